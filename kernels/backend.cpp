@@ -1,0 +1,92 @@
+#include "kernels/backend.h"
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "kernels/cpu/cpu_backend.h"
+
+namespace rlaif {
+
+const char* unary_op_name(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::neg: return "neg";
+    case UnaryOp::exp: return "exp";
+    case UnaryOp::log: return "log";
+    case UnaryOp::sqrt: return "sqrt";
+    case UnaryOp::square: return "square";
+    case UnaryOp::abs: return "abs";
+    case UnaryOp::relu: return "relu";
+    case UnaryOp::sigmoid: return "sigmoid";
+    case UnaryOp::log_sigmoid: return "log_sigmoid";
+    case UnaryOp::tanh: return "tanh";
+    case UnaryOp::gelu_tanh: return "gelu_tanh";
+    case UnaryOp::silu: return "silu";
+  }
+  return "?";
+}
+
+const char* binary_op_name(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::add: return "add";
+    case BinaryOp::sub: return "sub";
+    case BinaryOp::mul: return "mul";
+    case BinaryOp::div: return "div";
+    case BinaryOp::minimum: return "minimum";
+    case BinaryOp::maximum: return "maximum";
+  }
+  return "?";
+}
+
+const char* reduce_op_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum: return "sum";
+    case ReduceOp::mean: return "mean";
+    case ReduceOp::max: return "max";
+  }
+  return "?";
+}
+
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  Backend* (*cuda_factory)(int) = nullptr;
+  std::map<int, std::unique_ptr<Backend>> cuda_backends;
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+}  // namespace
+
+void register_backend(DeviceType type, Backend* (*factory)(int index)) {
+  RLAIF_CHECK(type == DeviceType::cuda, "register_backend: the cpu backend is built in");
+  std::lock_guard<std::mutex> lock(registry().mutex);
+  registry().cuda_factory = factory;
+}
+
+bool backend_available(DeviceType type) {
+  if (type == DeviceType::cpu) return true;
+  std::lock_guard<std::mutex> lock(registry().mutex);
+  return registry().cuda_factory != nullptr;
+}
+
+Backend& backend_for(Device device) {
+  if (device.is_cpu()) {
+    static CpuBackend cpu;
+    return cpu;
+  }
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  RLAIF_CHECK(r.cuda_factory != nullptr, "backend_for(", device,
+              "): this binary was built without the CUDA backend (configure with "
+              "-DRLAIF_CUDA=ON on a machine with the CUDA Toolkit)");
+  auto& slot = r.cuda_backends[device.index];
+  if (!slot) slot.reset(r.cuda_factory(device.index));
+  return *slot;
+}
+
+}  // namespace rlaif

@@ -1,0 +1,265 @@
+// The backend interface: the one list of primitives that every backend implements.
+//
+// A transformer, its training and the alignment losses are built from these calls alone, so
+// porting rlaif to a new accelerator means implementing this class and passing the conformance
+// suite in tests/kernels/, which runs every primitive against the CPU reference.
+//
+// Conventions for every primitive:
+// - Tensors are contiguous and row-major, all on the backend's device. Outputs are passed in,
+//   already allocated with the documented shape and dtype, and are overwritten (never
+//   accumulated into) unless a comment says otherwise. An undefined Tensor means "absent" where a
+//   comment says a tensor is optional.
+// - "Float" means f32 on every backend; a backend may also accept bf16 (the CUDA backend does,
+//   with f32 accumulation). The CPU reference computes in f32 and rejects other float dtypes.
+//   Per-row statistics (mean, rstd, lse) and losses are always f32. Token ids are i32.
+// - Elementwise primitives allow `out` to alias an input (in-place use).
+// - Shapes are written with these letters: N rows (the product of all leading dimensions),
+//   D features, V vocabulary, B batch, T sequence length, H heads, Dh head size.
+// - A bad argument (shape, dtype, device, id out of range) throws rlaif::Error naming the
+//   primitive and the offending tensors.
+// - Results are deterministic: the same inputs give bitwise-identical outputs, run after run.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace rlaif {
+
+enum class UnaryOp {
+  neg,          // -x
+  exp,          // e^x
+  log,          // ln x
+  sqrt,         // √x
+  square,       // x²
+  abs,          // |x|
+  relu,         // max(x, 0)
+  sigmoid,      // σ(x) = 1 / (1 + e^-x)
+  log_sigmoid,  // ln σ(x) = -softplus(-x), computed without overflow for large |x|
+  tanh,         // tanh x
+  gelu_tanh,    // GPT-2's GELU: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+  silu,         // x·σ(x)
+};
+
+enum class BinaryOp {
+  add,      // a + b
+  sub,      // a - b
+  mul,      // a · b
+  div,      // a / b
+  minimum,  // min(a, b); the gradient goes to a on ties
+  maximum,  // max(a, b); the gradient goes to a on ties
+};
+
+enum class ReduceOp { sum, mean, max };
+
+const char* unary_op_name(UnaryOp op);
+const char* binary_op_name(BinaryOp op);
+const char* reduce_op_name(ReduceOp op);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  // "cpu", "cuda": for messages and test names.
+  virtual std::string name() const = 0;
+  // Waits for all queued work (a no-op where primitives run synchronously).
+  virtual void synchronize() {}
+
+  // ---- Memory --------------------------------------------------------------------------------
+
+  // out[i] = value, converted to out's dtype (any dtype).
+  virtual void fill(const Tensor& out, double value) = 0;
+  // dst = src: same dtype and numel (shapes may differ). Any dtype.
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  // dst = src converted to dst's dtype (same numel): floats round to nearest even, float → int
+  // truncates toward zero, int → float rounds to nearest. Any pair of dtypes.
+  virtual void cast(const Tensor& src, const Tensor& dst) = 0;
+  // out (float) = the Philox streams of runtime/philox.h: out[i] = lo + (hi - lo)·uniform(seed,
+  // offset + i), or mean + std·normal(seed, offset + i).
+  virtual void random_uniform(const Tensor& out, uint64_t seed, uint64_t offset, float lo,
+                              float hi) = 0;
+  virtual void random_normal(const Tensor& out, uint64_t seed, uint64_t offset, float mean,
+                             float std) = 0;
+  // out = inputs stacked along the leading dimension: every input has out's shape apart from
+  // dimension 0, and out.size(0) is the sum of theirs. Any dtype (all equal).
+  virtual void concat(const std::vector<Tensor>& inputs, const Tensor& out) = 0;
+
+  // ---- Matrix multiplication -----------------------------------------------------------------
+
+  // out = alpha · op(a) @ op(b) + bias + beta · out, with op(x) = xᵀ when the flag is set
+  // (transposing the last two dimensions; no transposed copy is made).
+  //   a: [..., M, K] ([..., K, M] when trans_a); b: [..., K, N] ([..., N, K] when trans_b), or 2-D
+  //   and then shared by every batch entry; out: [..., M, N]; bias: optional [N], added to every
+  //   row; batch dimensions of a, b (if not 2-D) and out are equal. beta = 0 ignores out's old
+  //   contents (even NaN); beta = 1 accumulates (used for gradient accumulation).
+  //   Float; f32 accumulation.
+  // A Linear layer with Hugging Face's [out_features, in_features] weight W is
+  // matmul(x, W, y, false, true, bias).
+  virtual void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a,
+                      bool trans_b, const Tensor& bias = Tensor(), float alpha = 1.0f,
+                      float beta = 0.0f) = 0;
+
+  // ---- Elementwise ---------------------------------------------------------------------------
+
+  // out = op(x). Float, same shape.
+  virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out) = 0;
+  // dx = dy · op'(x), given x and y = op(x) (backends use whichever is cheaper). Float.
+  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& dy,
+                              const Tensor& dx) = 0;
+  // out = a ∘ b. Float. b has a's shape, or a suffix of it (then b is broadcast over a's leading
+  // dimensions: a bias or a gain), or has one element (a scalar).
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  // Gradients of out = a ∘ b given dout (a's shape): da (a's shape) and db (b's shape; summed
+  // over the broadcast dimensions). Either output may be undefined when not wanted.
+  virtual void binary_backward(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& dout,
+                               const Tensor& da, const Tensor& db) = 0;
+  // out = alpha · x + beta. Float.
+  virtual void affine(const Tensor& x, float alpha, float beta, const Tensor& out) = 0;
+  // out = min(max(x, lo), hi). Float.
+  virtual void clamp(const Tensor& x, float lo, float hi, const Tensor& out) = 0;
+  // dx = dy where lo < x < hi, else 0 (the gradient is 0 where clamp is active). Float.
+  virtual void clamp_backward(const Tensor& x, float lo, float hi, const Tensor& dy,
+                              const Tensor& dx) = 0;
+  // out = cond ? a : b elementwise. cond u8 (nonzero = true); a, b, out float, all one shape.
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+
+  // ---- Reductions ----------------------------------------------------------------------------
+
+  // out = op of x over dimension `dim` (negative counts from the end); out has x's shape with
+  // that dimension removed. Float; sums accumulate in f32 pairwise-or-better order that does not
+  // depend on thread count.
+  virtual void reduce(ReduceOp op, const Tensor& x, int dim, const Tensor& out) = 0;
+  // dx (x's shape) for out = reduce(op, x, dim): sum → dy broadcast; mean → dy / n; max → dy at
+  // the first position holding the maximum, 0 elsewhere. y is the forward output.
+  virtual void reduce_backward(ReduceOp op, const Tensor& x, const Tensor& y, const Tensor& dy,
+                               int dim, const Tensor& dx) = 0;
+  // out[n] (i32) = index of the largest x[n, :] over the last dimension (first on ties). x: [N, D].
+  virtual void argmax(const Tensor& x, const Tensor& out) = 0;
+  // Weighted row sums for masked losses. x, mask: [N, T] float (mask usually 0/1); out: [N].
+  //   sum:  out[n] = Σ_t x[n,t]·mask[n,t]
+  //   mean: out[n] = Σ_t x[n,t]·mask[n,t] / Σ_t mask[n,t], and 0 where Σ_t mask[n,t] = 0.
+  virtual void masked_reduce(const Tensor& x, const Tensor& mask, bool mean, const Tensor& out) = 0;
+  // dx[n,t] = dy[n]·mask[n,t] (divided by Σ_t mask[n,t] for the mean; 0 where that is 0).
+  virtual void masked_reduce_backward(const Tensor& mask, const Tensor& dy, bool mean,
+                                      const Tensor& dx) = 0;
+
+  // ---- Softmax -------------------------------------------------------------------------------
+
+  // Over the last dimension, max-subtracted. x, out: [N, D] float.
+  virtual void softmax(const Tensor& x, const Tensor& out) = 0;
+  virtual void log_softmax(const Tensor& x, const Tensor& out) = 0;
+  // Given y = softmax(x): dx = y ⊙ (dy - Σ_d dy·y).
+  virtual void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx) = 0;
+  // Given y = log_softmax(x): dx = dy - exp(y)·Σ_d dy.
+  virtual void log_softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx) = 0;
+
+  // ---- Embedding -----------------------------------------------------------------------------
+
+  // out[n, :] = weight[ids[n], :]. weight: [V, D] float; ids: [...] i32 (every id in [0, V), else
+  // Error naming the id and its position); out: [..., D].
+  virtual void embedding(const Tensor& weight, const Tensor& ids, const Tensor& out) = 0;
+  // dweight[v, :] = Σ_{n : ids[n] = v} dout[n, :] (scatter-add, in a fixed order: deterministic).
+  // dweight: [V, D], written (rows no id points at become 0).
+  virtual void embedding_backward(const Tensor& ids, const Tensor& dout,
+                                  const Tensor& dweight) = 0;
+
+  // ---- Normalisation -------------------------------------------------------------------------
+
+  // LayerNorm over the last dimension (Ba et al., 2016), as torch.nn.LayerNorm:
+  //   mean[n] = Σ_d x[n,d] / D;  rstd[n] = 1 / √(Σ_d (x[n,d] - mean)² / D + eps)
+  //   out[n,d] = (x[n,d] - mean[n])·rstd[n]·gamma[d] + beta[d]
+  // x, out: [N, D] (any leading dimensions); gamma: [D]; beta: optional [D]; mean, rstd: [N] f32.
+  virtual void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                         const Tensor& out, const Tensor& mean, const Tensor& rstd) = 0;
+  // With x̂ = (x - mean)·rstd and g = dout ⊙ gamma:
+  //   dx = rstd·(g - mean_d(g) - x̂·mean_d(g ⊙ x̂));  dgamma = Σ_n dout ⊙ x̂;  dbeta = Σ_n dout.
+  // dgamma and dbeta may be undefined when not wanted.
+  virtual void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                  const Tensor& rstd, const Tensor& dout, const Tensor& dx,
+                                  const Tensor& dgamma, const Tensor& dbeta) = 0;
+  // RMSNorm (Zhang & Sennrich, 2019), as Hugging Face's LlamaRMSNorm:
+  //   rstd[n] = 1 / √(Σ_d x[n,d]² / D + eps);  out[n,d] = x[n,d]·rstd[n]·gamma[d]
+  virtual void rmsnorm(const Tensor& x, const Tensor& gamma, float eps, const Tensor& out,
+                       const Tensor& rstd) = 0;
+  // With x̂ = x·rstd and g = dout ⊙ gamma: dx = rstd·(g - x̂·mean_d(g ⊙ x̂)); dgamma = Σ_n dout ⊙ x̂.
+  virtual void rmsnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& rstd,
+                                const Tensor& dout, const Tensor& dx, const Tensor& dgamma) = 0;
+
+  // ---- Activations ---------------------------------------------------------------------------
+  // (GELU and SiLU are unary ops above.)
+
+  // SwiGLU (Shazeer, 2020), the Llama MLP's gate: out = silu(gate) ⊙ up. All one shape, float.
+  virtual void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
+  // dgate = dout ⊙ up ⊙ silu'(gate);  dup = dout ⊙ silu(gate).
+  virtual void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout,
+                               const Tensor& dgate, const Tensor& dup) = 0;
+
+  // ---- Rotary position embedding -------------------------------------------------------------
+
+  // RoPE (Su et al., 2021) in Hugging Face Llama's rotate-half convention. x, out: [B, T, H, Dh]
+  // float, Dh even; positions: [B, T] i32. With half = Dh/2, for i < half:
+  //   θ_i = positions[b,t] · theta^(-2i/Dh)  (angle computed in double, rounded to f32 once)
+  //   out[i]        = x[i]·cos θ_i - x[i+half]·sin θ_i
+  //   out[i + half] = x[i+half]·cos θ_i + x[i]·sin θ_i
+  // inverse = true rotates by -θ, which is also the backward pass (rotations are orthogonal).
+  virtual void rope(const Tensor& x, const Tensor& positions, float theta, bool inverse,
+                    const Tensor& out) = 0;
+
+  // ---- Attention -----------------------------------------------------------------------------
+
+  // Scaled dot-product attention with causal masking, grouped-query heads and segments.
+  //   q: [B, Tq, Hq, Dh]; k, v: [B, Tk, Hkv, Dh] with Hq % Hkv == 0 (query head h reads kv head
+  //   h / (Hq/Hkv)); out: [B, Tq, Hq, Dh]; lse: [B, Hq, Tq] f32, the log-sum-exp of each row of
+  //   scaled scores, saved for the backward pass.
+  //   kv_len: the number of valid keys (≤ Tk; -1 means Tk), so a preallocated KV cache can be
+  //   passed whole. Query i sits at key position p(i) = kv_len - Tq + i and attends key j iff
+  //   j ≤ p(i) (causal) and, when segment_ids ([B, Tk] i32) is given, segment_ids[b, j] ==
+  //   segment_ids[b, p(i)]. Segments express padding (pads get their own id) and packed examples.
+  //   out = softmax(scale · q kᵀ over the allowed keys) v; a query with no allowed key gets
+  //   out = 0 and lse = -inf.
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                         const Tensor& segment_ids, int64_t kv_len, float scale, const Tensor& out,
+                         const Tensor& lse) = 0;
+  // Gradients of attention from the saved out and lse (probabilities are recomputed, never
+  // stored): with P = exp(scale·q kᵀ - lse) over the allowed keys and Δ_i = Σ_d dout·out:
+  //   dv = Pᵀ dout;  dS = P ⊙ (dout vᵀ - Δ);  dq = scale·dS k;  dk = scale·dSᵀ q
+  // dk and dv sum over the query heads sharing a kv head; keys at or past kv_len get 0.
+  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& segment_ids, int64_t kv_len, float scale,
+                                  const Tensor& out, const Tensor& lse, const Tensor& dout,
+                                  const Tensor& dq, const Tensor& dk, const Tensor& dv) = 0;
+
+  // ---- Losses over a vocabulary --------------------------------------------------------------
+
+  // Per-token softmax cross-entropy. logits: [N, V] float; targets: [N] i32; losses, lse: [N] f32.
+  //   lse[n] = log Σ_v exp(logits[n,v]);  losses[n] = lse[n] - logits[n, targets[n]],
+  //   and losses[n] = 0 where targets[n] == ignore_index (lse is still written).
+  // A target outside [0, V) other than ignore_index is an Error naming it.
+  virtual void cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_index,
+                             const Tensor& losses, const Tensor& lse) = 0;
+  // dlogits[n,v] = dlosses[n]·(softmax(logits[n])[v] - [v == targets[n]]); rows whose target is
+  // ignore_index get 0.
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets,
+                                      const Tensor& lse, const Tensor& dlosses, int ignore_index,
+                                      const Tensor& dlogits) = 0;
+  // Log-probabilities of given tokens, the quantity DPO and PPO work with:
+  //   logp[n] = logits[n, targets[n]] - lse[n]. Shapes as cross_entropy; every target in [0, V).
+  virtual void gather_logprobs(const Tensor& logits, const Tensor& targets, const Tensor& logp,
+                               const Tensor& lse) = 0;
+  // dlogits[n,v] = dlogp[n]·([v == targets[n]] - softmax(logits[n])[v]).
+  virtual void gather_logprobs_backward(const Tensor& logits, const Tensor& targets,
+                                        const Tensor& lse, const Tensor& dlogp,
+                                        const Tensor& dlogits) = 0;
+};
+
+// The backend for a device: the CPU reference always; CUDA when compiled in and a device is
+// present (else Error saying which). Backends are created on first use and live until exit.
+Backend& backend_for(Device device);
+// Installs the factory of a non-CPU backend (the CUDA backend calls this from a static
+// initialiser).
+void register_backend(DeviceType type, Backend* (*factory)(int index));
+// Whether a backend for this device type is compiled into this binary.
+bool backend_available(DeviceType type);
+
+}  // namespace rlaif

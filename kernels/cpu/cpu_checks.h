@@ -1,0 +1,35 @@
+// Argument checks shared by the CPU kernels: each throws rlaif::Error naming the primitive,
+// the argument and the tensor at fault.
+#pragma once
+
+#include <cstdint>
+#include <omp.h>
+
+#include "runtime/tensor.h"
+
+namespace rlaif::cpu {
+
+// t is defined, on the CPU, and of dtype `dtype`.
+void expect(const char* op, const char* arg, const Tensor& t, DType dtype);
+// expect(..., f32) and the exact shape.
+void expect(const char* op, const char* arg, const Tensor& t, DType dtype, const Shape& shape);
+// Two tensors of one shape.
+void expect_same_shape(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,
+                       const Tensor& b);
+// Size of the last dimension (error for 0-d tensors) and the product of the others.
+int64_t last_dim(const char* op, const char* arg, const Tensor& t);
+int64_t rows(const Tensor& t);
+
+// Runs body(i) for i in [0, n), split statically over the OpenMP threads when n·cost_per_item is
+// large enough to pay for the fork. Each i must touch its own outputs only.
+template <typename Body>
+void parallel_for(int64_t n, int64_t cost_per_item, Body body) {
+  if (n * cost_per_item < 32768) {
+    for (int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) body(i);
+}
+
+}  // namespace rlaif::cpu

@@ -1,0 +1,37 @@
+// Device memory: every device type has one DeviceMemory that allocates, frees, zeroes and copies
+// its bytes. The CPU one lives here (64-byte aligned, so SIMD loads never straddle a cache line);
+// the CUDA backend registers its caching allocator when it starts.
+#pragma once
+
+#include <cstddef>
+
+#include "runtime/device.h"
+
+namespace rlaif {
+
+class DeviceMemory {
+ public:
+  virtual ~DeviceMemory() = default;
+  virtual void* allocate(size_t bytes, Device device) = 0;
+  virtual void deallocate(void* ptr, size_t bytes, Device device) = 0;
+  virtual void memset_zero(void* ptr, size_t bytes, Device device) = 0;
+  // Copies between this device type and the host (one of the two pointers is host memory) or
+  // within the device type.
+  virtual void copy_to_host(void* host_dst, const void* src, size_t bytes, Device device) = 0;
+  virtual void copy_from_host(void* dst, const void* host_src, size_t bytes, Device device) = 0;
+  virtual void copy_within(void* dst, const void* src, size_t bytes, Device device) = 0;
+};
+
+constexpr size_t kCpuAlignment = 64;
+
+// The memory manager for `type`; throws Error when none is registered (e.g. cuda in a CPU-only
+// build, or before the CUDA backend started).
+DeviceMemory& device_memory(DeviceType type);
+// Installs the memory manager of a device type (the CUDA backend calls this at start-up).
+void register_device_memory(DeviceType type, DeviceMemory* memory);
+
+// Bytes currently held by CPU tensors, and the peak since start; for tests and benchmarks.
+size_t cpu_bytes_in_use();
+size_t cpu_peak_bytes();
+
+}  // namespace rlaif

@@ -1,0 +1,29 @@
+// Where a tensor's memory lives: the host (cpu) or one CUDA device (cuda:N).
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <string_view>
+
+namespace rlaif {
+
+enum class DeviceType : uint8_t { cpu, cuda };
+
+struct Device {
+  DeviceType type = DeviceType::cpu;
+  int index = 0;
+
+  static Device cpu() { return {DeviceType::cpu, 0}; }
+  static Device cuda(int index = 0) { return {DeviceType::cuda, index}; }
+  bool is_cpu() const { return type == DeviceType::cpu; }
+  bool is_cuda() const { return type == DeviceType::cuda; }
+  bool operator==(const Device&) const = default;
+  // "cpu" or "cuda:N".
+  std::string str() const;
+};
+
+// Parses "cpu", "cuda" (= cuda:0) or "cuda:N"; throws Error naming the text otherwise.
+Device parse_device(std::string_view text);
+std::ostream& operator<<(std::ostream& os, const Device& device);
+
+}  // namespace rlaif

@@ -1,0 +1,59 @@
+// The backend conformance suite's harness.
+//
+// Every test written with TEST_P(Conformance, Name) runs once per backend present in this binary
+// and on this machine: "cpu" always (it then checks the reference against itself, which keeps the
+// harness honest and runs in CI), "cuda" when the CUDA backend is compiled in and a device is
+// present. Inputs are made on the host with a fixed Philox seed, copied to the backend under
+// test, run there and on the CPU reference, and the results compared with per-dtype tolerances.
+// A new backend that passes this suite implements kernels/backend.h correctly.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+
+namespace rlaif::testing {
+
+// Names of the backends to test here ("cpu", then "cuda" when usable).
+std::vector<std::string> conformance_backends();
+
+// Per-dtype tolerances: |got - want| ≤ atol + rtol·|want|.
+struct Tolerance {
+  double atol;
+  double rtol;
+};
+Tolerance tolerance_for(DType dtype);
+
+// A host f32 tensor of uniform values in [lo, hi) from Philox stream `seed` (so every run and
+// every backend sees the same inputs).
+Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f);
+// A host i32 tensor of uniform integers in [0, n).
+Tensor random_ids(const Shape& shape, uint64_t seed, int32_t n);
+// Host f32 copy of any tensor (any device, any float dtype).
+Tensor to_host_f32(const Tensor& t);
+// Asserts elementwise closeness; the message names `what`, the first bad index, both values.
+void expect_close(const Tensor& got, const Tensor& want, Tolerance tol, const std::string& what);
+
+class Conformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  // The backend under test and the reference.
+  Backend& backend();
+  Backend& reference();
+  // The float dtype the backend under test is checked in (f32 for cpu; bf16 where a backend
+  // computes in bf16).
+  DType float_dtype() const { return DType::f32; }
+  // A copy of host tensor `host` on the backend under test (floats cast to `dtype` when given).
+  Tensor on_backend(const Tensor& host);
+  Tensor on_backend(const Tensor& host, DType dtype);
+  // Uninitialised tensor on the backend under test.
+  Tensor empty_on_backend(const Shape& shape, DType dtype);
+  // expect_close with the backend's tolerance for `dtype`, scaled by `scale` (for outputs whose
+  // error grows with a reduction length).
+  void expect_matches(const Tensor& got, const Tensor& want, const std::string& what,
+                      double scale = 1.0);
+};
+
+}  // namespace rlaif::testing
