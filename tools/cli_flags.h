@@ -1,0 +1,62 @@
+// Command-line flags for every rlaif command: declared once with a default and a help line,
+// parsed from `--name value` / `--name=value` / `--switch`, optionally from `--config FILE.json`
+// (an object of flag names to values; the command line wins), and documented by `--help`.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace rlaif::cli {
+
+// A mistake in how the command was called: the CLI prints it with a hint and exits with 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Flags {
+ public:
+  // `command` as typed ("pretrain", "tokenizer train"), `summary` one line for --help.
+  Flags(std::string command, std::string summary);
+
+  // Declares a flag taking a value; `default_value` "" with required=true makes it mandatory.
+  Flags& option(const std::string& name, const std::string& default_value, const std::string& help,
+                bool required = false);
+  // Declares a switch (present = true).
+  Flags& flag(const std::string& name, const std::string& help);
+
+  // Parses argv (after the command words). Returns false when --help was asked for (the help
+  // text has then been printed to stdout). Throws UsageError for unknown or malformed flags.
+  bool parse(const std::vector<std::string>& args);
+
+  std::string str(const std::string& name) const;
+  int64_t integer(const std::string& name) const;
+  double number(const std::string& name) const;
+  bool on(const std::string& name) const;
+  // Whether the user gave the flag (on the command line or in --config).
+  bool given(const std::string& name) const;
+
+  std::string help() const;
+
+ private:
+  struct Spec {
+    std::string default_value;
+    std::string help;
+    bool is_switch = false;
+    bool required = false;
+  };
+  const Spec& spec(const std::string& name) const;
+  void set(const std::string& name, const std::string& value, const std::string& source);
+  void load_config(const std::string& path);
+
+  std::string command_;
+  std::string summary_;
+  std::vector<std::string> order_;
+  std::map<std::string, Spec> specs_;
+  std::map<std::string, std::string> values_;
+};
+
+}  // namespace rlaif::cli

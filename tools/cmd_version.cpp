@@ -1,0 +1,48 @@
+// `rlaif version`: the version, the build type, and which backends and libraries are compiled in
+// (and, for CUDA, what the runtime sees on this machine).
+#include <cstdio>
+
+#include "runtime/build_info.h"
+#include "tools/cli_flags.h"
+#include "tools/commands.h"
+
+#ifdef RLAIF_HAVE_CUDA
+#include "kernels/cuda/cuda_info.h"
+#endif
+
+namespace rlaif::cli {
+
+int version_main(const std::vector<std::string>& args) {
+  Flags flags("version", "Print the version, the build type and what this binary was built with.");
+  if (!flags.parse(args)) return 0;
+  namespace bi = build_info;
+  std::printf("rlaif %s\n", bi::kVersion);
+  std::printf("build type: %s (%s)%s\n", bi::kBuildType, bi::kCompiler,
+              bi::kSanitizers ? ", AddressSanitizer + UBSan" : "");
+  std::printf("OpenBLAS: %s\n", bi::kOpenBlas ? "yes" : "no");
+  if (!bi::kCuda) {
+    std::printf("CUDA: no (built without the CUDA Toolkit)\nNCCL: no\n");
+    return 0;
+  }
+#ifdef RLAIF_HAVE_CUDA
+  cuda::CudaInfo info = cuda::query_cuda();
+  std::printf("CUDA: yes (runtime %d.%d, architectures %s)\n", info.runtime_version / 1000,
+              (info.runtime_version % 1000) / 10, bi::kCudaArchitectures);
+  if (bi::kNccl) {
+    std::printf("NCCL: yes (%d.%d.%d)\n", info.nccl_version / 10000, (info.nccl_version / 100) % 100,
+                info.nccl_version % 100);
+  } else {
+    std::printf("NCCL: no\n");
+  }
+  if (info.devices.empty()) {
+    std::printf("CUDA devices: none usable (%s)\n", info.problem.c_str());
+  } else {
+    for (size_t i = 0; i < info.devices.size(); ++i) {
+      std::printf("CUDA device %zu: %s\n", i, info.devices[i].c_str());
+    }
+  }
+#endif
+  return 0;
+}
+
+}  // namespace rlaif::cli

@@ -1,0 +1,23 @@
+// The rlaif command table: every command is one file tools/cmd_NAME.cpp defining one entry point.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace rlaif::cli {
+
+// Runs the command with the arguments after its name; returns the process exit code. Usage
+// mistakes throw UsageError (exit 2), everything else that fails throws rlaif::Error (exit 1).
+using CommandMain = int (*)(const std::vector<std::string>& args);
+
+struct Command {
+  const char* name;     // as typed: "version", "tokenizer train"
+  const char* summary;  // one line for `rlaif --help`
+  CommandMain main;
+};
+
+const std::vector<Command>& all_commands();
+
+int version_main(const std::vector<std::string>& args);
+
+}  // namespace rlaif::cli
