@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages rlaif builds with (skipped when all are present already).
+# The CUDA Toolkit is not a Debian package: when /usr/local/cuda exists the CUDA backend is built.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libopenblas-dev          # CPU GEMM (cblas_sgemm)
+  libgtest-dev             # tests
+  libsentencepiece-dev sentencepiece  # tokenizer library, and spm_encode for tests
+  rapidjson-dev            # JSON (configs, datasets, the API client)
+  libcurl4-openssl-dev     # HTTP client for teachers and critics
+  libcpp-httplib-dev       # HTTP server for `rlaif serve`
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "rlaif: installing ${missing[*]}" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
