@@ -38,5 +38,5 @@ if ((sanitize)); then
   # The sanitizers instrument host code; the CUDA placeholder adds nothing to check here.
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer =="
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DRLAIF_SANITIZE=ON -DRLAIF_CUDA=OFF
+    run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRLAIF_SANITIZE=ON -DRLAIF_CUDA=OFF
 fi
