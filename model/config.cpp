@@ -1,0 +1,261 @@
+#include "model/config.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "runtime/error.h"
+
+namespace rlaif {
+namespace {
+
+using Json = rapidjson::Value;
+
+// Typed readers that name the file and key on every mistake.
+class Reader {
+ public:
+  Reader(const Json& obj, const std::string& source) : obj_(obj), source_(source) {}
+
+  bool has(const char* key) const { return obj_.HasMember(key) && !obj_[key].IsNull(); }
+
+  int64_t integer(const char* key) const {
+    require(key);
+    const Json& v = obj_[key];
+    if (v.IsInt64()) return v.GetInt64();
+    if (v.IsDouble() && v.GetDouble() == static_cast<double>(static_cast<int64_t>(v.GetDouble()))) {
+      return static_cast<int64_t>(v.GetDouble());
+    }
+    throw Error(source_, ": \"", key, "\" must be an integer");
+  }
+  int64_t integer(const char* key, int64_t fallback) const { return has(key) ? integer(key) : fallback; }
+
+  double number(const char* key, double fallback) const {
+    if (!has(key)) return fallback;
+    const Json& v = obj_[key];
+    RLAIF_CHECK(v.IsNumber(), source_, ": \"", key, "\" must be a number");
+    return v.GetDouble();
+  }
+
+  bool boolean(const char* key, bool fallback) const {
+    if (!has(key)) return fallback;
+    RLAIF_CHECK(obj_[key].IsBool(), source_, ": \"", key, "\" must be true or false");
+    return obj_[key].GetBool();
+  }
+
+  std::string string(const char* key, const std::string& fallback) const {
+    if (!has(key)) return fallback;
+    RLAIF_CHECK(obj_[key].IsString(), source_, ": \"", key, "\" must be a string");
+    return obj_[key].GetString();
+  }
+
+  // Token ids may be an int or a list (HF allows eos_token_id: [2, 32000]); the first is used.
+  int32_t token_id(const char* key) const {
+    if (!has(key)) return -1;
+    const Json& v = obj_[key];
+    if (v.IsArray() && !v.Empty() && v[0].IsInt()) return v[0].GetInt();
+    RLAIF_CHECK(v.IsInt(), source_, ": \"", key, "\" must be an integer token id");
+    return v.GetInt();
+  }
+
+  void require(const char* key) const {
+    RLAIF_CHECK(has(key), source_, ": missing key \"", key, "\"");
+  }
+
+ private:
+  const Json& obj_;
+  const std::string& source_;
+};
+
+void parse_gpt2(const Reader& r, ModelConfig& c) {
+  c.arch = Arch::gpt2;
+  c.vocab_size = r.integer("vocab_size");
+  c.hidden_size = r.integer("n_embd");
+  c.num_layers = r.integer("n_layer");
+  c.num_heads = r.integer("n_head");
+  c.num_kv_heads = c.num_heads;
+  c.max_position_embeddings = r.integer("n_positions");
+  c.intermediate_size = r.integer("n_inner", 4 * c.hidden_size);
+  c.norm_eps = r.number("layer_norm_epsilon", 1e-5);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
+  c.qkv_bias = c.o_bias = c.mlp_bias = true;
+  std::string act = r.string("activation_function", "gelu_new");
+  RLAIF_CHECK(act == "gelu_new" || act == "gelu_pytorch_tanh", "\"activation_function\" is \"", act,
+              "\": rlaif's GPT-2 uses the tanh GELU (gelu_new)");
+}
+
+void parse_llama(const Reader& r, ModelConfig& c) {
+  c.arch = Arch::llama;
+  c.vocab_size = r.integer("vocab_size");
+  c.hidden_size = r.integer("hidden_size");
+  c.num_layers = r.integer("num_hidden_layers");
+  c.num_heads = r.integer("num_attention_heads");
+  c.num_kv_heads = r.integer("num_key_value_heads", c.num_heads);
+  c.intermediate_size = r.integer("intermediate_size");
+  c.max_position_embeddings = r.integer("max_position_embeddings", 2048);
+  c.norm_eps = r.number("rms_norm_eps", 1e-6);
+  c.rope_theta = r.number("rope_theta", 10000.0);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);  // HF Llama/Mistral/Qwen2 default
+  bool attention_bias = r.boolean("attention_bias", false);
+  c.qkv_bias = attention_bias || c.model_type == "qwen2";  // Qwen2 always biases q/k/v
+  c.o_bias = attention_bias;
+  c.mlp_bias = r.boolean("mlp_bias", false);
+  if (r.has("head_dim")) c.head_dim = r.integer("head_dim");
+  std::string act = r.string("hidden_act", "silu");
+  RLAIF_CHECK(act == "silu", "\"hidden_act\" is \"", act, "\": rlaif's Llama MLP is SwiGLU (silu)");
+  if (r.has("rope_scaling")) {
+    throw Error("\"rope_scaling\" is set: rlaif implements plain RoPE only");
+  }
+  bool sliding = c.model_type == "mistral" ||
+                 (c.model_type == "qwen2" && r.boolean("use_sliding_window", false));
+  if (sliding && r.has("sliding_window")) c.sliding_window = r.integer("sliding_window");
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json(const std::string& json, const std::string& source) {
+  rapidjson::Document doc;
+  doc.Parse(json.c_str());
+  RLAIF_CHECK(!doc.HasParseError(), source, ": invalid JSON at byte ", doc.GetErrorOffset(), ": ",
+              rapidjson::GetParseError_En(doc.GetParseError()));
+  RLAIF_CHECK(doc.IsObject(), source, ": must hold a JSON object");
+  Reader r(doc, source);
+  ModelConfig c;
+  c.model_type = r.string("model_type", "");
+  RLAIF_CHECK(!c.model_type.empty(), source, ": missing key \"model_type\"");
+  try {
+    if (c.model_type == "gpt2") {
+      parse_gpt2(r, c);
+    } else if (c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2") {
+      parse_llama(r, c);
+    } else {
+      throw Error("\"model_type\" is \"", c.model_type,
+                  "\": rlaif supports gpt2, llama, mistral and qwen2");
+    }
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    if (msg.rfind(source, 0) == 0) throw;
+    throw Error(source, ": ", msg);
+  }
+  if (c.head_dim == 0 && c.num_heads > 0) c.head_dim = c.hidden_size / c.num_heads;
+  c.bos_token_id = r.token_id("bos_token_id");
+  c.eos_token_id = r.token_id("eos_token_id");
+  c.pad_token_id = r.token_id("pad_token_id");
+  // A scalar head exists only for *ForSequenceClassification architectures; language-model
+  // configs may carry HF's default num_labels (2) without meaning anything by it.
+  if (r.has("architectures") && doc["architectures"].IsArray()) {
+    for (const auto& a : doc["architectures"].GetArray()) {
+      std::string name = a.IsString() ? a.GetString() : "";
+      if (name.find("ForSequenceClassification") != std::string::npos) {
+        c.num_labels = r.integer("num_labels", 1);
+      }
+    }
+  }
+  c.validate(source);
+  return c;
+}
+
+ModelConfig ModelConfig::load(const std::string& path) {
+  std::ifstream in(path);
+  RLAIF_CHECK(in.good(), "cannot open model config ", path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return from_json(buffer.str(), path);
+}
+
+void ModelConfig::validate(const std::string& source) const {
+  auto positive = [&](int64_t v, const char* key) {
+    RLAIF_CHECK(v > 0, source, ": \"", key, "\" must be positive, got ", v);
+  };
+  const bool g = is_gpt2();
+  positive(vocab_size, "vocab_size");
+  positive(hidden_size, g ? "n_embd" : "hidden_size");
+  positive(num_layers, g ? "n_layer" : "num_hidden_layers");
+  positive(num_heads, g ? "n_head" : "num_attention_heads");
+  positive(num_kv_heads, "num_key_value_heads");
+  positive(intermediate_size, g ? "n_inner" : "intermediate_size");
+  positive(max_position_embeddings, g ? "n_positions" : "max_position_embeddings");
+  RLAIF_CHECK(num_heads % num_kv_heads == 0, source, ": \"num_attention_heads\" (", num_heads,
+              ") must be a multiple of \"num_key_value_heads\" (", num_kv_heads, ")");
+  RLAIF_CHECK(head_dim > 0 && head_dim % 2 == 0, source, ": head size ", head_dim,
+              " must be even and positive (hidden size / heads, or \"head_dim\")");
+  if (g) {
+    RLAIF_CHECK(hidden_size % num_heads == 0, source, ": \"n_embd\" (", hidden_size,
+                ") must be a multiple of \"n_head\" (", num_heads, ")");
+  }
+  RLAIF_CHECK(norm_eps > 0, source, ": the norm epsilon must be positive");
+  RLAIF_CHECK(num_labels == 0 || num_labels == 1, source, ": \"num_labels\" is ", num_labels,
+              ": rlaif's scalar heads have exactly one label");
+}
+
+int64_t ModelConfig::parameter_count() const {
+  int64_t d = hidden_size, kv = num_kv_heads * head_dim, q = num_heads * head_dim;
+  int64_t attn = d * q + 2 * d * kv + q * d;
+  if (qkv_bias) attn += q + 2 * kv;
+  if (o_bias) attn += d;
+  int64_t mlp = is_gpt2() ? 2 * d * intermediate_size : 3 * d * intermediate_size;
+  if (mlp_bias) mlp += is_gpt2() ? intermediate_size + d : 2 * intermediate_size + d;
+  int64_t norms = is_gpt2() ? 2 * 2 * d : 2 * d;
+  int64_t per_layer = attn + mlp + norms;
+  int64_t total = num_layers * per_layer + vocab_size * d + (is_gpt2() ? 2 * d : d);
+  if (is_gpt2()) total += max_position_embeddings * d;
+  if (!tie_word_embeddings) total += vocab_size * d;
+  return total;
+}
+
+std::string ModelConfig::to_json() const {
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
+  w.SetIndent(' ', 2);
+  w.StartObject();
+  auto key_int = [&](const char* k, int64_t v) { w.Key(k), w.Int64(v); };
+  auto key_str = [&](const char* k, const std::string& v) { w.Key(k), w.String(v.c_str()); };
+  w.Key("architectures");
+  w.StartArray();
+  std::string family = is_gpt2() ? "GPT2" : model_type == "mistral" ? "Mistral"
+                                          : model_type == "qwen2"   ? "Qwen2"
+                                                                    : "Llama";
+  std::string head = num_labels == 1 ? "ForSequenceClassification"
+                                     : (is_gpt2() ? "LMHeadModel" : "ForCausalLM");
+  w.String((family + head).c_str());
+  w.EndArray();
+  key_str("model_type", model_type);
+  key_int("vocab_size", vocab_size);
+  if (is_gpt2()) {
+    key_int("n_embd", hidden_size);
+    key_int("n_layer", num_layers);
+    key_int("n_head", num_heads);
+    key_int("n_positions", max_position_embeddings);
+    key_int("n_ctx", max_position_embeddings);
+    key_int("n_inner", intermediate_size);
+    w.Key("layer_norm_epsilon"), w.Double(norm_eps);
+    key_str("activation_function", "gelu_new");
+  } else {
+    key_int("hidden_size", hidden_size);
+    key_int("intermediate_size", intermediate_size);
+    key_int("num_hidden_layers", num_layers);
+    key_int("num_attention_heads", num_heads);
+    key_int("num_key_value_heads", num_kv_heads);
+    key_int("head_dim", head_dim);
+    key_int("max_position_embeddings", max_position_embeddings);
+    w.Key("rms_norm_eps"), w.Double(norm_eps);
+    w.Key("rope_theta"), w.Double(rope_theta);
+    key_str("hidden_act", "silu");
+    if (model_type != "qwen2") w.Key("attention_bias"), w.Bool(qkv_bias);
+    w.Key("mlp_bias"), w.Bool(mlp_bias);
+    if (sliding_window > 0) key_int("sliding_window", sliding_window);
+  }
+  w.Key("tie_word_embeddings"), w.Bool(tie_word_embeddings);
+  if (bos_token_id >= 0) key_int("bos_token_id", bos_token_id);
+  if (eos_token_id >= 0) key_int("eos_token_id", eos_token_id);
+  if (pad_token_id >= 0) key_int("pad_token_id", pad_token_id);
+  if (num_labels == 1) key_int("num_labels", 1);
+  key_str("torch_dtype", "float32");
+  w.EndObject();
+  return std::string(buffer.GetString()) + "\n";
+}
+
+}  // namespace rlaif

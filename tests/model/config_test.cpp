@@ -1,0 +1,120 @@
+// Hugging Face config.json parsing: the real shipped config, each family's key names, and the
+// errors for what rlaif cannot honour.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "model/config.h"
+#include "runtime/error.h"
+
+namespace rlaif {
+namespace {
+
+std::string source_dir() {
+  const char* dir = std::getenv("RLAIF_SOURCE_DIR");
+  return dir ? dir : ".";
+}
+
+std::string error_of(const std::string& json) {
+  try {
+    ModelConfig::from_json(json, "cfg.json");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an error for " << json;
+  return "";
+}
+
+TEST(ModelConfig, LoadsShippedStories260K) {
+  ModelConfig c = ModelConfig::load(source_dir() + "/data/models/stories260K/config.json");
+  EXPECT_EQ(c.arch, Arch::llama);
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_EQ(c.num_layers, 5);
+  EXPECT_EQ(c.num_heads, 8);
+  EXPECT_EQ(c.num_kv_heads, 4);
+  EXPECT_EQ(c.head_dim, 8);
+  EXPECT_EQ(c.intermediate_size, 172);
+  EXPECT_EQ(c.vocab_size, 512);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-5);
+  EXPECT_EQ(c.bos_token_id, 1);
+  EXPECT_EQ(c.eos_token_id, 2);
+  EXPECT_FALSE(c.qkv_bias);
+  // 5 layers × (q 64·64 + k,v 2·32·64 + o 64·64 + mlp 3·64·172 + 2 norms of 64) + embedding
+  // 512·64 + final norm 64; the head is tied.
+  EXPECT_EQ(c.parameter_count(), 5 * (4096 + 4096 + 4096 + 33024 + 128) + 32768 + 64);
+}
+
+TEST(ModelConfig, Gpt2KeyNames) {
+  ModelConfig c = ModelConfig::from_json(
+      R"({"model_type": "gpt2", "vocab_size": 50257, "n_embd": 768, "n_layer": 12, "n_head": 12,
+          "n_positions": 1024, "n_inner": null, "layer_norm_epsilon": 1e-5,
+          "activation_function": "gelu_new", "bos_token_id": 50256, "eos_token_id": 50256})",
+      "gpt2.json");
+  EXPECT_EQ(c.arch, Arch::gpt2);
+  EXPECT_EQ(c.intermediate_size, 3072);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_TRUE(c.tie_word_embeddings && c.qkv_bias && c.o_bias && c.mlp_bias);
+  EXPECT_EQ(c.parameter_count(), 124439808);  // GPT-2 small, as HF counts it
+}
+
+TEST(ModelConfig, Qwen2HasQkvBiasOnly) {
+  ModelConfig c = ModelConfig::from_json(
+      R"({"model_type": "qwen2", "vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2,
+          "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 64,
+          "tie_word_embeddings": true, "use_sliding_window": false, "sliding_window": 4096})",
+      "qwen2.json");
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_EQ(c.sliding_window, 0);
+  EXPECT_EQ(c.num_kv_heads, 2);
+}
+
+TEST(ModelConfig, RoundTripsThroughJson) {
+  for (const char* json :
+       {R"({"model_type": "llama", "vocab_size": 300, "hidden_size": 48, "num_hidden_layers": 3,
+            "num_attention_heads": 6, "num_key_value_heads": 2, "intermediate_size": 128,
+            "rope_theta": 500000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": false,
+            "bos_token_id": 1, "eos_token_id": 2})",
+        R"({"model_type": "gpt2", "vocab_size": 99, "n_embd": 32, "n_layer": 2, "n_head": 4,
+            "n_positions": 64})",
+        R"({"architectures": ["LlamaForSequenceClassification"], "model_type": "llama",
+            "vocab_size": 300, "hidden_size": 48, "num_hidden_layers": 1,
+            "num_attention_heads": 6, "intermediate_size": 128, "num_labels": 1})"}) {
+    ModelConfig a = ModelConfig::from_json(json, "a.json");
+    ModelConfig b = ModelConfig::from_json(a.to_json(), "b.json");
+    EXPECT_EQ(a.to_json(), b.to_json());
+    EXPECT_EQ(a.parameter_count(), b.parameter_count());
+    EXPECT_EQ(a.num_labels, b.num_labels);
+    EXPECT_EQ(a.rope_theta, b.rope_theta);
+    EXPECT_EQ(a.num_kv_heads, b.num_kv_heads);
+  }
+}
+
+TEST(ModelConfig, ErrorsNameTheFileAndKey) {
+  const std::string base =
+      R"("vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "intermediate_size": 64)";
+  EXPECT_NE(error_of(R"({"model_type": "bert", )" + base + "}").find("\"model_type\" is \"bert\""),
+            std::string::npos);
+  EXPECT_NE(error_of("{" + base + "}").find("missing key \"model_type\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"model_type": "llama", "hidden_size": 32})").find("vocab_size"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"model_type": "llama", "rope_scaling": {"type": "linear"}, )" + base + "}")
+                .find("rope_scaling"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"model_type": "llama", "hidden_act": "gelu", )" + base + "}")
+                .find("hidden_act"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"model_type": "llama", "num_key_value_heads": 3, )" + base + "}")
+                .find("num_key_value_heads"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"model_type": "llama", "vocab_size": "many"})").find("integer"),
+            std::string::npos);
+  std::string msg = error_of("{not json");
+  EXPECT_NE(msg.find("cfg.json: invalid JSON"), std::string::npos) << msg;
+  EXPECT_THROW(ModelConfig::load("/nonexistent/config.json"), Error);
+}
+
+}  // namespace
+}  // namespace rlaif
