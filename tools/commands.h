@@ -19,5 +19,9 @@ struct Command {
 const std::vector<Command>& all_commands();
 
 int version_main(const std::vector<std::string>& args);
+int init_main(const std::vector<std::string>& args);
+int generate_main(const std::vector<std::string>& args);
+int eval_loss_main(const std::vector<std::string>& args);
+int tokenizer_train_main(const std::vector<std::string>& args);
 
 }  // namespace rlaif::cli

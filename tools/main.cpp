@@ -14,6 +14,11 @@ namespace rlaif::cli {
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> commands = {
       {"version", "print the version and what this binary was built with", version_main},
+      {"init", "write a randomly initialised GPT-2 or Llama model directory", init_main},
+      {"generate", "generate text from a prompt or a JSONL file of prompts", generate_main},
+      {"eval-loss", "mean next-token cross-entropy of a model on text or a token shard",
+       eval_loss_main},
+      {"tokenizer train", "train a SentencePiece tokenizer on a text file", tokenizer_train_main},
   };
   return commands;
 }

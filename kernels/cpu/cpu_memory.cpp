@@ -1,31 +1,173 @@
-#include "kernels/cpu/cpu_backend.h"
+// Memory primitives of the CPU reference: fill, copy, cast, the Philox random fills and concat.
+//
+// fill, copy, cast and concat take every dtype, so the conversions between element types live
+// here, written once as templates over the C++ element type and dispatched on the runtime DType.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <type_traits>
 
+#include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_checks.h"
+#include "runtime/half.h"
+#include "runtime/philox.h"
 
 namespace rlaif {
+namespace {
+
+// ---- Element conversions -------------------------------------------------------------------
+
+template <typename T>
+constexpr bool is_half_v = std::is_same_v<T, bf16_t> || std::is_same_v<T, f16_t>;
+template <typename T>
+constexpr bool is_float_v = std::is_same_v<T, float> || is_half_v<T>;
+
+// Calls f(T{}) with T the C++ element type of `dtype`, so one template body serves every dtype.
+template <typename F>
+void visit_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::f32: f(float{}); return;
+    case DType::bf16: f(bf16_t{}); return;
+    case DType::f16: f(f16_t{}); return;
+    case DType::i32: f(int32_t{}); return;
+    case DType::i64: f(int64_t{}); return;
+    case DType::u8: f(uint8_t{}); return;
+  }
+  throw Error("cpu backend: unknown dtype ", static_cast<int>(dtype));
+}
+
+// A float element widened to f32: exact for every float dtype.
+template <typename T>
+float widen(T v) {
+  if constexpr (std::is_same_v<T, float>) return v;
+  else if constexpr (std::is_same_v<T, bf16_t>) return bf16_to_float(v);
+  else return f16_to_float(v);
+}
+
+// f32 rounded to a float dtype, to nearest with ties to even (runtime/half.h).
+template <typename To>
+To narrow(float f) {
+  if constexpr (std::is_same_v<To, float>) return f;
+  else if constexpr (std::is_same_v<To, bf16_t>) return float_to_bf16(f);
+  else return float_to_f16(f);
+}
+
+// Float → integer truncates toward zero. Values outside To's range saturate and NaN gives 0, as
+// CUDA's __float2int_rz family does, so every input has a defined result (a plain static_cast
+// would be undefined behaviour there).
+template <typename To>
+To float_to_int(double v) {
+  if (std::isnan(v)) return 0;
+  constexpr To lo = std::numeric_limits<To>::min();
+  constexpr To hi = std::numeric_limits<To>::max();
+  if (v <= static_cast<double>(lo)) return lo;
+  if (v >= static_cast<double>(hi)) return hi;
+  return static_cast<To>(v);
+}
+
+template <typename To, typename From>
+To convert(From v) {
+  if constexpr (is_float_v<From>) {
+    float f = widen(v);
+    if constexpr (is_float_v<To>) return narrow<To>(f);
+    else return float_to_int<To>(f);
+  } else if constexpr (is_float_v<To>) {
+    // Integer → float: the hardware conversion rounds to nearest. For bf16/f16 this rounds
+    // twice (via f32), which can differ from a single rounding only for |v| > 2^24.
+    return narrow<To>(static_cast<float>(v));
+  } else {
+    return static_cast<To>(v);  // integer → integer: C++'s modular conversion
+  }
+}
+
+}  // namespace
 
 void CpuBackend::fill(const Tensor& out, double value) {
-  throw Error("cpu backend: fill is not implemented yet");
+  cpu::expect("fill", "out", out, out.dtype());
+  visit_dtype(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T v;
+    if constexpr (is_float_v<T>) v = narrow<T>(static_cast<float>(value));
+    else v = float_to_int<T>(value);  // from the double itself: large i64 values stay exact
+    T* p = out.data<T>();
+    std::fill(p, p + out.numel(), v);
+  });
 }
 
 void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
-  throw Error("cpu backend: copy is not implemented yet");
+  cpu::expect("copy", "src", src, src.dtype());
+  cpu::expect("copy", "dst", dst, src.dtype());
+  RLAIF_CHECK(src.numel() == dst.numel(), "copy: src ", src, " and dst ", dst,
+              " must have the same number of elements");
+  if (src.nbytes() == 0 || src.raw_data() == dst.raw_data()) return;
+  // memmove: copying between overlapping views of one storage is still well defined.
+  std::memmove(dst.raw_data(), src.raw_data(), src.nbytes());
 }
 
 void CpuBackend::cast(const Tensor& src, const Tensor& dst) {
-  throw Error("cpu backend: cast is not implemented yet");
+  cpu::expect("cast", "src", src, src.dtype());
+  cpu::expect("cast", "dst", dst, dst.dtype());
+  RLAIF_CHECK(src.numel() == dst.numel(), "cast: src ", src, " and dst ", dst,
+              " must have the same number of elements");
+  if (src.dtype() == dst.dtype()) {
+    copy(src, dst);
+    return;
+  }
+  visit_dtype(src.dtype(), [&](auto from_tag) {
+    using From = decltype(from_tag);
+    visit_dtype(dst.dtype(), [&](auto to_tag) {
+      using To = decltype(to_tag);
+      const From* s = src.data<From>();
+      To* d = dst.data<To>();
+      cpu::parallel_for(src.numel(), 1, [&](int64_t i) { d[i] = convert<To>(s[i]); });
+    });
+  });
 }
 
-void CpuBackend::random_uniform(const Tensor& out, uint64_t seed, uint64_t offset, float lo, float hi) {
-  throw Error("cpu backend: random_uniform is not implemented yet");
+void CpuBackend::random_uniform(const Tensor& out, uint64_t seed, uint64_t offset, float lo,
+                                float hi) {
+  cpu::expect("random_uniform", "out", out, DType::f32);
+  float* p = out.data<float>();
+  // The expression is part of the stream's definition: other backends evaluate it in f32 too.
+  cpu::parallel_for(out.numel(), 16, [&](int64_t i) {
+    p[i] = lo + (hi - lo) * philox_uniform(seed, offset + static_cast<uint64_t>(i));
+  });
 }
 
-void CpuBackend::random_normal(const Tensor& out, uint64_t seed, uint64_t offset, float mean, float std) {
-  throw Error("cpu backend: random_normal is not implemented yet");
+void CpuBackend::random_normal(const Tensor& out, uint64_t seed, uint64_t offset, float mean,
+                               float std) {
+  cpu::expect("random_normal", "out", out, DType::f32);
+  float* p = out.data<float>();
+  cpu::parallel_for(out.numel(), 64, [&](int64_t i) {
+    p[i] = mean + std * philox_normal(seed, offset + static_cast<uint64_t>(i));
+  });
 }
 
 void CpuBackend::concat(const std::vector<Tensor>& inputs, const Tensor& out) {
-  throw Error("cpu backend: concat is not implemented yet");
+  cpu::expect("concat", "out", out, out.dtype());
+  RLAIF_CHECK(out.dim() >= 1, "concat: out ", out, " needs a leading dimension");
+  const Shape row_shape(out.shape().begin() + 1, out.shape().end());
+  int64_t total_rows = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& in = inputs[i];
+    const std::string name = "inputs[" + std::to_string(i) + "]";
+    cpu::expect("concat", name.c_str(), in, out.dtype());
+    RLAIF_CHECK(in.dim() == out.dim() && Shape(in.shape().begin() + 1, in.shape().end()) == row_shape,
+                "concat: ", name, " is ", in, " but must have out's shape ", out,
+                " apart from dimension 0");
+    total_rows += in.size(0);
+  }
+  RLAIF_CHECK(total_rows == out.size(0), "concat: the inputs have ", total_rows,
+              " rows in all but out ", out, " has ", out.size(0));
+  // The inputs are contiguous, so stacking along dimension 0 is one byte copy per input.
+  char* dst = static_cast<char*>(out.raw_data());
+  for (const Tensor& in : inputs) {
+    if (in.nbytes() == 0) continue;
+    std::memmove(dst, in.raw_data(), in.nbytes());
+    dst += in.nbytes();
+  }
 }
 
 }  // namespace rlaif

@@ -1,0 +1,54 @@
+// Gradient checking: compares the gradients backward() computes with central finite differences.
+//
+// The function's output (any shape) is reduced to a scalar L = Σ w ⊙ f(x) with fixed random
+// weights w, so one backward pass (seeded with w) checks every output element's contribution at
+// once, and a wrong gradient cannot hide behind symmetric outputs the way it can under a plain
+// sum. Each checked input element x_j is perturbed in place by ±eps and
+//   numerical_j = (L(x + eps·e_j) - L(x - eps·e_j)) / (2·eps)
+// with L accumulated in double on the host. Inputs must be CPU f32 leaves; only those that
+// require a gradient are checked.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/variable.h"
+
+namespace rlaif {
+
+struct GradcheckOptions {
+  // Step of the central difference. f32 has a 24-bit mantissa (relative rounding ~6e-8); an
+  // output of size ~1 therefore carries ~1e-7 of rounding noise, which the difference divides by
+  // 2·eps: 1e-3 keeps that noise near 1e-4, while the truncation error (~eps²·f'''/6 ≈ 1e-7 for
+  // smooth ops) stays far below the tolerance. Inputs must stay more than eps from kinks (relu,
+  // abs, clamp, max) and domain edges (log, sqrt, div).
+  double eps = 1e-3;
+  // Pass iff |numerical - analytical| ≤ atol + rtol·|numerical| for every checked element.
+  double atol = 1e-3;
+  double rtol = 1e-2;
+  // Inputs with more elements are checked at this many positions drawn without replacement
+  // (deterministically from `seed`); smaller inputs are checked everywhere.
+  int64_t max_checks_per_input = 128;
+  // Seeds the output weights w and the sampled positions.
+  uint64_t seed = 1234;
+};
+
+struct GradcheckResult {
+  bool ok = true;
+  double max_abs_error = 0.0;  // largest |numerical - analytical| seen
+  double max_rel_error = 0.0;  // largest |numerical - analytical| / max(|numerical|, 1e-12)
+  int64_t checked = 0;         // elements compared, over all inputs
+  // One line per failing element (the first few): input index and name, element index, both
+  // values; then a summary line. Empty of failures when ok.
+  std::string report;
+};
+
+// Checks the gradient of f at `inputs`. f must be deterministic and must not change its inputs'
+// data; it may run many times (2 evaluations per checked element, under NoGradGuard, plus one
+// recorded run). The inputs' existing .grad values are preserved.
+GradcheckResult gradcheck(const std::function<Variable(const std::vector<Variable>&)>& f,
+                          const std::vector<Variable>& inputs, const GradcheckOptions& opts = {});
+
+}  // namespace rlaif

@@ -1,0 +1,156 @@
+// Matrix products: matmul with transpose flags (batched, or with a 2-D right operand shared by
+// every batch entry) and Hugging Face's Linear.
+//
+// Backward, with op(X) = X or Xᵀ and C = op(A)·op(B):
+//   d op(A) = dC·op(B)ᵀ,  d op(B) = op(A)ᵀ·dC,
+// and the transpose flags of the backend's GEMM express every case without a transposed copy
+// (the table in matmul_backward). A shared 2-D B collects its gradient from every batch entry.
+#include <algorithm>
+#include <utility>
+
+#include "autograd/ops.h"
+#include "autograd/ops_util.h"
+
+namespace rlaif {
+
+using namespace ops_detail;
+
+namespace {
+
+// A fresh out = op(a)·op(b) of shape `shape`.
+Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb, const Shape& shape) {
+  Tensor out = empty_as(shape, a);
+  backend_of(a).matmul(a, b, out, ta, tb);
+  return out;
+}
+
+// a viewed as [batch, rows, cols] (a has at least 2 dimensions).
+Tensor as_3d(const Tensor& a) { return a.reshape({-1, a.size(-2), a.size(-1)}); }
+
+struct MatmulShapes {
+  int64_t m, k, n;
+  bool b_shared;  // b is 2-D and a is batched
+  Shape out;
+};
+
+MatmulShapes matmul_shapes(const Variable& a, const Variable& b, bool ta, bool tb) {
+  RLAIF_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: operands need at least 2 dimensions, got a ",
+              a.str(), " and b ", b.str());
+  MatmulShapes s;
+  s.m = ta ? a.size(-1) : a.size(-2);
+  s.k = ta ? a.size(-2) : a.size(-1);
+  int64_t kb = tb ? b.size(-1) : b.size(-2);
+  s.n = tb ? b.size(-2) : b.size(-1);
+  RLAIF_CHECK(s.k == kb, "matmul: inner dimensions differ (", s.k, " vs ", kb, ") for a ", a.str(),
+              ta ? " (transposed)" : "", " and b ", b.str(), tb ? " (transposed)" : "");
+  s.b_shared = b.dim() == 2 && a.dim() > 2;
+  if (!s.b_shared) {
+    bool same_batch = a.dim() == b.dim() &&
+                      std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin());
+    RLAIF_CHECK(same_batch, "matmul: batch dimensions of a ", a.str(), " and b ", b.str(),
+                " differ (b must share a's batch dimensions or be 2-D)");
+  }
+  s.out = Shape(a.shape().begin(), a.shape().end() - 2);
+  s.out.push_back(s.m);
+  s.out.push_back(s.n);
+  return s;
+}
+
+// dA for C = op(A)·op(B):   !ta: dA = dC·op(B)ᵀ            → gemm(dC, B, false, !tb)
+//                            ta: dA = (dC·op(B)ᵀ)ᵀ = op(B)·dCᵀ → gemm(B, dC, tb, true)
+// In the ta case B is the left operand; a shared 2-D B cannot be the left operand of one batched
+// GEMM, so that (rare) case runs one GEMM per batch entry, writing into views of dA.
+Tensor matmul_grad_a(const Tensor& A, const Tensor& B, const Tensor& dC, bool ta, bool tb,
+                     bool b_shared) {
+  if (!ta) return gemm(dC, B, false, !tb, A.shape());
+  if (!b_shared) return gemm(B, dC, tb, true, A.shape());
+  Tensor dA = empty_like(A);
+  Tensor dA3 = as_3d(dA), dC3 = as_3d(dC);
+  for (int64_t i = 0; i < dA3.size(0); ++i) {
+    backend_of(dC).matmul(B, dC3.select(i), dA3.select(i), tb, true);
+  }
+  return dA;
+}
+
+// dB:  !tb: dB = op(A)ᵀ·dC       → gemm(A, dC, !ta, false)
+//       tb: dB = (op(A)ᵀ·dC)ᵀ = dCᵀ·op(A) → gemm(dC, A, true, ta)
+// A shared 2-D B sums over the batch. Without ta, A and dC fold their batch into rows
+// ([batch·M, K] and [batch·M, N]) and one GEMM does the sum; with ta, A's rows are K, not M, so
+// the batch entries are accumulated one GEMM at a time (beta = 1).
+Tensor matmul_grad_b(const Tensor& A, const Tensor& B, const Tensor& dC, bool ta, bool tb,
+                     bool b_shared) {
+  if (!b_shared) return tb ? gemm(dC, A, true, ta, B.shape()) : gemm(A, dC, !ta, false, B.shape());
+  if (!ta) {
+    Tensor A2 = A.reshape({-1, A.size(-1)}), dC2 = dC.reshape({-1, dC.size(-1)});
+    return tb ? gemm(dC2, A2, true, false, B.shape()) : gemm(A2, dC2, true, false, B.shape());
+  }
+  Tensor dB = empty_like(B);
+  Tensor A3 = as_3d(A), dC3 = as_3d(dC);
+  Backend& backend = backend_of(dC);
+  for (int64_t i = 0; i < A3.size(0); ++i) {
+    float beta = i == 0 ? 0.0f : 1.0f;
+    if (tb) {
+      backend.matmul(dC3.select(i), A3.select(i), dB, true, true, Tensor(), 1.0f, beta);
+    } else {
+      backend.matmul(A3.select(i), dC3.select(i), dB, false, false, Tensor(), 1.0f, beta);
+    }
+  }
+  return dB;
+}
+
+}  // namespace
+
+Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b) {
+  require("matmul", "a", a);
+  require("matmul", "b", b);
+  MatmulShapes s = matmul_shapes(a, b, trans_a, trans_b);
+  Tensor A = a.data(), B = b.data();
+  Tensor out = gemm(A, B, trans_a, trans_b, s.out);
+  bool need_a = wants_grad(a), need_b = wants_grad(b), shared = s.b_shared;
+  return record_op("matmul", out, {a, b},
+                   [A, B, trans_a, trans_b, need_a, need_b, shared](const Tensor& g)
+                       -> std::vector<Tensor> {
+                     Tensor dA = need_a ? matmul_grad_a(A, B, g, trans_a, trans_b, shared)
+                                        : Tensor();
+                     Tensor dB = need_b ? matmul_grad_b(A, B, g, trans_a, trans_b, shared)
+                                        : Tensor();
+                     return {dA, dB};
+                   });
+}
+
+Variable linear(const Variable& x, const Variable& weight, const Variable& bias) {
+  require("linear", "x", x);
+  require("linear", "weight", weight);
+  RLAIF_CHECK(weight.dim() == 2, "linear: weight must be [out, in], got ", weight.str());
+  int64_t out_features = weight.size(0), in_features = weight.size(1);
+  RLAIF_CHECK(x.dim() >= 1 && x.size(-1) == in_features, "linear: x ", x.str(),
+              " must end in in_features = ", in_features, " (weight ", weight.str(), ")");
+  if (bias.defined()) {
+    RLAIF_CHECK(bias.shape() == Shape{out_features}, "linear: bias ", bias.str(), " must be [",
+                out_features, "] (weight ", weight.str(), ")");
+  }
+  // Leading dimensions fold into rows: one [N, in]·[out, in]ᵀ GEMM with the bias fused.
+  Tensor X = x.data().reshape({-1, in_features}), W = weight.data();
+  int64_t rows = X.size(0);
+  Tensor out = empty_as({rows, out_features}, X);
+  backend_of(X).matmul(X, W, out, false, true, bias.defined() ? bias.data() : Tensor());
+  Shape out_shape = x.shape();
+  out_shape.back() = out_features;
+  bool need_x = wants_grad(x), need_w = wants_grad(weight), need_b = wants_grad(bias);
+  Shape x_shape = x.shape();
+  return record_op(
+      "linear", out.reshape(out_shape), {x, weight, bias},
+      [X, W, x_shape, need_x, need_w, need_b](const Tensor& g) -> std::vector<Tensor> {
+        Tensor g2 = g.reshape({-1, W.size(0)});
+        Tensor dx, dw, db;
+        if (need_x) dx = gemm(g2, W, false, false, X.shape()).reshape(x_shape);  // dY·W
+        if (need_w) dw = gemm(g2, X, true, false, W.shape());                    // dYᵀ·X
+        if (need_b) {
+          db = empty_as({W.size(0)}, g2);
+          backend_of(g2).reduce(ReduceOp::sum, g2, 0, db);  // Σ over rows
+        }
+        return {dx, dw, db};
+      });
+}
+
+}  // namespace rlaif

@@ -1,0 +1,38 @@
+// Batched autoregressive generation with a KV cache.
+//
+// Prompts of different lengths are left-padded into one batch; padding sits in its own attention
+// segment and real tokens' positions start at 0, so every sequence computes what it would alone.
+// Sampling randomness comes from each sequence's own stream (model/sampling.h), so batching
+// never changes the sampled tokens either.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "model/sampling.h"
+#include "model/transformer.h"
+
+namespace rlaif {
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 256;
+  SamplingOptions sampling;
+  int32_t eos_id = -1;  // stop a sequence when it emits this id (-1: never); the id is kept
+};
+
+struct Generation {
+  std::vector<int32_t> tokens;  // the new tokens (ending with eos_id when it stopped there)
+  bool stopped_at_eos = false;
+};
+
+// Generates a continuation for each prompt (token ids, non-empty). stream_ids (one per prompt,
+// default 0, 1, 2, ...) select each sequence's sampling stream. `on_token` (optional) is called
+// after every decoding step with the number of steps done, for progress reporting.
+std::vector<Generation> generate(const Transformer& model,
+                                 const std::vector<std::vector<int32_t>>& prompts,
+                                 const GenerationOptions& options,
+                                 const std::vector<uint64_t>& stream_ids = {},
+                                 const std::function<void(int64_t)>& on_step = nullptr);
+
+}  // namespace rlaif

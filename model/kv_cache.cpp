@@ -1,0 +1,68 @@
+#include "model/kv_cache.h"
+
+#include "kernels/backend.h"
+
+namespace rlaif {
+
+KVCache::KVCache(const ModelConfig& config, int64_t batch, int64_t capacity, Device device,
+                 DType dtype)
+    : batch_(batch), capacity_(capacity) {
+  RLAIF_CHECK(batch > 0 && capacity > 0, "KVCache: batch (", batch, ") and capacity (", capacity,
+              ") must be positive");
+  Shape shape = {batch, capacity, config.num_kv_heads, config.head_dim};
+  for (int64_t l = 0; l < config.num_layers; ++l) {
+    keys_.push_back(Tensor::empty(shape, dtype, device));
+    values_.push_back(Tensor::empty(shape, dtype, device));
+  }
+  segment_ids_ = Tensor::zeros({batch, capacity}, DType::i32, device);
+}
+
+void KVCache::write_rows(const Tensor& cache, const Tensor& rows) {
+  int64_t tokens = rows.size(1);
+  Backend& backend = backend_for(cache.device());
+  // The cache is [B, capacity, ...]: each batch row's new tokens are one leading-dimension slice.
+  for (int64_t b = 0; b < batch_; ++b) {
+    backend.copy(rows.select(b), cache.select(b).slice(length_, length_ + tokens));
+  }
+}
+
+void KVCache::write(int64_t layer, const Tensor& k, const Tensor& v) {
+  RLAIF_CHECK(layer >= 0 && layer < static_cast<int64_t>(keys_.size()), "KVCache::write: layer ",
+              layer, " out of range");
+  const Tensor& keys = keys_[static_cast<size_t>(layer)];
+  RLAIF_CHECK(k.dim() == 4 && k.size(0) == batch_ && k.size(2) == keys.size(2) &&
+                  k.size(3) == keys.size(3) && v.shape() == k.shape(),
+              "KVCache::write: keys ", k, " / values ", v, " do not fit the cache ", keys);
+  RLAIF_CHECK(length_ + k.size(1) <= capacity_, "KVCache::write: ", length_, " cached + ",
+              k.size(1), " new tokens exceed the capacity of ", capacity_);
+  write_rows(keys, k);
+  write_rows(values_[static_cast<size_t>(layer)], v);
+}
+
+void KVCache::write_segments(int64_t tokens, const Tensor& segment_ids) {
+  RLAIF_CHECK(length_ + tokens <= capacity_, "KVCache::write_segments: ", length_, " cached + ",
+              tokens, " new tokens exceed the capacity of ", capacity_);
+  Backend& backend = backend_for(segment_ids_.device());
+  if (segment_ids.defined()) {
+    RLAIF_CHECK(segment_ids.shape() == (Shape{batch_, tokens}), "KVCache::write_segments: ",
+                segment_ids, " must be [", batch_, ", ", tokens, "]");
+    write_rows(segment_ids_, segment_ids);
+  } else {
+    for (int64_t b = 0; b < batch_; ++b) {
+      backend.fill(segment_ids_.select(b).slice(length_, length_ + tokens), 0);
+    }
+  }
+}
+
+void KVCache::advance(int64_t tokens) {
+  RLAIF_CHECK(length_ + tokens <= capacity_, "KVCache::advance: past the capacity");
+  length_ += tokens;
+}
+
+void KVCache::truncate(int64_t length) {
+  RLAIF_CHECK(length >= 0 && length <= length_, "KVCache::truncate: ", length, " not in [0, ",
+              length_, "]");
+  length_ = length;
+}
+
+}  // namespace rlaif

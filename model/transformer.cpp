@@ -1,0 +1,276 @@
+#include "model/transformer.h"
+
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "kernels/backend.h"
+
+namespace rlaif {
+namespace {
+
+Variable param(const Shape& shape, Device device) {
+  return Variable(Tensor::empty(shape, DType::f32, device), true);
+}
+
+std::string layer_prefix(const ModelConfig& c, int64_t i) {
+  return (c.is_gpt2() ? "transformer.h." : "model.layers.") + std::to_string(i) + ".";
+}
+
+}  // namespace
+
+Transformer::Transformer(ModelConfig config, Device device)
+    : config_(std::move(config)), device_(device) {
+  config_.validate("Transformer");
+  const ModelConfig& c = config_;
+  const int64_t d = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  const int64_t f = c.intermediate_size;
+  tok_emb_ = param({c.vocab_size, d}, device);
+  if (c.is_gpt2()) pos_emb_ = param({c.max_position_embeddings, d}, device);
+  final_norm_weight_ = param({d}, device);
+  if (c.is_gpt2()) final_norm_bias_ = param({d}, device);
+  if (!c.tie_word_embeddings) lm_head_ = param({c.vocab_size, d}, device);
+  if (c.num_labels == 1) score_ = param({1, d}, device);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    TransformerLayer l;
+    l.attn_norm_weight = param({d}, device);
+    l.mlp_norm_weight = param({d}, device);
+    if (c.is_gpt2()) {
+      l.attn_norm_bias = param({d}, device);
+      l.mlp_norm_bias = param({d}, device);
+    }
+    l.q_weight = param({q, d}, device);
+    l.k_weight = param({kv, d}, device);
+    l.v_weight = param({kv, d}, device);
+    l.o_weight = param({d, q}, device);
+    if (c.qkv_bias) {
+      l.q_bias = param({q}, device);
+      l.k_bias = param({kv}, device);
+      l.v_bias = param({kv}, device);
+    }
+    if (c.o_bias) l.o_bias = param({d}, device);
+    l.fc_in_weight = param({f, d}, device);
+    l.fc_out_weight = param({d, f}, device);
+    if (!c.is_gpt2()) l.up_weight = param({f, d}, device);
+    if (c.mlp_bias) {
+      l.fc_in_bias = param({f}, device);
+      l.fc_out_bias = param({d}, device);
+      if (!c.is_gpt2()) l.up_bias = param({f}, device);
+    }
+    layers_.push_back(std::move(l));
+  }
+}
+
+std::vector<std::pair<std::string, Variable>> Transformer::parameters() const {
+  const ModelConfig& c = config_;
+  std::vector<std::pair<std::string, Variable>> out;
+  auto add = [&](const std::string& name, const Variable& v) {
+    if (v.defined()) out.emplace_back(name, v);
+  };
+  if (c.is_gpt2()) {
+    add("transformer.wte.weight", tok_emb_);
+    add("transformer.wpe.weight", pos_emb_);
+  } else {
+    add("model.embed_tokens.weight", tok_emb_);
+  }
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const TransformerLayer& l = layers_[static_cast<size_t>(i)];
+    std::string p = layer_prefix(c, i);
+    if (c.is_gpt2()) {
+      // Separate [out, in] projections instead of HF's fused, transposed Conv1D (see header).
+      add(p + "ln_1.weight", l.attn_norm_weight);
+      add(p + "ln_1.bias", l.attn_norm_bias);
+      add(p + "attn.q_proj.weight", l.q_weight);
+      add(p + "attn.q_proj.bias", l.q_bias);
+      add(p + "attn.k_proj.weight", l.k_weight);
+      add(p + "attn.k_proj.bias", l.k_bias);
+      add(p + "attn.v_proj.weight", l.v_weight);
+      add(p + "attn.v_proj.bias", l.v_bias);
+      add(p + "attn.o_proj.weight", l.o_weight);
+      add(p + "attn.o_proj.bias", l.o_bias);
+      add(p + "ln_2.weight", l.mlp_norm_weight);
+      add(p + "ln_2.bias", l.mlp_norm_bias);
+      add(p + "mlp.fc_in.weight", l.fc_in_weight);
+      add(p + "mlp.fc_in.bias", l.fc_in_bias);
+      add(p + "mlp.fc_out.weight", l.fc_out_weight);
+      add(p + "mlp.fc_out.bias", l.fc_out_bias);
+    } else {
+      add(p + "input_layernorm.weight", l.attn_norm_weight);
+      add(p + "self_attn.q_proj.weight", l.q_weight);
+      add(p + "self_attn.q_proj.bias", l.q_bias);
+      add(p + "self_attn.k_proj.weight", l.k_weight);
+      add(p + "self_attn.k_proj.bias", l.k_bias);
+      add(p + "self_attn.v_proj.weight", l.v_weight);
+      add(p + "self_attn.v_proj.bias", l.v_bias);
+      add(p + "self_attn.o_proj.weight", l.o_weight);
+      add(p + "self_attn.o_proj.bias", l.o_bias);
+      add(p + "post_attention_layernorm.weight", l.mlp_norm_weight);
+      add(p + "mlp.gate_proj.weight", l.fc_in_weight);
+      add(p + "mlp.gate_proj.bias", l.fc_in_bias);
+      add(p + "mlp.up_proj.weight", l.up_weight);
+      add(p + "mlp.up_proj.bias", l.up_bias);
+      add(p + "mlp.down_proj.weight", l.fc_out_weight);
+      add(p + "mlp.down_proj.bias", l.fc_out_bias);
+    }
+  }
+  if (c.is_gpt2()) {
+    add("transformer.ln_f.weight", final_norm_weight_);
+    add("transformer.ln_f.bias", final_norm_bias_);
+  } else {
+    add("model.norm.weight", final_norm_weight_);
+  }
+  add("lm_head.weight", lm_head_);
+  add("score.weight", score_);
+  return out;
+}
+
+Variable Transformer::parameter(const std::string& name) const {
+  for (auto& [n, v] : parameters()) {
+    if (n == name) return v;
+  }
+  throw Error("Transformer: no parameter named '", name, "' in this ", config_.model_type,
+              " model");
+}
+
+void Transformer::set_requires_grad(bool requires_grad) {
+  for (auto& [name, v] : parameters()) v.set_requires_grad(requires_grad);
+}
+
+void Transformer::add_scalar_head() {
+  if (score_.defined()) return;
+  score_ = param({1, config_.hidden_size}, device_);
+  config_.num_labels = 1;
+}
+
+void Transformer::init_weights(uint64_t seed) {
+  Backend& backend = backend_for(device_);
+  const float residual_std = 0.02f / std::sqrt(2.0f * static_cast<float>(config_.num_layers));
+  // Each parameter draws from its own region of the Philox stream (offset = its index · 2^40),
+  // so adding a parameter never changes the others' values.
+  uint64_t index = 0;
+  for (auto& [name, v] : parameters()) {
+    const Tensor& t = v.data();
+    uint64_t offset = (index++) << 40;
+    bool is_bias = name.ends_with(".bias");
+    bool is_norm = t.dim() == 1 && !is_bias;
+    if (is_norm) {
+      backend.fill(t, 1.0);
+    } else if (is_bias) {
+      backend.fill(t, 0.0);
+    } else if (name == "score.weight") {
+      backend.random_normal(t, seed, offset, 0.0f,
+                            1.0f / std::sqrt(static_cast<float>(config_.hidden_size + 1)));
+    } else {
+      bool residual = name.find("o_proj.weight") != std::string::npos ||
+                      name.find("fc_out.weight") != std::string::npos ||
+                      name.find("down_proj.weight") != std::string::npos;
+      backend.random_normal(t, seed, offset, 0.0f, residual ? residual_std : 0.02f);
+    }
+  }
+}
+
+Variable Transformer::norm(const Variable& x, const Variable& weight, const Variable& bias) const {
+  const float eps = static_cast<float>(config_.norm_eps);
+  return config_.is_gpt2() ? layernorm(x, weight, bias, eps) : rmsnorm(x, weight, eps);
+}
+
+Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, const Variable& x,
+                                      const TransformerInput& input, KVCache* cache) const {
+  const ModelConfig& c = config_;
+  const int64_t B = input.ids.size(0), T = input.ids.size(1);
+  Variable h = norm(x, l.attn_norm_weight, l.attn_norm_bias);
+  Variable q = reshape(linear(h, l.q_weight, l.q_bias), {B, T, c.num_heads, c.head_dim});
+  Variable k = reshape(linear(h, l.k_weight, l.k_bias), {B, T, c.num_kv_heads, c.head_dim});
+  Variable v = reshape(linear(h, l.v_weight, l.v_bias), {B, T, c.num_kv_heads, c.head_dim});
+  if (!c.is_gpt2()) {
+    const float theta = static_cast<float>(c.rope_theta);
+    q = rope(q, input.positions, theta);
+    k = rope(k, input.positions, theta);
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  Variable attended;
+  if (cache == nullptr) {
+    attended = attention(q, k, v, input.segment_ids, scale);
+  } else {
+    // Inference: append this step's keys and values, then attend over the whole cache.
+    RLAIF_CHECK(!grad_mode_enabled() || !x.requires_grad(),
+                "Transformer: a KV cache is for inference; run it under NoGradGuard");
+    cache->write(index, k.data(), v.data());
+    Tensor out = Tensor::empty(q.shape(), q.dtype(), device_);
+    Tensor lse = Tensor::empty({B, c.num_heads, T}, DType::f32, device_);
+    backend_for(device_).attention(q.data(), cache->keys(index), cache->values(index),
+                                   cache->segment_ids(), cache->length() + T, scale, out, lse);
+    attended = Variable(out);
+  }
+  Variable merged = reshape(attended, {B * T, c.num_heads * c.head_dim});
+  return reshape(linear(merged, l.o_weight, l.o_bias), {B, T, c.hidden_size});
+}
+
+Variable Transformer::mlp_block(const TransformerLayer& l, const Variable& x) const {
+  Variable h = norm(x, l.mlp_norm_weight, l.mlp_norm_bias);
+  Variable inner = config_.is_gpt2()
+                       ? gelu(linear(h, l.fc_in_weight, l.fc_in_bias))
+                       : swiglu(linear(h, l.fc_in_weight, l.fc_in_bias),
+                                linear(h, l.up_weight, l.up_bias));
+  return linear(inner, l.fc_out_weight, l.fc_out_bias);
+}
+
+Variable Transformer::hidden_states(const TransformerInput& input, KVCache* cache) const {
+  const ModelConfig& c = config_;
+  RLAIF_CHECK(input.ids.dim() == 2 && input.ids.dtype() == DType::i32,
+              "Transformer: ids must be [B, T] i32, got ", input.ids);
+  RLAIF_CHECK(input.positions.shape() == input.ids.shape() && input.positions.dtype() == DType::i32,
+              "Transformer: positions must be i32 with the shape of ids ", input.ids, ", got ",
+              input.positions);
+  RLAIF_CHECK(!input.segment_ids.defined() || input.segment_ids.shape() == input.ids.shape(),
+              "Transformer: segment ids ", input.segment_ids, " must have the shape of ids ",
+              input.ids);
+  const int64_t B = input.ids.size(0), T = input.ids.size(1);
+  const int64_t context = cache ? cache->length() + T : T;
+  RLAIF_CHECK(context <= c.max_position_embeddings, "Transformer: ", context,
+              " tokens exceed the model's context of ", c.max_position_embeddings);
+  RLAIF_CHECK(c.sliding_window == 0 || context <= c.sliding_window, "Transformer: ", context,
+              " tokens exceed the sliding window of ", c.sliding_window,
+              ", which rlaif does not implement");
+  if (cache != nullptr) {
+    RLAIF_CHECK(cache->batch() == B, "Transformer: cache batch ", cache->batch(),
+                " differs from the input batch ", B);
+    cache->write_segments(T, input.segment_ids);
+  }
+  Variable x = embedding(tok_emb_, input.ids);  // [B, T, D]
+  if (c.is_gpt2()) x = add(x, embedding(pos_emb_, input.positions));
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const TransformerLayer& l = layers_[static_cast<size_t>(i)];
+    x = add(x, attention_block(l, i, x, input, cache));
+    x = add(x, reshape(mlp_block(l, x), {B, T, c.hidden_size}));
+  }
+  if (cache != nullptr) cache->advance(T);
+  return norm(x, final_norm_weight_, final_norm_bias_);
+}
+
+Variable Transformer::logits(const Variable& hidden) const {
+  Variable flat = reshape(hidden, {-1, config_.hidden_size});
+  return matmul(flat, lm_head_.defined() ? lm_head_ : tok_emb_, false, true);
+}
+
+Variable Transformer::scalar_head(const Variable& hidden) const {
+  RLAIF_CHECK(score_.defined(), "Transformer: this model has no scalar head (score.weight)");
+  Variable flat = reshape(hidden, {-1, config_.hidden_size});
+  return reshape(matmul(flat, score_, false, true), {-1});
+}
+
+Variable Transformer::token_logprobs(const TransformerInput& input, const Tensor& targets) const {
+  RLAIF_CHECK(targets.shape() == input.ids.shape(), "Transformer::token_logprobs: targets ",
+              targets, " must have the shape of ids ", input.ids);
+  Variable lp = gather_logprobs(logits(hidden_states(input)), targets.reshape({-1}));
+  return reshape(lp, input.ids.shape());
+}
+
+Variable Transformer::token_losses(const TransformerInput& input, const Tensor& targets,
+                                   int ignore_index) const {
+  RLAIF_CHECK(targets.shape() == input.ids.shape(), "Transformer::token_losses: targets ",
+              targets, " must have the shape of ids ", input.ids);
+  return cross_entropy(logits(hidden_states(input)), targets.reshape({-1}), ignore_index);
+}
+
+}  // namespace rlaif

@@ -1,0 +1,98 @@
+// The decoder-only transformer: GPT-2 and the Llama family in one forward pass.
+//
+//   GPT-2 (Radford et al., 2019):  x = wte[ids] + wpe[pos]
+//     per layer: x += o_proj(attn(ln_1(x)));  x += fc_out(gelu(fc_in(ln_2(x))))
+//     logits = ln_f(x) · wteᵀ
+//   Llama (Touvron et al., 2023), Mistral, Qwen2:  x = embed[ids]
+//     per layer: x += o_proj(attn(rope(q), rope(k), v));  x += down(silu(gate(h)) ⊙ up(h)),
+//     with h the RMSNorm of x before each block; logits = norm(x) · headᵀ (head tied or not)
+//
+// Every tensor of the model is a named Variable (see parameters()); the names are Hugging Face's
+// where the layout is Hugging Face's, and differ where rlaif stores a different layout (GPT-2's
+// fused, transposed Conv1D c_attn is kept as separate [out, in] q/k/v projections), so io/ can
+// convert both ways unambiguously.
+//
+// Batches: ids [B, T] i32, positions [B, T] i32 (per sequence, so left-padded prompts start at 0)
+// and optional segment ids [B, T] i32 (attention stays inside a segment: padding gets its own
+// segment, packed examples one each). Training runs through autograd; inference runs the same
+// code under NoGradGuard, optionally with a KV cache.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd/variable.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "runtime/tensor.h"
+
+namespace rlaif {
+
+struct TransformerLayer {
+  Variable attn_norm_weight, attn_norm_bias;  // bias: GPT-2 only
+  Variable q_weight, q_bias, k_weight, k_bias, v_weight, v_bias, o_weight, o_bias;
+  Variable mlp_norm_weight, mlp_norm_bias;
+  // GPT-2: fc_in = c_fc, fc_out = c_proj. Llama: gate = fc_in, up, fc_out = down_proj.
+  Variable fc_in_weight, fc_in_bias, up_weight, up_bias, fc_out_weight, fc_out_bias;
+};
+
+// What one forward pass takes. segment_ids may be undefined (one segment per row).
+struct TransformerInput {
+  Tensor ids;          // [B, T] i32
+  Tensor positions;    // [B, T] i32
+  Tensor segment_ids;  // [B, T] i32 or undefined
+};
+
+class Transformer {
+ public:
+  // Allocates every parameter (uninitialised) on `device`, in f32.
+  Transformer(ModelConfig config, Device device = Device::cpu());
+
+  const ModelConfig& config() const { return config_; }
+  Device device() const { return device_; }
+
+  // Every parameter with its name, in a fixed order (embeddings, layers, final norm, heads).
+  // A tied head appears once (as the embedding).
+  std::vector<std::pair<std::string, Variable>> parameters() const;
+  // The parameter called `name`; Error naming it when there is none.
+  Variable parameter(const std::string& name) const;
+  // Marks every parameter as trainable (or frozen).
+  void set_requires_grad(bool requires_grad);
+
+  // GPT-2 style initialisation: weights ~ normal(0, 0.02), projections that write into the
+  // residual stream (o_proj, fc_out) scaled by 1/√(2·layers), biases 0, norm gains 1; the
+  // scalar head ~ normal(0, 1/√(d+1)). Deterministic in (seed).
+  void init_weights(uint64_t seed);
+
+  // Final hidden states [B, T, D] (after the last norm). With a cache, the batch's tokens are
+  // appended to it and attend to everything cached before them.
+  Variable hidden_states(const TransformerInput& input, KVCache* cache = nullptr) const;
+  // Next-token logits [B·T, V] from hidden states [B, T, D] (or [N, D]).
+  Variable logits(const Variable& hidden) const;
+  // Scalar head outputs [B·T] from hidden states (reward/value models; needs num_labels = 1).
+  Variable scalar_head(const Variable& hidden) const;
+
+  // Per-token log-probabilities of `targets` ([B, T] i32): log softmax(logits)[target], [B, T].
+  Variable token_logprobs(const TransformerInput& input, const Tensor& targets) const;
+  // Per-token cross-entropy [B·T] with targets equal to ignore_index contributing 0.
+  Variable token_losses(const TransformerInput& input, const Tensor& targets,
+                        int ignore_index = -100) const;
+
+  // Whether the model has a scalar head (config().num_labels == 1), and adding one.
+  bool has_scalar_head() const { return score_.defined(); }
+  void add_scalar_head();
+
+ private:
+  Variable attention_block(const TransformerLayer& layer, int64_t index, const Variable& x,
+                           const TransformerInput& input, KVCache* cache) const;
+  Variable mlp_block(const TransformerLayer& layer, const Variable& x) const;
+  Variable norm(const Variable& x, const Variable& weight, const Variable& bias) const;
+
+  ModelConfig config_;
+  Device device_;
+  Variable tok_emb_, pos_emb_, final_norm_weight_, final_norm_bias_, lm_head_, score_;
+  std::vector<TransformerLayer> layers_;
+};
+
+}  // namespace rlaif

@@ -1,0 +1,126 @@
+// `rlaif generate`: text from a model, for one prompt (stdout) or a JSONL file of prompts
+// (batched, resumable: a re-run continues after the last completed line of --out).
+#include <rapidjson/document.h>
+
+#include <cstdio>
+
+#include "io/chat_template.h"
+#include "io/jsonl.h"
+#include "io/model_dir.h"
+#include "io/progress.h"
+#include "io/tokenizer.h"
+#include "model/generate.h"
+#include "tools/cli_flags.h"
+#include "tools/commands.h"
+
+namespace rlaif::cli {
+namespace {
+
+std::vector<int32_t> prompt_tokens(const Tokenizer& tok, const std::string& text) {
+  std::vector<int32_t> ids;
+  if (tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+  std::vector<int32_t> body = tok.encode(text);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
+}
+
+std::string completion_text(const Tokenizer& tok, const Generation& g) {
+  std::vector<int32_t> ids = g.tokens;
+  if (g.stopped_at_eos && !ids.empty()) ids.pop_back();
+  return tok.decode(ids);
+}
+
+}  // namespace
+
+int generate_main(const std::vector<std::string>& args) {
+  Flags flags("generate",
+              "Generate text with a model. --prompt prints one continuation to stdout;\n"
+              "--prompts FILE.jsonl ({\"prompt\": ...} per line) writes {\"prompt\", \"completion\"}\n"
+              "lines to --out, batched, continuing after the last completed line on a re-run.");
+  flags.option("model", "", "model directory", true)
+      .option("prompt", "", "prompt text (BOS is prepended)")
+      .option("prompts", "", "JSONL file of prompts")
+      .option("out", "", "output JSONL file (with --prompts)")
+      .option("max-new-tokens", "256", "tokens to generate at most")
+      .option("temperature", "1.0", "sampling temperature (0 = greedy)")
+      .option("top-k", "0", "sample from the k most likely tokens (0 = all)")
+      .option("top-p", "1.0", "nucleus sampling threshold")
+      .option("seed", "0", "sampling seed")
+      .option("batch", "8", "prompts generated together (with --prompts)")
+      .flag("chat", "wrap each prompt in the chat template")
+      .option("chat-template", std::string(ChatTemplate::kDefault),
+              "template with {prompt}; \\n escapes allowed")
+      .option("device", "cpu", "cpu or cuda[:N]");
+  if (!flags.parse(args)) return 0;
+  const bool single = flags.given("prompt");
+  if (single == flags.given("prompts")) throw UsageError("give exactly one of --prompt and --prompts");
+  if (!single && flags.str("out").empty()) throw UsageError("--prompts needs --out");
+
+  Transformer model = load_model(flags.str("model"), parse_device(flags.str("device")));
+  std::string tok_path = tokenizer_path(flags.str("model"));
+  RLAIF_CHECK(!tok_path.empty(), flags.str("model"), " has no tokenizer.model");
+  Tokenizer tok = Tokenizer::load(tok_path);
+  ChatTemplate chat = ChatTemplate::from_escaped(flags.str("chat-template"));
+  auto render = [&](const std::string& p) { return flags.on("chat") ? chat.apply(p) : p; };
+
+  GenerationOptions options;
+  options.max_new_tokens = flags.integer("max-new-tokens");
+  options.sampling.temperature = static_cast<float>(flags.number("temperature"));
+  options.sampling.top_k = flags.integer("top-k");
+  options.sampling.top_p = static_cast<float>(flags.number("top-p"));
+  options.sampling.seed = static_cast<uint64_t>(flags.integer("seed"));
+  options.eos_id = model.config().eos_token_id >= 0 ? model.config().eos_token_id : tok.eos_id();
+
+  if (single) {
+    std::vector<Generation> out = generate(model, {prompt_tokens(tok, render(flags.str("prompt")))},
+                                           options);
+    std::string text = completion_text(tok, out[0]);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fputc('\n', stdout);
+    return 0;
+  }
+
+  std::vector<std::string> prompts;
+  const std::string in_path = flags.str("prompts"), out_path = flags.str("out");
+  read_jsonl(in_path, [&](const rapidjson::Value& r, int64_t line) {
+    prompts.push_back(jsonl_string(r, "prompt", in_path, line));
+  });
+  truncate_to_complete_lines(out_path);
+  const int64_t already = count_complete_lines(out_path);
+  RLAIF_CHECK(already <= static_cast<int64_t>(prompts.size()), out_path, " has ", already,
+              " lines but ", in_path, " only ", prompts.size(), " prompts: wrong --out?");
+  if (already > 0) std::fprintf(stderr, "%s: %lld prompts already done, continuing\n",
+                                out_path.c_str(), static_cast<long long>(already));
+  JsonlWriter writer(out_path, /*append=*/true);
+  Progress progress("generate", static_cast<int64_t>(prompts.size()), "prompts");
+  const int64_t batch = std::max<int64_t>(1, flags.integer("batch"));
+  int64_t tokens = 0;
+  for (int64_t start = already; start < static_cast<int64_t>(prompts.size()); start += batch) {
+    int64_t end = std::min<int64_t>(start + batch, static_cast<int64_t>(prompts.size()));
+    std::vector<std::vector<int32_t>> batch_tokens;
+    std::vector<uint64_t> streams;
+    for (int64_t i = start; i < end; ++i) {
+      batch_tokens.push_back(prompt_tokens(tok, render(prompts[static_cast<size_t>(i)])));
+      streams.push_back(static_cast<uint64_t>(i));  // a prompt's stream is its line: batching-proof
+    }
+    std::vector<Generation> out = generate(model, batch_tokens, options, streams);
+    for (int64_t i = start; i < end; ++i) {
+      const Generation& g = out[static_cast<size_t>(i - start)];
+      tokens += static_cast<int64_t>(g.tokens.size());
+      rapidjson::Document doc(rapidjson::kObjectType);
+      auto& a = doc.GetAllocator();
+      const std::string& p = prompts[static_cast<size_t>(i)];
+      std::string completion = completion_text(tok, g);
+      doc.AddMember("prompt", rapidjson::Value(p.c_str(), static_cast<rapidjson::SizeType>(p.size()), a), a);
+      doc.AddMember("completion",
+                    rapidjson::Value(completion.c_str(), static_cast<rapidjson::SizeType>(completion.size()), a), a);
+      doc.AddMember("finish_reason", rapidjson::StringRef(g.stopped_at_eos ? "stop" : "length"), a);
+      writer.write(doc);
+    }
+    progress.update(end, tokens);
+  }
+  progress.finish();
+  return 0;
+}
+
+}  // namespace rlaif::cli

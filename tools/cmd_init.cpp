@@ -1,0 +1,83 @@
+// `rlaif init`: a randomly initialised GPT-2 or Llama model directory.
+#include <cstdio>
+
+#include "io/model_dir.h"
+#include "io/tokenizer.h"
+#include "tools/cli_flags.h"
+#include "tools/commands.h"
+
+namespace rlaif::cli {
+
+int init_main(const std::vector<std::string>& args) {
+  Flags flags("init",
+              "Write a randomly initialised model directory (GPT-2 style init: normal(0, 0.02),\n"
+              "residual projections scaled by 1/sqrt(2*layers)).");
+  flags.option("arch", "llama", "gpt2 or llama")
+      .option("layers", "", "number of transformer layers", true)
+      .option("d-model", "", "hidden size", true)
+      .option("heads", "", "attention heads", true)
+      .option("kv-heads", "0", "key/value heads for grouped-query attention (llama; 0 = --heads)")
+      .option("ffn", "0", "MLP width (0 = 4*d-model for gpt2, ~8/3*d-model rounded to 32 for llama)")
+      .option("vocab", "0", "vocabulary size (0 = the tokenizer's)")
+      .option("seq", "", "context length (maximum positions)", true)
+      .option("tokenizer", "", "SentencePiece tokenizer.model to ship with the model")
+      .option("rope-theta", "10000", "RoPE base (llama)")
+      .flag("untied", "give the llama model its own output head instead of reusing the embedding")
+      .option("seed", "0", "initialisation seed")
+      .option("out", "", "output directory", true);
+  if (!flags.parse(args)) return 0;
+
+  ModelConfig c;
+  std::string arch = flags.str("arch");
+  if (arch != "gpt2" && arch != "llama") throw UsageError("--arch must be gpt2 or llama");
+  c.model_type = arch;
+  c.arch = arch == "gpt2" ? Arch::gpt2 : Arch::llama;
+  c.num_layers = flags.integer("layers");
+  c.hidden_size = flags.integer("d-model");
+  c.num_heads = flags.integer("heads");
+  c.num_kv_heads = flags.integer("kv-heads") > 0 ? flags.integer("kv-heads") : c.num_heads;
+  if (c.is_gpt2() && c.num_kv_heads != c.num_heads) {
+    throw UsageError("--kv-heads: GPT-2 has no grouped-query attention");
+  }
+  if (c.num_heads <= 0 || c.hidden_size % c.num_heads != 0) {
+    throw UsageError("--d-model must be a positive multiple of --heads");
+  }
+  c.head_dim = c.hidden_size / c.num_heads;
+  int64_t ffn = flags.integer("ffn");
+  if (ffn <= 0) ffn = c.is_gpt2() ? 4 * c.hidden_size : (8 * c.hidden_size / 3 + 31) / 32 * 32;
+  c.intermediate_size = ffn;
+  c.max_position_embeddings = flags.integer("seq");
+  c.rope_theta = flags.number("rope-theta");
+  c.norm_eps = 1e-5;
+  c.tie_word_embeddings = c.is_gpt2() || !flags.on("untied");
+  if (c.is_gpt2()) c.qkv_bias = c.o_bias = c.mlp_bias = true;
+  c.vocab_size = flags.integer("vocab");
+  std::string tokenizer = flags.str("tokenizer");
+  if (!tokenizer.empty()) {
+    Tokenizer tok = Tokenizer::load(tokenizer);
+    if (c.vocab_size == 0) c.vocab_size = tok.vocab_size();
+    if (c.vocab_size < tok.vocab_size()) {
+      throw UsageError("--vocab " + std::to_string(c.vocab_size) + " is smaller than the " +
+                       std::to_string(tok.vocab_size()) + " pieces of " + tokenizer);
+    }
+    c.bos_token_id = tok.bos_id();
+    c.eos_token_id = tok.eos_id();
+    c.pad_token_id = tok.pad_id();
+  }
+  if (c.vocab_size <= 0) throw UsageError("give --vocab or --tokenizer");
+  c.validate("rlaif init");
+
+  Transformer model(c);
+  model.init_weights(static_cast<uint64_t>(flags.integer("seed")));
+  save_model(flags.str("out"), model, tokenizer);
+  std::printf("wrote %s: %s, %lld parameters (%lld layers, d=%lld, %lld heads, %lld kv heads, "
+              "ffn %lld, vocab %lld, context %lld)\n",
+              flags.str("out").c_str(), arch.c_str(), static_cast<long long>(c.parameter_count()),
+              static_cast<long long>(c.num_layers), static_cast<long long>(c.hidden_size),
+              static_cast<long long>(c.num_heads), static_cast<long long>(c.num_kv_heads),
+              static_cast<long long>(c.intermediate_size), static_cast<long long>(c.vocab_size),
+              static_cast<long long>(c.max_position_embeddings));
+  return 0;
+}
+
+}  // namespace rlaif::cli
