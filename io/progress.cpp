@@ -42,7 +42,8 @@ void Progress::update(int64_t done, int64_t tokens, const std::string& note) {
   auto now = std::chrono::steady_clock::now();
   double since = std::chrono::duration<double>(now - last_draw_).count();
   // Terminals redraw often; logs get a line every 10 s so a long run is followed without noise.
-  if (since < (tty_ ? 0.1 : 10.0) && done != total_) return;
+  // The final state is drawn by finish().
+  if (since < (tty_ ? 0.1 : 10.0) || (total_ > 0 && done >= total_)) return;
   last_draw_ = now;
   draw(false);
 }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The command-line contract of DESIGN.md: --help everywhere (exit 0), usage errors exit 2 with a
+# hint, runtime failures exit 1 with one clear message.
+set -uo pipefail
+rlaif="$1"; root="$2"
+fail=0
+expect() {  # expected-exit-code, description, command...
+  local want="$1" what="$2"
+  shift 2
+  local out
+  out="$("$@" 2>&1)"
+  local got=$?
+  if [[ $got -ne $want ]]; then
+    echo "FAIL: $what: exit $got, want $want; output:"; echo "$out"; fail=1
+  fi
+  LAST_OUTPUT="$out"
+}
+expect 0 "rlaif --help" "$rlaif" --help
+expect 2 "no command" "$rlaif"
+expect 2 "unknown command" "$rlaif" frobnicate
+for cmd in version init generate eval-loss "tokenizer train"; do
+  # shellcheck disable=SC2086
+  expect 0 "$cmd --help" "$rlaif" $cmd --help
+  grep -q -- "--config" <<<"$LAST_OUTPUT" || { echo "FAIL: $cmd --help lacks --config"; fail=1; }
+done
+expect 2 "unknown flag" "$rlaif" generate --model x --bogus 1
+grep -q "unknown flag --bogus" <<<"$LAST_OUTPUT" || { echo "FAIL: unknown flag not named"; fail=1; }
+expect 2 "missing required flag" "$rlaif" init --layers 2
+grep -q "missing required flag" <<<"$LAST_OUTPUT" || { echo "FAIL: missing flag not named"; fail=1; }
+expect 2 "bad integer" "$rlaif" init --layers two --d-model 8 --heads 2 --seq 8 --vocab 10 --out /tmp/x
+grep -q "must be an integer" <<<"$LAST_OUTPUT" || { echo "FAIL: bad integer not explained"; fail=1; }
+expect 1 "missing model dir" "$rlaif" generate --model /nonexistent --prompt hi
+grep -q "/nonexistent" <<<"$LAST_OUTPUT" || { echo "FAIL: missing dir not named"; fail=1; }
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+echo '{"max-new-tokens": 3, "temperature": 0}' > "$tmp/config.json"
+expect 0 "--config supplies flags" "$rlaif" generate --model "$root/data/models/stories260K" \
+  --prompt "Once" --config "$tmp/config.json"
+echo '{"max-new-tokens": 3,' > "$tmp/bad.json"
+expect 2 "--config with bad JSON" "$rlaif" generate --model "$root/data/models/stories260K" \
+  --prompt "Once" --config "$tmp/bad.json"
+grep -q "bad.json:[0-9]" <<<"$LAST_OUTPUT" || { echo "FAIL: bad config line not named: $LAST_OUTPUT"; fail=1; }
+((fail)) && exit 1
+echo "cli contract holds"
