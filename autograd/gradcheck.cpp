@@ -60,6 +60,42 @@ std::vector<int64_t> positions_to_check(int64_t n, int64_t limit, uint64_t seed)
   return all;
 }
 
+// Sets *p = value for its lifetime and restores the original afterwards, even when f throws.
+class Perturbation {
+ public:
+  explicit Perturbation(float* p) : p_(p), original_(*p) {}
+  ~Perturbation() { *p_ = original_; }
+  Perturbation(const Perturbation&) = delete;
+  Perturbation& operator=(const Perturbation&) = delete;
+  // Writes original ± step rounded to f32 and returns the value actually stored.
+  double set(double step) {
+    *p_ = static_cast<float>(original_ + step);
+    return *p_;
+  }
+
+ private:
+  float* p_;
+  float original_;
+};
+
+// Restores the inputs' .grad values on scope exit (gradcheck's own backward pass overwrites
+// them).
+class SavedGrads {
+ public:
+  explicit SavedGrads(const std::vector<Variable>& inputs) : inputs_(inputs) {
+    for (const Variable& v : inputs_) grads_.push_back(v.grad());
+  }
+  ~SavedGrads() {
+    for (size_t i = 0; i < inputs_.size(); ++i) inputs_[i].set_grad(grads_[i]);
+  }
+  SavedGrads(const SavedGrads&) = delete;
+  SavedGrads& operator=(const SavedGrads&) = delete;
+
+ private:
+  std::vector<Variable> inputs_;  // handles: setting their grad sets the caller's
+  std::vector<Tensor> grads_;
+};
+
 // worst = max(worst, value), where a NaN sticks once seen.
 void keep_worst(double& worst, double value) {
   if (std::isnan(value) || value > worst) worst = value;
@@ -84,12 +120,11 @@ GradcheckResult gradcheck(const std::function<Variable(const std::vector<Variabl
   }
 
   // ---- Analytical: one recorded run, backward seeded with w --------------------------------
-  std::vector<Tensor> saved_grads;
-  for (const Variable& v : inputs) saved_grads.push_back(v.grad());
   Shape out_shape;
   std::vector<double> w;
   std::vector<std::vector<float>> analytical(inputs.size());
   {
+    SavedGrads saved(inputs);
     GradModeScope recording(true);
     for (size_t i : checked_inputs) {
       Variable handle = inputs[i];  // a handle: clearing its grad clears the caller's
@@ -110,10 +145,6 @@ GradcheckResult gradcheck(const std::function<Variable(const std::vector<Variabl
       analytical[i] = g.defined() ? host_values(g, "a gradient")
                                   : std::vector<float>(static_cast<size_t>(inputs[i].numel()));
     }
-  }
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    Variable handle = inputs[i];
-    handle.set_grad(saved_grads[i]);
   }
 
   // ---- Numerical: central differences of L = Σ w·f(x), evaluated without a graph -----------
@@ -137,17 +168,14 @@ GradcheckResult gradcheck(const std::function<Variable(const std::vector<Variabl
     std::vector<int64_t> positions =
         positions_to_check(input.numel(), opts.max_checks_per_input, opts.seed + 7919 * (i + 1));
     for (int64_t j : positions) {
-      float original = p[j];
-      // The step actually taken is what f32 can represent; dividing by it (not by 2·eps) removes
-      // the error of rounding x ± eps.
-      p[j] = static_cast<float>(original + opts.eps);
-      double x_plus = p[j];
-      double l_plus = loss();
-      p[j] = static_cast<float>(original - opts.eps);
-      double x_minus = p[j];
-      double l_minus = loss();
-      p[j] = original;
-
+      double x_plus, x_minus, l_plus, l_minus;
+      {
+        Perturbation perturb(p + j);
+        x_plus = perturb.set(opts.eps);
+        l_plus = loss();
+        x_minus = perturb.set(-opts.eps);
+        l_minus = loss();
+      }
       double numerical = (l_plus - l_minus) / (x_plus - x_minus);
       double analytic = analytical[i][static_cast<size_t>(j)];
       double err = std::fabs(numerical - analytic);

@@ -35,7 +35,7 @@ constexpr DType kAllDTypes[] = {DType::f32, DType::bf16, DType::f16,
 std::string describe(const std::string& path) { return "safetensors '" + path + "': "; }
 
 std::string offsets_str(const TensorInfo& info) {
-  return "[" + std::to_string(info.data_begin) + ", " + std::to_string(info.data_end) + "]";
+  return Error::concat('[', info.data_begin, ", ", info.data_end, ']');
 }
 
 using JsonValue = rapidjson::Value;

@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <unordered_set>
 
 #include "io/atomic_file.h"
@@ -43,9 +43,15 @@ std::string json_text(const rapidjson::Value& value) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+// model-NNNNN-of-NNNNN.safetensors (std::regex would do, at a cost in code size and warnings).
 bool is_shard_name(const std::string& name) {
-  static const std::regex pattern(R"(model-\d{5}-of-\d{5}\.safetensors)");
-  return std::regex_match(name, pattern);
+  static constexpr std::string_view shape = "model-#####-of-#####.safetensors";
+  if (name.size() != shape.size()) return false;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    bool ok = shape[i] == '#' ? (name[i] >= '0' && name[i] <= '9') : name[i] == shape[i];
+    if (!ok) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -160,6 +166,11 @@ const TensorInfo& SafetensorsCheckpoint::info(const std::string& name) const {
 
 Tensor SafetensorsCheckpoint::tensor(const std::string& name) const {
   return files_[file_index(name)].tensor(name);
+}
+
+const std::map<std::string, std::string>& SafetensorsCheckpoint::metadata() const {
+  static const std::map<std::string, std::string> none;
+  return files_.empty() ? none : files_.front().metadata();
 }
 
 const std::string& SafetensorsCheckpoint::file_of(const std::string& name) const {

@@ -40,7 +40,7 @@ class SafetensorsCheckpoint {
   // The file holding `name`.
   const std::string& file_of(const std::string& name) const;
   // "__metadata__" of model.safetensors, or of the first shard (rlaif writes the same into all).
-  const std::map<std::string, std::string>& metadata() const { return files_.front().metadata(); }
+  const std::map<std::string, std::string>& metadata() const;
   // The index's "metadata" with values as text (numbers such as total_size printed as JSON
   // numbers); empty for a single file.
   const std::map<std::string, std::string>& index_metadata() const { return index_metadata_; }

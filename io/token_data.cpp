@@ -1,5 +1,7 @@
 #include "io/token_data.h"
 
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -61,6 +63,51 @@ std::vector<int32_t> load_tokens(const std::string& path, const Tokenizer* token
   if (tokenizer->bos_id() >= 0) tokens.push_back(tokenizer->bos_id());
   std::vector<int32_t> body = tokenizer->encode(buffer.str());
   tokens.insert(tokens.end(), body.begin(), body.end());
+  return tokens;
+}
+
+namespace {
+
+// FNV-1a over the bytes of a file: cheap, stable across runs and machines.
+uint64_t file_hash(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  RLAIF_CHECK(in.good(), "cannot read ", path);
+  uint64_t h = 1469598103934665603ull;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ull;
+    }
+  }
+  return h;
+}
+
+}  // namespace
+
+std::vector<int32_t> load_tokens_cached(const std::string& path, const Tokenizer& tokenizer) {
+  namespace fs = std::filesystem;
+  if (is_token_shard(path)) return read_token_shard(path);
+  RLAIF_CHECK(fs::exists(path), "data file ", path, " does not exist");
+  uint64_t key = file_hash(tokenizer.path()) ^ (static_cast<uint64_t>(fs::file_size(path)) * 31) ^
+                 static_cast<uint64_t>(fs::last_write_time(path).time_since_epoch().count());
+  char suffix[40];
+  std::snprintf(suffix, sizeof suffix, ".tokens-%016llx.bin", static_cast<unsigned long long>(key));
+  std::string cache = path + suffix;
+  if (fs::exists(cache)) {
+    try {
+      return read_token_shard(cache);
+    } catch (const Error&) {
+      // A damaged cache is rebuilt below.
+    }
+  }
+  std::vector<int32_t> tokens = load_tokens(path, &tokenizer);
+  if (tokenizer.vocab_size() <= 65536) {
+    try {
+      write_token_shard(cache, tokens);
+    } catch (const Error&) {
+      // Read-only folder: tokenizing again next time is the only cost.
+    }
+  }
   return tokens;
 }
 

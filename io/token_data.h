@@ -26,4 +26,10 @@ void write_token_shard(const std::string& path, const std::vector<int32_t>& toke
 // by the tokenizer's encoding of the whole file.
 std::vector<int32_t> load_tokens(const std::string& path, const Tokenizer* tokenizer);
 
+// load_tokens with a cache for text: the tokens are stored once as a shard beside the text,
+// named after the tokenizer's contents and the text's size and modification time, so a changed
+// tokenizer or file is re-tokenized and an unchanged one never is. When the folder is not
+// writable the tokens are simply not cached.
+std::vector<int32_t> load_tokens_cached(const std::string& path, const Tokenizer& tokenizer);
+
 }  // namespace rlaif

@@ -23,8 +23,9 @@ class Tokenizer {
   static Tokenizer load(const std::string& model_path);
 
   // Token ids of `text`, without BOS/EOS (the caller decides where sequences start and end).
-  // Applies the model's own normalisation (none for Llama-style models, so decode(encode(x)) == x
-  // for any UTF-8 text when the model has byte fallback).
+  // Applies the model's own normaliser: Llama's and rlaif-trained models have none, so with byte
+  // fallback decode(encode(x)) == x for any UTF-8 text; models trained with SentencePiece's
+  // defaults (e.g. stories260K) trim and collapse runs of spaces.
   std::vector<int32_t> encode(std::string_view text) const;
   // Text of `ids`; control ids (BOS, EOS, PAD) decode to nothing. Throws Error naming an id outside
   // [0, vocab_size()).

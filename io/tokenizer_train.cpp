@@ -93,8 +93,11 @@ TokenizerTrainSummary train_tokenizer(const std::string& input_path, int vocab_s
   sentencepiece::util::Status status =
       sentencepiece::SentencePieceTrainer::Train(args, &lines, &model);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  RLAIF_CHECK(status.ok(), where, "SentencePiece failed on '", input_path,
-              "': ", status.ToString());
+  RLAIF_CHECK(status.ok(), where, "SentencePiece failed on '", input_path, "': ", status.ToString(),
+              status.ToString().find("required_chars") == std::string::npos
+                  ? ""
+                  : " (vocab_size must cover the 3 special ids, the 256 byte-fallback pieces and "
+                    "every distinct character of the input)");
   RLAIF_CHECK(!model.empty(), where, "SentencePiece produced no model for '", input_path, "'");
 
   write_file_atomically(out_model_path, model);

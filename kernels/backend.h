@@ -57,6 +57,17 @@ const char* unary_op_name(UnaryOp op);
 const char* binary_op_name(BinaryOp op);
 const char* reduce_op_name(ReduceOp op);
 
+// Hyperparameters of one AdamW update (see Backend::adamw_step). Plain floats, so a GPU backend
+// can pass the struct to a kernel by value.
+struct AdamWHyper {
+  float lr;            // learning rate of this step (after the schedule)
+  float beta1;         // first-moment decay, e.g. 0.9
+  float beta2;         // second-moment decay, e.g. 0.95
+  float eps;           // added to the bias-corrected √v, e.g. 1e-8
+  float weight_decay;  // decoupled decay coefficient; 0 for biases and norm gains
+  int64_t step;        // t, 1-based: the first update has step = 1 (bias correction)
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -229,6 +240,33 @@ class Backend {
                                   const Tensor& segment_ids, int64_t kv_len, float scale,
                                   const Tensor& out, const Tensor& lse, const Tensor& dout,
                                   const Tensor& dq, const Tensor& dk, const Tensor& dv) = 0;
+
+  // ---- Optimizer -----------------------------------------------------------------------------
+
+  // One AdamW update (Loshchilov & Hutter, 2019, "Decoupled Weight Decay Regularization", on
+  // Adam of Kingma & Ba, 2015), as PyTorch's torch.optim.AdamW (foreach=False). Per element, with
+  // θ the parameter (or its master copy), g the gradient and t = h.step:
+  //   θ ← θ·(1 − lr·wd)                                  (decoupled decay, before the moments)
+  //   m ← β1·m + (1 − β1)·g
+  //   v ← β2·v + (1 − β2)·g²
+  //   θ ← θ − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + eps)
+  // m, v: f32, param's shape, updated in place. The scalars 1 − lr·wd, lr / (1 − β1^t) and
+  // √(1 − β2^t) are computed in double from h and rounded to f32 once (PyTorch computes them as
+  // Python floats); everything per element is f32 arithmetic in PyTorch's order, so a backend
+  // can match the reference to the last bit where its sqrt and division are correctly rounded.
+  //   master: optional f32 copy of the parameter. When defined, the update is computed on master
+  //   and the result cast (round to nearest even) into param, which may then be any float dtype
+  //   (bf16 on GPU backends; the CPU reference accepts bf16 and f16 here too). When undefined,
+  //   param must be f32 and is updated in place.
+  //   grad: param's dtype and shape (read as f32).
+  // h.step ≥ 1, else Error. Deterministic; every element is independent.
+  virtual void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
+                          const Tensor& v, const Tensor& master, const AdamWHyper& h) = 0;
+  // out (0-d f32, shape {}) = Σ x², for gradient-norm clipping. x: any shape, float (the CPU
+  // reference also accepts bf16 and f16: gradients may be kept in those). Accumulated in double
+  // over fixed-size chunks whose partial sums are added in chunk order, so the result does not
+  // depend on the thread count; it is rounded to f32 once at the end.
+  virtual void squared_norm(const Tensor& x, const Tensor& out) = 0;
 
   // ---- Losses over a vocabulary --------------------------------------------------------------
 

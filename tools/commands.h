@@ -22,6 +22,7 @@ int version_main(const std::vector<std::string>& args);
 int init_main(const std::vector<std::string>& args);
 int generate_main(const std::vector<std::string>& args);
 int eval_loss_main(const std::vector<std::string>& args);
+int pretrain_main(const std::vector<std::string>& args);
 int tokenizer_train_main(const std::vector<std::string>& args);
 
 }  // namespace rlaif::cli

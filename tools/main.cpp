@@ -18,6 +18,7 @@ const std::vector<Command>& all_commands() {
       {"generate", "generate text from a prompt or a JSONL file of prompts", generate_main},
       {"eval-loss", "mean next-token cross-entropy of a model on text or a token shard",
        eval_loss_main},
+      {"pretrain", "train a language model on text or a token shard", pretrain_main},
       {"tokenizer train", "train a SentencePiece tokenizer on a text file", tokenizer_train_main},
   };
   return commands;

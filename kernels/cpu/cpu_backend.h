@@ -6,7 +6,7 @@
 //
 // The implementations are spread over one file per family (cpu_memory.cpp, cpu_matmul.cpp,
 // cpu_elementwise.cpp, cpu_reduce.cpp, cpu_softmax.cpp, cpu_embedding.cpp, cpu_norm.cpp,
-// cpu_activation.cpp, cpu_rope.cpp, cpu_attention.cpp, cpu_loss.cpp).
+// cpu_activation.cpp, cpu_rope.cpp, cpu_attention.cpp, cpu_optimizer.cpp, cpu_loss.cpp).
 #pragma once
 
 #include "kernels/backend.h"
@@ -81,6 +81,10 @@ class CpuBackend final : public Backend {
                           const Tensor& segment_ids, int64_t kv_len, float scale,
                           const Tensor& out, const Tensor& lse, const Tensor& dout,
                           const Tensor& dq, const Tensor& dk, const Tensor& dv) override;
+
+  void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                  const Tensor& master, const AdamWHyper& h) override;
+  void squared_norm(const Tensor& x, const Tensor& out) override;
 
   void cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_index,
                      const Tensor& losses, const Tensor& lse) override;

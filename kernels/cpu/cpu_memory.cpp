@@ -154,8 +154,9 @@ void CpuBackend::concat(const std::vector<Tensor>& inputs, const Tensor& out) {
     const Tensor& in = inputs[i];
     const std::string name = "inputs[" + std::to_string(i) + "]";
     cpu::expect("concat", name.c_str(), in, out.dtype());
-    RLAIF_CHECK(in.dim() == out.dim() && Shape(in.shape().begin() + 1, in.shape().end()) == row_shape,
-                "concat: ", name, " is ", in, " but must have out's shape ", out,
+    const bool same_rows =
+        in.dim() == out.dim() && Shape(in.shape().begin() + 1, in.shape().end()) == row_shape;
+    RLAIF_CHECK(same_rows, "concat: ", name, " is ", in, " but must have out's shape ", out,
                 " apart from dimension 0");
     total_rows += in.size(0);
   }

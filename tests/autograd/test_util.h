@@ -5,8 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -75,10 +73,7 @@ using Fn = std::function<Variable(const std::vector<Variable>&)>;
 // Asserts that gradcheck passes, printing its report (which names the failing element) if not.
 inline void expect_gradcheck(const Fn& f, const std::vector<Variable>& inputs,
                              const GradcheckOptions& opts = {}) {
-  GradcheckOptions o = opts;  // TEMP
-  if (std::getenv("GC_EPS")) o.eps = std::atof(std::getenv("GC_EPS"));  // TEMP
-  GradcheckResult r = gradcheck(f, inputs, o);
-  if (std::getenv("GC_VERBOSE")) std::printf("%s\n", r.report.c_str());  // TEMP
+  GradcheckResult r = gradcheck(f, inputs, opts);
   EXPECT_TRUE(r.ok) << r.report;
   EXPECT_GT(r.checked, 0) << "nothing was checked";
 }

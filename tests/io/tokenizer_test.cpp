@@ -95,7 +95,14 @@ TEST(Tokenizer, MatchesSpmEncodeOnShakespeare) {
 
 TEST(Tokenizer, StoriesModelRoundTripsOddText) {
   Tokenizer tok = Tokenizer::load(stories_model());
-  for (const std::string& text : kOddTexts) EXPECT_EQ(tok.decode(tok.encode(text)), text) << text;
+  // Bytes outside its 512 pieces go through byte fallback and come back exactly.
+  for (std::string text : {"digits 2024 and 3.14159", "accents: é ü ñ, CJK: 日本語, 🙂",
+                           "line one\nline two\n\nline four"}) {
+    EXPECT_EQ(tok.decode(tok.encode(text)), text) << text;
+  }
+  // This model was trained with SentencePiece's default normaliser, which trims and collapses
+  // runs of spaces: that is the model's behaviour, which encode() must reproduce, not a loss.
+  EXPECT_EQ(tok.decode(tok.encode("  two  spaces ")), "two spaces");
 }
 
 TEST(Tokenizer, Errors) {
@@ -152,6 +159,7 @@ void expect_trained_model_works(const std::string& path, int vocab) {
   // Digits are split: no piece holds two of them.
   for (int id = 0; id < tok.vocab_size(); ++id) {
     std::string p = tok.piece(id);
+    if (p.rfind("<0x", 0) == 0) continue;  // byte pieces like <0x30>
     int digits = 0;
     for (char c : p) digits += (c >= '0' && c <= '9');
     EXPECT_LE(digits, 1) << p;

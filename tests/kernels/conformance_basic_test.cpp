@@ -253,7 +253,8 @@ TEST_P(Conformance, AffineClampWhere) {
 // ---- Reductions ------------------------------------------------------------------------------
 
 TEST_P(Conformance, ReduceAndBackward) {
-  for (const Shape& shape : {Shape{7, 13}, Shape{3, 5, 33}, Shape{1}, Shape{64, 300}, Shape{0, 5}}) {
+  for (const Shape& shape :
+       {Shape{7, 13}, Shape{3, 5, 33}, Shape{1}, Shape{64, 300}, Shape{0, 5}}) {
     const int rank = static_cast<int>(shape.size());
     for (int dim = -1; dim < rank; ++dim) {
       const int d = dim < 0 ? dim + rank : dim;
@@ -270,7 +271,8 @@ TEST_P(Conformance, ReduceAndBackward) {
         reference().reduce(op, x, dim, y);
         expect_matches(got, y, what, 1.0 + n / 16.0);
 
-        Tensor dx = empty_on_backend(shape, float_dtype()), dx_want = Tensor::empty(shape, DType::f32);
+        Tensor dx = empty_on_backend(shape, float_dtype());
+        Tensor dx_want = Tensor::empty(shape, DType::f32);
         backend().reduce_backward(op, on_backend(x), on_backend(y), on_backend(dy), dim, dx);
         reference().reduce_backward(op, x, y, dy, dim, dx_want);
         expect_matches(dx, dx_want, what + " backward");
@@ -280,10 +282,12 @@ TEST_P(Conformance, ReduceAndBackward) {
 }
 
 TEST_P(Conformance, Argmax) {
-  for (const Shape& shape : {Shape{7, 13}, Shape{1, 1}, Shape{0, 5}, Shape{3, 5, 33}, Shape{4, 50257}}) {
+  for (const Shape& shape :
+       {Shape{7, 13}, Shape{1, 1}, Shape{0, 5}, Shape{3, 5, 33}, Shape{4, 50257}}) {
     Tensor x = random_tensor(shape, 19);
     Shape out_shape(shape.begin(), shape.end() - 1);
-    Tensor got = empty_on_backend(out_shape, DType::i32), want = Tensor::empty(out_shape, DType::i32);
+    Tensor got = empty_on_backend(out_shape, DType::i32);
+    Tensor want = Tensor::empty(out_shape, DType::i32);
     backend().argmax(on_backend(x), got);
     reference().argmax(x, want);
     expect_matches(got, want, label("argmax", shape));
@@ -291,21 +295,25 @@ TEST_P(Conformance, Argmax) {
 }
 
 TEST_P(Conformance, MaskedReduceAndBackward) {
-  for (const Shape& shape : {Shape{7, 13}, Shape{1, 1}, Shape{0, 5}, Shape{3, 0}, Shape{16, 1000}}) {
+  for (const Shape& shape :
+       {Shape{7, 13}, Shape{1, 1}, Shape{0, 5}, Shape{3, 0}, Shape{16, 1000}}) {
     Shape rows(shape.begin(), shape.end() - 1);
     Tensor x = random_tensor(shape, 20), dy = random_tensor(rows, 21);
     // A 0/1 mask with some fully masked rows (the mean is 0 there).
     Tensor mask = random_tensor(shape, 22, 0.0f, 1.0f);
     float* m = mask.data<float>();
     const int64_t T = shape.back();
-    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = (m[i] < 0.3f || (i / T) % 4 == 1) ? 0.0f : 1.0f;
+    for (int64_t i = 0; i < mask.numel(); ++i) {
+      m[i] = (m[i] < 0.3f || (i / T) % 4 == 1) ? 0.0f : 1.0f;
+    }
     for (bool mean : {false, true}) {
       const std::string what = label(mean ? "masked mean" : "masked sum", shape);
       Tensor got = empty_on_backend(rows, float_dtype()), want = Tensor::empty(rows, DType::f32);
       backend().masked_reduce(on_backend(x), on_backend(mask), mean, got);
       reference().masked_reduce(x, mask, mean, want);
       expect_matches(got, want, what, 1.0 + static_cast<double>(T) / 16.0);
-      Tensor dx = empty_on_backend(shape, float_dtype()), dx_want = Tensor::empty(shape, DType::f32);
+      Tensor dx = empty_on_backend(shape, float_dtype());
+      Tensor dx_want = Tensor::empty(shape, DType::f32);
       backend().masked_reduce_backward(on_backend(mask), on_backend(dy), mean, dx);
       reference().masked_reduce_backward(mask, dy, mean, dx_want);
       expect_matches(dx, dx_want, what + " backward");

@@ -38,8 +38,10 @@ double unary_ref(UnaryOp op, double x) {
     case UnaryOp::sigmoid: return 1.0 / (1.0 + std::exp(-x));
     case UnaryOp::log_sigmoid: return -std::log1p(std::exp(-x));
     case UnaryOp::tanh: return std::tanh(x);
-    case UnaryOp::gelu_tanh:
-      return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * (x + 0.044715 * x * x * x)));
+    case UnaryOp::gelu_tanh: {
+      double u = std::sqrt(2.0 / std::numbers::pi) * (x + 0.044715 * x * x * x);
+      return 0.5 * x * (1.0 + std::tanh(u));
+    }
     case UnaryOp::silu: return x / (1.0 + std::exp(-x));
   }
   return 0.0;
@@ -211,7 +213,8 @@ TEST(CpuElementwise, BinaryBroadcastsSuffixesAndScalars) {
       for (int64_t i = 0; i < a.numel(); ++i) {
         double want = binary_ref(op, ap[i], bp[i % b.numel()]);
         ASSERT_TRUE(close(o[i], want, 0, 1e-7))
-            << binary_op_name(op) << " a " << shape_str(sa) << " b " << shape_str(sb) << " at " << i;
+            << binary_op_name(op) << " a " << shape_str(sa) << " b " << shape_str(sb) << " at "
+            << i;
       }
     }
   }
@@ -325,8 +328,9 @@ TEST(CpuElementwise, RejectsBadShapesAndDtypes) {
   // b must be a's shape, a suffix of it, or one element.
   EXPECT_THROW(cpu().binary(BinaryOp::add, x, random_tensor({7}, 3), out), Error);
   EXPECT_THROW(cpu().binary(BinaryOp::add, x, random_tensor({2, 7, 13}, 3), out), Error);
-  EXPECT_THROW(cpu().binary(BinaryOp::add, x, random_tensor({13}, 3), Tensor::empty({13}, DType::f32)),
-               Error);
+  EXPECT_THROW(
+      cpu().binary(BinaryOp::add, x, random_tensor({13}, 3), Tensor::empty({13}, DType::f32)),
+      Error);
   EXPECT_THROW(cpu().binary_backward(BinaryOp::mul, x, random_tensor({13}, 4), x, out,
                                      Tensor::empty({7, 13}, DType::f32)),
                Error);

@@ -1,6 +1,8 @@
 // CPU matmul (OpenBLAS sgemm underneath), checked against a naive triple loop in double over
 // every transpose combination, batching, a shared 2-D b, bias, alpha and beta.
+#include <cblas.h>
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <limits>
@@ -132,6 +134,26 @@ TEST(CpuMatmul, EmptyDimensions) {
   check({{0, 13}, {13, 5}}, 62);
   check({{7, 13}, {13, 0}, false, false, true}, 63);
   check({{0, 7, 13}, {13, 5}}, 64);
+}
+
+TEST(CpuMatmul, ResultsDoNotDependOnTheThreadCount) {
+  // Large enough for OpenBLAS and the bias loop to use several threads.
+  Tensor a = random_tensor({2, 192, 320}, 70), b = random_tensor({256, 320}, 71);
+  Tensor bias = random_tensor({256}, 72);
+  Tensor init = random_tensor({2, 192, 256}, 73);
+  std::vector<std::vector<float>> results;
+  const int saved_blas = openblas_get_num_threads(), saved_omp = omp_get_max_threads();
+  for (int threads : {1, 2, 4}) {
+    openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
+    Tensor out = init.clone();
+    cpu().matmul(a, b, out, false, true, bias, 0.75f, 0.5f);
+    results.push_back(out.to_vector<float>());
+  }
+  openblas_set_num_threads(saved_blas);
+  omp_set_num_threads(saved_omp);
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
 }
 
 TEST(CpuMatmul, RejectsBadArguments) {

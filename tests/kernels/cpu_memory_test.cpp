@@ -126,7 +126,8 @@ TEST(CpuMemory, CastFloatToIntTruncatesTowardZero) {
   Tensor i32 = Tensor::empty({8}, DType::i32), i64 = Tensor::empty({8}, DType::i64);
   cpu().cast(src, i32);
   cpu().cast(src, i64);
-  const int32_t big = std::numeric_limits<int32_t>::max(), small = std::numeric_limits<int32_t>::min();
+  const int32_t big = std::numeric_limits<int32_t>::max();
+  const int32_t small = std::numeric_limits<int32_t>::min();
   EXPECT_EQ(i32.to_vector<int32_t>(), (std::vector<int32_t>{-2, 0, 0, 0, 2, big, small, 255}));
   EXPECT_EQ(i64.to_vector<int64_t>(),
             (std::vector<int64_t>{-2, 0, 0, 0, 2, 10000000000LL, -10000000000LL, 255}));

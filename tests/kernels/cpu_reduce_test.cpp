@@ -69,7 +69,8 @@ std::vector<double> reduce_ref(ReduceOp op, const Tensor& x, int64_t d,
 }
 
 TEST(CpuReduce, EveryOpOverEveryDimension) {
-  for (const Shape& shape : {Shape{3, 7, 13}, Shape{7, 13}, Shape{1, 1}, Shape{5}, Shape{2, 1, 3, 4}}) {
+  for (const Shape& shape :
+       {Shape{3, 7, 13}, Shape{7, 13}, Shape{1, 1}, Shape{5}, Shape{2, 1, 3, 4}}) {
     const int rank = static_cast<int>(shape.size());
     for (int dim = -rank; dim < rank; ++dim) {
       const int64_t d = dim < 0 ? dim + rank : dim;

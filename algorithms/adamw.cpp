@@ -1,0 +1,129 @@
+// AdamW (Loshchilov & Hutter, 2019): the state management around Backend::adamw_step. The update
+// equations are in adamw.h and, with the precision argument, in kernels/cpu/cpu_optimizer.cpp.
+#include "algorithms/adamw.h"
+
+#include <cmath>
+#include <map>
+
+#include "kernels/backend.h"
+
+namespace rlaif {
+namespace {
+
+void check_option(const char* field, double value, bool ok, const char* rule) {
+  RLAIF_CHECK(std::isfinite(value) && ok, "AdamW: ", field, " is ", value, " but must be ", rule);
+}
+
+}  // namespace
+
+AdamW::AdamW(std::vector<std::pair<std::string, Variable>> params, AdamWOptions options)
+    : params_(std::move(params)), options_(options) {
+  check_option("beta1", options_.beta1, options_.beta1 >= 0.0 && options_.beta1 < 1.0,
+               "in [0, 1)");
+  check_option("beta2", options_.beta2, options_.beta2 >= 0.0 && options_.beta2 < 1.0,
+               "in [0, 1)");
+  check_option("eps", options_.eps, options_.eps >= 0.0, "≥ 0");
+  check_option("weight_decay", options_.weight_decay, options_.weight_decay >= 0.0, "≥ 0");
+
+  std::map<std::string, size_t> seen;
+  slots_.reserve(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
+    RLAIF_CHECK(p.defined(), "AdamW: parameter '", name, "' is an undefined variable");
+    RLAIF_CHECK(is_floating(p.dtype()), "AdamW: parameter '", name, "' is ", p.data(),
+                " but must be a float tensor");
+    auto [it, fresh] = seen.emplace(name, i);
+    RLAIF_CHECK(fresh, "AdamW: two parameters are named '", name, "'");
+    for (size_t j = 0; j < i; ++j) {
+      RLAIF_CHECK(!params_[j].second.is_same(p), "AdamW: parameters '", params_[j].first,
+                  "' and '", name, "' are one variable, which would be updated twice");
+    }
+
+    Slot slot;
+    const Device device = p.device();
+    slot.m = Tensor::zeros(p.shape(), DType::f32, device);
+    slot.v = Tensor::zeros(p.shape(), DType::f32, device);
+    if (p.dtype() != DType::f32) {
+      slot.master = Tensor::empty(p.shape(), DType::f32, device);
+      backend_for(device).cast(p.data(), slot.master);
+    }
+    slot.weight_decay = p.dim() >= 2 ? options_.weight_decay : 0.0;
+    slots_.push_back(std::move(slot));
+  }
+}
+
+void AdamW::step(double lr) {
+  RLAIF_CHECK(std::isfinite(lr) && lr >= 0.0, "AdamW::step: lr is ", lr,
+              " but must be a finite number ≥ 0");
+  ++step_count_;
+  updated_last_step_ = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Variable& p = params_[i].second;
+    if (!p.grad().defined()) continue;
+    const Slot& slot = slots_[i];
+    AdamWHyper h;
+    h.lr = static_cast<float>(lr);
+    h.beta1 = static_cast<float>(options_.beta1);
+    h.beta2 = static_cast<float>(options_.beta2);
+    h.eps = static_cast<float>(options_.eps);
+    h.weight_decay = static_cast<float>(slot.weight_decay);
+    h.step = step_count_;
+    backend_for(p.device()).adamw_step(p.data(), p.grad(), slot.m, slot.v, slot.master, h);
+    ++updated_last_step_;
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& [name, p] : params_) p.zero_grad();
+}
+
+std::vector<std::pair<std::string, Tensor>> AdamW::named_state() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::string& name = params_[i].first;
+    out.emplace_back("exp_avg." + name, slots_[i].m);
+    out.emplace_back("exp_avg_sq." + name, slots_[i].v);
+    if (slots_[i].master.defined()) out.emplace_back("master." + name, slots_[i].master);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> AdamW::state() const {
+  std::vector<std::pair<std::string, Tensor>> out = named_state();
+  // Copies, so later steps do not change a snapshot being written out.
+  for (auto& [name, t] : out) t = t.to(Device::cpu());
+  return out;
+}
+
+void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& state,
+                       int64_t step_count) {
+  RLAIF_CHECK(step_count >= 0, "AdamW::load_state: step count is ", step_count,
+              " but must be ≥ 0");
+  const std::vector<std::pair<std::string, Tensor>> expected = named_state();
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < expected.size(); ++i) index.emplace(expected[i].first, i);
+
+  // Check everything before copying anything, so a bad checkpoint leaves the optimizer as it was.
+  std::vector<const Tensor*> source(expected.size(), nullptr);
+  for (const auto& [name, t] : state) {
+    auto it = index.find(name);
+    RLAIF_CHECK(it != index.end(), "AdamW::load_state: unexpected tensor '", name,
+                "' (no parameter of this optimizer matches it)");
+    RLAIF_CHECK(source[it->second] == nullptr, "AdamW::load_state: tensor '", name,
+                "' appears twice");
+    const Tensor& want = expected[it->second].second;
+    RLAIF_CHECK(t.defined(), "AdamW::load_state: tensor '", name, "' is undefined");
+    RLAIF_CHECK(t.dtype() == DType::f32 && t.shape() == want.shape(), "AdamW::load_state: tensor '",
+                name, "' is ", t, " but must be f32", shape_str(want.shape()));
+    source[it->second] = &t;
+  }
+  for (size_t i = 0; i < expected.size(); ++i) {
+    RLAIF_CHECK(source[i] != nullptr, "AdamW::load_state: tensor '", expected[i].first,
+                "' is missing");
+  }
+  for (size_t i = 0; i < expected.size(); ++i) expected[i].second.copy_from(*source[i]);
+  step_count_ = step_count;
+  updated_last_step_ = 0;
+}
+
+}  // namespace rlaif

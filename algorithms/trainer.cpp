@@ -1,0 +1,237 @@
+#include "algorithms/trainer.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+
+#include "algorithms/grad_clip.h"
+#include "io/checkpoint.h"
+#include "io/metrics_log.h"
+#include "io/model_dir.h"
+#include "io/progress.h"
+
+namespace rlaif {
+namespace {
+
+std::atomic<int> g_signal{0};
+
+extern "C" void on_stop_signal(int sig) {
+  // The first signal asks for a clean stop (checkpoint, then exit); a second one is the user
+  // insisting: fall back to the default action.
+  if (g_signal.exchange(sig) != 0) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
+
+// Installs the stop handlers for the duration of train() and restores the previous ones.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_signal = 0;
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &old_int_);
+    sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  int pending() const { return g_signal.load(); }
+
+ private:
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
+std::string state_json(int64_t step, const TrainerOptions& o) {
+  rapidjson::Document doc(rapidjson::kObjectType);
+  auto& a = doc.GetAllocator();
+  doc.AddMember("format", 1, a);
+  doc.AddMember("step", step, a);
+  rapidjson::Value settings(rapidjson::kObjectType);
+  for (const auto& [key, value] : o.settings) {
+    settings.AddMember(rapidjson::Value(key.c_str(), a), rapidjson::Value(value.c_str(), a), a);
+  }
+  doc.AddMember("settings", settings, a);
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  doc.Accept(writer);
+  return std::string(buffer.GetString()) + "\n";
+}
+
+// Refuses a resume whose defining settings differ, listing every difference.
+void check_settings(const TrainerCheckpoint& ckpt, const TrainerOptions& o) {
+  rapidjson::Document doc;
+  doc.Parse(ckpt.state_json.c_str());
+  std::map<std::string, std::string> saved;
+  if (doc.HasMember("settings") && doc["settings"].IsObject()) {
+    for (auto& m : doc["settings"].GetObject()) {
+      if (m.value.IsString()) saved[m.name.GetString()] = m.value.GetString();
+    }
+  }
+  std::map<std::string, std::string> now(o.settings.begin(), o.settings.end());
+  std::string diffs;
+  for (const std::string& key : o.identity_keys) {
+    std::string was = saved.count(key) ? saved[key] : "(unset)";
+    std::string is = now.count(key) ? now[key] : "(unset)";
+    if (was != is) diffs += "\n  --" + key + ": checkpoint has '" + was + "', this run has '" + is + "'";
+  }
+  RLAIF_CHECK(diffs.empty(), "cannot resume from ", ckpt.dir,
+              ": it was made with different settings:", diffs);
+}
+
+void restore(Transformer& model, AdamW& optimizer, const TrainerCheckpoint& ckpt) {
+  Transformer saved = load_model(ckpt.dir, Device::cpu());
+  RLAIF_CHECK(saved.config().to_json() == model.config().to_json(), "cannot resume from ",
+              ckpt.dir, ": its model config differs from --model's:\n", saved.config().to_json(),
+              "vs\n", model.config().to_json());
+  auto from = saved.parameters(), to = model.parameters();
+  for (size_t i = 0; i < to.size(); ++i) to[i].second.data().copy_from(from[i].second.data());
+  optimizer.load_state(ckpt.tensors, ckpt.step);
+}
+
+std::string format_metric(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+}  // namespace
+
+TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& options) {
+  namespace fs = std::filesystem;
+  RLAIF_CHECK(!options.out_dir.empty(), "train: no output directory");
+  RLAIF_CHECK(options.steps > 0, "train: --steps must be positive");
+  RLAIF_CHECK(options.grad_accum > 0, "train: --grad-accum must be positive");
+  LrSchedule schedule = options.schedule;
+  schedule.total_steps = options.steps;
+  schedule.validate();
+  fs::create_directories(options.out_dir);
+
+  std::vector<std::pair<std::string, Variable>> trainable;
+  for (auto& [name, v] : model.parameters()) {
+    if (v.requires_grad()) trainable.emplace_back(name, v);
+  }
+  RLAIF_CHECK(!trainable.empty(), "train: the model has no trainable parameters");
+  AdamW optimizer(trainable, options.adamw);
+
+  TrainResult result;
+  int64_t start = 0;
+  if (!options.resume.empty()) {
+    TrainerCheckpoint ckpt = read_trainer_state(resolve_checkpoint(options.resume));
+    check_settings(ckpt, options);
+    restore(model, optimizer, ckpt);
+    start = ckpt.step;
+    result.checkpoint = ckpt.dir;
+    std::fprintf(stderr, "%s: resuming from %s at step %lld\n", options.label.c_str(),
+                 ckpt.dir.c_str(), static_cast<long long>(start));
+    RLAIF_CHECK(start <= options.steps, "cannot resume from ", ckpt.dir, ": it is at step ", start,
+                ", past --steps ", options.steps);
+  }
+  MetricsLog metrics((fs::path(options.out_dir) / "metrics.jsonl").string(),
+                     options.resume.empty() ? -1 : start);
+
+  auto save = [&](int64_t step) {
+    result.checkpoint = save_checkpoint(options.out_dir, step, model, options.tokenizer_model,
+                                        state_json(step, options), optimizer.state());
+    prune_checkpoints(options.out_dir, options.keep);
+  };
+  auto evaluate = [&](int64_t step) {
+    result.last_eval = task.evaluate();
+    if (!result.last_eval.empty()) metrics.write(step, "eval", result.last_eval);
+  };
+
+  StopSignals signals;
+  Progress progress(options.label, options.steps - start, "steps");
+  auto run_start = std::chrono::steady_clock::now();
+  int64_t tokens_total = 0;
+  for (int64_t step = start; step < options.steps; ++step) {
+    auto t0 = std::chrono::steady_clock::now();
+    const double lr = schedule.at(step);
+    double loss = 0.0;
+    int64_t tokens = 0;
+    std::vector<std::pair<std::string, double>> extra;
+    for (int64_t micro = 0; micro < options.grad_accum; ++micro) {
+      MicroBatchResult r =
+          task.micro_batch(step, micro, 1.0 / static_cast<double>(options.grad_accum));
+      loss += r.loss / static_cast<double>(options.grad_accum);
+      tokens += r.tokens;
+      if (extra.empty()) extra.assign(r.metrics.size(), {"", 0.0});
+      for (size_t i = 0; i < r.metrics.size() && i < extra.size(); ++i) {
+        extra[i].first = r.metrics[i].first;
+        extra[i].second += r.metrics[i].second / static_cast<double>(options.grad_accum);
+      }
+    }
+    const double grad_norm = clip_grad_norm(trainable, options.grad_clip);
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      throw Error("step ", step + 1, ": the loss is ", loss, " and the gradient norm ", grad_norm,
+                  "; training stopped. The last good checkpoint is ",
+                  result.checkpoint.empty() ? std::string("(none written yet)") : result.checkpoint,
+                  ". Try a lower --lr, gradient clipping, or check the data.");
+    }
+    optimizer.step(lr);
+    optimizer.zero_grad();
+    const int64_t done = step + 1;
+    auto t1 = std::chrono::steady_clock::now();
+    const double step_seconds = std::chrono::duration<double>(t1 - t0).count();
+    const double elapsed = std::chrono::duration<double>(t1 - run_start).count();
+    tokens_total += tokens;
+    std::vector<std::pair<std::string, double>> values = {
+        {"loss", loss},
+        {"lr", lr},
+        {"grad_norm", grad_norm},
+        {"tokens", static_cast<double>(tokens)},
+        {"tokens_per_s", step_seconds > 0 ? static_cast<double>(tokens) / step_seconds : 0.0},
+        {"elapsed_s", elapsed}};
+    values.insert(values.end(), extra.begin(), extra.end());
+    metrics.write(done, "train", values);
+    result.last_loss = loss;
+    result.steps_done = done;
+
+    if (options.eval_every > 0 && done % options.eval_every == 0 && done != options.steps) {
+      evaluate(done);
+    }
+    std::string note = "loss " + format_metric(loss);
+    if (!result.last_eval.empty()) {
+      note += " | " + result.last_eval[0].first + " " + format_metric(result.last_eval[0].second);
+    }
+    progress.update(done - start, tokens_total, note);
+    if (options.save_every > 0 && done % options.save_every == 0) save(done);
+    if (int sig = signals.pending(); sig != 0 && done != options.steps) {
+      if (options.save_every <= 0 || done % options.save_every != 0) save(done);
+      progress.finish(note);
+      std::fprintf(stderr,
+                   "%s: stopped by signal %d after step %lld; checkpoint %s\n"
+                   "continue with --resume %s\n",
+                   options.label.c_str(), sig, static_cast<long long>(done),
+                   result.checkpoint.c_str(), options.out_dir.c_str());
+      result.interrupted = true;
+      result.signal = sig;
+      return result;
+    }
+  }
+  const double total_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+  result.tokens_per_second =
+      total_seconds > 0 ? static_cast<double>(tokens_total) / total_seconds : 0.0;
+  evaluate(options.steps);
+  std::string note = "loss " + format_metric(result.last_loss);
+  if (!result.last_eval.empty()) {
+    note += " | " + result.last_eval[0].first + " " + format_metric(result.last_eval[0].second);
+  }
+  progress.finish(note);
+  save_model(options.out_dir, model, options.tokenizer_model);
+  return result;
+}
+
+}  // namespace rlaif

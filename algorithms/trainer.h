@@ -1,0 +1,82 @@
+// The training loop every algorithm shares: micro-batches with gradient accumulation, global-norm
+// clipping, AdamW with a learning-rate schedule, held-out evaluation, per-step metrics, a progress
+// bar, atomic checkpoints, clean exits on SIGINT/SIGTERM and bit-for-bit resumption.
+//
+// An algorithm (pretraining, SFT, reward modelling, DPO, ...) plugs in as a TrainingTask: it
+// computes one micro-batch's loss and back-propagates it; the loop does the rest. Everything a
+// task draws at random must be a pure function of (seed, step, micro-batch), so that resuming at
+// a step reproduces the uninterrupted run exactly: the checkpoint holds the step, the weights and
+// the optimizer state, and nothing else is needed.
+//
+// Gradient accumulation: the loss of each of A micro-batches is back-propagated scaled by 1/A,
+// so the accumulated gradient is the mean over micro-batches, the gradient of the large batch
+// when micro-batches weigh equally.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "algorithms/adamw.h"
+#include "algorithms/lr_schedule.h"
+#include "model/transformer.h"
+
+namespace rlaif {
+
+struct MicroBatchResult {
+  double loss = 0.0;   // this micro-batch's (unscaled) loss
+  int64_t tokens = 0;  // tokens processed (for tokens/s)
+  // Extra metrics, averaged over the step's micro-batches in the log (e.g. accuracy).
+  std::vector<std::pair<std::string, double>> metrics;
+};
+
+class TrainingTask {
+ public:
+  virtual ~TrainingTask() = default;
+  // Forward and backward of micro-batch `micro` (0 ≤ micro < A) of optimizer step `step`
+  // (0-based): back-propagate loss·scale (scale = 1/A) and return the unscaled loss.
+  virtual MicroBatchResult micro_batch(int64_t step, int64_t micro, double scale) = 0;
+  // Held-out metrics, the first being the main one (e.g. {"val_loss", x}); empty when there is
+  // no held-out data.
+  virtual std::vector<std::pair<std::string, double>> evaluate() { return {}; }
+};
+
+struct TrainerOptions {
+  std::string out_dir;     // metrics.jsonl, checkpoints/ and, at the end, the model itself
+  int64_t steps = 100;     // optimizer steps in total (a resumed run continues to this count)
+  int64_t grad_accum = 1;  // micro-batches per step
+  LrSchedule schedule;     // total_steps is set from `steps`
+  AdamWOptions adamw;
+  double grad_clip = 1.0;  // max global gradient norm; 0 = no clipping
+  int64_t eval_every = 0;  // steps between evaluations (0 = only at the end)
+  int64_t save_every = 0;  // steps between checkpoints (0 = only on a signal)
+  int64_t keep = 2;        // checkpoints kept (0 = all)
+  std::string resume;      // checkpoint or run directory to continue from ("" = fresh)
+  std::string tokenizer_model;  // copied into checkpoints and the final model directory
+  // The settings that define the run ({flag: value}); stored in every checkpoint, and a resume
+  // whose settings differ in any of `identity_keys` is refused, naming each difference.
+  std::vector<std::pair<std::string, std::string>> settings;
+  std::vector<std::string> identity_keys;
+  std::string label = "train";  // progress-bar label
+};
+
+struct TrainResult {
+  int64_t steps_done = 0;
+  bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving a checkpoint
+  int signal = 0;            // which signal
+  double last_loss = 0.0;
+  std::vector<std::pair<std::string, double>> last_eval;
+  double tokens_per_second = 0.0;
+  std::string checkpoint;    // the last checkpoint written ("" if none)
+};
+
+// Trains `model`'s trainable parameters (those with requires_grad) with `task`. With
+// options.resume, the model's weights and the optimizer state are first restored from the
+// checkpoint. At the end (not when interrupted) the model is saved to options.out_dir.
+// A non-finite loss or gradient norm stops training with an Error naming the step and the last
+// good checkpoint, which is left in place.
+TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& options);
+
+}  // namespace rlaif

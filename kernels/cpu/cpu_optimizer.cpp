@@ -1,0 +1,175 @@
+// Optimizer primitives of the CPU reference: the AdamW update and the squared norm used for
+// gradient clipping.
+//
+// AdamW (Loshchilov & Hutter, 2019, "Decoupled Weight Decay Regularization") is Adam (Kingma &
+// Ba, 2015, "Adam: A Method for Stochastic Optimization") with the weight decay taken out of the
+// gradient and applied to the parameter directly. Per element, with t the 1-based step:
+//   θ ← θ·(1 − lr·wd)
+//   m ← β1·m + (1 − β1)·g                      (first moment: a running mean of g)
+//   v ← β2·v + (1 − β2)·g²                     (second moment: a running mean of g²)
+//   m̂ = m / (1 − β1^t);  v̂ = v / (1 − β2^t)    (bias correction: m and v start at 0)
+//   θ ← θ − lr · m̂ / (√v̂ + eps)
+//
+// Precision: the reference reproduces PyTorch's torch.optim.AdamW (foreach=False) on f32 tensors
+// operation by operation rather than computing in double. PyTorch evaluates the per-step scalars
+// (1 − lr·wd, lr / (1 − β1^t), √(1 − β2^t)) as Python floats, i.e. in double, and hands them to
+// f32 kernels, which round them to f32; every per-element operation then rounds to f32:
+//   θ = θ · c_decay                                      param.mul_(1 - lr*wd)
+//   m = lerp(m, g, w) with w = 1 − β1                    exp_avg.lerp_(grad, 1 - beta1)
+//   v = v · β2;  v = v + ((1 − β2) · g) · g              exp_avg_sq.mul_(beta2).addcmul_(g, g, 1 - beta2)
+//   d = √v / c_bc2 + eps                                 (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
+//   θ = θ + ((−step_size) · m) / d                       param.addcdiv_(exp_avg, d, -step_size)
+// Matching that order (rather than computing in double and rounding once) is what makes the
+// result agree with PyTorch to the last bit on its scalar path, and lets a GPU backend with
+// correctly rounded sqrt and division agree with this reference exactly. The one difference
+// from PyTorch is that the hyperparameters arrive as f32 (AdamWHyper), so e.g. 1 − β1 is
+// computed from f32(β1) rather than from the double 0.9: a relative difference near 1e-8.
+//
+// The squared norm accumulates x² in double over fixed chunks of kNormChunk elements; the chunk
+// partial sums are added in chunk order, so the result is the same whatever the thread count.
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_checks.h"
+#include "runtime/half.h"
+
+namespace rlaif {
+namespace {
+
+// Elements per partial sum of squared_norm. Part of the result's definition (it fixes the order
+// of the double additions), so changing it changes the last bits of the result.
+constexpr int64_t kNormChunk = 8192;
+
+template <typename T>
+float widen(T v) {
+  if constexpr (std::is_same_v<T, float>) return v;
+  else if constexpr (std::is_same_v<T, bf16_t>) return bf16_to_float(v);
+  else return f16_to_float(v);
+}
+
+template <typename T>
+T narrow(float f) {
+  if constexpr (std::is_same_v<T, float>) return f;
+  else if constexpr (std::is_same_v<T, bf16_t>) return float_to_bf16(f);
+  else return float_to_f16(f);
+}
+
+// Calls f(T{}) with T the C++ element type of a float dtype.
+template <typename F>
+void visit_float(const char* op, const char* arg, const Tensor& t, F&& f) {
+  switch (t.dtype()) {
+    case DType::f32: f(float{}); return;
+    case DType::bf16: f(bf16_t{}); return;
+    case DType::f16: f(f16_t{}); return;
+    default: break;
+  }
+  throw Error(op, ": ", arg, " is ", t, " but must be a float tensor (f32, bf16 or f16)");
+}
+
+// The per-step scalars, computed in double and rounded to f32 once, as PyTorch does.
+struct AdamWScalars {
+  float decay;      // 1 − lr·wd
+  float w1;         // 1 − β1, the lerp weight
+  float beta2;      // β2
+  float one_m_b2;   // 1 − β2
+  float bc2_sqrt;   // √(1 − β2^t)
+  float eps;
+  float neg_step;   // −lr / (1 − β1^t)
+};
+
+AdamWScalars adamw_scalars(const AdamWHyper& h) {
+  const double lr = h.lr, b1 = h.beta1, b2 = h.beta2, t = static_cast<double>(h.step);
+  AdamWScalars s;
+  s.decay = static_cast<float>(1.0 - lr * static_cast<double>(h.weight_decay));
+  s.w1 = static_cast<float>(1.0 - b1);
+  s.beta2 = h.beta2;
+  s.one_m_b2 = static_cast<float>(1.0 - b2);
+  s.bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
+  s.eps = h.eps;
+  s.neg_step = static_cast<float>(-(lr / (1.0 - std::pow(b1, t))));
+  return s;
+}
+
+// One element of the update, in PyTorch's f32 order (see the file comment). Returns the new θ;
+// m and v are updated through their references.
+inline float adamw_element(float theta, float g, float& m, float& v, const AdamWScalars& s) {
+  theta = theta * s.decay;
+  // torch.lerp: self + w·(end − self) for |w| < 0.5, else end − (end − self)·(1 − w); the
+  // second form keeps precision when the weight is close to 1.
+  const float diff = g - m;
+  m = std::fabs(s.w1) < 0.5f ? m + s.w1 * diff : g - diff * (1.0f - s.w1);
+  v = v * s.beta2;
+  v = v + s.one_m_b2 * g * g;
+  const float denom = std::sqrt(v) / s.bc2_sqrt + s.eps;
+  return theta + s.neg_step * m / denom;
+}
+
+}  // namespace
+
+void CpuBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
+                            const Tensor& v, const Tensor& master, const AdamWHyper& h) {
+  const char* op = "adamw_step";
+  RLAIF_CHECK(param.defined(), op, ": param is undefined");
+  const bool has_master = master.defined();
+  // Without a master copy the update happens on param itself, which must then hold f32.
+  cpu::expect(op, "param", param, has_master ? param.dtype() : DType::f32);
+  cpu::expect(op, "grad", grad, param.dtype(), param.shape());
+  cpu::expect(op, "m", m, DType::f32, param.shape());
+  cpu::expect(op, "v", v, DType::f32, param.shape());
+  if (has_master) cpu::expect(op, "master", master, DType::f32, param.shape());
+  RLAIF_CHECK(h.step >= 1, op, ": step is ", h.step, " but must be ≥ 1 (it is 1-based)");
+
+  const AdamWScalars s = adamw_scalars(h);
+  const int64_t n = param.numel();
+  float* mp = m.data<float>();
+  float* vp = v.data<float>();
+  visit_float(op, "param", param, [&](auto tag) {
+    using T = decltype(tag);
+    T* pp = param.data<T>();
+    const T* gp = grad.data<T>();
+    if (has_master) {
+      float* wp = master.data<float>();
+      cpu::parallel_for(n, 16, [&](int64_t i) {
+        wp[i] = adamw_element(wp[i], widen(gp[i]), mp[i], vp[i], s);
+        pp[i] = narrow<T>(wp[i]);
+      });
+    } else {
+      // T is float here (checked above); the cast only satisfies the other instantiations.
+      cpu::parallel_for(n, 16, [&](int64_t i) {
+        pp[i] = narrow<T>(adamw_element(widen(pp[i]), widen(gp[i]), mp[i], vp[i], s));
+      });
+    }
+  });
+}
+
+void CpuBackend::squared_norm(const Tensor& x, const Tensor& out) {
+  const char* op = "squared_norm";
+  RLAIF_CHECK(x.defined(), op, ": x is undefined");
+  cpu::expect(op, "x", x, x.dtype());
+  cpu::expect(op, "out", out, DType::f32, Shape{});
+  const int64_t n = x.numel();
+  const int64_t chunks = (n + kNormChunk - 1) / kNormChunk;
+  std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
+  visit_float(op, "x", x, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.data<T>();
+    cpu::parallel_for(chunks, kNormChunk, [&](int64_t c) {
+      const int64_t begin = c * kNormChunk, end = std::min(n, begin + kNormChunk);
+      double sum = 0.0;
+      // An f32 value squared is exact in double (24 + 24 mantissa bits ≤ 53).
+      for (int64_t i = begin; i < end; ++i) {
+        const double e = widen(xp[i]);
+        sum += e * e;
+      }
+      partial[static_cast<size_t>(c)] = sum;
+    });
+  });
+  double total = 0.0;
+  for (double p : partial) total += p;
+  out.data<float>()[0] = static_cast<float>(total);
+}
+
+}  // namespace rlaif

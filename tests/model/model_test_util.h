@@ -1,0 +1,74 @@
+// Small models and inputs shared by the model tests.
+#pragma once
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "model/transformer.h"
+
+namespace rlaif::testing {
+
+inline std::string source_dir() {
+  const char* dir = std::getenv("RLAIF_SOURCE_DIR");
+  return dir ? dir : ".";
+}
+
+inline std::string stories_dir() { return source_dir() + "/data/models/stories260K"; }
+
+inline ModelConfig tiny_gpt2() {
+  ModelConfig c;
+  c.model_type = "gpt2";
+  c.arch = Arch::gpt2;
+  c.vocab_size = 23;
+  c.hidden_size = 16;
+  c.num_layers = 2;
+  c.num_heads = 2;
+  c.num_kv_heads = 2;
+  c.head_dim = 8;
+  c.intermediate_size = 32;
+  c.max_position_embeddings = 12;
+  c.qkv_bias = c.o_bias = c.mlp_bias = true;
+  c.tie_word_embeddings = true;
+  return c;
+}
+
+// Grouped-query attention (4 query heads over 2 kv heads), untied head, Qwen2-style q/k/v biases.
+inline ModelConfig tiny_llama() {
+  ModelConfig c;
+  c.model_type = "qwen2";
+  c.arch = Arch::llama;
+  c.vocab_size = 29;
+  c.hidden_size = 16;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 4;
+  c.intermediate_size = 24;
+  c.max_position_embeddings = 16;
+  c.rope_theta = 10000.0;
+  c.qkv_bias = true;
+  c.tie_word_embeddings = false;
+  return c;
+}
+
+// A [2, 5] batch: row 0 is 5 real tokens; row 1 is 2 left pads (own segment) then 3 tokens.
+inline TransformerInput tiny_batch(int64_t vocab) {
+  std::vector<int32_t> ids = {1, 5, 7, 2, 9, 0, 0, 3, 11, 4};
+  for (auto& id : ids) id = static_cast<int32_t>(id % vocab);
+  std::vector<int32_t> pos = {0, 1, 2, 3, 4, 0, 0, 0, 1, 2};
+  std::vector<int32_t> seg = {0, 0, 0, 0, 0, -1, -1, 0, 0, 0};
+  return {Tensor::from_vector(ids, {2, 5}), Tensor::from_vector(pos, {2, 5}),
+          Tensor::from_vector(seg, {2, 5})};
+}
+
+// Next-token targets for tiny_batch with padding positions ignored (-100).
+inline Tensor tiny_targets(int64_t vocab) {
+  std::vector<int32_t> t = {5, 7, 2, 9, 4, -100, -100, 11, 4, 6};
+  for (auto& id : t) {
+    if (id >= 0) id = static_cast<int32_t>(id % vocab);
+  }
+  return Tensor::from_vector(t, {2, 5});
+}
+
+}  // namespace rlaif::testing

@@ -1,0 +1,89 @@
+// `rlaif pretrain`: next-token training of a model on text or an llm.c token shard.
+#include <cstdio>
+#include <optional>
+
+#include "algorithms/pretrain.h"
+#include "io/model_dir.h"
+#include "io/token_data.h"
+#include "tools/commands.h"
+#include "tools/train_flags.h"
+
+namespace rlaif::cli {
+
+int pretrain_main(const std::vector<std::string>& args) {
+  Flags flags("pretrain",
+              "Train a model from scratch or from a checkpoint on text (tokenized once with the\n"
+              "model's tokenizer and cached beside it) or an llm.c token shard. The trained model\n"
+              "is written to --out as a model directory.");
+  flags.option("model", "", "model directory to start from (see `rlaif init`)", true)
+      .option("data", "", "training text file or llm.c token shard", true)
+      .option("val-data", "", "held-out text or shard (default: the end of --data)")
+      .option("val-fraction", "0.05", "fraction of --data held out when --val-data is not given")
+      .option("batch", "8", "sequences per micro-batch (B)")
+      .option("seq", "256", "tokens per sequence (T)")
+      .option("data-order", "shuffled", "sequential (llm.c's consecutive windows) or shuffled")
+      .option("eval-batches", "20", "held-out batches per evaluation");
+  declare_trainer_flags(flags, "1000", "6e-4");
+  if (!flags.parse(args)) return 0;
+
+  const std::vector<std::string> identity = [] {
+    std::vector<std::string> keys = trainer_identity_flags();
+    for (const char* k : {"data", "val-data", "val-fraction", "batch", "seq", "data-order"}) {
+      keys.emplace_back(k);
+    }
+    return keys;
+  }();
+  std::vector<std::string> recorded = identity;
+  recorded.insert(recorded.end(), {"model", "steps"});
+  TrainerOptions options = trainer_options(flags, recorded, identity);
+  options.label = "pretrain";
+
+  const std::string model_dir = flags.str("model");
+  Transformer model = load_model(model_dir, parse_device(flags.str("device")));
+  model.set_requires_grad(true);
+  options.tokenizer_model = tokenizer_path(model_dir);
+  std::optional<Tokenizer> tok;
+  if (!options.tokenizer_model.empty()) tok = Tokenizer::load(options.tokenizer_model);
+  auto tokens_of = [&](const std::string& path) {
+    if (is_token_shard(path)) return read_token_shard(path);
+    RLAIF_CHECK(tok.has_value(), path, " is text but ", model_dir,
+                " has no tokenizer.model to tokenize it");
+    return load_tokens_cached(path, *tok);
+  };
+  std::vector<int32_t> train = tokens_of(flags.str("data")), val;
+  if (!flags.str("val-data").empty()) {
+    val = tokens_of(flags.str("val-data"));
+  } else {
+    double fraction = flags.number("val-fraction");
+    if (fraction < 0 || fraction >= 1) throw UsageError("--val-fraction must be in [0, 1)");
+    size_t held = static_cast<size_t>(static_cast<double>(train.size()) * fraction);
+    val.assign(train.end() - static_cast<long>(held), train.end());
+    train.resize(train.size() - held);
+  }
+  PretrainDataOptions data;
+  data.batch = flags.integer("batch");
+  data.seq = flags.integer("seq");
+  data.order = flags.str("data-order");
+  data.seed = static_cast<uint64_t>(flags.integer("seed"));
+  data.eval_batches = flags.integer("eval-batches");
+  data.grad_accum = options.grad_accum;
+  if (static_cast<int64_t>(val.size()) <= data.batch * data.seq) {
+    std::fprintf(stderr,
+                 "pretrain: warning: %zu held-out tokens are fewer than one %lldx%lld batch; no "
+                 "validation loss will be reported\n",
+                 val.size(), static_cast<long long>(data.batch), static_cast<long long>(data.seq));
+  }
+  std::fprintf(stderr, "pretrain: %zu training tokens, %zu held out, %lld parameters\n",
+               train.size(), val.size(), static_cast<long long>(model.config().parameter_count()));
+  PretrainTask task(model, std::move(train), std::move(val), data);
+  TrainResult result = rlaif::train(model, task, options);
+  if (result.interrupted) return 128 + result.signal;
+  std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
+              result.last_loss);
+  for (const auto& [name, value] : result.last_eval) std::printf(", \"%s\": %.6f", name.c_str(), value);
+  std::printf(", \"tokens_per_s\": %.1f, \"model\": \"%s\"}\n", result.tokens_per_second,
+              options.out_dir.c_str());
+  return 0;
+}
+
+}  // namespace rlaif::cli

@@ -1,0 +1,64 @@
+#include "tools/train_flags.h"
+
+namespace rlaif::cli {
+
+void declare_trainer_flags(Flags& flags, const std::string& default_steps,
+                           const std::string& default_lr) {
+  flags.option("out", "", "output directory: metrics.jsonl, checkpoints/, and the final model", true)
+      .option("steps", default_steps, "optimizer steps")
+      .option("lr", default_lr, "peak learning rate")
+      .option("min-lr", "0", "final learning rate of cosine/linear decay")
+      .option("warmup", "0", "linear warmup steps")
+      .option("schedule", "cosine", "constant, cosine or linear")
+      .option("weight-decay", "0.1", "AdamW decoupled weight decay (matrices and embeddings only)")
+      .option("beta1", "0.9", "AdamW beta1")
+      .option("beta2", "0.95", "AdamW beta2")
+      .option("eps", "1e-8", "AdamW epsilon")
+      .option("grad-clip", "1.0", "max global gradient norm (0 = off)")
+      .option("grad-accum", "1", "micro-batches per optimizer step")
+      .option("seed", "0", "seed of data order and initialisation")
+      .option("eval-every", "100", "steps between held-out evaluations (0 = at the end only)")
+      .option("save-every", "100", "steps between checkpoints (0 = none; SIGINT/SIGTERM still save)")
+      .option("keep", "2", "checkpoints to keep (0 = all)")
+      .option("resume", "", "checkpoint, or run directory, to continue from bit for bit")
+      .option("device", "cpu", "cpu or cuda[:N]");
+}
+
+std::vector<std::string> trainer_identity_flags() {
+  return {"lr",    "min-lr", "warmup",    "schedule",   "weight-decay", "beta1",
+          "beta2", "eps",    "grad-clip", "grad-accum", "seed"};
+}
+
+TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string>& all_flags,
+                               const std::vector<std::string>& identity) {
+  TrainerOptions o;
+  o.out_dir = flags.str("out");
+  o.steps = flags.integer("steps");
+  o.grad_accum = flags.integer("grad-accum");
+  o.schedule.kind = flags.str("schedule");
+  o.schedule.lr = flags.number("lr");
+  o.schedule.min_lr = flags.number("min-lr");
+  o.schedule.warmup = flags.integer("warmup");
+  o.adamw.weight_decay = flags.number("weight-decay");
+  o.adamw.beta1 = flags.number("beta1");
+  o.adamw.beta2 = flags.number("beta2");
+  o.adamw.eps = flags.number("eps");
+  o.grad_clip = flags.number("grad-clip");
+  o.eval_every = flags.integer("eval-every");
+  o.save_every = flags.integer("save-every");
+  o.keep = flags.integer("keep");
+  o.resume = flags.str("resume");
+  if (o.steps <= 0) throw UsageError("--steps must be positive");
+  if (o.grad_accum <= 0) throw UsageError("--grad-accum must be positive");
+  try {
+    o.schedule.total_steps = o.steps;
+    o.schedule.validate();
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  for (const std::string& name : all_flags) o.settings.emplace_back(name, flags.str(name));
+  o.identity_keys = identity;
+  return o;
+}
+
+}  // namespace rlaif::cli

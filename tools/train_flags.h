@@ -1,0 +1,27 @@
+// The flags every training command shares (optimizer, schedule, loop, checkpoints), declared
+// once so that pretrain, sft, rm, dpo and ppo document and parse them identically.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "algorithms/trainer.h"
+#include "tools/cli_flags.h"
+
+namespace rlaif::cli {
+
+// Declares --out --steps --lr --min-lr --warmup --schedule --weight-decay --beta1 --beta2 --eps
+// --grad-clip --grad-accum --seed --eval-every --save-every --keep --resume --device with the
+// given defaults for steps and lr.
+void declare_trainer_flags(Flags& flags, const std::string& default_steps,
+                           const std::string& default_lr);
+
+// Fills TrainerOptions from the flags. `settings` records every flag's value; the ones named in
+// `identity` must match on --resume.
+TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string>& all_flags,
+                               const std::vector<std::string>& identity);
+
+// The flags that define a run's optimisation (everything but steps, logging and checkpointing).
+std::vector<std::string> trainer_identity_flags();
+
+}  // namespace rlaif::cli
