@@ -62,11 +62,11 @@ void AdamW::step(double lr) {
     if (!p.grad().defined()) continue;
     const Slot& slot = slots_[i];
     AdamWHyper h;
-    h.lr = static_cast<float>(lr);
-    h.beta1 = static_cast<float>(options_.beta1);
-    h.beta2 = static_cast<float>(options_.beta2);
-    h.eps = static_cast<float>(options_.eps);
-    h.weight_decay = static_cast<float>(slot.weight_decay);
+    h.lr = lr;
+    h.beta1 = options_.beta1;
+    h.beta2 = options_.beta2;
+    h.eps = options_.eps;
+    h.weight_decay = slot.weight_decay;
     h.step = step_count_;
     backend_for(p.device()).adamw_step(p.data(), p.grad(), slot.m, slot.v, slot.master, h);
     ++updated_last_step_;

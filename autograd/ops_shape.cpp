@@ -29,7 +29,7 @@ Variable slice(const Variable& x, int64_t begin, int64_t end) {
                    [x_shape, begin, end](const Tensor& g) -> std::vector<Tensor> {
                      // Rows outside the slice did not affect the output: their gradient is 0.
                      Tensor dx = Tensor::zeros(x_shape, g.dtype(), g.device());
-                     backend_of(g).copy(g, dx.slice(0, end - begin));
+                     backend_of(g).copy(g, dx.slice(begin, end));
                      return {dx};
                    });
 }

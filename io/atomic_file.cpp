@@ -14,7 +14,9 @@ namespace rlaif {
 
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 std::string parent_dir(const std::string& path) {
   std::filesystem::path parent = std::filesystem::path(path).parent_path();

@@ -25,10 +25,14 @@ ChatTemplate ChatTemplate::from_escaped(std::string_view text) {
     }
     RLAIF_CHECK(i + 1 < text.size(), "chat template \"", text, "\" ends with a lone backslash");
     char c = text[++i];
-    if (c == 'n') out += '\n';
-    else if (c == 't') out += '\t';
-    else if (c == '\\') out += '\\';
-    else throw Error("chat template \"", text, "\": unknown escape \\", c, " (use \\n, \\t or \\\\)");
+    if (c == 'n')
+      out += '\n';
+    else if (c == 't')
+      out += '\t';
+    else if (c == '\\')
+      out += '\\';
+    else
+      throw Error("chat template \"", text, "\": unknown escape \\", c, " (use \\n, \\t or \\\\)");
   }
   return ChatTemplate(std::move(out));
 }

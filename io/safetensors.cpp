@@ -32,7 +32,9 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr DType kAllDTypes[] = {DType::f32, DType::bf16, DType::f16,
                                 DType::i32, DType::i64,  DType::u8};
 
-std::string describe(const std::string& path) { return "safetensors '" + path + "': "; }
+std::string describe(const std::string& path) {
+  return "safetensors '" + path + "': ";
+}
 
 std::string offsets_str(const TensorInfo& info) {
   return Error::concat('[', info.data_begin, ", ", info.data_end, ']');
@@ -76,8 +78,8 @@ TensorInfo parse_entry(const JsonValue& entry, const std::string& where) {
   }
 
   const JsonValue& offsets = field("data_offsets");
-  bool well_formed = offsets.IsArray() && offsets.Size() == 2 && offsets[0].IsUint64() &&
-                     offsets[1].IsUint64();
+  bool well_formed =
+      offsets.IsArray() && offsets.Size() == 2 && offsets[0].IsUint64() && offsets[1].IsUint64();
   RLAIF_CHECK(well_formed, where,
               "\"data_offsets\" must be [begin, end] with two non-negative integers");
   info.data_begin = offsets[0].GetUint64();
@@ -109,12 +111,18 @@ std::map<std::string, std::string> parse_metadata(const JsonValue& value,
 
 const char* safetensors_dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "F32";
-    case DType::bf16: return "BF16";
-    case DType::f16: return "F16";
-    case DType::i32: return "I32";
-    case DType::i64: return "I64";
-    case DType::u8: return "U8";
+    case DType::f32:
+      return "F32";
+    case DType::bf16:
+      return "BF16";
+    case DType::f16:
+      return "F16";
+    case DType::i32:
+      return "I32";
+    case DType::i64:
+      return "I64";
+    case DType::u8:
+      return "U8";
   }
   throw Error("safetensors_dtype_name: invalid dtype value ", static_cast<int>(dtype));
 }
@@ -163,8 +171,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   int map_errno = errno;
   ::close(fd);  // the mapping keeps its own reference to the file
-  RLAIF_CHECK(base != MAP_FAILED, where, "mmap of ", size, " bytes failed: ",
-              std::strerror(map_errno));
+  RLAIF_CHECK(base != MAP_FAILED, where, "mmap of ", size,
+              " bytes failed: ", std::strerror(map_errno));
   file.mapping_ = std::make_shared<Mapping>();
   file.mapping_->base = static_cast<char*>(base);
   file.mapping_->size = size;
@@ -184,9 +192,9 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
 
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseValidateEncodingFlag>(header, n);
-  RLAIF_CHECK(!doc.HasParseError(), where, "header is not valid JSON: ",
-              rapidjson::GetParseError_En(doc.GetParseError()), " (at header byte ",
-              doc.GetErrorOffset(), ")");
+  RLAIF_CHECK(!doc.HasParseError(), where,
+              "header is not valid JSON: ", rapidjson::GetParseError_En(doc.GetParseError()),
+              " (at header byte ", doc.GetErrorOffset(), ")");
   RLAIF_CHECK(doc.IsObject(), where, "header is not a JSON object");
 
   bool have_metadata = false;
@@ -227,8 +235,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     for (const std::string& name : file.names_) {
       const TensorInfo& info = file.infos_[name];
       RLAIF_CHECK(info.data_end <= file.data_bytes_, where, "tensor '", name, "': data_offsets ",
-                  offsets_str(info), " run past the end of the data buffer (",
-                  file.data_bytes_, " bytes)");
+                  offsets_str(info), " run past the end of the data buffer (", file.data_bytes_,
+                  " bytes)");
     }
   }
   pos = 0;
@@ -252,7 +260,8 @@ const TensorInfo& SafetensorsFile::info(const std::string& name) const {
   auto it = infos_.find(name);
   if (it == infos_.end()) {
     std::string some;
-    for (size_t i = 0; i < names_.size() && i < 3; ++i) some += (i ? ", '" : " (e.g. '") + names_[i] + "'";
+    for (size_t i = 0; i < names_.size() && i < 3; ++i)
+      some += (i ? ", '" : " (e.g. '") + names_[i] + "'";
     if (!some.empty()) some += names_.size() > 3 ? ", ...)" : ")";
     throw Error(describe(path_), "no tensor named '", name, "'; the file holds ", names_.size(),
                 " tensors", some);

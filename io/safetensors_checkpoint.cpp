@@ -91,9 +91,9 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
   std::string text = read_text(index_path);
   rapidjson::Document doc;
   doc.Parse(text.data(), text.size());
-  RLAIF_CHECK(!doc.HasParseError(), where, "not valid JSON: ",
-              rapidjson::GetParseError_En(doc.GetParseError()), " (at byte ", doc.GetErrorOffset(),
-              ")");
+  RLAIF_CHECK(!doc.HasParseError(), where,
+              "not valid JSON: ", rapidjson::GetParseError_En(doc.GetParseError()), " (at byte ",
+              doc.GetErrorOffset(), ")");
   RLAIF_CHECK(doc.IsObject(), where, "not a JSON object");
   auto metadata = doc.FindMember("metadata");
   if (metadata != doc.MemberEnd() && !metadata->value.IsNull()) {
@@ -116,10 +116,10 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
     RLAIF_CHECK(m.value.IsString(), where, "tensor '", name,
                 "': the shard must be a file name (a string)");
     std::string shard(m.value.GetString(), m.value.GetStringLength());
-    RLAIF_CHECK(!shard.empty() && shard != "." && shard != ".." &&
-                    shard.find('/') == std::string::npos,
-                where, "tensor '", name, "': shard '", shard,
-                "' must be a plain file name inside the directory");
+    RLAIF_CHECK(
+        !shard.empty() && shard != "." && shard != ".." && shard.find('/') == std::string::npos,
+        where, "tensor '", name, "': shard '", shard,
+        "' must be a plain file name inside the directory");
     RLAIF_CHECK(!ckpt.shard_of_.count(name), where, "duplicate tensor name '", name,
                 "' in \"weight_map\"");
     auto [it, inserted] = file_index.emplace(shard, shard_names.size());
@@ -146,8 +146,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
       auto it = ckpt.shard_of_.find(name);
       RLAIF_CHECK(it != ckpt.shard_of_.end(), where, "shard '", ckpt.files_[i].path(),
                   "' holds tensor '", name, "', which \"weight_map\" does not list");
-      RLAIF_CHECK(it->second == i, where, "tensor '", name, "' is in both '",
-                  ckpt.files_[i].path(), "' and '", ckpt.files_[it->second].path(), "'");
+      RLAIF_CHECK(it->second == i, where, "tensor '", name, "' is in both '", ckpt.files_[i].path(),
+                  "' and '", ckpt.files_[it->second].path(), "'");
     }
   }
   return ckpt;
@@ -243,8 +243,8 @@ std::vector<std::string> write_safetensors_dir(const std::string& dir, const Nam
   std::set<std::string> keep(written.begin(), written.end());
   for (const auto& entry : fs::directory_iterator(dir)) {
     std::string name = entry.path().filename().string();
-    bool weights = name == kSafetensorsWeightsName || name == kSafetensorsIndexName ||
-                   is_shard_name(name);
+    bool weights =
+        name == kSafetensorsWeightsName || name == kSafetensorsIndexName || is_shard_name(name);
     if (weights && !keep.count(name)) {
       fs::remove(entry.path(), ec);
       RLAIF_CHECK(!ec, where, "cannot remove stale '", entry.path().string(), "': ", ec.message());

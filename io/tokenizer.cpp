@@ -48,12 +48,24 @@ std::string Tokenizer::piece(int id) const {
   return sp_->IdToPiece(id);
 }
 
-int Tokenizer::piece_to_id(std::string_view piece) const { return sp_->PieceToId(piece); }
+int Tokenizer::piece_to_id(std::string_view piece) const {
+  return sp_->PieceToId(piece);
+}
 
-int Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
-int Tokenizer::bos_id() const { return sp_->bos_id(); }
-int Tokenizer::eos_id() const { return sp_->eos_id(); }
-int Tokenizer::pad_id() const { return sp_->pad_id(); }
-int Tokenizer::unk_id() const { return sp_->unk_id(); }
+int Tokenizer::vocab_size() const {
+  return sp_->GetPieceSize();
+}
+int Tokenizer::bos_id() const {
+  return sp_->bos_id();
+}
+int Tokenizer::eos_id() const {
+  return sp_->eos_id();
+}
+int Tokenizer::pad_id() const {
+  return sp_->pad_id();
+}
+int Tokenizer::unk_id() const {
+  return sp_->unk_id();
+}
 
 }  // namespace rlaif

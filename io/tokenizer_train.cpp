@@ -41,7 +41,9 @@ class LineIterator : public sentencepiece::SentenceIterator {
   int64_t lines_ = 0;
 };
 
-const char* flag(bool on) { return on ? "true" : "false"; }
+const char* flag(bool on) {
+  return on ? "true" : "false";
+}
 
 }  // namespace
 
@@ -57,12 +59,13 @@ TokenizerTrainSummary train_tokenizer(const std::string& input_path, int vocab_s
   fs::path out_dir = fs::path(out_model_path).parent_path();
   RLAIF_CHECK(out_dir.empty() || fs::is_directory(out_dir, ec), where, "output directory '",
               out_dir.string(), "' does not exist");
-  RLAIF_CHECK(options.model_type == "bpe" || options.model_type == "unigram", where,
-              "model type '", options.model_type, "' is not bpe or unigram");
+  RLAIF_CHECK(options.model_type == "bpe" || options.model_type == "unigram", where, "model type '",
+              options.model_type, "' is not bpe or unigram");
   RLAIF_CHECK(vocab_size > 3, where, "vocab size ", vocab_size, " is too small");
 
   int threads = options.num_threads;
-  if (threads <= 0) threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 16);
+  if (threads <= 0)
+    threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 16);
   std::unordered_map<std::string, std::string> args = {
       {"model_type", options.model_type},
       {"vocab_size", std::to_string(vocab_size)},

@@ -35,8 +35,8 @@ struct TokenizerTrainOptions {
 
 struct TokenizerTrainSummary {
   int vocab_size = 0;
-  int64_t lines = 0;     // lines read from the input (empty ones included)
-  double seconds = 0;    // wall time of the training
+  int64_t lines = 0;   // lines read from the input (empty ones included)
+  double seconds = 0;  // wall time of the training
 };
 
 // Trains on `input_path` and writes the .model file atomically to `out_model_path` (nothing else

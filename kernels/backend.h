@@ -57,15 +57,17 @@ const char* unary_op_name(UnaryOp op);
 const char* binary_op_name(BinaryOp op);
 const char* reduce_op_name(ReduceOp op);
 
-// Hyperparameters of one AdamW update (see Backend::adamw_step). Plain floats, so a GPU backend
-// can pass the struct to a kernel by value.
+// Hyperparameters of one AdamW update (see Backend::adamw_step). Doubles, like the Python floats
+// PyTorch computes its per-step scalars from: 1 − β2 taken from an f32 β2 = 0.999 would be off by
+// 1.3e-5 relative, well above f32 rounding. A backend derives its f32 scalars from these once per
+// call (on the host), so a GPU kernel never sees a double.
 struct AdamWHyper {
-  float lr;            // learning rate of this step (after the schedule)
-  float beta1;         // first-moment decay, e.g. 0.9
-  float beta2;         // second-moment decay, e.g. 0.95
-  float eps;           // added to the bias-corrected √v, e.g. 1e-8
-  float weight_decay;  // decoupled decay coefficient; 0 for biases and norm gains
-  int64_t step;        // t, 1-based: the first update has step = 1 (bias correction)
+  double lr;            // learning rate of this step (after the schedule)
+  double beta1;         // first-moment decay, e.g. 0.9
+  double beta2;         // second-moment decay, e.g. 0.95
+  double eps;           // added to the bias-corrected √v, e.g. 1e-8
+  double weight_decay;  // decoupled decay coefficient; 0 for biases and norm gains
+  int64_t step;         // t, 1-based: the first update has step = 1 (bias correction)
 };
 
 class Backend {
@@ -250,10 +252,11 @@ class Backend {
   //   m ← β1·m + (1 − β1)·g
   //   v ← β2·v + (1 − β2)·g²
   //   θ ← θ − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + eps)
-  // m, v: f32, param's shape, updated in place. The scalars 1 − lr·wd, lr / (1 − β1^t) and
-  // √(1 − β2^t) are computed in double from h and rounded to f32 once (PyTorch computes them as
-  // Python floats); everything per element is f32 arithmetic in PyTorch's order, so a backend
-  // can match the reference to the last bit where its sqrt and division are correctly rounded.
+  // m, v: f32, param's shape, updated in place. The scalars 1 − lr·wd, 1 − β1, β2, 1 − β2,
+  // √(1 − β2^t), eps and lr / (1 − β1^t) are computed in double from h and rounded to f32 once
+  // (PyTorch computes them as Python floats); everything per element is f32 arithmetic in
+  // PyTorch's order (kernels/cpu/cpu_optimizer.cpp lists it), so a backend can match the
+  // reference to the last bit where its sqrt and division are correctly rounded.
   //   master: optional f32 copy of the parameter. When defined, the update is computed on master
   //   and the result cast (round to nearest even) into param, which may then be any float dtype
   //   (bf16 on GPU backends; the CPU reference accepts bf16 and f16 here too). When undefined,

@@ -36,10 +36,11 @@ int tokenizer_train_main(const std::vector<std::string>& args) {
   const std::string out = flags.str("out");
   TokenizerTrainSummary s =
       train_tokenizer(flags.str("input"), static_cast<int>(vocab), out, options);
-  std::printf("trained %s tokenizer: vocab %d (3 special + 256 byte + %d learned pieces) from %lld "
-              "lines in %.1f s -> %s\n",
-              model_type.c_str(), s.vocab_size, s.vocab_size - 3 - 256,
-              static_cast<long long>(s.lines), s.seconds, out.c_str());
+  std::printf(
+      "trained %s tokenizer: vocab %d (3 special + 256 byte + %d learned pieces) from %lld "
+      "lines in %.1f s -> %s\n",
+      model_type.c_str(), s.vocab_size, s.vocab_size - 3 - 256, static_cast<long long>(s.lines),
+      s.seconds, out.c_str());
   return 0;
 }
 

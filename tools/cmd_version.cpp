@@ -2,6 +2,7 @@
 // (and, for CUDA, what the runtime sees on this machine).
 #include <cstdio>
 
+#include "kernels/cpu/cpu_info.h"
 #include "runtime/build_info.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
@@ -19,7 +20,8 @@ int version_main(const std::vector<std::string>& args) {
   std::printf("rlaif %s\n", bi::kVersion);
   std::printf("build type: %s (%s)%s\n", bi::kBuildType, bi::kCompiler,
               bi::kSanitizers ? ", AddressSanitizer + UBSan" : "");
-  std::printf("OpenBLAS: %s\n", bi::kOpenBlas ? "yes" : "no");
+  std::printf("OpenBLAS: %s (kernels %s), CPU threads: %d\n", bi::kOpenBlas ? "yes" : "no",
+              cpu::blas_core_name().c_str(), cpu::thread_count());
   if (!bi::kCuda) {
     std::printf("CUDA: no (built without the CUDA Toolkit)\nNCCL: no\n");
     return 0;

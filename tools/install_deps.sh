@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libopenblas-dev          # CPU GEMM (cblas_sgemm)
+  libopenblas-openmp-dev   # CPU GEMM (cblas_sgemm), sharing the OpenMP thread pool
   libgtest-dev             # tests
   libsentencepiece-dev sentencepiece  # tokenizer library, and spm_encode for tests
   rapidjson-dev            # JSON (configs, datasets, the API client)

@@ -70,7 +70,7 @@ void set_grads(const NamedParams& params, int k) {
 }
 
 TEST(AdamW, WeightDecayOnlyForMatricesAgainstClosedForm) {
-  const float lr = 0.1f, wd = 0.2f;
+  const double lr = 0.1, wd = 0.2;
   Variable w(Tensor::from_vector<float>({1.0f, -2.0f, 3.0f, 0.5f}, {2, 2}), true, "w");
   Variable w3(Tensor::from_vector<float>({4.0f, -1.0f}, {1, 1, 2}), true, "w3");
   Variable b(Tensor::from_vector<float>({1.0f, -2.0f}, {2}), true, "b");
@@ -89,7 +89,7 @@ TEST(AdamW, WeightDecayOnlyForMatricesAgainstClosedForm) {
     for (Variable v : {w, w3, b}) v.set_grad(Tensor::zeros(v.shape(), DType::f32));
     adam.step(lr);
   }
-  const float factor = static_cast<float>(1.0 - static_cast<double>(lr) * wd);
+  const float factor = static_cast<float>(1.0 - lr * wd);
   for (const auto& [now, start] : {std::pair{w.data(), w0}, std::pair{w3.data(), w30}}) {
     const std::vector<float> got = now.to_vector<float>(), orig = start.to_vector<float>();
     for (size_t i = 0; i < got.size(); ++i) {

@@ -50,6 +50,10 @@ class TempDir {
 };
 
 inline void write_bytes(const std::string& path, const std::string& bytes) {
+  // A fresh file rather than truncating the old one: ext4 flushes truncate-and-rewrite to disk on
+  // close (auto_da_alloc), which makes thousands of rewrites crawl on a busy disk.
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   ASSERT_TRUE(out.good()) << "cannot write " << path;

@@ -28,9 +28,12 @@ Tensor iota_f32(int64_t n, float start) {
 // 100 + 100 + 300 (over the limit: a shard of its own) + 60 + 60 + 60 + 8 bytes, for a
 // 256-byte limit.
 NamedTensors model_tensors() {
-  return {{"embed", iota_f32(25, 0)},       {"layer.0.w", iota_f32(25, 100)},
-          {"huge", iota_f32(75, 200)},      {"layer.1.w", iota_f32(15, 300)},
-          {"layer.1.b", iota_f32(15, 400)}, {"layer.2.w", iota_f32(15, 500)},
+  return {{"embed", iota_f32(25, 0)},
+          {"layer.0.w", iota_f32(25, 100)},
+          {"huge", iota_f32(75, 200)},
+          {"layer.1.w", iota_f32(15, 300)},
+          {"layer.1.b", iota_f32(15, 400)},
+          {"layer.2.w", iota_f32(15, 500)},
           {"step", Tensor::from_vector<int64_t>({12345}, {1})}};
 }
 
@@ -83,7 +86,8 @@ TEST(SafetensorsCheckpoint, SmallModelsGetOneFileAndStaleFilesGo) {
   test::write_bytes(dir.file("config.json"), "{}");  // not ours to touch
 
   // Everything fits: one model.safetensors, and the earlier shards and index are removed.
-  EXPECT_EQ(write_safetensors_dir(dir.str(), tensors), std::vector<std::string>{"model.safetensors"});
+  EXPECT_EQ(write_safetensors_dir(dir.str(), tensors),
+            std::vector<std::string>{"model.safetensors"});
   EXPECT_EQ(dir_listing(dir.str()), (std::vector<std::string>{"config.json", "model.safetensors"}));
   SafetensorsCheckpoint single = SafetensorsCheckpoint::open_dir(dir.str());
   EXPECT_EQ(single.files().size(), 1u);
@@ -107,7 +111,8 @@ TEST(SafetensorsCheckpoint, OpensTheHuggingFaceDirectory) {
 class BadIndex : public ::testing::Test {
  protected:
   void SetUp() override {
-    write_safetensors(dir_.file("a.safetensors"), {{"x", Tensor::scalar(1)}, {"y", Tensor::scalar(2)}});
+    write_safetensors(dir_.file("a.safetensors"),
+                      {{"x", Tensor::scalar(1)}, {"y", Tensor::scalar(2)}});
     write_safetensors(dir_.file("b.safetensors"), {{"z", Tensor::scalar(3)}});
   }
   std::string open_with_index(const std::string& index) {
@@ -141,7 +146,8 @@ TEST_F(BadIndex, EachInconsistencyIsNamed) {
        "maps tensor 'x' to"},
       {R"({"weight_map": {"x": "a.safetensors", "z": "b.safetensors"}})",
        "holds tensor 'y', which \"weight_map\" does not list"},
-      {R"({"weight_map": {"x": "a.safetensors", "x": "a.safetensors"}})", "duplicate tensor name 'x'"},
+      {R"({"weight_map": {"x": "a.safetensors", "x": "a.safetensors"}})",
+       "duplicate tensor name 'x'"},
   };
   for (const Case& c : cases) {
     std::string message = open_with_index(c.index);
@@ -157,8 +163,9 @@ TEST(SafetensorsCheckpoint, EmptyDirectoryError) {
   EXPECT_NE(message.find("holds neither model.safetensors nor model.safetensors.index.json"),
             std::string::npos)
       << message;
-  EXPECT_NE(error_of([&] { SafetensorsCheckpoint::open_dir(dir.file("nope")); }).find("does not exist"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { SafetensorsCheckpoint::open_dir(dir.file("nope")); }).find("does not exist"),
+      std::string::npos);
 }
 
 }  // namespace

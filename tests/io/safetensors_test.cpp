@@ -124,7 +124,7 @@ TEST(Safetensors, TensorsAreZeroCopyAndKeepTheMappingAlive) {
     SafetensorsFile file = SafetensorsFile::open(path);
     t = file.tensor("x");
     EXPECT_EQ(file.tensor("x").raw_data(), t.raw_data());  // the same mapped bytes, not copies
-    SafetensorsFile copy = file;                            // copies share the mapping
+    SafetensorsFile copy = file;                           // copies share the mapping
     EXPECT_EQ(copy.tensor("x").raw_data(), t.raw_data());
   }
   EXPECT_EQ(t.to_vector<float>(), (std::vector<float>{1, 2, 3}));  // file handles are gone
@@ -172,19 +172,30 @@ TEST(Safetensors, WriteRejectsBadInput) {
   TempDir dir;
   std::string path = dir.file("bad.safetensors");
   Tensor x = Tensor::scalar(1.0f);
-  EXPECT_NE(error_of([&] { write_safetensors(path, {{"a", x}, {"a", x}}); })
-                .find("duplicate tensor name 'a'"),
+  EXPECT_NE(error_of([&] {
+              write_safetensors(path, {{"a", x}, {"a", x}});
+            }).find("duplicate tensor name 'a'"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { write_safetensors(path, {{"__metadata__", x}}); }).find("reserved"),
+  EXPECT_NE(error_of([&] {
+              write_safetensors(path, {{"__metadata__", x}});
+            }).find("reserved"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { write_safetensors(path, {{"", x}}); }).find("empty tensor name"),
+  EXPECT_NE(error_of([&] {
+              write_safetensors(path, {{"", x}});
+            }).find("empty tensor name"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { write_safetensors(path, {{"u", Tensor()}}); }).find("undefined"),
+  EXPECT_NE(error_of([&] {
+              write_safetensors(path, {{"u", Tensor()}});
+            }).find("undefined"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { write_safetensors(path, {{"bad\xff", x}}); }).find("not valid UTF-8"),
+  EXPECT_NE(error_of([&] {
+              write_safetensors(path, {{"bad\xff", x}});
+            }).find("not valid UTF-8"),
             std::string::npos);
   std::string missing_dir = dir.file("no/such/dir/x.safetensors");
-  EXPECT_NE(error_of([&] { write_safetensors(missing_dir, {{"a", x}}); }).find(missing_dir),
+  EXPECT_NE(error_of([&] {
+              write_safetensors(missing_dir, {{"a", x}});
+            }).find(missing_dir),
             std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_TRUE(std::filesystem::is_empty(dir.str()));  // no temporary files left behind
@@ -251,7 +262,8 @@ TEST(Safetensors, ReadsTheHuggingFaceStories260K) {
 
 TEST(Safetensors, RewritingTheHuggingFaceFileReproducesItsTensors) {
   TempDir dir;
-  SafetensorsFile hf = SafetensorsFile::open(test::data_path("models/stories260K/model.safetensors"));
+  SafetensorsFile hf =
+      SafetensorsFile::open(test::data_path("models/stories260K/model.safetensors"));
   NamedTensors tensors;
   for (const std::string& name : hf.names()) tensors.push_back({name, hf.tensor(name)});
   write_safetensors(dir.file("copy.safetensors"), tensors, hf.metadata());

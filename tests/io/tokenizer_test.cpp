@@ -18,7 +18,9 @@ namespace fs = std::filesystem;
 using test::error_of;
 using test::TempDir;
 
-std::string stories_model() { return test::data_path("models/stories260K/tokenizer.model"); }
+std::string stories_model() {
+  return test::data_path("models/stories260K/tokenizer.model");
+}
 
 std::vector<std::string> shakespeare_lines(size_t n) {
   std::ifstream in(test::data_path("text/tinyshakespeare.txt"));
@@ -117,7 +119,9 @@ TEST(Tokenizer, Errors) {
   EXPECT_NE(message.find("not a loadable SentencePiece model"), std::string::npos) << message;
 
   Tokenizer tok = Tokenizer::load(stories_model());
-  EXPECT_NE(error_of([&] { tok.decode({5, 512}); }).find("id 512 at position 1"),
+  EXPECT_NE(error_of([&] {
+              tok.decode({5, 512});
+            }).find("id 512 at position 1"),
             std::string::npos);
   EXPECT_NE(error_of([&] { tok.decode({-1}); }).find("outside the vocabulary"), std::string::npos);
   EXPECT_NE(error_of([&] { tok.piece(9999); }).find("id 9999"), std::string::npos);
@@ -210,8 +214,9 @@ TEST(TokenizerTrain, Errors) {
   word.model_type = "word";
   EXPECT_NE(error_of([&] { train_tokenizer(input, 400, out, word); }).find("not bpe or unigram"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { train_tokenizer(input, 400, dir.file("no/dir/t.model")); })
-                .find("does not exist"),
+  EXPECT_NE(error_of([&] {
+              train_tokenizer(input, 400, dir.file("no/dir/t.model"));
+            }).find("does not exist"),
             std::string::npos);
   EXPECT_FALSE(fs::exists(out));
 }

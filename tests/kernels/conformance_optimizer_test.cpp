@@ -20,11 +20,11 @@ std::string label(const std::string& what, const Shape& shape) {
 
 AdamWHyper hyper_for_step(int64_t step) {
   AdamWHyper h;
-  h.lr = 0.01f;
-  h.beta1 = 0.9f;
-  h.beta2 = 0.95f;
-  h.eps = 1e-8f;
-  h.weight_decay = 0.1f;
+  h.lr = 0.01;
+  h.beta1 = 0.9;
+  h.beta2 = 0.95;
+  h.eps = 1e-8;
+  h.weight_decay = 0.1;
   h.step = step;
   return h;
 }

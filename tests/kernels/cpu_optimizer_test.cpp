@@ -24,7 +24,7 @@ struct ScopedThreads {
   ~ScopedThreads() { omp_set_num_threads(saved); }
 };
 
-AdamWHyper hyper(float lr, float beta1, float beta2, float eps, float wd, int64_t step) {
+AdamWHyper hyper(double lr, double beta1, double beta2, double eps, double wd, int64_t step) {
   AdamWHyper h;
   h.lr = lr;
   h.beta1 = beta1;
@@ -64,18 +64,18 @@ TEST(CpuOptimizer, AdamwKnownValues) {
   Tensor param = Tensor::from_vector<float>({1.0f}, {1});
   Tensor m = Tensor::zeros({1}, DType::f32), v = Tensor::zeros({1}, DType::f32);
   cpu().adamw_step(param, Tensor::from_vector<float>({0.5f}, {1}), m, v, Tensor(),
-                   hyper(0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1));
+                   hyper(0.1, 0.9, 0.999, 1e-8, 0.01, 1));
   EXPECT_NEAR(param.item(), 0.899000002, 1e-6);
   EXPECT_NEAR(m.item(), 0.05, 1e-8);
   EXPECT_NEAR(v.item(), 0.00025, 1e-10);
   cpu().adamw_step(param, Tensor::from_vector<float>({-0.25f}, {1}), m, v, Tensor(),
-                   hyper(0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 2));
+                   hyper(0.1, 0.9, 0.999, 1e-8, 0.01, 2));
   EXPECT_NEAR(param.item(), 0.8714672987, 1e-6);
   EXPECT_NEAR(m.item(), 0.02, 1e-8);
   EXPECT_NEAR(v.item(), 0.00031225, 1e-10);
 }
 
-// PyTorch's AdamW in double, from the same (f32) hyperparameters.
+// PyTorch's AdamW in double.
 struct ReferenceAdamW {
   std::vector<double> theta, m, v;
   void step(const std::vector<double>& g, const AdamWHyper& h) {
@@ -106,7 +106,7 @@ TEST(CpuOptimizer, AdamwMatchesDoubleReferenceOverFiveSteps) {
     // Gradients of varying scale, so the second moment sees both large and tiny values.
     Tensor g = random_tensor(param.shape(), 100 + t, -1.0f, 1.0f);
     if (t == 3) cpu().affine(g, 1e-3f, 0.0f, g);
-    const AdamWHyper h = hyper(0.01f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+    const AdamWHyper h = hyper(0.01, 0.9, 0.95, 1e-8, 0.1, t);
     cpu().adamw_step(param, g, m, v, Tensor(), h);
     ref.step(as_doubles(g), h);
   }
@@ -134,7 +134,7 @@ TEST(CpuOptimizer, AdamwMasterCopy) {
       Tensor g = random_tensor(shape, 20 + t);
       // The gradient arrives in param's dtype; the reference run sees the same rounded values.
       Tensor g_param = cast_to(g, dtype), g_f32 = cast_to(g_param, DType::f32);
-      const AdamWHyper h = hyper(0.05f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+      const AdamWHyper h = hyper(0.05, 0.9, 0.95, 1e-8, 0.1, t);
       cpu().adamw_step(param, g_param, m, v, master, h);
       cpu().adamw_step(expect, g_f32, em, ev, Tensor(), h);
     }
@@ -150,12 +150,12 @@ TEST(CpuOptimizer, AdamwZeroGradientOnlyDecays) {
   Tensor param = Tensor::from_vector<float>({2.0f, -4.0f}, {2});
   Tensor m = Tensor::zeros({2}, DType::f32), v = Tensor::zeros({2}, DType::f32);
   cpu().adamw_step(param, Tensor::zeros({2}, DType::f32), m, v, Tensor(),
-                   hyper(0.5f, 0.9f, 0.95f, 1e-8f, 0.1f, 1));
+                   hyper(0.5, 0.9, 0.95, 1e-8, 0.1, 1));
   EXPECT_EQ(param.to_vector<float>(), (std::vector<float>{2.0f * 0.95f, -4.0f * 0.95f}));
 }
 
 TEST(CpuOptimizer, AdamwErrors) {
-  const AdamWHyper h = hyper(0.1f, 0.9f, 0.95f, 1e-8f, 0.0f, 1);
+  const AdamWHyper h = hyper(0.1, 0.9, 0.95, 1e-8, 0.0, 1);
   Tensor p = Tensor::zeros({3}, DType::f32), g = Tensor::zeros({3}, DType::f32);
   Tensor m = Tensor::zeros({3}, DType::f32), v = Tensor::zeros({3}, DType::f32);
   AdamWHyper h0 = h;
