@@ -1,0 +1,123 @@
+// The trainer loop's guarantees that the pretraining tests do not reach: a non-finite loss
+// stops training naming the step and keeps the last good checkpoint; metrics are written per
+// step; checkpoints are pruned to --keep.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "algorithms/trainer.h"
+#include "autograd/ops.h"
+#include "io/checkpoint.h"
+
+namespace rlaif {
+namespace {
+
+namespace fs = std::filesystem;
+
+ModelConfig micro_llama() {
+  ModelConfig c;
+  c.model_type = "llama";
+  c.vocab_size = 11;
+  c.hidden_size = 8;
+  c.num_layers = 1;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.head_dim = 4;
+  c.intermediate_size = 16;
+  c.max_position_embeddings = 8;
+  return c;
+}
+
+// Next-token loss on a fixed batch; returns NaN from step `nan_at` on.
+class ScriptedTask : public TrainingTask {
+ public:
+  ScriptedTask(const Transformer& model, int64_t nan_at) : model_(model), nan_at_(nan_at) {}
+  MicroBatchResult micro_batch(int64_t step, int64_t, double scale) override {
+    TransformerInput in{Tensor::from_vector<int32_t>({1, 2, 3, 4, 5, 6}, {1, 6}),
+                        Tensor::from_vector<int32_t>({0, 1, 2, 3, 4, 5}, {1, 6}), Tensor()};
+    Tensor targets = Tensor::from_vector<int32_t>({2, 3, 4, 5, 6, 7}, {1, 6});
+    Variable loss = mean_all(model_.token_losses(in, targets));
+    if (step >= nan_at_) loss = mul(loss, Variable(Tensor::scalar(NAN)));
+    rlaif::scale(loss, static_cast<float>(scale)).backward();
+    return {loss.data().item(), 6, {{"twice_loss", 2.0 * loss.data().item()}}};
+  }
+
+ private:
+  const Transformer& model_;
+  int64_t nan_at_;
+};
+
+std::string temp_run(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("rlaif_trainer_test_" + std::to_string(::getpid()) + "_" + name);
+  fs::remove_all(p);
+  return p.string();
+}
+
+TEST(Trainer, NonFiniteLossStopsNamingTheStepAndKeepsTheLastCheckpoint) {
+  Transformer model(micro_llama());
+  model.init_weights(1);
+  model.set_requires_grad(true);
+  ScriptedTask task(model, /*nan_at=*/5);  // the 6th step (1-based) goes bad
+  TrainerOptions o;
+  o.out_dir = temp_run("nan");
+  o.steps = 10;
+  o.save_every = 2;
+  o.keep = 0;
+  o.schedule.lr = 1e-3;
+  try {
+    train(model, task, o);
+    FAIL() << "training should have stopped";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("step 6"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("nan"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("step_00000004"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(list_checkpoints(o.out_dir).size(), 2u);  // steps 2 and 4, nothing after the NaN
+  EXPECT_FALSE(fs::exists(o.out_dir + "/model.safetensors"));  // no final model from bad weights
+  fs::remove_all(o.out_dir);
+}
+
+TEST(Trainer, LogsEveryStepAndKeepsTheNewestCheckpoints) {
+  Transformer model(micro_llama());
+  model.init_weights(1);
+  model.set_requires_grad(true);
+  ScriptedTask task(model, /*nan_at=*/1000);
+  TrainerOptions o;
+  o.out_dir = temp_run("log");
+  o.steps = 7;
+  o.save_every = 2;
+  o.keep = 2;
+  o.grad_accum = 2;
+  o.schedule.lr = 1e-3;
+  o.schedule.warmup = 2;
+  TrainResult r = train(model, task, o);
+  EXPECT_EQ(r.steps_done, 7);
+  std::vector<std::string> ckpts = list_checkpoints(o.out_dir);
+  ASSERT_EQ(ckpts.size(), 2u);
+  EXPECT_EQ(fs::path(ckpts[0]).filename(), "step_00000004");
+  EXPECT_EQ(fs::path(ckpts[1]).filename(), "step_00000006");
+  std::ifstream in(o.out_dir + "/metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    for (const char* key : {"\"step\":", "\"loss\":", "\"lr\":", "\"grad_norm\":", "\"tokens_per_s\":",
+                            "\"elapsed_s\":", "\"twice_loss\":"}) {
+      EXPECT_NE(line.find(key), std::string::npos) << key << " missing in " << line;
+    }
+  }
+  EXPECT_EQ(lines, 7);
+  // The first step runs at lr·1/warmup.
+  in.clear();
+  in.seekg(0);
+  std::getline(in, line);
+  EXPECT_NE(line.find("\"lr\":0.0005"), std::string::npos) << line;
+  EXPECT_TRUE(fs::exists(o.out_dir + "/model.safetensors"));
+  fs::remove_all(o.out_dir);
+}
+
+}  // namespace
+}  // namespace rlaif
