@@ -1,22 +1,49 @@
 // Scaled dot-product attention with causal masking, grouped-query heads, a KV-cache length and
-// optional segments; forward and backward. A plain O(Tq·Tk·Dh) loop per head: the reference that
-// fused GPU kernels (flash attention) are checked against.
+// optional segments; forward and backward, as blocked matrix products through cblas_sgemm.
 //
 // Layouts: q, out, dq [B, Tq, Hq, Dh]; k, v, dk, dv [B, Tk, Hkv, Dh]; lse [B, Hq, Tq];
-// segment_ids [B, Tk]. Query head h reads kv head h / (Hq/Hkv).
+// segment_ids [B, Tk]. Query head h reads kv head g = h / (Hq/Hkv). One head's rows are strided:
+// query rows by Hq·Dh, key rows by Hkv·Dh; sgemm takes those as leading dimensions, so no input
+// is copied.
 //
 // Masking: query i sits at key position p(i) = kv_len - Tq + i and may attend key j iff j ≤ p(i)
 // and (with segments) segment_ids[b, j] == segment_ids[b, p(i)]. Key p(i) itself always passes
 // both tests, so the only queries with no allowed key are those with p(i) < 0 (Tq > kv_len);
 // they get out = 0, lse = -inf and no gradient.
 //
-// Forward, per query row with scores s_j = scale·q·k_j over the allowed keys:
-//   m = max_j s_j,  lse = m + log Σ_j exp(s_j - m),  out = Σ_j exp(s_j - lse)·v_j
-// Backward, with P_j = exp(s_j - lse) recomputed from the saved lse and Δ = Σ_d dout·out:
-//   dv_j += P_j·dout,  dS_j = P_j·(dout·v_j - Δ),  dq = scale·Σ_j dS_j·k_j,  dk_j += scale·dS_j·q
-// All sums run in double, in a fixed order.
+// Queries are taken in blocks of kBlock rows. Block [i0, i1) can only need keys [0, n) with
+// n = p(i1 - 1) + 1 ≤ kv_len, so every product is restricted to those keys: this skips most of
+// the causally masked upper triangle, and keys at or past kv_len are never read (tests fill them
+// with NaN). Within the block, the entries of row i that are not allowed get score -inf, hence
+// probability exactly 0, and contribute exactly 0 to every product.
+//
+// Forward, per block, with S the [rows, n] scores and P the probabilities:
+//   S = scale·Q Kᵀ                                                   (sgemm)
+//   per row: m = max_j S_ij,  e_j = exp(S_ij - m),  σ = Σ_j e_j,  lse_i = m + log σ
+//   out = (E V) / σ  = Σ_j exp(S_ij - lse_i)·v_j                      (sgemm, then a row scale)
+// Backward, per block, with P = exp(S - lse) recomputed from the saved lse:
+//   dV += Pᵀ dO;  dP = dO Vᵀ;  Δ_i = Σ_d dO·O;  dS = P ⊙ (dP - Δ);
+//   dQ = scale·dS K;  dK += scale·dSᵀ Q                                (all sgemm)
+//
+// Precision: scores, probabilities and products are f32 (sgemm accumulates in f32); row sums σ
+// and Δ accumulate in double. exp is the Cephes single-precision polynomial (relative error
+// about 1e-7, a couple of ulp), written so the compiler vectorises it; libm's exp would cost
+// more than the products themselves.
+//
+// Determinism: a task owns its outputs (forward: one (batch entry, query head); backward: one
+// (batch entry, kv head), which owns dk/dv of that head and dq of its query heads) and runs a
+// fixed sequence of operations: query heads in order, blocks in order, dk/dv accumulated by
+// sgemm with beta = 1 in that order. Inside the OpenMP region OpenBLAS (OpenMP build) runs each
+// sgemm on the calling thread, and elsewhere it splits only rows and columns of C, never the
+// inner sum, so results are bitwise the same run to run and for any thread count.
+#include <cblas.h>
+
 #include <algorithm>
+#include <bit>
+#include <climits>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -26,7 +53,10 @@
 namespace rlaif {
 namespace {
 
-constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Query rows per block: small enough to skip most of the causal triangle, large enough that
+// sgemm runs at speed and its per-call cost is amortised.
+constexpr int64_t kBlock = 64;
 
 // The sizes of one attention call, validated.
 struct Dims {
@@ -38,6 +68,12 @@ struct Dims {
   int64_t q_row(int64_t b, int64_t t, int64_t h) const { return ((b * tq + t) * hq + h) * dh; }
   int64_t k_row(int64_t b, int64_t t, int64_t g) const { return ((b * tk + t) * hkv + g) * dh; }
   int64_t lse_at(int64_t b, int64_t h, int64_t i) const { return (b * hq + h) * tq + i; }
+  // Leading dimensions (row strides) of one head's rows in q-shaped and k-shaped tensors.
+  int64_t q_ld() const { return hq * dh; }
+  int64_t k_ld() const { return hkv * dh; }
+  // Key position of query i; queries below first_query() have none (p < 0).
+  int64_t pos(int64_t i) const { return kv_len - tq + i; }
+  int64_t first_query() const { return std::clamp<int64_t>(tq - kv_len, 0, tq); }
 };
 
 Dims check_attention(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -68,24 +104,165 @@ Dims check_attention(const char* op, const Tensor& q, const Tensor& k, const Ten
   }
   cpu::expect(op, "out", out, DType::f32, q.shape());
   cpu::expect(op, "lse", lse, DType::f32, {d.batch, d.hq, d.tq});
+  RLAIF_CHECK(d.q_ld() <= INT_MAX && d.tk <= INT_MAX, op,
+              ": dimensions exceed OpenBLAS's 32-bit sizes: q ", q, ", k ", k);
   return d;
 }
 
-double dot(const float* a, const float* b, int64_t n) {
+// C[m, n] = alpha · op(A) op(B) + beta · C, row-major, beta ∈ {0, 1}; with beta = 0 C is never
+// read. Empty products are handled here: BLAS rejects leading dimensions of 0.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+          int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (beta == 0.0f) {
+      for (int64_t r = 0; r < m; ++r) std::fill_n(c + r * ldc, n, 0.0f);
+    }
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+              trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb),
+              beta, c, static_cast<int>(ldc));
+}
+
+// Four floats in one GCC/Clang vector (an SSE register): the compiler does not if-convert the
+// float selects below in plain loops (no -ffast-math here), so the row loops are written on
+// vectors.
+using f32x4 = float __attribute__((vector_size(16)));
+using i32x4 = int32_t __attribute__((vector_size(16)));
+using u32x4 = uint32_t __attribute__((vector_size(16)));
+constexpr int64_t kLanes = 4;
+
+f32x4 splat(float x) { return f32x4{} + x; }
+f32x4 load(const float* p) {
+  f32x4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+void store(float* p, f32x4 v) { std::memcpy(p, &v, sizeof v); }
+// The first n < kLanes elements of p, the rest `fill`.
+f32x4 load_part(const float* p, int64_t n, float fill) {
+  float tmp[kLanes];
+  std::fill_n(tmp, kLanes, fill);
+  std::copy_n(p, n, tmp);
+  return load(tmp);
+}
+void store_part(float* p, int64_t n, f32x4 v) {
+  float tmp[kLanes];
+  store(tmp, v);
+  std::copy_n(tmp, n, p);
+}
+
+// exp(t) per lane, in f32. Cephes expf: with t clamped to the normal range, t = k·ln2 + r
+// (k = round(t/ln2), ln2 split in two so that k·ln2_hi is exact, |r| ≤ ln2/2),
+// exp(r) ≈ 1 + r + r²·poly(r), and 2^k is built in the exponent bits. Relative error about
+// 1e-7. t below ln(FLT_MIN) (including -inf, the masked scores) gives exactly 0; NaN stays NaN.
+f32x4 exp4(f32x4 t) {
+  const f32x4 lo = splat(-87.33654f), hi = splat(88.37626f), round = splat(12582912.0f);
+  f32x4 tc = t > lo ? t : lo;  // NaN becomes lo here, and is restored below
+  tc = tc < hi ? tc : hi;
+  const f32x4 kf = (tc * 1.44269504088896341f + round) - round;  // round(t/ln2), 1.5·2^23 trick
+  f32x4 r = tc - kf * 0.693359375f;
+  r = r - kf * -2.12194440e-4f;
+  f32x4 p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const f32x4 e = p * (r * r) + r + 1.0f;
+  const u32x4 bits = __builtin_convertvector(__builtin_convertvector(kf, i32x4) + 127, u32x4)
+                     << 23;
+  const f32x4 two_k = std::bit_cast<f32x4>(bits);
+  const f32x4 zero_or_nan = t < lo ? splat(0.0f) : t;
+  return t >= lo ? e * two_k : zero_or_nan;
+}
+
+// x[j] = exp(x[j] - shift) for j < n.
+void exp_shifted(float* x, int64_t n, float shift) {
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) store(x + j, exp4(load(x + j) - shift));
+  if (j < n) store_part(x + j, n - j, exp4(load_part(x + j, n - j, 0.0f) - shift));
+}
+
+// Reductions over a row keep kLanes interleaved partial results, combined in a fixed order: the
+// order depends on n only.
+
+// max_j x[j] (NaN entries are skipped; -inf when n = 0 or everything is -inf).
+float row_max(const float* x, int64_t n) {
+  f32x4 lane = splat(kNegInf);
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    const f32x4 v = load(x + j);
+    lane = v > lane ? v : lane;
+  }
+  if (j < n) {
+    const f32x4 v = load_part(x + j, n - j, kNegInf);
+    lane = v > lane ? v : lane;
+  }
+  float m = kNegInf;
+  for (int64_t l = 0; l < kLanes; ++l) m = lane[l] > m ? lane[l] : m;
+  return m;
+}
+
+// Σ_j x[j] in double.
+double row_sum(const float* x, int64_t n) {
+  double lane[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) lane[l] += x[j + l];
+  }
+  for (; j < n; ++j) lane[0] += x[j];
   double s = 0.0;
-  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
+  for (int64_t l = 0; l < kLanes; ++l) s += lane[l];
   return s;
 }
 
-// The keys query i of batch entry b may attend: allowed[j] for j in [0, p(i)], where
-// p(i) = kv_len - Tq + i. Returns p(i) + 1, the length of the causal prefix (≤ 0: no key).
-int64_t allowed_keys(const Dims& d, const int32_t* seg, int64_t b, int64_t i,
-                     std::vector<char>& allowed) {
-  const int64_t p = d.kv_len - d.tq + i;
-  for (int64_t j = 0; j <= p; ++j) {
-    allowed[j] = seg == nullptr || seg[b * d.tk + j] == seg[b * d.tk + p];
+// Row i of a block: its scores s[0, n) (n = keys of the block) keep their value on the allowed
+// keys [0, p(i)] of i's segment and become -inf elsewhere in [0, p(i)]; the keys past p(i) are
+// left alone (callers zero them after exp). Returns p(i) + 1, the causal prefix length.
+int64_t mask_row(const Dims& d, const int32_t* seg_b, int64_t i, float* s) {
+  const int64_t p = d.pos(i);
+  if (seg_b != nullptr) {
+    const int32_t own = seg_b[p];
+    for (int64_t j = 0; j <= p; ++j) s[j] = seg_b[j] == own ? s[j] : kNegInf;
   }
   return p + 1;
+}
+
+// The scratch of one task: a [kBlock, kv_len] block of scores or probabilities and one of dP.
+// Thread-local so a training step does not allocate per call.
+std::vector<float>& scratch(int which, size_t size) {
+  thread_local std::vector<float> buffers[2];
+  std::vector<float>& buf = buffers[which];
+  if (buf.size() < size) buf.resize(size);
+  return buf;
+}
+
+// P for the block of queries [i0, i0 + rows) of head h, over keys [0, n):
+// P = exp(scale·Q Kᵀ - shift_i) on the allowed keys and 0 elsewhere. The shift is the row
+// maximum in the forward pass (returned in row_shift, with the row sums in row_sum_out) and the
+// saved lse in the backward pass (row_shift given, row_sum_out null).
+void block_probabilities(const Dims& d, const float* qp, const float* kp, const int32_t* seg_b,
+                         int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t n, float scale,
+                         float* p, float* row_shift, double* row_sum_out) {
+  gemm(false, true, rows, n, d.dh, scale, qp + d.q_row(b, i0, h), d.q_ld(),
+       kp + d.k_row(b, 0, h / d.group), d.k_ld(), 0.0f, p, n);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* pr = p + r * n;
+    const int64_t n_i = mask_row(d, seg_b, i0 + r, pr);
+    if (row_sum_out != nullptr) row_shift[r] = row_max(pr, n_i);
+    if (row_shift[r] == kNegInf) {
+      // Only reachable from an inconsistent lse: no probability mass, so no gradient.
+      std::fill_n(pr, n, 0.0f);
+    } else {
+      exp_shifted(pr, n_i, row_shift[r]);
+      std::fill(pr + n_i, pr + n, 0.0f);
+    }
+    if (row_sum_out != nullptr) row_sum_out[r] = row_sum(pr, n_i);
+  }
 }
 
 }  // namespace
@@ -106,38 +283,30 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   // One task per (batch entry, query head): it owns those rows of out and lse.
   cpu::parallel_for(d.batch * d.hq, d.tq * d.kv_len * d.dh, [&](int64_t task) {
     const int64_t b = task / d.hq, h = task % d.hq, g = h / d.group;
-    std::vector<char> allowed(static_cast<size_t>(d.kv_len));
-    std::vector<double> score(static_cast<size_t>(d.kv_len));
-    std::vector<double> acc(static_cast<size_t>(d.dh));
-    for (int64_t i = 0; i < d.tq; ++i) {
-      float* o = op_out + d.q_row(b, i, h);
-      const int64_t n_keys = allowed_keys(d, seg, b, i, allowed);
-      if (n_keys <= 0) {  // no allowed key: nothing to average
-        std::fill(o, o + d.dh, 0.0f);
-        lse_out[d.lse_at(b, h, i)] = -std::numeric_limits<float>::infinity();
-        continue;
+    const int32_t* seg_b = seg != nullptr ? seg + b * d.tk : nullptr;
+    const int64_t first = d.first_query();
+    for (int64_t i = 0; i < first; ++i) {  // no allowed key: nothing to average
+      std::fill_n(op_out + d.q_row(b, i, h), d.dh, 0.0f);
+      lse_out[d.lse_at(b, h, i)] = kNegInf;
+    }
+    float* p = scratch(0, static_cast<size_t>(kBlock * d.kv_len)).data();
+    float row_m[kBlock];
+    double row_s[kBlock];
+    for (int64_t i0 = first; i0 < d.tq; i0 += kBlock) {
+      const int64_t rows = std::min(kBlock, d.tq - i0);
+      const int64_t n = d.pos(i0 + rows - 1) + 1;  // keys of the block
+      block_probabilities(d, qp, kp, seg_b, b, h, i0, rows, n, scale, p, row_m, row_s);
+      // out = E V, unnormalised, then each row divided by its σ.
+      float* o = op_out + d.q_row(b, i0, h);
+      gemm(false, false, rows, d.dh, n, 1.0f, p, n, vp + d.k_row(b, 0, g), d.k_ld(), 0.0f, o,
+           d.q_ld());
+      for (int64_t r = 0; r < rows; ++r) {
+        const float inv = static_cast<float>(1.0 / row_s[r]);
+        float* o_r = o + r * d.q_ld();
+        for (int64_t c = 0; c < d.dh; ++c) o_r[c] *= inv;
+        lse_out[d.lse_at(b, h, i0 + r)] =
+            static_cast<float>(static_cast<double>(row_m[r]) + std::log(row_s[r]));
       }
-      const float* qi = qp + d.q_row(b, i, h);
-      double m = kNegInf;
-      for (int64_t j = 0; j < n_keys; ++j) {
-        if (!allowed[j]) continue;
-        score[j] = scale * dot(qi, kp + d.k_row(b, j, g), d.dh);
-        m = std::max(m, score[j]);
-      }
-      double sum = 0.0;
-      for (int64_t j = 0; j < n_keys; ++j) {
-        if (allowed[j]) sum += std::exp(score[j] - m);
-      }
-      const double l = m + std::log(sum);
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t j = 0; j < n_keys; ++j) {
-        if (!allowed[j]) continue;
-        const double p = std::exp(score[j] - l);
-        const float* vj = vp + d.k_row(b, j, g);
-        for (int64_t c = 0; c < d.dh; ++c) acc[c] += p * vj[c];
-      }
-      for (int64_t c = 0; c < d.dh; ++c) o[c] = static_cast<float>(acc[c]);
-      lse_out[d.lse_at(b, h, i)] = static_cast<float>(l);
     }
   });
 }
@@ -165,49 +334,52 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
   float* dvp = dv.data<float>();
 
   // One task per (batch entry, kv head). dk and dv of that kv head sum over its query heads and
-  // their queries, so the task owns them and accumulates privately, in the fixed order
-  // (query head, query); it also owns dq of its query heads. No two tasks touch one output.
+  // their query blocks, so the task owns them and accumulates into them in the fixed order
+  // (query head, block); it also owns dq of its query heads. No two tasks touch one output.
   cpu::parallel_for(d.batch * d.hkv, d.group * d.tq * d.kv_len * d.dh * 4, [&](int64_t task) {
     const int64_t b = task / d.hkv, g = task % d.hkv;
-    std::vector<char> allowed(static_cast<size_t>(d.kv_len));
-    std::vector<double> dk_acc(static_cast<size_t>(d.kv_len * d.dh), 0.0);
-    std::vector<double> dv_acc(static_cast<size_t>(d.kv_len * d.dh), 0.0);
-    std::vector<double> dq_acc(static_cast<size_t>(d.dh));
-    for (int64_t h = g * d.group; h < (g + 1) * d.group; ++h) {
-      for (int64_t i = 0; i < d.tq; ++i) {
-        const int64_t row = d.q_row(b, i, h);
-        std::fill(dq_acc.begin(), dq_acc.end(), 0.0);
-        const int64_t n_keys = allowed_keys(d, seg, b, i, allowed);
-        const double l = lsep[d.lse_at(b, h, i)];
-        if (n_keys > 0 && l != kNegInf) {
-          const float* qi = qp + row;
-          const float* dyi = dyp + row;
-          const double delta = dot(dyi, outp + row, d.dh);  // Δ = Σ_d dout·out
-          for (int64_t j = 0; j < n_keys; ++j) {
-            if (!allowed[j]) continue;
-            const float* kj = kp + d.k_row(b, j, g);
-            const float* vj = vp + d.k_row(b, j, g);
-            const double p = std::exp(scale * dot(qi, kj, d.dh) - l);
-            const double ds = p * (dot(dyi, vj, d.dh) - delta);
-            double* dkj = dk_acc.data() + j * d.dh;
-            double* dvj = dv_acc.data() + j * d.dh;
-            for (int64_t c = 0; c < d.dh; ++c) {
-              dq_acc[c] += scale * ds * kj[c];
-              dkj[c] += scale * ds * qi[c];
-              dvj[c] += p * dyi[c];
-            }
-          }
-        }
-        for (int64_t c = 0; c < d.dh; ++c) dqp[row + c] = static_cast<float>(dq_acc[c]);
-      }
-    }
-    // Keys at or past kv_len were never read: their gradient is 0.
+    const int32_t* seg_b = seg != nullptr ? seg + b * d.tk : nullptr;
+    float* dk_g = dkp + d.k_row(b, 0, g);
+    float* dv_g = dvp + d.k_row(b, 0, g);
+    const float* k_g = kp + d.k_row(b, 0, g);
+    const float* v_g = vp + d.k_row(b, 0, g);
+    // Keys at or past kv_len are never read and keep this 0; the others accumulate on it.
     for (int64_t j = 0; j < d.tk; ++j) {
-      float* dkj = dkp + d.k_row(b, j, g);
-      float* dvj = dvp + d.k_row(b, j, g);
-      for (int64_t c = 0; c < d.dh; ++c) {
-        dkj[c] = j < d.kv_len ? static_cast<float>(dk_acc[j * d.dh + c]) : 0.0f;
-        dvj[c] = j < d.kv_len ? static_cast<float>(dv_acc[j * d.dh + c]) : 0.0f;
+      std::fill_n(dk_g + j * d.k_ld(), d.dh, 0.0f);
+      std::fill_n(dv_g + j * d.k_ld(), d.dh, 0.0f);
+    }
+    const size_t block_size = static_cast<size_t>(kBlock * d.kv_len);
+    float* p = scratch(0, block_size).data();
+    float* ds = scratch(1, block_size).data();
+    float row_l[kBlock];
+    const int64_t first = d.first_query();
+    for (int64_t h = g * d.group; h < (g + 1) * d.group; ++h) {
+      for (int64_t i = 0; i < first; ++i) std::fill_n(dqp + d.q_row(b, i, h), d.dh, 0.0f);
+      for (int64_t i0 = first; i0 < d.tq; i0 += kBlock) {
+        const int64_t rows = std::min(kBlock, d.tq - i0);
+        const int64_t n = d.pos(i0 + rows - 1) + 1;  // keys of the block
+        for (int64_t r = 0; r < rows; ++r) row_l[r] = lsep[d.lse_at(b, h, i0 + r)];
+        block_probabilities(d, qp, kp, seg_b, b, h, i0, rows, n, scale, p, row_l, nullptr);
+        const float* dy = dyp + d.q_row(b, i0, h);
+        // dV += Pᵀ dO;  dP = dO Vᵀ
+        gemm(true, false, n, d.dh, rows, 1.0f, p, n, dy, d.q_ld(), 1.0f, dv_g, d.k_ld());
+        gemm(false, true, rows, n, d.dh, 1.0f, dy, d.q_ld(), v_g, d.k_ld(), 0.0f, ds, n);
+        // dS = P ⊙ (dP - Δ), Δ_i = Σ_d dO·O in double. Entries with P = 0 become exactly 0.
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* dy_r = dy + r * d.q_ld();
+          const float* o_r = outp + d.q_row(b, i0 + r, h);
+          double delta = 0.0;
+          for (int64_t c = 0; c < d.dh; ++c) delta += static_cast<double>(dy_r[c]) * o_r[c];
+          const float delta_f = static_cast<float>(delta);
+          const float* p_r = p + r * n;
+          float* ds_r = ds + r * n;
+          for (int64_t j = 0; j < n; ++j) ds_r[j] = p_r[j] * (ds_r[j] - delta_f);
+        }
+        // dQ = scale·dS K;  dK += scale·dSᵀ Q
+        gemm(false, false, rows, d.dh, n, scale, ds, n, k_g, d.k_ld(), 0.0f,
+             dqp + d.q_row(b, i0, h), d.q_ld());
+        gemm(true, false, n, d.dh, rows, scale, ds, n, qp + d.q_row(b, i0, h), d.q_ld(), 1.0f,
+             dk_g, d.k_ld());
       }
     }
   });

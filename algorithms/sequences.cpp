@@ -1,0 +1,172 @@
+#include "algorithms/sequences.h"
+
+#include <algorithm>
+
+#include "autograd/ops.h"
+
+namespace rlaif {
+
+std::vector<int32_t> tokenize_prompt(const Tokenizer& tokenizer, const ChatTemplate& chat,
+                                     std::string_view prompt, int64_t max_prompt_length) {
+  std::vector<int32_t> body = tokenizer.encode(chat.apply(prompt));
+  std::vector<int32_t> out;
+  const bool bos = tokenizer.bos_id() >= 0;
+  if (bos) out.push_back(tokenizer.bos_id());
+  int64_t room = std::max<int64_t>(max_prompt_length - (bos ? 1 : 0), 0);
+  size_t keep = std::min(body.size(), static_cast<size_t>(room));
+  out.insert(out.end(), body.end() - static_cast<long>(keep), body.end());  // keep the end
+  return out;
+}
+
+TokenizedExample tokenize_example(const Tokenizer& tokenizer, const ChatTemplate& chat,
+                                  std::string_view prompt, std::string_view completion,
+                                  const TruncationOptions& truncation, bool add_eos) {
+  RLAIF_CHECK(truncation.max_length >= 2 && truncation.max_prompt_length >= 1,
+              "tokenize_example: --max-length must be ≥ 2 and --max-prompt-length ≥ 1");
+  TokenizedExample ex;
+  ex.prompt = tokenize_prompt(tokenizer, chat, prompt,
+                              std::min(truncation.max_prompt_length, truncation.max_length - 1));
+  ex.completion = tokenizer.encode(completion);
+  if (add_eos && tokenizer.eos_id() >= 0) ex.completion.push_back(tokenizer.eos_id());
+  const int64_t room = truncation.max_length - static_cast<int64_t>(ex.prompt.size());
+  if (static_cast<int64_t>(ex.completion.size()) > room) ex.completion.resize(static_cast<size_t>(room));
+  return ex;
+}
+
+namespace {
+
+struct Rows {
+  std::vector<int32_t> ids, pos, seg, targets;
+  std::vector<float> mask;
+  std::vector<int64_t> lengths;
+  int64_t trained = 0;
+};
+
+// Appends one example at offset `at` of row `row` (width T) as segment `segment`.
+void place(Rows& r, const TokenizedExample& ex, int64_t row, int64_t at, int64_t T,
+           int32_t segment) {
+  const int64_t P = static_cast<int64_t>(ex.prompt.size());
+  const int64_t L = std::min<int64_t>(P + static_cast<int64_t>(ex.completion.size()), T - at);
+  auto token = [&](int64_t i) {
+    return i < P ? ex.prompt[static_cast<size_t>(i)] : ex.completion[static_cast<size_t>(i - P)];
+  };
+  for (int64_t i = 0; i < L; ++i) {
+    size_t k = static_cast<size_t>(row * T + at + i);
+    r.ids[k] = token(i);
+    r.pos[k] = static_cast<int32_t>(i);
+    r.seg[k] = segment;
+    // Position i predicts token i+1, trained when that token is part of the completion.
+    if (i + 1 < L && i + 1 >= P) {
+      r.targets[k] = token(i + 1);
+      r.mask[k] = 1.0f;
+      ++r.trained;
+    }
+  }
+}
+
+SequenceBatch finish(Rows& r, int64_t B, int64_t T, Device device) {
+  SequenceBatch b;
+  b.input.ids = Tensor::from_vector(r.ids, {B, T}).to(device);
+  b.input.positions = Tensor::from_vector(r.pos, {B, T}).to(device);
+  b.input.segment_ids = Tensor::from_vector(r.seg, {B, T}).to(device);
+  b.targets = Tensor::from_vector(r.targets, {B, T}).to(device);
+  b.completion_mask = Tensor::from_vector(r.mask, {B, T}).to(device);
+  b.lengths = r.lengths;
+  b.trained_tokens = r.trained;
+  return b;
+}
+
+Rows empty_rows(int64_t B, int64_t T, int32_t pad_id) {
+  Rows r;
+  const size_t n = static_cast<size_t>(B * T);
+  r.ids.assign(n, pad_id);
+  r.pos.assign(n, 0);
+  r.seg.assign(n, -1);  // padding: its own segment, attended by nothing real
+  r.targets.assign(n, kIgnoreIndex);
+  r.mask.assign(n, 0.0f);
+  return r;
+}
+
+}  // namespace
+
+SequenceBatch make_batch(const std::vector<TokenizedExample>& examples, Device device,
+                         int32_t pad_id) {
+  RLAIF_CHECK(!examples.empty(), "make_batch: no examples");
+  const int64_t B = static_cast<int64_t>(examples.size());
+  int64_t T = 1;
+  for (const auto& ex : examples) {
+    T = std::max<int64_t>(T, static_cast<int64_t>(ex.prompt.size() + ex.completion.size()));
+  }
+  Rows r = empty_rows(B, T, pad_id);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& ex = examples[static_cast<size_t>(b)];
+    place(r, ex, b, 0, T, 0);
+    r.lengths.push_back(static_cast<int64_t>(ex.prompt.size() + ex.completion.size()));
+  }
+  return finish(r, B, T, device);
+}
+
+SequenceBatch make_packed_batch(const std::vector<TokenizedExample>& examples,
+                                int64_t row_length, Device device, int32_t pad_id) {
+  RLAIF_CHECK(!examples.empty(), "make_packed_batch: no examples");
+  RLAIF_CHECK(row_length > 1, "make_packed_batch: row length must be > 1");
+  // First pass: assign (row, offset) greedily in order.
+  std::vector<std::pair<int64_t, int64_t>> where;
+  int64_t row = 0, used = 0;
+  for (const auto& ex : examples) {
+    int64_t len = std::min<int64_t>(static_cast<int64_t>(ex.prompt.size() + ex.completion.size()),
+                                    row_length);
+    if (used > 0 && used + len > row_length) {
+      ++row;
+      used = 0;
+    }
+    where.emplace_back(row, used);
+    used += len;
+  }
+  const int64_t B = row + 1;
+  Rows r = empty_rows(B, row_length, pad_id);
+  r.lengths.assign(static_cast<size_t>(B), 0);
+  for (size_t i = 0; i < examples.size(); ++i) {
+    auto [rw, at] = where[i];
+    place(r, examples[i], rw, at, row_length, static_cast<int32_t>(i));
+    r.lengths[static_cast<size_t>(rw)] =
+        at + std::min<int64_t>(static_cast<int64_t>(examples[i].prompt.size() + examples[i].completion.size()),
+                               row_length - at);
+  }
+  return finish(r, B, row_length, device);
+}
+
+Variable completion_logprobs(const Transformer& model, const SequenceBatch& batch, bool average) {
+  // Targets at untrained positions are kIgnoreIndex, which gather_logprobs rejects: replace them
+  // by token 0 there (masked out below).
+  Tensor targets = batch.targets.device().is_cpu() ? batch.targets.clone()
+                                                   : batch.targets.to(Device::cpu());
+  int32_t* t = targets.data<int32_t>();
+  for (int64_t i = 0; i < targets.numel(); ++i) t[i] = t[i] == kIgnoreIndex ? 0 : t[i];
+  Variable logp = model.token_logprobs(batch.input, targets.to(model.device()));  // [B, T]
+  return average ? masked_mean(logp, batch.completion_mask) : masked_sum(logp, batch.completion_mask);
+}
+
+std::vector<int64_t> last_token_index(const SequenceBatch& batch) {
+  std::vector<int64_t> out;
+  for (int64_t b = 0; b < batch.rows(); ++b) {
+    RLAIF_CHECK(batch.lengths[static_cast<size_t>(b)] > 0, "last_token_index: row ", b, " is empty");
+    out.push_back(batch.lengths[static_cast<size_t>(b)] - 1);
+  }
+  return out;
+}
+
+Variable last_token_scores(const Transformer& model, const SequenceBatch& batch) {
+  const int64_t B = batch.rows(), T = batch.width();
+  Variable scores = model.scalar_head(model.hidden_states(batch.input));  // [B·T]
+  std::vector<int32_t> rows;
+  for (int64_t b = 0; b < B; ++b) {
+    rows.push_back(static_cast<int32_t>(b * T + last_token_index(batch)[static_cast<size_t>(b)]));
+  }
+  // A row gather through embedding(), whose backward scatters the gradient back.
+  Variable picked = embedding(reshape(scores, {B * T, 1}),
+                              Tensor::from_vector(rows, {B}).to(model.device()));
+  return reshape(picked, {B});
+}
+
+}  // namespace rlaif

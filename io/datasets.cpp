@@ -1,0 +1,201 @@
+#include "io/datasets.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "io/jsonl.h"
+#include "runtime/error.h"
+
+namespace rlaif {
+namespace {
+
+using Json = rapidjson::Value;
+using RecordFn = std::function<void(const Json&, const std::string& where)>;
+
+// Calls fn for every record of a JSONL file or a JSON array file; `where` is "PATH:LINE" or
+// "PATH[INDEX]" for error messages.
+void for_each_record(const std::string& path, const RecordFn& fn) {
+  std::ifstream in(path);
+  RLAIF_CHECK(in.good(), "cannot open dataset ", path);
+  char first = 0;
+  while (in.get(first) && std::isspace(static_cast<unsigned char>(first))) {
+  }
+  if (first == '[') {
+    in.seekg(0);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    std::string text = buffer.str();
+    rapidjson::Document doc;
+    doc.Parse(text.c_str());
+    if (doc.HasParseError()) {
+      size_t offset = doc.GetErrorOffset(), line = 1;
+      for (size_t i = 0; i < offset && i < text.size(); ++i) line += text[i] == '\n';
+      throw Error(path, ":", line, ": invalid JSON: ",
+                  rapidjson::GetParseError_En(doc.GetParseError()));
+    }
+    for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
+      std::string where = path + "[" + std::to_string(i) + "]";
+      RLAIF_CHECK(doc[i].IsObject(), where, ": each record must be a JSON object");
+      fn(doc[i], where);
+    }
+    return;
+  }
+  read_jsonl(path, [&](const Json& record, int64_t line) {
+    fn(record, path + ":" + std::to_string(line));
+  });
+}
+
+bool has_string(const Json& r, const char* key) {
+  auto it = r.FindMember(key);
+  return it != r.MemberEnd() && it->value.IsString();
+}
+
+std::string get_string(const Json& r, const char* key, const std::string& where) {
+  auto it = r.FindMember(key);
+  RLAIF_CHECK(it != r.MemberEnd() && it->value.IsString(), where, ": missing string field \"", key,
+              "\"");
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+struct Turn {
+  std::string role;  // system | user | assistant
+  std::string content;
+};
+
+// Reads [{"role", "content"}] or LLaMA-Factory's [{"from", "value"}] turns.
+std::vector<Turn> read_turns(const Json& array, const std::string& where) {
+  RLAIF_CHECK(array.IsArray(), where, ": conversation must be an array of turns");
+  std::vector<Turn> turns;
+  for (const auto& t : array.GetArray()) {
+    RLAIF_CHECK(t.IsObject(), where, ": each turn must be an object");
+    Turn turn;
+    if (has_string(t, "role")) {
+      turn.role = get_string(t, "role", where);
+      turn.content = get_string(t, "content", where);
+    } else {
+      std::string from = get_string(t, "from", where);
+      turn.content = get_string(t, "value", where);
+      turn.role = from == "human" ? "user" : from == "gpt" ? "assistant" : from;
+    }
+    RLAIF_CHECK(turn.role == "system" || turn.role == "user" || turn.role == "assistant", where,
+                ": unknown role \"", turn.role, "\" (expected system, user or assistant)");
+    turns.push_back(std::move(turn));
+  }
+  return turns;
+}
+
+// Renders the turns before a final assistant reply as one prompt for the single-turn template
+// (see the header).
+std::string render_prompt(const std::vector<Turn>& turns, const std::string& where) {
+  std::string prompt, system;
+  bool expect_user = true;
+  for (const Turn& t : turns) {
+    if (t.role == "system") {
+      system += t.content + "\n\n";
+      continue;
+    }
+    RLAIF_CHECK((t.role == "user") == expect_user, where, ": turns must alternate user and assistant");
+    if (t.role == "user") {
+      prompt += (prompt.empty() ? "" : "\n\nHuman: ") + t.content;
+    } else {
+      prompt += "\n\nAssistant: " + t.content;
+    }
+    expect_user = !expect_user;
+  }
+  RLAIF_CHECK(!expect_user, where, ": the conversation must end with a user turn before the reply");
+  return system + prompt;
+}
+
+// Splits a conversation that ends with the assistant's reply into (prompt, reply).
+std::pair<std::string, std::string> split_reply(std::vector<Turn> turns, const std::string& where) {
+  RLAIF_CHECK(!turns.empty() && turns.back().role == "assistant", where,
+              ": the conversation must end with an assistant turn");
+  std::string reply = turns.back().content;
+  turns.pop_back();
+  return {render_prompt(turns, where), reply};
+}
+
+std::string reply_text(const Json& v, const std::string& where, const char* key) {
+  if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
+  if (v.IsObject()) return get_string(v, "value", where + " \"" + key + "\"");
+  throw Error(where, ": \"", key, "\" must be a string, a {\"from\", \"value\"} turn or a list of turns");
+}
+
+}  // namespace
+
+std::vector<SftExample> load_sft_examples(const std::string& path) {
+  std::vector<SftExample> out;
+  for_each_record(path, [&](const Json& r, const std::string& where) {
+    if (has_string(r, "prompt") && has_string(r, "completion")) {
+      out.push_back({get_string(r, "prompt", where), get_string(r, "completion", where)});
+    } else if (r.HasMember("messages")) {
+      auto [prompt, reply] = split_reply(read_turns(r["messages"], where), where);
+      out.push_back({prompt, reply});
+    } else if (has_string(r, "instruction") && has_string(r, "output")) {
+      std::string prompt = get_string(r, "instruction", where);
+      if (has_string(r, "input") && r["input"].GetStringLength() > 0) {
+        prompt += "\n\n" + get_string(r, "input", where);
+      }
+      out.push_back({prompt, get_string(r, "output", where)});
+    } else {
+      throw Error(where, ": not an SFT record: expected \"prompt\" + \"completion\", \"messages\", "
+                         "or Alpaca's \"instruction\" + \"output\"");
+    }
+  });
+  RLAIF_CHECK(!out.empty(), path, ": no examples");
+  return out;
+}
+
+std::vector<PreferencePair> load_preferences(const std::string& path) {
+  std::vector<PreferencePair> out;
+  for_each_record(path, [&](const Json& r, const std::string& where) {
+    RLAIF_CHECK(r.HasMember("chosen") && r.HasMember("rejected"), where,
+                ": a preference record needs \"chosen\" and \"rejected\"");
+    PreferencePair p;
+    if (r["chosen"].IsArray()) {
+      // TRL conversational: both sides hold the whole conversation; the prompt is shared.
+      auto [prompt_c, chosen] = split_reply(read_turns(r["chosen"], where), where);
+      auto [prompt_r, rejected] = split_reply(read_turns(r["rejected"], where), where);
+      RLAIF_CHECK(prompt_c == prompt_r, where, ": chosen and rejected conversations differ before the reply");
+      p = {prompt_c, chosen, rejected};
+    } else {
+      if (has_string(r, "prompt")) {
+        p.prompt = get_string(r, "prompt", where);
+      } else if (r.HasMember("conversations")) {
+        p.prompt = render_prompt(read_turns(r["conversations"], where), where);
+      } else {
+        throw Error(where, ": a preference record needs \"prompt\" or \"conversations\"");
+      }
+      p.chosen = reply_text(r["chosen"], where, "chosen");
+      p.rejected = reply_text(r["rejected"], where, "rejected");
+    }
+    out.push_back(std::move(p));
+  });
+  RLAIF_CHECK(!out.empty(), path, ": no preference pairs");
+  return out;
+}
+
+std::vector<std::string> load_prompts(const std::string& path) {
+  std::vector<std::string> out;
+  for_each_record(path, [&](const Json& r, const std::string& where) {
+    if (has_string(r, "prompt")) {
+      out.push_back(get_string(r, "prompt", where));
+    } else if (has_string(r, "instruction")) {
+      std::string prompt = get_string(r, "instruction", where);
+      if (has_string(r, "input") && r["input"].GetStringLength() > 0) {
+        prompt += "\n\n" + get_string(r, "input", where);
+      }
+      out.push_back(prompt);
+    } else {
+      throw Error(where, ": missing string field \"prompt\"");
+    }
+  });
+  RLAIF_CHECK(!out.empty(), path, ": no prompts");
+  return out;
+}
+
+}  // namespace rlaif
