@@ -11,11 +11,6 @@
 #include <cstdint>
 #include <vector>
 
-// philox.h defines inline functions in namespace rlaif that call sqrt/log/cos unqualified;
-// included after the declarations below, those calls would find rlaif::sqrt(Variable) first and
-// fail to compile. Including it here first keeps any include order working.
-#include "runtime/philox.h"
-
 #include "autograd/variable.h"
 #include "runtime/tensor.h"
 

@@ -62,9 +62,9 @@ RLAIF_HD float philox_normal(uint64_t seed, uint64_t g) {
   unsigned pair = lane / 2;
   double u1 = static_cast<double>((words.w[2 * pair] >> 8) + 1u) * (1.0 / 16777216.0);
   double u2 = static_cast<double>(words.w[2 * pair + 1] >> 8) * (1.0 / 16777216.0);
-  double r = sqrt(-2.0 * log(u1));
+  double r = std::sqrt(-2.0 * std::log(u1));
   double angle = 6.283185307179586476925286766559 * u2;
-  return static_cast<float>((lane % 2 == 0) ? r * cos(angle) : r * sin(angle));
+  return static_cast<float>((lane % 2 == 0) ? r * std::cos(angle) : r * std::sin(angle));
 }
 
 }  // namespace rlaif
