@@ -159,9 +159,10 @@ std::vector<int64_t> last_token_index(const SequenceBatch& batch) {
 Variable last_token_scores(const Transformer& model, const SequenceBatch& batch) {
   const int64_t B = batch.rows(), T = batch.width();
   Variable scores = model.scalar_head(model.hidden_states(batch.input));  // [B·T]
+  const std::vector<int64_t> last = last_token_index(batch);
   std::vector<int32_t> rows;
   for (int64_t b = 0; b < B; ++b) {
-    rows.push_back(static_cast<int32_t>(b * T + last_token_index(batch)[static_cast<size_t>(b)]));
+    rows.push_back(static_cast<int32_t>(b * T + last[static_cast<size_t>(b)]));
   }
   // A row gather through embedding(), whose backward scatters the gradient back.
   Variable picked = embedding(reshape(scores, {B * T, 1}),

@@ -68,7 +68,8 @@ SequenceBatch make_packed_batch(const std::vector<TokenizedExample>& examples,
 Variable completion_logprobs(const Transformer& model, const SequenceBatch& batch,
                              bool average = false);
 
-// Index of the last real token of every row, [B] (the position a scalar head reads).
+// Index of the last real token of every row, [B] (the position a scalar head reads). Meant for
+// make_batch's one-example rows: in a packed row it is the last token of the row's last example.
 std::vector<int64_t> last_token_index(const SequenceBatch& batch);
 
 // Scalar-head output at the last real token of every row, [B] (reward and value models).

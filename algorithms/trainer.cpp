@@ -4,14 +4,13 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 
 #include "algorithms/grad_clip.h"
+#include "algorithms/stop_signals.h"
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
 #include "io/model_dir.h"
@@ -20,44 +19,37 @@
 namespace rlaif {
 namespace {
 
-std::atomic<int> g_signal{0};
-
-extern "C" void on_stop_signal(int sig) {
-  // The first signal asks for a clean stop (checkpoint, then exit); a second one is the user
-  // insisting: fall back to the default action.
-  if (g_signal.exchange(sig) != 0) {
-    std::signal(sig, SIG_DFL);
-    std::raise(sig);
-  }
+void restore(Transformer& model, AdamW& optimizer, const TrainerCheckpoint& ckpt) {
+  load_checkpoint_weights(model, ckpt.dir);
+  optimizer.load_state(ckpt.tensors, ckpt.step);
 }
 
-// Installs the stop handlers for the duration of train() and restores the previous ones.
-class StopSignals {
- public:
-  StopSignals() {
-    g_signal = 0;
-    struct sigaction action {};
-    action.sa_handler = on_stop_signal;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, &old_int_);
-    sigaction(SIGTERM, &action, &old_term_);
-  }
-  ~StopSignals() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  int pending() const { return g_signal.load(); }
+std::string format_metric(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
 
- private:
-  struct sigaction old_int_ {};
-  struct sigaction old_term_ {};
-};
+}  // namespace
 
-std::string state_json(int64_t step, const TrainerOptions& o) {
+void load_checkpoint_weights(Transformer& model, const std::string& checkpoint) {
+  Transformer saved = load_model(checkpoint, Device::cpu());
+  RLAIF_CHECK(saved.config().to_json() == model.config().to_json(), "cannot resume from ",
+              checkpoint, ": its model config differs from --model's:\n", saved.config().to_json(),
+              "vs\n", model.config().to_json());
+  auto from = saved.parameters(), to = model.parameters();
+  for (size_t i = 0; i < to.size(); ++i) to[i].second.data().copy_from(from[i].second.data());
+}
+
+std::string trainer_state_json(int64_t step, const TrainerOptions& o,
+                               const std::vector<std::pair<std::string, double>>& extra) {
   rapidjson::Document doc(rapidjson::kObjectType);
   auto& a = doc.GetAllocator();
   doc.AddMember("format", 1, a);
   doc.AddMember("step", step, a);
+  for (const auto& [key, value] : extra) {
+    doc.AddMember(rapidjson::Value(key.c_str(), a), rapidjson::Value(value), a);
+  }
   rapidjson::Value settings(rapidjson::kObjectType);
   for (const auto& [key, value] : o.settings) {
     settings.AddMember(rapidjson::Value(key.c_str(), a), rapidjson::Value(value.c_str(), a), a);
@@ -69,8 +61,7 @@ std::string state_json(int64_t step, const TrainerOptions& o) {
   return std::string(buffer.GetString()) + "\n";
 }
 
-// Refuses a resume whose defining settings differ, listing every difference.
-void check_settings(const TrainerCheckpoint& ckpt, const TrainerOptions& o) {
+void check_resume_settings(const TrainerCheckpoint& ckpt, const TrainerOptions& o) {
   rapidjson::Document doc;
   doc.Parse(ckpt.state_json.c_str());
   std::map<std::string, std::string> saved;
@@ -89,24 +80,6 @@ void check_settings(const TrainerCheckpoint& ckpt, const TrainerOptions& o) {
   RLAIF_CHECK(diffs.empty(), "cannot resume from ", ckpt.dir,
               ": it was made with different settings:", diffs);
 }
-
-void restore(Transformer& model, AdamW& optimizer, const TrainerCheckpoint& ckpt) {
-  Transformer saved = load_model(ckpt.dir, Device::cpu());
-  RLAIF_CHECK(saved.config().to_json() == model.config().to_json(), "cannot resume from ",
-              ckpt.dir, ": its model config differs from --model's:\n", saved.config().to_json(),
-              "vs\n", model.config().to_json());
-  auto from = saved.parameters(), to = model.parameters();
-  for (size_t i = 0; i < to.size(); ++i) to[i].second.data().copy_from(from[i].second.data());
-  optimizer.load_state(ckpt.tensors, ckpt.step);
-}
-
-std::string format_metric(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4g", v);
-  return buf;
-}
-
-}  // namespace
 
 TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& options) {
   namespace fs = std::filesystem;
@@ -129,7 +102,7 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
   int64_t start = 0;
   if (!options.resume.empty()) {
     TrainerCheckpoint ckpt = read_trainer_state(resolve_checkpoint(options.resume));
-    check_settings(ckpt, options);
+    check_resume_settings(ckpt, options);
     restore(model, optimizer, ckpt);
     start = ckpt.step;
     result.checkpoint = ckpt.dir;
@@ -143,7 +116,7 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
 
   auto save = [&](int64_t step) {
     result.checkpoint = save_checkpoint(options.out_dir, step, model, options.tokenizer_model,
-                                        state_json(step, options), optimizer.state());
+                                        trainer_state_json(step, options), optimizer.state());
     prune_checkpoints(options.out_dir, options.keep);
   };
   auto evaluate = [&](int64_t step) {

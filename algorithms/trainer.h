@@ -25,6 +25,8 @@
 
 namespace rlaif {
 
+struct TrainerCheckpoint;  // io/checkpoint.h
+
 struct MicroBatchResult {
   double loss = 0.0;   // this micro-batch's (unscaled) loss
   int64_t tokens = 0;  // tokens processed (for tokens/s)
@@ -78,5 +80,22 @@ struct TrainResult {
 // A non-finite loss or gradient norm stops training with an Error naming the step and the last
 // good checkpoint, which is left in place.
 TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& options);
+
+// ---- Pieces of train() for loops that cannot be one TrainingTask ------------------------------
+// PPO updates a policy and a value model several times per rollout; its loop (algorithms/ppo.h)
+// reuses these so that checkpoints and resumption behave exactly as train()'s. Clean stops on
+// SIGINT/SIGTERM: algorithms/stop_signals.h.
+
+// trainer_state/state.json of a checkpoint at `step`: {"format": 1, "step": step, ...extra,
+// "settings": {options.settings}}. `extra` carries a loop's own state (numbers, written so that
+// they read back to the same double).
+std::string trainer_state_json(int64_t step, const TrainerOptions& options,
+                               const std::vector<std::pair<std::string, double>>& extra = {});
+// Refuses (Error) a resume whose settings differ from the checkpoint's in any of
+// options.identity_keys, naming every difference.
+void check_resume_settings(const TrainerCheckpoint& checkpoint, const TrainerOptions& options);
+// Copies the weights of the model saved in a checkpoint directory into `model`; Error when its
+// config differs.
+void load_checkpoint_weights(Transformer& model, const std::string& checkpoint);
 
 }  // namespace rlaif

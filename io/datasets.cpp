@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include <cctype>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -119,6 +120,41 @@ std::pair<std::string, std::string> split_reply(std::vector<Turn> turns, const s
   return {render_prompt(turns, where), reply};
 }
 
+// Alpaca's prompt: the instruction, then the input (when not empty) after a blank line. With
+// LLaMA-Factory's optional "system" and "history" ([[instruction, response], ...]: earlier
+// turns), those come first, rendered like any other conversation.
+std::string alpaca_prompt(const Json& r, const std::string& where) {
+  std::string instruction = get_string(r, "instruction", where);
+  if (has_string(r, "input") && r["input"].GetStringLength() > 0) {
+    instruction += "\n\n" + get_string(r, "input", where);
+  }
+  std::vector<Turn> turns;
+  if (has_string(r, "system") && r["system"].GetStringLength() > 0) {
+    turns.push_back({"system", get_string(r, "system", where)});
+  }
+  if (r.HasMember("history")) {
+    const Json& history = r["history"];
+    RLAIF_CHECK(history.IsArray(), where, ": \"history\" must be a list of [instruction, response]");
+    for (const auto& pair : history.GetArray()) {
+      RLAIF_CHECK(pair.IsArray() && pair.Size() == 2 && pair[0].IsString() && pair[1].IsString(),
+                  where, ": each \"history\" entry must be [instruction, response] strings");
+      turns.push_back({"user", pair[0].GetString()});
+      turns.push_back({"assistant", pair[1].GetString()});
+    }
+  }
+  turns.push_back({"user", instruction});
+  return render_prompt(turns, where);
+}
+
+// TRL's conversational prompt-completion form: "prompt" a list of turns ending with the user's,
+// "completion" (or "chosen"/"rejected") a list holding the assistant's reply. The whole
+// conversation is the concatenation.
+std::vector<Turn> joined_turns(const Json& prompt, const Json& reply, const std::string& where) {
+  std::vector<Turn> turns = read_turns(prompt, where);
+  for (Turn& t : read_turns(reply, where)) turns.push_back(std::move(t));
+  return turns;
+}
+
 std::string reply_text(const Json& v, const std::string& where, const char* key) {
   if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
   if (v.IsObject()) return get_string(v, "value", where + " \"" + key + "\"");
@@ -132,15 +168,14 @@ std::vector<SftExample> load_sft_examples(const std::string& path) {
   for_each_record(path, [&](const Json& r, const std::string& where) {
     if (has_string(r, "prompt") && has_string(r, "completion")) {
       out.push_back({get_string(r, "prompt", where), get_string(r, "completion", where)});
+    } else if (r.HasMember("prompt") && r["prompt"].IsArray() && r.HasMember("completion")) {
+      auto [prompt, reply] = split_reply(joined_turns(r["prompt"], r["completion"], where), where);
+      out.push_back({prompt, reply});
     } else if (r.HasMember("messages")) {
       auto [prompt, reply] = split_reply(read_turns(r["messages"], where), where);
       out.push_back({prompt, reply});
     } else if (has_string(r, "instruction") && has_string(r, "output")) {
-      std::string prompt = get_string(r, "instruction", where);
-      if (has_string(r, "input") && r["input"].GetStringLength() > 0) {
-        prompt += "\n\n" + get_string(r, "input", where);
-      }
-      out.push_back({prompt, get_string(r, "output", where)});
+      out.push_back({alpaca_prompt(r, where), get_string(r, "output", where)});
     } else {
       throw Error(where, ": not an SFT record: expected \"prompt\" + \"completion\", \"messages\", "
                          "or Alpaca's \"instruction\" + \"output\"");
@@ -150,16 +185,23 @@ std::vector<SftExample> load_sft_examples(const std::string& path) {
   return out;
 }
 
-std::vector<PreferencePair> load_preferences(const std::string& path) {
+std::vector<PreferencePair> load_preferences(const std::string& path,
+                                             const std::string& margin_key) {
   std::vector<PreferencePair> out;
   for_each_record(path, [&](const Json& r, const std::string& where) {
     RLAIF_CHECK(r.HasMember("chosen") && r.HasMember("rejected"), where,
                 ": a preference record needs \"chosen\" and \"rejected\"");
     PreferencePair p;
     if (r["chosen"].IsArray()) {
-      // TRL conversational: both sides hold the whole conversation; the prompt is shared.
-      auto [prompt_c, chosen] = split_reply(read_turns(r["chosen"], where), where);
-      auto [prompt_r, rejected] = split_reply(read_turns(r["rejected"], where), where);
+      // TRL conversational: both sides hold the whole conversation (implicit prompt), or only the
+      // reply after a "prompt" list of turns (explicit prompt); the prompt must be shared.
+      const bool explicit_prompt = r.HasMember("prompt") && r["prompt"].IsArray();
+      auto conversation = [&](const char* side) {
+        return explicit_prompt ? joined_turns(r["prompt"], r[side], where)
+                               : read_turns(r[side], where);
+      };
+      auto [prompt_c, chosen] = split_reply(conversation("chosen"), where);
+      auto [prompt_r, rejected] = split_reply(conversation("rejected"), where);
       RLAIF_CHECK(prompt_c == prompt_r, where, ": chosen and rejected conversations differ before the reply");
       p = {prompt_c, chosen, rejected};
     } else {
@@ -173,10 +215,26 @@ std::vector<PreferencePair> load_preferences(const std::string& path) {
       p.chosen = reply_text(r["chosen"], where, "chosen");
       p.rejected = reply_text(r["rejected"], where, "rejected");
     }
+    if (!margin_key.empty()) {
+      auto it = r.FindMember(margin_key.c_str());
+      RLAIF_CHECK(it != r.MemberEnd() && it->value.IsNumber(), where, ": missing number field \"",
+                  margin_key, "\" (the margin key)");
+      p.margin = it->value.GetDouble();
+    }
     out.push_back(std::move(p));
   });
   RLAIF_CHECK(!out.empty(), path, ": no preference pairs");
   return out;
+}
+
+bool is_preference_file(const std::string& path) {
+  bool preference = false, first = true;
+  // Reads every record (for_each_record cannot stop early) but inspects only the first.
+  for_each_record(path, [&](const Json& r, const std::string&) {
+    if (first) preference = r.HasMember("chosen") && r.HasMember("rejected");
+    first = false;
+  });
+  return preference;
 }
 
 std::vector<std::string> load_prompts(const std::string& path) {
@@ -184,12 +242,10 @@ std::vector<std::string> load_prompts(const std::string& path) {
   for_each_record(path, [&](const Json& r, const std::string& where) {
     if (has_string(r, "prompt")) {
       out.push_back(get_string(r, "prompt", where));
+    } else if (r.HasMember("prompt") && r["prompt"].IsArray()) {
+      out.push_back(render_prompt(read_turns(r["prompt"], where), where));
     } else if (has_string(r, "instruction")) {
-      std::string prompt = get_string(r, "instruction", where);
-      if (has_string(r, "input") && r["input"].GetStringLength() > 0) {
-        prompt += "\n\n" + get_string(r, "input", where);
-      }
-      out.push_back(prompt);
+      out.push_back(alpaca_prompt(r, where));
     } else {
       throw Error(where, ": missing string field \"prompt\"");
     }

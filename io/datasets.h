@@ -4,17 +4,22 @@
 // SFT records (one of):
 //   {"prompt": "...", "completion": "..."}
 //   {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
-//   {"instruction": "...", "input": "...", "output": "..."}          (Alpaca)
+//   {"prompt": [messages...], "completion": [{"role": "assistant", ...}]} (TRL conversational)
+//   {"instruction": "...", "input": "...", "output": "..."}          (Alpaca; LLaMA-Factory's
+//    optional "system" and "history": [[instruction, response], ...] come before it)
 // Preference records (one of):
-//   {"prompt": "...", "chosen": "...", "rejected": "..."}             (extra fields are kept aside)
-//   {"chosen": [messages...], "rejected": [messages...]}              (TRL conversational)
+//   {"prompt": "...", "chosen": "...", "rejected": "..."}             (extra fields are ignored)
+//   {"chosen": [messages...], "rejected": [messages...]}              (TRL conversational,
+//    optionally with the shared turns in "prompt": [messages...] and only replies in chosen/rejected)
 //   {"conversations": [{"from": "human"|"gpt", "value": "..."}], "chosen": {"from": "gpt",
 //    "value": "..."}, "rejected": {...}}                               (LLaMA-Factory)
-// Prompt records: {"prompt": "..."} (an Alpaca "instruction" is accepted too).
+// Prompt records: {"prompt": "..."} or {"prompt": [messages...]} (an Alpaca "instruction", with
+// its input, is accepted too, as in AlpacaEval's file).
 //
 // Multi-turn conversations become one prompt for the single-turn chat template
 // "Human: {prompt}\n\nAssistant: ": earlier turns are rendered inside it as
 // "user 1\n\nAssistant: reply 1\n\nHuman: user 2", so the template produces the whole transcript.
+// System turns (wherever they stand) are put first, each followed by a blank line.
 // A malformed record is an Error naming the file and line (or array index); nothing is skipped.
 #pragma once
 
@@ -32,10 +37,17 @@ struct PreferencePair {
   std::string prompt;
   std::string chosen;
   std::string rejected;
+  double margin = 0.0;  // how strongly chosen beats rejected (see load_preferences' margin_key)
 };
 
 std::vector<SftExample> load_sft_examples(const std::string& path);
-std::vector<PreferencePair> load_preferences(const std::string& path);
+// With a `margin_key`, every record must hold a number under that key (e.g. the gap between two
+// ratings), which becomes PreferencePair::margin; without one, margins are 0.
+std::vector<PreferencePair> load_preferences(const std::string& path,
+                                             const std::string& margin_key = "");
+// Whether the first record of `path` is a preference record (has "chosen" and "rejected"), for
+// commands that accept either kind of file.
+bool is_preference_file(const std::string& path);
 std::vector<std::string> load_prompts(const std::string& path);
 
 }  // namespace rlaif

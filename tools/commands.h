@@ -23,6 +23,10 @@ int init_main(const std::vector<std::string>& args);
 int generate_main(const std::vector<std::string>& args);
 int eval_loss_main(const std::vector<std::string>& args);
 int pretrain_main(const std::vector<std::string>& args);
+int sft_main(const std::vector<std::string>& args);
 int tokenizer_train_main(const std::vector<std::string>& args);
+int rm_main(const std::vector<std::string>& args);
+int score_main(const std::vector<std::string>& args);
+int dpo_main(const std::vector<std::string>& args);
 
 }  // namespace rlaif::cli

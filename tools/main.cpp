@@ -23,7 +23,11 @@ const std::vector<Command>& all_commands() {
       {"eval-loss", "mean next-token cross-entropy of a model on text or a token shard",
        eval_loss_main},
       {"pretrain", "train a language model on text or a token shard", pretrain_main},
+      {"sft", "supervised fine-tuning on prompt/completion demonstrations", sft_main},
       {"tokenizer train", "train a SentencePiece tokenizer on a text file", tokenizer_train_main},
+      {"rm", "train a reward model on preference pairs (Bradley-Terry)", rm_main},
+      {"score", "score answers or preference pairs with a reward model", score_main},
+      {"dpo", "align a policy to preference pairs (DPO, cDPO, robust, IPO, hinge)", dpo_main},
   };
   return commands;
 }

@@ -11,13 +11,15 @@
 // both tests, so the only queries with no allowed key are those with p(i) < 0 (Tq > kv_len);
 // they get out = 0, lse = -inf and no gradient.
 //
-// Queries are taken in blocks of kBlock rows. Block [i0, i1) can only need keys [0, n) with
-// n = p(i1 - 1) + 1 ≤ kv_len, so every product is restricted to those keys: this skips most of
-// the causally masked upper triangle, and keys at or past kv_len are never read (tests fill them
-// with NaN). Within the block, the entries of row i that are not allowed get score -inf, hence
-// probability exactly 0, and contribute exactly 0 to every product.
+// Queries are taken in blocks of kBlock rows. Block [i0, i1) can only need keys [lo, n) with
+// n = p(i1 - 1) + 1 ≤ kv_len and, with segments, lo the first key sharing a segment with one of
+// its rows (0 without). Every product is restricted to those keys: this skips most of the
+// causally masked upper triangle and the earlier examples of a packed sequence, and keys at or
+// past kv_len are never read (tests fill them with NaN). Within the block, the entries of row i
+// that are not allowed get score -inf, hence probability exactly 0, and contribute exactly 0 to
+// every product (keys in [0, kv_len) hold finite values).
 //
-// Forward, per block, with S the [rows, n] scores and P the probabilities:
+// Forward, per block, with S the [rows, n - lo] scores and P the probabilities:
 //   S = scale·Q Kᵀ                                                   (sgemm)
 //   per row: m = max_j S_ij,  e_j = exp(S_ij - m),  σ = Σ_j e_j,  lse_i = m + log σ
 //   out = (E V) / σ  = Σ_j exp(S_ij - lse_i)·v_j                      (sgemm, then a row scale)
@@ -25,10 +27,12 @@
 //   dV += Pᵀ dO;  dP = dO Vᵀ;  Δ_i = Σ_d dO·O;  dS = P ⊙ (dP - Δ);
 //   dQ = scale·dS K;  dK += scale·dSᵀ Q                                (all sgemm)
 //
-// Precision: scores, probabilities and products are f32 (sgemm accumulates in f32); row sums σ
-// and Δ accumulate in double. exp is the Cephes single-precision polynomial (relative error
-// about 1e-7, a couple of ulp), written so the compiler vectorises it; libm's exp would cost
-// more than the products themselves.
+// Precision: scores, probabilities and products are f32 (sgemm accumulates in f32, and dk/dv
+// accumulate over heads and blocks in f32); the row sums σ and Δ accumulate in double, and lse
+// is formed in double from them. exp is the Cephes single-precision polynomial (relative error
+// below 1e-7) on SIMD vectors, about 2.5 times faster per score than glibc's scalar expf, which
+// would otherwise be a large share of the time. Against the double-precision loop this file
+// used to be, outputs differ by a few f32 ulps.
 //
 // Determinism: a task owns its outputs (forward: one (batch entry, query head); backward: one
 // (batch entry, kv head), which owns dk/dv of that head and dq of its query heads) and runs a
@@ -39,7 +43,6 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <bit>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -55,7 +58,7 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Query rows per block: small enough to skip most of the causal triangle, large enough that
-// sgemm runs at speed and its per-call cost is amortised.
+// sgemm runs at speed and its per-call cost is amortised (32 and 128 measured no better).
 constexpr int64_t kBlock = 64;
 
 // The sizes of one attention call, validated.
@@ -111,9 +114,8 @@ Dims check_attention(const char* op, const Tensor& q, const Tensor& k, const Ten
 
 // C[m, n] = alpha · op(A) op(B) + beta · C, row-major, beta ∈ {0, 1}; with beta = 0 C is never
 // read. Empty products are handled here: BLAS rejects leading dimensions of 0.
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-          int64_t ldc) {
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (beta == 0.0f) {
@@ -123,8 +125,8 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   }
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb),
-              beta, c, static_cast<int>(ldc));
+              static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
+              c, static_cast<int>(ldc));
 }
 
 // Four floats in one GCC/Clang vector (an SSE register): the compiler does not if-convert the
@@ -135,13 +137,14 @@ using i32x4 = int32_t __attribute__((vector_size(16)));
 using u32x4 = uint32_t __attribute__((vector_size(16)));
 constexpr int64_t kLanes = 4;
 
-f32x4 splat(float x) { return f32x4{} + x; }
+f32x4 splat(float x) {
+  return f32x4{} + x;
+}
 f32x4 load(const float* p) {
   f32x4 v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-void store(float* p, f32x4 v) { std::memcpy(p, &v, sizeof v); }
 // The first n < kLanes elements of p, the rest `fill`.
 f32x4 load_part(const float* p, int64_t n, float fill) {
   float tmp[kLanes];
@@ -149,42 +152,88 @@ f32x4 load_part(const float* p, int64_t n, float fill) {
   std::copy_n(p, n, tmp);
   return load(tmp);
 }
-void store_part(float* p, int64_t n, f32x4 v) {
-  float tmp[kLanes];
-  store(tmp, v);
-  std::copy_n(tmp, n, p);
-}
 
-// exp(t) per lane, in f32. Cephes expf: with t clamped to the normal range, t = k·ln2 + r
-// (k = round(t/ln2), ln2 split in two so that k·ln2_hi is exact, |r| ≤ ln2/2),
-// exp(r) ≈ 1 + r + r²·poly(r), and 2^k is built in the exponent bits. Relative error about
-// 1e-7. t below ln(FLT_MIN) (including -inf, the masked scores) gives exactly 0; NaN stays NaN.
-f32x4 exp4(f32x4 t) {
-  const f32x4 lo = splat(-87.33654f), hi = splat(88.37626f), round = splat(12582912.0f);
-  f32x4 tc = t > lo ? t : lo;  // NaN becomes lo here, and is restored below
+// exp(t) per lane, in f32, for a vector type F of floats (I: ints, U: unsigned of its width).
+// Cephes expf: with t clamped to [-87, 88.38], t = k·ln2 + r (k = round(t/ln2), ln2 split in two
+// so that k·ln2_hi is exact, |r| ≤ ln2/2), exp(r) ≈ 1 + r + r²·poly(r), and 2^k is built in the
+// exponent bits. Relative error below 1e-7 (measured max 7.8e-8). t < -87 (including -inf, the
+// masked scores) gives exactly 0: e^-87 ≈ 1.6e-38 is still a normal float, so P never holds
+// subnormals, which are slow in sgemm and below any row sum's rounding anyway. t above 88.38
+// (not reached: t ≤ 0 up to rounding here) saturates at 3.4e38; NaN stays NaN. Only lane-wise
+// IEEE operations, and no fused multiply-add on either x86 path, so both widths give the same
+// bits. (Taken and returned by reference: a 32-byte vector by value would change the ABI.)
+template <typename F, typename I, typename U>
+[[gnu::always_inline]] inline void exp_lanes(F& v) {
+  const F t = v;
+  const F lo = F{} - 87.0f, hi = F{} + 88.37626f, round = F{} + 12582912.0f;
+  F tc = t > lo ? t : lo;  // NaN becomes lo here, and is restored below
   tc = tc < hi ? tc : hi;
-  const f32x4 kf = (tc * 1.44269504088896341f + round) - round;  // round(t/ln2), 1.5·2^23 trick
-  f32x4 r = tc - kf * 0.693359375f;
+  const F kf = (tc * 1.44269504088896341f + round) - round;  // round(t/ln2), 1.5·2^23 trick
+  F r = tc - kf * 0.693359375f;
   r = r - kf * -2.12194440e-4f;
-  f32x4 p = splat(1.9875691500e-4f);
+  F p = F{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const f32x4 e = p * (r * r) + r + 1.0f;
-  const u32x4 bits = __builtin_convertvector(__builtin_convertvector(kf, i32x4) + 127, u32x4)
-                     << 23;
-  const f32x4 two_k = std::bit_cast<f32x4>(bits);
-  const f32x4 zero_or_nan = t < lo ? splat(0.0f) : t;
-  return t >= lo ? e * two_k : zero_or_nan;
+  const F e = p * (r * r) + r + 1.0f;
+  const U bits = __builtin_convertvector(__builtin_convertvector(kf, I) + 127, U) << 23;
+  F two_k;
+  std::memcpy(&two_k, &bits, sizeof two_k);
+  const F zero_or_nan = t < lo ? F{} : t;
+  v = t >= lo ? e * two_k : zero_or_nan;
 }
+
+// x[j] = exp(x[j] - shift) for j < n, W floats at a time; the tail goes through one padded
+// vector.
+template <typename F, typename I, typename U>
+[[gnu::always_inline]] inline void exp_shifted_lanes(float* x, int64_t n, float shift) {
+  constexpr int64_t W = sizeof(F) / sizeof(float);
+  int64_t j = 0;
+  for (; j + W <= n; j += W) {
+    F v;
+    std::memcpy(&v, x + j, sizeof v);
+    v -= shift;
+    exp_lanes<F, I, U>(v);
+    std::memcpy(x + j, &v, sizeof v);
+  }
+  if (j < n) {
+    float tmp[W] = {};
+    std::copy_n(x + j, n - j, tmp);
+    F v;
+    std::memcpy(&v, tmp, sizeof v);
+    v -= shift;
+    exp_lanes<F, I, U>(v);
+    std::memcpy(tmp, &v, sizeof v);
+    std::copy_n(tmp, n - j, x + j);
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// The same on AVX2's eight lanes, picked at run time where the CPU has it (the build targets
+// x86-64-v2). Same bits as the SSE path: see exp_lanes.
+using f32x8 = float __attribute__((vector_size(32)));
+using i32x8 = int32_t __attribute__((vector_size(32)));
+using u32x8 = uint32_t __attribute__((vector_size(32)));
+[[gnu::target("avx2")]] void exp_shifted_avx2(float* x, int64_t n, float shift) {
+  exp_shifted_lanes<f32x8, i32x8, u32x8>(x, n, shift);
+}
+bool have_avx2() {
+  static const bool have = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return have;
+}
+#endif
 
 // x[j] = exp(x[j] - shift) for j < n.
 void exp_shifted(float* x, int64_t n, float shift) {
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) store(x + j, exp4(load(x + j) - shift));
-  if (j < n) store_part(x + j, n - j, exp4(load_part(x + j, n - j, 0.0f) - shift));
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (have_avx2()) return exp_shifted_avx2(x, n, shift);
+#endif
+  exp_shifted_lanes<f32x4, i32x4, u32x4>(x, n, shift);
 }
 
 // Reductions over a row keep kLanes interleaved partial results, combined in a fixed order: the
@@ -220,16 +269,33 @@ double row_sum(const float* x, int64_t n) {
   return s;
 }
 
-// Row i of a block: its scores s[0, n) (n = keys of the block) keep their value on the allowed
-// keys [0, p(i)] of i's segment and become -inf elsewhere in [0, p(i)]; the keys past p(i) are
-// left alone (callers zero them after exp). Returns p(i) + 1, the causal prefix length.
-int64_t mask_row(const Dims& d, const int32_t* seg_b, int64_t i, float* s) {
-  const int64_t p = d.pos(i);
-  if (seg_b != nullptr) {
-    const int32_t own = seg_b[p];
-    for (int64_t j = 0; j <= p; ++j) s[j] = seg_b[j] == own ? s[j] : kNegInf;
+// The keys [lo, n) that a block of query rows [i0, i0 + rows) may need: n = p(last row) + 1
+// (causal), and with segments lo = the first key that shares a segment with any of the rows
+// (the first occurrence of each row's id; ids need not be contiguous). Every key outside
+// [lo, n) is masked for every row of the block, so the products skip it.
+struct Block {
+  int64_t i0, rows, lo, n;
+  int64_t width() const { return n - lo; }
+};
+
+Block make_block(const Dims& d, const int32_t* seg_b, int64_t i0) {
+  Block blk{i0, std::min(kBlock, d.tq - i0), 0, 0};
+  const int64_t p_first = d.pos(i0), p_last = d.pos(i0 + blk.rows - 1);
+  blk.n = p_last + 1;
+  if (seg_b == nullptr) return blk;
+  // Key p(i) is allowed for row i, so lo ≤ p_first; each new id only needs a search below the
+  // current lo. Runs of equal ids (the usual case) are searched once.
+  blk.lo = p_first;
+  for (int64_t p = p_first; p <= p_last; ++p) {
+    if (p > p_first && seg_b[p] == seg_b[p - 1]) continue;
+    for (int64_t j = 0; j < blk.lo; ++j) {
+      if (seg_b[j] == seg_b[p]) {
+        blk.lo = j;
+        break;
+      }
+    }
   }
-  return p + 1;
+  return blk;
 }
 
 // The scratch of one task: a [kBlock, kv_len] block of scores or probabilities and one of dP.
@@ -241,25 +307,32 @@ std::vector<float>& scratch(int which, size_t size) {
   return buf;
 }
 
-// P for the block of queries [i0, i0 + rows) of head h, over keys [0, n):
-// P = exp(scale·Q Kᵀ - shift_i) on the allowed keys and 0 elsewhere. The shift is the row
-// maximum in the forward pass (returned in row_shift, with the row sums in row_sum_out) and the
-// saved lse in the backward pass (row_shift given, row_sum_out null).
+// P for the block's queries of head h over its keys [lo, n), as a [rows, n - lo] matrix:
+// P = exp(scale·Q Kᵀ - shift_i) on the allowed keys and exactly 0 elsewhere. The shift is the
+// row maximum in the forward pass (returned in row_shift, with the row sums in row_sum_out) and
+// the saved lse in the backward pass (row_shift given, row_sum_out null).
 void block_probabilities(const Dims& d, const float* qp, const float* kp, const int32_t* seg_b,
-                         int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t n, float scale,
-                         float* p, float* row_shift, double* row_sum_out) {
-  gemm(false, true, rows, n, d.dh, scale, qp + d.q_row(b, i0, h), d.q_ld(),
-       kp + d.k_row(b, 0, h / d.group), d.k_ld(), 0.0f, p, n);
-  for (int64_t r = 0; r < rows; ++r) {
-    float* pr = p + r * n;
-    const int64_t n_i = mask_row(d, seg_b, i0 + r, pr);
+                         int64_t b, int64_t h, const Block& blk, float scale, float* p,
+                         float* row_shift, double* row_sum_out) {
+  const int64_t w = blk.width();
+  gemm(false, true, blk.rows, w, d.dh, scale, qp + d.q_row(b, blk.i0, h), d.q_ld(),
+       kp + d.k_row(b, blk.lo, h / d.group), d.k_ld(), 0.0f, p, w);
+  for (int64_t r = 0; r < blk.rows; ++r) {
+    float* pr = p + r * w;
+    const int64_t pos = d.pos(blk.i0 + r);
+    const int64_t n_i = pos + 1 - blk.lo;  // the row's causal keys [lo, p(i)]: pr[0, n_i)
+    if (seg_b != nullptr) {                // other segments: score -inf, so probability 0
+      const int32_t own = seg_b[pos];
+      const int32_t* seg_row = seg_b + blk.lo;
+      for (int64_t j = 0; j < n_i; ++j) pr[j] = seg_row[j] == own ? pr[j] : kNegInf;
+    }
     if (row_sum_out != nullptr) row_shift[r] = row_max(pr, n_i);
     if (row_shift[r] == kNegInf) {
       // Only reachable from an inconsistent lse: no probability mass, so no gradient.
-      std::fill_n(pr, n, 0.0f);
+      std::fill_n(pr, w, 0.0f);
     } else {
       exp_shifted(pr, n_i, row_shift[r]);
-      std::fill(pr + n_i, pr + n, 0.0f);
+      std::fill(pr + n_i, pr + w, 0.0f);
     }
     if (row_sum_out != nullptr) row_sum_out[r] = row_sum(pr, n_i);
   }
@@ -293,14 +366,13 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
     float row_m[kBlock];
     double row_s[kBlock];
     for (int64_t i0 = first; i0 < d.tq; i0 += kBlock) {
-      const int64_t rows = std::min(kBlock, d.tq - i0);
-      const int64_t n = d.pos(i0 + rows - 1) + 1;  // keys of the block
-      block_probabilities(d, qp, kp, seg_b, b, h, i0, rows, n, scale, p, row_m, row_s);
+      const Block blk = make_block(d, seg_b, i0);
+      block_probabilities(d, qp, kp, seg_b, b, h, blk, scale, p, row_m, row_s);
       // out = E V, unnormalised, then each row divided by its σ.
       float* o = op_out + d.q_row(b, i0, h);
-      gemm(false, false, rows, d.dh, n, 1.0f, p, n, vp + d.k_row(b, 0, g), d.k_ld(), 0.0f, o,
-           d.q_ld());
-      for (int64_t r = 0; r < rows; ++r) {
+      gemm(false, false, blk.rows, d.dh, blk.width(), 1.0f, p, blk.width(),
+           vp + d.k_row(b, blk.lo, g), d.k_ld(), 0.0f, o, d.q_ld());
+      for (int64_t r = 0; r < blk.rows; ++r) {
         const float inv = static_cast<float>(1.0 / row_s[r]);
         float* o_r = o + r * d.q_ld();
         for (int64_t c = 0; c < d.dh; ++c) o_r[c] *= inv;
@@ -339,14 +411,10 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
   cpu::parallel_for(d.batch * d.hkv, d.group * d.tq * d.kv_len * d.dh * 4, [&](int64_t task) {
     const int64_t b = task / d.hkv, g = task % d.hkv;
     const int32_t* seg_b = seg != nullptr ? seg + b * d.tk : nullptr;
-    float* dk_g = dkp + d.k_row(b, 0, g);
-    float* dv_g = dvp + d.k_row(b, 0, g);
-    const float* k_g = kp + d.k_row(b, 0, g);
-    const float* v_g = vp + d.k_row(b, 0, g);
     // Keys at or past kv_len are never read and keep this 0; the others accumulate on it.
     for (int64_t j = 0; j < d.tk; ++j) {
-      std::fill_n(dk_g + j * d.k_ld(), d.dh, 0.0f);
-      std::fill_n(dv_g + j * d.k_ld(), d.dh, 0.0f);
+      std::fill_n(dkp + d.k_row(b, j, g), d.dh, 0.0f);
+      std::fill_n(dvp + d.k_row(b, j, g), d.dh, 0.0f);
     }
     const size_t block_size = static_cast<size_t>(kBlock * d.kv_len);
     float* p = scratch(0, block_size).data();
@@ -356,30 +424,34 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
     for (int64_t h = g * d.group; h < (g + 1) * d.group; ++h) {
       for (int64_t i = 0; i < first; ++i) std::fill_n(dqp + d.q_row(b, i, h), d.dh, 0.0f);
       for (int64_t i0 = first; i0 < d.tq; i0 += kBlock) {
-        const int64_t rows = std::min(kBlock, d.tq - i0);
-        const int64_t n = d.pos(i0 + rows - 1) + 1;  // keys of the block
-        for (int64_t r = 0; r < rows; ++r) row_l[r] = lsep[d.lse_at(b, h, i0 + r)];
-        block_probabilities(d, qp, kp, seg_b, b, h, i0, rows, n, scale, p, row_l, nullptr);
+        const Block blk = make_block(d, seg_b, i0);
+        const int64_t w = blk.width();
+        for (int64_t r = 0; r < blk.rows; ++r) row_l[r] = lsep[d.lse_at(b, h, i0 + r)];
+        block_probabilities(d, qp, kp, seg_b, b, h, blk, scale, p, row_l, nullptr);
+        const float* q_blk = qp + d.q_row(b, i0, h);
         const float* dy = dyp + d.q_row(b, i0, h);
+        const float* k_blk = kp + d.k_row(b, blk.lo, g);
+        const float* v_blk = vp + d.k_row(b, blk.lo, g);
+        float* dk_blk = dkp + d.k_row(b, blk.lo, g);
+        float* dv_blk = dvp + d.k_row(b, blk.lo, g);
         // dV += Pᵀ dO;  dP = dO Vᵀ
-        gemm(true, false, n, d.dh, rows, 1.0f, p, n, dy, d.q_ld(), 1.0f, dv_g, d.k_ld());
-        gemm(false, true, rows, n, d.dh, 1.0f, dy, d.q_ld(), v_g, d.k_ld(), 0.0f, ds, n);
+        gemm(true, false, w, d.dh, blk.rows, 1.0f, p, w, dy, d.q_ld(), 1.0f, dv_blk, d.k_ld());
+        gemm(false, true, blk.rows, w, d.dh, 1.0f, dy, d.q_ld(), v_blk, d.k_ld(), 0.0f, ds, w);
         // dS = P ⊙ (dP - Δ), Δ_i = Σ_d dO·O in double. Entries with P = 0 become exactly 0.
-        for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t r = 0; r < blk.rows; ++r) {
           const float* dy_r = dy + r * d.q_ld();
           const float* o_r = outp + d.q_row(b, i0 + r, h);
           double delta = 0.0;
           for (int64_t c = 0; c < d.dh; ++c) delta += static_cast<double>(dy_r[c]) * o_r[c];
           const float delta_f = static_cast<float>(delta);
-          const float* p_r = p + r * n;
-          float* ds_r = ds + r * n;
-          for (int64_t j = 0; j < n; ++j) ds_r[j] = p_r[j] * (ds_r[j] - delta_f);
+          const float* p_r = p + r * w;
+          float* ds_r = ds + r * w;
+          for (int64_t j = 0; j < w; ++j) ds_r[j] = p_r[j] * (ds_r[j] - delta_f);
         }
         // dQ = scale·dS K;  dK += scale·dSᵀ Q
-        gemm(false, false, rows, d.dh, n, scale, ds, n, k_g, d.k_ld(), 0.0f,
+        gemm(false, false, blk.rows, d.dh, w, scale, ds, w, k_blk, d.k_ld(), 0.0f,
              dqp + d.q_row(b, i0, h), d.q_ld());
-        gemm(true, false, n, d.dh, rows, scale, ds, n, qp + d.q_row(b, i0, h), d.q_ld(), 1.0f,
-             dk_g, d.k_ld());
+        gemm(true, false, w, d.dh, blk.rows, scale, ds, w, q_blk, d.q_ld(), 1.0f, dk_blk, d.k_ld());
       }
     }
   });

@@ -331,6 +331,130 @@ TEST(CpuAttention, BackwardIsBitwiseIndependentOfThreadCount) {
   EXPECT_EQ(0, std::memcmp(one.data(), three.data(), one.size() * sizeof(float)));
 }
 
+// The gradients of backend.h's formulas in double, from the double forward (out, lse):
+// P = exp(s - lse), Δ = Σ dout·out, dv = Pᵀ dout, dS = P ⊙ (dout vᵀ - Δ), dq = scale·dS k,
+// dk = scale·dSᵀ q. Cheaper than finite differences, so it can check problems that span
+// several of the kernel's query blocks.
+void attention_backward_ref(const Problem& pr, const std::vector<double>& q,
+                            const std::vector<double>& k, const std::vector<double>& v,
+                            const std::vector<double>& dout, std::vector<double>* dq,
+                            std::vector<double>* dk, std::vector<double>* dv) {
+  std::vector<double> out, lse;
+  attention_ref(pr, q, k, v, &out, &lse);
+  const int64_t group = pr.hq / pr.hkv;
+  const double scale = pr.the_scale();
+  dq->assign(q.size(), 0.0);
+  dk->assign(k.size(), 0.0);
+  dv->assign(v.size(), 0.0);
+  for (int64_t b = 0; b < pr.b; ++b) {
+    for (int64_t h = 0; h < pr.hq; ++h) {
+      const int64_t g = h / group;
+      for (int64_t i = 0; i < pr.tq; ++i) {
+        const int64_t row = ((b * pr.tq + i) * pr.hq + h) * pr.dh;
+        double delta = 0.0;
+        for (int64_t c = 0; c < pr.dh; ++c) delta += dout[row + c] * out[row + c];
+        for (int64_t j = 0; j < pr.tk; ++j) {
+          if (!pr.allowed(b, i, j)) continue;
+          const int64_t key = ((b * pr.tk + j) * pr.hkv + g) * pr.dh;
+          double s = 0.0, dp = 0.0;
+          for (int64_t c = 0; c < pr.dh; ++c) {
+            s += q[row + c] * k[key + c];
+            dp += dout[row + c] * v[key + c];
+          }
+          const double p = std::exp(scale * s - lse[(b * pr.hq + h) * pr.tq + i]);
+          const double ds = p * (dp - delta);
+          for (int64_t c = 0; c < pr.dh; ++c) {
+            (*dv)[key + c] += p * dout[row + c];
+            (*dq)[row + c] += scale * ds * k[key + c];
+            (*dk)[key + c] += scale * ds * q[row + c];
+          }
+        }
+      }
+    }
+  }
+}
+
+// Forward and backward against the double references, for problems larger than one block.
+void check_large(const Problem& pr, uint64_t seed) {
+  Inputs in = make_inputs(pr, seed);
+  auto [out, lse] = check_forward(pr, in);
+  Tensor dout = random_tensor(pr.q_shape(), seed + 3);
+  Tensor dq = Tensor::empty(pr.q_shape(), DType::f32);
+  Tensor dk = Tensor::empty(pr.k_shape(), DType::f32), dv = Tensor::empty(pr.k_shape(), DType::f32);
+  for (const Tensor& t : {dq, dk, dv}) std::fill_n(t.data<float>(), t.numel(), kNaN);
+  cpu().attention_backward(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.the_scale(), out,
+                           lse, dout, dq, dk, dv);
+  std::vector<double> k = to_double(in.k), v = to_double(in.v);
+  for (auto* x : {&k, &v}) {
+    for (double& e : *x)
+      if (std::isnan(e)) e = 0.0;  // masked: the reference never uses them either
+  }
+  std::vector<double> want_dq, want_dk, want_dv;
+  attention_backward_ref(pr, to_double(in.q), k, v, to_double(dout), &want_dq, &want_dk, &want_dv);
+  expect_near_all(dq, want_dq, 1e-5, "dq");
+  expect_near_all(dk, want_dk, 1e-5, "dk");  // exactly 0 past kv_len: want is 0 there
+  expect_near_all(dv, want_dv, 1e-5, "dv");
+}
+
+TEST(CpuAttention, ManyQueryBlocksMatchTheReference) {
+  // Tq = 150 spans several query blocks of the kernel, the last one partial.
+  Problem causal{2, 150, 150, 4, 2, 8};
+  check_large(causal, 30);
+  // A partly filled cache with packed segments: 130 queries at positions 10..139 of 140 keys.
+  Problem cache{2, 130, 160, 4, 1, 8};
+  cache.kv_len = 140;
+  cache.segments.resize(2 * 160);
+  for (int64_t j = 0; j < 160; ++j) {
+    cache.segments[j] = j < 3 ? -1 : 0;                        // left padding
+    cache.segments[160 + j] = j < 45 ? 0 : (j < 100 ? 1 : 2);  // three packed examples
+  }
+  check_large(cache, 31);
+  // Ids that recur: query positions in id 0 attend the keys of all three runs of id 0 before
+  // them, and the trailing pads (-1) attend the leading ones.
+  Problem recurring{1, 150, 150, 2, 1, 8};
+  recurring.segments.resize(150);
+  for (int64_t j = 0; j < 150; ++j) {
+    recurring.segments[j] = j < 5 || j >= 140 ? -1 : static_cast<int32_t>((j / 20) % 3);
+  }
+  check_large(recurring, 35);
+  // More queries than keys: the first 3 have none, and blocks start after them.
+  Problem early{1, 70, 80, 2, 2, 4};
+  early.kv_len = 67;
+  check_large(early, 32);
+}
+
+TEST(CpuAttention, ManyBlocksAreBitwiseIndependentOfThreadCount) {
+  Problem pr{3, 140, 150, 6, 3, 16};
+  pr.kv_len = 145;
+  pr.segments.resize(3 * 150);
+  for (int64_t i = 0; i < 3 * 150; ++i) pr.segments[i] = static_cast<int32_t>((i % 150) / 40);
+  Inputs in = make_inputs(pr, 33);
+  Tensor dout = random_tensor(pr.q_shape(), 34);
+  auto run = [&](int threads) {
+    ScopedThreads scoped(threads);
+    Tensor out = Tensor::empty(pr.q_shape(), DType::f32);
+    Tensor lse = Tensor::empty({pr.b, pr.hq, pr.tq}, DType::f32);
+    cpu().attention(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.the_scale(), out, lse);
+    Tensor dq = Tensor::empty(pr.q_shape(), DType::f32);
+    Tensor dk = Tensor::empty(pr.k_shape(), DType::f32);
+    Tensor dv = Tensor::empty(pr.k_shape(), DType::f32);
+    cpu().attention_backward(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.the_scale(), out,
+                             lse, dout, dq, dk, dv);
+    std::vector<float> all;
+    for (const Tensor& t : {out, lse, dq, dk, dv}) {
+      std::vector<float> part = t.to_vector<float>();
+      all.insert(all.end(), part.begin(), part.end());
+    }
+    return all;
+  };
+  const std::vector<float> one = run(1);
+  for (int threads : {2, 3}) {
+    const std::vector<float> other = run(threads);
+    ASSERT_EQ(one.size(), other.size());
+    EXPECT_EQ(0, std::memcmp(one.data(), other.data(), one.size() * sizeof(float))) << threads;
+  }
+}
+
 TEST(CpuAttention, BadArgumentsAreErrors) {
   const Shape qs = {1, 3, 4, 8}, ks = {1, 5, 2, 8};
   Tensor q = random_tensor(qs, 22), k = random_tensor(ks, 23), v = random_tensor(ks, 24);

@@ -1,0 +1,101 @@
+// Direct Preference Optimisation (Rafailov et al., 2023) and its variants: the policy π learns
+// from preference pairs directly, without a reward model, by raising the log-likelihood ratio
+// of chosen over rejected answers relative to a frozen reference π_ref (the starting policy by
+// default). With completion log-probs given the prompt (summed over the answer's tokens, or per
+// token average for IPO),
+//   h = (log π(c) − log π(r)) − (log π_ref(c) − log π_ref(r))
+// and the per-pair losses sigmoid (DPO), cDPO (label smoothing), robust, IPO and hinge of
+// algorithms/preference_losses.h, averaged over the micro-batch's pairs.
+//
+// The reference is either a live model, run without gradients on every batch, or precomputed:
+// every pair's reference log-probs (summed and averaged, chosen and rejected) computed once
+// before training and cached on disk, so the reference model need not stay in memory.
+//
+// Metrics, named as TRL names them (means over the micro-batch's pairs; "val_" prefix on held-out
+// pairs): rewards/chosen = β·(log π(c) − log π_ref(c)) (the implicit reward), rewards/rejected
+// likewise, rewards/accuracies = the fraction with rewards/chosen > rewards/rejected,
+// rewards/margins = their difference, logps/chosen and logps/rejected = log π of each side (the
+// log-probs the loss uses: averages for IPO).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "algorithms/preference_data.h"
+#include "algorithms/preference_losses.h"
+#include "algorithms/trainer.h"
+
+namespace rlaif {
+
+struct DpoOptions {
+  int64_t batch = 8;        // B: pairs per micro-batch
+  int64_t grad_accum = 1;   // A: micro-batches per optimizer step
+  uint64_t seed = 0;        // data order
+  double beta = 0.1;
+  DpoLoss loss = DpoLoss::sigmoid;
+  double label_smoothing = 0.0;  // ε (sigmoid: cDPO; robust)
+};
+
+// Reference log-probs of a list of pairs, by pair index.
+struct RefLogprobs {
+  std::vector<float> chosen_sum, rejected_sum;  // Σ_t log π_ref over each answer's tokens
+  std::vector<float> chosen_avg, rejected_avg;  // the same divided by the answer's token count
+  size_t size() const { return chosen_sum.size(); }
+};
+
+// Log-probs of every pair under `model` (no gradients), `batch` pairs per forward pass.
+RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<TokenizedPair>& pairs,
+                                 int64_t batch);
+
+// A content hash of a model (config and every weight) and of tokenised pairs (their token ids):
+// together they key the reference log-prob cache.
+uint64_t model_hash(const Transformer& model);
+uint64_t pairs_hash(const std::vector<TokenizedPair>& pairs);
+
+// The reference log-probs of `train` and `val` under `reference`, read from `cache_path` when it
+// holds them for this reference and these pairs (same hashes), otherwise computed and written
+// there (atomically). `reused` (optional) says which happened.
+std::pair<RefLogprobs, RefLogprobs> cached_ref_logprobs(const std::string& cache_path,
+                                                        const Transformer& reference,
+                                                        const std::vector<TokenizedPair>& train,
+                                                        const std::vector<TokenizedPair>& val,
+                                                        int64_t batch, bool* reused = nullptr);
+
+// Where the reference log-probs come from: a live model (non-null `model`, which must outlive
+// the task) or tables precomputed for the train and val pairs.
+struct DpoReference {
+  const Transformer* model = nullptr;
+  RefLogprobs train, val;
+};
+
+class DpoTask : public TrainingTask {
+ public:
+  // `val` may be empty. Every sequence must fit the policy's context (Error otherwise); a live
+  // reference must share the policy's vocabulary, precomputed tables must match the pair counts.
+  DpoTask(const Transformer& policy, DpoReference reference, std::vector<TokenizedPair> train,
+          std::vector<TokenizedPair> val, DpoOptions options);
+
+  // Metrics: rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen,
+  // logps/rejected.
+  MicroBatchResult micro_batch(int64_t step, int64_t micro, double scale) override;
+  // val_loss and the val_-prefixed metrics over every held-out pair.
+  std::vector<std::pair<std::string, double>> evaluate() override;
+
+ private:
+  struct Sums;
+  // Loss of the pairs `indices` of `pairs` (whose reference tables are `ref`, when precomputed);
+  // adds its metrics into `sums`. Back-propagates loss·scale when `backward`.
+  double pair_loss(const std::vector<TokenizedPair>& pairs, const RefLogprobs& ref,
+                   const std::vector<int64_t>& indices, double scale, bool backward,
+                   Sums& sums, int64_t& tokens) const;
+
+  const Transformer& policy_;
+  DpoReference reference_;
+  std::vector<TokenizedPair> train_, val_;
+  DpoOptions options_;
+  PairOrder order_;
+};
+
+}  // namespace rlaif

@@ -1,0 +1,58 @@
+// The losses of PPO-style policy optimisation, on per-token quantities laid out [B, T] like a
+// SequenceBatch (position t holds what concerns token t+1) and averaged over the tokens where
+// `mask` is 1 (the response tokens of the micro-batch: a token-level mean, so every generated
+// token weighs the same, as TRL's PPO does).
+//
+// Clipped policy loss (Schulman et al., 2017, "Proximal Policy Optimization Algorithms", eq. 7),
+// with ρ_t = π_θ(y_t) / π_old(y_t) = exp(log π_θ − log π_old):
+//   L_π = mean_t max(−A_t·ρ_t, −A_t·clip(ρ_t, 1−ε, 1+ε))
+// Known answers (ε = 0.2): A = 2, ρ = 1.5 → −2.4;  A = −2, ρ = 0.5 → 1.6.
+//
+// Clipped value loss (the PPO2 baselines form; Huang et al., 2024, detail 10):
+//   V_clip = V_old + clip(V − V_old, −ε_v, ε_v)
+//   L_V = 0.5 · mean_t max((V − R)², (V_clip − R)²)
+// Known answer: V_old = 0, V = 0.5, R = 1, ε_v = 0.2 → 0.5·max(0.25, 0.64) = 0.32.
+//
+// KL loss (GRPO, Shao et al., 2024, eq. 3–4: the KL enters the loss instead of the reward):
+//   L_KL = mean_t k3(log π_θ, log π_ref) = mean_t [exp(log π_ref − log π_θ) − (log π_ref − log π_θ) − 1]
+// differentiated through log π_θ.
+//
+// Diagnostics (no gradient): the clip fractions (tokens whose clipped term is the larger, i.e.
+// where the gradient is cut off) and the approximate KL between π_θ and π_old,
+// ½·mean_t (log π_θ − log π_old)² (TRL's "approxkl").
+#pragma once
+
+#include "autograd/variable.h"
+#include "runtime/tensor.h"
+
+namespace rlaif {
+
+struct PolicyLoss {
+  Variable loss;               // scalar
+  double clip_fraction = 0.0;  // fraction of masked tokens where clipping is active
+  double approx_kl = 0.0;      // ½·mean (log π_θ − log π_old)²
+  double ratio_mean = 0.0;     // mean ρ over masked tokens
+};
+
+struct ValueLoss {
+  Variable loss;               // scalar
+  double clip_fraction = 0.0;  // fraction of masked tokens where the clipped error is the larger
+};
+
+// logp: [B, T] log π_θ of the taken tokens (differentiable). old_logp, advantages, mask: [B, T]
+// f32 tensors on logp's device (or the CPU: they are moved). Error on shape mismatch or an
+// empty mask.
+PolicyLoss ppo_policy_loss(const Variable& logp, const Tensor& old_logp, const Tensor& advantages,
+                           const Tensor& mask, double cliprange);
+
+// values: [B, T] V_θ (differentiable); old_values, returns, mask: [B, T] f32 tensors.
+ValueLoss ppo_value_loss(const Variable& values, const Tensor& old_values, const Tensor& returns,
+                         const Tensor& mask, double cliprange_value);
+
+// mean_t k3(log π_θ, log π_ref) over the mask; ref_logp, mask: [B, T] f32 tensors.
+Variable k3_kl_loss(const Variable& logp, const Tensor& ref_logp, const Tensor& mask);
+
+// Σ_t mask·x / Σ_t mask over all of x ([B, T]): the token-level mean every loss above takes.
+Variable masked_token_mean(const Variable& x, const Tensor& mask);
+
+}  // namespace rlaif

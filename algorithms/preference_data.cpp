@@ -1,0 +1,83 @@
+#include "algorithms/preference_data.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "runtime/error.h"
+#include "runtime/rng.h"
+
+namespace rlaif {
+
+std::vector<TokenizedPair> tokenize_pairs(const Tokenizer& tokenizer, const ChatTemplate& chat,
+                                          const std::vector<PreferencePair>& pairs,
+                                          const TruncationOptions& truncation) {
+  std::vector<TokenizedPair> out;
+  out.reserve(pairs.size());
+  for (const PreferencePair& p : pairs) {
+    TokenizedPair t;
+    t.chosen = tokenize_example(tokenizer, chat, p.prompt, p.chosen, truncation);
+    t.rejected = tokenize_example(tokenizer, chat, p.prompt, p.rejected, truncation);
+    t.margin = p.margin;
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+void check_pairs_fit(const std::vector<TokenizedPair>& pairs, int64_t context, const char* what) {
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    for (const TokenizedExample* ex : {&pairs[i].chosen, &pairs[i].rejected}) {
+      const auto length = static_cast<int64_t>(ex->prompt.size() + ex->completion.size());
+      RLAIF_CHECK(length <= context, what, ": pair ", i, " has a sequence of ", length,
+                  " tokens, more than the model's context of ", context,
+                  ": lower --max-length to at most ", context);
+      RLAIF_CHECK(!ex->completion.empty(), what, ": pair ", i,
+                  " has an answer with no tokens left after truncation");
+    }
+  }
+}
+
+PairOrder::PairOrder(int64_t pairs, uint64_t seed) : n_(pairs), seed_(seed) {
+  RLAIF_CHECK(n_ > 0, "PairOrder: no pairs to train on");
+}
+
+const std::vector<int64_t>& PairOrder::permutation(int64_t epoch) const {
+  if (epoch != cached_epoch_) {
+    cached_perm_.resize(static_cast<size_t>(n_));
+    std::iota(cached_perm_.begin(), cached_perm_.end(), int64_t{0});
+    // Epoch e draws from its own Philox range, (e+1)·2^40 on (initialisation uses others), so any
+    // epoch's order is computed without the ones before it.
+    Generator gen(seed_, (static_cast<uint64_t>(epoch) + 1) << 40);
+    for (int64_t i = n_ - 1; i > 0; --i) {
+      const auto j = static_cast<int64_t>(gen.below(static_cast<uint64_t>(i + 1)));
+      std::swap(cached_perm_[static_cast<size_t>(i)], cached_perm_[static_cast<size_t>(j)]);
+    }
+    cached_epoch_ = epoch;
+  }
+  return cached_perm_;
+}
+
+std::vector<int64_t> PairOrder::batch(int64_t k, int64_t batch) const {
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(batch));
+  for (int64_t p = k * batch; p < (k + 1) * batch; ++p) {
+    out.push_back(permutation(p / n_)[static_cast<size_t>(p % n_)]);
+  }
+  return out;
+}
+
+SequenceBatch make_pair_batch(const std::vector<TokenizedPair>& pairs,
+                              const std::vector<int64_t>& indices, Device device) {
+  std::vector<TokenizedExample> rows;
+  rows.reserve(2 * indices.size());
+  for (int64_t i : indices) rows.push_back(pairs[static_cast<size_t>(i)].chosen);
+  for (int64_t i : indices) rows.push_back(pairs[static_cast<size_t>(i)].rejected);
+  return make_batch(rows, device);
+}
+
+std::vector<int64_t> index_range(int64_t begin, int64_t end) {
+  std::vector<int64_t> out(static_cast<size_t>(std::max<int64_t>(end - begin, 0)));
+  std::iota(out.begin(), out.end(), begin);
+  return out;
+}
+
+}  // namespace rlaif

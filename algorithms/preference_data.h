@@ -1,0 +1,60 @@
+// Preference pairs as reward modelling and DPO consume them: tokenised once, visited in a
+// shuffled order that is a pure function of (seed, micro-batch), and laid out as one batch whose
+// first n rows are the chosen answers and last n rows the rejected ones (one forward pass scores
+// both sides, and row i pairs with row n+i).
+//
+// Data order (as SFT's, algorithms/sft.h): micro-batch k takes positions [k·B, (k+1)·B) of an
+// endless stream of epochs; position p is pair perm_e[p mod N], e = ⌊p / N⌋, perm_e a Fisher-Yates
+// shuffle drawn from Philox(seed, offset (e+1)·2^40). A resumed run thus sees exactly the
+// uninterrupted run's batches, and every epoch visits every pair once.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "algorithms/sequences.h"
+#include "io/chat_template.h"
+#include "io/datasets.h"
+#include "io/tokenizer.h"
+
+namespace rlaif {
+
+struct TokenizedPair {
+  TokenizedExample chosen;    // prompt + chosen answer (+ EOS)
+  TokenizedExample rejected;  // the same prompt + rejected answer (+ EOS)
+  double margin = 0.0;        // PreferencePair::margin
+};
+
+// Tokenises every pair (tokenize_example for each side, EOS appended, truncated alike).
+std::vector<TokenizedPair> tokenize_pairs(const Tokenizer& tokenizer, const ChatTemplate& chat,
+                                          const std::vector<PreferencePair>& pairs,
+                                          const TruncationOptions& truncation);
+
+// Checks that every sequence of `pairs` fits a context of `context` tokens; Error naming the
+// first pair that does not (`what` names the caller, e.g. "rm").
+void check_pairs_fit(const std::vector<TokenizedPair>& pairs, int64_t context, const char* what);
+
+// The shuffled visiting order described above.
+class PairOrder {
+ public:
+  PairOrder(int64_t pairs, uint64_t seed);
+  // Pair indices of micro-batch k, `batch` of them.
+  std::vector<int64_t> batch(int64_t k, int64_t batch) const;
+
+ private:
+  const std::vector<int64_t>& permutation(int64_t epoch) const;
+
+  int64_t n_;
+  uint64_t seed_;
+  mutable int64_t cached_epoch_ = -1;  // the last epoch's permutation, recomputed on demand
+  mutable std::vector<int64_t> cached_perm_;
+};
+
+// Rows 0..n-1: the chosen sequences of pairs[indices[i]]; rows n..2n-1: the rejected ones.
+SequenceBatch make_pair_batch(const std::vector<TokenizedPair>& pairs,
+                              const std::vector<int64_t>& indices, Device device);
+
+// indices [begin, end) as a vector (for walking a held-out set in chunks).
+std::vector<int64_t> index_range(int64_t begin, int64_t end);
+
+}  // namespace rlaif

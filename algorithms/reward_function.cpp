@@ -1,0 +1,76 @@
+#include "algorithms/reward_function.h"
+
+#include <algorithm>
+
+#include "autograd/grad_mode.h"
+#include "io/model_dir.h"
+
+namespace rlaif {
+namespace {
+
+void check_pairs(const std::vector<std::string>& prompts,
+                 const std::vector<std::string>& completions) {
+  RLAIF_CHECK(prompts.size() == completions.size(), "reward: ", prompts.size(), " prompts but ",
+              completions.size(), " completions");
+}
+
+Tokenizer tokenizer_of(const std::string& dir) {
+  const std::string path = tokenizer_path(dir);
+  RLAIF_CHECK(!path.empty(), "reward model ", dir, " has no tokenizer.model");
+  return Tokenizer::load(path);
+}
+
+}  // namespace
+
+std::vector<double> FunctionReward::score(const std::vector<std::string>& prompts,
+                                          const std::vector<std::string>& completions) {
+  check_pairs(prompts, completions);
+  std::vector<double> out;
+  out.reserve(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) out.push_back(fn_(prompts[i], completions[i]));
+  return out;
+}
+
+RewardModelScorer::RewardModelScorer(const std::string& dir, RewardModelOptions options,
+                                     Device device)
+    : RewardModelScorer(load_model(dir, device), tokenizer_of(dir), std::move(options)) {}
+
+RewardModelScorer::RewardModelScorer(Transformer model, Tokenizer tokenizer,
+                                     RewardModelOptions options)
+    : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(std::move(options)) {
+  RLAIF_CHECK(model_.has_scalar_head(),
+              "the reward model has no score head (config num_labels = 1, tensor score.weight): "
+              "train one with `rlaif rm`");
+  RLAIF_CHECK(tokenizer_.vocab_size() <= model_.config().vocab_size, "the reward model's tokenizer has ",
+              tokenizer_.vocab_size(), " tokens, more than its vocabulary of ",
+              model_.config().vocab_size);
+  RLAIF_CHECK(options_.batch > 0, "reward model: the scoring batch must be positive");
+  options_.truncation.max_length =
+      std::min(options_.truncation.max_length, model_.config().max_position_embeddings);
+  model_.set_requires_grad(false);
+}
+
+std::vector<double> RewardModelScorer::score(const std::vector<std::string>& prompts,
+                                             const std::vector<std::string>& completions) {
+  check_pairs(prompts, completions);
+  NoGradGuard no_grad;
+  std::vector<double> out;
+  out.reserve(prompts.size());
+  const size_t batch = static_cast<size_t>(options_.batch);
+  for (size_t begin = 0; begin < prompts.size(); begin += batch) {
+    const size_t end = std::min(prompts.size(), begin + batch);
+    std::vector<TokenizedExample> examples;
+    for (size_t i = begin; i < end; ++i) {
+      examples.push_back(tokenize_example(tokenizer_, options_.chat, prompts[i], completions[i],
+                                          options_.truncation, /*add_eos=*/true));
+    }
+    const int32_t pad = tokenizer_.pad_id() >= 0 ? tokenizer_.pad_id() : 0;
+    SequenceBatch sequences = make_batch(examples, model_.device(), pad);
+    const std::vector<float> scores =
+        last_token_scores(model_, sequences).data().to(Device::cpu()).to_vector<float>();
+    out.insert(out.end(), scores.begin(), scores.end());
+  }
+  return out;
+}
+
+}  // namespace rlaif

@@ -1,0 +1,68 @@
+// Where the reward of reinforcement learning comes from: anything that scores a prompt's
+// completion with one number. PPO, RLOO and GRPO see only this interface, so the score can come
+// from a trained reward model (here), a programmatic verifier (tests, tasks with checkable
+// answers) or, later, an LLM critic over the API.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "algorithms/sequences.h"
+#include "io/chat_template.h"
+#include "io/tokenizer.h"
+#include "model/transformer.h"
+
+namespace rlaif {
+
+class RewardFunction {
+ public:
+  virtual ~RewardFunction() = default;
+  // One score per (prompt, completion) pair; the two lists have equal length. `prompts` are the
+  // raw prompts (before any chat template); `completions` the decoded responses (no EOS).
+  virtual std::vector<double> score(const std::vector<std::string>& prompts,
+                                    const std::vector<std::string>& completions) = 0;
+};
+
+// A reward computed by a function of one (prompt, completion): verifiers and tests.
+class FunctionReward : public RewardFunction {
+ public:
+  using Fn = std::function<double(const std::string& prompt, const std::string& completion)>;
+  explicit FunctionReward(Fn fn) : fn_(std::move(fn)) {}
+  std::vector<double> score(const std::vector<std::string>& prompts,
+                            const std::vector<std::string>& completions) override;
+
+ private:
+  Fn fn_;
+};
+
+struct RewardModelOptions {
+  ChatTemplate chat;             // how prompts were rendered when the reward model was trained
+  TruncationOptions truncation;  // max_length is also capped at the model's context
+  int64_t batch = 16;            // sequences per forward pass
+};
+
+// A scalar-head model (HF *ForSequenceClassification, num_labels = 1) scoring
+// [BOS] template(prompt) completion [EOS] by its head's output at the last token, the layout
+// reward-model training uses (algorithms/sequences.h), under no_grad.
+class RewardModelScorer : public RewardFunction {
+ public:
+  // Loads a model directory with a score head and a tokenizer.model; Error naming the directory
+  // when either is missing.
+  RewardModelScorer(const std::string& dir, RewardModelOptions options,
+                    Device device = Device::cpu());
+  RewardModelScorer(Transformer model, Tokenizer tokenizer, RewardModelOptions options);
+
+  std::vector<double> score(const std::vector<std::string>& prompts,
+                            const std::vector<std::string>& completions) override;
+
+  const Transformer& model() const { return model_; }
+
+ private:
+  Transformer model_;
+  Tokenizer tokenizer_;
+  RewardModelOptions options_;
+};
+
+}  // namespace rlaif

@@ -1,0 +1,291 @@
+// DPO: the loss gradient through a tiny model for every variant, the precomputed reference (same
+// losses as a live one; the cache and its key), and alignment on the letter-sorting task.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <tuple>
+
+#include "algorithms/dpo.h"
+#include "autograd/grad_mode.h"
+#include "autograd/gradcheck.h"
+#include "autograd/ops.h"
+#include "io/jsonl.h"
+#include "tests/algorithms/preference_test_util.h"
+
+namespace rlaif {
+namespace {
+
+using namespace rlaif::testing;
+namespace fs = std::filesystem;
+
+Transformer tiny_model(uint64_t seed, float gain) {
+  Transformer model(preference_tiny_config());
+  model.init_weights(seed);
+  // Larger weights than the init make every path matter to the loss.
+  for (auto& [name, p] : model.parameters()) {
+    if (name.ends_with("norm.weight")) continue;
+    float* d = p.data().data<float>();
+    for (int64_t i = 0; i < p.numel(); ++i) d[i] *= gain;
+  }
+  return model;
+}
+
+TEST(Dpo, LossGradientsThroughATinyModel) {
+  Transformer policy = tiny_model(3, 4.0f), reference = tiny_model(4, 4.0f);
+  const std::vector<TokenizedPair> pairs = preference_tiny_pairs();
+  const SequenceBatch batch = make_pair_batch(pairs, {0, 1, 2}, policy.device());
+  std::vector<Variable> inputs;
+  for (const char* n : {"lm_head.weight", "model.norm.weight", "model.layers.1.mlp.up_proj.weight",
+                        "model.layers.0.self_attn.v_proj.weight", "model.embed_tokens.weight"}) {
+    inputs.push_back(policy.parameter(n));
+  }
+  struct Case {
+    DpoLoss kind;
+    double beta, eps;
+  };
+  for (Case c : {Case{DpoLoss::sigmoid, 0.5, 0.0}, Case{DpoLoss::sigmoid, 0.5, 0.2},
+                 Case{DpoLoss::robust, 0.5, 0.2}, Case{DpoLoss::ipo, 0.5, 0.0},
+                 Case{DpoLoss::hinge, 0.05, 0.0}}) {
+    const bool average = dpo_uses_average_logprobs(c.kind);
+    Variable ref;
+    {
+      NoGradGuard no_grad;
+      ref = completion_logprobs(reference, batch, average);
+    }
+    // Hinge has a kink at βh = 1: make sure no pair sits near it.
+    if (c.kind == DpoLoss::hinge) {
+      NoGradGuard no_grad;
+      Variable p = completion_logprobs(policy, batch, average);
+      std::vector<float> pv = p.data().to_vector<float>(), rv = ref.data().to_vector<float>();
+      for (size_t i = 0; i < 3; ++i) {
+        const double h = (pv[i] - pv[i + 3]) - (rv[i] - rv[i + 3]);
+        ASSERT_GT(std::fabs(1.0 - c.beta * h), 0.05) << "pair " << i << " is at the hinge";
+      }
+    }
+    GradcheckOptions opts;
+    opts.max_checks_per_input = 16;
+    GradcheckResult r = gradcheck(
+        [&](const std::vector<Variable>&) {
+          Variable p = completion_logprobs(policy, batch, average);
+          return dpo_loss(slice(p, 0, 3), slice(p, 3, 6), slice(ref, 0, 3), slice(ref, 3, 6),
+                          c.beta, c.kind, c.eps);
+        },
+        inputs, opts);
+    EXPECT_TRUE(r.ok) << dpo_loss_name(c.kind) << " eps " << c.eps << "\n" << r.report;
+    EXPECT_GT(r.checked, 16 * 4);
+  }
+}
+
+TEST(Dpo, StartsAtLn2AndTrainMetricsFollowTrl) {
+  Transformer policy = tiny_model(3, 1.0f), reference = tiny_model(3, 1.0f);
+  policy.set_requires_grad(true);
+  DpoOptions o;
+  o.batch = 3;
+  DpoReference ref;
+  ref.model = &reference;
+  DpoTask task(policy, ref, preference_tiny_pairs(), preference_tiny_pairs(), o);
+  MicroBatchResult r = task.micro_batch(0, 0, 1.0);
+  EXPECT_NEAR(r.loss, std::log(2.0), 1e-6);  // the policy is the reference
+  const std::vector<std::string> names = {"rewards/chosen",    "rewards/rejected",
+                                          "rewards/accuracies", "rewards/margins",
+                                          "logps/chosen",      "logps/rejected"};
+  ASSERT_EQ(r.metrics.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(r.metrics[i].first, names[i]);
+  EXPECT_NEAR(r.metrics[0].second, 0.0, 1e-9);
+  EXPECT_NEAR(r.metrics[3].second, 0.0, 1e-9);
+  EXPECT_EQ(r.metrics[2].second, 0.0);  // equal rewards are no preference
+  EXPECT_LT(r.metrics[4].second, 0.0);
+  auto eval = task.evaluate();
+  ASSERT_EQ(eval.size(), 7u);
+  EXPECT_EQ(eval[0].first, "val_loss");
+  EXPECT_EQ(eval[4].first, "val_rewards/margins");
+  EXPECT_NEAR(eval[0].second, std::log(2.0), 1e-6);
+}
+
+// Runs `steps` optimizer steps of DPO from `start` and returns (losses per step, final weights).
+struct DpoRun {
+  std::vector<double> losses;
+  std::vector<std::pair<std::string, double>> eval;
+  std::vector<float> weights;
+};
+
+DpoRun run_dpo(const Transformer& start, DpoReference reference, const std::vector<TokenizedPair>& train,
+            const std::vector<TokenizedPair>& val, DpoOptions o, int64_t steps,
+            const std::string& name) {
+  Transformer policy = clone_model(start);
+  policy.set_requires_grad(true);
+  DpoTask task(policy, std::move(reference), train, val, o);
+  TrainerOptions t;
+  t.out_dir = preference_temp_dir(name);
+  t.steps = steps;
+  t.schedule.kind = "constant";
+  t.schedule.lr = 1e-2;
+  t.label = name;
+  TrainResult result = rlaif::train(policy, task, t);
+  DpoRun run;
+  read_jsonl(t.out_dir + "/metrics.jsonl", [&](const rapidjson::Value& r, int64_t) {
+    if (std::string(r["kind"].GetString()) == "train") run.losses.push_back(r["loss"].GetDouble());
+  });
+  fs::remove_all(t.out_dir);
+  run.eval = result.last_eval;
+  for (auto& [n, p] : policy.parameters()) {
+    std::vector<float> v = p.data().to_vector<float>();
+    run.weights.insert(run.weights.end(), v.begin(), v.end());
+  }
+  return run;
+}
+
+TEST(Dpo, PrecomputedReferenceGivesTheLiveReferencesLosses) {
+  const Transformer start = tiny_model(5, 1.0f);
+  const Transformer other_ref = tiny_model(6, 1.0f);  // an explicit --ref unlike the policy
+  const std::vector<TokenizedPair> pairs = preference_tiny_pairs();
+  const std::vector<TokenizedPair> train = {pairs[0], pairs[1], pairs[2], pairs[1]};
+  const std::vector<TokenizedPair> val = {pairs[2], pairs[0]};
+  for (DpoLoss kind : {DpoLoss::sigmoid, DpoLoss::ipo}) {
+    for (const Transformer* reference : {&start, &other_ref}) {
+      DpoOptions o;
+      o.batch = 2;
+      o.loss = kind;
+      DpoReference live;
+      live.model = reference;
+      DpoReference pre;
+      std::tie(pre.train, pre.val) = cached_ref_logprobs(
+          preference_temp_dir("ref_cache") + "/ref_logprobs.safetensors", *reference, train, val, 3);
+      fs::remove_all(preference_temp_dir("ref_cache"));
+      DpoRun a = run_dpo(start, live, train, val, o, 4, "dpo_live");
+      DpoRun b = run_dpo(start, pre, train, val, o, 4, "dpo_pre");
+      ASSERT_EQ(a.losses.size(), 4u);
+      ASSERT_EQ(b.losses.size(), 4u);
+      for (size_t i = 0; i < 4; ++i) {
+        EXPECT_NEAR(a.losses[i], b.losses[i], 1e-5 * std::max(1.0, std::fabs(a.losses[i])))
+            << dpo_loss_name(kind) << " step " << i + 1;
+      }
+      ASSERT_EQ(a.eval.size(), b.eval.size());
+      for (size_t i = 0; i < a.eval.size(); ++i) {
+        EXPECT_NEAR(a.eval[i].second, b.eval[i].second, 1e-4) << a.eval[i].first;
+      }
+      double worst = 0;
+      for (size_t i = 0; i < a.weights.size(); ++i) {
+        worst = std::max(worst, double(std::fabs(a.weights[i] - b.weights[i])));
+      }
+      EXPECT_LT(worst, 1e-4);
+      // The policy moved: the comparison is not of two idle runs.
+      EXPECT_GT(std::fabs(a.losses[3] - a.losses[0]), 1e-3) << dpo_loss_name(kind);
+    }
+  }
+}
+
+TEST(Dpo, ReferenceCacheIsReusedOnlyForTheSameReferenceAndPairs) {
+  const std::string dir = preference_temp_dir("cache_key");
+  const std::string path = dir + "/ref_logprobs.safetensors";
+  const Transformer a = tiny_model(5, 1.0f), b = tiny_model(6, 1.0f);
+  std::vector<TokenizedPair> pairs = preference_tiny_pairs();
+  bool reused = true;
+  auto first = cached_ref_logprobs(path, a, pairs, {}, 2, &reused);
+  EXPECT_FALSE(reused);
+  ASSERT_TRUE(fs::exists(path));
+  auto again = cached_ref_logprobs(path, a, pairs, {}, 2, &reused);
+  EXPECT_TRUE(reused);
+  EXPECT_EQ(again.first.chosen_sum, first.first.chosen_sum);
+  EXPECT_EQ(again.first.rejected_avg, first.first.rejected_avg);
+  EXPECT_EQ(again.second.size(), 0u);
+  // Batching does not change the values (padding is inert).
+  RefLogprobs one_by_one = compute_ref_logprobs(a, pairs, 1);
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    EXPECT_NEAR(one_by_one.chosen_sum[i], first.first.chosen_sum[i], 1e-5);
+    EXPECT_NEAR(one_by_one.rejected_avg[i], first.first.rejected_avg[i], 1e-6);
+    // The average is the sum over the answer's tokens divided by their number.
+    EXPECT_NEAR(first.first.chosen_avg[i] * static_cast<float>(pairs[i].chosen.completion.size()),
+                first.first.chosen_sum[i], 1e-4);
+  }
+  cached_ref_logprobs(path, b, pairs, {}, 2, &reused);  // another reference
+  EXPECT_FALSE(reused);
+  pairs[0].rejected.completion[0] = 5;  // other data
+  cached_ref_logprobs(path, b, pairs, {}, 2, &reused);
+  EXPECT_FALSE(reused);
+  cached_ref_logprobs(path, b, pairs, {pairs[1]}, 2, &reused);  // a held-out set now
+  EXPECT_FALSE(reused);
+  auto with_val = cached_ref_logprobs(path, b, pairs, {pairs[1]}, 2, &reused);
+  EXPECT_TRUE(reused);
+  EXPECT_EQ(with_val.second.size(), 1u);
+  fs::remove_all(dir);
+}
+
+double metric(const std::vector<std::pair<std::string, double>>& m, const std::string& name) {
+  for (const auto& [k, v] : m) {
+    if (k == name) return v;
+  }
+  ADD_FAILURE() << "no metric " << name;
+  return 0.0;
+}
+
+// Alignment on the sorting task: a partly trained SFT policy, aligned with DPO on sorted-vs-wrong
+// pairs of train-split prompts (reference: the SFT policy, precomputed), prefers the sorted
+// answers of held-out test-split prompts by a wider margin and answers more of them exactly.
+TEST(Dpo, RaisesTheMarginAndExactMatchBeyondSft) {
+  auto t0 = std::chrono::steady_clock::now();
+  const int64_t sft_steps = std::getenv("PSFT") ? std::atoi(std::getenv("PSFT")) : 60;
+  const Transformer sft = sft_policy(sft_steps, 1);
+  const std::vector<std::string> prompts = sort_prompts(200, 99, SortSplit::test);
+  const double em_before = exact_match(sft, sort_tokenizer(), sort_template(), prompts);
+  auto t1 = std::chrono::steady_clock::now();
+  const std::vector<TokenizedPair> train = sort_tokenized_pairs(2000, 21, SortSplit::train);
+  const std::vector<TokenizedPair> val = sort_tokenized_pairs(200, 22, SortSplit::test);
+  DpoReference reference;
+  std::tie(reference.train, reference.val) =
+      cached_ref_logprobs(preference_temp_dir("dpo_learn") + "/ref_logprobs.safetensors", sft,
+                          train, val, 64);
+  Transformer policy = clone_model(sft);
+  policy.set_requires_grad(true);
+  DpoOptions o;
+  o.batch = std::getenv("PB") ? std::atoi(std::getenv("PB")) : 16;
+  o.seed = std::getenv("PSEED") ? std::atoi(std::getenv("PSEED")) : 3;
+  o.beta = std::getenv("PBETA") ? std::atof(std::getenv("PBETA")) : 0.1;
+  DpoTask task(policy, std::move(reference), train, val, o);
+  const auto before = task.evaluate();
+  TrainerOptions t;
+  t.out_dir = preference_temp_dir("dpo_learn");
+  t.steps = std::getenv("PS") ? std::atoi(std::getenv("PS")) : 60;
+  t.eval_every = std::getenv("PE") ? std::atoi(std::getenv("PE")) : 0;
+  t.schedule.kind = "constant";
+  t.schedule.lr = std::getenv("PL") ? std::atof(std::getenv("PL")) : 1e-3;
+  t.schedule.warmup = 5;
+  t.adamw.weight_decay = 0.0;
+  t.label = "dpo (sort task)";
+  TrainResult result = rlaif::train(policy, task, t);
+  if (std::getenv("PE")) std::system(("grep eval " + t.out_dir + "/metrics.jsonl").c_str());
+  fs::remove_all(t.out_dir);
+  const auto& after = result.last_eval;
+  const double em_after = exact_match(policy, sort_tokenizer(), sort_template(), prompts);
+  if (std::getenv("PDBG")) {
+    std::vector<std::string> few(prompts.begin(), prompts.begin() + 8);
+    auto a = greedy_completions(sft, sort_tokenizer(), sort_template(), few);
+    auto b = greedy_completions(policy, sort_tokenizer(), sort_template(), few);
+    for (size_t i = 0; i < few.size(); ++i) std::printf("%s | sft [%s] | dpo [%s]\n", few[i].c_str(), a[i].c_str(), b[i].c_str());
+    for (auto& [k, v] : before) std::printf("before %s %f\n", k.c_str(), v);
+    for (auto& [k, v] : after) std::printf("after %s %f\n", k.c_str(), v);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  const double sft_seconds = std::chrono::duration<double>(t1 - t0).count();
+  auto logp_margin = [](const std::vector<std::pair<std::string, double>>& m) {
+    return metric(m, "val_logps/chosen") - metric(m, "val_logps/rejected");
+  };
+  std::printf("dpo sort task: exact match %.3f (SFT, %lld steps, %.1f s) -> %.3f; held-out "
+              "rewards/margins %.3f -> %.3f, accuracies %.3f -> %.3f, log-prob margin %.3f -> "
+              "%.3f, loss %.4f -> %.4f (%.1f s)\n",
+              em_before, static_cast<long long>(sft_steps), sft_seconds, em_after,
+              metric(before, "val_rewards/margins"), metric(after, "val_rewards/margins"),
+              metric(before, "val_rewards/accuracies"), metric(after, "val_rewards/accuracies"),
+              logp_margin(before), logp_margin(after), metric(before, "val_loss"),
+              metric(after, "val_loss"), seconds);
+  EXPECT_GT(metric(after, "val_rewards/margins"), 1.0);
+  EXPECT_GT(logp_margin(after), logp_margin(before) + 10.0);
+  EXPECT_GT(em_after, em_before + 0.1);
+}
+
+}  // namespace
+}  // namespace rlaif

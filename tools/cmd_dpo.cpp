@@ -1,0 +1,106 @@
+// `rlaif dpo`: align a policy to preference pairs with DPO or a variant (algorithms/dpo.h).
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "algorithms/dpo.h"
+#include "io/model_dir.h"
+#include "tools/commands.h"
+#include "tools/preference_flags.h"
+#include "tools/train_flags.h"
+
+namespace rlaif::cli {
+
+int dpo_main(const std::vector<std::string>& args) {
+  Flags flags("dpo",
+              "Direct Preference Optimisation: train --model so that, relative to a frozen\n"
+              "reference (--ref, default the starting --model), it raises the log-probability of\n"
+              "chosen answers over rejected ones. With h = (log pi(c) - log pi(r)) - (log ref(c)\n"
+              "- log ref(r)) over the answers' summed log-probs: sigmoid -log sigmoid(beta h)\n"
+              "(with --label-smoothing e: cDPO), robust, ipo (h - 1/(2 beta))^2 on per-token\n"
+              "average log-probs, hinge max(0, 1 - beta h). --precompute-ref computes the\n"
+              "reference's log-probs once, caches them in OUT/ref_logprobs.safetensors, and frees\n"
+              "the reference. Logs TRL's metrics (rewards/chosen, rewards/margins, ...).");
+  flags.option("model", "", "policy to start from (an SFT model)", true)
+      .option("ref", "", "reference model directory (default: --model)")
+      .option("beta", "0.1", "beta: strength of the tie to the reference")
+      .option("loss", "sigmoid", "sigmoid, ipo, hinge or robust")
+      .option("label-smoothing", "0", "e in [0, 0.5): assumed rate of flipped labels "
+                                      "(sigmoid = cDPO, robust)")
+      .flag("precompute-ref", "compute the reference log-probs once and cache them");
+  declare_preference_flags(flags);
+  declare_trainer_flags(flags, "100", "1e-6");
+  if (!flags.parse(args)) return 0;
+
+  std::vector<std::string> identity = trainer_identity_flags();
+  for (const std::string& k : preference_identity_flags()) identity.push_back(k);
+  identity.insert(identity.end(), {"ref", "beta", "loss", "label-smoothing"});
+  std::vector<std::string> recorded = identity;
+  recorded.insert(recorded.end(), {"model", "steps", "precompute-ref"});
+  TrainerOptions options = trainer_options(flags, recorded, identity);
+  options.label = "dpo";
+
+  DpoOptions dpo;
+  try {
+    dpo.loss = parse_dpo_loss(flags.str("loss"));
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  dpo.beta = flags.number("beta");
+  dpo.label_smoothing = flags.number("label-smoothing");
+  if (dpo.beta <= 0) throw UsageError("--beta must be positive");
+  if (dpo.label_smoothing < 0 || dpo.label_smoothing >= 0.5) {
+    throw UsageError("--label-smoothing must be in [0, 0.5)");
+  }
+  if (dpo.label_smoothing > 0 && dpo.loss != DpoLoss::sigmoid && dpo.loss != DpoLoss::robust) {
+    throw UsageError("--label-smoothing applies to --loss sigmoid and robust only");
+  }
+
+  const std::string model_dir = flags.str("model");
+  const Device device = parse_device(flags.str("device"));
+  Transformer policy = load_model(model_dir, device);
+  policy.set_requires_grad(true);
+  options.tokenizer_model = tokenizer_path(model_dir);
+  RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
+  const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_model);
+  PreferenceSplits data = load_preference_splits(flags, tokenizer, policy.config(), "", "dpo");
+  dpo.batch = flags.integer("batch");
+  dpo.grad_accum = options.grad_accum;
+  dpo.seed = static_cast<uint64_t>(flags.integer("seed"));
+
+  const std::string ref_dir = flags.str("ref").empty() ? model_dir : flags.str("ref");
+  DpoReference reference;
+  std::unique_ptr<Transformer> live;
+  if (flags.on("precompute-ref")) {
+    const std::string cache =
+        (std::filesystem::path(options.out_dir) / "ref_logprobs.safetensors").string();
+    bool reused = false;
+    if (flags.str("ref").empty()) {
+      // The reference is the starting policy, and the policy still holds those weights (a resume
+      // restores its checkpoint only inside train()): no second copy is needed.
+      std::tie(reference.train, reference.val) =
+          cached_ref_logprobs(cache, policy, data.train, data.val, dpo.batch, &reused);
+    } else {
+      Transformer ref = load_model(ref_dir, device);  // freed at the end of this block
+      std::tie(reference.train, reference.val) =
+          cached_ref_logprobs(cache, ref, data.train, data.val, dpo.batch, &reused);
+    }
+    std::fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "read from" : "written to",
+                 cache.c_str());
+  } else {
+    live = std::make_unique<Transformer>(load_model(ref_dir, device));
+    live->set_requires_grad(false);
+    reference.model = live.get();
+  }
+
+  DpoTask task(policy, std::move(reference), std::move(data.train), std::move(data.val), dpo);
+  TrainResult result = rlaif::train(policy, task, options);
+  if (result.interrupted) return 128 + result.signal;
+  std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
+              result.last_loss);
+  for (const auto& [name, value] : result.last_eval) std::printf(", \"%s\": %.6f", name.c_str(), value);
+  std::printf(", \"model\": \"%s\"}\n", options.out_dir.c_str());
+  return 0;
+}
+
+}  // namespace rlaif::cli

@@ -1,0 +1,66 @@
+// `rlaif rm`: train a reward model on preference pairs (Bradley–Terry, algorithms/reward.h).
+#include <cstdio>
+
+#include "algorithms/reward.h"
+#include "io/model_dir.h"
+#include "tools/commands.h"
+#include "tools/preference_flags.h"
+#include "tools/train_flags.h"
+
+namespace rlaif::cli {
+
+int rm_main(const std::vector<std::string>& args) {
+  Flags flags("rm",
+              "Train a reward model on preference pairs: a scalar head (score.weight, added when\n"
+              "--model has none) reads the last token of prompt + answer, and the Bradley-Terry\n"
+              "loss -log sigmoid(r_chosen - r_rejected - margin) + C*(r_chosen + r_rejected)^2\n"
+              "teaches it to score chosen answers above rejected ones. Logs loss, accuracy and\n"
+              "margin on the training batches and the held-out pairs; writes the reward model\n"
+              "to --out.");
+  flags.option("model", "", "model directory to start from (an LM or a reward model)", true)
+      .option("margin-key", "", "record field holding each pair's margin m (default: none, m = 0)")
+      .option("center-rewards", "0", "C: weight of the (r_chosen + r_rejected)^2 centring term");
+  declare_preference_flags(flags);
+  declare_trainer_flags(flags, "100", "1e-5");
+  if (!flags.parse(args)) return 0;
+
+  std::vector<std::string> identity = trainer_identity_flags();
+  for (const std::string& k : preference_identity_flags()) identity.push_back(k);
+  identity.insert(identity.end(), {"margin-key", "center-rewards"});
+  std::vector<std::string> recorded = identity;
+  recorded.insert(recorded.end(), {"model", "steps"});
+  TrainerOptions options = trainer_options(flags, recorded, identity);
+  options.label = "rm";
+
+  const std::string model_dir = flags.str("model");
+  Transformer model = load_model(model_dir, parse_device(flags.str("device")));
+  model.set_requires_grad(true);
+  const auto seed = static_cast<uint64_t>(flags.integer("seed"));
+  if (ensure_scalar_head(model, seed)) {
+    std::fprintf(stderr, "rm: %s has no scalar head; added score.weight (seed %llu)\n",
+                 model_dir.c_str(), static_cast<unsigned long long>(seed));
+  }
+  options.tokenizer_model = tokenizer_path(model_dir);
+  RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
+  const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_model);
+  PreferenceSplits data =
+      load_preference_splits(flags, tokenizer, model.config(), flags.str("margin-key"), "rm");
+
+  RewardOptions ro;
+  ro.batch = flags.integer("batch");
+  ro.grad_accum = options.grad_accum;
+  ro.seed = seed;
+  ro.use_margin = !flags.str("margin-key").empty();
+  ro.center_coef = flags.number("center-rewards");
+  if (ro.center_coef < 0) throw UsageError("--center-rewards must be ≥ 0");
+  RewardTask task(model, std::move(data.train), std::move(data.val), ro);
+  TrainResult result = rlaif::train(model, task, options);
+  if (result.interrupted) return 128 + result.signal;
+  std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
+              result.last_loss);
+  for (const auto& [name, value] : result.last_eval) std::printf(", \"%s\": %.6f", name.c_str(), value);
+  std::printf(", \"model\": \"%s\"}\n", options.out_dir.c_str());
+  return 0;
+}
+
+}  // namespace rlaif::cli
