@@ -18,10 +18,8 @@ void check_option(const char* field, double value, bool ok, const char* rule) {
 
 AdamW::AdamW(std::vector<std::pair<std::string, Variable>> params, AdamWOptions options)
     : params_(std::move(params)), options_(options) {
-  check_option("beta1", options_.beta1, options_.beta1 >= 0.0 && options_.beta1 < 1.0,
-               "in [0, 1)");
-  check_option("beta2", options_.beta2, options_.beta2 >= 0.0 && options_.beta2 < 1.0,
-               "in [0, 1)");
+  check_option("beta1", options_.beta1, options_.beta1 >= 0.0 && options_.beta1 < 1.0, "in [0, 1)");
+  check_option("beta2", options_.beta2, options_.beta2 >= 0.0 && options_.beta2 < 1.0, "in [0, 1)");
   check_option("eps", options_.eps, options_.eps >= 0.0, "≥ 0");
   check_option("weight_decay", options_.weight_decay, options_.weight_decay >= 0.0, "≥ 0");
 
@@ -35,8 +33,8 @@ AdamW::AdamW(std::vector<std::pair<std::string, Variable>> params, AdamWOptions 
     auto [it, fresh] = seen.emplace(name, i);
     RLAIF_CHECK(fresh, "AdamW: two parameters are named '", name, "'");
     for (size_t j = 0; j < i; ++j) {
-      RLAIF_CHECK(!params_[j].second.is_same(p), "AdamW: parameters '", params_[j].first,
-                  "' and '", name, "' are one variable, which would be updated twice");
+      RLAIF_CHECK(!params_[j].second.is_same(p), "AdamW: parameters '", params_[j].first, "' and '",
+                  name, "' are one variable, which would be updated twice");
     }
 
     Slot slot;
@@ -97,8 +95,7 @@ std::vector<std::pair<std::string, Tensor>> AdamW::state() const {
 
 void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& state,
                        int64_t step_count) {
-  RLAIF_CHECK(step_count >= 0, "AdamW::load_state: step count is ", step_count,
-              " but must be ≥ 0");
+  RLAIF_CHECK(step_count >= 0, "AdamW::load_state: step count is ", step_count, " but must be ≥ 0");
   const std::vector<std::pair<std::string, Tensor>> expected = named_state();
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < expected.size(); ++i) index.emplace(expected[i].first, i);

@@ -60,9 +60,10 @@ std::vector<double> whiten(const std::vector<double>& x, bool shift_mean) {
 namespace {
 
 void check_groups(const char* what, size_t n, int64_t K) {
-  RLAIF_CHECK(K >= 2, what, ": needs at least 2 samples per prompt (--samples-per-prompt), got ", K);
-  RLAIF_CHECK(n % static_cast<size_t>(K) == 0, what, ": ", n, " scores are not a multiple of ",
-              K, " samples per prompt");
+  RLAIF_CHECK(K >= 2, what, ": needs at least 2 samples per prompt (--samples-per-prompt), got ",
+              K);
+  RLAIF_CHECK(n % static_cast<size_t>(K) == 0, what, ": ", n, " scores are not a multiple of ", K,
+              " samples per prompt");
 }
 
 }  // namespace

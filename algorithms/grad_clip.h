@@ -25,7 +25,6 @@ double global_grad_norm(const std::vector<std::pair<std::string, Variable>>& par
 // and returns the norm measured before clipping. max_norm ≤ 0 turns clipping off (the norm is
 // still returned, for logging). A non-finite norm is returned as is and nothing is scaled:
 // whether to skip the step or stop is the trainer's decision.
-double clip_grad_norm(const std::vector<std::pair<std::string, Variable>>& params,
-                      double max_norm);
+double clip_grad_norm(const std::vector<std::pair<std::string, Variable>>& params, double max_norm);
 
 }  // namespace rlaif

@@ -17,7 +17,9 @@ const char* kl_estimator_name(KlEstimator estimator) {
   return estimator == KlEstimator::k1 ? "k1" : "k3";
 }
 
-double kl_k1(double logp, double ref_logp) { return logp - ref_logp; }
+double kl_k1(double logp, double ref_logp) {
+  return logp - ref_logp;
+}
 
 double kl_k3(double logp, double ref_logp) {
   const double log_ratio = ref_logp - logp;

@@ -33,10 +33,10 @@ double LrSchedule::at(int64_t step) const {
   // The decay spans steps warmup .. total_steps − 1. With a single step there (span 0) that
   // step keeps lr rather than min_lr, so a one-step smoke run still trains.
   const int64_t span = total_steps - 1 - warmup;
-  const double p = span == 0 ? (step > warmup ? 1.0 : 0.0)
-                             : std::clamp(static_cast<double>(step - warmup) /
-                                              static_cast<double>(span),
-                                          0.0, 1.0);
+  const double p =
+      span == 0
+          ? (step > warmup ? 1.0 : 0.0)
+          : std::clamp(static_cast<double>(step - warmup) / static_cast<double>(span), 0.0, 1.0);
   if (kind == "cosine") {
     return min_lr + 0.5 * (lr - min_lr) * (1.0 + std::cos(std::numbers::pi * p));
   }

@@ -112,7 +112,8 @@ UpdateResult update(const PpoModels& models, Optimizers& opt, const Rollout& rol
       for (int64_t micro = 0; micro < A; ++micro) {
         std::vector<const Sample*> part;
         for (int64_t i = 0; i < per_micro; ++i) {
-          part.push_back(&rollout.samples[static_cast<size_t>(order[static_cast<size_t>(mb * per_mini + micro * per_micro + i)])]);
+          part.push_back(&rollout.samples[static_cast<size_t>(
+              order[static_cast<size_t>(mb * per_mini + micro * per_micro + i)])]);
         }
         SequenceBatch batch = sample_batch(part, device, pad);
         const int64_t T = batch.width();
@@ -179,7 +180,9 @@ NamedTensors checkpoint_tensors(const PpoModels& models, const Optimizers& opt) 
   return out;
 }
 
-bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string& s, const char* prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 
 // Restores weights, optimizer states and β from a checkpoint; returns its step.
 int64_t restore(const PpoModels& models, Optimizers& opt, const TrainerOptions& trainer,
@@ -187,14 +190,14 @@ int64_t restore(const PpoModels& models, Optimizers& opt, const TrainerOptions& 
   TrainerCheckpoint ckpt = read_trainer_state(resolve_checkpoint(trainer.resume));
   check_resume_settings(ckpt, trainer);
   rapidjson::Document doc;
-  doc.Parse(ckpt.state_json.c_str());
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(ckpt.state_json.c_str());  // β exactly
   RLAIF_CHECK(!doc.HasParseError() && doc.IsObject() && doc.HasMember("kl_coef") &&
                   doc["kl_coef"].IsNumber() && doc.HasMember("optimizer_steps") &&
                   doc["optimizer_steps"].IsNumber(),
               "cannot resume from ", ckpt.dir,
               ": its state.json lacks kl_coef and optimizer_steps (not a PPO checkpoint?)");
   kl_coef = doc["kl_coef"].GetDouble();
-  const int64_t optimizer_steps = doc["optimizer_steps"].GetInt64();
+  const auto optimizer_steps = static_cast<int64_t>(doc["optimizer_steps"].GetDouble());
 
   load_checkpoint_weights(*models.policy, ckpt.dir);
   NamedTensors policy_state, value_state;
@@ -215,8 +218,9 @@ int64_t restore(const PpoModels& models, Optimizers& opt, const TrainerOptions& 
   if (opt.value != nullptr) {
     for (auto& [name, v] : models.value->parameters()) {
       auto it = value_weights.find(name);
-      RLAIF_CHECK(it != value_weights.end() && it->second.shape() == v.shape(), "cannot resume from ",
-                  ckpt.dir, ": its value model lacks ", name, " or has another shape");
+      RLAIF_CHECK(it != value_weights.end() && it->second.shape() == v.shape(),
+                  "cannot resume from ", ckpt.dir, ": its value model lacks ", name,
+                  " or has another shape");
       v.data().copy_from(it->second);
     }
     opt.value->load_state(value_state, optimizer_steps);
@@ -295,10 +299,9 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
   auto save = [&](int64_t step) {
     const Metrics extra = {{"kl_coef", kl_coef},
                            {"optimizer_steps", static_cast<double>(policy_opt.step_count())}};
-    result.checkpoint = save_checkpoint(trainer.out_dir, step, *models.policy,
-                                        trainer.tokenizer_model,
-                                        trainer_state_json(step, trainer, extra),
-                                        checkpoint_tensors(models, opt));
+    result.checkpoint =
+        save_checkpoint(trainer.out_dir, step, *models.policy, trainer.tokenizer_model,
+                        trainer_state_json(step, trainer, extra), checkpoint_tensors(models, opt));
     prune_checkpoints(trainer.out_dir, trainer.keep);
   };
 
@@ -315,16 +318,19 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
     assign_advantages(rollout, options, kl_coef);
     Metrics values = rollout_metrics(rollout, options, kl_coef);
     values.emplace_back("kl_coef", kl_coef);
-    UpdateResult upd = update(models, opt, rollout, options, trainer, lr, kl_coef, result.checkpoint);
+    UpdateResult upd =
+        update(models, opt, rollout, options, trainer, lr, kl_coef, result.checkpoint);
     values.insert(values.end(), upd.metrics.begin(), upd.metrics.end());
     const int64_t generated = rollout.response_tokens();
     values.emplace_back("lr", lr);
-    values.emplace_back("rollout_tokens_per_s",
-                        rollout.seconds > 0 ? static_cast<double>(generated) / rollout.seconds : 0.0);
+    values.emplace_back(
+        "rollout_tokens_per_s",
+        rollout.seconds > 0 ? static_cast<double>(generated) / rollout.seconds : 0.0);
     values.emplace_back("train_tokens_per_s",
                         upd.seconds > 0 ? static_cast<double>(upd.tokens) / upd.seconds : 0.0);
-    values.emplace_back("elapsed_s", std::chrono::duration<double>(
-                                         std::chrono::steady_clock::now() - run_start).count());
+    values.emplace_back(
+        "elapsed_s",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count());
     if (controller) {
       controller->set_value(kl_coef);
       controller->update(metric(values, "kl"), static_cast<int64_t>(rollout.samples.size()));

@@ -58,9 +58,9 @@ struct PpoResult {
   int64_t steps_done = 0;
   bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving a checkpoint
   int signal = 0;
-  double kl_coef = 0.0;      // β at the end
+  double kl_coef = 0.0;                                      // β at the end
   std::vector<std::pair<std::string, double>> last_metrics;  // the last step's log line
-  std::string checkpoint;    // the last checkpoint written ("" if none)
+  std::string checkpoint;  // the last checkpoint written ("" if none)
 };
 
 // Trains models.policy (and models.value) on `prompts`. From `trainer`: out_dir, steps,

@@ -48,9 +48,8 @@ PolicyLoss ppo_policy_loss(const Variable& logp, const Tensor& old_logp, const T
   Variable A = constant(advantages, dev);
   Variable ratio = exp(sub(logp, constant(old_logp, dev)));
   Variable unclipped = neg(mul(ratio, A));
-  Variable clipped = neg(mul(clamp(ratio, static_cast<float>(1.0 - cliprange),
-                                   static_cast<float>(1.0 + cliprange)),
-                             A));
+  Variable clipped = neg(mul(
+      clamp(ratio, static_cast<float>(1.0 - cliprange), static_cast<float>(1.0 + cliprange)), A));
   // maximum() sends the gradient to its first operand on ties, so inside the trust region
   // (where both terms are equal) the unclipped term carries it, as it should.
   PolicyLoss out;

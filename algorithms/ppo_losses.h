@@ -14,7 +14,8 @@
 // Known answer: V_old = 0, V = 0.5, R = 1, ε_v = 0.2 → 0.5·max(0.25, 0.64) = 0.32.
 //
 // KL loss (GRPO, Shao et al., 2024, eq. 3–4: the KL enters the loss instead of the reward):
-//   L_KL = mean_t k3(log π_θ, log π_ref) = mean_t [exp(log π_ref − log π_θ) − (log π_ref − log π_θ) − 1]
+//   L_KL = mean_t k3(log π_θ, log π_ref) = mean_t [exp(log π_ref − log π_θ) − (log π_ref − log π_θ)
+//   − 1]
 // differentiated through log π_θ.
 //
 // Diagnostics (no gradient): the clip fractions (tokens whose clipped term is the larger, i.e.

@@ -22,9 +22,12 @@ AdvantageKind parse_advantage_kind(const std::string& name) {
 
 const char* advantage_kind_name(AdvantageKind kind) {
   switch (kind) {
-    case AdvantageKind::gae: return "gae";
-    case AdvantageKind::rloo: return "rloo";
-    case AdvantageKind::grpo: return "grpo";
+    case AdvantageKind::gae:
+      return "gae";
+    case AdvantageKind::rloo:
+      return "rloo";
+    case AdvantageKind::grpo:
+      return "grpo";
   }
   return "?";
 }
@@ -37,17 +40,20 @@ void PpoOptions::validate() const {
               " compares samples of one prompt: --samples-per-prompt must be at least 2");
   RLAIF_CHECK(kl_coef >= 0 && std::isfinite(kl_coef), "--kl-coef must be ≥ 0");
   RLAIF_CHECK(adaptive_kl_target >= 0, "--adaptive-kl must be ≥ 0 (0 = a fixed coefficient)");
-  RLAIF_CHECK(cliprange > 0 && cliprange_value > 0, "--cliprange and --cliprange-value must be positive");
+  RLAIF_CHECK(cliprange > 0 && cliprange_value > 0,
+              "--cliprange and --cliprange-value must be positive");
   RLAIF_CHECK(vf_coef >= 0, "--vf-coef must be ≥ 0");
   RLAIF_CHECK(gamma >= 0 && gamma <= 1 && lambda >= 0 && lambda <= 1,
               "--gamma and --lambda must be in [0, 1]");
-  RLAIF_CHECK(ppo_epochs > 0 && mini_batches > 0, "--ppo-epochs and --mini-batches must be positive");
+  RLAIF_CHECK(ppo_epochs > 0 && mini_batches > 0,
+              "--ppo-epochs and --mini-batches must be positive");
   RLAIF_CHECK(sequences_per_step() % mini_batches == 0, "--mini-batches ", mini_batches,
               " must divide the ", sequences_per_step(),
               " sequences of a step (--batch × --samples-per-prompt)");
   RLAIF_CHECK(max_new_tokens > 0, "--max-new-tokens must be positive");
-  RLAIF_CHECK(temperature > 0 && std::isfinite(temperature),
-              "--temperature must be positive (PPO needs the sampling distribution's probabilities)");
+  RLAIF_CHECK(
+      temperature > 0 && std::isfinite(temperature),
+      "--temperature must be positive (PPO needs the sampling distribution's probabilities)");
   RLAIF_CHECK(max_prompt_length > 0, "--max-prompt-length must be positive");
   RLAIF_CHECK(forward_batch > 0, "the forward batch must be positive");
 }
@@ -82,8 +88,8 @@ std::vector<int64_t> rollout_prompt_indices(int64_t step, int64_t batch_prompts,
   return out;
 }
 
-Variable response_logprobs(const Transformer& model, const SequenceBatch& batch,
-                           double temperature, Tensor* entropy) {
+Variable response_logprobs(const Transformer& model, const SequenceBatch& batch, double temperature,
+                           Tensor* entropy) {
   const int64_t B = batch.rows(), T = batch.width();
   // Untrained positions hold kIgnoreIndex, which gather_logprobs rejects: any id will do there.
   std::vector<int32_t> targets = batch.targets.to(Device::cpu()).to_vector<int32_t>();
@@ -122,10 +128,10 @@ Tensor per_token_tensor(const std::vector<const Sample*>& samples,
     const Sample& s = *samples[static_cast<size_t>(b)];
     const std::vector<float>& v = s.*field;
     const int64_t start = static_cast<int64_t>(s.tokens.prompt.size()) - 1;
-    RLAIF_CHECK(v.size() == s.tokens.completion.size() &&
-                    start + static_cast<int64_t>(v.size()) <= width,
-                "per_token_tensor: sample ", b, " has ", v.size(), " values for ",
-                s.tokens.completion.size(), " response tokens");
+    RLAIF_CHECK(
+        v.size() == s.tokens.completion.size() && start + static_cast<int64_t>(v.size()) <= width,
+        "per_token_tensor: sample ", b, " has ", v.size(), " values for ",
+        s.tokens.completion.size(), " response tokens");
     std::copy(v.begin(), v.end(), out.begin() + b * width + start);
   }
   return Tensor::from_vector(out, {B, width}).to(device);
@@ -141,7 +147,9 @@ std::vector<float> response_entries(const std::vector<float>& all, int64_t T, in
           all.begin() + start + static_cast<int64_t>(s.tokens.completion.size())};
 }
 
-std::vector<float> host(const Variable& v) { return v.data().to(Device::cpu()).to_vector<float>(); }
+std::vector<float> host(const Variable& v) {
+  return v.data().to(Device::cpu()).to_vector<float>();
+}
 
 }  // namespace
 
@@ -161,8 +169,8 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
   const std::vector<int64_t> indices = rollout_prompt_indices(
       step, options.batch_prompts, static_cast<int64_t>(prompts.size()), options.seed);
   for (size_t p = 0; p < indices.size(); ++p) {
-    std::vector<int32_t> ids = tokenize_prompt(tok, options.chat, prompts[static_cast<size_t>(indices[p])],
-                                               options.max_prompt_length);
+    std::vector<int32_t> ids = tokenize_prompt(
+        tok, options.chat, prompts[static_cast<size_t>(indices[p])], options.max_prompt_length);
     for (int64_t k = 0; k < K; ++k) {
       Sample& s = rollout.samples[p * static_cast<size_t>(K) + static_cast<size_t>(k)];
       s.prompt_index = indices[p];
@@ -218,9 +226,11 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
     SequenceBatch batch = sample_batch(part, models.policy->device(), pad);
     const int64_t T = batch.width();
     Tensor entropy;
-    const std::vector<float> logp = host(response_logprobs(*models.policy, batch, options.temperature, &entropy));
+    const std::vector<float> logp =
+        host(response_logprobs(*models.policy, batch, options.temperature, &entropy));
     const std::vector<float> ent = entropy.to_vector<float>();
-    const std::vector<float> ref = host(response_logprobs(*models.reference, batch, options.temperature));
+    const std::vector<float> ref =
+        host(response_logprobs(*models.reference, batch, options.temperature));
     std::vector<float> values;
     if (models.value != nullptr) values = host(position_values(*models.value, batch));
     for (size_t r = begin; r < end; ++r) {
@@ -233,7 +243,8 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
       s.entropy = std::accumulate(h.begin(), h.end(), 0.0);
     }
   }
-  rollout.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  rollout.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   return rollout;
 }
 
@@ -245,7 +256,8 @@ void assign_advantages(Rollout& rollout, const PpoOptions& options, double kl_co
     s.kl.assign(L, 0.0f);
     double kl_sum = 0.0;
     for (size_t t = 0; t < L; ++t) {
-      s.kl[t] = static_cast<float>(kl_estimate(options.kl_estimator, s.logprobs[t], s.ref_logprobs[t]));
+      s.kl[t] =
+          static_cast<float>(kl_estimate(options.kl_estimator, s.logprobs[t], s.ref_logprobs[t]));
       kl_sum += s.kl[t];
     }
     s.rewards.assign(L, 0.0f);
@@ -271,14 +283,16 @@ void assign_advantages(Rollout& rollout, const PpoOptions& options, double kl_co
 
   // gae: the per-token arrays of all samples flattened, so whitening sees the whole batch.
   std::vector<double> rewards;
-  for (const Sample& s : rollout.samples) rewards.insert(rewards.end(), s.rewards.begin(), s.rewards.end());
+  for (const Sample& s : rollout.samples)
+    rewards.insert(rewards.end(), s.rewards.begin(), s.rewards.end());
   if (options.whiten_rewards) rewards = whiten(rewards, /*shift_mean=*/false);
   std::vector<double> advantages;
   size_t at = 0;
   for (Sample& s : rollout.samples) {
     const size_t L = s.tokens.completion.size();
     RLAIF_CHECK(s.values.size() == L, "assign_advantages: gae needs the values of every token");
-    std::vector<double> r(rewards.begin() + static_cast<long>(at), rewards.begin() + static_cast<long>(at + L));
+    std::vector<double> r(rewards.begin() + static_cast<long>(at),
+                          rewards.begin() + static_cast<long>(at + L));
     GaeResult g = gae(r, std::vector<double>(s.values.begin(), s.values.end()), options.gamma,
                       options.lambda);
     s.returns.assign(g.returns.begin(), g.returns.end());
@@ -289,7 +303,8 @@ void assign_advantages(Rollout& rollout, const PpoOptions& options, double kl_co
   at = 0;
   for (Sample& s : rollout.samples) {
     const size_t L = s.tokens.completion.size();
-    s.advantages.assign(advantages.begin() + static_cast<long>(at), advantages.begin() + static_cast<long>(at + L));
+    s.advantages.assign(advantages.begin() + static_cast<long>(at),
+                        advantages.begin() + static_cast<long>(at + L));
     at += L;
   }
 }
@@ -331,7 +346,8 @@ std::vector<std::pair<std::string, double>> rollout_metrics(const Rollout& rollo
       {"response_length", length / n},
       {"eos_fraction", eos / n},
       {"advantage_mean", adv_mean},
-      {"advantage_std", tokens > 0 ? std::sqrt(std::max(0.0, adv_sq / tokens - adv_mean * adv_mean)) : 0.0},
+      {"advantage_std",
+       tokens > 0 ? std::sqrt(std::max(0.0, adv_sq / tokens - adv_mean * adv_mean)) : 0.0},
   };
   if (options.advantage != AdvantageKind::grpo) out.emplace_back("non_score_reward", penalty / n);
   if (options.advantage == AdvantageKind::gae && !returns.empty()) {

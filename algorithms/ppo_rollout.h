@@ -58,16 +58,16 @@ struct PpoOptions {
   double vf_coef = 0.1;          // weight of the value loss (gae)
   double gamma = 1.0;
   double lambda = 0.95;
-  int64_t ppo_epochs = 4;        // passes over each rollout
-  int64_t mini_batches = 1;      // optimizer steps per pass
-  bool whiten_rewards = false;   // gae only
+  int64_t ppo_epochs = 4;       // passes over each rollout
+  int64_t mini_batches = 1;     // optimizer steps per pass
+  bool whiten_rewards = false;  // gae only
   int64_t max_new_tokens = 64;
-  double temperature = 1.0;      // > 0: sampling and every log-probability use logits / T
+  double temperature = 1.0;          // > 0: sampling and every log-probability use logits / T
   double missing_eos_penalty = 0.0;  // subtracted from the score of a response without EOS
   int64_t max_prompt_length = 256;   // prompts are cut from the left to this many tokens
   ChatTemplate chat;
   uint64_t seed = 0;
-  int64_t forward_batch = 16;    // sequences per no-grad forward pass (generation, scoring)
+  int64_t forward_batch = 16;  // sequences per no-grad forward pass (generation, scoring)
 
   // Error naming the flag for values out of range.
   void validate() const;
@@ -75,14 +75,14 @@ struct PpoOptions {
 };
 
 struct Sample {
-  int64_t prompt_index = 0;   // into the prompt list
-  TokenizedExample tokens;    // prompt ids and response ids (EOS included when it stopped there)
-  std::string completion;     // the decoded response
-  bool eos = false;           // the response ended with EOS
-  double score = 0.0;         // the reward function's score, missing-EOS penalty applied
+  int64_t prompt_index = 0;  // into the prompt list
+  TokenizedExample tokens;   // prompt ids and response ids (EOS included when it stopped there)
+  std::string completion;    // the decoded response
+  bool eos = false;          // the response ended with EOS
+  double score = 0.0;        // the reward function's score, missing-EOS penalty applied
   // Per response token, each of tokens.completion.size() entries:
   std::vector<float> logprobs, ref_logprobs, values, kl, rewards, advantages, returns;
-  double entropy = 0.0;       // Σ_t of the policy's entropy at each response position
+  double entropy = 0.0;  // Σ_t of the policy's entropy at each response position
 };
 
 struct Rollout {
@@ -108,8 +108,8 @@ std::vector<int64_t> rollout_prompt_indices(int64_t step, int64_t batch_prompts,
 // Per-token log π(target) [B, T] of the batch's targets under `model` with logits / temperature
 // (0 at untrained positions). With `entropy` (computed without gradient), also each position's
 // entropy of that distribution, [B, T] on the host.
-Variable response_logprobs(const Transformer& model, const SequenceBatch& batch,
-                           double temperature, Tensor* entropy = nullptr);
+Variable response_logprobs(const Transformer& model, const SequenceBatch& batch, double temperature,
+                           Tensor* entropy = nullptr);
 // The value head at every position, [B, T].
 Variable position_values(const Transformer& value_model, const SequenceBatch& batch);
 

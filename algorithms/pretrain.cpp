@@ -39,7 +39,8 @@ void PretrainTask::batch_tokens(int64_t k, std::vector<int32_t>& inputs,
       const int64_t chunks = (N - 1) / (B * T);
       begin = (k % chunks) * B * T + b * T;
     } else {
-      uint64_t stream = static_cast<uint64_t>(k) * static_cast<uint64_t>(B) + static_cast<uint64_t>(b);
+      uint64_t stream =
+          static_cast<uint64_t>(k) * static_cast<uint64_t>(B) + static_cast<uint64_t>(b);
       PhiloxWords w = philox_block(options_.seed, stream);
       uint64_t draw = (static_cast<uint64_t>(w.w[0]) << 32) | w.w[1];
       begin = static_cast<int64_t>(draw % static_cast<uint64_t>(N - T));

@@ -4,10 +4,12 @@
 //
 // Windows (micro-batch k = step·A + micro, A = grad_accum):
 //   sequential: as llm.c's loader, batch k reads the contiguous chunk of B·T+1 tokens starting at
-//     (k mod K)·B·T, K = ⌊(N−1)/(B·T)⌋ chunks; row b is chunk[b·T, (b+1)·T] (targets shifted by one).
+//     (k mod K)·B·T, K = ⌊(N−1)/(B·T)⌋ chunks; row b is chunk[b·T, (b+1)·T] (targets shifted by
+//     one).
 //   shuffled: row b of batch k starts at a position drawn uniformly from [0, N−T−1] by Philox
 //     (seed, stream k·B + b): any step's data is known without replaying the steps before it.
-// Evaluation: mean loss over up to `eval_batches` consecutive [B, T] windows of the held-out tokens.
+// Evaluation: mean loss over up to `eval_batches` consecutive [B, T] windows of the held-out
+// tokens.
 #pragma once
 
 #include <cstdint>
@@ -19,8 +21,8 @@
 namespace rlaif {
 
 struct PretrainDataOptions {
-  int64_t batch = 8;   // B
-  int64_t seq = 256;   // T
+  int64_t batch = 8;               // B
+  int64_t seq = 256;               // T
   std::string order = "shuffled";  // sequential | shuffled
   uint64_t seed = 0;
   int64_t eval_batches = 20;

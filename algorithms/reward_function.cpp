@@ -41,9 +41,9 @@ RewardModelScorer::RewardModelScorer(Transformer model, Tokenizer tokenizer,
   RLAIF_CHECK(model_.has_scalar_head(),
               "the reward model has no score head (config num_labels = 1, tensor score.weight): "
               "train one with `rlaif rm`");
-  RLAIF_CHECK(tokenizer_.vocab_size() <= model_.config().vocab_size, "the reward model's tokenizer has ",
-              tokenizer_.vocab_size(), " tokens, more than its vocabulary of ",
-              model_.config().vocab_size);
+  RLAIF_CHECK(tokenizer_.vocab_size() <= model_.config().vocab_size,
+              "the reward model's tokenizer has ", tokenizer_.vocab_size(),
+              " tokens, more than its vocabulary of ", model_.config().vocab_size);
   RLAIF_CHECK(options_.batch > 0, "reward model: the scoring batch must be positive");
   options_.truncation.max_length =
       std::min(options_.truncation.max_length, model_.config().max_position_embeddings);

@@ -29,7 +29,8 @@ TokenizedExample tokenize_example(const Tokenizer& tokenizer, const ChatTemplate
   ex.completion = tokenizer.encode(completion);
   if (add_eos && tokenizer.eos_id() >= 0) ex.completion.push_back(tokenizer.eos_id());
   const int64_t room = truncation.max_length - static_cast<int64_t>(ex.prompt.size());
-  if (static_cast<int64_t>(ex.completion.size()) > room) ex.completion.resize(static_cast<size_t>(room));
+  if (static_cast<int64_t>(ex.completion.size()) > room)
+    ex.completion.resize(static_cast<size_t>(room));
   return ex;
 }
 
@@ -106,8 +107,8 @@ SequenceBatch make_batch(const std::vector<TokenizedExample>& examples, Device d
   return finish(r, B, T, device);
 }
 
-SequenceBatch make_packed_batch(const std::vector<TokenizedExample>& examples,
-                                int64_t row_length, Device device, int32_t pad_id) {
+SequenceBatch make_packed_batch(const std::vector<TokenizedExample>& examples, int64_t row_length,
+                                Device device, int32_t pad_id) {
   RLAIF_CHECK(!examples.empty(), "make_packed_batch: no examples");
   RLAIF_CHECK(row_length > 1, "make_packed_batch: row length must be > 1");
   // First pass: assign (row, offset) greedily in order.
@@ -130,8 +131,9 @@ SequenceBatch make_packed_batch(const std::vector<TokenizedExample>& examples,
     auto [rw, at] = where[i];
     place(r, examples[i], rw, at, row_length, static_cast<int32_t>(i));
     r.lengths[static_cast<size_t>(rw)] =
-        at + std::min<int64_t>(static_cast<int64_t>(examples[i].prompt.size() + examples[i].completion.size()),
-                               row_length - at);
+        at + std::min<int64_t>(
+                 static_cast<int64_t>(examples[i].prompt.size() + examples[i].completion.size()),
+                 row_length - at);
   }
   return finish(r, B, row_length, device);
 }
@@ -139,18 +141,20 @@ SequenceBatch make_packed_batch(const std::vector<TokenizedExample>& examples,
 Variable completion_logprobs(const Transformer& model, const SequenceBatch& batch, bool average) {
   // Targets at untrained positions are kIgnoreIndex, which gather_logprobs rejects: replace them
   // by token 0 there (masked out below).
-  Tensor targets = batch.targets.device().is_cpu() ? batch.targets.clone()
-                                                   : batch.targets.to(Device::cpu());
+  Tensor targets =
+      batch.targets.device().is_cpu() ? batch.targets.clone() : batch.targets.to(Device::cpu());
   int32_t* t = targets.data<int32_t>();
   for (int64_t i = 0; i < targets.numel(); ++i) t[i] = t[i] == kIgnoreIndex ? 0 : t[i];
   Variable logp = model.token_logprobs(batch.input, targets.to(model.device()));  // [B, T]
-  return average ? masked_mean(logp, batch.completion_mask) : masked_sum(logp, batch.completion_mask);
+  return average ? masked_mean(logp, batch.completion_mask)
+                 : masked_sum(logp, batch.completion_mask);
 }
 
 std::vector<int64_t> last_token_index(const SequenceBatch& batch) {
   std::vector<int64_t> out;
   for (int64_t b = 0; b < batch.rows(); ++b) {
-    RLAIF_CHECK(batch.lengths[static_cast<size_t>(b)] > 0, "last_token_index: row ", b, " is empty");
+    RLAIF_CHECK(batch.lengths[static_cast<size_t>(b)] > 0, "last_token_index: row ", b,
+                " is empty");
     out.push_back(batch.lengths[static_cast<size_t>(b)] - 1);
   }
   return out;
@@ -165,8 +169,8 @@ Variable last_token_scores(const Transformer& model, const SequenceBatch& batch)
     rows.push_back(static_cast<int32_t>(b * T + last[static_cast<size_t>(b)]));
   }
   // A row gather through embedding(), whose backward scatters the gradient back.
-  Variable picked = embedding(reshape(scores, {B * T, 1}),
-                              Tensor::from_vector(rows, {B}).to(model.device()));
+  Variable picked =
+      embedding(reshape(scores, {B * T, 1}), Tensor::from_vector(rows, {B}).to(model.device()));
   return reshape(picked, {B});
 }
 

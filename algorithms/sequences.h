@@ -44,9 +44,9 @@ std::vector<int32_t> tokenize_prompt(const Tokenizer& tokenizer, const ChatTempl
                                      std::string_view prompt, int64_t max_prompt_length);
 
 struct SequenceBatch {
-  TransformerInput input;  // ids/positions/segment_ids [B, T]; padding in segment -1
-  Tensor targets;          // [B, T] i32: the next token where trained, kIgnoreIndex elsewhere
-  Tensor completion_mask;  // [B, T] f32: 1 where targets are trained
+  TransformerInput input;        // ids/positions/segment_ids [B, T]; padding in segment -1
+  Tensor targets;                // [B, T] i32: the next token where trained, kIgnoreIndex elsewhere
+  Tensor completion_mask;        // [B, T] f32: 1 where targets are trained
   std::vector<int64_t> lengths;  // real tokens per row
   int64_t trained_tokens = 0;    // Σ completion_mask
   int64_t rows() const { return input.ids.size(0); }
@@ -60,8 +60,8 @@ SequenceBatch make_batch(const std::vector<TokenizedExample>& examples, Device d
 // Packs examples greedily, in order, into rows of `row_length` tokens; each example is its own
 // attention segment with positions restarting at 0, so packing changes neither what a token sees
 // nor the summed loss. An example longer than a row gets a row of its own (truncated to it).
-SequenceBatch make_packed_batch(const std::vector<TokenizedExample>& examples,
-                                int64_t row_length, Device device, int32_t pad_id = 0);
+SequenceBatch make_packed_batch(const std::vector<TokenizedExample>& examples, int64_t row_length,
+                                Device device, int32_t pad_id = 0);
 
 // Per-row log-probability of the completion, [B]: Σ_t mask·log π(target_t), or with `average`
 // that sum divided by the number of completion tokens (IPO's length-normalised form).

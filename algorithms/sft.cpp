@@ -24,9 +24,11 @@ std::vector<TokenizedExample> tokenize_sft_examples(const Tokenizer& tokenizer,
 
 int64_t sft_steps_for_epochs(double epochs, int64_t n, int64_t batch, int64_t grad_accum) {
   RLAIF_CHECK(epochs > 0 && std::isfinite(epochs), "sft: --epochs must be positive, got ", epochs);
-  RLAIF_CHECK(n > 0 && batch > 0 && grad_accum > 0, "sft: examples, --batch and --grad-accum must be positive");
+  RLAIF_CHECK(n > 0 && batch > 0 && grad_accum > 0,
+              "sft: examples, --batch and --grad-accum must be positive");
   const double per_step = static_cast<double>(batch * grad_accum);
-  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(epochs * static_cast<double>(n) / per_step - 1e-9)));
+  return std::max<int64_t>(
+      1, static_cast<int64_t>(std::ceil(epochs * static_cast<double>(n) / per_step - 1e-9)));
 }
 
 namespace {

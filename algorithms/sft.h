@@ -40,11 +40,11 @@
 namespace rlaif {
 
 struct SftOptions {
-  int64_t batch = 8;        // B: examples per micro-batch
-  int64_t grad_accum = 1;   // A: micro-batches per optimizer step
-  uint64_t seed = 0;        // data order
-  bool packing = false;     // pack each micro-batch into rows of `row_length` tokens
-  int64_t row_length = 512; // packed row width (= --max-length)
+  int64_t batch = 8;         // B: examples per micro-batch
+  int64_t grad_accum = 1;    // A: micro-batches per optimizer step
+  uint64_t seed = 0;         // data order
+  bool packing = false;      // pack each micro-batch into rows of `row_length` tokens
+  int64_t row_length = 512;  // packed row width (= --max-length)
 };
 
 // Tokenises every example once (BOS + template(prompt), completion + EOS, truncated).

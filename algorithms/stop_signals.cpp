@@ -32,6 +32,8 @@ StopSignals::~StopSignals() {
   sigaction(SIGTERM, &old_term_, nullptr);
 }
 
-int StopSignals::pending() const { return g_signal.load(); }
+int StopSignals::pending() const {
+  return g_signal.load();
+}
 
 }  // namespace rlaif

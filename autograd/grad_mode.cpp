@@ -7,10 +7,18 @@ namespace {
 thread_local bool g_grad_mode = true;
 }  // namespace
 
-bool grad_mode_enabled() { return g_grad_mode; }
-void set_grad_mode(bool enabled) { g_grad_mode = enabled; }
+bool grad_mode_enabled() {
+  return g_grad_mode;
+}
+void set_grad_mode(bool enabled) {
+  g_grad_mode = enabled;
+}
 
-NoGradGuard::NoGradGuard() : previous_(g_grad_mode) { g_grad_mode = false; }
-NoGradGuard::~NoGradGuard() { g_grad_mode = previous_; }
+NoGradGuard::NoGradGuard() : previous_(g_grad_mode) {
+  g_grad_mode = false;
+}
+NoGradGuard::~NoGradGuard() {
+  g_grad_mode = previous_;
+}
 
 }  // namespace rlaif

@@ -18,9 +18,7 @@ constexpr int kMaxReportedFailures = 10;
 // Restores grad mode on scope exit (gradcheck records one run even when called under no_grad).
 class GradModeScope {
  public:
-  explicit GradModeScope(bool enabled) : previous_(grad_mode_enabled()) {
-    set_grad_mode(enabled);
-  }
+  explicit GradModeScope(bool enabled) : previous_(grad_mode_enabled()) { set_grad_mode(enabled); }
   ~GradModeScope() { set_grad_mode(previous_); }
   GradModeScope(const GradModeScope&) = delete;
   GradModeScope& operator=(const GradModeScope&) = delete;
@@ -112,10 +110,10 @@ GradcheckResult gradcheck(const std::function<Variable(const std::vector<Variabl
   for (size_t i = 0; i < inputs.size(); ++i) {
     RLAIF_CHECK(inputs[i].defined(), "gradcheck: input ", i, " is undefined");
     if (!inputs[i].requires_grad()) continue;
-    RLAIF_CHECK(inputs[i].is_leaf() && inputs[i].device().is_cpu() &&
-                    inputs[i].dtype() == DType::f32,
-                "gradcheck: input ", i, " ", inputs[i].str(),
-                " must be a CPU f32 leaf (its data is perturbed in place)");
+    RLAIF_CHECK(
+        inputs[i].is_leaf() && inputs[i].device().is_cpu() && inputs[i].dtype() == DType::f32,
+        "gradcheck: input ", i, " ", inputs[i].str(),
+        " must be a CPU f32 leaf (its data is perturbed in place)");
     checked_inputs.push_back(i);
   }
 

@@ -75,10 +75,18 @@ Variable unary_op(UnaryOp op, const Variable& x) {
 
 }  // namespace
 
-Variable add(const Variable& a, const Variable& b) { return binary_op(BinaryOp::add, a, b); }
-Variable sub(const Variable& a, const Variable& b) { return binary_op(BinaryOp::sub, a, b); }
-Variable mul(const Variable& a, const Variable& b) { return binary_op(BinaryOp::mul, a, b); }
-Variable div(const Variable& a, const Variable& b) { return binary_op(BinaryOp::div, a, b); }
+Variable add(const Variable& a, const Variable& b) {
+  return binary_op(BinaryOp::add, a, b);
+}
+Variable sub(const Variable& a, const Variable& b) {
+  return binary_op(BinaryOp::sub, a, b);
+}
+Variable mul(const Variable& a, const Variable& b) {
+  return binary_op(BinaryOp::mul, a, b);
+}
+Variable div(const Variable& a, const Variable& b) {
+  return binary_op(BinaryOp::div, a, b);
+}
 Variable minimum(const Variable& a, const Variable& b) {
   return binary_op(BinaryOp::minimum, a, b);
 }
@@ -86,18 +94,42 @@ Variable maximum(const Variable& a, const Variable& b) {
   return binary_op(BinaryOp::maximum, a, b);
 }
 
-Variable neg(const Variable& x) { return unary_op(UnaryOp::neg, x); }
-Variable exp(const Variable& x) { return unary_op(UnaryOp::exp, x); }
-Variable log(const Variable& x) { return unary_op(UnaryOp::log, x); }
-Variable sqrt(const Variable& x) { return unary_op(UnaryOp::sqrt, x); }
-Variable square(const Variable& x) { return unary_op(UnaryOp::square, x); }
-Variable abs(const Variable& x) { return unary_op(UnaryOp::abs, x); }
-Variable relu(const Variable& x) { return unary_op(UnaryOp::relu, x); }
-Variable sigmoid(const Variable& x) { return unary_op(UnaryOp::sigmoid, x); }
-Variable log_sigmoid(const Variable& x) { return unary_op(UnaryOp::log_sigmoid, x); }
-Variable tanh(const Variable& x) { return unary_op(UnaryOp::tanh, x); }
-Variable gelu(const Variable& x) { return unary_op(UnaryOp::gelu_tanh, x); }
-Variable silu(const Variable& x) { return unary_op(UnaryOp::silu, x); }
+Variable neg(const Variable& x) {
+  return unary_op(UnaryOp::neg, x);
+}
+Variable exp(const Variable& x) {
+  return unary_op(UnaryOp::exp, x);
+}
+Variable log(const Variable& x) {
+  return unary_op(UnaryOp::log, x);
+}
+Variable sqrt(const Variable& x) {
+  return unary_op(UnaryOp::sqrt, x);
+}
+Variable square(const Variable& x) {
+  return unary_op(UnaryOp::square, x);
+}
+Variable abs(const Variable& x) {
+  return unary_op(UnaryOp::abs, x);
+}
+Variable relu(const Variable& x) {
+  return unary_op(UnaryOp::relu, x);
+}
+Variable sigmoid(const Variable& x) {
+  return unary_op(UnaryOp::sigmoid, x);
+}
+Variable log_sigmoid(const Variable& x) {
+  return unary_op(UnaryOp::log_sigmoid, x);
+}
+Variable tanh(const Variable& x) {
+  return unary_op(UnaryOp::tanh, x);
+}
+Variable gelu(const Variable& x) {
+  return unary_op(UnaryOp::gelu_tanh, x);
+}
+Variable silu(const Variable& x) {
+  return unary_op(UnaryOp::silu, x);
+}
 
 Variable affine(const Variable& x, float alpha, float beta) {
   require("affine", "x", x);
@@ -110,7 +142,9 @@ Variable affine(const Variable& x, float alpha, float beta) {
   });
 }
 
-Variable scale(const Variable& x, float alpha) { return affine(x, alpha, 0.0f); }
+Variable scale(const Variable& x, float alpha) {
+  return affine(x, alpha, 0.0f);
+}
 
 Variable clamp(const Variable& x, float lo, float hi) {
   require("clamp", "x", x);

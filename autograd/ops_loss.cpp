@@ -14,8 +14,8 @@ namespace {
 
 // logits [..., V] and targets [...] viewed as the primitives' [N, V] and [N].
 struct TokenRows {
-  Tensor logits;   // [N, V]
-  Tensor targets;  // [N]
+  Tensor logits;    // [N, V]
+  Tensor targets;   // [N]
   Shape out_shape;  // logits' shape without V
 };
 
@@ -44,8 +44,8 @@ Variable cross_entropy(const Variable& logits, const Tensor& targets, int ignore
   return record_op("cross_entropy", losses.reshape(r.out_shape), {logits},
                    [x, t, lse, ignore_index, logits_shape](const Tensor& g) -> std::vector<Tensor> {
                      Tensor dx = empty_like(x);
-                     backend_of(g).cross_entropy_backward(x, t, lse, g.reshape({-1}),
-                                                          ignore_index, dx);
+                     backend_of(g).cross_entropy_backward(x, t, lse, g.reshape({-1}), ignore_index,
+                                                          dx);
                      return {dx.reshape(logits_shape)};
                    });
 }

@@ -25,7 +25,9 @@ Tensor gemm(const Tensor& a, const Tensor& b, bool ta, bool tb, const Shape& sha
 }
 
 // a viewed as [batch, rows, cols] (a has at least 2 dimensions).
-Tensor as_3d(const Tensor& a) { return a.reshape({-1, a.size(-2), a.size(-1)}); }
+Tensor as_3d(const Tensor& a) {
+  return a.reshape({-1, a.size(-2), a.size(-1)});
+}
 
 struct MatmulShapes {
   int64_t m, k, n;
@@ -45,8 +47,8 @@ MatmulShapes matmul_shapes(const Variable& a, const Variable& b, bool ta, bool t
               ta ? " (transposed)" : "", " and b ", b.str(), tb ? " (transposed)" : "");
   s.b_shared = b.dim() == 2 && a.dim() > 2;
   if (!s.b_shared) {
-    bool same_batch = a.dim() == b.dim() &&
-                      std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin());
+    bool same_batch =
+        a.dim() == b.dim() && std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin());
     RLAIF_CHECK(same_batch, "matmul: batch dimensions of a ", a.str(), " and b ", b.str(),
                 " differ (b must share a's batch dimensions or be 2-D)");
   }
@@ -107,15 +109,13 @@ Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b
   Tensor A = a.data(), B = b.data();
   Tensor out = gemm(A, B, trans_a, trans_b, s.out);
   bool need_a = wants_grad(a), need_b = wants_grad(b), shared = s.b_shared;
-  return record_op("matmul", out, {a, b},
-                   [A, B, trans_a, trans_b, need_a, need_b, shared](const Tensor& g)
-                       -> std::vector<Tensor> {
-                     Tensor dA = need_a ? matmul_grad_a(A, B, g, trans_a, trans_b, shared)
-                                        : Tensor();
-                     Tensor dB = need_b ? matmul_grad_b(A, B, g, trans_a, trans_b, shared)
-                                        : Tensor();
-                     return {dA, dB};
-                   });
+  return record_op(
+      "matmul", out, {a, b},
+      [A, B, trans_a, trans_b, need_a, need_b, shared](const Tensor& g) -> std::vector<Tensor> {
+        Tensor dA = need_a ? matmul_grad_a(A, B, g, trans_a, trans_b, shared) : Tensor();
+        Tensor dB = need_b ? matmul_grad_b(A, B, g, trans_a, trans_b, shared) : Tensor();
+        return {dA, dB};
+      });
 }
 
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias) {
@@ -138,19 +138,19 @@ Variable linear(const Variable& x, const Variable& weight, const Variable& bias)
   out_shape.back() = out_features;
   bool need_x = wants_grad(x), need_w = wants_grad(weight), need_b = wants_grad(bias);
   Shape x_shape = x.shape();
-  return record_op(
-      "linear", out.reshape(out_shape), {x, weight, bias},
-      [X, W, x_shape, need_x, need_w, need_b](const Tensor& g) -> std::vector<Tensor> {
-        Tensor g2 = g.reshape({-1, W.size(0)});
-        Tensor dx, dw, db;
-        if (need_x) dx = gemm(g2, W, false, false, X.shape()).reshape(x_shape);  // dY·W
-        if (need_w) dw = gemm(g2, X, true, false, W.shape());                    // dYᵀ·X
-        if (need_b) {
-          db = empty_as({W.size(0)}, g2);
-          backend_of(g2).reduce(ReduceOp::sum, g2, 0, db);  // Σ over rows
-        }
-        return {dx, dw, db};
-      });
+  return record_op("linear", out.reshape(out_shape), {x, weight, bias},
+                   [X, W, x_shape, need_x, need_w, need_b](const Tensor& g) -> std::vector<Tensor> {
+                     Tensor g2 = g.reshape({-1, W.size(0)});
+                     Tensor dx, dw, db;
+                     if (need_x)
+                       dx = gemm(g2, W, false, false, X.shape()).reshape(x_shape);  // dY·W
+                     if (need_w) dw = gemm(g2, X, true, false, W.shape());          // dYᵀ·X
+                     if (need_b) {
+                       db = empty_as({W.size(0)}, g2);
+                       backend_of(g2).reduce(ReduceOp::sum, g2, 0, db);  // Σ over rows
+                     }
+                     return {dx, dw, db};
+                   });
 }
 
 }  // namespace rlaif

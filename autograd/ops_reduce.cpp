@@ -32,17 +32,16 @@ Variable reduce_op(ReduceOp op, const Variable& x, int dim) {
 Variable masked_reduce(const char* name, const Variable& x, const Tensor& mask, bool mean) {
   require(name, "x", x);
   RLAIF_CHECK(mask.defined(), name, ": mask is undefined");
-  RLAIF_CHECK(x.dim() == 2 && mask.shape() == x.shape(), name, ": x ", x.str(), " and mask ",
-              mask, " must both be [N, T]");
+  RLAIF_CHECK(x.dim() == 2 && mask.shape() == x.shape(), name, ": x ", x.str(), " and mask ", mask,
+              " must both be [N, T]");
   Tensor out = empty_as({x.size(0)}, x.data());
   backend_of(x).masked_reduce(x.data(), mask, mean, out);
   Shape x_shape = x.shape();
-  return record_op(name, out, {x},
-                   [mask, mean, x_shape](const Tensor& g) -> std::vector<Tensor> {
-                     Tensor dx = empty_as(x_shape, g);
-                     backend_of(g).masked_reduce_backward(mask, g, mean, dx);
-                     return {dx};
-                   });
+  return record_op(name, out, {x}, [mask, mean, x_shape](const Tensor& g) -> std::vector<Tensor> {
+    Tensor dx = empty_as(x_shape, g);
+    backend_of(g).masked_reduce_backward(mask, g, mean, dx);
+    return {dx};
+  });
 }
 
 // softmax / log_softmax over the last dimension; both backward rules need only the output.
@@ -73,9 +72,15 @@ Variable softmax_op(const char* name, const Variable& x, bool log) {
 
 }  // namespace
 
-Variable sum(const Variable& x, int dim) { return reduce_op(ReduceOp::sum, x, dim); }
-Variable mean(const Variable& x, int dim) { return reduce_op(ReduceOp::mean, x, dim); }
-Variable max(const Variable& x, int dim) { return reduce_op(ReduceOp::max, x, dim); }
+Variable sum(const Variable& x, int dim) {
+  return reduce_op(ReduceOp::sum, x, dim);
+}
+Variable mean(const Variable& x, int dim) {
+  return reduce_op(ReduceOp::mean, x, dim);
+}
+Variable max(const Variable& x, int dim) {
+  return reduce_op(ReduceOp::max, x, dim);
+}
 
 // Flattening first turns "all elements" into one reduction the backend already has.
 Variable sum_all(const Variable& x) {
@@ -94,7 +99,11 @@ Variable masked_mean(const Variable& x, const Tensor& mask) {
   return masked_reduce("masked_mean", x, mask, true);
 }
 
-Variable softmax(const Variable& x) { return softmax_op("softmax", x, false); }
-Variable log_softmax(const Variable& x) { return softmax_op("log_softmax", x, true); }
+Variable softmax(const Variable& x) {
+  return softmax_op("softmax", x, false);
+}
+Variable log_softmax(const Variable& x) {
+  return softmax_op("log_softmax", x, true);
+}
 
 }  // namespace rlaif

@@ -43,9 +43,9 @@ Variable concat(const std::vector<Variable>& xs) {
     RLAIF_CHECK(xs[i].defined(), "concat: input ", i, " is undefined");
     RLAIF_CHECK(xs[i].dim() >= 1, "concat: input ", i, " ", xs[i].str(),
                 " needs a leading dimension");
-    bool same_rest = xs[i].dim() == xs[0].dim() &&
-                     std::equal(xs[i].shape().begin() + 1, xs[i].shape().end(),
-                                xs[0].shape().begin() + 1);
+    bool same_rest =
+        xs[i].dim() == xs[0].dim() &&
+        std::equal(xs[i].shape().begin() + 1, xs[i].shape().end(), xs[0].shape().begin() + 1);
     RLAIF_CHECK(same_rest, "concat: input ", i, " ", xs[i].str(), " and input 0 ", xs[0].str(),
                 " differ beyond the leading dimension");
     parts.push_back(xs[i].data());

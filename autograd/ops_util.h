@@ -10,8 +10,12 @@
 namespace rlaif::ops_detail {
 
 // The backend that runs an op on x's device.
-inline Backend& backend_of(const Variable& x) { return backend_for(x.device()); }
-inline Backend& backend_of(const Tensor& x) { return backend_for(x.device()); }
+inline Backend& backend_of(const Variable& x) {
+  return backend_for(x.device());
+}
+inline Backend& backend_of(const Tensor& x) {
+  return backend_for(x.device());
+}
 
 // Uninitialised tensor on like's device with like's dtype.
 inline Tensor empty_like(const Tensor& like) {
@@ -23,7 +27,9 @@ inline Tensor empty_as(const Shape& shape, const Tensor& like) {
 
 // Whether v is present and needs a gradient (captured at record time, so a backward rule skips
 // the work for inputs that need none).
-inline bool wants_grad(const Variable& v) { return v.defined() && v.requires_grad(); }
+inline bool wants_grad(const Variable& v) {
+  return v.defined() && v.requires_grad();
+}
 
 // Throws Error("op: argument `arg` is undefined") for a missing required input.
 inline void require(const char* op, const char* arg, const Variable& v) {

@@ -78,10 +78,10 @@ void accumulate_leaf(const Variable& leaf, Tensor g) {
 }
 
 void check_gradient(const Node& node, size_t index, const Variable& input, const Tensor& g) {
-  RLAIF_CHECK(g.shape() == input.shape() && g.dtype() == input.dtype() &&
-                  g.device() == input.device(),
-              "backward of '", node.op, "': gradient for input ", index, " is ", g,
-              " but the input is ", input.str());
+  RLAIF_CHECK(
+      g.shape() == input.shape() && g.dtype() == input.dtype() && g.device() == input.device(),
+      "backward of '", node.op, "': gradient for input ", index, " is ", g, " but the input is ",
+      input.str());
 }
 
 }  // namespace

@@ -24,12 +24,24 @@ const Variable::Impl& Variable::impl(const char* what) const {
   return *impl_;
 }
 
-const Tensor& Variable::data() const { return impl("data").data; }
-const Tensor& Variable::grad() const { return impl("grad").grad; }
-bool Variable::requires_grad() const { return impl("requires_grad").requires_grad; }
-bool Variable::is_leaf() const { return impl("is_leaf").grad_fn == nullptr; }
-const std::shared_ptr<Node>& Variable::grad_fn() const { return impl("grad_fn").grad_fn; }
-const std::string& Variable::name() const { return impl("name").name; }
+const Tensor& Variable::data() const {
+  return impl("data").data;
+}
+const Tensor& Variable::grad() const {
+  return impl("grad").grad;
+}
+bool Variable::requires_grad() const {
+  return impl("requires_grad").requires_grad;
+}
+bool Variable::is_leaf() const {
+  return impl("is_leaf").grad_fn == nullptr;
+}
+const std::shared_ptr<Node>& Variable::grad_fn() const {
+  return impl("grad_fn").grad_fn;
+}
+const std::string& Variable::name() const {
+  return impl("name").name;
+}
 
 void Variable::set_grad(Tensor grad) {
   const Impl& self = impl("set_grad");
@@ -48,11 +60,11 @@ void Variable::zero_grad() {
 
 void Variable::set_requires_grad(bool requires_grad) {
   const Impl& self = impl("set_requires_grad");
-  RLAIF_CHECK(self.grad_fn == nullptr, "Variable::set_requires_grad: ", str(),
-              " was computed by '", self.grad_fn->op,
-              "'; only leaves can change it (use detach() to cut the history)");
-  RLAIF_CHECK(!requires_grad || is_floating(self.data.dtype()), "Variable::set_requires_grad: ",
-              str(), " is not floating-point and cannot require a gradient");
+  RLAIF_CHECK(self.grad_fn == nullptr, "Variable::set_requires_grad: ", str(), " was computed by '",
+              self.grad_fn->op, "'; only leaves can change it (use detach() to cut the history)");
+  RLAIF_CHECK(!requires_grad || is_floating(self.data.dtype()),
+              "Variable::set_requires_grad: ", str(),
+              " is not floating-point and cannot require a gradient");
   impl_->requires_grad = requires_grad;
 }
 
@@ -64,8 +76,8 @@ std::string Variable::str() const {
 
 void Variable::backward() const {
   const Impl& self = impl("backward");
-  RLAIF_CHECK(self.data.numel() == 1, "Variable::backward: ", str(),
-              " is not a scalar (shape ", shape_str(self.data.shape()),
+  RLAIF_CHECK(self.data.numel() == 1, "Variable::backward: ", str(), " is not a scalar (shape ",
+              shape_str(self.data.shape()),
               "); pass the output gradient explicitly: backward(grad_output)");
   Tensor seed = Tensor::empty(self.data.shape(), self.data.dtype(), self.data.device());
   backend_for(seed.device()).fill(seed, 1.0);

@@ -42,7 +42,8 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Tran
   const fs::path final_dir = checkpoint_dir(run_dir, step);
   const fs::path parent = final_dir.parent_path();
   fs::create_directories(parent);
-  const fs::path temp = parent / (kTempPrefix + std::to_string(step) + "." + std::to_string(getpid()));
+  const fs::path temp =
+      parent / (kTempPrefix + std::to_string(step) + "." + std::to_string(getpid()));
   fs::remove_all(temp);
   fs::create_directories(temp / "trainer_state");
   // Every file below is written through AtomicFileWriter (fsynced before its rename), so once
@@ -64,7 +65,8 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   if (!fs::is_directory(dir)) return out;
   for (const auto& entry : fs::directory_iterator(dir)) {
     std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name.rfind(kStepPrefix, 0) == 0) out.push_back(entry.path().string());
+    if (entry.is_directory() && name.rfind(kStepPrefix, 0) == 0)
+      out.push_back(entry.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -85,8 +87,9 @@ std::string resolve_checkpoint(const std::string& path) {
   RLAIF_CHECK(fs::exists(path), "--resume: '", path, "' does not exist");
   if (fs::exists(fs::path(path) / "trainer_state")) return path;
   std::vector<std::string> all = list_checkpoints(path);
-  RLAIF_CHECK(!all.empty(), "--resume: '", path,
-              "' is neither a checkpoint (no trainer_state/) nor a run directory with checkpoints/");
+  RLAIF_CHECK(
+      !all.empty(), "--resume: '", path,
+      "' is neither a checkpoint (no trainer_state/) nor a run directory with checkpoints/");
   return all.back();
 }
 
@@ -99,9 +102,9 @@ TrainerCheckpoint read_trainer_state(const std::string& checkpoint) {
   ckpt.state_json = read_text(json_path);
   rapidjson::Document doc;
   doc.Parse(ckpt.state_json.c_str());
-  RLAIF_CHECK(!doc.HasParseError() && doc.IsObject(), json_path, " is corrupt: ",
-              doc.HasParseError() ? rapidjson::GetParseError_En(doc.GetParseError())
-                                  : "not a JSON object");
+  RLAIF_CHECK(
+      !doc.HasParseError() && doc.IsObject(), json_path, " is corrupt: ",
+      doc.HasParseError() ? rapidjson::GetParseError_En(doc.GetParseError()) : "not a JSON object");
   RLAIF_CHECK(doc.HasMember("format") && doc["format"].IsInt() && doc["format"].GetInt() == 1,
               json_path, ": unknown checkpoint format (this rlaif reads format 1)");
   RLAIF_CHECK(doc.HasMember("step") && doc["step"].IsInt64(), json_path, ": missing \"step\"");

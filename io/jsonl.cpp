@@ -22,7 +22,9 @@ void read_jsonl(const std::string& path,
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     rapidjson::Document doc;
-    doc.Parse(line.c_str());
+    // Full precision: numbers read back to the doubles that were written (a resumed run rewrites
+    // the kept lines of its metrics log, which must not change them).
+    doc.Parse<rapidjson::kParseFullPrecisionFlag>(line.c_str());
     RLAIF_CHECK(!doc.HasParseError(), path, ":", number, ": invalid JSON at column ",
                 doc.GetErrorOffset() + 1, ": ", rapidjson::GetParseError_En(doc.GetParseError()));
     RLAIF_CHECK(doc.IsObject(), path, ":", number, ": each line must be a JSON object");

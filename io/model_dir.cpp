@@ -37,9 +37,9 @@ Tensor transpose2d(const Tensor& t) {
 // GPT-2's HF name for a tensor that rlaif keeps under `name` with the same layout, or "" for the
 // ones that need conversion.
 struct Gpt2Fused {
-  std::string hf_name;       // e.g. transformer.h.0.attn.c_attn.weight
+  std::string hf_name;             // e.g. transformer.h.0.attn.c_attn.weight
   std::vector<std::string> parts;  // rlaif names concatenated (after transposing) into it
-  bool transposed;           // Conv1D weight stored [in, out]
+  bool transposed;                 // Conv1D weight stored [in, out]
 };
 
 std::vector<Gpt2Fused> gpt2_conversions(const ModelConfig& c) {

@@ -35,7 +35,8 @@ std::vector<int32_t> read_token_shard(const std::string& path) {
 }
 
 void write_token_shard(const std::string& path, const std::vector<int32_t>& tokens) {
-  RLAIF_CHECK(tokens.size() <= static_cast<size_t>(INT32_MAX), path, ": too many tokens for one shard");
+  RLAIF_CHECK(tokens.size() <= static_cast<size_t>(INT32_MAX), path,
+              ": too many tokens for one shard");
   int32_t header[256] = {};
   header[0] = kTokenShardMagic;
   header[1] = kTokenShardVersion;

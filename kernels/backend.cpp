@@ -10,39 +10,60 @@ namespace rlaif {
 
 const char* unary_op_name(UnaryOp op) {
   switch (op) {
-    case UnaryOp::neg: return "neg";
-    case UnaryOp::exp: return "exp";
-    case UnaryOp::log: return "log";
-    case UnaryOp::sqrt: return "sqrt";
-    case UnaryOp::square: return "square";
-    case UnaryOp::abs: return "abs";
-    case UnaryOp::relu: return "relu";
-    case UnaryOp::sigmoid: return "sigmoid";
-    case UnaryOp::log_sigmoid: return "log_sigmoid";
-    case UnaryOp::tanh: return "tanh";
-    case UnaryOp::gelu_tanh: return "gelu_tanh";
-    case UnaryOp::silu: return "silu";
+    case UnaryOp::neg:
+      return "neg";
+    case UnaryOp::exp:
+      return "exp";
+    case UnaryOp::log:
+      return "log";
+    case UnaryOp::sqrt:
+      return "sqrt";
+    case UnaryOp::square:
+      return "square";
+    case UnaryOp::abs:
+      return "abs";
+    case UnaryOp::relu:
+      return "relu";
+    case UnaryOp::sigmoid:
+      return "sigmoid";
+    case UnaryOp::log_sigmoid:
+      return "log_sigmoid";
+    case UnaryOp::tanh:
+      return "tanh";
+    case UnaryOp::gelu_tanh:
+      return "gelu_tanh";
+    case UnaryOp::silu:
+      return "silu";
   }
   return "?";
 }
 
 const char* binary_op_name(BinaryOp op) {
   switch (op) {
-    case BinaryOp::add: return "add";
-    case BinaryOp::sub: return "sub";
-    case BinaryOp::mul: return "mul";
-    case BinaryOp::div: return "div";
-    case BinaryOp::minimum: return "minimum";
-    case BinaryOp::maximum: return "maximum";
+    case BinaryOp::add:
+      return "add";
+    case BinaryOp::sub:
+      return "sub";
+    case BinaryOp::mul:
+      return "mul";
+    case BinaryOp::div:
+      return "div";
+    case BinaryOp::minimum:
+      return "minimum";
+    case BinaryOp::maximum:
+      return "maximum";
   }
   return "?";
 }
 
 const char* reduce_op_name(ReduceOp op) {
   switch (op) {
-    case ReduceOp::sum: return "sum";
-    case ReduceOp::mean: return "mean";
-    case ReduceOp::max: return "max";
+    case ReduceOp::sum:
+      return "sum";
+    case ReduceOp::mean:
+      return "mean";
+    case ReduceOp::max:
+      return "max";
   }
   return "?";
 }

@@ -174,8 +174,7 @@ class Backend {
   virtual void embedding(const Tensor& weight, const Tensor& ids, const Tensor& out) = 0;
   // dweight[v, :] = Σ_{n : ids[n] = v} dout[n, :] (scatter-add, in a fixed order: deterministic).
   // dweight: [V, D], written (rows no id points at become 0).
-  virtual void embedding_backward(const Tensor& ids, const Tensor& dout,
-                                  const Tensor& dweight) = 0;
+  virtual void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight) = 0;
 
   // ---- Normalisation -------------------------------------------------------------------------
 
@@ -263,8 +262,8 @@ class Backend {
   //   param must be f32 and is updated in place.
   //   grad: param's dtype and shape (read as f32).
   // h.step ≥ 1, else Error. Deterministic; every element is independent.
-  virtual void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
-                          const Tensor& v, const Tensor& master, const AdamWHyper& h) = 0;
+  virtual void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                          const Tensor& master, const AdamWHyper& h) = 0;
   // out (0-d f32, shape {}) = Σ x², for gradient-norm clipping. x: any shape, float (the CPU
   // reference also accepts bf16 and f16: gradients may be kept in those). Accumulated in double
   // over fixed-size chunks whose partial sums are added in chunk order, so the result does not

@@ -31,7 +31,9 @@ class Reader {
     }
     throw Error(source_, ": \"", key, "\" must be an integer");
   }
-  int64_t integer(const char* key, int64_t fallback) const { return has(key) ? integer(key) : fallback; }
+  int64_t integer(const char* key, int64_t fallback) const {
+    return has(key) ? integer(key) : fallback;
+  }
 
   double number(const char* key, double fallback) const {
     if (!has(key)) return fallback;
@@ -98,7 +100,8 @@ void parse_llama(const Reader& r, ModelConfig& c) {
   c.max_position_embeddings = r.integer("max_position_embeddings", 2048);
   c.norm_eps = r.number("rms_norm_eps", 1e-6);
   c.rope_theta = r.number("rope_theta", 10000.0);
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);  // HF Llama/Mistral/Qwen2 default
+  c.tie_word_embeddings =
+      r.boolean("tie_word_embeddings", false);  // HF Llama/Mistral/Qwen2 default
   bool attention_bias = r.boolean("attention_bias", false);
   c.qkv_bias = attention_bias || c.model_type == "qwen2";  // Qwen2 always biases q/k/v
   c.o_bias = attention_bias;
@@ -215,11 +218,12 @@ std::string ModelConfig::to_json() const {
   auto key_str = [&](const char* k, const std::string& v) { w.Key(k), w.String(v.c_str()); };
   w.Key("architectures");
   w.StartArray();
-  std::string family = is_gpt2() ? "GPT2" : model_type == "mistral" ? "Mistral"
-                                          : model_type == "qwen2"   ? "Qwen2"
-                                                                    : "Llama";
-  std::string head = num_labels == 1 ? "ForSequenceClassification"
-                                     : (is_gpt2() ? "LMHeadModel" : "ForCausalLM");
+  std::string family = is_gpt2()                 ? "GPT2"
+                       : model_type == "mistral" ? "Mistral"
+                       : model_type == "qwen2"   ? "Qwen2"
+                                                 : "Llama";
+  std::string head =
+      num_labels == 1 ? "ForSequenceClassification" : (is_gpt2() ? "LMHeadModel" : "ForCausalLM");
   w.String((family + head).c_str());
   w.EndArray();
   key_str("model_type", model_type);

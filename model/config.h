@@ -19,20 +19,20 @@ struct ModelConfig {
   std::string model_type = "llama";  // gpt2 | llama | mistral | qwen2
   Arch arch = Arch::llama;
   int64_t vocab_size = 0;
-  int64_t hidden_size = 0;        // d_model (GPT-2: n_embd)
-  int64_t num_layers = 0;         // GPT-2: n_layer
-  int64_t num_heads = 0;          // GPT-2: n_head
-  int64_t num_kv_heads = 0;       // = num_heads unless grouped-query attention
-  int64_t head_dim = 0;           // hidden_size / num_heads unless the config says otherwise
-  int64_t intermediate_size = 0;  // MLP width (GPT-2: n_inner, default 4·n_embd)
+  int64_t hidden_size = 0;              // d_model (GPT-2: n_embd)
+  int64_t num_layers = 0;               // GPT-2: n_layer
+  int64_t num_heads = 0;                // GPT-2: n_head
+  int64_t num_kv_heads = 0;             // = num_heads unless grouped-query attention
+  int64_t head_dim = 0;                 // hidden_size / num_heads unless the config says otherwise
+  int64_t intermediate_size = 0;        // MLP width (GPT-2: n_inner, default 4·n_embd)
   int64_t max_position_embeddings = 0;  // GPT-2: n_positions
-  double norm_eps = 1e-5;         // GPT-2: layer_norm_epsilon; Llama: rms_norm_eps
+  double norm_eps = 1e-5;               // GPT-2: layer_norm_epsilon; Llama: rms_norm_eps
   double rope_theta = 10000.0;
   bool tie_word_embeddings = true;
   bool qkv_bias = false;  // biases on q/k/v projections (GPT-2, Qwen2, Llama attention_bias)
   bool o_bias = false;    // bias on the attention output projection (GPT-2, Llama attention_bias)
   bool mlp_bias = false;  // biases in the MLP (GPT-2, Llama mlp_bias)
-  int64_t sliding_window = 0;   // Mistral; 0 = none. Longer sequences are refused, not windowed.
+  int64_t sliding_window = 0;  // Mistral; 0 = none. Longer sequences are refused, not windowed.
   int32_t bos_token_id = -1;
   int32_t eos_token_id = -1;
   int32_t pad_token_id = -1;

@@ -16,7 +16,8 @@ constexpr int32_t kPaddingSegment = -1;
 Tensor last_position_logits(const Transformer& model, const Variable& hidden) {
   const int64_t B = hidden.size(0), T = hidden.size(1), D = hidden.size(2);
   std::vector<int32_t> rows(static_cast<size_t>(B));
-  for (int64_t b = 0; b < B; ++b) rows[static_cast<size_t>(b)] = static_cast<int32_t>(b * T + T - 1);
+  for (int64_t b = 0; b < B; ++b)
+    rows[static_cast<size_t>(b)] = static_cast<int32_t>(b * T + T - 1);
   Tensor ids = Tensor::from_vector(rows, {B}).to(model.device());
   Variable last = embedding(reshape(hidden, {B * T, D}), ids);
   Tensor logits = model.logits(last).data();
@@ -35,8 +36,8 @@ std::vector<Generation> generate(const Transformer& model,
   const int64_t B = static_cast<int64_t>(prompts.size());
   std::vector<Generation> results(prompts.size());
   if (B == 0 || options.max_new_tokens <= 0) return results;
-  RLAIF_CHECK(stream_ids.empty() || stream_ids.size() == prompts.size(), "generate: ",
-              stream_ids.size(), " stream ids for ", prompts.size(), " prompts");
+  RLAIF_CHECK(stream_ids.empty() || stream_ids.size() == prompts.size(),
+              "generate: ", stream_ids.size(), " stream ids for ", prompts.size(), " prompts");
   int64_t longest = 0;
   for (size_t b = 0; b < prompts.size(); ++b) {
     RLAIF_CHECK(!prompts[b].empty(), "generate: prompt ", b, " is empty (start it with BOS)");
@@ -68,7 +69,8 @@ std::vector<Generation> generate(const Transformer& model,
 
   std::vector<bool> done(static_cast<size_t>(B), false);
   std::vector<int32_t> next(static_cast<size_t>(B)), next_pos(static_cast<size_t>(B));
-  for (int64_t b = 0; b < B; ++b) next_pos[static_cast<size_t>(b)] = static_cast<int32_t>(prompts[static_cast<size_t>(b)].size());
+  for (int64_t b = 0; b < B; ++b)
+    next_pos[static_cast<size_t>(b)] = static_cast<int32_t>(prompts[static_cast<size_t>(b)].size());
   const int64_t V = c.vocab_size;
   for (int64_t step = 0; step < steps; ++step) {
     bool all_done = true;
@@ -91,8 +93,7 @@ std::vector<Generation> generate(const Transformer& model,
     // Decode one token for every row (finished rows too: their outputs are ignored, and
     // keeping the batch rectangular is cheaper than re-packing it).
     TransformerInput step_input{Tensor::from_vector(next, {B, 1}).to(model.device()),
-                                Tensor::from_vector(next_pos, {B, 1}).to(model.device()),
-                                Tensor()};
+                                Tensor::from_vector(next_pos, {B, 1}).to(model.device()), Tensor()};
     for (auto& p : next_pos) ++p;
     logits = last_position_logits(model, model.hidden_states(step_input, &cache));
   }

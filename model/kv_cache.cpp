@@ -44,8 +44,8 @@ void KVCache::write_segments(int64_t tokens, const Tensor& segment_ids) {
               tokens, " new tokens exceed the capacity of ", capacity_);
   Backend& backend = backend_for(segment_ids_.device());
   if (segment_ids.defined()) {
-    RLAIF_CHECK(segment_ids.shape() == (Shape{batch_, tokens}), "KVCache::write_segments: ",
-                segment_ids, " must be [", batch_, ", ", tokens, "]");
+    RLAIF_CHECK(segment_ids.shape() == (Shape{batch_, tokens}),
+                "KVCache::write_segments: ", segment_ids, " must be [", batch_, ", ", tokens, "]");
     write_rows(segment_ids_, segment_ids);
   } else {
     for (int64_t b = 0; b < batch_; ++b) {

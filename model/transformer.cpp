@@ -208,10 +208,9 @@ Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, 
 
 Variable Transformer::mlp_block(const TransformerLayer& l, const Variable& x) const {
   Variable h = norm(x, l.mlp_norm_weight, l.mlp_norm_bias);
-  Variable inner = config_.is_gpt2()
-                       ? gelu(linear(h, l.fc_in_weight, l.fc_in_bias))
-                       : swiglu(linear(h, l.fc_in_weight, l.fc_in_bias),
-                                linear(h, l.up_weight, l.up_bias));
+  Variable inner = config_.is_gpt2() ? gelu(linear(h, l.fc_in_weight, l.fc_in_bias))
+                                     : swiglu(linear(h, l.fc_in_weight, l.fc_in_bias),
+                                              linear(h, l.up_weight, l.up_bias));
   return linear(inner, l.fc_out_weight, l.fc_out_bias);
 }
 
@@ -268,8 +267,8 @@ Variable Transformer::token_logprobs(const TransformerInput& input, const Tensor
 
 Variable Transformer::token_losses(const TransformerInput& input, const Tensor& targets,
                                    int ignore_index) const {
-  RLAIF_CHECK(targets.shape() == input.ids.shape(), "Transformer::token_losses: targets ",
-              targets, " must have the shape of ids ", input.ids);
+  RLAIF_CHECK(targets.shape() == input.ids.shape(), "Transformer::token_losses: targets ", targets,
+              " must have the shape of ids ", input.ids);
   return cross_entropy(logits(hidden_states(input)), targets.reshape({-1}), ignore_index);
 }
 

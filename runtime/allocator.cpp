@@ -64,7 +64,11 @@ void register_device_memory(DeviceType type, DeviceMemory* memory) {
   g_cuda_memory = memory;
 }
 
-size_t cpu_bytes_in_use() { return g_cpu_in_use.load(); }
-size_t cpu_peak_bytes() { return g_cpu_peak.load(); }
+size_t cpu_bytes_in_use() {
+  return g_cpu_in_use.load();
+}
+size_t cpu_peak_bytes() {
+  return g_cpu_peak.load();
+}
 
 }  // namespace rlaif

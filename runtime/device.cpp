@@ -24,6 +24,8 @@ Device parse_device(std::string_view text) {
   throw Error("parse_device: unknown device '", text, "' (expected cpu, cuda or cuda:N)");
 }
 
-std::ostream& operator<<(std::ostream& os, const Device& device) { return os << device.str(); }
+std::ostream& operator<<(std::ostream& os, const Device& device) {
+  return os << device.str();
+}
 
 }  // namespace rlaif

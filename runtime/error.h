@@ -14,8 +14,7 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
   // Streams every argument into the message: Error("add: shapes differ: ", a, " vs ", b).
   template <typename A, typename B, typename... Rest>
-  Error(const A& a, const B& b, const Rest&... rest)
-      : std::runtime_error(concat(a, b, rest...)) {}
+  Error(const A& a, const B& b, const Rest&... rest) : std::runtime_error(concat(a, b, rest...)) {}
 
   template <typename... Args>
   static std::string concat(const Args&... args) {
@@ -28,7 +27,7 @@ class Error : public std::runtime_error {
 }  // namespace rlaif
 
 // Throws rlaif::Error built from the remaining arguments when `cond` is false.
-#define RLAIF_CHECK(cond, ...)                                    \
-  do {                                                            \
+#define RLAIF_CHECK(cond, ...)                                              \
+  do {                                                                      \
     if (!(cond)) throw ::rlaif::Error(::rlaif::Error::concat(__VA_ARGS__)); \
   } while (0)

@@ -40,13 +40,15 @@ RLAIF_HD bf16_t float_to_bf16(float f) {
   return bf16_t{static_cast<uint16_t>(u >> 16)};
 }
 
-RLAIF_HD float bf16_to_float(bf16_t h) { return bits_float(static_cast<uint32_t>(h.bits) << 16); }
+RLAIF_HD float bf16_to_float(bf16_t h) {
+  return bits_float(static_cast<uint32_t>(h.bits) << 16);
+}
 
 RLAIF_HD f16_t float_to_f16(float f) {
   uint32_t u = float_bits(f);
   uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
   uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return f16_t{static_cast<uint16_t>(sign | 0x7e00u)};  // NaN
+  if (abs > 0x7f800000u) return f16_t{static_cast<uint16_t>(sign | 0x7e00u)};   // NaN
   if (abs >= 0x477ff000u) return f16_t{static_cast<uint16_t>(sign | 0x7c00u)};  // rounds to inf
   int exp = static_cast<int>(abs >> 23) - 127;
   uint32_t mant = abs & 0x7fffffu;

@@ -5,9 +5,13 @@
 
 namespace rlaif {
 
-float Generator::uniform() { return philox_uniform(seed_, take(1)); }
+float Generator::uniform() {
+  return philox_uniform(seed_, take(1));
+}
 
-float Generator::normal() { return philox_normal(seed_, take(1)); }
+float Generator::normal() {
+  return philox_normal(seed_, take(1));
+}
 
 uint64_t Generator::below(uint64_t n) {
   RLAIF_CHECK(n > 0, "Generator::below: n must be positive");

@@ -60,7 +60,9 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   return t;
 }
 
-Tensor Tensor::scalar(float value) { return from_vector<float>({value}, {}); }
+Tensor Tensor::scalar(float value) {
+  return from_vector<float>({value}, {});
+}
 
 Tensor Tensor::wrap(void* data, const Shape& shape, DType dtype, Device device,
                     std::shared_ptr<void> keep_alive) {
@@ -80,7 +82,9 @@ int64_t Tensor::size(int64_t d) const {
   return shape_[static_cast<size_t>(idx)];
 }
 
-Device Tensor::device() const { return storage_ ? storage_->device() : Device::cpu(); }
+Device Tensor::device() const {
+  return storage_ ? storage_->device() : Device::cpu();
+}
 
 void* Tensor::raw_data() const {
   RLAIF_CHECK(defined(), "Tensor: access to the data of an undefined tensor");
@@ -94,8 +98,8 @@ void Tensor::check_dtype(DType expected, const char* what) const {
 }
 
 Tensor Tensor::slice(int64_t begin, int64_t end) const {
-  RLAIF_CHECK(defined() && dim() >= 1, "Tensor::slice: needs a tensor with a leading dimension, got ",
-              *this);
+  RLAIF_CHECK(defined() && dim() >= 1,
+              "Tensor::slice: needs a tensor with a leading dimension, got ", *this);
   RLAIF_CHECK(0 <= begin && begin <= end && end <= shape_[0], "Tensor::slice: rows [", begin, ", ",
               end, ") out of range for ", *this);
   Tensor t = *this;
@@ -165,19 +169,27 @@ Tensor Tensor::to(Device device) const {
   return out;
 }
 
-Tensor Tensor::clone() const { return to(device()); }
+Tensor Tensor::clone() const {
+  return to(device());
+}
 
 float Tensor::item() const {
   RLAIF_CHECK(numel_ == 1, "Tensor::item: needs exactly one element, got ", *this);
   Tensor host = device().is_cpu() ? *this : to(Device::cpu());
   const void* p = host.raw_data();
   switch (dtype_) {
-    case DType::f32: return *static_cast<const float*>(p);
-    case DType::bf16: return bf16_to_float(*static_cast<const bf16_t*>(p));
-    case DType::f16: return f16_to_float(*static_cast<const f16_t*>(p));
-    case DType::i32: return static_cast<float>(*static_cast<const int32_t*>(p));
-    case DType::i64: return static_cast<float>(*static_cast<const int64_t*>(p));
-    case DType::u8: return static_cast<float>(*static_cast<const uint8_t*>(p));
+    case DType::f32:
+      return *static_cast<const float*>(p);
+    case DType::bf16:
+      return bf16_to_float(*static_cast<const bf16_t*>(p));
+    case DType::f16:
+      return f16_to_float(*static_cast<const f16_t*>(p));
+    case DType::i32:
+      return static_cast<float>(*static_cast<const int32_t*>(p));
+    case DType::i64:
+      return static_cast<float>(*static_cast<const int64_t*>(p));
+    case DType::u8:
+      return static_cast<float>(*static_cast<const uint8_t*>(p));
   }
   return 0.0f;
 }
@@ -187,7 +199,11 @@ std::string Tensor::str() const {
   return std::string(dtype_name(dtype_)) + shape_str(shape_) + " " + device().str();
 }
 
-std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
-std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << shape_str(s); }
+std::ostream& operator<<(std::ostream& os, const Tensor& t) {
+  return os << t.str();
+}
+std::ostream& operator<<(std::ostream& os, const Shape& s) {
+  return os << shape_str(s);
+}
 
 }  // namespace rlaif

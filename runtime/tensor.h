@@ -121,8 +121,8 @@ std::ostream& operator<<(std::ostream& os, const Shape& s);
 template <typename T>
 Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape) {
   Tensor t = empty(shape, DTypeOf<T>::value);
-  RLAIF_CHECK(static_cast<int64_t>(values.size()) == t.numel(), "Tensor::from_vector: ",
-              values.size(), " values for shape ", shape_str(shape));
+  RLAIF_CHECK(static_cast<int64_t>(values.size()) == t.numel(),
+              "Tensor::from_vector: ", values.size(), " values for shape ", shape_str(shape));
   std::copy(values.begin(), values.end(), t.data<T>());
   return t;
 }

@@ -59,7 +59,8 @@ bool Flags::parse(const std::vector<std::string>& args) {
     if (s.is_switch) {
       if (!inline_value) value = "true";
       if (value != "true" && value != "false") {
-        throw UsageError("--" + name + " is a switch: give it alone or as --" + name + "=true|false");
+        throw UsageError("--" + name + " is a switch: give it alone or as --" + name +
+                         "=true|false");
       }
     } else if (!inline_value) {
       if (i + 1 >= args.size()) throw UsageError("--" + name + " needs a value");
@@ -149,9 +150,13 @@ double Flags::number(const std::string& name) const {
   throw UsageError("--" + name + " must be a number, got '" + text + "'");
 }
 
-bool Flags::on(const std::string& name) const { return str(name) == "true"; }
+bool Flags::on(const std::string& name) const {
+  return str(name) == "true";
+}
 
-bool Flags::given(const std::string& name) const { return values_.count(name) > 0; }
+bool Flags::given(const std::string& name) const {
+  return values_.count(name) > 0;
+}
 
 std::string Flags::help() const {
   std::ostringstream os;
@@ -160,11 +165,15 @@ std::string Flags::help() const {
     const Spec& s = specs_.at(name);
     std::string left = "  --" + name + (s.is_switch ? "" : " VALUE");
     os << left;
-    if (left.size() < 28) os << std::string(28 - left.size(), ' ');
-    else os << "\n" << std::string(28, ' ');
+    if (left.size() < 28)
+      os << std::string(28 - left.size(), ' ');
+    else
+      os << "\n" << std::string(28, ' ');
     os << s.help;
-    if (s.required) os << " (required)";
-    else if (!s.is_switch && !s.default_value.empty()) os << " (default: " << s.default_value << ")";
+    if (s.required)
+      os << " (required)";
+    else if (!s.is_switch && !s.default_value.empty())
+      os << " (default: " << s.default_value << ")";
     os << "\n";
   }
   return os.str();

@@ -46,14 +46,15 @@ int eval_loss_main(const std::vector<std::string>& args) {
                      std::to_string(model.config().max_position_embeddings));
   }
   const int64_t available = (static_cast<int64_t>(tokens.size()) - 1) / (B * T);
-  RLAIF_CHECK(available > 0, data, " has ", tokens.size(), " tokens, fewer than one batch of ",
-              B, "x", T, "+1: lower --batch or --seq");
+  RLAIF_CHECK(available > 0, data, " has ", tokens.size(), " tokens, fewer than one batch of ", B,
+              "x", T, "+1: lower --batch or --seq");
   int64_t batches = flags.integer("batches");
   if (batches <= 0 || batches > available) batches = available;
 
   NoGradGuard no_grad;
   std::vector<int32_t> positions(static_cast<size_t>(B * T));
-  for (int64_t i = 0; i < B * T; ++i) positions[static_cast<size_t>(i)] = static_cast<int32_t>(i % T);
+  for (int64_t i = 0; i < B * T; ++i)
+    positions[static_cast<size_t>(i)] = static_cast<int32_t>(i % T);
   Tensor pos = Tensor::from_vector(positions, {B, T}).to(model.device());
   Progress progress("eval-loss", batches, "batches");
   double total = 0.0;
@@ -67,11 +68,11 @@ int eval_loss_main(const std::vector<std::string>& args) {
   }
   progress.finish();
   double loss = total / static_cast<double>(batches);
-  std::printf("{\"loss\": %.6f, \"perplexity\": %.4f, \"tokens\": %lld, \"batches\": %lld, "
-              "\"batch\": %lld, \"seq\": %lld}\n",
-              loss, std::exp(loss), static_cast<long long>(batches * B * T),
-              static_cast<long long>(batches), static_cast<long long>(B),
-              static_cast<long long>(T));
+  std::printf(
+      "{\"loss\": %.6f, \"perplexity\": %.4f, \"tokens\": %lld, \"batches\": %lld, "
+      "\"batch\": %lld, \"seq\": %lld}\n",
+      loss, std::exp(loss), static_cast<long long>(batches * B * T),
+      static_cast<long long>(batches), static_cast<long long>(B), static_cast<long long>(T));
   return 0;
 }
 

@@ -33,10 +33,11 @@ std::string completion_text(const Tokenizer& tok, const Generation& g) {
 }  // namespace
 
 int generate_main(const std::vector<std::string>& args) {
-  Flags flags("generate",
-              "Generate text with a model. --prompt prints one continuation to stdout;\n"
-              "--prompts FILE.jsonl ({\"prompt\": ...} per line) writes {\"prompt\", \"completion\"}\n"
-              "lines to --out, batched, continuing after the last completed line on a re-run.");
+  Flags flags(
+      "generate",
+      "Generate text with a model. --prompt prints one continuation to stdout;\n"
+      "--prompts FILE.jsonl ({\"prompt\": ...} per line) writes {\"prompt\", \"completion\"}\n"
+      "lines to --out, batched, continuing after the last completed line on a re-run.");
   flags.option("model", "", "model directory", true)
       .option("prompt", "", "prompt text (BOS is prepended)")
       .option("prompts", "", "JSONL file of prompts")
@@ -53,7 +54,8 @@ int generate_main(const std::vector<std::string>& args) {
       .option("device", "cpu", "cpu or cuda[:N]");
   if (!flags.parse(args)) return 0;
   const bool single = flags.given("prompt");
-  if (single == flags.given("prompts")) throw UsageError("give exactly one of --prompt and --prompts");
+  if (single == flags.given("prompts"))
+    throw UsageError("give exactly one of --prompt and --prompts");
   if (!single && flags.str("out").empty()) throw UsageError("--prompts needs --out");
 
   Transformer model = load_model(flags.str("model"), parse_device(flags.str("device")));
@@ -72,8 +74,8 @@ int generate_main(const std::vector<std::string>& args) {
   options.eos_id = model.config().eos_token_id >= 0 ? model.config().eos_token_id : tok.eos_id();
 
   if (single) {
-    std::vector<Generation> out = generate(model, {prompt_tokens(tok, render(flags.str("prompt")))},
-                                           options);
+    std::vector<Generation> out =
+        generate(model, {prompt_tokens(tok, render(flags.str("prompt")))}, options);
     std::string text = completion_text(tok, out[0]);
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fputc('\n', stdout);
@@ -89,8 +91,9 @@ int generate_main(const std::vector<std::string>& args) {
   const int64_t already = count_complete_lines(out_path);
   RLAIF_CHECK(already <= static_cast<int64_t>(prompts.size()), out_path, " has ", already,
               " lines but ", in_path, " only ", prompts.size(), " prompts: wrong --out?");
-  if (already > 0) std::fprintf(stderr, "%s: %lld prompts already done, continuing\n",
-                                out_path.c_str(), static_cast<long long>(already));
+  if (already > 0)
+    std::fprintf(stderr, "%s: %lld prompts already done, continuing\n", out_path.c_str(),
+                 static_cast<long long>(already));
   JsonlWriter writer(out_path, /*append=*/true);
   Progress progress("generate", static_cast<int64_t>(prompts.size()), "prompts");
   const int64_t batch = std::max<int64_t>(1, flags.integer("batch"));
@@ -111,9 +114,12 @@ int generate_main(const std::vector<std::string>& args) {
       auto& a = doc.GetAllocator();
       const std::string& p = prompts[static_cast<size_t>(i)];
       std::string completion = completion_text(tok, g);
-      doc.AddMember("prompt", rapidjson::Value(p.c_str(), static_cast<rapidjson::SizeType>(p.size()), a), a);
+      doc.AddMember("prompt",
+                    rapidjson::Value(p.c_str(), static_cast<rapidjson::SizeType>(p.size()), a), a);
       doc.AddMember("completion",
-                    rapidjson::Value(completion.c_str(), static_cast<rapidjson::SizeType>(completion.size()), a), a);
+                    rapidjson::Value(completion.c_str(),
+                                     static_cast<rapidjson::SizeType>(completion.size()), a),
+                    a);
       doc.AddMember("finish_reason", rapidjson::StringRef(g.stopped_at_eos ? "stop" : "length"), a);
       writer.write(doc);
     }

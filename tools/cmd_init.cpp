@@ -17,7 +17,8 @@ int init_main(const std::vector<std::string>& args) {
       .option("d-model", "", "hidden size", true)
       .option("heads", "", "attention heads", true)
       .option("kv-heads", "0", "key/value heads for grouped-query attention (llama; 0 = --heads)")
-      .option("ffn", "0", "MLP width (0 = 4*d-model for gpt2, ~8/3*d-model rounded to 32 for llama)")
+      .option("ffn", "0",
+              "MLP width (0 = 4*d-model for gpt2, ~8/3*d-model rounded to 32 for llama)")
       .option("vocab", "0", "vocabulary size (0 = the tokenizer's)")
       .option("seq", "", "context length (maximum positions)", true)
       .option("tokenizer", "", "SentencePiece tokenizer.model to ship with the model")
@@ -70,13 +71,14 @@ int init_main(const std::vector<std::string>& args) {
   Transformer model(c);
   model.init_weights(static_cast<uint64_t>(flags.integer("seed")));
   save_model(flags.str("out"), model, tokenizer);
-  std::printf("wrote %s: %s, %lld parameters (%lld layers, d=%lld, %lld heads, %lld kv heads, "
-              "ffn %lld, vocab %lld, context %lld)\n",
-              flags.str("out").c_str(), arch.c_str(), static_cast<long long>(c.parameter_count()),
-              static_cast<long long>(c.num_layers), static_cast<long long>(c.hidden_size),
-              static_cast<long long>(c.num_heads), static_cast<long long>(c.num_kv_heads),
-              static_cast<long long>(c.intermediate_size), static_cast<long long>(c.vocab_size),
-              static_cast<long long>(c.max_position_embeddings));
+  std::printf(
+      "wrote %s: %s, %lld parameters (%lld layers, d=%lld, %lld heads, %lld kv heads, "
+      "ffn %lld, vocab %lld, context %lld)\n",
+      flags.str("out").c_str(), arch.c_str(), static_cast<long long>(c.parameter_count()),
+      static_cast<long long>(c.num_layers), static_cast<long long>(c.hidden_size),
+      static_cast<long long>(c.num_heads), static_cast<long long>(c.num_kv_heads),
+      static_cast<long long>(c.intermediate_size), static_cast<long long>(c.vocab_size),
+      static_cast<long long>(c.max_position_embeddings));
   return 0;
 }
 

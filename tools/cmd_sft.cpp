@@ -9,14 +9,15 @@
 namespace rlaif::cli {
 
 int sft_main(const std::vector<std::string>& args) {
-  Flags flags("sft",
-              "Fine-tune a model on demonstrations: JSONL or JSON-array records of\n"
-              "{prompt, completion}, {messages: [...]} or Alpaca's {instruction, input, output}.\n"
-              "Each sequence is BOS + chat template(prompt) + completion + EOS; the loss is the mean\n"
-              "negative log-likelihood of the completion tokens only (prompt tokens are masked).\n"
-              "Truncation: the prompt is cut from the left to --max-prompt-length (BOS kept), then\n"
-              "the completion from the right to fit --max-length (losing EOS). The trained model is\n"
-              "written to --out as a model directory.");
+  Flags flags(
+      "sft",
+      "Fine-tune a model on demonstrations: JSONL or JSON-array records of\n"
+      "{prompt, completion}, {messages: [...]} or Alpaca's {instruction, input, output}.\n"
+      "Each sequence is BOS + chat template(prompt) + completion + EOS; the loss is the mean\n"
+      "negative log-likelihood of the completion tokens only (prompt tokens are masked).\n"
+      "Truncation: the prompt is cut from the left to --max-prompt-length (BOS kept), then\n"
+      "the completion from the right to fit --max-length (losing EOS). The trained model is\n"
+      "written to --out as a model directory.");
   flags.option("model", "", "model directory to start from", true)
       .option("data", "", "training demonstrations (.jsonl or .json)", true)
       .option("val-data", "", "held-out demonstrations (default: the end of --data)")
@@ -24,11 +25,13 @@ int sft_main(const std::vector<std::string>& args) {
       .option("eval-examples", "512", "held-out examples per evaluation at most (the first ones)")
       .option("batch", "8", "examples per micro-batch (B)")
       .option("epochs", "3", "passes over the training examples; sets --steps when it is not given")
-      .option("max-length", "512", "tokens per sequence at most (prompt + completion + EOS); "
-                                   "capped at the model's context unless given")
+      .option("max-length", "512",
+              "tokens per sequence at most (prompt + completion + EOS); "
+              "capped at the model's context unless given")
       .option("max-prompt-length", "256", "prompt tokens at most (BOS included)")
-      .flag("packing", "pack each micro-batch's examples into rows of --max-length tokens "
-                       "(attention stays within each example; the loss is unchanged)")
+      .flag("packing",
+            "pack each micro-batch's examples into rows of --max-length tokens "
+            "(attention stays within each example; the loss is unchanged)")
       .option("chat-template", "Human: {prompt}\\n\\nAssistant: ",
               "template with {prompt}; \\n, \\t and \\\\ escapes allowed");
   declare_trainer_flags(flags, "0", "2e-5");
@@ -49,8 +52,8 @@ int sft_main(const std::vector<std::string>& args) {
   truncation.max_prompt_length = flags.integer("max-prompt-length");
   if (!flags.given("max-length")) truncation.max_length = std::min(truncation.max_length, context);
   if (truncation.max_length < 2 || truncation.max_length > context) {
-    throw UsageError("--max-length must be in [2, the model's context of " + std::to_string(context) +
-                     "], got " + std::to_string(truncation.max_length));
+    throw UsageError("--max-length must be in [2, the model's context of " +
+                     std::to_string(context) + "], got " + std::to_string(truncation.max_length));
   }
   if (truncation.max_prompt_length < 1) throw UsageError("--max-prompt-length must be positive");
 
@@ -105,28 +108,31 @@ int sft_main(const std::vector<std::string>& args) {
   options.label = "sft";
   options.tokenizer_model = tok_path;
 
-  std::vector<TokenizedExample> train = tokenize_sft_examples(tok, chat, train_examples, truncation);
+  std::vector<TokenizedExample> train =
+      tokenize_sft_examples(tok, chat, train_examples, truncation);
   std::vector<TokenizedExample> val = tokenize_sft_examples(tok, chat, val_examples, truncation);
   int64_t cut = 0;
   for (const auto& e : train) cut += tok.eos_id() >= 0 && e.completion.back() != tok.eos_id();
   if (cut > 0) {
-    std::fprintf(stderr,
-                 "sft: warning: %lld of %zu completions were cut to fit --max-length %lld (their EOS "
-                 "is not trained)\n",
-                 static_cast<long long>(cut), train.size(),
-                 static_cast<long long>(truncation.max_length));
+    std::fprintf(
+        stderr,
+        "sft: warning: %lld of %zu completions were cut to fit --max-length %lld (their EOS "
+        "is not trained)\n",
+        static_cast<long long>(cut), train.size(), static_cast<long long>(truncation.max_length));
   }
-  std::fprintf(stderr, "sft: %zu training examples, %zu held out, %lld steps of %lldx%lld, %lld parameters%s\n",
-               train.size(), val.size(), static_cast<long long>(options.steps),
-               static_cast<long long>(data.batch), static_cast<long long>(data.grad_accum),
-               static_cast<long long>(model.config().parameter_count()),
-               data.packing ? ", packed" : "");
+  std::fprintf(
+      stderr,
+      "sft: %zu training examples, %zu held out, %lld steps of %lldx%lld, %lld parameters%s\n",
+      train.size(), val.size(), static_cast<long long>(options.steps),
+      static_cast<long long>(data.batch), static_cast<long long>(data.grad_accum),
+      static_cast<long long>(model.config().parameter_count()), data.packing ? ", packed" : "");
   SftTask task(model, std::move(train), std::move(val), data);
   TrainResult result = rlaif::train(model, task, options);
   if (result.interrupted) return 128 + result.signal;
   std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
               result.last_loss);
-  for (const auto& [name, value] : result.last_eval) std::printf(", \"%s\": %.6f", name.c_str(), value);
+  for (const auto& [name, value] : result.last_eval)
+    std::printf(", \"%s\": %.6f", name.c_str(), value);
   std::printf(", \"tokens_per_s\": %.1f, \"model\": \"%s\"}\n", result.tokens_per_second,
               options.out_dir.c_str());
   return 0;

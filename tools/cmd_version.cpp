@@ -31,8 +31,8 @@ int version_main(const std::vector<std::string>& args) {
   std::printf("CUDA: yes (runtime %d.%d, architectures %s)\n", info.runtime_version / 1000,
               (info.runtime_version % 1000) / 10, bi::kCudaArchitectures);
   if (bi::kNccl) {
-    std::printf("NCCL: yes (%d.%d.%d)\n", info.nccl_version / 10000, (info.nccl_version / 100) % 100,
-                info.nccl_version % 100);
+    std::printf("NCCL: yes (%d.%d.%d)\n", info.nccl_version / 10000,
+                (info.nccl_version / 100) % 100, info.nccl_version % 100);
   } else {
     std::printf("NCCL: no\n");
   }

@@ -28,5 +28,6 @@ int tokenizer_train_main(const std::vector<std::string>& args);
 int rm_main(const std::vector<std::string>& args);
 int score_main(const std::vector<std::string>& args);
 int dpo_main(const std::vector<std::string>& args);
+int ppo_main(const std::vector<std::string>& args);
 
 }  // namespace rlaif::cli

@@ -4,14 +4,14 @@
 # initialise a small Llama (~2.6M parameters), pretrain it for a few minutes of CPU, and print a
 # sample. Re-running continues an interrupted run from its last checkpoint.
 #   tools/setup.sh
-# Environment: BUILD_DIR (default build), RUN_DIR (default runs/shakespeare), STEPS (default 300),
+# Environment: BUILD_DIR (default build), RUN_DIR (default runs/shakespeare), STEPS (default 200),
 #              DEVICE (default cpu), RLAIF_CUDA (AUTO|ON|OFF).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 build="${BUILD_DIR:-build}"
 run="${RUN_DIR:-runs/shakespeare}"
-steps="${STEPS:-300}"
+steps="${STEPS:-200}"
 device="${DEVICE:-cpu}"
 
 tools/install_deps.sh
@@ -34,7 +34,7 @@ if [[ -d "$run/model/checkpoints" ]] && ls "$run/model/checkpoints" | grep -q '^
   resume=(--resume "$run/model")
 fi
 "$rlaif" pretrain --model "$run/init" --data data/text/tinyshakespeare.txt --out "$run/model" \
-  --steps "$steps" --batch 8 --seq 256 --lr 3e-3 --min-lr 3e-4 --warmup 30 --weight-decay 0.1 \
+  --steps "$steps" --batch 8 --seq 256 --lr 3e-3 --min-lr 3e-4 --warmup 20 --weight-decay 0.1 \
   --eval-every 50 --eval-batches 10 --save-every 50 --device "$device" "${resume[@]}"
 echo "--- sample (temperature 0.8, top-k 40) ---"
 "$rlaif" generate --model "$run/model" --prompt "ROMEO:" --max-new-tokens 160 --temperature 0.8 \

@@ -4,7 +4,8 @@ namespace rlaif::cli {
 
 void declare_trainer_flags(Flags& flags, const std::string& default_steps,
                            const std::string& default_lr) {
-  flags.option("out", "", "output directory: metrics.jsonl, checkpoints/, and the final model", true)
+  flags
+      .option("out", "", "output directory: metrics.jsonl, checkpoints/, and the final model", true)
       .option("steps", default_steps, "optimizer steps")
       .option("lr", default_lr, "peak learning rate")
       .option("min-lr", "0", "final learning rate of cosine/linear decay")
@@ -18,7 +19,8 @@ void declare_trainer_flags(Flags& flags, const std::string& default_steps,
       .option("grad-accum", "1", "micro-batches per optimizer step")
       .option("seed", "0", "seed of data order and initialisation")
       .option("eval-every", "100", "steps between held-out evaluations (0 = at the end only)")
-      .option("save-every", "100", "steps between checkpoints (0 = none; SIGINT/SIGTERM still save)")
+      .option("save-every", "100",
+              "steps between checkpoints (0 = none; SIGINT/SIGTERM still save)")
       .option("keep", "2", "checkpoints to keep (0 = all)")
       .option("resume", "", "checkpoint, or run directory, to continue from bit for bit")
       .option("device", "cpu", "cpu or cuda[:N]");

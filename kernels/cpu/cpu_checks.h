@@ -2,8 +2,8 @@
 // the argument and the tensor at fault.
 #pragma once
 
-#include <cstdint>
 #include <omp.h>
+#include <cstdint>
 
 #include "runtime/tensor.h"
 

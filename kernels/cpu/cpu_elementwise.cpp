@@ -30,23 +30,34 @@ float sigmoid(float x) {
 
 float unary_forward(UnaryOp op, float x) {
   switch (op) {
-    case UnaryOp::neg: return -x;
-    case UnaryOp::exp: return std::exp(x);
-    case UnaryOp::log: return std::log(x);
-    case UnaryOp::sqrt: return std::sqrt(x);
-    case UnaryOp::square: return x * x;
-    case UnaryOp::abs: return std::fabs(x);
-    case UnaryOp::relu: return x > 0.0f ? x : 0.0f;
-    case UnaryOp::sigmoid: return sigmoid(x);
+    case UnaryOp::neg:
+      return -x;
+    case UnaryOp::exp:
+      return std::exp(x);
+    case UnaryOp::log:
+      return std::log(x);
+    case UnaryOp::sqrt:
+      return std::sqrt(x);
+    case UnaryOp::square:
+      return x * x;
+    case UnaryOp::abs:
+      return std::fabs(x);
+    case UnaryOp::relu:
+      return x > 0.0f ? x : 0.0f;
+    case UnaryOp::sigmoid:
+      return sigmoid(x);
     // ln σ(x) = min(x, 0) - ln(1 + e^-|x|): the exponent is never positive, and log1p keeps
     // precision where σ(x) is close to 1.
-    case UnaryOp::log_sigmoid: return std::fmin(x, 0.0f) - std::log1p(std::exp(-std::fabs(x)));
-    case UnaryOp::tanh: return std::tanh(x);
+    case UnaryOp::log_sigmoid:
+      return std::fmin(x, 0.0f) - std::log1p(std::exp(-std::fabs(x)));
+    case UnaryOp::tanh:
+      return std::tanh(x);
     case UnaryOp::gelu_tanh: {
       float cube = kGeluCubic * x * x * x;
       return 0.5f * x * (1.0f + std::tanh(kGeluScale * (x + cube)));
     }
-    case UnaryOp::silu: return x * sigmoid(x);
+    case UnaryOp::silu:
+      return x * sigmoid(x);
   }
   throw Error("unary: unknown op ", static_cast<int>(op));
 }
@@ -54,17 +65,27 @@ float unary_forward(UnaryOp op, float x) {
 // op'(x), given x and y = op(x); each op uses whichever form is the most accurate.
 float unary_derivative(UnaryOp op, float x, float y) {
   switch (op) {
-    case UnaryOp::neg: return -1.0f;
-    case UnaryOp::exp: return y;
-    case UnaryOp::log: return 1.0f / x;
-    case UnaryOp::sqrt: return 0.5f / y;
-    case UnaryOp::square: return 2.0f * x;
-    case UnaryOp::abs: return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f);  // sign, 0 at 0
-    case UnaryOp::relu: return x > 0.0f ? 1.0f : 0.0f;
-    case UnaryOp::sigmoid: return y * (1.0f - y);
+    case UnaryOp::neg:
+      return -1.0f;
+    case UnaryOp::exp:
+      return y;
+    case UnaryOp::log:
+      return 1.0f / x;
+    case UnaryOp::sqrt:
+      return 0.5f / y;
+    case UnaryOp::square:
+      return 2.0f * x;
+    case UnaryOp::abs:
+      return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f);  // sign, 0 at 0
+    case UnaryOp::relu:
+      return x > 0.0f ? 1.0f : 0.0f;
+    case UnaryOp::sigmoid:
+      return y * (1.0f - y);
     // d/dx ln σ(x) = 1 - σ(x) = σ(-x), which is accurate where 1 - σ(x) would cancel.
-    case UnaryOp::log_sigmoid: return sigmoid(-x);
-    case UnaryOp::tanh: return 1.0f - y * y;
+    case UnaryOp::log_sigmoid:
+      return sigmoid(-x);
+    case UnaryOp::tanh:
+      return 1.0f - y * y;
     case UnaryOp::gelu_tanh: {
       // llm.c's gelu_backward: d/dx of 0.5·x·(1 + tanh(u)), u = s·(x + c·x³).
       float cube = kGeluCubic * x * x * x;
@@ -86,13 +107,19 @@ float unary_derivative(UnaryOp op, float x, float y) {
 
 float binary_forward(BinaryOp op, float a, float b) {
   switch (op) {
-    case BinaryOp::add: return a + b;
-    case BinaryOp::sub: return a - b;
-    case BinaryOp::mul: return a * b;
-    case BinaryOp::div: return a / b;
+    case BinaryOp::add:
+      return a + b;
+    case BinaryOp::sub:
+      return a - b;
+    case BinaryOp::mul:
+      return a * b;
+    case BinaryOp::div:
+      return a / b;
     // a on ties; NaN in either input propagates, as torch.minimum / torch.maximum.
-    case BinaryOp::minimum: return (b < a || std::isnan(b)) ? b : a;
-    case BinaryOp::maximum: return (b > a || std::isnan(b)) ? b : a;
+    case BinaryOp::minimum:
+      return (b < a || std::isnan(b)) ? b : a;
+    case BinaryOp::maximum:
+      return (b > a || std::isnan(b)) ? b : a;
   }
   throw Error("binary: unknown op ", static_cast<int>(op));
 }
@@ -100,10 +127,14 @@ float binary_forward(BinaryOp op, float a, float b) {
 // (∂out/∂a, ∂out/∂b) · g for out = a ∘ b.
 std::pair<float, float> binary_grads(BinaryOp op, float a, float b, float g) {
   switch (op) {
-    case BinaryOp::add: return {g, g};
-    case BinaryOp::sub: return {g, -g};
-    case BinaryOp::mul: return {g * b, g * a};
-    case BinaryOp::div: return {g / b, -g * a / (b * b)};
+    case BinaryOp::add:
+      return {g, g};
+    case BinaryOp::sub:
+      return {g, -g};
+    case BinaryOp::mul:
+      return {g * b, g * a};
+    case BinaryOp::div:
+      return {g / b, -g * a / (b * b)};
     // The gradient follows the value binary_forward picked, so ties go to a.
     case BinaryOp::minimum:
       return (b < a || std::isnan(b)) ? std::pair{0.0f, g} : std::pair{g, 0.0f};
@@ -144,9 +175,8 @@ void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, co
   const float* yp = y.data<float>();
   const float* dyp = dy.data<float>();
   float* dxp = dx.data<float>();
-  cpu::parallel_for(x.numel(), 8, [&](int64_t i) {
-    dxp[i] = dyp[i] * unary_derivative(op, xp[i], yp[i]);
-  });
+  cpu::parallel_for(x.numel(), 8,
+                    [&](int64_t i) { dxp[i] = dyp[i] * unary_derivative(op, xp[i], yp[i]); });
 }
 
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
@@ -159,13 +189,12 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
   const float* bp = b.data<float>();
   float* outp = out.data<float>();
   const int64_t nb = b.numel();
-  cpu::parallel_for(a.numel(), 1, [&](int64_t i) {
-    outp[i] = binary_forward(op, ap[i], bp[i % nb]);
-  });
+  cpu::parallel_for(a.numel(), 1,
+                    [&](int64_t i) { outp[i] = binary_forward(op, ap[i], bp[i % nb]); });
 }
 
-void CpuBackend::binary_backward(BinaryOp op, const Tensor& a, const Tensor& b,
-                                 const Tensor& dout, const Tensor& da, const Tensor& db) {
+void CpuBackend::binary_backward(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& dout,
+                                 const Tensor& da, const Tensor& db) {
   const char* name = "binary_backward";
   cpu::expect(name, "a", a, DType::f32);
   cpu::expect(name, "b", b, DType::f32);
@@ -206,9 +235,8 @@ void CpuBackend::binary_backward(BinaryOp op, const Tensor& a, const Tensor& b,
     });
   }
   if (dap != nullptr) {
-    cpu::parallel_for(n, 2, [&](int64_t i) {
-      dap[i] = binary_grads(op, ap[i], bp[i % nb], gp[i]).first;
-    });
+    cpu::parallel_for(
+        n, 2, [&](int64_t i) { dap[i] = binary_grads(op, ap[i], bp[i % nb], gp[i]).first; });
   }
   if (dbp != nullptr) std::copy(db_sum.begin(), db_sum.end(), dbp);
 }
@@ -241,9 +269,8 @@ void CpuBackend::clamp_backward(const Tensor& x, float lo, float hi, const Tenso
   const float* xp = x.data<float>();
   const float* dyp = dy.data<float>();
   float* dxp = dx.data<float>();
-  cpu::parallel_for(x.numel(), 1, [&](int64_t i) {
-    dxp[i] = (lo < xp[i] && xp[i] < hi) ? dyp[i] : 0.0f;
-  });
+  cpu::parallel_for(x.numel(), 1,
+                    [&](int64_t i) { dxp[i] = (lo < xp[i] && xp[i] < hi) ? dyp[i] : 0.0f; });
 }
 
 void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {

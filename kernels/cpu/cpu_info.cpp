@@ -10,7 +10,9 @@ std::string blas_core_name() {
   return name ? name : "unknown";
 }
 
-int thread_count() { return omp_get_max_threads(); }
+int thread_count() {
+  return omp_get_max_threads();
+}
 
 bool cpu_has_avx2_fma() {
 #if defined(__x86_64__)

@@ -71,9 +71,9 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, boo
   const int ldb = static_cast<int>(b.size(-1));
   auto gemm = [&](int64_t rows, const float* a_mat, const float* b_mat, float* c_mat) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(rows),
-                static_cast<int>(N), static_cast<int>(K), alpha, a_mat, lda, b_mat, ldb, 1.0f,
-                c_mat, static_cast<int>(N));
+                trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(rows), static_cast<int>(N),
+                static_cast<int>(K), alpha, a_mat, lda, b_mat, ldb, 1.0f, c_mat,
+                static_cast<int>(N));
   };
   if (shared_b && !trans_a) {
     // Every batch entry multiplies the same b, and a's rows are contiguous across the batch:

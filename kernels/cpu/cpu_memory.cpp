@@ -28,12 +28,24 @@ constexpr bool is_float_v = std::is_same_v<T, float> || is_half_v<T>;
 template <typename F>
 void visit_dtype(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::f32: f(float{}); return;
-    case DType::bf16: f(bf16_t{}); return;
-    case DType::f16: f(f16_t{}); return;
-    case DType::i32: f(int32_t{}); return;
-    case DType::i64: f(int64_t{}); return;
-    case DType::u8: f(uint8_t{}); return;
+    case DType::f32:
+      f(float{});
+      return;
+    case DType::bf16:
+      f(bf16_t{});
+      return;
+    case DType::f16:
+      f(f16_t{});
+      return;
+    case DType::i32:
+      f(int32_t{});
+      return;
+    case DType::i64:
+      f(int64_t{});
+      return;
+    case DType::u8:
+      f(uint8_t{});
+      return;
   }
   throw Error("cpu backend: unknown dtype ", static_cast<int>(dtype));
 }
@@ -41,17 +53,23 @@ void visit_dtype(DType dtype, F&& f) {
 // A float element widened to f32: exact for every float dtype.
 template <typename T>
 float widen(T v) {
-  if constexpr (std::is_same_v<T, float>) return v;
-  else if constexpr (std::is_same_v<T, bf16_t>) return bf16_to_float(v);
-  else return f16_to_float(v);
+  if constexpr (std::is_same_v<T, float>)
+    return v;
+  else if constexpr (std::is_same_v<T, bf16_t>)
+    return bf16_to_float(v);
+  else
+    return f16_to_float(v);
 }
 
 // f32 rounded to a float dtype, to nearest with ties to even (runtime/half.h).
 template <typename To>
 To narrow(float f) {
-  if constexpr (std::is_same_v<To, float>) return f;
-  else if constexpr (std::is_same_v<To, bf16_t>) return float_to_bf16(f);
-  else return float_to_f16(f);
+  if constexpr (std::is_same_v<To, float>)
+    return f;
+  else if constexpr (std::is_same_v<To, bf16_t>)
+    return float_to_bf16(f);
+  else
+    return float_to_f16(f);
 }
 
 // Float → integer truncates toward zero. Values outside To's range saturate and NaN gives 0, as
@@ -71,8 +89,10 @@ template <typename To, typename From>
 To convert(From v) {
   if constexpr (is_float_v<From>) {
     float f = widen(v);
-    if constexpr (is_float_v<To>) return narrow<To>(f);
-    else return float_to_int<To>(f);
+    if constexpr (is_float_v<To>)
+      return narrow<To>(f);
+    else
+      return float_to_int<To>(f);
   } else if constexpr (is_float_v<To>) {
     // Integer → float: the hardware conversion rounds to nearest. For bf16/f16 this rounds
     // twice (via f32), which can differ from a single rounding only for |v| > 2^24.
@@ -89,8 +109,10 @@ void CpuBackend::fill(const Tensor& out, double value) {
   visit_dtype(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T v;
-    if constexpr (is_float_v<T>) v = narrow<T>(static_cast<float>(value));
-    else v = float_to_int<T>(value);  // from the double itself: large i64 values stay exact
+    if constexpr (is_float_v<T>)
+      v = narrow<T>(static_cast<float>(value));
+    else
+      v = float_to_int<T>(value);  // from the double itself: large i64 values stay exact
     T* p = out.data<T>();
     std::fill(p, p + out.numel(), v);
   });

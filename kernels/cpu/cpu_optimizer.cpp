@@ -16,9 +16,9 @@
 // f32 kernels, which round them to f32; every per-element operation then rounds to f32:
 //   θ = θ · c_decay                                      param.mul_(1 - lr*wd)
 //   m = lerp(m, g, w) with w = 1 − β1                    exp_avg.lerp_(grad, 1 - beta1)
-//   v = v · β2;  v = v + ((1 − β2) · g) · g              exp_avg_sq.mul_(beta2).addcmul_(g, g, 1 - beta2)
-//   d = √v / c_bc2 + eps                                 (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
-//   θ = θ + ((−step_size) · m) / d                       param.addcdiv_(exp_avg, d, -step_size)
+//   v = v · β2;  v = v + ((1 − β2) · g) · g              exp_avg_sq.mul_(beta2).addcmul_(g, g, 1 -
+//   beta2) d = √v / c_bc2 + eps                                 (exp_avg_sq.sqrt() /
+//   bc2_sqrt).add_(eps) θ = θ + ((−step_size) · m) / d param.addcdiv_(exp_avg, d, -step_size)
 // Matching that order (rather than computing in double and rounding once) is what makes the
 // result agree with PyTorch to the last bit on its scalar path, and lets a GPU backend with
 // correctly rounded sqrt and division agree with this reference exactly. (The hyperparameters
@@ -46,39 +46,52 @@ constexpr int64_t kNormChunk = 8192;
 
 template <typename T>
 float widen(T v) {
-  if constexpr (std::is_same_v<T, float>) return v;
-  else if constexpr (std::is_same_v<T, bf16_t>) return bf16_to_float(v);
-  else return f16_to_float(v);
+  if constexpr (std::is_same_v<T, float>)
+    return v;
+  else if constexpr (std::is_same_v<T, bf16_t>)
+    return bf16_to_float(v);
+  else
+    return f16_to_float(v);
 }
 
 template <typename T>
 T narrow(float f) {
-  if constexpr (std::is_same_v<T, float>) return f;
-  else if constexpr (std::is_same_v<T, bf16_t>) return float_to_bf16(f);
-  else return float_to_f16(f);
+  if constexpr (std::is_same_v<T, float>)
+    return f;
+  else if constexpr (std::is_same_v<T, bf16_t>)
+    return float_to_bf16(f);
+  else
+    return float_to_f16(f);
 }
 
 // Calls f(T{}) with T the C++ element type of a float dtype.
 template <typename F>
 void visit_float(const char* op, const char* arg, const Tensor& t, F&& f) {
   switch (t.dtype()) {
-    case DType::f32: f(float{}); return;
-    case DType::bf16: f(bf16_t{}); return;
-    case DType::f16: f(f16_t{}); return;
-    default: break;
+    case DType::f32:
+      f(float{});
+      return;
+    case DType::bf16:
+      f(bf16_t{});
+      return;
+    case DType::f16:
+      f(f16_t{});
+      return;
+    default:
+      break;
   }
   throw Error(op, ": ", arg, " is ", t, " but must be a float tensor (f32, bf16 or f16)");
 }
 
 // The per-step scalars, computed in double and rounded to f32 once, as PyTorch does.
 struct AdamWScalars {
-  float decay;      // 1 − lr·wd
-  float w1;         // 1 − β1, the lerp weight
-  float beta2;      // β2
-  float one_m_b2;   // 1 − β2
-  float bc2_sqrt;   // √(1 − β2^t)
+  float decay;     // 1 − lr·wd
+  float w1;        // 1 − β1, the lerp weight
+  float beta2;     // β2
+  float one_m_b2;  // 1 − β2
+  float bc2_sqrt;  // √(1 − β2^t)
   float eps;
-  float neg_step;   // −lr / (1 − β1^t)
+  float neg_step;  // −lr / (1 − β1^t)
 };
 
 AdamWScalars adamw_scalars(const AdamWHyper& h) {

@@ -45,10 +45,11 @@ CudaInfo query_cuda() {
   for (int d = 0; d < count; ++d) {
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, d) != cudaSuccess) continue;
-    char line[256];
-    std::snprintf(line, sizeof line, "%s (sm_%d%d, %.1f GiB)", prop.name, prop.major, prop.minor,
+    char size[32];
+    std::snprintf(size, sizeof size, "%.1f GiB",
                   static_cast<double>(prop.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
-    info.devices.emplace_back(line);
+    info.devices.push_back(std::string(prop.name) + " (sm_" + std::to_string(prop.major) +
+                           std::to_string(prop.minor) + ", " + size + ")");
   }
   if (info.devices.empty()) info.problem = "no CUDA device found";
   return info;

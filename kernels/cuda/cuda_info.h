@@ -8,11 +8,11 @@
 namespace rlaif::cuda {
 
 struct CudaInfo {
-  int runtime_version = 0;  // e.g. 13000 for CUDA 13.0
-  int driver_version = 0;   // 0 when no driver is installed
+  int runtime_version = 0;           // e.g. 13000 for CUDA 13.0
+  int driver_version = 0;            // 0 when no driver is installed
   std::vector<std::string> devices;  // "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)"
-  int nccl_version = 0;     // 0 when NCCL is not linked
-  std::string problem;      // why no device is usable, when devices is empty
+  int nccl_version = 0;              // 0 when NCCL is not linked
+  std::string problem;               // why no device is usable, when devices is empty
 };
 
 CudaInfo query_cuda();

@@ -19,7 +19,9 @@ namespace {
 using NamedParams = std::vector<std::pair<std::string, Variable>>;
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
-Backend& cpu() { return backend_for(Device::cpu()); }
+Backend& cpu() {
+  return backend_for(Device::cpu());
+}
 
 Tensor random_f32(const Shape& shape, uint64_t seed) {
   Tensor t = Tensor::empty(shape, DType::f32);
@@ -154,9 +156,9 @@ TEST(AdamW, Bf16ParameterGetsAMasterCopy) {
   const NamedTensors state = adam.state();
   std::vector<std::string> names;
   for (const auto& [name, t] : state) names.push_back(name);
-  const std::vector<std::string> want = {"exp_avg.w",    "exp_avg_sq.w",    "exp_avg.b",
-                                         "exp_avg_sq.b", "exp_avg.ln.g",    "exp_avg_sq.ln.g",
-                                         "exp_avg.emb",  "exp_avg_sq.emb",  "master.emb"};
+  const std::vector<std::string> want = {"exp_avg.w",    "exp_avg_sq.w",   "exp_avg.b",
+                                         "exp_avg_sq.b", "exp_avg.ln.g",   "exp_avg_sq.ln.g",
+                                         "exp_avg.emb",  "exp_avg_sq.emb", "master.emb"};
   EXPECT_EQ(names, want);
   for (const auto& [name, t] : state) {
     EXPECT_EQ(t.dtype(), DType::f32) << name;
@@ -256,8 +258,11 @@ TEST(AdamW, LoadStateRejectsBadStateNamingTheTensor) {
   };
   expect_error([&] { adam.load_state(without("exp_avg_sq.b"), 5); }, "'exp_avg_sq.b' is missing");
   expect_error([&] { adam.load_state(without("master.emb"), 5); }, "'master.emb' is missing");
-  expect_error([&] { adam.load_state(replaced("exp_avg.w", Tensor::zeros({3, 4}, DType::f32)), 5); },
-               "'exp_avg.w'");
+  expect_error(
+      [&] {
+        adam.load_state(replaced("exp_avg.w", Tensor::zeros({3, 4}, DType::f32)), 5);
+      },
+      "'exp_avg.w'");
   expect_error([&] { adam.load_state(replaced("exp_avg.b", Tensor::zeros({3}, DType::bf16)), 5); },
                "'exp_avg.b'");
   NamedTensors extra = good;

@@ -8,8 +8,8 @@
 #include "algorithms/kl_penalty.h"
 #include "algorithms/ppo_losses.h"
 #include "algorithms/ppo_rollout.h"
-#include "autograd/gradcheck.h"
 #include "autograd/grad_mode.h"
+#include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "tests/model/model_test_util.h"
 
@@ -44,7 +44,9 @@ TEST(PpoMath, PolicyLossKnownAnswers) {
   // Both in one batch, plus an unclipped token and a masked one: the mean of −2.4, 1.6 and
   // −A·ρ = −1·1.1 = −1.1; the masked token (ratio 5) counts for nothing.
   {
-    Variable logp(Tensor::from_vector<float>({std::log(1.5f), std::log(0.5f), std::log(1.1f), std::log(5.0f)}, {2, 2}), true);
+    Variable logp(Tensor::from_vector<float>(
+                      {std::log(1.5f), std::log(0.5f), std::log(1.1f), std::log(5.0f)}, {2, 2}),
+                  true);
     PolicyLoss l = ppo_policy_loss(logp, Tensor::zeros({2, 2}, DType::f32),
                                    Tensor::from_vector<float>({2, -2, 1, 7}, {2, 2}),
                                    Tensor::from_vector<float>({1, 1, 1, 0}, {2, 2}), 0.2);
@@ -261,11 +263,13 @@ TEST(PpoMath, ResponseLogprobsMatchTheModelAtTemperatureOne) {
   Tensor entropy;
   std::vector<float> ours = response_logprobs(m, batch, 1.0, &entropy).data().to_vector<float>();
   Variable summed = completion_logprobs(m, batch);  // Σ over each row's response
-  std::vector<float> mask = batch.completion_mask.to_vector<float>(), h = entropy.to_vector<float>();
+  std::vector<float> mask = batch.completion_mask.to_vector<float>(),
+                     h = entropy.to_vector<float>();
   const int64_t T = batch.width();
   for (int64_t b = 0; b < 2; ++b) {
     double s = 0;
-    for (int64_t t = 0; t < T; ++t) s += mask[static_cast<size_t>(b * T + t)] * ours[static_cast<size_t>(b * T + t)];
+    for (int64_t t = 0; t < T; ++t)
+      s += mask[static_cast<size_t>(b * T + t)] * ours[static_cast<size_t>(b * T + t)];
     EXPECT_NEAR(s, summed.data().to_vector<float>()[static_cast<size_t>(b)], 1e-5);
   }
   for (float e : h) {

@@ -38,12 +38,14 @@ ModelConfig small_llama(int64_t vocab, int64_t seq) {
 
 std::vector<int32_t> counting_tokens(int64_t n, int32_t vocab) {
   std::vector<int32_t> t(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) t[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7 + i / 13) % vocab);
+  for (int64_t i = 0; i < n; ++i)
+    t[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7 + i / 13) % vocab);
   return t;
 }
 
 std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("rlaif_pretrain_test_" + std::to_string(::getpid()) + "_" + name);
+  fs::path p = fs::temp_directory_path() /
+               ("rlaif_pretrain_test_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
   return p.string();
 }
@@ -61,8 +63,8 @@ TEST(PretrainData, SequentialWindowsFollowLlmC) {
   task.batch_tokens(1, x, y);  // chunk 1 starts at token 16
   EXPECT_EQ(x[0], 16);
   EXPECT_EQ(y[0], 17);
-  EXPECT_EQ(x[8], 24);   // row 1 continues the chunk
-  EXPECT_EQ(y[15], 32);  // the last target is the chunk's extra token
+  EXPECT_EQ(x[8], 24);         // row 1 continues the chunk
+  EXPECT_EQ(y[15], 32);        // the last target is the chunk's extra token
   task.batch_tokens(6, x, y);  // 6 chunks fit in 99 tokens: batch 6 wraps to chunk 0
   EXPECT_EQ(x[0], 0);
 }

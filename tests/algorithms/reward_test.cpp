@@ -35,6 +35,38 @@ TEST(Reward, AddedHeadIsTheOneInitWeightsDraws) {
             reference.parameter("score.weight").data().to_vector<float>());
 }
 
+TEST(Reward, MarginsComeFromARecordField) {
+  const std::string dir = preference_temp_dir("margins");
+  std::filesystem::create_directories(dir);
+  const std::string good = dir + "/good.jsonl", bad = dir + "/bad.jsonl", sft = dir + "/sft.jsonl";
+  auto write = [](const std::string& path, const std::string& text) {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  };
+  write(good,
+        "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\", \"gap\": 2.5}\n"
+        "{\"prompt\": \"q\", \"chosen\": \"c\", \"rejected\": \"d\", \"gap\": 0}\n");
+  write(bad,
+        "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\", \"gap\": 1}\n"
+        "{\"prompt\": \"q\", \"chosen\": \"c\", \"rejected\": \"d\", \"gap\": \"big\"}\n");
+  write(sft, "{\"prompt\": \"p\", \"completion\": \"a\"}\n");
+  std::vector<PreferencePair> pairs = load_preferences(good, "gap");
+  ASSERT_EQ(pairs.size(), 2u);
+  EXPECT_EQ(pairs[0].margin, 2.5);
+  EXPECT_EQ(pairs[1].margin, 0.0);
+  EXPECT_EQ(load_preferences(good)[0].margin, 0.0);  // no key: margins 0
+  try {
+    load_preferences(bad, "gap");
+    ADD_FAILURE() << "a non-numeric margin was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jsonl:2"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(is_preference_file(good));
+  EXPECT_FALSE(is_preference_file(sft));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Reward, PairOrderVisitsEveryPairOncePerEpochAndDependsOnlyOnSeed) {
   PairOrder a(10, 3), b(10, 3), c(10, 4);
   std::multiset<int64_t> epoch;
@@ -133,8 +165,8 @@ TEST(Reward, LearnsToPreferSortedAnswersOnHeldOutPrompts) {
   t.steps = 100;
   t.schedule.kind = "cosine";
   t.schedule.lr = 5e-3;
-  t.schedule.min_lr = 5e-4;
-  t.schedule.warmup = 10;
+  t.schedule.min_lr = 3e-4;
+  t.schedule.warmup = 20;
   t.adamw.weight_decay = 0.0;
   t.label = "rm (sort task)";
   TrainResult result = train(model, task, t);
@@ -150,6 +182,8 @@ TEST(Reward, LearnsToPreferSortedAnswersOnHeldOutPrompts) {
               "%.3f (%.1f s)\n",
               before.accuracy, after.accuracy, before.margin, after.margin, before.loss,
               after.loss, seconds);
+  // Measured (Release, CPU): held-out accuracy 0.46 -> 0.96, margin 0.001 -> 6.0, loss 0.693 ->
+  // 0.136 (the loss on the training batches falls below 0.1).
   EXPECT_GE(after.accuracy, 0.9);
   EXPECT_GT(after.margin, 1.0);
   EXPECT_LT(after.loss, 0.3);

@@ -52,7 +52,8 @@ TEST(TokenizeExample, PromptIsCutFromTheLeftKeepingBos) {
 TEST(TokenizeExample, CompletionIsCutFromTheRightAfterThePrompt) {
   const Tokenizer& tok = sort_tokenizer();
   ChatTemplate chat;
-  TokenizedExample full = tokenize_example(tok, chat, "sort: d c b a", "a b c d", TruncationOptions{});
+  TokenizedExample full =
+      tokenize_example(tok, chat, "sort: d c b a", "a b c d", TruncationOptions{});
   const int64_t P = static_cast<int64_t>(full.prompt.size());
   ASSERT_EQ(full.completion.size(), 5u);  // ▁a ▁b ▁c ▁d </s>
   TruncationOptions t;
@@ -60,7 +61,8 @@ TEST(TokenizeExample, CompletionIsCutFromTheRightAfterThePrompt) {
   t.max_length = P + 2;
   TokenizedExample cut = tokenize_example(tok, chat, "sort: d c b a", "a b c d", t);
   EXPECT_EQ(cut.prompt, full.prompt);  // the prompt fits its own limit: kept whole
-  EXPECT_EQ(cut.completion, std::vector<int32_t>(full.completion.begin(), full.completion.begin() + 2));
+  EXPECT_EQ(cut.completion,
+            std::vector<int32_t>(full.completion.begin(), full.completion.begin() + 2));
   // Exactly max_length + 1 tokens would keep everything but EOS: the model is not taught to stop.
   t.max_length = P + 4;
   cut = tokenize_example(tok, chat, "sort: d c b a", "a b c d", t);
@@ -94,17 +96,20 @@ TEST(MakeBatch, TargetsAndMaskCoverExactlyTheCompletion) {
   ASSERT_EQ(b.width(), 6);
   const int I = kIgnoreIndex;
   EXPECT_EQ(b.input.ids.to_vector<int32_t>(),
-            (std::vector<int32_t>{1, 10, 11, 20, 21, 2, /**/ 1, 12, 22, 2, 0, 0, /**/ 1, 13, 23, 0, 0, 0}));
+            (std::vector<int32_t>{1, 10, 11, 20, 21, 2, /**/ 1, 12, 22, 2, 0, 0, /**/ 1, 13, 23, 0,
+                                  0, 0}));
   // Position t predicts token t+1: trained iff that token is a completion token.
-  EXPECT_EQ(b.targets.to_vector<int32_t>(),
-            (std::vector<int32_t>{I, I, 20, 21, 2, I, /**/ I, 22, 2, I, I, I, /**/ I, 23, I, I, I, I}));
+  EXPECT_EQ(
+      b.targets.to_vector<int32_t>(),
+      (std::vector<int32_t>{I, I, 20, 21, 2, I, /**/ I, 22, 2, I, I, I, /**/ I, 23, I, I, I, I}));
   EXPECT_EQ(b.completion_mask.to_vector<float>(),
             (std::vector<float>{0, 0, 1, 1, 1, 0, /**/ 0, 1, 1, 0, 0, 0, /**/ 0, 1, 0, 0, 0, 0}));
   EXPECT_EQ(b.input.positions.to_vector<int32_t>(),
             (std::vector<int32_t>{0, 1, 2, 3, 4, 5, /**/ 0, 1, 2, 3, 0, 0, /**/ 0, 1, 2, 0, 0, 0}));
   // Right padding sits in segment -1, attended by no real token.
-  EXPECT_EQ(b.input.segment_ids.to_vector<int32_t>(),
-            (std::vector<int32_t>{0, 0, 0, 0, 0, 0, /**/ 0, 0, 0, 0, -1, -1, /**/ 0, 0, 0, -1, -1, -1}));
+  EXPECT_EQ(
+      b.input.segment_ids.to_vector<int32_t>(),
+      (std::vector<int32_t>{0, 0, 0, 0, 0, 0, /**/ 0, 0, 0, 0, -1, -1, /**/ 0, 0, 0, -1, -1, -1}));
   EXPECT_EQ(b.lengths, (std::vector<int64_t>{6, 4, 3}));
   EXPECT_EQ(b.trained_tokens, 6);
   EXPECT_EQ(last_token_index(b), (std::vector<int64_t>{5, 3, 2}));
@@ -151,7 +156,8 @@ TEST(CompletionLogprobs, EqualTheSumOfTheCompletionTokensLogSoftmax) {
   ex[1].completion.pop_back();  // rows of different lengths: row 1 is padded
   SequenceBatch b = make_batch(ex, Device::cpu());
   std::vector<float> got = completion_logprobs(model, b).data().to_vector<float>();
-  std::vector<float> mean = completion_logprobs(model, b, /*average=*/true).data().to_vector<float>();
+  std::vector<float> mean =
+      completion_logprobs(model, b, /*average=*/true).data().to_vector<float>();
   ASSERT_EQ(got.size(), 2u);
   for (size_t r = 0; r < ex.size(); ++r) {
     // Each example alone, with a plain log-softmax over the logits.
@@ -159,7 +165,8 @@ TEST(CompletionLogprobs, EqualTheSumOfTheCompletionTokensLogSoftmax) {
     const int64_t T = static_cast<int64_t>(ids.size()), V = model.config().vocab_size;
     std::vector<int32_t> pos(ids.size());
     for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int32_t>(i);
-    TransformerInput in{Tensor::from_vector(ids, {1, T}), Tensor::from_vector(pos, {1, T}), Tensor()};
+    TransformerInput in{Tensor::from_vector(ids, {1, T}), Tensor::from_vector(pos, {1, T}),
+                        Tensor()};
     std::vector<float> logits = model.logits(model.hidden_states(in)).data().to_vector<float>();
     double want = 0.0;
     for (int64_t t = static_cast<int64_t>(ex[r].prompt.size()) - 1; t + 1 < T; ++t) {
@@ -207,7 +214,8 @@ TEST(LastTokenScores, ReadTheLastRealTokenWhateverThePadding) {
   ASSERT_EQ(s_both.size(), 2u);
   EXPECT_NEAR(s_both[0], s_alone[0], 1e-5);
   // And it is the head at that position.
-  std::vector<float> all = model.scalar_head(model.hidden_states(alone.input)).data().to_vector<float>();
+  std::vector<float> all =
+      model.scalar_head(model.hidden_states(alone.input)).data().to_vector<float>();
   EXPECT_FLOAT_EQ(s_alone[0], all[static_cast<size_t>(alone.lengths[0] - 1)]);
 }
 

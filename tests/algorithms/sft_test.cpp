@@ -27,7 +27,8 @@ namespace fs = std::filesystem;
 using namespace rlaif::testing;
 
 std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("rlaif_sft_test_" + std::to_string(::getpid()) + "_" + name);
+  fs::path p =
+      fs::temp_directory_path() / ("rlaif_sft_test_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
   return p.string();
 }
@@ -162,7 +163,8 @@ TEST(Sft, RaisesExactMatchOnTheSortTask) {
   const Tokenizer& tok = sort_tokenizer();
   const std::vector<std::string> test_prompts = sort_prompts(200, 99, SortSplit::test);
   std::vector<SftExample> val_examples;
-  for (const std::string& p : sort_prompts(64, 98, SortSplit::test)) val_examples.push_back({p, sorted_answer(p)});
+  for (const std::string& p : sort_prompts(64, 98, SortSplit::test))
+    val_examples.push_back({p, sorted_answer(p)});
 
   Transformer model = sort_initial_policy(1);
   const double before = exact_match(model, tok, sort_template(), test_prompts);

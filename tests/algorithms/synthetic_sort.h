@@ -24,13 +24,13 @@
 //   is_correct(prompt, completion)                            exact match (whitespace-trimmed)
 //   positional_accuracy(prompt, completion)                   fraction of the k letters in place
 //   sort_sft_examples(n, seed, split)                         {prompt, sorted answer}
-//   sort_preference_pairs(n, seed, split)                     {prompt, chosen: sorted, rejected: wrong}
-//   sort_tokenizer(), sort_template(), sort_policy_config()
-//   sort_initial_policy(seed)                                 random init, trainable
-//   sft_policy(steps, seed)                                   SFT-warm-started policy (see below)
-//   greedy_completions(model, tok, chat, prompts)             decoded greedy answers (≤ 12 tokens)
-//   exact_match(model, tok, chat, prompts)                    fraction answered exactly right
-//   clone_model(model)                                        a deep copy (Transformer copies share
+//   sort_preference_pairs(n, seed, split)                     {prompt, chosen: sorted, rejected:
+//   wrong} sort_tokenizer(), sort_template(), sort_policy_config() sort_initial_policy(seed) random
+//   init, trainable sft_policy(steps, seed)                                   SFT-warm-started
+//   policy (see below) greedy_completions(model, tok, chat, prompts)             decoded greedy
+//   answers (≤ 12 tokens) exact_match(model, tok, chat, prompts)                    fraction
+//   answered exactly right clone_model(model)                                        a deep copy
+//   (Transformer copies share
 //                                                             their parameters)
 //
 // Measured (Release, CPU, one thread): greedy exact match on sort_prompts(200, 99, SortSplit::test)
@@ -65,8 +65,8 @@
 
 namespace rlaif::testing {
 
-inline constexpr int kSortLetters = 4;    // letters per prompt
-inline constexpr int kSortAlphabet = 8;   // drawn from 'a' .. 'a' + kSortAlphabet − 1
+inline constexpr int kSortLetters = 4;   // letters per prompt
+inline constexpr int kSortAlphabet = 8;  // drawn from 'a' .. 'a' + kSortAlphabet − 1
 inline constexpr int64_t kSortMaxNewTokens = 12;
 inline constexpr std::string_view kSortPrefix = "sort: ";
 
@@ -209,7 +209,9 @@ inline const Tokenizer& sort_tokenizer() {
   return tok;
 }
 
-inline ChatTemplate sort_template() { return ChatTemplate(); }
+inline ChatTemplate sort_template() {
+  return ChatTemplate();
+}
 
 inline ModelConfig sort_policy_config() {
   ModelConfig c;
@@ -285,9 +287,9 @@ inline Transformer sft_policy(int64_t steps, uint64_t seed) {
     if (steps > 0) {
       SftTask task(model, sort_tokenized(sort_sft_examples(2000, seed + 1000)), {},
                    sort_sft_options(seed));
-      fs::path dir = fs::temp_directory_path() /
-                     ("rlaif_sort_sft_" + std::to_string(::getpid()) + "_" + std::to_string(steps) +
-                      "_" + std::to_string(seed));
+      fs::path dir =
+          fs::temp_directory_path() / ("rlaif_sort_sft_" + std::to_string(::getpid()) + "_" +
+                                       std::to_string(steps) + "_" + std::to_string(seed));
       train(model, task, sort_sft_trainer_options(steps, dir.string()));
       fs::remove_all(dir);
     }
@@ -313,8 +315,9 @@ inline std::vector<std::string> greedy_completions(const Transformer& model, con
   std::vector<std::string> out;
   const size_t chunk = 64;
   for (size_t begin = 0; begin < ids.size(); begin += chunk) {
-    std::vector<std::vector<int32_t>> part(ids.begin() + static_cast<long>(begin),
-                                           ids.begin() + static_cast<long>(std::min(ids.size(), begin + chunk)));
+    std::vector<std::vector<int32_t>> part(
+        ids.begin() + static_cast<long>(begin),
+        ids.begin() + static_cast<long>(std::min(ids.size(), begin + chunk)));
     for (Generation& gen : generate(model, part, g)) {
       if (gen.stopped_at_eos && !gen.tokens.empty()) gen.tokens.pop_back();
       out.push_back(tok.decode(gen.tokens));

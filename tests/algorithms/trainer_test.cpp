@@ -50,7 +50,8 @@ class ScriptedTask : public TrainingTask {
 };
 
 std::string temp_run(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("rlaif_trainer_test_" + std::to_string(::getpid()) + "_" + name);
+  fs::path p =
+      fs::temp_directory_path() / ("rlaif_trainer_test_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
   return p.string();
 }
@@ -104,8 +105,8 @@ TEST(Trainer, LogsEveryStepAndKeepsTheNewestCheckpoints) {
   int lines = 0;
   while (std::getline(in, line)) {
     ++lines;
-    for (const char* key : {"\"step\":", "\"loss\":", "\"lr\":", "\"grad_norm\":", "\"tokens_per_s\":",
-                            "\"elapsed_s\":", "\"twice_loss\":"}) {
+    for (const char* key : {"\"step\":", "\"loss\":", "\"lr\":", "\"grad_norm\":",
+                            "\"tokens_per_s\":", "\"elapsed_s\":", "\"twice_loss\":"}) {
       EXPECT_NE(line.find(key), std::string::npos) << key << " missing in " << line;
     }
   }

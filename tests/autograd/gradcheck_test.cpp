@@ -35,8 +35,8 @@ Variable square_with_rule(const Variable& x, float factor) {
 
 TEST(Gradcheck, PassesACorrectRule) {
   Variable x = param(uniform({3, 7}, 1), "x");
-  GradcheckResult r = gradcheck(
-      [](const std::vector<Variable>& in) { return square_with_rule(in[0], 2.0f); }, {x});
+  GradcheckResult r =
+      gradcheck([](const std::vector<Variable>& in) { return square_with_rule(in[0], 2.0f); }, {x});
   EXPECT_TRUE(r.ok) << r.report;
   EXPECT_EQ(r.checked, 21);
   EXPECT_LT(r.max_abs_error, 1e-3);
@@ -45,8 +45,8 @@ TEST(Gradcheck, PassesACorrectRule) {
 
 TEST(Gradcheck, FailsAWrongRuleAndSaysWhere) {
   Variable x = param(uniform({3, 7}, 2), "x");
-  GradcheckResult r = gradcheck(
-      [](const std::vector<Variable>& in) { return square_with_rule(in[0], 3.0f); }, {x});
+  GradcheckResult r =
+      gradcheck([](const std::vector<Variable>& in) { return square_with_rule(in[0], 3.0f); }, {x});
   EXPECT_FALSE(r.ok);
   EXPECT_GT(r.max_abs_error, 1e-2);
   EXPECT_NE(r.report.find("FAILED"), std::string::npos) << r.report;
@@ -72,8 +72,8 @@ TEST(Gradcheck, FailsAMissingGradient) {
 TEST(Gradcheck, CatchesAWrongBroadcastReduction) {
   // The gradient of a broadcast bias must be summed over rows; only the rows' sum is right.
   Variable a = param(uniform({4, 3}, 4)), b = param(uniform({3}, 5));
-  GradcheckResult good = gradcheck(
-      [](const std::vector<Variable>& in) { return add(in[0], in[1]); }, {a, b});
+  GradcheckResult good =
+      gradcheck([](const std::vector<Variable>& in) { return add(in[0], in[1]); }, {a, b});
   EXPECT_TRUE(good.ok) << good.report;
   GradcheckResult bad = gradcheck(
       [](const std::vector<Variable>& in) {
@@ -126,8 +126,7 @@ TEST(Gradcheck, OutputMayHaveAnyShape) {
   EXPECT_TRUE(gradcheck([](const std::vector<Variable>& in) { return sum_all(in[0]); }, {x}).ok);
   EXPECT_TRUE(gradcheck([](const std::vector<Variable>& in) { return sigmoid(in[0]); }, {x}).ok);
   Variable c(uniform({2}, 11));
-  GradcheckResult r = gradcheck(
-      [c](const std::vector<Variable>&) { return exp(c); }, {x});
+  GradcheckResult r = gradcheck([c](const std::vector<Variable>&) { return exp(c); }, {x});
   EXPECT_TRUE(r.ok) << r.report;
 }
 

@@ -65,8 +65,8 @@ TEST(OpsMatmul, LinearWithAndWithoutBias) {
     Shape want = x_shape;
     want.back() = 5;
     EXPECT_EQ(linear(x, w, bias).shape(), want);
-    expect_gradcheck(
-        [](const std::vector<Variable>& v) { return linear(v[0], v[1], v[2]); }, {x, w, bias});
+    expect_gradcheck([](const std::vector<Variable>& v) { return linear(v[0], v[1], v[2]); },
+                     {x, w, bias});
     expect_gradcheck([](const std::vector<Variable>& v) { return linear(v[0], v[1]); }, {x, w});
   }
 }
@@ -78,18 +78,23 @@ TEST(OpsShape, Reshape) {
   EXPECT_TRUE(y.data().same_storage(x.data()));
   // Followed by an op that is not elementwise, so a wrong reshape of the gradient would show.
   expect_gradcheck(
-      [](const std::vector<Variable>& v) { return softmax(reshape(v[0], {10, 13})); }, {x});
+      [](const std::vector<Variable>& v) {
+        return softmax(reshape(v[0], {10, 13}));
+      },
+      {x});
   Variable z = param(uniform({3, 7}, 3201));
-  expect_gradcheck([](const std::vector<Variable>& v) { return softmax(reshape(v[0], {7, 3})); },
-                   {z});
+  expect_gradcheck(
+      [](const std::vector<Variable>& v) {
+        return softmax(reshape(v[0], {7, 3}));
+      },
+      {z});
 }
 
 TEST(OpsShape, Slice) {
   Variable x = param(uniform({5, 7}, 3300));
   expect_gradcheck([](const std::vector<Variable>& v) { return tanh(slice(v[0], 1, 4)); }, {x});
   Variable y = param(uniform({3, 5, 13}, 3301));
-  expect_gradcheck([](const std::vector<Variable>& v) { return softmax(slice(v[0], 2, 3)); },
-                   {y});
+  expect_gradcheck([](const std::vector<Variable>& v) { return softmax(slice(v[0], 2, 3)); }, {y});
   // Two slices of one variable: their gradients add up in the untouched-elsewhere full tensor.
   expect_gradcheck(
       [](const std::vector<Variable>& v) { return mul(slice(v[0], 0, 2), slice(v[0], 1, 3)); },
@@ -106,7 +111,9 @@ TEST(OpsShape, Concat) {
   // One input twice, and an odd 3-D case.
   Variable d = param(uniform({2, 5, 13}, 3403));
   expect_gradcheck(
-      [](const std::vector<Variable>& v) { return tanh(concat({v[0], v[0], v[1]})); },
+      [](const std::vector<Variable>& v) {
+        return tanh(concat({v[0], v[0], v[1]}));
+      },
       {d, param(uniform({1, 5, 13}, 3404))});
 }
 

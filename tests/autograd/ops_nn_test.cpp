@@ -63,8 +63,7 @@ TEST(OpsNN, SwiGLU) {
   for (const Shape& shape : {Shape{3, 7}, Shape{2, 5, 13}}) {
     SCOPED_TRACE(shape_str(shape));
     Variable gate = param(uniform(shape, seed++, -2.0f, 2.0f)), up = param(uniform(shape, seed++));
-    expect_gradcheck([](const std::vector<Variable>& v) { return swiglu(v[0], v[1]); },
-                     {gate, up});
+    expect_gradcheck([](const std::vector<Variable>& v) { return swiglu(v[0], v[1]); }, {gate, up});
   }
 }
 
@@ -80,8 +79,7 @@ TEST(OpsNN, Rope) {
     Tensor positions = i32({0, 1, 2, 3, 4, 5, 6}, {1, 7});
     Variable x = param(uniform({1, 7, 2, 6}, 2401));
     expect_gradcheck(
-        [positions](const std::vector<Variable>& v) { return rope(v[0], positions, 500.0f); },
-        {x});
+        [positions](const std::vector<Variable>& v) { return rope(v[0], positions, 500.0f); }, {x});
   }
 }
 

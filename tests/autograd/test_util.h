@@ -30,8 +30,7 @@ inline Tensor uniform(const Shape& shape, uint64_t seed, float lo = -1.0f, float
 
 // Magnitudes in [lo, hi) with random signs: values at least lo away from 0 (the kink of relu,
 // abs and friends).
-inline Tensor away_from_zero(const Shape& shape, uint64_t seed, float lo = 0.2f,
-                             float hi = 1.0f) {
+inline Tensor away_from_zero(const Shape& shape, uint64_t seed, float lo = 0.2f, float hi = 1.0f) {
   Tensor t = uniform(shape, seed, lo, hi);
   float* p = t.data<float>();
   for (int64_t i = 0; i < t.numel(); ++i) {
@@ -78,6 +77,8 @@ inline void expect_gradcheck(const Fn& f, const std::vector<Variable>& inputs,
   EXPECT_GT(r.checked, 0) << "nothing was checked";
 }
 
-inline std::vector<float> values(const Tensor& t) { return t.to_vector<float>(); }
+inline std::vector<float> values(const Tensor& t) {
+  return t.to_vector<float>();
+}
 
 }  // namespace rlaif::test

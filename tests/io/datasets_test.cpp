@@ -27,18 +27,20 @@ struct DatasetFiles {
 
 TEST(SftDatasets, PromptCompletionJsonlAndJsonArray) {
   DatasetFiles f;
-  auto jsonl = load_sft_examples(f.write("a.jsonl",
-                                         "{\"prompt\": \"2+2?\", \"completion\": \"4\"}\n"
-                                         "\n"  // blank lines are skipped
-                                         "{\"prompt\": \"Hi\\n\", \"completion\": \"Hello \\u00e9\"}\n"));
+  auto jsonl =
+      load_sft_examples(f.write("a.jsonl",
+                                "{\"prompt\": \"2+2?\", \"completion\": \"4\"}\n"
+                                "\n"  // blank lines are skipped
+                                "{\"prompt\": \"Hi\\n\", \"completion\": \"Hello \\u00e9\"}\n"));
   ASSERT_EQ(jsonl.size(), 2u);
   EXPECT_EQ(jsonl[0].prompt, "2+2?");
   EXPECT_EQ(jsonl[0].completion, "4");
   EXPECT_EQ(jsonl[1].prompt, "Hi\n");
   EXPECT_EQ(jsonl[1].completion, "Hello \xc3\xa9");
-  auto array = load_sft_examples(f.write(
-      "a.json", "  [\n {\"prompt\": \"2+2?\", \"completion\": \"4\", \"extra\": 1},\n"
-                " {\"prompt\": \"Hi\\n\", \"completion\": \"Hello \\u00e9\"}\n]\n"));
+  auto array = load_sft_examples(
+      f.write("a.json",
+              "  [\n {\"prompt\": \"2+2?\", \"completion\": \"4\", \"extra\": 1},\n"
+              " {\"prompt\": \"Hi\\n\", \"completion\": \"Hello \\u00e9\"}\n]\n"));
   ASSERT_EQ(array.size(), 2u);
   EXPECT_EQ(array[1].prompt, jsonl[1].prompt);
   EXPECT_EQ(array[1].completion, jsonl[1].completion);
@@ -79,9 +81,9 @@ TEST(SftDatasets, TrlConversationalPromptCompletion) {
 
 TEST(SftDatasets, AlpacaWithAndWithoutInputSystemAndHistory) {
   DatasetFiles f;
-  auto ex = load_sft_examples(f.write(
-      "alpaca.json",
-      R"([{"instruction": "Translate.", "input": "bonjour", "output": "hello"},
+  auto ex = load_sft_examples(
+      f.write("alpaca.json",
+              R"([{"instruction": "Translate.", "input": "bonjour", "output": "hello"},
           {"instruction": "Name a colour.", "input": "", "output": "red"},
           {"instruction": "Name a fruit.", "output": "apple"},
           {"instruction": "And another?", "input": "", "output": "pear", "system": "Be brief.",
@@ -107,7 +109,8 @@ TEST(SftDatasets, ShippedAlpacaDemoLoads) {
 
 TEST(SftDatasets, ErrorsNameTheFileAndLine) {
   DatasetFiles f;
-  std::string path = f.write("bad.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\"}\n");
+  std::string path =
+      f.write("bad.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\"}\n");
   std::string msg = error_of([&] { load_sft_examples(path); });
   EXPECT_NE(msg.find(path + ":2: not an SFT record"), std::string::npos) << msg;
 
@@ -124,32 +127,36 @@ TEST(SftDatasets, ErrorsNameTheFileAndLine) {
   msg = error_of([&] { load_sft_examples(path); });
   EXPECT_NE(msg.find(path + "[1]: each record must be a JSON object"), std::string::npos) << msg;
 
-  path = f.write("syntax.json", "[\n{\"prompt\": \"a\", \"completion\": \"b\"},\n{\"prompt\" \"a\"}\n]");
+  path = f.write("syntax.json",
+                 "[\n{\"prompt\": \"a\", \"completion\": \"b\"},\n{\"prompt\" \"a\"}\n]");
   msg = error_of([&] { load_sft_examples(path); });
   EXPECT_NE(msg.find(path + ":3: invalid JSON"), std::string::npos) << msg;
 
-  path = f.write("role.jsonl",
-                 R"({"messages": [{"role": "human", "content": "Q"}, {"role": "assistant", "content": "A"}]})"
-                 "\n");
+  path = f.write(
+      "role.jsonl",
+      R"({"messages": [{"role": "human", "content": "Q"}, {"role": "assistant", "content": "A"}]})"
+      "\n");
   msg = error_of([&] { load_sft_examples(path); });
   EXPECT_NE(msg.find(path + ":1: unknown role \"human\""), std::string::npos) << msg;
 
-  path = f.write("end.jsonl",
-                 R"({"messages": [{"role": "user", "content": "Q"}]})"
-                 "\n");
+  path = f.write("end.jsonl", R"({"messages": [{"role": "user", "content": "Q"}]})"
+                              "\n");
   msg = error_of([&] { load_sft_examples(path); });
   EXPECT_NE(msg.find(path + ":1: the conversation must end with an assistant turn"),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
 
-  path = f.write("alternate.jsonl",
-                 R"({"messages": [{"role": "user", "content": "Q"}, {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A"}]})"
-                 "\n");
+  path = f.write(
+      "alternate.jsonl",
+      R"({"messages": [{"role": "user", "content": "Q"}, {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A"}]})"
+      "\n");
   msg = error_of([&] { load_sft_examples(path); });
   EXPECT_NE(msg.find(path + ":1: turns must alternate"), std::string::npos) << msg;
 
-  path = f.write("content.jsonl",
-                 R"({"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "A"}]})"
-                 "\n");
+  path = f.write(
+      "content.jsonl",
+      R"({"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "A"}]})"
+      "\n");
   msg = error_of([&] { load_sft_examples(path); });
   EXPECT_NE(msg.find(path + ":1: missing string field \"content\""), std::string::npos) << msg;
 
@@ -233,20 +240,24 @@ TEST(PreferenceDatasets, ShippedDpoDemoLoads) {
 
 TEST(PreferenceDatasets, ErrorsNameTheRecord) {
   DatasetFiles f;
-  std::string path = f.write("nochosen.jsonl", "{\"prompt\": \"P\", \"chosen\": \"c\", \"rejected\": \"r\"}\n"
-                                               "{\"prompt\": \"P\", \"chosen\": \"c\"}\n");
+  std::string path = f.write("nochosen.jsonl",
+                             "{\"prompt\": \"P\", \"chosen\": \"c\", \"rejected\": \"r\"}\n"
+                             "{\"prompt\": \"P\", \"chosen\": \"c\"}\n");
   std::string msg = error_of([&] { load_preferences(path); });
   EXPECT_NE(msg.find(path + ":2: a preference record needs \"chosen\" and \"rejected\""),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
 
   path = f.write("noprompt.json", R"([{"chosen": "c", "rejected": "r"}])");
   msg = error_of([&] { load_preferences(path); });
   EXPECT_NE(msg.find(path + "[0]: a preference record needs \"prompt\" or \"conversations\""),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
 
-  path = f.write("differ.jsonl",
-                 R"({"chosen": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "g"}], "rejected": [{"role": "user", "content": "Other"}, {"role": "assistant", "content": "b"}]})"
-                 "\n");
+  path = f.write(
+      "differ.jsonl",
+      R"({"chosen": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "g"}], "rejected": [{"role": "user", "content": "Other"}, {"role": "assistant", "content": "b"}]})"
+      "\n");
   msg = error_of([&] { load_preferences(path); });
   EXPECT_NE(msg.find(path + ":1: chosen and rejected conversations differ"), std::string::npos)
       << msg;
@@ -275,7 +286,8 @@ TEST(PromptDatasets, PromptFieldsMessagesAndInstructions) {
 TEST(PromptDatasets, ShippedAlpacaEvalLoads) {
   auto prompts = load_prompts(test::data_path("eval/alpaca_eval.json"));
   ASSERT_EQ(prompts.size(), 805u);
-  EXPECT_EQ(prompts[0], "What are the names of some famous actors that started their careers on Broadway?");
+  EXPECT_EQ(prompts[0],
+            "What are the names of some famous actors that started their careers on Broadway?");
 }
 
 TEST(PromptDatasets, ErrorsNameTheRecord) {

@@ -22,9 +22,12 @@ std::vector<std::string> conformance_backends() {
 
 Tolerance tolerance_for(DType dtype) {
   switch (dtype) {
-    case DType::bf16: return {2e-2, 2e-2};
-    case DType::f16: return {2e-3, 2e-3};
-    default: return {1e-5, 1e-5};
+    case DType::bf16:
+      return {2e-2, 2e-2};
+    case DType::f16:
+      return {2e-3, 2e-3};
+    default:
+      return {1e-5, 1e-5};
   }
 }
 
@@ -81,7 +84,9 @@ Backend& Conformance::backend() {
   return GetParam() == "cpu" ? backend_for(Device::cpu()) : backend_for(Device::cuda(0));
 }
 
-Backend& Conformance::reference() { return backend_for(Device::cpu()); }
+Backend& Conformance::reference() {
+  return backend_for(Device::cpu());
+}
 
 Tensor Conformance::on_backend(const Tensor& host) {
   return on_backend(host, is_floating(host.dtype()) ? float_dtype() : host.dtype());

@@ -15,10 +15,10 @@ namespace {
 
 const DType kAllDtypes[] = {DType::f32, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8};
 
-const UnaryOp kUnaryOps[] = {UnaryOp::neg,     UnaryOp::exp,       UnaryOp::log,
-                             UnaryOp::sqrt,    UnaryOp::square,    UnaryOp::abs,
-                             UnaryOp::relu,    UnaryOp::sigmoid,   UnaryOp::log_sigmoid,
-                             UnaryOp::tanh,    UnaryOp::gelu_tanh, UnaryOp::silu};
+const UnaryOp kUnaryOps[] = {UnaryOp::neg,  UnaryOp::exp,       UnaryOp::log,
+                             UnaryOp::sqrt, UnaryOp::square,    UnaryOp::abs,
+                             UnaryOp::relu, UnaryOp::sigmoid,   UnaryOp::log_sigmoid,
+                             UnaryOp::tanh, UnaryOp::gelu_tanh, UnaryOp::silu};
 const BinaryOp kBinaryOps[] = {BinaryOp::add, BinaryOp::sub,     BinaryOp::mul,
                                BinaryOp::div, BinaryOp::minimum, BinaryOp::maximum};
 const ReduceOp kReduceOps[] = {ReduceOp::sum, ReduceOp::mean, ReduceOp::max};
@@ -219,8 +219,9 @@ TEST_P(Conformance, BinaryBackward) {
       const std::string what = label(binary_op_name(op), sa) + " with b " + shape_str(sb);
       expect_matches(da, da_want, what + ": da");
       // db sums over the broadcast rows.
-      const double rows = sb.empty() ? 1.0 : static_cast<double>(shape_numel(sa)) /
-                                                 std::max<int64_t>(shape_numel(sb), 1);
+      const double rows =
+          sb.empty() ? 1.0
+                     : static_cast<double>(shape_numel(sa)) / std::max<int64_t>(shape_numel(sb), 1);
       expect_matches(db, db_want, what + ": db", 1.0 + rows / 16.0);
     }
   }

@@ -49,9 +49,9 @@ TEST_P(Conformance, AdamwStep) {
   const Case cases[] = {{false, DType::f32}, {true, float_dtype()}, {true, DType::bf16}};
   for (const Case& c : cases) {
     for (const Shape& shape : kShapes) {
-      const std::string what = label(std::string("adamw_step ") + dtype_name(c.param_dtype) +
-                                         (c.master ? " with master" : ""),
-                                     shape);
+      const std::string what = label(
+          std::string("adamw_step ") + dtype_name(c.param_dtype) + (c.master ? " with master" : ""),
+          shape);
       const Tensor init = random_tensor(shape, 1, -2.0f, 2.0f);
       // Reference state on the host, the state under test on the backend.
       Tensor want_p = host_as(init, c.param_dtype);

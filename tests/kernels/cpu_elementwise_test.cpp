@@ -16,33 +16,46 @@ namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() { return backend_for(Device::cpu()); }
+Backend& cpu() {
+  return backend_for(Device::cpu());
+}
 
-const UnaryOp kUnaryOps[] = {UnaryOp::neg,     UnaryOp::exp,         UnaryOp::log,
-                             UnaryOp::sqrt,    UnaryOp::square,      UnaryOp::abs,
-                             UnaryOp::relu,    UnaryOp::sigmoid,     UnaryOp::log_sigmoid,
-                             UnaryOp::tanh,    UnaryOp::gelu_tanh,   UnaryOp::silu};
+const UnaryOp kUnaryOps[] = {UnaryOp::neg,  UnaryOp::exp,       UnaryOp::log,
+                             UnaryOp::sqrt, UnaryOp::square,    UnaryOp::abs,
+                             UnaryOp::relu, UnaryOp::sigmoid,   UnaryOp::log_sigmoid,
+                             UnaryOp::tanh, UnaryOp::gelu_tanh, UnaryOp::silu};
 const BinaryOp kBinaryOps[] = {BinaryOp::add, BinaryOp::sub,     BinaryOp::mul,
                                BinaryOp::div, BinaryOp::minimum, BinaryOp::maximum};
 
 // The definitions of backend.h, in double.
 double unary_ref(UnaryOp op, double x) {
   switch (op) {
-    case UnaryOp::neg: return -x;
-    case UnaryOp::exp: return std::exp(x);
-    case UnaryOp::log: return std::log(x);
-    case UnaryOp::sqrt: return std::sqrt(x);
-    case UnaryOp::square: return x * x;
-    case UnaryOp::abs: return std::fabs(x);
-    case UnaryOp::relu: return x > 0 ? x : 0.0;
-    case UnaryOp::sigmoid: return 1.0 / (1.0 + std::exp(-x));
-    case UnaryOp::log_sigmoid: return -std::log1p(std::exp(-x));
-    case UnaryOp::tanh: return std::tanh(x);
+    case UnaryOp::neg:
+      return -x;
+    case UnaryOp::exp:
+      return std::exp(x);
+    case UnaryOp::log:
+      return std::log(x);
+    case UnaryOp::sqrt:
+      return std::sqrt(x);
+    case UnaryOp::square:
+      return x * x;
+    case UnaryOp::abs:
+      return std::fabs(x);
+    case UnaryOp::relu:
+      return x > 0 ? x : 0.0;
+    case UnaryOp::sigmoid:
+      return 1.0 / (1.0 + std::exp(-x));
+    case UnaryOp::log_sigmoid:
+      return -std::log1p(std::exp(-x));
+    case UnaryOp::tanh:
+      return std::tanh(x);
     case UnaryOp::gelu_tanh: {
       double u = std::sqrt(2.0 / std::numbers::pi) * (x + 0.044715 * x * x * x);
       return 0.5 * x * (1.0 + std::tanh(u));
     }
-    case UnaryOp::silu: return x / (1.0 + std::exp(-x));
+    case UnaryOp::silu:
+      return x / (1.0 + std::exp(-x));
   }
   return 0.0;
 }
@@ -107,15 +120,15 @@ TEST(CpuElementwise, SigmoidFamilyIsStableForLargeInputs) {
   Tensor dx = Tensor::empty({6}, DType::f32);
   Tensor ones = Tensor::empty({6}, DType::f32);
   cpu().fill(ones, 1.0);
-  for (UnaryOp op : {UnaryOp::sigmoid, UnaryOp::log_sigmoid, UnaryOp::silu, UnaryOp::gelu_tanh,
-                     UnaryOp::tanh}) {
+  for (UnaryOp op :
+       {UnaryOp::sigmoid, UnaryOp::log_sigmoid, UnaryOp::silu, UnaryOp::gelu_tanh, UnaryOp::tanh}) {
     cpu().unary(op, x, out);
     cpu().unary_backward(op, x, out, ones, dx);
     for (float v : dx.to_vector<float>()) EXPECT_TRUE(std::isfinite(v)) << unary_op_name(op);
   }
   cpu().unary_backward(UnaryOp::log_sigmoid, x, out, ones, dx);
-  EXPECT_EQ(dx.to_vector<float>()[0], 1.0f);   // 1 - σ(-1000)
-  EXPECT_EQ(dx.to_vector<float>()[5], 0.0f);   // 1 - σ(1000)
+  EXPECT_EQ(dx.to_vector<float>()[0], 1.0f);  // 1 - σ(-1000)
+  EXPECT_EQ(dx.to_vector<float>()[5], 0.0f);  // 1 - σ(1000)
 }
 
 TEST(CpuElementwise, UnaryBackwardMatchesCentralDifferences) {
@@ -133,9 +146,8 @@ TEST(CpuElementwise, UnaryBackwardMatchesCentralDifferences) {
         const double h = 1e-5;
         double slope = (unary_ref(op, xp[i] + h) - unary_ref(op, xp[i] - h)) / (2 * h);
         double want = g[i] * slope;
-        ASSERT_TRUE(close(d[i], want, 1e-5, 1e-5))
-            << unary_op_name(op) << "'(" << xp[i] << ") · " << g[i] << " = " << d[i] << ", want "
-            << want;
+        ASSERT_TRUE(close(d[i], want, 1e-5, 1e-5)) << unary_op_name(op) << "'(" << xp[i] << ") · "
+                                                   << g[i] << " = " << d[i] << ", want " << want;
       }
     }
   }
@@ -163,12 +175,18 @@ TEST(CpuElementwise, UnaryWorksInPlace) {
 
 double binary_ref(BinaryOp op, double a, double b) {
   switch (op) {
-    case BinaryOp::add: return a + b;
-    case BinaryOp::sub: return a - b;
-    case BinaryOp::mul: return a * b;
-    case BinaryOp::div: return a / b;
-    case BinaryOp::minimum: return std::min(a, b);
-    case BinaryOp::maximum: return std::max(a, b);
+    case BinaryOp::add:
+      return a + b;
+    case BinaryOp::sub:
+      return a - b;
+    case BinaryOp::mul:
+      return a * b;
+    case BinaryOp::div:
+      return a / b;
+    case BinaryOp::minimum:
+      return std::min(a, b);
+    case BinaryOp::maximum:
+      return std::max(a, b);
   }
   return 0.0;
 }
@@ -176,20 +194,26 @@ double binary_ref(BinaryOp op, double a, double b) {
 // Gradients (∂/∂a, ∂/∂b), ties to a.
 std::pair<double, double> binary_grad_ref(BinaryOp op, double a, double b) {
   switch (op) {
-    case BinaryOp::add: return {1, 1};
-    case BinaryOp::sub: return {1, -1};
-    case BinaryOp::mul: return {b, a};
-    case BinaryOp::div: return {1 / b, -a / (b * b)};
-    case BinaryOp::minimum: return a <= b ? std::pair{1.0, 0.0} : std::pair{0.0, 1.0};
-    case BinaryOp::maximum: return a >= b ? std::pair{1.0, 0.0} : std::pair{0.0, 1.0};
+    case BinaryOp::add:
+      return {1, 1};
+    case BinaryOp::sub:
+      return {1, -1};
+    case BinaryOp::mul:
+      return {b, a};
+    case BinaryOp::div:
+      return {1 / b, -a / (b * b)};
+    case BinaryOp::minimum:
+      return a <= b ? std::pair{1.0, 0.0} : std::pair{0.0, 1.0};
+    case BinaryOp::maximum:
+      return a >= b ? std::pair{1.0, 0.0} : std::pair{0.0, 1.0};
   }
   return {0, 0};
 }
 
 // (a shape, b shape) pairs: same shape, suffixes, one-element b.
 const std::vector<std::pair<Shape, Shape>> kBroadcasts = {
-    {{7, 13}, {7, 13}}, {{7, 13}, {13}},  {{2, 3, 5}, {3, 5}}, {{2, 3, 5}, {5}},
-    {{7, 13}, {1}},     {{7, 13}, {}},    {{1}, {1}},          {{0, 5}, {5}},
+    {{7, 13}, {7, 13}}, {{7, 13}, {13}}, {{2, 3, 5}, {3, 5}}, {{2, 3, 5}, {5}},
+    {{7, 13}, {1}},     {{7, 13}, {}},   {{1}, {1}},          {{0, 5}, {5}},
 };
 
 // b values kept away from 0 for div; ties planted for minimum/maximum.
@@ -212,9 +236,8 @@ TEST(CpuElementwise, BinaryBroadcastsSuffixesAndScalars) {
       const float* o = out.data<float>();
       for (int64_t i = 0; i < a.numel(); ++i) {
         double want = binary_ref(op, ap[i], bp[i % b.numel()]);
-        ASSERT_TRUE(close(o[i], want, 0, 1e-7))
-            << binary_op_name(op) << " a " << shape_str(sa) << " b " << shape_str(sb) << " at "
-            << i;
+        ASSERT_TRUE(close(o[i], want, 0, 1e-7)) << binary_op_name(op) << " a " << shape_str(sa)
+                                                << " b " << shape_str(sb) << " at " << i;
       }
     }
   }
@@ -223,8 +246,8 @@ TEST(CpuElementwise, BinaryBroadcastsSuffixesAndScalars) {
 TEST(CpuElementwise, BinaryBackwardMatchesClosedFormsAndSumsBroadcastDims) {
   for (BinaryOp op : kBinaryOps) {
     for (const auto& [sa, sb] : kBroadcasts) {
-      SCOPED_TRACE(::testing::Message() << binary_op_name(op) << " a " << shape_str(sa) << " b "
-                                        << shape_str(sb));
+      SCOPED_TRACE(::testing::Message()
+                   << binary_op_name(op) << " a " << shape_str(sa) << " b " << shape_str(sb));
       auto [a, b] = binary_inputs(sa, sb, 6);
       Tensor dout = random_tensor(sa, 8);
       Tensor da = Tensor::empty(sa, DType::f32), db = Tensor::empty(sb, DType::f32);

@@ -16,7 +16,9 @@ namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() { return backend_for(Device::cpu()); }
+Backend& cpu() {
+  return backend_for(Device::cpu());
+}
 
 struct Case {
   Shape a, b;  // as stored (already transposed where the flag is set)
@@ -108,12 +110,12 @@ TEST(CpuMatmul, BatchedWithSharedTwoDimensionalB) {
 }
 
 TEST(CpuMatmul, BiasAlphaAndBeta) {
-  check({{7, 13}, {5, 13}, false, true, true}, 50);                 // a Linear layer
-  check({{7, 13}, {13, 5}, false, false, true, 0.5f, 0.0f}, 51);    // alpha
-  check({{7, 13}, {13, 5}, false, false, false, 1.0f, 1.0f}, 52);   // accumulate
+  check({{7, 13}, {5, 13}, false, true, true}, 50);                // a Linear layer
+  check({{7, 13}, {13, 5}, false, false, true, 0.5f, 0.0f}, 51);   // alpha
+  check({{7, 13}, {13, 5}, false, false, false, 1.0f, 1.0f}, 52);  // accumulate
   check({{2, 7, 13}, {13, 5}, false, false, true, -2.0f, 0.25f}, 53);
   check({{13, 7}, {5, 13}, true, true, true, 1.5f, 1.0f}, 54);
-  check({{7, 13}, {13, 5}, false, false, false, 0.0f, 1.0f}, 55);   // alpha = 0
+  check({{7, 13}, {13, 5}, false, false, false, 0.0f, 1.0f}, 55);  // alpha = 0
 }
 
 TEST(CpuMatmul, BetaZeroIgnoresNaNInOut) {
@@ -165,21 +167,21 @@ TEST(CpuMatmul, RejectsBadArguments) {
                Error);
   EXPECT_THROW(cpu().matmul(a, b, out, true, false, Tensor(), 1.0f, 0.0f), Error);
   // Wrong out shape or dtype.
-  EXPECT_THROW(cpu().matmul(a, b, Tensor::empty({5, 7}, DType::f32), false, false, Tensor(), 1.0f,
-                            0.0f),
-               Error);
-  EXPECT_THROW(cpu().matmul(a, b, Tensor::empty({7, 5}, DType::bf16), false, false, Tensor(),
-                            1.0f, 0.0f),
-               Error);
+  EXPECT_THROW(
+      cpu().matmul(a, b, Tensor::empty({5, 7}, DType::f32), false, false, Tensor(), 1.0f, 0.0f),
+      Error);
+  EXPECT_THROW(
+      cpu().matmul(a, b, Tensor::empty({7, 5}, DType::bf16), false, false, Tensor(), 1.0f, 0.0f),
+      Error);
   // Bias of the wrong length; 1-D operands; batch mismatch; bf16 input.
   EXPECT_THROW(cpu().matmul(a, b, out, false, false, random_tensor({7}, 4), 1.0f, 0.0f), Error);
-  EXPECT_THROW(cpu().matmul(random_tensor({13}, 5), b, Tensor::empty({5}, DType::f32), false,
-                            false, Tensor(), 1.0f, 0.0f),
+  EXPECT_THROW(cpu().matmul(random_tensor({13}, 5), b, Tensor::empty({5}, DType::f32), false, false,
+                            Tensor(), 1.0f, 0.0f),
                Error);
-  EXPECT_THROW(cpu().matmul(random_tensor({2, 7, 13}, 6), random_tensor({3, 13, 5}, 7),
-                            Tensor::empty({2, 7, 5}, DType::f32), false, false, Tensor(), 1.0f,
-                            0.0f),
-               Error);
+  EXPECT_THROW(
+      cpu().matmul(random_tensor({2, 7, 13}, 6), random_tensor({3, 13, 5}, 7),
+                   Tensor::empty({2, 7, 5}, DType::f32), false, false, Tensor(), 1.0f, 0.0f),
+      Error);
   EXPECT_THROW(cpu().matmul(a, random_tensor({2, 13, 5}, 8), Tensor::empty({7, 5}, DType::f32),
                             false, false, Tensor(), 1.0f, 0.0f),
                Error);

@@ -17,7 +17,9 @@ namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() { return backend_for(Device::cpu()); }
+Backend& cpu() {
+  return backend_for(Device::cpu());
+}
 
 const DType kAllDtypes[] = {DType::f32, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8};
 
@@ -121,8 +123,8 @@ TEST(CpuMemory, CastFloatToHalfRoundsToNearestEven) {
 }
 
 TEST(CpuMemory, CastFloatToIntTruncatesTowardZero) {
-  Tensor src = Tensor::from_vector<float>({-2.7f, -0.5f, 0.0f, 0.9f, 2.7f, 1e10f, -1e10f, 255.9f},
-                                          {8});
+  Tensor src =
+      Tensor::from_vector<float>({-2.7f, -0.5f, 0.0f, 0.9f, 2.7f, 1e10f, -1e10f, 255.9f}, {8});
   Tensor i32 = Tensor::empty({8}, DType::i32), i64 = Tensor::empty({8}, DType::i64);
   cpu().cast(src, i32);
   cpu().cast(src, i64);
@@ -250,13 +252,13 @@ TEST(CpuMemory, ConcatStacksAlongTheLeadingDimension) {
 
 TEST(CpuMemory, ConcatRejectsMismatchedInputs) {
   Tensor a = random_tensor({2, 3}, 1), b = random_tensor({1, 3}, 2);
-  EXPECT_THROW(cpu().concat({a, b}, Tensor::empty({4, 3}, DType::f32)), Error);   // rows
+  EXPECT_THROW(cpu().concat({a, b}, Tensor::empty({4, 3}, DType::f32)), Error);  // rows
   EXPECT_THROW(cpu().concat({a, random_tensor({1, 4}, 3)}, Tensor::empty({3, 3}, DType::f32)),
-               Error);                                                           // row shape
+               Error);                                                            // row shape
   EXPECT_THROW(cpu().concat({a, b}, Tensor::empty({3, 3}, DType::bf16)), Error);  // dtype
   EXPECT_THROW(cpu().concat({a, random_tensor({3}, 4)}, Tensor::empty({5, 3}, DType::f32)),
-               Error);                                                           // rank
-  EXPECT_THROW(cpu().concat({}, Tensor::empty({}, DType::f32)), Error);          // 0-d out
+               Error);                                                   // rank
+  EXPECT_THROW(cpu().concat({}, Tensor::empty({}, DType::f32)), Error);  // 0-d out
 }
 
 }  // namespace

@@ -16,7 +16,9 @@ namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() { return backend_for(Device::cpu()); }
+Backend& cpu() {
+  return backend_for(Device::cpu());
+}
 
 struct ScopedThreads {
   int saved = omp_get_max_threads();

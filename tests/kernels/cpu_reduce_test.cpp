@@ -16,7 +16,9 @@ namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() { return backend_for(Device::cpu()); }
+Backend& cpu() {
+  return backend_for(Device::cpu());
+}
 
 // Runs the enclosed code with n OpenMP threads, restoring the previous count afterwards.
 struct ScopedThreads {
@@ -84,8 +86,8 @@ TEST(CpuReduce, EveryOpOverEveryDimension) {
         ASSERT_EQ(got.size(), want.size());
         for (size_t i = 0; i < got.size(); ++i) {
           ASSERT_NEAR(got[i], want[i], 1e-6 * (1 + std::fabs(want[i])))
-              << reduce_op_name(op) << " of " << shape_str(shape) << " over dim " << dim
-              << " at " << i;
+              << reduce_op_name(op) << " of " << shape_str(shape) << " over dim " << dim << " at "
+              << i;
         }
       }
     }
@@ -256,9 +258,9 @@ TEST(CpuReduce, RejectsBadArguments) {
   EXPECT_THROW(cpu().reduce(ReduceOp::sum, Tensor::scalar(1.0f), 0, Tensor::empty({}, DType::f32)),
                Error);
   Tensor y = Tensor::empty({7}, DType::f32);
-  EXPECT_THROW(cpu().reduce_backward(ReduceOp::max, x, Tensor(), y, 1,
-                                     Tensor::empty({7, 13}, DType::f32)),
-               Error);
+  EXPECT_THROW(
+      cpu().reduce_backward(ReduceOp::max, x, Tensor(), y, 1, Tensor::empty({7, 13}, DType::f32)),
+      Error);
   EXPECT_THROW(cpu().reduce_backward(ReduceOp::sum, x, y, y, 1, Tensor::empty({7, 12}, DType::f32)),
                Error);
   EXPECT_THROW(cpu().argmax(x, Tensor::empty({7}, DType::f32)), Error);

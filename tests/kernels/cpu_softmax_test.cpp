@@ -15,7 +15,9 @@ namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() { return backend_for(Device::cpu()); }
+Backend& cpu() {
+  return backend_for(Device::cpu());
+}
 
 // log softmax of one row, in double.
 std::vector<double> log_softmax_ref(const double* x, int64_t D) {

@@ -103,9 +103,9 @@ TEST(ModelConfig, ErrorsNameTheFileAndKey) {
   EXPECT_NE(error_of(R"({"model_type": "llama", "rope_scaling": {"type": "linear"}, )" + base + "}")
                 .find("rope_scaling"),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"model_type": "llama", "hidden_act": "gelu", )" + base + "}")
-                .find("hidden_act"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(R"({"model_type": "llama", "hidden_act": "gelu", )" + base + "}").find("hidden_act"),
+      std::string::npos);
   EXPECT_NE(error_of(R"({"model_type": "llama", "num_key_value_heads": 3, )" + base + "}")
                 .find("num_key_value_heads"),
             std::string::npos);

@@ -24,8 +24,8 @@ using testing::stories_dir;
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("rlaif_model_dir_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
+    path_ = fs::temp_directory_path() / ("rlaif_model_dir_test_" + std::to_string(::getpid()) +
+                                         "_" + std::to_string(counter_++));
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
@@ -128,13 +128,15 @@ TEST(ModelDir, BadDirectoriesNameTheTensor) {
     std::erase_if(t, [](auto& p) { return p.first == "model.layers.3.mlp.up_proj.weight"; });
   });
   std::string msg = error_of([&] { load_model(tmp.str("missing")); });
-  EXPECT_NE(msg.find("missing tensor 'model.layers.3.mlp.up_proj.weight'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing tensor 'model.layers.3.mlp.up_proj.weight'"), std::string::npos)
+      << msg;
 
   rewrite(tmp.str("extra"), [](NamedTensors& t) {
     t.emplace_back("model.layers.9.surprise.weight", Tensor::zeros({2}, DType::f32));
   });
   msg = error_of([&] { load_model(tmp.str("extra")); });
-  EXPECT_NE(msg.find("unexpected tensor 'model.layers.9.surprise.weight'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unexpected tensor 'model.layers.9.surprise.weight'"), std::string::npos)
+      << msg;
 
   rewrite(tmp.str("shape"), [](NamedTensors& t) {
     for (auto& p : t) {
@@ -172,7 +174,8 @@ TEST(ModelDir, Bf16WeightsAreWidened) {
 
 TEST(Generation, BatchedEqualsAlone) {
   Transformer model = load_model(stories_dir());
-  std::vector<std::vector<int32_t>> prompts = {{1}, {1, 403, 407}, {1, 22, 55, 301, 17, 9}, {1, 80}};
+  std::vector<std::vector<int32_t>> prompts = {
+      {1}, {1, 403, 407}, {1, 22, 55, 301, 17, 9}, {1, 80}};
   for (float temperature : {0.0f, 1.0f}) {
     GenerationOptions opts;
     opts.max_new_tokens = 24;
@@ -185,8 +188,10 @@ TEST(Generation, BatchedEqualsAlone) {
     std::vector<Generation> batched = generate(model, prompts, opts, streams);
     for (size_t i = 0; i < prompts.size(); ++i) {
       std::vector<Generation> alone = generate(model, {prompts[i]}, opts, {streams[i]});
-      EXPECT_EQ(batched[i].tokens, alone[0].tokens) << "prompt " << i << " temperature " << temperature;
-      EXPECT_EQ(batched[i].tokens.size(), batched[i].stopped_at_eos ? batched[i].tokens.size() : 24u);
+      EXPECT_EQ(batched[i].tokens, alone[0].tokens)
+          << "prompt " << i << " temperature " << temperature;
+      EXPECT_EQ(batched[i].tokens.size(),
+                batched[i].stopped_at_eos ? batched[i].tokens.size() : 24u);
     }
   }
 }

@@ -14,7 +14,9 @@ inline std::string source_dir() {
   return dir ? dir : ".";
 }
 
-inline std::string stories_dir() { return source_dir() + "/data/models/stories260K"; }
+inline std::string stories_dir() {
+  return source_dir() + "/data/models/stories260K";
+}
 
 inline ModelConfig tiny_gpt2() {
   ModelConfig c;

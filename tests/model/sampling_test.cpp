@@ -14,7 +14,8 @@ std::vector<double> frequencies(const std::vector<float>& logits, SamplingOption
   std::vector<double> f(logits.size(), 0.0);
   for (int i = 0; i < n; ++i) {
     float u = sampling_uniform(opts.seed, 0, static_cast<uint64_t>(i));
-    f[static_cast<size_t>(sample_token(logits.data(), static_cast<int64_t>(logits.size()), opts, u))] += 1.0 / n;
+    f[static_cast<size_t>(
+        sample_token(logits.data(), static_cast<int64_t>(logits.size()), opts, u))] += 1.0 / n;
   }
   return f;
 }

@@ -23,7 +23,8 @@ void check_model_gradients(const ModelConfig& config, const std::vector<std::str
   // Larger weights than GPT-2's init make every path through the model matter to the loss.
   for (auto& [name, p] : model.parameters()) {
     float* d = p.data().data<float>();
-    for (int64_t i = 0; i < p.numel(); ++i) d[i] *= name.ends_with("norm.weight") || name.find("ln_") != std::string::npos ? 1.0f : 5.0f;
+    for (int64_t i = 0; i < p.numel(); ++i)
+      d[i] *= name.ends_with("norm.weight") || name.find("ln_") != std::string::npos ? 1.0f : 5.0f;
   }
   TransformerInput input = tiny_batch(config.vocab_size);
   Tensor targets = tiny_targets(config.vocab_size);
@@ -31,27 +32,27 @@ void check_model_gradients(const ModelConfig& config, const std::vector<std::str
   for (const auto& n : names) inputs.push_back(model.parameter(n));
   GradcheckOptions opts;
   opts.max_checks_per_input = 24;
-  GradcheckResult r = gradcheck(
-      [&](const std::vector<Variable>&) { return model.token_losses(input, targets); }, inputs,
-      opts);
+  GradcheckResult r =
+      gradcheck([&](const std::vector<Variable>&) { return model.token_losses(input, targets); },
+                inputs, opts);
   EXPECT_TRUE(r.ok) << r.report;
   EXPECT_GT(r.checked, 24 * 3);
 }
 
 TEST(Transformer, Gpt2GradientsMatchFiniteDifferences) {
-  check_model_gradients(tiny_gpt2(), {"transformer.wte.weight", "transformer.wpe.weight",
-                                      "transformer.h.0.attn.q_proj.weight",
-                                      "transformer.h.0.attn.v_proj.bias",
-                                      "transformer.h.1.ln_2.weight", "transformer.h.1.mlp.fc_out.bias",
-                                      "transformer.ln_f.bias"});
+  check_model_gradients(
+      tiny_gpt2(),
+      {"transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.attn.q_proj.weight",
+       "transformer.h.0.attn.v_proj.bias", "transformer.h.1.ln_2.weight",
+       "transformer.h.1.mlp.fc_out.bias", "transformer.ln_f.bias"});
 }
 
 TEST(Transformer, LlamaGqaUntiedGradientsMatchFiniteDifferences) {
-  check_model_gradients(tiny_llama(), {"model.embed_tokens.weight", "lm_head.weight",
-                                       "model.layers.0.self_attn.k_proj.weight",
-                                       "model.layers.0.self_attn.q_proj.bias",
-                                       "model.layers.1.mlp.gate_proj.weight",
-                                       "model.layers.1.input_layernorm.weight", "model.norm.weight"});
+  check_model_gradients(
+      tiny_llama(),
+      {"model.embed_tokens.weight", "lm_head.weight", "model.layers.0.self_attn.k_proj.weight",
+       "model.layers.0.self_attn.q_proj.bias", "model.layers.1.mlp.gate_proj.weight",
+       "model.layers.1.input_layernorm.weight", "model.norm.weight"});
 }
 
 TEST(Transformer, ScalarHeadGradients) {
@@ -81,7 +82,8 @@ TEST(Transformer, LeftPaddingDoesNotChangeRealTokens) {
     const int64_t V = c.vocab_size;
     for (int64_t t = 0; t < 3; ++t) {
       for (int64_t v = 0; v < V; ++v) {
-        ASSERT_NEAR(a[static_cast<size_t>((5 + 2 + t) * V + v)], b[static_cast<size_t>(t * V + v)], 1e-5)
+        ASSERT_NEAR(a[static_cast<size_t>((5 + 2 + t) * V + v)], b[static_cast<size_t>(t * V + v)],
+                    1e-5)
             << c.model_type << " token " << t << " logit " << v;
       }
     }
@@ -104,7 +106,8 @@ TEST(Transformer, KvCacheMatchesFullForward) {
     KVCache cache(c, 1, T, Device::cpu());
     std::vector<float> got;
     auto run = [&](int64_t begin, int64_t end) {
-      std::vector<int32_t> i(ids.begin() + begin, ids.begin() + end), p(pos.begin() + begin, pos.begin() + end);
+      std::vector<int32_t> i(ids.begin() + begin, ids.begin() + end),
+          p(pos.begin() + begin, pos.begin() + end);
       TransformerInput step{Tensor::from_vector(i, {1, end - begin}),
                             Tensor::from_vector(p, {1, end - begin}), Tensor()};
       auto l = model.logits(model.hidden_states(step, &cache)).data().to_vector<float>();
@@ -113,7 +116,8 @@ TEST(Transformer, KvCacheMatchesFullForward) {
     run(0, 3);
     for (int64_t t = 3; t < T; ++t) run(t, t + 1);
     ASSERT_EQ(got.size(), want.size());
-    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-5) << c.model_type << " at " << i;
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 1e-5) << c.model_type << " at " << i;
     EXPECT_EQ(cache.length(), T);
     EXPECT_THROW(run(0, 1), Error);  // the cache is full
   }

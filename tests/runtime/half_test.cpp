@@ -10,8 +10,12 @@
 namespace rlaif {
 namespace {
 
-uint16_t bf16_bits(uint32_t f32_bits) { return float_to_bf16(bits_float(f32_bits)).bits; }
-uint16_t f16_bits(float f) { return float_to_f16(f).bits; }
+uint16_t bf16_bits(uint32_t f32_bits) {
+  return float_to_bf16(bits_float(f32_bits)).bits;
+}
+uint16_t f16_bits(float f) {
+  return float_to_f16(f).bits;
+}
 
 TEST(Bf16, RoundsToNearestEven) {
   EXPECT_EQ(bf16_bits(0x3f800000), 0x3f80);  // 1.0 exact
@@ -45,17 +49,17 @@ TEST(F16, KnownValues) {
   EXPECT_EQ(f16_bits(1.0f), 0x3c00);
   EXPECT_EQ(f16_bits(-2.0f), 0xc000);
   EXPECT_EQ(f16_bits(0.1f), 0x2e66);
-  EXPECT_EQ(f16_bits(65504.0f), 0x7bff);                 // largest finite
-  EXPECT_EQ(f16_bits(65519.0f), 0x7bff);                 // below the halfway point
-  EXPECT_EQ(f16_bits(65520.0f), 0x7c00);                 // halfway to 2^16: even is inf
+  EXPECT_EQ(f16_bits(65504.0f), 0x7bff);  // largest finite
+  EXPECT_EQ(f16_bits(65519.0f), 0x7bff);  // below the halfway point
+  EXPECT_EQ(f16_bits(65520.0f), 0x7c00);  // halfway to 2^16: even is inf
   EXPECT_EQ(f16_bits(1e9f), 0x7c00);
   EXPECT_EQ(f16_bits(-INFINITY), 0xfc00);
-  EXPECT_EQ(f16_bits(std::ldexp(1.0f, -14)), 0x0400);    // smallest normal
-  EXPECT_EQ(f16_bits(std::ldexp(1.0f, -24)), 0x0001);    // smallest subnormal
-  EXPECT_EQ(f16_bits(std::ldexp(1.0f, -25)), 0x0000);    // halfway to it: even is zero
-  EXPECT_EQ(f16_bits(std::ldexp(3.0f, -26)), 0x0001);    // 0.75 of it: up
-  EXPECT_EQ(f16_bits(std::ldexp(3.0f, -25)), 0x0002);    // 1.5 of it: halfway, even is 2
-  EXPECT_EQ(f16_bits(std::ldexp(5.0f, -25)), 0x0002);    // 2.5 of it: halfway, even is 2
+  EXPECT_EQ(f16_bits(std::ldexp(1.0f, -14)), 0x0400);         // smallest normal
+  EXPECT_EQ(f16_bits(std::ldexp(1.0f, -24)), 0x0001);         // smallest subnormal
+  EXPECT_EQ(f16_bits(std::ldexp(1.0f, -25)), 0x0000);         // halfway to it: even is zero
+  EXPECT_EQ(f16_bits(std::ldexp(3.0f, -26)), 0x0001);         // 0.75 of it: up
+  EXPECT_EQ(f16_bits(std::ldexp(3.0f, -25)), 0x0002);         // 1.5 of it: halfway, even is 2
+  EXPECT_EQ(f16_bits(std::ldexp(5.0f, -25)), 0x0002);         // 2.5 of it: halfway, even is 2
   EXPECT_EQ(f16_bits(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // halfway above 1: even is 1
   EXPECT_EQ(f16_bits(1.0f + std::ldexp(3.0f, -11)), 0x3c02);  // halfway: even is up
   EXPECT_EQ(f16_bits(std::ldexp(2047.0f, -25)), 0x0400);  // subnormal rounding carries to normal
@@ -79,7 +83,8 @@ TEST(F16, MatchesNearestRepresentableForRandomFloats) {
   uint32_t state = 12345;
   for (int i = 0; i < 20000; ++i) {
     state = state * 1664525u + 1013904223u;
-    float f = bits_float((state & 0x807fffffu) | ((100u + (state >> 24) % 43u) << 23));  // 2^-27 .. 2^15
+    float f =
+        bits_float((state & 0x807fffffu) | ((100u + (state >> 24) % 43u) << 23));  // 2^-27 .. 2^15
     uint16_t h = float_to_f16(f).bits;
     double got = f16_to_float(f16_t{h});
     if (std::isinf(got)) continue;  // [65520, 65536) rounds to inf: covered by KnownValues

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# `rlaif ppo` end to end on tiny models: a reward model made by `rlaif init` + a short `rlaif rm`
+# run; PPO (gae, the value model starting from the reward model), RLOO and GRPO each run a few
+# steps and write a model directory and the metrics the issue lists; a run resumed from its
+# checkpoint logs what the uninterrupted run logged; bad flag combinations exit with 2.
+set -euo pipefail
+rlaif="$1"; root="$2"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+tok="$root/data/models/stories260K/tokenizer.model"
+"$rlaif" init --arch llama --layers 1 --d-model 32 --heads 2 --seq 48 --tokenizer "$tok" --seed 1 \
+  --out "$tmp/policy" >/dev/null
+# Preference pairs and prompts of the sorting task: sorted letters beat any other order.
+: > "$tmp/pairs.jsonl"; : > "$tmp/prompts.jsonl"
+for p in "d b c a" "h e f g" "c a b" "g f e" "b d a c" "e h g f" "a c b" "f d e"; do
+  sorted="$(tr ' ' '\n' <<<"$p" | sort | tr '\n' ' ' | sed 's/ $//')"
+  printf '{"prompt": "sort: %s", "chosen": "%s", "rejected": "%s"}\n' "$p" "$sorted" "$p" >> "$tmp/pairs.jsonl"
+  printf '{"prompt": "sort: %s"}\n' "$p" >> "$tmp/prompts.jsonl"
+done
+"$rlaif" rm --model "$tmp/policy" --data "$tmp/pairs.jsonl" --val-fraction 0 --batch 4 --steps 3 \
+  --lr 1e-3 --max-length 48 --save-every 0 --out "$tmp/rm" >/dev/null 2>&1
+grep -q '"num_labels": *1' "$tmp/rm/config.json" || { echo "the reward model has no score head"; exit 1; }
+
+common=(--model "$tmp/policy" --reward-model "$tmp/rm" --prompts "$tmp/prompts.jsonl" --batch 2
+        --max-new-tokens 4 --max-prompt-length 24 --ppo-epochs 2 --lr 1e-4 --missing-eos-penalty 1
+        --seed 3)
+keys=(score kl entropy clip_fraction approx_kl response_length rollout_tokens_per_s train_tokens_per_s)
+
+run() {  # name, "extra metric names", then flags
+  local name="$1" extra="$2"; shift 2
+  "$rlaif" ppo "${common[@]}" "$@" --out "$tmp/$name" > "$tmp/$name.out" 2> "$tmp/$name.err" ||
+    { echo "ppo $name failed:"; cat "$tmp/$name.err"; exit 1; }
+  [[ -f "$tmp/$name/model.safetensors" && -f "$tmp/$name/config.json" && -f "$tmp/$name/tokenizer.model" ]] ||
+    { echo "ppo $name wrote no model directory"; ls "$tmp/$name"; exit 1; }
+  grep -q '"model":' "$tmp/$name.out" || { echo "ppo $name printed no result"; cat "$tmp/$name.out"; exit 1; }
+  local line; line="$(tail -1 "$tmp/$name/metrics.jsonl")"
+  for k in "${keys[@]}" $extra; do
+    grep -q "\"$k\":" <<<"$line" || { echo "ppo $name: metric $k missing in $line"; exit 1; }
+  done
+}
+
+run gae "value_loss explained_variance value_clip_fraction" --steps 2 --mini-batches 2
+[[ -f "$tmp/gae/value_model/model.safetensors" ]] || { echo "no value model written"; exit 1; }
+[[ $(wc -l < "$tmp/gae/metrics.jsonl") -eq 2 ]] || { echo "gae logged $(wc -l < "$tmp/gae/metrics.jsonl") steps"; exit 1; }
+run rloo "non_score_reward" --steps 2 --advantage rloo --samples-per-prompt 2 --kl-estimator k3
+run grpo "kl_loss" --steps 2 --advantage grpo --samples-per-prompt 3 --adaptive-kl 0.5
+"$rlaif" generate --model "$tmp/grpo" --prompt "sort: b a" --max-new-tokens 3 >/dev/null 2>&1 ||
+  { echo "the trained policy does not load"; exit 1; }
+
+# Resume: 4 steps straight vs. 2 steps, a checkpoint, and the rest.
+strip() { sed -E 's/,"(elapsed_s|rollout_tokens_per_s|train_tokens_per_s)":[^,}]*//g' "$1"; }
+resume_flags=(--steps 4 --save-every 2 --adaptive-kl 0.1 --adaptive-kl-horizon 20)
+"$rlaif" ppo "${common[@]}" "${resume_flags[@]}" --out "$tmp/full" >/dev/null 2>&1
+"$rlaif" ppo "${common[@]}" "${resume_flags[@]}" --out "$tmp/part" >/dev/null 2>&1
+rm -rf "$tmp/part/checkpoints/step_00000004"
+"$rlaif" ppo "${common[@]}" "${resume_flags[@]}" --out "$tmp/part" --resume "$tmp/part/checkpoints/step_00000002" \
+  >/dev/null 2>"$tmp/resume.err"
+grep -q "resuming from" "$tmp/resume.err" || { echo "no resume message"; cat "$tmp/resume.err"; exit 1; }
+diff <(strip "$tmp/full/metrics.jsonl") <(strip "$tmp/part/metrics.jsonl") >/dev/null ||
+  { echo "resumed metrics differ:"; diff <(strip "$tmp/full/metrics.jsonl") <(strip "$tmp/part/metrics.jsonl") | head; exit 1; }
+cmp "$tmp/full/model.safetensors" "$tmp/part/model.safetensors" || { echo "resumed weights differ"; exit 1; }
+
+# Usage errors exit with 2 and name the flag.
+expect_usage() {  # message, then flags
+  local want="$1"; shift
+  set +e
+  msg="$("$rlaif" ppo "${common[@]}" --out "$tmp/bad" "$@" 2>&1)"; code=$?
+  set -e
+  [[ $code -eq 2 ]] && grep -q -- "$want" <<<"$msg" || { echo "expected usage error '$want' ($code): $msg"; exit 1; }
+}
+expect_usage "--samples-per-prompt" --advantage rloo --samples-per-prompt 1
+expect_usage "--value-model" --advantage grpo --value-model "$tmp/rm"
+expect_usage "--mini-batches" --mini-batches 3
+expect_usage "gae, rloo or grpo" --advantage ppo
+echo "rlaif ppo: gae, rloo and grpo train and write models; resume is exact; bad flags exit 2"

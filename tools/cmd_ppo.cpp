@@ -1,0 +1,176 @@
+// `rlaif ppo`: reinforcement learning from a reward model with PPO, RLOO or GRPO
+// (algorithms/ppo.h).
+#include <cstdio>
+#include <optional>
+
+#include "algorithms/ppo.h"
+#include "algorithms/reward.h"
+#include "io/datasets.h"
+#include "io/model_dir.h"
+#include "tools/commands.h"
+#include "tools/train_flags.h"
+
+namespace rlaif::cli {
+namespace {
+
+// The flags that change what a run computes (a resume must repeat them).
+// clang-format off
+const char* const kPpoIdentity[] = {
+    "model", "reward-model", "value-model", "prompts", "batch", "advantage", "samples-per-prompt",
+    "kl-coef", "kl-estimator", "adaptive-kl", "adaptive-kl-horizon", "cliprange",
+    "cliprange-value", "vf-coef", "gamma", "lambda", "ppo-epochs", "mini-batches",
+    "whiten-rewards", "max-new-tokens", "temperature", "missing-eos-penalty", "chat-template",
+    "max-prompt-length", "rm-max-length"};
+// clang-format on
+
+}  // namespace
+
+int ppo_main(const std::vector<std::string>& args) {
+  Flags flags(
+      "ppo",
+      "Fine-tune a policy with reinforcement learning against a reward model. Each step samples\n"
+      "K responses to --batch prompts with the KV cache, scores them with the reward model,\n"
+      "penalises the KL to the initial policy per token (-kl_coef * KL, score at the last\n"
+      "token), computes advantages (gae: a value model and GAE; rloo: leave-one-out over the K\n"
+      "samples; grpo: group mean/std normalisation, KL in the loss) and makes --ppo-epochs x\n"
+      "--mini-batches clipped-PPO updates. Logs score, kl, entropy, clip fraction, approx KL,\n"
+      "value loss, explained variance, response length and tokens/s to metrics.jsonl; writes\n"
+      "the policy to --out (and the value model to --out/value_model).");
+  flags.option("model", "", "policy model directory (also the frozen reference)", true)
+      .option("reward-model", "", "reward model directory (score head; see `rlaif rm`)", true)
+      .option("value-model", "",
+              "value model directory for gae (default: --reward-model; a plain LM gets a head)")
+      .option("prompts", "", "prompts: JSONL or JSON ({\"prompt\": ...} per record)", true)
+      .option("batch", "8", "prompts per step")
+      .option("advantage", "gae", "gae (value model), rloo or grpo")
+      .option("samples-per-prompt", "0", "K responses per prompt (0: 1 for gae, 4 for rloo/grpo)")
+      .option("kl-coef", "0.05",
+              "beta: weight of the KL penalty (the initial value with --adaptive-kl)")
+      .option("kl-estimator", "k1",
+              "per-token KL estimate in the reward: k1 or k3 (grpo's loss uses k3)")
+      .option("adaptive-kl", "0",
+              "target KL per response for the adaptive controller (0 = fixed beta)")
+      .option("adaptive-kl-horizon", "10000", "horizon of the adaptive KL controller")
+      .option("cliprange", "0.2", "epsilon: clip range of the policy ratio")
+      .option("cliprange-value", "0.2", "epsilon_v: clip range of the value prediction")
+      .option("vf-coef", "0.1", "weight of the value loss (gae)")
+      .option("gamma", "1.0", "discount")
+      .option("lambda", "0.95", "GAE lambda")
+      .option("ppo-epochs", "4", "passes over each rollout")
+      .option("mini-batches", "1", "optimizer updates per pass (must divide batch x K)")
+      .flag("whiten-rewards", "whiten the per-token rewards before GAE (scale only)")
+      .option("max-new-tokens", "64", "response tokens at most")
+      .option("temperature", "1.0", "sampling temperature (> 0; log-probabilities use it too)")
+      .option("missing-eos-penalty", "0", "subtracted from the score of a response without EOS")
+      .option("chat-template", std::string(ChatTemplate::kDefault),
+              "template with {prompt}; \\n escapes allowed")
+      .option("max-prompt-length", "256", "prompt tokens at most (cut from the left)")
+      .option("rm-max-length", "512",
+              "tokens the reward model reads at most (capped at its context)")
+      .option("forward-batch", "16", "sequences per no-grad forward pass (rollouts, scoring)");
+  declare_trainer_flags(flags, "100", "3e-6");
+  if (!flags.parse(args)) return 0;
+
+  std::vector<std::string> identity = trainer_identity_flags();
+  for (const char* k : kPpoIdentity) identity.emplace_back(k);
+  std::vector<std::string> recorded = identity;
+  recorded.emplace_back("steps");
+  TrainerOptions options = trainer_options(flags, recorded, identity);
+  options.label = "ppo";
+
+  PpoOptions o;
+  try {
+    o.advantage = parse_advantage_kind(flags.str("advantage"));
+    o.kl_estimator = parse_kl_estimator(flags.str("kl-estimator"));
+    o.chat = ChatTemplate::from_escaped(flags.str("chat-template"));
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  o.batch_prompts = flags.integer("batch");
+  o.samples_per_prompt = flags.integer("samples-per-prompt");
+  if (o.samples_per_prompt == 0) o.samples_per_prompt = o.advantage == AdvantageKind::gae ? 1 : 4;
+  o.kl_coef = flags.number("kl-coef");
+  o.adaptive_kl_target = flags.number("adaptive-kl");
+  o.adaptive_kl_horizon = flags.number("adaptive-kl-horizon");
+  o.cliprange = flags.number("cliprange");
+  o.cliprange_value = flags.number("cliprange-value");
+  o.vf_coef = flags.number("vf-coef");
+  o.gamma = flags.number("gamma");
+  o.lambda = flags.number("lambda");
+  o.ppo_epochs = flags.integer("ppo-epochs");
+  o.mini_batches = flags.integer("mini-batches");
+  o.whiten_rewards = flags.on("whiten-rewards");
+  o.max_new_tokens = flags.integer("max-new-tokens");
+  o.temperature = flags.number("temperature");
+  o.missing_eos_penalty = flags.number("missing-eos-penalty");
+  o.max_prompt_length = flags.integer("max-prompt-length");
+  o.forward_batch = flags.integer("forward-batch");
+  o.seed = static_cast<uint64_t>(flags.integer("seed"));
+  try {
+    o.validate();
+    if (o.adaptive_kl_target > 0)
+      AdaptiveKlController(o.kl_coef, o.adaptive_kl_target, o.adaptive_kl_horizon);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  if (o.advantage != AdvantageKind::gae && flags.given("value-model")) {
+    throw UsageError("--value-model is for --advantage gae; rloo and grpo use no value model");
+  }
+  if ((o.sequences_per_step() / o.mini_batches) % options.grad_accum != 0) {
+    throw UsageError("--grad-accum must divide the sequences of a mini-batch");
+  }
+
+  const Device device = parse_device(flags.str("device"));
+  const std::string model_dir = flags.str("model");
+  Transformer policy = load_model(model_dir, device);
+  policy.set_requires_grad(true);
+  Transformer reference = load_model(model_dir, device);
+  reference.set_requires_grad(false);
+  options.tokenizer_model = tokenizer_path(model_dir);
+  RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
+  const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_model);
+
+  const std::string rm_dir = flags.str("reward-model");
+  RewardModelOptions rm_options;
+  rm_options.chat = o.chat;
+  rm_options.truncation.max_length = flags.integer("rm-max-length");
+  rm_options.truncation.max_prompt_length = o.max_prompt_length;
+  rm_options.batch = o.forward_batch;
+  RewardModelScorer reward(rm_dir, rm_options, device);
+
+  std::optional<Transformer> value;
+  if (o.advantage == AdvantageKind::gae) {
+    const std::string value_dir = flags.given("value-model") ? flags.str("value-model") : rm_dir;
+    value.emplace(load_model(value_dir, device));
+    if (ensure_scalar_head(*value, o.seed)) {
+      std::fprintf(stderr, "ppo: %s has no scalar head; added score.weight for the value model\n",
+                   value_dir.c_str());
+    }
+    value->set_requires_grad(true);
+  }
+
+  const std::vector<std::string> prompts = load_prompts(flags.str("prompts"));
+  RLAIF_CHECK(!prompts.empty(), flags.str("prompts"), " holds no prompts");
+  std::fprintf(stderr,
+               "ppo: %zu prompts, %s advantages, %lld sequences per step (%lld x %lld), %lld "
+               "policy parameters\n",
+               prompts.size(), advantage_kind_name(o.advantage),
+               static_cast<long long>(o.sequences_per_step()),
+               static_cast<long long>(o.batch_prompts),
+               static_cast<long long>(o.samples_per_prompt),
+               static_cast<long long>(policy.config().parameter_count()));
+
+  PpoModels models{&policy, &reference, value ? &*value : nullptr, &tokenizer, &reward};
+  PpoResult result = train_ppo(models, prompts, o, options);
+  if (result.interrupted) return 128 + result.signal;
+  std::printf("{\"steps\": %lld", static_cast<long long>(result.steps_done));
+  for (const char* key : {"score", "kl", "entropy", "response_length"}) {
+    for (const auto& [name, v] : result.last_metrics) {
+      if (name == key) std::printf(", \"%s\": %.6f", key, v);
+    }
+  }
+  std::printf(", \"kl_coef\": %.6g, \"model\": \"%s\"}\n", result.kl_coef, options.out_dir.c_str());
+  return 0;
+}
+
+}  // namespace rlaif::cli
