@@ -61,7 +61,15 @@ RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<Tok
     const auto n = static_cast<size_t>(indices.size());
     SequenceBatch b = make_pair_batch(pairs, indices, model.device());
     const std::vector<float> sum = host(completion_logprobs(model, b, /*average=*/false));
-    const std::vector<float> avg = host(completion_logprobs(model, b, /*average=*/true));
+    // The averages from the same forward pass: sum / trained tokens (masked_mean's definition,
+    // 0 for a row with none).
+    const std::vector<float> mask = b.completion_mask.to(Device::cpu()).to_vector<float>();
+    std::vector<float> avg(sum.size(), 0.0f);
+    for (size_t row = 0; row < sum.size(); ++row) {
+      float count = 0.0f;
+      for (int64_t t = 0; t < b.width(); ++t) count += mask[row * static_cast<size_t>(b.width()) + static_cast<size_t>(t)];
+      avg[row] = count > 0.0f ? sum[row] / count : 0.0f;
+    }
     out.chosen_sum.insert(out.chosen_sum.end(), sum.begin(), sum.begin() + static_cast<long>(n));
     out.rejected_sum.insert(out.rejected_sum.end(), sum.begin() + static_cast<long>(n), sum.end());
     out.chosen_avg.insert(out.chosen_avg.end(), avg.begin(), avg.begin() + static_cast<long>(n));

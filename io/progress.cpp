@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace rlaif {
@@ -61,9 +62,12 @@ void Progress::draw(bool final) {
   if (total_ > 0) {
     const int width = 24;
     int filled = static_cast<int>(width * static_cast<double>(done_) / static_cast<double>(total_));
+    filled = std::clamp(filled, 0, width);
     if (tty_) {
-      line += "[" + std::string(static_cast<size_t>(filled), '#') +
-              std::string(static_cast<size_t>(width - filled), '.') + "] ";
+      line.push_back('[');
+      line.append(static_cast<size_t>(filled), '#');
+      line.append(static_cast<size_t>(width - filled), '.');
+      line.append("] ");
     }
     line += std::to_string(done_) + "/" + std::to_string(total_) + " " + unit_;
   } else {
