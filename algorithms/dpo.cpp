@@ -38,7 +38,9 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-std::vector<float> host(const Variable& v) { return v.data().to(Device::cpu()).to_vector<float>(); }
+std::vector<float> host(const Variable& v) {
+  return v.data().to(Device::cpu()).to_vector<float>();
+}
 
 Variable table_slice(const std::vector<float>& table, const std::vector<int64_t>& indices,
                      Device device) {
@@ -64,10 +66,11 @@ RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<Tok
     // The averages from the same forward pass: sum / trained tokens (masked_mean's definition,
     // 0 for a row with none).
     const std::vector<float> mask = b.completion_mask.to(Device::cpu()).to_vector<float>();
+    const auto width = static_cast<size_t>(b.width());
     std::vector<float> avg(sum.size(), 0.0f);
     for (size_t row = 0; row < sum.size(); ++row) {
       float count = 0.0f;
-      for (int64_t t = 0; t < b.width(); ++t) count += mask[row * static_cast<size_t>(b.width()) + static_cast<size_t>(t)];
+      for (size_t t = 0; t < width; ++t) count += mask[row * width + t];
       avg[row] = count > 0.0f ? sum[row] / count : 0.0f;
     }
     out.chosen_sum.insert(out.chosen_sum.end(), sum.begin(), sum.begin() + static_cast<long>(n));

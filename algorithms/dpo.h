@@ -30,9 +30,9 @@
 namespace rlaif {
 
 struct DpoOptions {
-  int64_t batch = 8;        // B: pairs per micro-batch
-  int64_t grad_accum = 1;   // A: micro-batches per optimizer step
-  uint64_t seed = 0;        // data order
+  int64_t batch = 8;       // B: pairs per micro-batch
+  int64_t grad_accum = 1;  // A: micro-batches per optimizer step
+  uint64_t seed = 0;       // data order
   double beta = 0.1;
   DpoLoss loss = DpoLoss::sigmoid;
   double label_smoothing = 0.0;  // ε (sigmoid: cDPO; robust)
@@ -88,8 +88,8 @@ class DpoTask : public TrainingTask {
   // Loss of the pairs `indices` of `pairs` (whose reference tables are `ref`, when precomputed);
   // adds its metrics into `sums`. Back-propagates loss·scale when `backward`.
   double pair_loss(const std::vector<TokenizedPair>& pairs, const RefLogprobs& ref,
-                   const std::vector<int64_t>& indices, double scale, bool backward,
-                   Sums& sums, int64_t& tokens) const;
+                   const std::vector<int64_t>& indices, double scale, bool backward, Sums& sums,
+                   int64_t& tokens) const;
 
   const Transformer& policy_;
   DpoReference reference_;

@@ -33,10 +33,14 @@ DpoLoss parse_dpo_loss(const std::string& name) {
 
 const char* dpo_loss_name(DpoLoss kind) {
   switch (kind) {
-    case DpoLoss::sigmoid: return "sigmoid";
-    case DpoLoss::ipo: return "ipo";
-    case DpoLoss::hinge: return "hinge";
-    case DpoLoss::robust: return "robust";
+    case DpoLoss::sigmoid:
+      return "sigmoid";
+    case DpoLoss::ipo:
+      return "ipo";
+    case DpoLoss::hinge:
+      return "hinge";
+    case DpoLoss::robust:
+      return "robust";
   }
   return "?";
 }

@@ -46,7 +46,9 @@ enum class DpoLoss { sigmoid, ipo, hinge, robust };
 DpoLoss parse_dpo_loss(const std::string& name);
 const char* dpo_loss_name(DpoLoss kind);
 // IPO regresses per-token averages; the others use summed log-probs.
-inline bool dpo_uses_average_logprobs(DpoLoss kind) { return kind == DpoLoss::ipo; }
+inline bool dpo_uses_average_logprobs(DpoLoss kind) {
+  return kind == DpoLoss::ipo;
+}
 
 // Per-pair DPO-family loss [N] from the log-probs of chosen and rejected completions under the
 // policy and the reference, each [N] (the reference's usually carry no gradient). beta > 0;

@@ -51,7 +51,9 @@ Tensor margins_of(const std::vector<TokenizedPair>& pairs, const std::vector<int
   return Tensor::from_vector(m, {static_cast<int64_t>(m.size())}).to(device);
 }
 
-std::vector<float> host(const Variable& v) { return v.data().to(Device::cpu()).to_vector<float>(); }
+std::vector<float> host(const Variable& v) {
+  return v.data().to(Device::cpu()).to_vector<float>();
+}
 
 }  // namespace
 
@@ -138,7 +140,8 @@ std::vector<double> score_examples(const Transformer& model,
   for (size_t begin = 0; begin < examples.size(); begin += static_cast<size_t>(batch)) {
     std::vector<TokenizedExample> part(
         examples.begin() + static_cast<long>(begin),
-        examples.begin() + static_cast<long>(std::min(examples.size(), begin + static_cast<size_t>(batch))));
+        examples.begin() +
+            static_cast<long>(std::min(examples.size(), begin + static_cast<size_t>(batch))));
     for (float r : host(last_token_scores(model, make_batch(part, model.device())))) {
       out.push_back(r);
     }

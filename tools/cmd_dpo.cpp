@@ -25,8 +25,9 @@ int dpo_main(const std::vector<std::string>& args) {
       .option("ref", "", "reference model directory (default: --model)")
       .option("beta", "0.1", "beta: strength of the tie to the reference")
       .option("loss", "sigmoid", "sigmoid, ipo, hinge or robust")
-      .option("label-smoothing", "0", "e in [0, 0.5): assumed rate of flipped labels "
-                                      "(sigmoid = cDPO, robust)")
+      .option("label-smoothing", "0",
+              "e in [0, 0.5): assumed rate of flipped labels "
+              "(sigmoid = cDPO, robust)")
       .flag("precompute-ref", "compute the reference log-probs once and cache them");
   declare_preference_flags(flags);
   declare_trainer_flags(flags, "100", "1e-6");
@@ -98,7 +99,8 @@ int dpo_main(const std::vector<std::string>& args) {
   if (result.interrupted) return 128 + result.signal;
   std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
               result.last_loss);
-  for (const auto& [name, value] : result.last_eval) std::printf(", \"%s\": %.6f", name.c_str(), value);
+  for (const auto& [name, value] : result.last_eval)
+    std::printf(", \"%s\": %.6f", name.c_str(), value);
   std::printf(", \"model\": \"%s\"}\n", options.out_dir.c_str());
   return 0;
 }

@@ -58,7 +58,8 @@ int rm_main(const std::vector<std::string>& args) {
   if (result.interrupted) return 128 + result.signal;
   std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
               result.last_loss);
-  for (const auto& [name, value] : result.last_eval) std::printf(", \"%s\": %.6f", name.c_str(), value);
+  for (const auto& [name, value] : result.last_eval)
+    std::printf(", \"%s\": %.6f", name.c_str(), value);
   std::printf(", \"model\": \"%s\"}\n", options.out_dir.c_str());
   return 0;
 }

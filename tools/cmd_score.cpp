@@ -25,8 +25,9 @@ int score_main(const std::vector<std::string>& args) {
       .option("data", "", "JSONL or JSON file of SFT or preference records", true)
       .option("out", "", "output JSONL file (default: stdout)")
       .option("batch", "8", "sequences per forward pass")
-      .option("max-length", "512", "tokens per sequence at most (capped at the model's context "
-                                   "when not given)")
+      .option("max-length", "512",
+              "tokens per sequence at most (capped at the model's context "
+              "when not given)")
       .option("max-prompt-length", "256", "prompt tokens at most (cut from the left)")
       .option("chat-template", std::string(ChatTemplate::kDefault),
               "template with {prompt}; \\n escapes allowed (as the reward model was trained)")
@@ -77,7 +78,8 @@ int score_main(const std::vector<std::string>& args) {
     }
   };
   auto text = [](const std::string& s, rapidjson::Document& d) {
-    return rapidjson::Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), d.GetAllocator());
+    return rapidjson::Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()),
+                            d.GetAllocator());
   };
   double total = 0.0, correct = 0.0;
   const size_t records = preferences ? pairs.size() : singles.size();

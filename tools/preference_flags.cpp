@@ -9,27 +9,32 @@
 namespace rlaif::cli {
 
 void declare_preference_flags(Flags& flags) {
-  flags.option("data", "", "preference pairs: JSONL or JSON ({prompt, chosen, rejected}, TRL "
-                           "conversational, or LLaMA-Factory's format)", true)
+  flags
+      .option("data", "",
+              "preference pairs: JSONL or JSON ({prompt, chosen, rejected}, TRL "
+              "conversational, or LLaMA-Factory's format)",
+              true)
       .option("val-data", "", "held-out pairs (default: the last --val-fraction of --data)")
       .option("val-fraction", "0.05", "fraction of --data held out when --val-data is not given")
       .option("batch", "8", "pairs per micro-batch (each pair is two sequences)")
-      .option("max-length", "512", "tokens per sequence at most (capped at the model's context "
-                                   "when not given)")
+      .option("max-length", "512",
+              "tokens per sequence at most (capped at the model's context "
+              "when not given)")
       .option("max-prompt-length", "256", "prompt tokens at most (cut from the left)")
       .option("chat-template", std::string(ChatTemplate::kDefault),
               "template with {prompt}; \\n escapes allowed");
 }
 
 std::vector<std::string> preference_identity_flags() {
-  return {"data", "val-data", "val-fraction", "batch", "max-length", "max-prompt-length",
-          "chat-template"};
+  return {"data",       "val-data",          "val-fraction", "batch",
+          "max-length", "max-prompt-length", "chat-template"};
 }
 
 TruncationOptions truncation_from_flags(const Flags& flags, const ModelConfig& config) {
   TruncationOptions t;
   t.max_length = flags.integer("max-length");
-  if (!flags.given("max-length")) t.max_length = std::min(t.max_length, config.max_position_embeddings);
+  if (!flags.given("max-length"))
+    t.max_length = std::min(t.max_length, config.max_position_embeddings);
   t.max_prompt_length = flags.integer("max-prompt-length");
   if (t.max_length < 2) throw UsageError("--max-length must be at least 2");
   if (t.max_prompt_length < 1) throw UsageError("--max-prompt-length must be at least 1");

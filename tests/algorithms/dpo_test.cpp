@@ -89,9 +89,9 @@ TEST(Dpo, StartsAtLn2AndTrainMetricsFollowTrl) {
   DpoTask task(policy, ref, preference_tiny_pairs(), preference_tiny_pairs(), o);
   MicroBatchResult r = task.micro_batch(0, 0, 1.0);
   EXPECT_NEAR(r.loss, std::log(2.0), 1e-6);  // the policy is the reference
-  const std::vector<std::string> names = {"rewards/chosen",    "rewards/rejected",
+  const std::vector<std::string> names = {"rewards/chosen",     "rewards/rejected",
                                           "rewards/accuracies", "rewards/margins",
-                                          "logps/chosen",      "logps/rejected"};
+                                          "logps/chosen",       "logps/rejected"};
   ASSERT_EQ(r.metrics.size(), names.size());
   for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(r.metrics[i].first, names[i]);
   EXPECT_NEAR(r.metrics[0].second, 0.0, 1e-9);
@@ -112,9 +112,9 @@ struct DpoRun {
   std::vector<float> weights;
 };
 
-DpoRun run_dpo(const Transformer& start, DpoReference reference, const std::vector<TokenizedPair>& train,
-            const std::vector<TokenizedPair>& val, DpoOptions o, int64_t steps,
-            const std::string& name) {
+DpoRun run_dpo(const Transformer& start, DpoReference reference,
+               const std::vector<TokenizedPair>& train, const std::vector<TokenizedPair>& val,
+               DpoOptions o, int64_t steps, const std::string& name) {
   Transformer policy = clone_model(start);
   policy.set_requires_grad(true);
   DpoTask task(policy, std::move(reference), train, val, o);
@@ -152,8 +152,9 @@ TEST(Dpo, PrecomputedReferenceGivesTheLiveReferencesLosses) {
       DpoReference live;
       live.model = reference;
       DpoReference pre;
-      std::tie(pre.train, pre.val) = cached_ref_logprobs(
-          preference_temp_dir("ref_cache") + "/ref_logprobs.safetensors", *reference, train, val, 3);
+      std::tie(pre.train, pre.val) =
+          cached_ref_logprobs(preference_temp_dir("ref_cache") + "/ref_logprobs.safetensors",
+                              *reference, train, val, 3);
       fs::remove_all(preference_temp_dir("ref_cache"));
       DpoRun a = run_dpo(start, live, train, val, o, 4, "dpo_live");
       DpoRun b = run_dpo(start, pre, train, val, o, 4, "dpo_pre");
@@ -240,9 +241,8 @@ TEST(Dpo, RaisesTheMarginAndExactMatchBeyondSft) {
   const std::vector<TokenizedPair> train = sort_tokenized_pairs(2000, 21, SortSplit::train);
   const std::vector<TokenizedPair> val = sort_tokenized_pairs(200, 22, SortSplit::test);
   DpoReference reference;
-  std::tie(reference.train, reference.val) =
-      cached_ref_logprobs(preference_temp_dir("dpo_learn") + "/ref_logprobs.safetensors", sft,
-                          train, val, 64);
+  std::tie(reference.train, reference.val) = cached_ref_logprobs(
+      preference_temp_dir("dpo_learn") + "/ref_logprobs.safetensors", sft, train, val, 64);
   Transformer policy = clone_model(sft);
   policy.set_requires_grad(true);
   DpoOptions o;
@@ -269,14 +269,15 @@ TEST(Dpo, RaisesTheMarginAndExactMatchBeyondSft) {
   auto logp_margin = [](const std::vector<std::pair<std::string, double>>& m) {
     return metric(m, "val_logps/chosen") - metric(m, "val_logps/rejected");
   };
-  std::printf("dpo sort task: exact match %.3f (SFT, %lld steps, %.1f s) -> %.3f; held-out "
-              "rewards/margins %.3f -> %.3f, accuracies %.3f -> %.3f, log-prob margin %.3f -> "
-              "%.3f, loss %.4f -> %.4f (%.1f s)\n",
-              em_before, static_cast<long long>(sft_steps), sft_seconds, em_after,
-              metric(before, "val_rewards/margins"), metric(after, "val_rewards/margins"),
-              metric(before, "val_rewards/accuracies"), metric(after, "val_rewards/accuracies"),
-              logp_margin(before), logp_margin(after), metric(before, "val_loss"),
-              metric(after, "val_loss"), seconds);
+  std::printf(
+      "dpo sort task: exact match %.3f (SFT, %lld steps, %.1f s) -> %.3f; held-out "
+      "rewards/margins %.3f -> %.3f, accuracies %.3f -> %.3f, log-prob margin %.3f -> "
+      "%.3f, loss %.4f -> %.4f (%.1f s)\n",
+      em_before, static_cast<long long>(sft_steps), sft_seconds, em_after,
+      metric(before, "val_rewards/margins"), metric(after, "val_rewards/margins"),
+      metric(before, "val_rewards/accuracies"), metric(after, "val_rewards/accuracies"),
+      logp_margin(before), logp_margin(after), metric(before, "val_loss"),
+      metric(after, "val_loss"), seconds);
   // Measured (Release, CPU; the same with 1 or 2 threads): exact match 0.785 -> 0.935;
   // rewards/margins 0 -> 0.836 with accuracies 0.98; log-prob margin 18.2 -> 26.6; loss 0.693 ->
   // 0.382.

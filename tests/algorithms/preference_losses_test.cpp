@@ -6,8 +6,8 @@
 
 #include "algorithms/preference_losses.h"
 #include "autograd/gradcheck.h"
-#include "runtime/philox.h"
 #include "autograd/ops.h"
+#include "runtime/philox.h"
 
 namespace rlaif {
 namespace {
@@ -17,7 +17,9 @@ Variable vec(std::vector<float> v, bool grad = false) {
   return Variable(Tensor::from_vector(v, {n}), grad);
 }
 
-float only(const Variable& v) { return v.data().to_vector<float>().at(0); }
+float only(const Variable& v) {
+  return v.data().to_vector<float>().at(0);
+}
 
 // The example: log π(c) = −10, log π(r) = −12, log π_ref(c) = −11, log π_ref(r) = −11.5,
 // β = 0.1, so h = 2 − 0.5 = 1.5 and βh = 0.15.
@@ -29,9 +31,9 @@ TEST(DpoLoss, KnownAnswers) {
   EXPECT_NEAR(dpo_example(DpoLoss::sigmoid), 0.620957, 1e-5);       // −log σ(0.15)
   EXPECT_NEAR(dpo_example(DpoLoss::sigmoid, 0.1), 0.635957, 1e-5);  // cDPO
   EXPECT_NEAR(dpo_example(DpoLoss::robust, 0.1), 0.602207, 1e-5);
-  EXPECT_NEAR(dpo_example(DpoLoss::robust, 0.0), 0.620957, 1e-5);   // ε = 0: plain DPO
-  EXPECT_NEAR(dpo_example(DpoLoss::ipo), 12.25, 1e-4);              // (1.5 − 5)²
-  EXPECT_NEAR(dpo_example(DpoLoss::hinge), 0.85, 1e-5);             // 1 − 0.15
+  EXPECT_NEAR(dpo_example(DpoLoss::robust, 0.0), 0.620957, 1e-5);  // ε = 0: plain DPO
+  EXPECT_NEAR(dpo_example(DpoLoss::ipo), 12.25, 1e-4);             // (1.5 − 5)²
+  EXPECT_NEAR(dpo_example(DpoLoss::hinge), 0.85, 1e-5);            // 1 − 0.15
 }
 
 TEST(DpoLoss, GradientOfTheSigmoidLoss) {
@@ -57,8 +59,8 @@ TEST(DpoLoss, PolicyEqualToReferenceGivesLn2) {
 
 TEST(DpoLoss, PerPairLossesOfABatch) {
   // The loss is per pair: pair 1 is pair 0 with the sides swapped, so h = −1.5.
-  Variable l = dpo_loss(vec({-10, -12}), vec({-12, -10}), vec({-11, -11.5}), vec({-11.5, -11}),
-                        0.1, DpoLoss::sigmoid);
+  Variable l = dpo_loss(vec({-10, -12}), vec({-12, -10}), vec({-11, -11.5}), vec({-11.5, -11}), 0.1,
+                        DpoLoss::sigmoid);
   std::vector<float> v = l.data().to_vector<float>();
   ASSERT_EQ(v.size(), 2u);
   EXPECT_NEAR(v[0], 0.620957, 1e-5);

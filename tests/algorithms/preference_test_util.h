@@ -48,13 +48,14 @@ inline std::vector<TokenizedPair> sort_tokenized_pairs(int64_t n, uint64_t seed,
   TruncationOptions t;
   t.max_length = sort_policy_config().max_position_embeddings;
   t.max_prompt_length = t.max_length - 16;
-  return tokenize_pairs(sort_tokenizer(), sort_template(), sort_preference_pairs(n, seed, split), t);
+  return tokenize_pairs(sort_tokenizer(), sort_template(), sort_preference_pairs(n, seed, split),
+                        t);
 }
 
 inline std::string preference_temp_dir(const std::string& name) {
   namespace fs = std::filesystem;
-  fs::path p = fs::temp_directory_path() /
-               ("rlaif_pref_test_" + std::to_string(::getpid()) + "_" + name);
+  fs::path p =
+      fs::temp_directory_path() / ("rlaif_pref_test_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
   return p.string();
 }
