@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "autograd/grad_mode.h"
+#include "algorithms/reward.h"
 #include "io/model_dir.h"
 
 namespace rlaif {
@@ -53,24 +53,14 @@ RewardModelScorer::RewardModelScorer(Transformer model, Tokenizer tokenizer,
 std::vector<double> RewardModelScorer::score(const std::vector<std::string>& prompts,
                                              const std::vector<std::string>& completions) {
   check_pairs(prompts, completions);
-  NoGradGuard no_grad;
-  std::vector<double> out;
-  out.reserve(prompts.size());
-  const size_t batch = static_cast<size_t>(options_.batch);
-  for (size_t begin = 0; begin < prompts.size(); begin += batch) {
-    const size_t end = std::min(prompts.size(), begin + batch);
-    std::vector<TokenizedExample> examples;
-    for (size_t i = begin; i < end; ++i) {
-      examples.push_back(tokenize_example(tokenizer_, options_.chat, prompts[i], completions[i],
-                                          options_.truncation, /*add_eos=*/true));
-    }
-    const int32_t pad = tokenizer_.pad_id() >= 0 ? tokenizer_.pad_id() : 0;
-    SequenceBatch sequences = make_batch(examples, model_.device(), pad);
-    const std::vector<float> scores =
-        last_token_scores(model_, sequences).data().to(Device::cpu()).to_vector<float>();
-    out.insert(out.end(), scores.begin(), scores.end());
+  std::vector<TokenizedExample> examples;
+  examples.reserve(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    examples.push_back(tokenize_example(tokenizer_, options_.chat, prompts[i], completions[i],
+                                        options_.truncation, /*add_eos=*/true));
   }
-  return out;
+  // The layout and the forward pass of `rlaif rm` / `rlaif score` (algorithms/reward.h).
+  return score_examples(model_, examples, options_.batch);
 }
 
 }  // namespace rlaif
