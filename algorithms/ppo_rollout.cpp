@@ -184,7 +184,7 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
   gen.sampling.seed = options.seed;
   // The model's own EOS when its config names one (as `rlaif generate`), else the tokenizer's.
   gen.eos_id = models.policy->config().eos_token_id >= 0 ? models.policy->config().eos_token_id
-                                                          : tok.eos_id();
+                                                         : tok.eos_id();
   const size_t chunk = static_cast<size_t>(options.forward_batch);
   for (size_t begin = 0; begin < rollout.samples.size(); begin += chunk) {
     const size_t end = std::min(rollout.samples.size(), begin + chunk);

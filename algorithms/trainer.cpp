@@ -75,7 +75,8 @@ void check_resume_settings(const TrainerCheckpoint& ckpt, const TrainerOptions& 
   for (const std::string& key : o.identity_keys) {
     std::string was = saved.count(key) ? saved[key] : "(unset)";
     std::string is = now.count(key) ? now[key] : "(unset)";
-    if (was != is) diffs += "\n  --" + key + ": checkpoint has '" + was + "', this run has '" + is + "'";
+    if (was != is)
+      diffs += "\n  --" + key + ": checkpoint has '" + was + "', this run has '" + is + "'";
   }
   RLAIF_CHECK(diffs.empty(), "cannot resume from ", ckpt.dir,
               ": it was made with different settings:", diffs);

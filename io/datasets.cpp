@@ -35,8 +35,8 @@ void for_each_record(const std::string& path, const RecordFn& fn) {
     if (doc.HasParseError()) {
       size_t offset = doc.GetErrorOffset(), line = 1;
       for (size_t i = 0; i < offset && i < text.size(); ++i) line += text[i] == '\n';
-      throw Error(path, ":", line, ": invalid JSON: ",
-                  rapidjson::GetParseError_En(doc.GetParseError()));
+      throw Error(path, ":", line,
+                  ": invalid JSON: ", rapidjson::GetParseError_En(doc.GetParseError()));
     }
     for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
       std::string where = path + "[" + std::to_string(i) + "]";
@@ -99,7 +99,8 @@ std::string render_prompt(const std::vector<Turn>& turns, const std::string& whe
       system += t.content + "\n\n";
       continue;
     }
-    RLAIF_CHECK((t.role == "user") == expect_user, where, ": turns must alternate user and assistant");
+    RLAIF_CHECK((t.role == "user") == expect_user, where,
+                ": turns must alternate user and assistant");
     if (t.role == "user") {
       prompt += (prompt.empty() ? "" : "\n\nHuman: ") + t.content;
     } else {
@@ -134,7 +135,8 @@ std::string alpaca_prompt(const Json& r, const std::string& where) {
   }
   if (r.HasMember("history")) {
     const Json& history = r["history"];
-    RLAIF_CHECK(history.IsArray(), where, ": \"history\" must be a list of [instruction, response]");
+    RLAIF_CHECK(history.IsArray(), where,
+                ": \"history\" must be a list of [instruction, response]");
     for (const auto& pair : history.GetArray()) {
       RLAIF_CHECK(pair.IsArray() && pair.Size() == 2 && pair[0].IsString() && pair[1].IsString(),
                   where, ": each \"history\" entry must be [instruction, response] strings");
@@ -158,7 +160,8 @@ std::vector<Turn> joined_turns(const Json& prompt, const Json& reply, const std:
 std::string reply_text(const Json& v, const std::string& where, const char* key) {
   if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
   if (v.IsObject()) return get_string(v, "value", where + " \"" + key + "\"");
-  throw Error(where, ": \"", key, "\" must be a string, a {\"from\", \"value\"} turn or a list of turns");
+  throw Error(where, ": \"", key,
+              "\" must be a string, a {\"from\", \"value\"} turn or a list of turns");
 }
 
 }  // namespace
@@ -177,8 +180,9 @@ std::vector<SftExample> load_sft_examples(const std::string& path) {
     } else if (has_string(r, "instruction") && has_string(r, "output")) {
       out.push_back({alpaca_prompt(r, where), get_string(r, "output", where)});
     } else {
-      throw Error(where, ": not an SFT record: expected \"prompt\" + \"completion\", \"messages\", "
-                         "or Alpaca's \"instruction\" + \"output\"");
+      throw Error(where,
+                  ": not an SFT record: expected \"prompt\" + \"completion\", \"messages\", "
+                  "or Alpaca's \"instruction\" + \"output\"");
     }
   });
   RLAIF_CHECK(!out.empty(), path, ": no examples");
@@ -202,7 +206,8 @@ std::vector<PreferencePair> load_preferences(const std::string& path,
       };
       auto [prompt_c, chosen] = split_reply(conversation("chosen"), where);
       auto [prompt_r, rejected] = split_reply(conversation("rejected"), where);
-      RLAIF_CHECK(prompt_c == prompt_r, where, ": chosen and rejected conversations differ before the reply");
+      RLAIF_CHECK(prompt_c == prompt_r, where,
+                  ": chosen and rejected conversations differ before the reply");
       p = {prompt_c, chosen, rejected};
     } else {
       if (has_string(r, "prompt")) {

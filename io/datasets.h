@@ -10,7 +10,8 @@
 // Preference records (one of):
 //   {"prompt": "...", "chosen": "...", "rejected": "..."}             (extra fields are ignored)
 //   {"chosen": [messages...], "rejected": [messages...]}              (TRL conversational,
-//    optionally with the shared turns in "prompt": [messages...] and only replies in chosen/rejected)
+//    optionally with the shared turns in "prompt": [messages...] and only replies in
+//    chosen/rejected)
 //   {"conversations": [{"from": "human"|"gpt", "value": "..."}], "chosen": {"from": "gpt",
 //    "value": "..."}, "rejected": {...}}                               (LLaMA-Factory)
 // Prompt records: {"prompt": "..."} or {"prompt": [messages...]} (an Alpaca "instruction", with

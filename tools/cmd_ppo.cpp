@@ -35,7 +35,8 @@ int ppo_main(const std::vector<std::string>& args) {
       "samples; grpo: group mean/std normalisation, KL in the loss) and makes --ppo-epochs x\n"
       "--mini-batches clipped-PPO updates. Logs score, kl, entropy, clip fraction, approx KL,\n"
       "value loss, explained variance, response length and tokens/s to metrics.jsonl; writes\n"
-      "the policy to --out (and the value model to --out/value_model).");
+      "the policy to --out (and the value model to --out/value_model). --steps counts\n"
+      "rollouts; --grad-accum splits each mini-batch; --eval-every is unused.");
   flags.option("model", "", "policy model directory (also the frozen reference)", true)
       .option("reward-model", "", "reward model directory (score head; see `rlaif rm`)", true)
       .option("value-model", "",
