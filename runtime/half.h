@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "runtime/host_device.h"
 
@@ -81,6 +82,30 @@ RLAIF_HD float f16_to_float(f16_t h) {
     return sign ? -v : v;
   }
   return bits_float(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+// Any float element type to f32 (exact), and f32 to any float element type (to nearest, ties to
+// even): the one place kernels convert element types.
+template <typename T>
+RLAIF_HD float widen(T v) {
+  if constexpr (std::is_same_v<T, float>) {
+    return v;
+  } else if constexpr (std::is_same_v<T, bf16_t>) {
+    return bf16_to_float(v);
+  } else {
+    return f16_to_float(v);
+  }
+}
+
+template <typename To>
+RLAIF_HD To narrow(float f) {
+  if constexpr (std::is_same_v<To, float>) {
+    return f;
+  } else if constexpr (std::is_same_v<To, bf16_t>) {
+    return float_to_bf16(f);
+  } else {
+    return float_to_f16(f);
+  }
 }
 
 }  // namespace rlaif

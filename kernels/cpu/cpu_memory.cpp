@@ -50,28 +50,6 @@ void visit_dtype(DType dtype, F&& f) {
   throw Error("cpu backend: unknown dtype ", static_cast<int>(dtype));
 }
 
-// A float element widened to f32: exact for every float dtype.
-template <typename T>
-float widen(T v) {
-  if constexpr (std::is_same_v<T, float>)
-    return v;
-  else if constexpr (std::is_same_v<T, bf16_t>)
-    return bf16_to_float(v);
-  else
-    return f16_to_float(v);
-}
-
-// f32 rounded to a float dtype, to nearest with ties to even (runtime/half.h).
-template <typename To>
-To narrow(float f) {
-  if constexpr (std::is_same_v<To, float>)
-    return f;
-  else if constexpr (std::is_same_v<To, bf16_t>)
-    return float_to_bf16(f);
-  else
-    return float_to_f16(f);
-}
-
 // Float → integer truncates toward zero. Values outside To's range saturate and NaN gives 0, as
 // CUDA's __float2int_rz family does, so every input has a defined result (a plain static_cast
 // would be undefined behaviour there).

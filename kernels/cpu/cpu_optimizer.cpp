@@ -44,26 +44,6 @@ namespace {
 // of the double additions), so changing it changes the last bits of the result.
 constexpr int64_t kNormChunk = 8192;
 
-template <typename T>
-float widen(T v) {
-  if constexpr (std::is_same_v<T, float>)
-    return v;
-  else if constexpr (std::is_same_v<T, bf16_t>)
-    return bf16_to_float(v);
-  else
-    return f16_to_float(v);
-}
-
-template <typename T>
-T narrow(float f) {
-  if constexpr (std::is_same_v<T, float>)
-    return f;
-  else if constexpr (std::is_same_v<T, bf16_t>)
-    return float_to_bf16(f);
-  else
-    return float_to_f16(f);
-}
-
 // Calls f(T{}) with T the C++ element type of a float dtype.
 template <typename F>
 void visit_float(const char* op, const char* arg, const Tensor& t, F&& f) {
