@@ -1,4 +1,5 @@
 #include "algorithms/trainer.h"
+#include "kernels/backend.h"
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -38,7 +39,15 @@ void load_checkpoint_weights(Transformer& model, const std::string& checkpoint) 
               checkpoint, ": its model config differs from --model's:\n", saved.config().to_json(),
               "vs\n", model.config().to_json());
   auto from = saved.parameters(), to = model.parameters();
-  for (size_t i = 0; i < to.size(); ++i) to[i].second.data().copy_from(from[i].second.data());
+  for (size_t i = 0; i < to.size(); ++i) {
+    const Tensor& dst = to[i].second.data();
+    const Tensor& src = from[i].second.data();
+    if (dst.dtype() == src.dtype()) {
+      dst.copy_from(src);
+    } else {  // a bf16 model was saved widened to f32: rounding back restores its exact bits
+      backend_for(dst.device()).cast(src.to(dst.device()), dst);
+    }
+  }
 }
 
 std::string trainer_state_json(int64_t step, const TrainerOptions& o,

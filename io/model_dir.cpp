@@ -93,8 +93,10 @@ std::string tokenizer_path(const std::string& dir) {
   return fs::exists(p) ? p.string() : "";
 }
 
-Transformer load_model(const std::string& dir, Device device) {
+Transformer load_model(const std::string& dir, Device device, DType dtype) {
   RLAIF_CHECK(fs::is_directory(dir), "load_model: '", dir, "' is not a directory");
+  RLAIF_CHECK(dtype == DType::f32 || !device.is_cpu(), "load_model: ", dtype_name(dtype),
+              " parameters need a GPU (--device cuda): the cpu backend computes in f32");
   ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
   SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(dir);
   // Collect stored tensors under rlaif's canonical HF names.
@@ -152,9 +154,16 @@ Transformer load_model(const std::string& dir, Device device) {
                 config.model_type, " model with this config)");
   }
   if (device.is_cpu()) return model;
-  Transformer on_device(model.config(), device);
+  Transformer on_device(model.config(), device, dtype);
   auto src = model.parameters(), dst = on_device.parameters();
-  for (size_t i = 0; i < src.size(); ++i) dst[i].second.data().copy_from(src[i].second.data());
+  for (size_t i = 0; i < src.size(); ++i) {
+    const Tensor& to = dst[i].second.data();
+    if (dtype == DType::f32) {
+      to.copy_from(src[i].second.data());
+    } else {  // round on the device: one f32 copy of one tensor at a time
+      backend_for(device).cast(src[i].second.data().to(device), to);
+    }
+  }
   return on_device;
 }
 
@@ -163,8 +172,12 @@ void save_model(const std::string& dir, const Transformer& model,
   fs::create_directories(dir);
   const ModelConfig& config = model.config();
   NamedTensors tensors;
-  auto host = [](const Variable& v) {
-    return v.device().is_cpu() ? v.data() : v.data().to(Device::cpu());
+  auto host = [](const Variable& v) {  // f32 on the host (bf16 models are widened)
+    Tensor t = v.device().is_cpu() ? v.data() : v.data().to(Device::cpu());
+    if (t.dtype() == DType::f32) return t;
+    Tensor wide = Tensor::empty(t.shape(), DType::f32);
+    backend_for(Device::cpu()).cast(t, wide);
+    return wide;
   };
   // GPT-2: each fused HF tensor is emitted where its first rlaif part would have gone.
   std::map<std::string, std::pair<std::string, Tensor>> fused_at;  // first part → (HF name, value)

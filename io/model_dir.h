@@ -14,10 +14,12 @@
 
 namespace rlaif {
 
-// Loads config.json and the weights of `dir` onto `device`. With `allow_missing_scalar_head`, a
-// model whose config has no scalar head gets none; a score.weight in the file is always loaded
-// (the config then says num_labels = 1).
-Transformer load_model(const std::string& dir, Device device = Device::cpu());
+// Loads config.json and the weights of `dir` onto `device`, as `dtype` parameters (f32, or bf16
+// for mixed-precision work on a GPU; a bf16 model is saved widened to f32). With
+// `allow_missing_scalar_head`, a model whose config has no scalar head gets none; a score.weight in
+// the file is always loaded (the config then says num_labels = 1).
+Transformer load_model(const std::string& dir, Device device = Device::cpu(),
+                       DType dtype = DType::f32);
 
 // Writes config.json and model.safetensors (sharded past 5 GB) into `dir`, creating it; copies
 // `tokenizer_model` (a path; may be empty) to dir/tokenizer.model. Every file is written

@@ -5,6 +5,10 @@
 #include <mutex>
 
 #include "kernels/cpu/cpu_backend.h"
+#ifdef RLAIF_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#include "runtime/allocator.h"
+#endif
 
 namespace rlaif {
 
@@ -72,7 +76,16 @@ namespace {
 
 struct Registry {
   std::mutex mutex;
+#ifdef RLAIF_HAVE_CUDA
+  // Compiled in: the CUDA backend and its memory manager are installed here, explicitly (a static
+  // initialiser inside the static CUDA library would be dropped by the linker).
+  Registry() {
+    register_device_memory(DeviceType::cuda, cuda::cuda_device_memory());
+  }
+  Backend* (*cuda_factory)(int) = &cuda::make_cuda_backend;
+#else
   Backend* (*cuda_factory)(int) = nullptr;
+#endif
   std::map<int, std::unique_ptr<Backend>> cuda_backends;
 };
 
@@ -80,6 +93,10 @@ Registry& registry() {
   static Registry r;
   return r;
 }
+
+// Installs the CUDA memory manager at start-up, so CUDA tensors can be made before the first
+// backend_for(cuda) call.
+[[maybe_unused]] const bool g_registered = (registry(), true);
 
 }  // namespace
 

@@ -21,6 +21,11 @@ Tensor last_position_logits(const Transformer& model, const Variable& hidden) {
   Tensor ids = Tensor::from_vector(rows, {B}).to(model.device());
   Variable last = embedding(reshape(hidden, {B * T, D}), ids);
   Tensor logits = model.logits(last).data();
+  if (logits.dtype() != DType::f32) {  // bf16 models: sample from f32 logits
+    Tensor wide = Tensor::empty(logits.shape(), DType::f32, logits.device());
+    backend_for(logits.device()).cast(logits, wide);
+    logits = wide;
+  }
   return logits.device().is_cpu() ? logits : logits.to(Device::cpu());
 }
 
@@ -61,7 +66,7 @@ std::vector<Generation> generate(const Transformer& model,
       seg[at] = 0;
     }
   }
-  KVCache cache(c, B, capacity, model.device());
+  KVCache cache(c, B, capacity, model.device(), model.dtype());
   TransformerInput input{Tensor::from_vector(ids, {B, longest}).to(model.device()),
                          Tensor::from_vector(pos, {B, longest}).to(model.device()),
                          Tensor::from_vector(seg, {B, longest}).to(model.device())};

@@ -9,8 +9,8 @@
 namespace rlaif {
 namespace {
 
-Variable param(const Shape& shape, Device device) {
-  return Variable(Tensor::empty(shape, DType::f32, device), true);
+Variable param(const Shape& shape, Device device, DType dtype) {
+  return Variable(Tensor::empty(shape, dtype, device), true);
 }
 
 std::string layer_prefix(const ModelConfig& c, int64_t i) {
@@ -19,43 +19,45 @@ std::string layer_prefix(const ModelConfig& c, int64_t i) {
 
 }  // namespace
 
-Transformer::Transformer(ModelConfig config, Device device)
-    : config_(std::move(config)), device_(device) {
+Transformer::Transformer(ModelConfig config, Device device, DType dtype)
+    : config_(std::move(config)), device_(device), dtype_(dtype) {
+  RLAIF_CHECK(dtype == DType::f32 || dtype == DType::bf16,
+              "Transformer: parameters must be f32 or bf16, not ", dtype_name(dtype));
   config_.validate("Transformer");
   const ModelConfig& c = config_;
   const int64_t d = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
   const int64_t f = c.intermediate_size;
-  tok_emb_ = param({c.vocab_size, d}, device);
-  if (c.is_gpt2()) pos_emb_ = param({c.max_position_embeddings, d}, device);
-  final_norm_weight_ = param({d}, device);
-  if (c.is_gpt2()) final_norm_bias_ = param({d}, device);
-  if (!c.tie_word_embeddings) lm_head_ = param({c.vocab_size, d}, device);
-  if (c.num_labels == 1) score_ = param({1, d}, device);
+  tok_emb_ = param({c.vocab_size, d}, device, dtype);
+  if (c.is_gpt2()) pos_emb_ = param({c.max_position_embeddings, d}, device, dtype);
+  final_norm_weight_ = param({d}, device, dtype);
+  if (c.is_gpt2()) final_norm_bias_ = param({d}, device, dtype);
+  if (!c.tie_word_embeddings) lm_head_ = param({c.vocab_size, d}, device, dtype);
+  if (c.num_labels == 1) score_ = param({1, d}, device, dtype);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     TransformerLayer l;
-    l.attn_norm_weight = param({d}, device);
-    l.mlp_norm_weight = param({d}, device);
+    l.attn_norm_weight = param({d}, device, dtype);
+    l.mlp_norm_weight = param({d}, device, dtype);
     if (c.is_gpt2()) {
-      l.attn_norm_bias = param({d}, device);
-      l.mlp_norm_bias = param({d}, device);
+      l.attn_norm_bias = param({d}, device, dtype);
+      l.mlp_norm_bias = param({d}, device, dtype);
     }
-    l.q_weight = param({q, d}, device);
-    l.k_weight = param({kv, d}, device);
-    l.v_weight = param({kv, d}, device);
-    l.o_weight = param({d, q}, device);
+    l.q_weight = param({q, d}, device, dtype);
+    l.k_weight = param({kv, d}, device, dtype);
+    l.v_weight = param({kv, d}, device, dtype);
+    l.o_weight = param({d, q}, device, dtype);
     if (c.qkv_bias) {
-      l.q_bias = param({q}, device);
-      l.k_bias = param({kv}, device);
-      l.v_bias = param({kv}, device);
+      l.q_bias = param({q}, device, dtype);
+      l.k_bias = param({kv}, device, dtype);
+      l.v_bias = param({kv}, device, dtype);
     }
-    if (c.o_bias) l.o_bias = param({d}, device);
-    l.fc_in_weight = param({f, d}, device);
-    l.fc_out_weight = param({d, f}, device);
-    if (!c.is_gpt2()) l.up_weight = param({f, d}, device);
+    if (c.o_bias) l.o_bias = param({d}, device, dtype);
+    l.fc_in_weight = param({f, d}, device, dtype);
+    l.fc_out_weight = param({d, f}, device, dtype);
+    if (!c.is_gpt2()) l.up_weight = param({f, d}, device, dtype);
     if (c.mlp_bias) {
-      l.fc_in_bias = param({f}, device);
-      l.fc_out_bias = param({d}, device);
-      if (!c.is_gpt2()) l.up_bias = param({f}, device);
+      l.fc_in_bias = param({f}, device, dtype);
+      l.fc_out_bias = param({d}, device, dtype);
+      if (!c.is_gpt2()) l.up_bias = param({f}, device, dtype);
     }
     layers_.push_back(std::move(l));
   }
@@ -138,7 +140,7 @@ void Transformer::set_requires_grad(bool requires_grad) {
 
 void Transformer::add_scalar_head() {
   if (score_.defined()) return;
-  score_ = param({1, config_.hidden_size}, device_);
+  score_ = param({1, config_.hidden_size}, device_, dtype_);
   config_.num_labels = 1;
 }
 

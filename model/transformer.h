@@ -46,11 +46,15 @@ struct TransformerInput {
 
 class Transformer {
  public:
-  // Allocates every parameter (uninitialised) on `device`, in f32.
-  Transformer(ModelConfig config, Device device = Device::cpu());
+  // Allocates every parameter (uninitialised) on `device`, in f32 or, for mixed-precision
+  // training on a GPU, bf16 (activations then follow the parameters; losses, norms' statistics
+  // and the optimizer's master weights and moments stay f32). The CPU backend computes in f32
+  // only.
+  Transformer(ModelConfig config, Device device = Device::cpu(), DType dtype = DType::f32);
 
   const ModelConfig& config() const { return config_; }
   Device device() const { return device_; }
+  DType dtype() const { return dtype_; }
 
   // Every parameter with its name, in a fixed order (embeddings, layers, final norm, heads).
   // A tied head appears once (as the embedding).
@@ -91,6 +95,7 @@ class Transformer {
 
   ModelConfig config_;
   Device device_;
+  DType dtype_ = DType::f32;
   Variable tok_emb_, pos_emb_, final_norm_weight_, final_norm_bias_, lm_head_, score_;
   std::vector<TransformerLayer> layers_;
 };

@@ -59,7 +59,7 @@ int dpo_main(const std::vector<std::string>& args) {
 
   const std::string model_dir = flags.str("model");
   const Device device = parse_device(flags.str("device"));
-  Transformer policy = load_model(model_dir, device);
+  Transformer policy = load_model(model_dir, device, model_dtype(flags));
   policy.set_requires_grad(true);
   options.tokenizer_model = tokenizer_path(model_dir);
   RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
@@ -82,14 +82,15 @@ int dpo_main(const std::vector<std::string>& args) {
       std::tie(reference.train, reference.val) =
           cached_ref_logprobs(cache, policy, data.train, data.val, dpo.batch, &reused);
     } else {
-      Transformer ref = load_model(ref_dir, device);  // freed at the end of this block
+      Transformer ref =
+          load_model(ref_dir, device, model_dtype(flags));  // freed at the end of this block
       std::tie(reference.train, reference.val) =
           cached_ref_logprobs(cache, ref, data.train, data.val, dpo.batch, &reused);
     }
     std::fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "read from" : "written to",
                  cache.c_str());
   } else {
-    live = std::make_unique<Transformer>(load_model(ref_dir, device));
+    live = std::make_unique<Transformer>(load_model(ref_dir, device, model_dtype(flags)));
     live->set_requires_grad(false);
     reference.model = live.get();
   }

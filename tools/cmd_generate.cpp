@@ -12,6 +12,7 @@
 #include "model/generate.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
+#include "tools/train_flags.h"
 
 namespace rlaif::cli {
 namespace {
@@ -51,14 +52,16 @@ int generate_main(const std::vector<std::string>& args) {
       .flag("chat", "wrap each prompt in the chat template")
       .option("chat-template", std::string(ChatTemplate::kDefault),
               "template with {prompt}; \\n escapes allowed")
-      .option("device", "cpu", "cpu or cuda[:N]");
+      .option("device", "cpu", "cpu or cuda[:N]")
+      .option("dtype", "f32", "parameter dtype: f32, or bf16 (GPU only)");
   if (!flags.parse(args)) return 0;
   const bool single = flags.given("prompt");
   if (single == flags.given("prompts"))
     throw UsageError("give exactly one of --prompt and --prompts");
   if (!single && flags.str("out").empty()) throw UsageError("--prompts needs --out");
 
-  Transformer model = load_model(flags.str("model"), parse_device(flags.str("device")));
+  Transformer model =
+      load_model(flags.str("model"), parse_device(flags.str("device")), model_dtype(flags));
   std::string tok_path = tokenizer_path(flags.str("model"));
   RLAIF_CHECK(!tok_path.empty(), flags.str("model"), " has no tokenizer.model");
   Tokenizer tok = Tokenizer::load(tok_path);

@@ -123,9 +123,9 @@ int ppo_main(const std::vector<std::string>& args) {
 
   const Device device = parse_device(flags.str("device"));
   const std::string model_dir = flags.str("model");
-  Transformer policy = load_model(model_dir, device);
+  Transformer policy = load_model(model_dir, device, model_dtype(flags));
   policy.set_requires_grad(true);
-  Transformer reference = load_model(model_dir, device);
+  Transformer reference = load_model(model_dir, device, model_dtype(flags));
   reference.set_requires_grad(false);
   options.tokenizer_model = tokenizer_path(model_dir);
   RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
@@ -142,7 +142,7 @@ int ppo_main(const std::vector<std::string>& args) {
   std::optional<Transformer> value;
   if (o.advantage == AdvantageKind::gae) {
     const std::string value_dir = flags.given("value-model") ? flags.str("value-model") : rm_dir;
-    value.emplace(load_model(value_dir, device));
+    value.emplace(load_model(value_dir, device, model_dtype(flags)));
     if (ensure_scalar_head(*value, o.seed)) {
       std::fprintf(stderr, "ppo: %s has no scalar head; added score.weight for the value model\n",
                    value_dir.c_str());

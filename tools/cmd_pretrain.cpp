@@ -39,7 +39,7 @@ int pretrain_main(const std::vector<std::string>& args) {
   options.label = "pretrain";
 
   const std::string model_dir = flags.str("model");
-  Transformer model = load_model(model_dir, parse_device(flags.str("device")));
+  Transformer model = load_model(model_dir, parse_device(flags.str("device")), model_dtype(flags));
   model.set_requires_grad(true);
   options.tokenizer_model = tokenizer_path(model_dir);
   std::optional<Tokenizer> tok;

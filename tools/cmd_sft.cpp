@@ -39,7 +39,7 @@ int sft_main(const std::vector<std::string>& args) {
   if (!flags.parse(args)) return 0;
 
   const std::string model_dir = flags.str("model");
-  Transformer model = load_model(model_dir, parse_device(flags.str("device")));
+  Transformer model = load_model(model_dir, parse_device(flags.str("device")), model_dtype(flags));
   model.set_requires_grad(true);
   const std::string tok_path = tokenizer_path(model_dir);
   RLAIF_CHECK(!tok_path.empty(), model_dir, " has no tokenizer.model to tokenize the data with");

@@ -29,5 +29,9 @@ int rm_main(const std::vector<std::string>& args);
 int score_main(const std::vector<std::string>& args);
 int dpo_main(const std::vector<std::string>& args);
 int ppo_main(const std::vector<std::string>& args);
+int bench_main(const std::vector<std::string>& args);
+int bench_train_main(const std::vector<std::string>& args);
+int bench_kernels_main(const std::vector<std::string>& args);
+int bench_generate_main(const std::vector<std::string>& args);
 
 }  // namespace rlaif::cli

@@ -29,6 +29,12 @@ const std::vector<Command>& all_commands() {
       {"score", "score answers or preference pairs with a reward model", score_main},
       {"dpo", "align a policy to preference pairs (DPO, cDPO, robust, IPO, hinge)", dpo_main},
       {"ppo", "reinforcement learning against a reward model: PPO, RLOO or GRPO", ppo_main},
+      {"bench", "benchmarks: bench train, bench kernels, bench generate", bench_main},
+      {"bench train", "training tokens/s, ms per step, peak memory and MFU of a preset model",
+       bench_train_main},
+      {"bench kernels", "time each backend primitive against the device's copy and GEMM ceilings",
+       bench_kernels_main},
+      {"bench generate", "tokens/s of batched generation with the KV cache", bench_generate_main},
   };
   return commands;
 }

@@ -23,7 +23,17 @@ void declare_trainer_flags(Flags& flags, const std::string& default_steps,
               "steps between checkpoints (0 = none; SIGINT/SIGTERM still save)")
       .option("keep", "2", "checkpoints to keep (0 = all)")
       .option("resume", "", "checkpoint, or run directory, to continue from bit for bit")
-      .option("device", "cpu", "cpu or cuda[:N]");
+      .option("device", "cpu", "cpu or cuda[:N]")
+      .option("dtype", "f32",
+              "parameter dtype: f32, or bf16 (GPU only: bf16 weights and activations, f32 master "
+              "weights, optimizer state and losses)");
+}
+
+DType model_dtype(const Flags& flags) {
+  const std::string name = flags.str("dtype");
+  if (name == "f32") return DType::f32;
+  if (name == "bf16") return DType::bf16;
+  throw UsageError("--dtype must be f32 or bf16, got '" + name + "'");
 }
 
 std::vector<std::string> trainer_identity_flags() {

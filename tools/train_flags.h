@@ -16,6 +16,9 @@ namespace rlaif::cli {
 void declare_trainer_flags(Flags& flags, const std::string& default_steps,
                            const std::string& default_lr);
 
+// The parameter dtype --dtype names (f32 or bf16); UsageError otherwise.
+DType model_dtype(const Flags& flags);
+
 // Fills TrainerOptions from the flags. `settings` records every flag's value; the ones named in
 // `identity` must match on --resume.
 TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string>& all_flags,

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "runtime/half.h"
 #include "runtime/philox.h"
 
 namespace rlaif::testing {
@@ -13,6 +14,7 @@ std::vector<std::string> conformance_backends() {
     try {
       backend_for(Device::cuda(0));
       names.push_back("cuda");
+      names.push_back("cuda_bf16");
     } catch (const Error&) {
       // Reported once by ConformanceBackends.GpuBackendIsTested below.
     }
@@ -31,11 +33,17 @@ Tolerance tolerance_for(DType dtype) {
   }
 }
 
+namespace {
+// The dtype random inputs are rounded to while a test runs (f32: not rounded).
+thread_local DType g_input_dtype = DType::f32;
+}  // namespace
+
 Tensor random_tensor(const Shape& shape, uint64_t seed, float lo, float hi) {
   Tensor t = Tensor::empty(shape, DType::f32);
   float* p = t.data<float>();
   for (int64_t i = 0; i < t.numel(); ++i) {
     p[i] = lo + (hi - lo) * philox_uniform(seed, static_cast<uint64_t>(i));
+    if (g_input_dtype == DType::bf16) p[i] = bf16_to_float(float_to_bf16(p[i]));
   }
   return t;
 }
@@ -78,6 +86,18 @@ void expect_close(const Tensor& got, const Tensor& want, Tolerance tol, const st
                     << (first >= 0 ? gp[first] : 0.0f) << ", want "
                     << (first >= 0 ? wp[first] : 0.0f) << " (atol " << tol.atol << ", rtol "
                     << tol.rtol << ")";
+}
+
+void Conformance::SetUp() {
+  g_input_dtype = float_dtype();
+}
+
+void Conformance::TearDown() {
+  g_input_dtype = DType::f32;
+}
+
+DType Conformance::float_dtype() const {
+  return GetParam() == "cuda_bf16" ? DType::bf16 : DType::f32;
 }
 
 Backend& Conformance::backend() {

@@ -17,7 +17,8 @@
 
 namespace rlaif::testing {
 
-// Names of the backends to test here ("cpu", then "cuda" when usable).
+// Names of the backends to test here: "cpu" always; "cuda" (f32 tensors) and "cuda_bf16" (bf16
+// tensors, f32 statistics) when the CUDA backend is compiled in and a device is present.
 std::vector<std::string> conformance_backends();
 
 // Per-dtype tolerances: |got - want| ≤ atol + rtol·|want|.
@@ -28,7 +29,9 @@ struct Tolerance {
 Tolerance tolerance_for(DType dtype);
 
 // A host f32 tensor of uniform values in [lo, hi) from Philox stream `seed` (so every run and
-// every backend sees the same inputs).
+// every backend sees the same inputs). While a bf16 test runs, the values are rounded to bf16, so
+// the reference computes on exactly the inputs the backend under test receives and the
+// comparison measures the backend's arithmetic, not the rounding of its inputs.
 Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f);
 // A host i32 tensor of uniform integers in [0, n).
 Tensor random_ids(const Shape& shape, uint64_t seed, int32_t n);
@@ -39,12 +42,14 @@ void expect_close(const Tensor& got, const Tensor& want, Tolerance tol, const st
 
 class Conformance : public ::testing::TestWithParam<std::string> {
  protected:
+  void SetUp() override;
+  void TearDown() override;
   // The backend under test and the reference.
   Backend& backend();
   Backend& reference();
   // The float dtype the backend under test is checked in (f32 for cpu; bf16 where a backend
   // computes in bf16).
-  DType float_dtype() const { return DType::f32; }
+  DType float_dtype() const;
   // A copy of host tensor `host` on the backend under test (floats cast to `dtype` when given).
   Tensor on_backend(const Tensor& host);
   Tensor on_backend(const Tensor& host, DType dtype);

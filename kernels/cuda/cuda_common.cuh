@@ -1,0 +1,128 @@
+// What every CUDA kernel file shares: error checks that name the kernel and the shapes, argument
+// checks, f32/bf16 dispatch, conversions, and warp/block reductions.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "runtime/error.h"
+#include "runtime/tensor.h"
+
+namespace rlaif::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// ---- Errors
+// --------------------------------------------------------------------------------------
+
+// Throws Error("CUDA error in WHAT (DETAIL): message") when err is not cudaSuccess.
+void check_cuda(cudaError_t err, const char* what, const std::string& detail = "");
+// After a kernel launch: turns a launch error (bad configuration, missing architecture, an
+// earlier kernel's fault) into an Error naming the kernel and the tensors it was given.
+void check_launch(const char* kernel, const std::string& detail = "");
+// "x f32[2, 3] cuda:0, out bf16[...]": what check_launch's detail usually holds.
+std::string describe(std::initializer_list<std::pair<const char*, const Tensor*>> tensors);
+
+// ---- Argument checks (each throws Error naming the primitive, the argument and the tensor) -----
+
+// t is defined and on a CUDA device.
+void expect_cuda(const char* op, const char* arg, const Tensor& t);
+// ... and f32 or bf16.
+void expect_float(const char* op, const char* arg, const Tensor& t);
+// ... and exactly `dtype`.
+void expect_dtype(const char* op, const char* arg, const Tensor& t, DType dtype);
+// ... and exactly `shape`.
+void expect_shape(const char* op, const char* arg, const Tensor& t, const Shape& shape);
+// Both tensors have one shape / one dtype.
+void expect_same_shape(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,
+                       const Tensor& b);
+void expect_same_dtype(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,
+                       const Tensor& b);
+// Size of the last dimension and the product of the others.
+int64_t last_dim(const char* op, const char* arg, const Tensor& t);
+int64_t rows(const Tensor& t);
+
+// ---- Pointers and dtype dispatch ---------------------------------------------------------------
+
+template <typename T>
+T* ptr(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+
+// Calls body(T{}) with T = float or bf16 according to `dtype`; other dtypes are an Error naming op.
+template <typename Body>
+void dispatch_float(DType dtype, const char* op, Body&& body) {
+  if (dtype == DType::f32) {
+    body(float{});
+  } else if (dtype == DType::bf16) {
+    body(bf16{});
+  } else {
+    throw Error(op, ": the cuda backend computes floats in f32 or bf16, not ", dtype_name(dtype));
+  }
+}
+
+__device__ __forceinline__ float to_f32(float x) {
+  return x;
+}
+__device__ __forceinline__ float to_f32(bf16 x) {
+  return __bfloat162float(x);
+}
+template <typename T>
+__device__ __forceinline__ T from_f32(float x);
+template <>
+__device__ __forceinline__ float from_f32<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ bf16 from_f32<bf16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+// ---- Launch shapes
+// -------------------------------------------------------------------------------
+
+constexpr int kThreads = 256;
+// Blocks for a grid-stride loop over n elements: enough to fill the GPU, never more than needed.
+inline unsigned grid_for(int64_t n, int threads = kThreads) {
+  int64_t blocks = (n + threads - 1) / threads;
+  if (blocks > 65535LL * 8) blocks = 65535LL * 8;
+  return static_cast<unsigned>(blocks < 1 ? 1 : blocks);
+}
+
+// ---- Reductions
+// ----------------------------------------------------------------------------------
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+// `scratch` holds 32 floats of shared memory; the call contains __syncthreads().
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : 0.0f;
+  return warp_sum(v);
+}
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : -INFINITY;
+  return warp_max(v);
+}
+
+}  // namespace rlaif::cuda

@@ -1,0 +1,434 @@
+// Matrix multiplication for the CUDA backend, through cuBLASLt.
+//
+// Row-major handling: cuBLASLt is column-major, and a row-major [R, C] matrix is the same bytes
+// as a column-major [C, R] one. So instead of out = op(a)·op(b) we ask cuBLASLt for
+//   outᵀ = op(b)ᵀ·op(a)ᵀ    (column-major D = [N, M], A' = b's buffer, B' = a's buffer)
+// with each buffer described as it lies in memory (b: column-major [N, K] with ld N, or [K, N]
+// with ld K and transposed when trans_b; a likewise) — the operands swap, the flags stay. This
+// keeps the default COL order that every cuBLASLt kernel supports, rather than ORDER_ROW layouts.
+//
+// Bias: it runs along N, the rows of the column-major D, which is exactly what
+// CUBLASLT_EPILOGUE_BIAS adds (a vector of D's row count broadcast over its columns; its batch
+// stride defaults to 0, so batched products share it). Where the heuristic finds no algorithm
+// with that epilogue, a small kernel first rewrites out as beta·out + bias (as the CPU reference
+// does) and the GEMM then runs with beta = 1.
+//
+// Batches: when b is shared (2-D) and a is not transposed, a's rows are contiguous across the
+// batch and the whole call is one [batch·M, K]·[K, N] product; otherwise a strided-batched
+// product (b's batch stride 0 when shared). beta goes to cuBLASLt with C = D = out; with beta = 0
+// cuBLASLt never reads C, so NaN in an uninitialised out cannot leak into the result.
+//
+// Precision: CUBLAS_COMPUTE_32F (true f32, not TF32) with an f32 scale type, for f32 and for
+// bf16 operands; bf16 products only take split-K schemes that reduce in f32.
+//
+// Caches (per device, created on first use and kept until exit): the cuBLASLt handle, a 32 MiB
+// workspace, and per problem shape the descriptors and the heuristic's algorithm, keyed by
+// everything the heuristic looks at (dtype, flags, sizes, strides, pointer alignments, epilogue).
+// Reusing the algorithm per shape also keeps results bitwise reproducible run after run.
+#include <cublasLt.h>
+
+#include <array>
+#include <climits>
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+
+#include "kernels/cuda/cuda_common.cuh"
+
+namespace rlaif::cuda {
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+// The call's arguments, described only when an error message needs them (building the string
+// on every call would cost more host time than the rest of the call's bookkeeping).
+struct CallInfo {
+  const Tensor& a;
+  const Tensor& b;
+  const Tensor& out;
+  const Tensor& bias;
+  bool trans_a, trans_b;
+  std::string str() const {
+    return describe({{"a", &a}, {"b", &b}, {"out", &out}, {"bias", &bias}}) +
+           (trans_a ? ", trans_a" : "") + (trans_b ? ", trans_b" : "");
+  }
+};
+
+void check_cublas(cublasStatus_t status, const char* what, const CallInfo& info) {
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  throw Error("matmul: cuBLASLt error in ", what, " (", info.str(),
+              "): ", cublasLtGetStatusName(status), ": ", cublasLtGetStatusString(status));
+}
+
+// out = beta·out + bias over rows × n elements (bias optional, [n]); beta = 0 ignores out's old
+// contents. Used for K = 0 or alpha = 0 (the product adds nothing) and as the bias fallback.
+// Separate multiply and add (no FMA contraction) as the CPU reference computes them.
+template <typename T>
+__global__ void scale_add_bias_kernel(T* __restrict__ out, const T* __restrict__ bias,
+                                      int64_t total, int64_t n, float beta) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += stride) {
+    float v = beta == 0.0f ? 0.0f : __fmul_rn(beta, to_f32(out[i]));
+    if (bias != nullptr) v = __fadd_rn(v, to_f32(bias[i % n]));
+    out[i] = from_f32<T>(v);
+  }
+}
+
+void scale_add_bias(const Tensor& out, const Tensor& bias, float beta, int64_t rows, int64_t n,
+                    const CallInfo& info) {
+  const int64_t total = rows * n;
+  if (total == 0) return;
+  if (beta == 1.0f && !bias.defined()) return;  // out stays as it is
+  dispatch_float(out.dtype(), "matmul", [&](auto tag) {
+    using T = decltype(tag);
+    scale_add_bias_kernel<T><<<grid_for(total), kThreads>>>(
+        ptr<T>(out), bias.defined() ? ptr<T>(bias) : nullptr, total, n, beta);
+  });
+  check_launch("matmul (scale_add_bias_kernel)", info.str());
+}
+
+// The largest power of two (at most 256, cuBLASLt's default assumption) dividing the address and
+// the batch stride in bytes: the alignment every batch entry's matrix is guaranteed to have.
+uint32_t alignment_of(const void* p, int64_t stride_bytes) {
+  const uint64_t bits = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)) |
+                        static_cast<uint64_t>(stride_bytes) | uint64_t{256};
+  return static_cast<uint32_t>(bits & (~bits + 1));  // lowest set bit
+}
+
+// One GEMM problem in cuBLASLt's column-major terms (see the file comment).
+struct Problem {
+  cudaDataType_t type;
+  bool trans_a, trans_b;                   // of A' = b's buffer and B' = a's buffer
+  int64_t m, n, k;                         // D is [m, n] = [N, rows of out in this product]
+  int64_t a_rows, a_cols, b_rows, b_cols;  // the buffers as stored
+  int64_t batch;                           // 1: not batched
+  int64_t stride_a, stride_b, stride_d;    // in elements
+  bool bias;                               // the caller wants the bias added
+  bool beta_nonzero;
+  uint32_t align_a, align_b, align_c, align_bias;
+};
+
+using PlanKey = std::array<int64_t, 20>;
+
+PlanKey key_of(const Problem& p) {
+  return {static_cast<int64_t>(p.type),
+          p.trans_a,
+          p.trans_b,
+          p.m,
+          p.n,
+          p.k,
+          p.a_rows,
+          p.a_cols,
+          p.b_rows,
+          p.b_cols,
+          p.batch,
+          p.stride_a,
+          p.stride_b,
+          p.stride_d,
+          p.bias,
+          p.beta_nonzero,
+          p.align_a,
+          p.align_b,
+          p.align_c,
+          p.align_bias};
+}
+
+struct PlanKeyHash {
+  size_t operator()(const PlanKey& key) const {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a over the fields
+    for (int64_t v : key) {
+      h ^= static_cast<uint64_t>(v);
+      h *= 1099511628211ull;
+    }
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
+};
+
+// The descriptors and algorithm for one problem. Never destroyed: they live as long as the
+// process, and destroying cuBLASLt objects from static destructors after the CUDA runtime has
+// begun its own teardown is not safe.
+struct Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool fused_bias = false;  // the epilogue adds the bias
+};
+
+struct DeviceState {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  std::unordered_map<PlanKey, Plan, PlanKeyHash> plans;
+};
+
+// Guards the per-device states and their plan caches; held for the whole host side of a call
+// (the plan's descriptor gets this call's bias pointer before cublasLtMatmul reads it).
+std::mutex& matmul_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+// Caller holds matmul_mutex(). Created on the device's first matmul; never freed (see Plan).
+DeviceState& device_state(int device, const CallInfo& info) {
+  static std::unordered_map<int, DeviceState*> states;
+  auto it = states.find(device);
+  if (it != states.end()) return *it->second;
+  int previous = 0;
+  check_cuda(cudaGetDevice(&previous), "matmul", "cudaGetDevice");
+  check_cuda(cudaSetDevice(device), "matmul", "cudaSetDevice");
+  auto* state = new DeviceState;
+  cublasStatus_t status = cublasLtCreate(&state->handle);
+  cudaError_t err = status == CUBLAS_STATUS_SUCCESS ? cudaMalloc(&state->workspace, kWorkspaceBytes)
+                                                    : cudaSuccess;
+  cudaSetDevice(previous);
+  if (status != CUBLAS_STATUS_SUCCESS || err != cudaSuccess) {
+    if (state->handle != nullptr) cublasLtDestroy(state->handle);
+    delete state;
+    check_cublas(status, "cublasLtCreate", info);
+    check_cuda(err, "matmul", "allocating the 32 MiB cuBLASLt workspace");
+  }
+  states.emplace(device, state);
+  return *state;
+}
+
+void destroy(Plan& plan) {
+  if (plan.a != nullptr) cublasLtMatrixLayoutDestroy(plan.a);
+  if (plan.b != nullptr) cublasLtMatrixLayoutDestroy(plan.b);
+  if (plan.d != nullptr) cublasLtMatrixLayoutDestroy(plan.d);
+  if (plan.desc != nullptr) cublasLtMatmulDescDestroy(plan.desc);
+  plan = Plan{};
+}
+
+cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t batch,
+                                   int64_t stride, const CallInfo& info) {
+  cublasLtMatrixLayout_t layout = nullptr;
+  check_cublas(cublasLtMatrixLayoutCreate(&layout, type, static_cast<uint64_t>(rows),
+                                          static_cast<uint64_t>(cols), rows),
+               "cublasLtMatrixLayoutCreate", info);
+  if (batch > 1) {
+    const int32_t count = static_cast<int32_t>(batch);
+    cublasStatus_t status = cublasLtMatrixLayoutSetAttribute(
+        layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count);
+    if (status == CUBLAS_STATUS_SUCCESS) {
+      status = cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                &stride, sizeof stride);
+    }
+    if (status != CUBLAS_STATUS_SUCCESS) cublasLtMatrixLayoutDestroy(layout);
+    check_cublas(status, "cublasLtMatrixLayoutSetAttribute", info);
+  }
+  return layout;
+}
+
+// Descriptors and layouts for p, with or without the bias epilogue (an exception leaves nothing
+// allocated).
+Plan make_descriptors(const Problem& p, bool fused_bias, const void* bias_ptr,
+                      const CallInfo& info) {
+  Plan plan;
+  plan.fused_bias = fused_bias;
+  try {
+    check_cublas(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+                 "cublasLtMatmulDescCreate", info);
+    const int32_t ta = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int32_t tb = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    check_cublas(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),
+        "cublasLtMatmulDescSetAttribute(TRANSA)", info);
+    check_cublas(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
+        "cublasLtMatmulDescSetAttribute(TRANSB)", info);
+    if (fused_bias) {
+      const uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+      const int32_t bias_type = p.type;
+      check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                  &epilogue, sizeof epilogue),
+                   "cublasLtMatmulDescSetAttribute(EPILOGUE)", info);
+      check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                  &bias_type, sizeof bias_type),
+                   "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)", info);
+      // The heuristic reads the pointer's alignment (part of the plan key).
+      check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                  &bias_ptr, sizeof bias_ptr),
+                   "cublasLtMatmulDescSetAttribute(BIAS_POINTER)", info);
+    }
+    plan.a = make_layout(p.type, p.a_rows, p.a_cols, p.batch, p.stride_a, info);
+    plan.b = make_layout(p.type, p.b_rows, p.b_cols, p.batch, p.stride_b, info);
+    plan.d = make_layout(p.type, p.m, p.n, p.batch, p.stride_d, info);
+  } catch (...) {
+    destroy(plan);
+    throw;
+  }
+  return plan;
+}
+
+// Asks the heuristic for the best algorithm; false when it has none for these descriptors.
+bool find_algorithm(cublasLtHandle_t handle, const Problem& p, Plan& plan, uint32_t reduction_mask,
+                    cublasStatus_t& status, const CallInfo& info) {
+  cublasLtMatmulPreference_t pref = nullptr;
+  check_cublas(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate", info);
+  const uint64_t workspace = kWorkspaceBytes;
+  status = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                &workspace, sizeof workspace);
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> attributes[] = {
+      {CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, reduction_mask},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, p.align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, p.align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, p.align_c},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, p.align_c},
+  };
+  for (const auto& [attribute, value] : attributes) {
+    if (status != CUBLAS_STATUS_SUCCESS) break;
+    status = cublasLtMatmulPreferenceSetAttribute(pref, attribute, &value, sizeof value);
+  }
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    cublasLtMatmulPreferenceDestroy(pref);
+    check_cublas(status, "cublasLtMatmulPreferenceSetAttribute", info);
+  }
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  status = cublasLtMatmulAlgoGetHeuristic(handle, plan.desc, plan.a, plan.b, plan.d, plan.d, pref,
+                                          1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (status != CUBLAS_STATUS_SUCCESS || found < 1) return false;
+  if (result.state != CUBLAS_STATUS_SUCCESS) {
+    status = result.state;
+    return false;
+  }
+  plan.algo = result.algo;
+  return true;
+}
+
+// Builds the plan for p: the bias epilogue first when a bias is wanted, then without it; for
+// bf16 first with the split-K schemes that reduce in f32 only, then with any.
+Plan make_plan(cublasLtHandle_t handle, const Problem& p, const void* bias_ptr,
+               const CallInfo& info) {
+  const uint32_t f32_reduction =
+      CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE |
+      (p.type == CUDA_R_32F
+           ? CUBLASLT_REDUCTION_SCHEME_INPLACE | CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE
+           : 0u);
+  const uint32_t masks[] = {f32_reduction, CUBLASLT_REDUCTION_SCHEME_MASK};
+  cublasStatus_t status = CUBLAS_STATUS_NOT_SUPPORTED;
+  for (bool fused : {true, false}) {
+    if (fused && !p.bias) continue;
+    Plan plan = make_descriptors(p, fused, bias_ptr, info);
+    for (uint32_t mask : masks) {
+      bool ok = false;
+      try {
+        ok = find_algorithm(handle, p, plan, mask, status, info);
+      } catch (...) {
+        destroy(plan);
+        throw;
+      }
+      if (ok) return plan;
+      if (mask == CUBLASLT_REDUCTION_SCHEME_MASK) break;
+    }
+    destroy(plan);
+  }
+  throw Error("matmul: cuBLASLt has no algorithm for ", info.str(),
+              " (cublasLtMatmulAlgoGetHeuristic: ", cublasLtGetStatusName(status), ")");
+}
+
+}  // namespace
+
+void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a,
+                         bool trans_b, const Tensor& bias, float alpha, float beta) {
+  const char* op = "matmul";
+  expect_float(op, "a", a);
+  expect_float(op, "b", b);
+  expect_float(op, "out", out);
+  expect_same_dtype(op, "a", a, "b", b);
+  expect_same_dtype(op, "a", a, "out", out);
+  RLAIF_CHECK(a.dim() >= 2, op, ": a ", a, " needs at least two dimensions");
+  RLAIF_CHECK(b.dim() >= 2, op, ": b ", b, " needs at least two dimensions");
+
+  // a holds op(a) = [M, K] as [M, K], or as [K, M] when trans_a; likewise b.
+  const int64_t M = trans_a ? a.size(-1) : a.size(-2);
+  const int64_t K = trans_a ? a.size(-2) : a.size(-1);
+  const int64_t Kb = trans_b ? b.size(-1) : b.size(-2);
+  const int64_t N = trans_b ? b.size(-2) : b.size(-1);
+  RLAIF_CHECK(K == Kb, op, ": inner dimensions differ: a ", a, (trans_a ? " transposed" : ""),
+              " has K = ", K, " but b ", b, (trans_b ? " transposed" : ""), " has K = ", Kb);
+
+  const Shape batch_shape(a.shape().begin(), a.shape().end() - 2);
+  const bool shared_b = b.dim() == 2;
+  if (!shared_b) {
+    RLAIF_CHECK(Shape(b.shape().begin(), b.shape().end() - 2) == batch_shape, op, ": b ", b,
+                " must be 2-D or have the batch dimensions of a ", a);
+  }
+  Shape out_shape = batch_shape;
+  out_shape.push_back(M);
+  out_shape.push_back(N);
+  RLAIF_CHECK(out.shape() == out_shape, op, ": out is ", out, " but must have shape ",
+              shape_str(out_shape), " for a ", a, (trans_a ? " transposed" : ""), " and b ", b,
+              (trans_b ? " transposed" : ""));
+  if (bias.defined()) {
+    expect_float(op, "bias", bias);
+    expect_same_dtype(op, "a", a, "bias", bias);
+    expect_shape(op, "bias", bias, {N});
+  }
+  const int64_t batch = shape_numel(batch_shape);
+  const CallInfo info{a, b, out, bias, trans_a, trans_b};
+
+  if (batch == 0 || M == 0 || N == 0) return;  // out is empty
+  if (K == 0 || alpha == 0.0f) {
+    // The product adds nothing (BLAS reads neither a nor b when alpha = 0).
+    scale_add_bias(out, bias, beta, batch * M, N, info);
+    return;
+  }
+
+  // Fold the batch into the rows of the product where a's rows are contiguous over it.
+  const bool fold = batch == 1 || (shared_b && !trans_a);
+  const int64_t rows = fold ? batch * M : M;  // rows of out per product
+  const int64_t count = fold ? 1 : batch;
+  RLAIF_CHECK(count <= INT_MAX, op, ": ", count, " batch entries exceed cuBLASLt's 32-bit count");
+  const size_t elem = dtype_size(a.dtype());
+
+  Problem p{};
+  p.type = a.dtype() == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  p.trans_a = trans_b;  // A' = b's buffer: [N, K] column-major, or [K, N] transposed
+  p.trans_b = trans_a;  // B' = a's buffer: [K, rows] column-major, or [M, K] transposed
+  p.m = N;
+  p.n = rows;
+  p.k = K;
+  p.a_rows = trans_b ? K : N;
+  p.a_cols = trans_b ? N : K;
+  p.b_rows = trans_a ? M : K;
+  p.b_cols = trans_a ? K : rows;
+  p.batch = count;
+  p.stride_a = count > 1 && !shared_b ? K * N : 0;
+  p.stride_b = count > 1 ? M * K : 0;
+  p.stride_d = count > 1 ? M * N : 0;
+  p.bias = bias.defined();
+  p.beta_nonzero = beta != 0.0f;
+  p.align_a = alignment_of(b.raw_data(), p.stride_a * static_cast<int64_t>(elem));
+  p.align_b = alignment_of(a.raw_data(), p.stride_b * static_cast<int64_t>(elem));
+  p.align_c = alignment_of(out.raw_data(), p.stride_d * static_cast<int64_t>(elem));
+  p.align_bias = bias.defined() ? alignment_of(bias.raw_data(), 0) : 0;
+  const void* bias_ptr = bias.defined() ? bias.raw_data() : nullptr;
+
+  std::lock_guard<std::mutex> lock(matmul_mutex());
+  DeviceState& state = device_state(index_, info);
+  const PlanKey key = key_of(p);
+  auto it = state.plans.find(key);
+  if (it == state.plans.end()) {
+    it = state.plans.emplace(key, make_plan(state.handle, p, bias_ptr, info)).first;
+  }
+  Plan& plan = it->second;
+
+  float beta_gemm = beta;
+  if (plan.fused_bias) {
+    check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                &bias_ptr, sizeof bias_ptr),
+                 "cublasLtMatmulDescSetAttribute(BIAS_POINTER)", info);
+  } else if (bias.defined()) {
+    // No algorithm takes the epilogue here: out = beta·out + bias first, then accumulate.
+    scale_add_bias(out, bias, beta, batch * M, N, info);
+    beta_gemm = 1.0f;
+  }
+  check_cublas(cublasLtMatmul(state.handle, plan.desc, &alpha, b.raw_data(), plan.a, a.raw_data(),
+                              plan.b, &beta_gemm, out.raw_data(), plan.d, out.raw_data(), plan.d,
+                              &plan.algo, state.workspace, kWorkspaceBytes, /*stream=*/0),
+               "cublasLtMatmul", info);
+}
+
+}  // namespace rlaif::cuda

@@ -1,0 +1,370 @@
+// `rlaif bench kernels`: the time and rate of each main primitive of kernels/backend.h at the
+// shapes of GPT-2 124M training, each set against a ceiling measured on the same device: a
+// large device-to-device copy for memory-bound kernels (GB/s, bytes read + written) and a large
+// square GEMM for matmul and attention (TFLOP/s).
+//
+// Byte counts are the minimum traffic each primitive must make (every input read once, every
+// output written once), so a fraction of the copy ceiling near 1 means the kernel is as fast as
+// its memory allows. FLOP counts are the useful arithmetic (causal attention counts only the
+// unmasked half of the scores).
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include "kernels/backend.h"
+#include "tools/bench_common.h"
+#include "tools/cli_flags.h"
+#include "tools/commands.h"
+
+namespace rlaif::cli {
+namespace {
+
+struct KernelSizes {
+  std::string name;                     // "full" or "small"
+  int64_t rows, d, ffn, vocab;          // N = B·T, d_model, MLP width, vocabulary
+  int64_t batch, heads, seq, head_dim;  // attention
+  int64_t adamw_params;                 // parameters of one AdamW step
+  int64_t copy_bytes;                   // size of the copy ceiling's buffers
+  int64_t gemm;                         // side of the square GEMM ceiling
+  int warmup, reps;
+};
+
+// GPT-2 124M with B = 8, T = 1024 (llm.c's benchmark shapes).
+KernelSizes full_sizes() {
+  return {"full", 8192, 768, 3072, 50257, 8, 12, 1024, 64, 124439808, 512ll << 20, 8192, 3, 10};
+}
+
+// The same widths with 32x fewer rows, a 4x shorter sequence and a 4M-parameter optimizer step:
+// seconds on a small CPU instead of minutes.
+KernelSizes small_sizes() {
+  return {"small", 256, 768, 3072, 50257, 1, 12, 256, 64, 4ll << 20, 64ll << 20, 1024, 1, 3};
+}
+
+struct KernelResult {
+  std::string name, shape;
+  double seconds = 0;
+  double rate = 0;       // FLOP/s or bytes/s
+  bool compute = false;  // rate is FLOP/s (against the GEMM ceiling), else bytes/s (copy ceiling)
+};
+
+class KernelBench {
+ public:
+  KernelBench(Backend& backend, Device device, DType dtype, const KernelSizes& sizes)
+      : backend_(backend), device_(device), dtype_(dtype), s_(sizes) {}
+
+  // Random normal values (float dtypes) on the device; each tensor gets its own stream.
+  Tensor randn(const Shape& shape, DType dtype, float std = 1.0f) {
+    Tensor t = Tensor::empty(shape, dtype, device_);
+    backend_.random_normal(t, 1234, (next_stream_++) << 40, 0.0f, std);
+    return t;
+  }
+  Tensor randn(const Shape& shape) { return randn(shape, dtype_); }
+  Tensor empty(const Shape& shape, DType dtype) { return Tensor::empty(shape, dtype, device_); }
+  Tensor empty(const Shape& shape) { return empty(shape, dtype_); }
+  // Uniform ids in [0, limit), uploaded (token ids, targets, RoPE positions).
+  Tensor ids(const Shape& shape, int64_t limit) {
+    std::vector<int32_t> v(static_cast<size_t>(shape_numel(shape)));
+    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(limit - 1));
+    for (auto& x : v) x = pick(rng_);
+    return Tensor::from_vector(v, shape).to(device_);
+  }
+
+  // Times fn and records its rate from `work` (FLOPs when compute, else bytes) per run.
+  double run(const std::string& name, const std::string& shape, double work, bool compute,
+             const std::function<void()>& fn) {
+    double seconds = median(time_runs(backend_, fn, s_.warmup, s_.reps));
+    results_.push_back({name, shape, seconds, work / seconds, compute});
+    std::fprintf(stderr, "  %-22s %9.3f ms\n", name.c_str(), seconds * 1e3);
+    return work / seconds;
+  }
+
+  void ceilings();
+  void matmuls();
+  void norms();
+  void elementwise();
+  void attention();
+  void loss_and_optimizer();
+
+  const std::vector<KernelResult>& results() const { return results_; }
+  double copy_rate() const { return copy_rate_; }
+  double gemm_rate() const { return gemm_rate_; }
+
+ private:
+  Backend& backend_;
+  Device device_;
+  DType dtype_;
+  KernelSizes s_;
+  double copy_rate_ = 0, gemm_rate_ = 0;
+  std::vector<KernelResult> results_;
+  uint64_t next_stream_ = 1;
+  std::mt19937 rng_{7};
+};
+
+std::string dims(std::initializer_list<int64_t> d, const char* sep = "x") {
+  std::string out;
+  for (int64_t v : d) {
+    if (!out.empty()) out += sep;
+    out += std::to_string(v);
+  }
+  return out;
+}
+
+// "256x768 @ 768x3072": the operand shapes of a matrix product as it is computed.
+std::string product(std::initializer_list<int64_t> a, std::initializer_list<int64_t> b) {
+  return dims(a) + " @ " + dims(b);
+}
+
+std::string attention_dims(int64_t B, int64_t H, int64_t T, int64_t Dh) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "B%lld H%lld T%lld Dh%lld", static_cast<long long>(B),
+                static_cast<long long>(H), static_cast<long long>(T), static_cast<long long>(Dh));
+  return buf;
+}
+
+void KernelBench::ceilings() {
+  const int64_t n = s_.copy_bytes / static_cast<int64_t>(dtype_size(dtype_));
+  {
+    Tensor src = randn({n}), dst = empty({n});
+    copy_rate_ =
+        run("copy (ceiling)", human_bytes(static_cast<double>(s_.copy_bytes)),
+            2.0 * static_cast<double>(s_.copy_bytes), false, [&] { backend_.copy(src, dst); });
+  }
+  const int64_t g = s_.gemm;
+  Tensor a = randn({g, g}), b = randn({g, g}), c = empty({g, g});
+  gemm_rate_ =
+      run("gemm (ceiling)", product({g, g}, {g, g}), 2.0 * std::pow(static_cast<double>(g), 3),
+          true, [&] { backend_.matmul(a, b, c, false, false); });
+}
+
+void KernelBench::matmuls() {
+  // A Linear layer d -> ffn (GPT-2's c_fc) and the two GEMMs of its backward pass.
+  const int64_t N = s_.rows, D = s_.d, F = s_.ffn;
+  const double flops =
+      2.0 * static_cast<double>(N) * static_cast<double>(D) * static_cast<double>(F);
+  Tensor x = randn({N, D}), w = randn({F, D}, dtype_, 0.02f), y = empty({N, F});
+  Tensor dy = randn({N, F}), dx = empty({N, D}), dw = empty({F, D});
+  run("matmul fwd", product({N, D}, {D, F}), flops, true,
+      [&] { backend_.matmul(x, w, y, false, true); });
+  run("matmul bwd dx", product({N, F}, {F, D}), flops, true,
+      [&] { backend_.matmul(dy, w, dx, false, false); });
+  run("matmul bwd dW", product({F, N}, {N, D}), flops, true,
+      [&] { backend_.matmul(dy, x, dw, true, false); });
+}
+
+void KernelBench::norms() {
+  const int64_t N = s_.rows, D = s_.d;
+  const double es = static_cast<double>(dtype_size(dtype_));
+  const double nd = static_cast<double>(N * D), n = static_cast<double>(N);
+  Tensor x = randn({N, D}), gamma = randn({D}), beta = randn({D}), out = empty({N, D});
+  Tensor mean = empty({N}, DType::f32), rstd = empty({N}, DType::f32);
+  Tensor dout = randn({N, D}), dx = empty({N, D}), dgamma = empty({D}), dbeta = empty({D});
+  const std::string shape = dims({N, D});
+  run("layernorm fwd", shape, 2 * nd * es + 8 * n, false,
+      [&] { backend_.layernorm(x, gamma, beta, 1e-5f, out, mean, rstd); });
+  run("layernorm bwd", shape, 3 * nd * es + 8 * n, false,
+      [&] { backend_.layernorm_backward(x, gamma, mean, rstd, dout, dx, dgamma, dbeta); });
+  run("rmsnorm fwd", shape, 2 * nd * es + 4 * n, false,
+      [&] { backend_.rmsnorm(x, gamma, 1e-5f, out, rstd); });
+  run("rmsnorm bwd", shape, 3 * nd * es + 4 * n, false,
+      [&] { backend_.rmsnorm_backward(x, gamma, rstd, dout, dx, dgamma); });
+}
+
+void KernelBench::elementwise() {
+  const int64_t N = s_.rows, D = s_.d, F = s_.ffn, V = s_.vocab;
+  const double es = static_cast<double>(dtype_size(dtype_));
+  {
+    Tensor gate = randn({N, F}), up = randn({N, F}), out = empty({N, F});
+    const double nf = static_cast<double>(N * F);
+    run("swiglu", dims({N, F}), 3 * nf * es, false, [&] { backend_.swiglu(gate, up, out); });
+    run("gelu", dims({N, F}), 2 * nf * es, false,
+        [&] { backend_.unary(UnaryOp::gelu_tanh, gate, out); });
+  }
+  {
+    // Rows of attention scores, as an unfused attention would normalise them.
+    const int64_t R = s_.batch * s_.heads * s_.seq, C = s_.seq;
+    Tensor x = randn({R, C}), y = empty({R, C});
+    run("softmax", dims({R, C}), 2 * static_cast<double>(R * C) * es, false,
+        [&] { backend_.softmax(x, y); });
+  }
+  {
+    Tensor weight = randn({V, D}, dtype_, 0.02f), ids_t = ids({N}, V), out = empty({N, D});
+    Tensor dout = randn({N, D}), dweight = empty({V, D});
+    const double nd = static_cast<double>(N * D);
+    run("embedding fwd", dims({N, D}), 2 * nd * es + 4.0 * static_cast<double>(N), false,
+        [&] { backend_.embedding(weight, ids_t, out); });
+    run("embedding bwd", dims({V, D}),
+        (nd + static_cast<double>(V * D)) * es + 4.0 * static_cast<double>(N), false,
+        [&] { backend_.embedding_backward(ids_t, dout, dweight); });
+  }
+  {
+    const int64_t B = s_.batch, T = s_.seq, H = s_.heads, Dh = s_.head_dim;
+    Tensor x = randn({B, T, H, Dh}), out = empty({B, T, H, Dh}), pos = ids({B, T}, T);
+    run("rope", attention_dims(B, H, T, Dh), 2 * static_cast<double>(B * T * H * Dh) * es, false,
+        [&] { backend_.rope(x, pos, 10000.0f, false, out); });
+  }
+}
+
+void KernelBench::attention() {
+  const int64_t B = s_.batch, T = s_.seq, H = s_.heads, Dh = s_.head_dim;
+  const Shape shape = {B, T, H, Dh};
+  Tensor q = randn(shape), k = randn(shape), v = randn(shape), out = empty(shape);
+  Tensor lse = empty({B, H, T}, DType::f32);
+  Tensor dout = randn(shape), dq = empty(shape), dk = empty(shape), dv = empty(shape);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
+  // Causal: half of the T² scores; 2 FLOPs per multiply-add, for q·kᵀ and for P·v.
+  const double fwd = 4.0 * static_cast<double>(B * H) * static_cast<double>(T) *
+                     static_cast<double>(T) * static_cast<double>(Dh) / 2.0;
+  const std::string text = attention_dims(B, H, T, Dh);
+  run("attention fwd", text, fwd, true,
+      [&] { backend_.attention(q, k, v, Tensor(), -1, scale, out, lse); });
+  // The backward pass does 2.5x the forward's arithmetic (five GEMM-shaped products to two).
+  run("attention fwd+bwd", text, 3.5 * fwd, true, [&] {
+    backend_.attention(q, k, v, Tensor(), -1, scale, out, lse);
+    backend_.attention_backward(q, k, v, Tensor(), -1, scale, out, lse, dout, dq, dk, dv);
+  });
+}
+
+void KernelBench::loss_and_optimizer() {
+  const int64_t N = s_.rows, V = s_.vocab;
+  const double es = static_cast<double>(dtype_size(dtype_));
+  {
+    Tensor logits = randn({N, V}), targets = ids({N}, V), dlogits = empty({N, V});
+    Tensor losses = empty({N}, DType::f32), lse = empty({N}, DType::f32);
+    Tensor dlosses = empty({N}, DType::f32);
+    backend_.fill(dlosses, 1.0 / static_cast<double>(N));
+    // Forward reads the logits; backward reads them again and writes their gradient.
+    run("cross_entropy fwd+bwd", dims({N, V}),
+        3 * static_cast<double>(N * V) * es + 16.0 * static_cast<double>(N), false, [&] {
+          backend_.cross_entropy(logits, targets, -100, losses, lse);
+          backend_.cross_entropy_backward(logits, targets, lse, dlosses, -100, dlogits);
+        });
+  }
+  {
+    const int64_t P = s_.adamw_params;
+    Tensor param = randn({P}, dtype_, 0.02f), grad = randn({P}, dtype_, 1e-3f);
+    Tensor m = Tensor::zeros({P}, DType::f32, device_), v = Tensor::zeros({P}, DType::f32, device_);
+    Tensor master;  // low-precision parameters are updated through an f32 master copy
+    if (dtype_ != DType::f32) {
+      master = empty({P}, DType::f32);
+      backend_.cast(param, master);
+    }
+    // Per parameter: grad read; m, v read and written; the parameter (and master) read and
+    // written, except that with a master copy the low-precision parameter is only written.
+    const double per = master.defined() ? 2 * es + 24 : 3 * es + 16;
+    AdamWHyper h{1e-4, 0.9, 0.95, 1e-8, 0.1, 1};
+    run("adamw_step", dims({P}), per * static_cast<double>(P), false,
+        [&] { backend_.adamw_step(param, grad, m, v, master, h); });
+  }
+}
+
+std::string percent(double fraction) {
+  if (!std::isfinite(fraction) || fraction <= 0) return "n/a";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f%%", 100.0 * fraction);
+  return buf;
+}
+
+// "attention fwd+bwd" -> "attention_fwd_bwd", "matmul bwd dW" -> "matmul_bwd_dw": JSON names.
+std::string json_name(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (word) {
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else if (!out.empty() && out.back() != '_') {
+      out += '_';
+    }
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+int bench_kernels_main(const std::vector<std::string>& args) {
+  Flags flags("bench kernels",
+              "Time each main primitive of the backend at GPT-2 124M training shapes (full:\n"
+              "B*T = 8192 rows of width 768, MLP 3072, vocabulary 50257, attention B 8 x H 12 x\n"
+              "T 1024 x Dh 64, AdamW over 124M parameters) and report its rate as a fraction of\n"
+              "two ceilings measured here: a device-to-device copy (GB/s, bytes read + written)\n"
+              "for memory-bound kernels and a square GEMM (TFLOP/s) for matmul and attention.\n"
+              "Each figure is the median of several runs after a warm-up, timed on the host\n"
+              "clock between synchronizations. `small` sizes (256 rows, T 256, 4M parameters,\n"
+              "1024^3 GEMM) finish in seconds on a CPU. A kernel whose data fits in cache can\n"
+              "beat the copy ceiling (over 100%).");
+  flags.option("device", "cpu", "cpu or cuda[:N]")
+      .option("size", "auto", "full, small, or auto (full on cuda, small on cpu)")
+      .option("dtype", "auto", "float dtype: f32, bf16 (cuda only), or auto (bf16 on cuda)")
+      .option("reps", "0", "timed runs per kernel (0 = 10 for full sizes, 3 for small)")
+      .option("json", "", "also write the figures to this JSON file");
+  if (!flags.parse(args)) return 0;
+
+  BenchDevice dev = bench_device(flags.str("device"));
+  const std::string size = flags.str("size"), dtype_text = flags.str("dtype");
+  if (size != "auto" && size != "full" && size != "small") {
+    throw UsageError("--size must be full, small or auto, not '" + size + "'");
+  }
+  KernelSizes sizes =
+      size == "full" || (size == "auto" && dev.device.is_cuda()) ? full_sizes() : small_sizes();
+  if (flags.integer("reps") < 0) throw UsageError("--reps must not be negative");
+  if (flags.integer("reps") > 0) sizes.reps = static_cast<int>(flags.integer("reps"));
+  if (dtype_text != "auto" && dtype_text != "f32" && dtype_text != "bf16") {
+    throw UsageError("--dtype must be f32, bf16 or auto, not '" + dtype_text + "'");
+  }
+  if (dtype_text == "bf16" && dev.device.is_cpu()) {
+    throw UsageError("--dtype bf16 needs --device cuda: the CPU backend computes in f32 only");
+  }
+  const DType dtype = dtype_text == "bf16" || (dtype_text == "auto" && dev.device.is_cuda())
+                          ? DType::bf16
+                          : DType::f32;
+
+  KernelBench bench(backend_for(dev.device), dev.device, dtype, sizes);
+  std::fprintf(stderr, "bench kernels: %s sizes on %s, %s\n", sizes.name.c_str(), dev.name.c_str(),
+               dtype_name(dtype));
+  bench.ceilings();
+  bench.matmuls();
+  bench.attention();
+  bench.norms();
+  bench.elementwise();
+  bench.loss_and_optimizer();
+
+  std::printf("bench kernels: %s (%s), %s, %s sizes (%lld rows of width %lld), median of %d runs\n",
+              dev.device.str().c_str(), dev.name.c_str(), dtype_name(dtype), sizes.name.c_str(),
+              static_cast<long long>(sizes.rows), static_cast<long long>(sizes.d), sizes.reps);
+  std::printf("ceilings: copy %.1f GB/s, GEMM %.2f TFLOP/s\n", bench.copy_rate() / 1e9,
+              bench.gemm_rate() / 1e12);
+  Table table({"kernel", "shape", "ms", "rate", "unit", "of ceiling"});
+  std::vector<JsonObject> rows;
+  for (const KernelResult& r : bench.results()) {
+    const double ceiling = r.compute ? bench.gemm_rate() : bench.copy_rate();
+    const double shown = r.compute ? r.rate / 1e12 : r.rate / 1e9;
+    const bool is_ceiling = r.name.find("(ceiling)") != std::string::npos;
+    table.add({r.name, r.shape, fixed(r.seconds * 1e3, 3), fixed(shown, r.compute ? 3 : 1),
+               r.compute ? "TFLOP/s" : "GB/s", is_ceiling ? "" : percent(r.rate / ceiling)});
+    if (is_ceiling) continue;
+    JsonObject row;
+    row.str("name", json_name(r.name)).num("ms", r.seconds * 1e3);
+    row.num(r.compute ? "tflops" : "gb_s", shown).num("of_ceiling", r.rate / ceiling);
+    rows.push_back(row);
+  }
+  table.print();
+
+  if (!flags.str("json").empty()) {
+    JsonObject json;
+    json.str("bench", "kernels")
+        .str("device", dev.device.str())
+        .str("device_name", dev.name)
+        .str("dtype", dtype_name(dtype))
+        .str("sizes", sizes.name)
+        .integer("rows", sizes.rows)
+        .integer("reps", sizes.reps)
+        .num("copy_gb_s", bench.copy_rate() / 1e9)
+        .num("gemm_tflops", bench.gemm_rate() / 1e12)
+        .array("kernels", rows);
+    write_json_file(flags.str("json"), json);
+  }
+  return 0;
+}
+
+}  // namespace rlaif::cli
