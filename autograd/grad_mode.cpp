@@ -21,4 +21,11 @@ NoGradGuard::~NoGradGuard() {
   g_grad_mode = previous_;
 }
 
+EnableGradGuard::EnableGradGuard() : previous_(g_grad_mode) {
+  g_grad_mode = true;
+}
+EnableGradGuard::~EnableGradGuard() {
+  g_grad_mode = previous_;
+}
+
 }  // namespace rlaif

@@ -23,4 +23,17 @@ class NoGradGuard {
   bool previous_;
 };
 
+// Turns grad mode on for its lifetime and restores the previous mode afterwards: for code that
+// must record a graph whatever its caller's mode (checkpoint() recomputing inside backward()).
+class EnableGradGuard {
+ public:
+  EnableGradGuard();
+  ~EnableGradGuard();
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace rlaif

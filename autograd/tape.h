@@ -12,6 +12,8 @@
 // - frees every intermediate gradient once consumed, and each node's saved tensors and input
 //   references once it has run, so the graph is gone when backward returns (a second backward
 //   through it throws).
+// It keeps no state outside a call, so a backward rule may itself run a backward pass over a
+// separate graph (checkpoint() back-propagates through its recomputation that way).
 #pragma once
 
 #include "autograd/variable.h"

@@ -6,7 +6,8 @@
 // - Requests run concurrently (libcurl multi, `concurrency` in flight) under a requests-per-minute
 //   limit, each with a timeout.
 // - Retries with exponential backoff and jitter on 429, 5xx, timeouts and dropped connections,
-//   honouring Retry-After; any other 4xx fails that item at once with the server's message.
+//   honouring Retry-After; any other 4xx fails that item at once with the server's message
+//   (io/retry_policy.h has the exact rules: 408 is retried, 501 is not).
 // - Responses are validated: a missing field, a wrong type or empty `choices` is an error naming
 //   the item.
 // - Every completed response is appended to the cache file (OUT/requests.jsonl), keyed by a hash
@@ -105,7 +106,8 @@ class LlmClient {
   void set_stop_check(std::function<bool()> should_stop);
 
   const ApiUsage& usage() const;
-  // "1234 requests (12 retried), 56 cached; 1.2M prompt + 0.3M completion tokens".
+  // "1234 requests (12 retried), 56 cached; 1.2M prompt + 0.3M completion tokens" (with
+  // ", 3 failed" after "cached" when items failed).
   std::string usage_summary() const;
   const ClientOptions& options() const;
 

@@ -1,10 +1,13 @@
 #include "kernels/backend.h"
 
+#include <array>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/profiling_backend.h"
 #ifdef RLAIF_HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #include "runtime/allocator.h"
@@ -112,7 +115,37 @@ bool backend_available(DeviceType type) {
   return registry().cuda_factory != nullptr;
 }
 
-Backend& backend_for(Device device) {
+namespace {
+
+// Profiling (kernels/profiling_backend.h). One slot per device, holding the wrapper that
+// backend_for returns while profiling is on; wrappers are never destroyed, since code may still
+// hold a Backend& it got while profiling was on. g_profiling counts the active slots, so
+// backend_for pays one relaxed atomic load when nothing is profiled.
+constexpr int kMaxProfiledCuda = 64;
+std::atomic<int> g_profiling{0};
+std::array<std::atomic<ProfilingBackend*>, 1 + kMaxProfiledCuda> g_active{};
+
+struct Profilers {
+  std::mutex mutex;  // serialises enable/disable and the creation of wrappers
+  std::array<std::unique_ptr<ProfilingBackend>, 1 + kMaxProfiledCuda> wrappers;
+};
+
+// Never destroyed: a static destructor running backend_for at exit must not find a dead wrapper.
+Profilers& profilers() {
+  static Profilers* p = new Profilers;
+  return *p;
+}
+
+// The slot of a device: 0 for the CPU, 1 + index for cuda:index.
+size_t profile_slot(Device device) {
+  if (device.is_cpu()) return 0;
+  RLAIF_CHECK(device.index >= 0 && device.index < kMaxProfiledCuda, "profiling ", device,
+              ": only cuda:0 to cuda:", kMaxProfiledCuda - 1, " can be profiled");
+  return 1 + static_cast<size_t>(device.index);
+}
+
+// The real backend: what backend_for returns when the device is not profiled.
+Backend& plain_backend_for(Device device) {
   if (device.is_cpu()) {
     static CpuBackend cpu;
     return cpu;
@@ -125,6 +158,41 @@ Backend& backend_for(Device device) {
   auto& slot = r.cuda_backends[device.index];
   if (!slot) slot.reset(r.cuda_factory(device.index));
   return *slot;
+}
+
+}  // namespace
+
+Backend& backend_for(Device device) {
+  if (g_profiling.load(std::memory_order_relaxed) > 0) [[unlikely]] {
+    if (device.is_cpu() || (device.index >= 0 && device.index < kMaxProfiledCuda)) {
+      const size_t slot = device.is_cpu() ? 0 : 1 + static_cast<size_t>(device.index);
+      if (ProfilingBackend* p = g_active[slot].load(std::memory_order_acquire)) return *p;
+    }
+  }
+  return plain_backend_for(device);
+}
+
+ProfilingBackend* enable_profiling(Device device) {
+  const size_t slot = profile_slot(device);
+  Profilers& p = profilers();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  auto& wrapper = p.wrappers[slot];
+  if (!wrapper) wrapper = std::make_unique<ProfilingBackend>(plain_backend_for(device));
+  wrapper->enable();
+  if (g_active[slot].exchange(wrapper.get(), std::memory_order_acq_rel) == nullptr) {
+    g_profiling.fetch_add(1, std::memory_order_relaxed);
+  }
+  return wrapper.get();
+}
+
+void disable_profiling(Device device) {
+  const size_t slot = profile_slot(device);
+  Profilers& p = profilers();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  if (g_active[slot].exchange(nullptr, std::memory_order_acq_rel) != nullptr) {
+    g_profiling.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (p.wrappers[slot]) p.wrappers[slot]->disable();
 }
 
 }  // namespace rlaif

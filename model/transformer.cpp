@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "autograd/checkpoint.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "kernels/backend.h"
@@ -15,6 +16,41 @@ Variable param(const Shape& shape, Device device, DType dtype) {
 
 std::string layer_prefix(const ModelConfig& c, int64_t i) {
   return (c.is_gpt2() ? "transformer.h." : "model.layers.") + std::to_string(i) + ".";
+}
+
+// The pieces of a layer are free functions of (config, layer), so a checkpoint can run them again
+// in the backward pass without reference to the Transformer object.
+
+Variable block_norm(const ModelConfig& c, const Variable& x, const Variable& weight,
+                    const Variable& bias) {
+  const float eps = static_cast<float>(c.norm_eps);
+  return c.is_gpt2() ? layernorm(x, weight, bias, eps) : rmsnorm(x, weight, eps);
+}
+
+// The attention's inputs from the residual stream x [B, T, D]: q [B, T, Hq, Dh] and k, v
+// [B, T, Hkv, Dh] of the pre-norm of x, q and k rotated (Llama).
+std::vector<Variable> project_qkv(const ModelConfig& c, const TransformerLayer& l,
+                                  const Variable& x, const Tensor& positions) {
+  const int64_t B = x.size(0), T = x.size(1);
+  Variable h = block_norm(c, x, l.attn_norm_weight, l.attn_norm_bias);
+  Variable q = reshape(linear(h, l.q_weight, l.q_bias), {B, T, c.num_heads, c.head_dim});
+  Variable k = reshape(linear(h, l.k_weight, l.k_bias), {B, T, c.num_kv_heads, c.head_dim});
+  Variable v = reshape(linear(h, l.v_weight, l.v_bias), {B, T, c.num_kv_heads, c.head_dim});
+  if (!c.is_gpt2()) {
+    const float theta = static_cast<float>(c.rope_theta);
+    q = rope(q, positions, theta);
+    k = rope(k, positions, theta);
+  }
+  return {q, k, v};
+}
+
+// norm → fc_in → GELU → fc_out (GPT-2), or norm → silu(gate) ⊙ up → down (Llama).
+Variable mlp(const ModelConfig& c, const TransformerLayer& l, const Variable& x) {
+  Variable h = block_norm(c, x, l.mlp_norm_weight, l.mlp_norm_bias);
+  Variable inner = c.is_gpt2() ? gelu(linear(h, l.fc_in_weight, l.fc_in_bias))
+                               : swiglu(linear(h, l.fc_in_weight, l.fc_in_bias),
+                                        linear(h, l.up_weight, l.up_bias));
+  return linear(inner, l.fc_out_weight, l.fc_out_bias);
 }
 
 }  // namespace
@@ -172,23 +208,27 @@ void Transformer::init_weights(uint64_t seed) {
 }
 
 Variable Transformer::norm(const Variable& x, const Variable& weight, const Variable& bias) const {
-  const float eps = static_cast<float>(config_.norm_eps);
-  return config_.is_gpt2() ? layernorm(x, weight, bias, eps) : rmsnorm(x, weight, eps);
+  return block_norm(config_, x, weight, bias);
 }
 
 Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, const Variable& x,
                                       const TransformerInput& input, KVCache* cache) const {
   const ModelConfig& c = config_;
   const int64_t B = input.ids.size(0), T = input.ids.size(1);
-  Variable h = norm(x, l.attn_norm_weight, l.attn_norm_bias);
-  Variable q = reshape(linear(h, l.q_weight, l.q_bias), {B, T, c.num_heads, c.head_dim});
-  Variable k = reshape(linear(h, l.k_weight, l.k_bias), {B, T, c.num_kv_heads, c.head_dim});
-  Variable v = reshape(linear(h, l.v_weight, l.v_bias), {B, T, c.num_kv_heads, c.head_dim});
-  if (!c.is_gpt2()) {
-    const float theta = static_cast<float>(c.rope_theta);
-    q = rope(q, input.positions, theta);
-    k = rope(k, input.positions, theta);
+  std::vector<Variable> qkv;
+  if (recompute_ && cache == nullptr) {
+    // The closure holds copies (config, layer handles, positions), not `this`: it runs again in
+    // the backward pass.
+    qkv = checkpoint_multi(
+        [c, l, positions = input.positions](const std::vector<Variable>& in) {
+          return project_qkv(c, l, in[0], positions);
+        },
+        {x, l.attn_norm_weight, l.attn_norm_bias, l.q_weight, l.q_bias, l.k_weight, l.k_bias,
+         l.v_weight, l.v_bias});
+  } else {
+    qkv = project_qkv(c, l, x, input.positions);
   }
+  const Variable &q = qkv[0], &k = qkv[1], &v = qkv[2];
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   Variable attended;
   if (cache == nullptr) {
@@ -209,11 +249,10 @@ Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, 
 }
 
 Variable Transformer::mlp_block(const TransformerLayer& l, const Variable& x) const {
-  Variable h = norm(x, l.mlp_norm_weight, l.mlp_norm_bias);
-  Variable inner = config_.is_gpt2() ? gelu(linear(h, l.fc_in_weight, l.fc_in_bias))
-                                     : swiglu(linear(h, l.fc_in_weight, l.fc_in_bias),
-                                              linear(h, l.up_weight, l.up_bias));
-  return linear(inner, l.fc_out_weight, l.fc_out_bias);
+  if (!recompute_) return mlp(config_, l, x);
+  return checkpoint([c = config_, l](const std::vector<Variable>& in) { return mlp(c, l, in[0]); },
+                    {x, l.mlp_norm_weight, l.mlp_norm_bias, l.fc_in_weight, l.fc_in_bias,
+                     l.up_weight, l.up_bias, l.fc_out_weight, l.fc_out_bias});
 }
 
 Variable Transformer::hidden_states(const TransformerInput& input, KVCache* cache) const {

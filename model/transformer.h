@@ -83,6 +83,15 @@ class Transformer {
   Variable token_losses(const TransformerInput& input, const Tensor& targets,
                         int ignore_index = -100) const;
 
+  // Activation recomputation (--recompute): the pre-norm and q/k/v projections of each attention
+  // block and each whole MLP block (norm, up projections, activation, down projection) keep only
+  // their inputs and outputs in the graph and run again in the backward pass (autograd/
+  // checkpoint.h). Gradients are bit for bit the same; activation memory drops (the norm outputs
+  // and the MLP's hidden activations, the widest tensors of a layer, are not stored) at the cost of
+  // re-running those matmuls once more. Off by default; no effect without grad mode.
+  void set_recompute(bool recompute) { recompute_ = recompute; }
+  bool recompute() const { return recompute_; }
+
   // Whether the model has a scalar head (config().num_labels == 1), and adding one.
   bool has_scalar_head() const { return score_.defined(); }
   void add_scalar_head();
@@ -96,6 +105,7 @@ class Transformer {
   ModelConfig config_;
   Device device_;
   DType dtype_ = DType::f32;
+  bool recompute_ = false;
   Variable tok_emb_, pos_emb_, final_norm_weight_, final_norm_bias_, lm_head_, score_;
   std::vector<TransformerLayer> layers_;
 };

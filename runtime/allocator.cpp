@@ -70,5 +70,8 @@ size_t cpu_bytes_in_use() {
 size_t cpu_peak_bytes() {
   return g_cpu_peak.load();
 }
+void reset_cpu_peak_bytes() {
+  g_cpu_peak.store(g_cpu_in_use.load());
+}
 
 }  // namespace rlaif

@@ -33,5 +33,7 @@ void register_device_memory(DeviceType type, DeviceMemory* memory);
 // Bytes currently held by CPU tensors, and the peak since start; for tests and benchmarks.
 size_t cpu_bytes_in_use();
 size_t cpu_peak_bytes();
+// Restarts the peak from the bytes in use now, so a test can measure the peak of one phase.
+void reset_cpu_peak_bytes();
 
 }  // namespace rlaif

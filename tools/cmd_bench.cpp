@@ -5,12 +5,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <iostream>
 #include <random>
 
 #include "algorithms/adamw.h"
 #include "algorithms/grad_clip.h"
 #include "autograd/ops.h"
 #include "kernels/backend.h"
+#include "kernels/profiling_backend.h"
 #include "model/transformer.h"
 #include "tools/bench_common.h"
 #include "tools/bench_presets.h"
@@ -65,7 +67,10 @@ int bench_train_main(const std::vector<std::string>& args) {
               "randomly initialised preset model on random tokens. Prints tokens/s, the median\n"
               "ms per step, peak tensor memory and MFU: achieved FLOP/s over the GPU's dense\n"
               "bf16 peak, with llm.c's 6*params + 6*layers*d_model*seq FLOPs per token (n/a on\n"
-              "CPU and on GPUs missing from the table). Presets:" +
+              "CPU and on GPUs missing from the table). --profile then runs 2 more steps with\n"
+              "every primitive fenced by synchronize and timed, and prints the time by primitive\n"
+              "and shape, and the time outside primitives (autograd and host overhead; nothing\n"
+              "overlaps while profiling, so these steps are slower). Presets:" +
                   bench_preset_help());
   flags.option("arch", "llama", "gpt2 or llama")
       .option("preset", "tiny", "tiny, 124M, 350M or 1B")
@@ -76,7 +81,12 @@ int bench_train_main(const std::vector<std::string>& args) {
       .option("device", "cpu", "cpu or cuda[:N]")
       .option("dtype", "f32", "parameter and activation dtype: f32, or bf16 (cuda only)")
       .option("seed", "0", "seed of the weights and the tokens")
-      .option("json", "", "also write the figures to this JSON file");
+      .option("json", "", "also write the figures to this JSON file")
+      .flag("recompute",
+            "recompute norms, q/k/v projections and MLPs in the backward pass (less memory; "
+            "MFU still counts model FLOPs only)")
+      .flag("profile", "then run 2 more steps timing every primitive, and print where time goes")
+      .option("profile-top", "30", "rows of the --profile table (0 = all)");
   if (!flags.parse(args)) return 0;
 
   ModelConfig config = bench_preset(flags.str("arch"), flags.str("preset"));
@@ -91,6 +101,7 @@ int bench_train_main(const std::vector<std::string>& args) {
   }
   if (steps <= 0) throw UsageError("--steps must be positive");
   if (warmup < 0) throw UsageError("--warmup must not be negative");
+  if (flags.integer("profile-top") < 0) throw UsageError("--profile-top must not be negative");
   BenchDevice dev = bench_device(flags.str("device"));
   const DType dtype = bench_dtype(flags.str("dtype"), dev);
   const uint64_t seed = static_cast<uint64_t>(flags.integer("seed"));
@@ -101,6 +112,7 @@ int bench_train_main(const std::vector<std::string>& args) {
   Transformer model(config, dev.device, dtype);
   model.init_weights(seed);
   model.set_requires_grad(true);
+  model.set_recompute(flags.on("recompute"));
   const auto params = model.parameters();
   AdamW optimizer(params);
   Backend& backend = backend_for(dev.device);
@@ -112,9 +124,9 @@ int bench_train_main(const std::vector<std::string>& args) {
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(config.vocab_size - 1));
   std::vector<int32_t> ids(static_cast<size_t>(B * T)), targets(ids.size());
 
-  std::vector<double> seconds;
   double loss = 0.0;
-  for (int64_t step = 0; step < warmup + steps; ++step) {
+  // One training step on fresh random tokens; returns its wall seconds.
+  auto train_step = [&] {
     for (auto& v : ids) v = token(rng);
     for (auto& v : targets) v = token(rng);
     backend.synchronize();
@@ -129,10 +141,12 @@ int bench_train_main(const std::vector<std::string>& args) {
     optimizer.zero_grad();
     loss = l.data().item();
     backend.synchronize();
-    if (step >= warmup) {
-      seconds.push_back(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::vector<double> seconds;
+  for (int64_t step = 0; step < warmup + steps; ++step) {
+    const double s = train_step();
+    if (step >= warmup) seconds.push_back(s);
   }
 
   const double step_s = median(seconds);
@@ -155,12 +169,48 @@ int bench_train_main(const std::vector<std::string>& args) {
   table.add({"ms/step (median)", fixed(step_s * 1e3, 2)});
   table.add({"ms/step (min..max)", fixed(*min_s * 1e3, 2) + " .. " + fixed(*max_s * 1e3, 2)});
   table.add({"peak tensor memory", human_bytes(peak_bytes)});
+  table.add({"activation recompute", flags.on("recompute") ? "on" : "off"});
   table.add({"achieved TFLOP/s", fixed(achieved / 1e12, 3)});
   table.add({"peak bf16 TFLOP/s", dev.peak_bf16_flops > 0 ? fixed(dev.peak_bf16_flops / 1e12, 0)
                                                           : "n/a (not in the table)"});
   table.add({"MFU", std::isfinite(mfu) ? fixed(100.0 * mfu, 1) + "%" : "n/a"});
   table.add({"final loss", fixed(loss, 4)});
   table.print();
+
+  // Profiled steps come after the timed ones (and after `loss` was read), so they change none of
+  // the figures above. Every primitive called through backend_for is fenced and timed; the rest
+  // of each step's wall time is host work: autograd, allocation, uploads, launches.
+  constexpr int kProfileSteps = 2;
+  std::vector<JsonObject> profile_json;
+  double profile_wall_s = 0.0, profile_inside_s = 0.0;
+  if (flags.on("profile")) {
+    ProfilingBackend* prof = enable_profiling(dev.device);
+    prof->reset();
+    const double final_loss = loss;
+    for (int i = 0; i < kProfileSteps; ++i) profile_wall_s += train_step();
+    disable_profiling(dev.device);
+    loss = final_loss;
+    profile_inside_s = prof->total_seconds();
+    std::printf(
+        "\nprofile: %d steps, %.2f ms/step with every primitive fenced (%.2f unfenced), %.2f "
+        "ms/step inside primitives, %.2f ms/step outside them\n",
+        kProfileSteps, profile_wall_s * 1e3 / kProfileSteps, step_s * 1e3,
+        profile_inside_s * 1e3 / kProfileSteps,
+        (profile_wall_s - profile_inside_s) * 1e3 / kProfileSteps);
+    std::fflush(stdout);  // report() writes to std::cout: keep the two streams in order
+    prof->report(std::cout, static_cast<int>(flags.integer("profile-top")), profile_wall_s);
+    std::cout.flush();
+    for (const ProfileEntry& e : prof->entries()) {
+      JsonObject row;
+      row.str("name", e.name)
+          .integer("calls", e.calls)
+          .num("total_ms", e.seconds * 1e3)
+          .num("pct", profile_wall_s > 0 ? 100.0 * e.seconds / profile_wall_s : NAN);
+      if (e.flops > 0) row.num("tflops", e.flops / e.seconds / 1e12);
+      if (e.bytes > 0) row.num("gb_s", e.bytes / e.seconds / 1e9);
+      profile_json.push_back(row);
+    }
+  }
 
   if (!flags.str("json").empty()) {
     JsonObject json;
@@ -170,6 +220,7 @@ int bench_train_main(const std::vector<std::string>& args) {
         .str("device", dev.device.str())
         .str("device_name", dev.name)
         .str("dtype", dtype_name(dtype))
+        .integer("recompute", flags.on("recompute") ? 1 : 0)
         .integer("params", config.parameter_count())
         .integer("batch", B)
         .integer("seq", T)
@@ -183,6 +234,14 @@ int bench_train_main(const std::vector<std::string>& args) {
         .num("peak_tflops", dev.peak_bf16_flops > 0 ? dev.peak_bf16_flops / 1e12 : NAN)
         .num("mfu", mfu)
         .num("loss", loss);
+    if (flags.on("profile")) {
+      // Totals over the profiled steps; pct is of their wall time, so the entries and
+      // outside_primitives_ms add up to 100%.
+      json.integer("profile_steps", kProfileSteps)
+          .num("profile_wall_ms", profile_wall_s * 1e3)
+          .num("outside_primitives_ms", (profile_wall_s - profile_inside_s) * 1e3)
+          .array("profile", profile_json);
+    }
     write_json_file(flags.str("json"), json);
   }
   return 0;

@@ -61,6 +61,7 @@ int dpo_main(const std::vector<std::string>& args) {
   const Device device = parse_device(flags.str("device"));
   Transformer policy = load_model(model_dir, device, model_dtype(flags));
   policy.set_requires_grad(true);
+  policy.set_recompute(flags.on("recompute"));
   options.tokenizer_model = tokenizer_path(model_dir);
   RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
   const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_model);

@@ -1,12 +1,16 @@
 // `rlaif ppo`: reinforcement learning from a reward model with PPO, RLOO or GRPO
 // (algorithms/ppo.h).
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <optional>
 
+#include "algorithms/critic_reward.h"
 #include "algorithms/ppo.h"
 #include "algorithms/reward.h"
 #include "io/datasets.h"
 #include "io/model_dir.h"
+#include "tools/api_flags.h"
 #include "tools/commands.h"
 #include "tools/train_flags.h"
 
@@ -20,8 +24,56 @@ const char* const kPpoIdentity[] = {
     "kl-coef", "kl-estimator", "adaptive-kl", "adaptive-kl-horizon", "cliprange",
     "cliprange-value", "vf-coef", "gamma", "lambda", "ppo-epochs", "mini-batches",
     "whiten-rewards", "max-new-tokens", "temperature", "missing-eos-penalty", "chat-template",
-    "max-prompt-length", "rm-max-length"};
+    "max-prompt-length", "rm-max-length", "critic-model", "critic-mode", "critic-reference",
+    "critic-template", "critic-both-orders", "critic-unparsed-reward", "critic-max-tokens"};
 // clang-format on
+
+// The critic's client: --critic-* flags, the key from OPENAI_API_KEY, answers cached in
+// OUT/requests.jsonl (so a resumed run re-asks nothing it already asked).
+ClientOptions critic_client_options(const Flags& flags, const std::string& out_dir) {
+  ClientOptions c;
+  c.api_base = flags.str("critic-api");
+  c.model = flags.str("critic-model");
+  c.api_key = api_key_from_env();
+  c.concurrency = static_cast<int>(flags.integer("critic-concurrency"));
+  c.max_rpm = flags.number("critic-max-rpm");
+  c.timeout_s = flags.number("critic-timeout");
+  if (c.concurrency < 1) throw UsageError("--critic-concurrency must be at least 1");
+  if (c.max_rpm < 0) throw UsageError("--critic-max-rpm must not be negative");
+  if (!(c.timeout_s > 0)) throw UsageError("--critic-timeout must be positive");
+  std::filesystem::create_directories(out_dir);
+  c.cache_path = (std::filesystem::path(out_dir) / "requests.jsonl").string();
+  return c;
+}
+
+CriticRewardOptions critic_reward_options(const Flags& flags) {
+  CriticRewardOptions r;
+  try {
+    r.mode = parse_critic_mode(flags.str("critic-mode"));
+  } catch (const Error& e) {
+    throw UsageError(std::string("--critic-mode: ") + e.what());
+  }
+  const bool pairwise = r.mode == CriticMode::pairwise;
+  if (pairwise != flags.given("critic-reference"))
+    throw UsageError("--critic-reference goes with (and only with) --critic-mode pairwise");
+  if (!pairwise && flags.on("critic-both-orders"))
+    throw UsageError("--critic-both-orders is for --critic-mode pairwise");
+  if (pairwise) {
+    for (SftExample& e : load_sft_examples(flags.str("critic-reference")))
+      r.references.emplace(e.prompt, e.completion);
+  }
+  if (flags.given("critic-template")) {
+    r.judge = JudgeTemplate::from_file(
+        pairwise ? JudgeTemplate::Kind::pairwise : JudgeTemplate::Kind::rating,
+        flags.str("critic-template"));
+  }
+  r.both_orders = flags.on("critic-both-orders");
+  r.max_tokens = flags.integer("critic-max-tokens");
+  if (r.max_tokens < 1) throw UsageError("--critic-max-tokens must be at least 1");
+  if (flags.given("critic-unparsed-reward"))
+    r.unparsed_reward = flags.number("critic-unparsed-reward");
+  return r;
+}
 
 }  // namespace
 
@@ -36,11 +88,33 @@ int ppo_main(const std::vector<std::string>& args) {
       "--mini-batches clipped-PPO updates. Logs score, kl, entropy, clip fraction, approx KL,\n"
       "value loss, explained variance, response length and tokens/s to metrics.jsonl; writes\n"
       "the policy to --out (and the value model to --out/value_model). --steps counts\n"
-      "rollouts; --grad-accum splits each mini-batch; --eval-every is unused.");
+      "rollouts; --grad-accum splits each mini-batch; --eval-every is unused.\n"
+      "Instead of a reward model, an LLM critic over the OpenAI-compatible API can score the\n"
+      "responses (--critic-api, --critic-model): with --critic-mode rating it rates each from 1\n"
+      "to 10 (the reward is the rating); with pairwise it compares each with the reference\n"
+      "completion of its prompt from --critic-reference (reward 1 win, 0 loss, 0.5 tie). An\n"
+      "unparsed answer scores --critic-unparsed-reward (default: the middle of the scale).\n"
+      "The critic's answers are cached in --out/requests.jsonl.");
   flags.option("model", "", "policy model directory (also the frozen reference)", true)
-      .option("reward-model", "", "reward model directory (score head; see `rlaif rm`)", true)
+      .option("reward-model", "",
+              "reward model directory (score head; see `rlaif rm`); or use --critic-api")
       .option("value-model", "",
-              "value model directory for gae (default: --reward-model; a plain LM gets a head)")
+              "value model directory for gae (default: --reward-model, or --model with a "
+              "critic; a plain LM gets a head)")
+      .option("critic-api", "",
+              "the critic's OpenAI-compatible base URL (instead of a reward model)")
+      .option("critic-model", "", "the critic's model name")
+      .option("critic-mode", "rating", "rating (1-10) or pairwise (against --critic-reference)")
+      .option("critic-reference", "",
+              "pairwise: SFT file of reference completions, one for every prompt")
+      .option("critic-template", "", "judge template file for the critic (see `rlaif label`)")
+      .flag("critic-both-orders", "pairwise: ask in both orders (a disagreement is a tie)")
+      .option("critic-unparsed-reward", "",
+              "reward for an unparsed critic answer (default: 5.5 rating, 0.5 pairwise)")
+      .option("critic-max-tokens", "16", "tokens the critic may answer with")
+      .option("critic-concurrency", "8", "critic requests in flight at once")
+      .option("critic-max-rpm", "0", "critic requests per minute at most (0 = no limit)")
+      .option("critic-timeout", "120", "seconds per critic request")
       .option("prompts", "", "prompts: JSONL or JSON ({\"prompt\": ...} per record)", true)
       .option("batch", "8", "prompts per step")
       .option("advantage", "gae", "gae (value model), rloo or grpo")
@@ -114,6 +188,17 @@ int ppo_main(const std::vector<std::string>& args) {
   } catch (const Error& e) {
     throw UsageError(e.what());
   }
+  const bool critic = flags.given("critic-api");
+  if (critic == flags.given("reward-model"))
+    throw UsageError("give exactly one of --reward-model and --critic-api");
+  if (critic && flags.str("critic-model").empty())
+    throw UsageError("--critic-api needs --critic-model");
+  if (!critic) {
+    for (const char* f :
+         {"critic-model", "critic-reference", "critic-template", "critic-unparsed-reward"}) {
+      if (flags.given(f)) throw UsageError(std::string("--") + f + " needs --critic-api");
+    }
+  }
   if (o.advantage != AdvantageKind::gae && flags.given("value-model")) {
     throw UsageError("--value-model is for --advantage gae; rloo and grpo use no value model");
   }
@@ -125,19 +210,29 @@ int ppo_main(const std::vector<std::string>& args) {
   const std::string model_dir = flags.str("model");
   Transformer policy = load_model(model_dir, device, model_dtype(flags));
   policy.set_requires_grad(true);
+  policy.set_recompute(flags.on("recompute"));
   Transformer reference = load_model(model_dir, device, model_dtype(flags));
   reference.set_requires_grad(false);
   options.tokenizer_model = tokenizer_path(model_dir);
   RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
   const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_model);
 
-  const std::string rm_dir = flags.str("reward-model");
-  RewardModelOptions rm_options;
-  rm_options.chat = o.chat;
-  rm_options.truncation.max_length = flags.integer("rm-max-length");
-  rm_options.truncation.max_prompt_length = o.max_prompt_length;
-  rm_options.batch = o.forward_batch;
-  RewardModelScorer reward(rm_dir, rm_options, device);
+  const std::string rm_dir = critic ? model_dir : flags.str("reward-model");
+  std::unique_ptr<RewardFunction> reward;
+  CriticReward* critic_reward = nullptr;
+  if (critic) {
+    auto r = std::make_unique<CriticReward>(critic_client_options(flags, options.out_dir),
+                                            critic_reward_options(flags));
+    critic_reward = r.get();
+    reward = std::move(r);
+  } else {
+    RewardModelOptions rm_options;
+    rm_options.chat = o.chat;
+    rm_options.truncation.max_length = flags.integer("rm-max-length");
+    rm_options.truncation.max_prompt_length = o.max_prompt_length;
+    rm_options.batch = o.forward_batch;
+    reward = std::make_unique<RewardModelScorer>(rm_dir, rm_options, device);
+  }
 
   std::optional<Transformer> value;
   if (o.advantage == AdvantageKind::gae) {
@@ -148,6 +243,7 @@ int ppo_main(const std::vector<std::string>& args) {
                    value_dir.c_str());
     }
     value->set_requires_grad(true);
+    value->set_recompute(flags.on("recompute"));
   }
 
   const std::vector<std::string> prompts = load_prompts(flags.str("prompts"));
@@ -161,8 +257,14 @@ int ppo_main(const std::vector<std::string>& args) {
                static_cast<long long>(o.samples_per_prompt),
                static_cast<long long>(policy.config().parameter_count()));
 
-  PpoModels models{&policy, &reference, value ? &*value : nullptr, &tokenizer, &reward};
+  PpoModels models{&policy, &reference, value ? &*value : nullptr, &tokenizer, reward.get()};
   PpoResult result = train_ppo(models, prompts, o, options);
+  if (critic_reward != nullptr) {
+    std::fprintf(stderr, "ppo: critic: %lld answers, %lld unparsed; %s\n",
+                 static_cast<long long>(critic_reward->judged()),
+                 static_cast<long long>(critic_reward->unparsed()),
+                 critic_reward->client().usage_summary().c_str());
+  }
   if (result.interrupted) return 128 + result.signal;
   std::printf("{\"steps\": %lld", static_cast<long long>(result.steps_done));
   for (const char* key : {"score", "kl", "entropy", "response_length"}) {

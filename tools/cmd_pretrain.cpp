@@ -41,6 +41,7 @@ int pretrain_main(const std::vector<std::string>& args) {
   const std::string model_dir = flags.str("model");
   Transformer model = load_model(model_dir, parse_device(flags.str("device")), model_dtype(flags));
   model.set_requires_grad(true);
+  model.set_recompute(flags.on("recompute"));
   options.tokenizer_model = tokenizer_path(model_dir);
   std::optional<Tokenizer> tok;
   if (!options.tokenizer_model.empty()) tok = Tokenizer::load(options.tokenizer_model);

@@ -35,6 +35,7 @@ int rm_main(const std::vector<std::string>& args) {
   const std::string model_dir = flags.str("model");
   Transformer model = load_model(model_dir, parse_device(flags.str("device")), model_dtype(flags));
   model.set_requires_grad(true);
+  model.set_recompute(flags.on("recompute"));
   const auto seed = static_cast<uint64_t>(flags.integer("seed"));
   if (ensure_scalar_head(model, seed)) {
     std::fprintf(stderr, "rm: %s has no scalar head; added score.weight (seed %llu)\n",

@@ -41,6 +41,7 @@ int sft_main(const std::vector<std::string>& args) {
   const std::string model_dir = flags.str("model");
   Transformer model = load_model(model_dir, parse_device(flags.str("device")), model_dtype(flags));
   model.set_requires_grad(true);
+  model.set_recompute(flags.on("recompute"));
   const std::string tok_path = tokenizer_path(model_dir);
   RLAIF_CHECK(!tok_path.empty(), model_dir, " has no tokenizer.model to tokenize the data with");
   Tokenizer tok = Tokenizer::load(tok_path);

@@ -16,7 +16,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 deps_dir="$root/.gpu-deps"
 packages=(libopenblas-openmp-dev libopenblas0-openmp libgfortran5 libgtest-dev libsentencepiece-dev
-          libsentencepiece0 libprotobuf-lite32 rapidjson-dev libcpp-httplib-dev libcurl4-openssl-dev)
+          libsentencepiece0 libprotobuf-lite32 rapidjson-dev libcpp-httplib-dev libcpp-httplib0.11 libcurl4-openssl-dev)
 # libcurl itself and what it needs, unpacked only where the machine has no libcurl.so.4.
 curl_runtime=(libcurl4 libldap-2.5-0 librtmp1 libssh2-1 libpsl5 libnghttp2-14 libbrotli1)
 
@@ -57,6 +57,9 @@ if ls "$deps_dir"/*.deb > /dev/null 2>&1; then
   fi
   export LD_LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu:$prefix/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   cmake_prefix="-DCMAKE_PREFIX_PATH=$prefix/usr"
+  # cpp-httplib is found through pkg-config: its .pc files say /usr, which the sysroot rebases.
+  export PKG_CONFIG_PATH="$prefix/usr/lib/x86_64-linux-gnu/pkgconfig:$prefix/usr/share/pkgconfig"
+  export PKG_CONFIG_SYSROOT_DIR="$prefix"
   echo "unpacked $(ls "$deps_dir"/*.deb | wc -l) carried packages under $prefix"
 else
   cmake_prefix=""

@@ -43,7 +43,8 @@ if ((normal)); then
   build/tools/rlaif version
 fi
 if ((sanitize)); then
-  # The sanitizers instrument host code; the CUDA placeholder adds nothing to check here.
+  # The sanitizers instrument host code; CUDA kernels cannot run here (tools/gpu_check.sh runs
+  # them, with compute-sanitizer where the machine allows).
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer =="
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     run_suite build-asan "$learning_tests" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRLAIF_SANITIZE=ON -DRLAIF_CUDA=OFF

@@ -26,7 +26,10 @@ void declare_trainer_flags(Flags& flags, const std::string& default_steps,
       .option("device", "cpu", "cpu or cuda[:N]")
       .option("dtype", "f32",
               "parameter dtype: f32, or bf16 (GPU only: bf16 weights and activations, f32 master "
-              "weights, optimizer state and losses)");
+              "weights, optimizer state and losses)")
+      .flag("recompute",
+            "recompute each layer's norms, q/k/v projections and MLP in the backward pass "
+            "instead of storing their activations: less memory, more compute, same gradients");
 }
 
 DType model_dtype(const Flags& flags) {

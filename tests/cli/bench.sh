@@ -46,6 +46,24 @@ for arch in llama gpt2; do
   grep -q "\"arch\": \"$arch\"" "$tmp/train_$arch.json" || flunk "train JSON lacks arch $arch"
 done
 
+# --profile: a table of primitives after the metrics, and a non-empty "profile" list in the JSON
+# whose shares (with the time outside primitives) account for the profiled wall time.
+run "bench train --profile" "$rlaif" bench train --arch gpt2 --preset tiny --steps 1 --warmup 0 \
+  --batch 2 --seq 32 --device cpu --profile --profile-top 5 --json "$tmp/profile.json"
+grep -q "tokens/s" "$tmp/out.txt" || flunk "bench train --profile printed no metrics"
+grep -q "^primitive .*calls.*total ms" "$tmp/out.txt" || flunk "bench train --profile: no table"
+grep -q "^matmul " "$tmp/out.txt" || flunk "bench train --profile: no matmul row"
+grep -q "^(outside primitives)" "$tmp/out.txt" || flunk "bench train --profile: no outside row"
+[[ $(grep -c '"calls": ' "$tmp/profile.json") -ge 1 ]] || flunk "profile JSON has no profile"
+[[ $(grep -o '"name": "[^"]*"' "$tmp/profile.json" | wc -l) -gt 5 ]] ||
+  flunk "profile JSON lists only the printed rows"
+for key in calls total_ms pct profile_wall_ms; do positive "$tmp/profile.json" "$key"; done
+grep -q '"name": "attention_backward B2 T32 ' "$tmp/profile.json" ||
+  flunk "profile JSON lacks attention_backward"
+values "$tmp/profile.json" pct | awk '{ s += $1 } END { exit !(s > 1 && s <= 100.01) }' ||
+  flunk "profile pct do not sum to a share of the wall time"
+expect_usage "negative profile-top" "--profile-top" "$rlaif" bench train --profile-top -1
+
 run "bench kernels" "$rlaif" bench kernels --device cpu --reps 1 --json "$tmp/kernels.json"
 for key in copy_gb_s gemm_tflops ms tflops gb_s of_ceiling; do positive "$tmp/kernels.json" "$key"; done
 for name in matmul_fwd matmul_bwd_dw attention_fwd attention_fwd_bwd layernorm_fwd layernorm_bwd \

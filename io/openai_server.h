@@ -1,0 +1,84 @@
+// An OpenAI-compatible HTTP server for a local model (`rlaif serve`), so that a model trained
+// here can be the teacher or critic of another run, or be evaluated by any OpenAI client.
+//
+// Endpoints: GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions and
+// POST /v1/completions (bodies: io/openai_protocol.h). Any other path is 404, a known path with
+// the wrong method 405; every error is an OpenAI-shaped JSON body, never a dropped connection.
+//
+// Batching: HTTP threads only parse, tokenize and wait. One generation thread takes the pending
+// requests, up to `max_batch` whose sampling settings (temperature, top_p, seed) are equal, and
+// runs model/generate.h's batched generate() on them together. A request with a seed samples from
+// (seed, stream 0) and one without from (the server's --seed, a stream of its own), greedy ones
+// from nothing, so a response never depends on what it was batched with. A batch generates the
+// longest max_tokens among its requests and each is cut at its own; requests are batched only
+// while the longest prompt plus that fits the context, so no row loses room to another.
+//
+// Streaming sends the finished generation as chunks, one per token (generate() reports steps,
+// not tokens, so nothing can be sent before the batch ends). Stop strings are applied to the
+// finished text; the tokens after one are generated and dropped (and not counted in usage).
+//
+// Limits: bodies over `max_body_bytes` get 413; max_tokens over `max_tokens_limit` 400; a prompt
+// that leaves no room in the model's context 400 (code context_length_exceeded); a max_tokens
+// that does not fit is cut to the context (finish_reason "length"); more than `max_concurrent`
+// completion requests in flight 429 (with Retry-After: 1).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "io/chat_template.h"
+#include "io/tokenizer.h"
+#include "model/transformer.h"
+
+namespace rlaif {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";    // loopback: the server has no authentication
+  int port = 8080;                   // 0 = any free port (OpenAiServer::start() returns it)
+  std::string model_name = "rlaif";  // what /v1/models lists and every response reports
+  int64_t max_batch = 16;
+  size_t max_body_bytes = 1 << 20;
+  int64_t max_tokens_limit = 2048;
+  int max_concurrent = 64;  // completion requests queued or generating at once
+  ChatTemplate chat_template;
+  uint64_t seed = 0;          // the sampling seed of requests that send none
+  bool log_requests = false;  // one line per request on stderr
+};
+
+struct ServerStats {
+  int64_t requests = 0;       // completion requests answered with 200
+  int64_t batches = 0;        // generate() calls
+  int64_t largest_batch = 0;  // most requests in one generate() call
+  int64_t in_flight = 0;      // completion requests being handled now
+};
+
+class OpenAiServer {
+ public:
+  // `model` must outlive the server; the server alone calls it (from its generation thread).
+  // Error naming the option for a bad one (max_batch < 1, ...).
+  OpenAiServer(const Transformer& model, Tokenizer tokenizer, ServerOptions options);
+  // Stops the server.
+  ~OpenAiServer();
+  OpenAiServer(const OpenAiServer&) = delete;
+  OpenAiServer& operator=(const OpenAiServer&) = delete;
+
+  // Binds host:port (Error naming them when it cannot), then answers on background threads.
+  // Returns the bound port. Connections made once it has returned are answered.
+  int start();
+  // Stops listening; queued requests get 503, a running batch is abandoned at its next step
+  // (503 too); returns when every thread has finished. Safe to call more than once.
+  void stop();
+
+  int port() const;
+  ServerStats stats() const;
+  // While paused, the generation thread starts no new batch and requests queue up (up to
+  // max_concurrent): tests use it to make bursts and the concurrency limit deterministic.
+  void pause_generation(bool paused);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rlaif

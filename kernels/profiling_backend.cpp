@@ -1,0 +1,534 @@
+#include "kernels/profiling_backend.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <utility>
+
+namespace rlaif {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// What one call adds to its label's aggregate. Built only after the inner call returned, so the
+// shapes it reads have passed the backend's argument checks.
+struct Sample {
+  std::string label;
+  double flops = 0.0;
+  double bytes = 0.0;
+};
+
+// "8x1024x768"; "scalar" for a 0-d tensor.
+std::string dims(const Tensor& t) {
+  if (t.dim() == 0) return "scalar";
+  std::string s;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (d) s += 'x';
+    s += std::to_string(t.shape()[static_cast<size_t>(d)]);
+  }
+  return s;
+}
+
+// "name 8x1024x768 bf16": the signature of most primitives, keyed by their main tensor.
+std::string sig(const std::string& name, const Tensor& t) {
+  return name + " " + dims(t) + " " + dtype_name(t.dtype());
+}
+
+// Bytes of the tensors a call touches, each counted once (absent tensors count 0): a cheap
+// lower bound on its memory traffic, enough to tell a memory-bound primitive from a slow one.
+template <typename... Ts>
+double bytes_of(const Ts&... ts) {
+  return (0.0 + ... + (ts.defined() ? static_cast<double>(ts.nbytes()) : 0.0));
+}
+
+Sample simple(const std::string& name, const Tensor& key, double bytes) {
+  return {sig(name, key), 0.0, bytes};
+}
+
+// Query/key pairs a causal attention evaluates per (batch, head): query i sits at key position
+// kv_len - Tq + i and sees keys 0..that position. Segments are ignored (an upper bound).
+double causal_pairs(int64_t tq, int64_t kv_len) {
+  const double q = static_cast<double>(tq), l = static_cast<double>(kv_len);
+  if (kv_len >= tq) return q * (l - q) + q * (q + 1.0) / 2.0;
+  return l * (l + 1.0) / 2.0;
+}
+
+// "attention B8 T1024 H12 Dh64 bf16", plus the key length (the cache capacity, not kv_len, so
+// decoding steps share one label), kv heads and segments where they differ from the plain case.
+// flops_per_pair: 4·Dh forward (q·k and p·v), 10·Dh backward (FlashAttention-2's count: scores
+// recomputed, then dv, dp, dq, dk).
+Sample attention_sample(const char* name, const Tensor& q, const Tensor& k,
+                        const Tensor& segment_ids, int64_t kv_len, double flops_per_dh,
+                        double bytes) {
+  const int64_t B = q.size(0), tq = q.size(1), hq = q.size(2), dh = q.size(3);
+  const int64_t tk = k.size(1), hkv = k.size(2);
+  std::string label = std::string(name) + " B" + std::to_string(B) + " T" + std::to_string(tq) +
+                      " H" + std::to_string(hq) + " Dh" + std::to_string(dh) + " " +
+                      dtype_name(q.dtype());
+  if (tk != tq) label += " Tk" + std::to_string(tk);
+  if (hkv != hq) label += " Hkv" + std::to_string(hkv);
+  if (segment_ids.defined()) label += " seg";
+  const int64_t valid = kv_len < 0 ? tk : kv_len;
+  const double flops = flops_per_dh * static_cast<double>(dh) * static_cast<double>(B) *
+                       static_cast<double>(hq) * causal_pairs(tq, valid);
+  return {std::move(label), flops, bytes};
+}
+
+std::string fmt(const char* format, double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, value);
+  return buf;
+}
+
+}  // namespace
+
+ProfilingBackend::ProfilingBackend(Backend& inner) : inner_(inner) {}
+
+void ProfilingBackend::enable() {
+  // The floor: an empty fenced interval, timed as a primitive is (median of a few).
+  inner_.synchronize();
+  std::vector<double> s;
+  for (int i = 0; i < 9; ++i) {
+    inner_.synchronize();
+    const auto t0 = Clock::now();
+    inner_.synchronize();
+    s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::sort(s.begin(), s.end());
+  sync_floor_s_ = s[s.size() / 2];
+  enabled_.store(true, std::memory_order_relaxed);
+}
+
+void ProfilingBackend::disable() {
+  enabled_.store(false, std::memory_order_relaxed);
+}
+
+void ProfilingBackend::reset() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.clear();
+}
+
+std::vector<ProfileEntry> ProfilingBackend::entries() const {
+  std::vector<ProfileEntry> out;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    out.reserve(stats_.size());
+    for (const auto& [label, e] : stats_) out.push_back(e);
+  }
+  // stats_ is ordered by name, and stable_sort keeps that order among equal times.
+  std::stable_sort(out.begin(), out.end(), [](const ProfileEntry& a, const ProfileEntry& b) {
+    return a.seconds > b.seconds;
+  });
+  return out;
+}
+
+double ProfilingBackend::total_seconds() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  double total = 0.0;
+  for (const auto& [label, e] : stats_) total += e.seconds;
+  return total;
+}
+
+void ProfilingBackend::report(std::ostream& os, int top, double wall_seconds) const {
+  const std::vector<ProfileEntry> all = entries();
+  double total = 0.0;
+  int64_t calls = 0;
+  for (const ProfileEntry& e : all) {
+    total += e.seconds;
+    calls += e.calls;
+  }
+  const double base = wall_seconds > 0 ? wall_seconds : total;
+  const size_t shown = top > 0 ? std::min(all.size(), static_cast<size_t>(top)) : all.size();
+
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"primitive", "calls", "total ms", "%", "us/call", "TFLOP/s", "GB/s"});
+  auto pct = [&](double s) { return base > 0 ? fmt("%.1f", 100.0 * s / base) : "-"; };
+  for (size_t i = 0; i < shown; ++i) {
+    const ProfileEntry& e = all[i];
+    const bool timed = e.seconds > 0;
+    rows.push_back(
+        {e.name, std::to_string(e.calls), fmt("%.3f", e.seconds * 1e3), pct(e.seconds),
+         fmt("%.1f", e.seconds * 1e6 / static_cast<double>(std::max<int64_t>(1, e.calls))),
+         e.flops > 0 && timed ? fmt("%.2f", e.flops / e.seconds / 1e12) : "",
+         e.bytes > 0 && timed ? fmt("%.1f", e.bytes / e.seconds / 1e9) : ""});
+  }
+  if (shown < all.size()) {
+    double rest = 0.0;
+    int64_t rest_calls = 0;
+    for (size_t i = shown; i < all.size(); ++i) {
+      rest += all[i].seconds;
+      rest_calls += all[i].calls;
+    }
+    rows.push_back({"(" + std::to_string(all.size() - shown) + " more labels)",
+                    std::to_string(rest_calls), fmt("%.3f", rest * 1e3), pct(rest), "", "", ""});
+  }
+  rows.push_back({"(all primitives)", std::to_string(calls), fmt("%.3f", total * 1e3), pct(total),
+                  "", "", ""});
+  if (wall_seconds > 0) {
+    const double outside = wall_seconds - total;
+    rows.push_back(
+        {"(outside primitives)", "", fmt("%.3f", outside * 1e3), pct(outside), "", "", ""});
+  }
+
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  os << "profile: " << calls << " primitive calls under " << all.size()
+     << " labels; each call is fenced by synchronize (floor " << fmt("%.1f", sync_floor_s_ * 1e6)
+     << " us per call)\n";
+  for (const auto& row : rows) {
+    std::string line = row[0] + std::string(width[0] - row[0].size(), ' ');
+    for (size_t c = 1; c < row.size(); ++c) {
+      line += "  " + std::string(width[c] - row[c].size(), ' ') + row[c];
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    os << line << "\n";
+  }
+}
+
+template <typename Describe, typename Call>
+void ProfilingBackend::timed(Describe&& describe, Call&& call) {
+  if (!enabled()) {
+    call();
+    return;
+  }
+  // The fence before charges work queued outside any primitive (uploads, allocator clears) to
+  // nobody rather than to this call; the fence after waits for this call's own kernels.
+  inner_.synchronize();
+  const auto t0 = Clock::now();
+  call();
+  inner_.synchronize();
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  Sample s = describe();
+  std::lock_guard<std::mutex> lock(mutex_);
+  ProfileEntry& e = stats_[s.label];
+  if (e.calls == 0) e.name = std::move(s.label);
+  e.calls += 1;
+  e.seconds += seconds;
+  e.flops += s.flops;
+  e.bytes += s.bytes;
+}
+
+// ---- Forwarding ------------------------------------------------------------------------------
+
+void ProfilingBackend::fill(const Tensor& out, double value) {
+  timed([&] { return simple("fill", out, bytes_of(out)); }, [&] { inner_.fill(out, value); });
+}
+
+void ProfilingBackend::copy(const Tensor& src, const Tensor& dst) {
+  timed([&] { return simple("copy", dst, bytes_of(src, dst)); }, [&] { inner_.copy(src, dst); });
+}
+
+void ProfilingBackend::cast(const Tensor& src, const Tensor& dst) {
+  timed(
+      [&] {
+        return Sample{
+            "cast " + dims(src) + " " + dtype_name(src.dtype()) + "->" + dtype_name(dst.dtype()),
+            0.0, bytes_of(src, dst)};
+      },
+      [&] { inner_.cast(src, dst); });
+}
+
+void ProfilingBackend::random_uniform(const Tensor& out, uint64_t seed, uint64_t offset, float lo,
+                                      float hi) {
+  timed([&] { return simple("random_uniform", out, bytes_of(out)); },
+        [&] { inner_.random_uniform(out, seed, offset, lo, hi); });
+}
+
+void ProfilingBackend::random_normal(const Tensor& out, uint64_t seed, uint64_t offset, float mean,
+                                     float std) {
+  timed([&] { return simple("random_normal", out, bytes_of(out)); },
+        [&] { inner_.random_normal(out, seed, offset, mean, std); });
+}
+
+void ProfilingBackend::concat(const std::vector<Tensor>& inputs, const Tensor& out) {
+  timed(
+      [&] {
+        return simple("concat " + std::to_string(inputs.size()) + " ->", out, 2.0 * bytes_of(out));
+      },
+      [&] { inner_.concat(inputs, out); });
+}
+
+void ProfilingBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a,
+                              bool trans_b, const Tensor& bias, float alpha, float beta) {
+  timed(
+      [&] {
+        // "matmul [B12 ]MxNxK dtype nt[ +bias][ acc]": M, N from out, K from a.
+        const int64_t M = out.size(out.dim() - 2), N = out.size(out.dim() - 1);
+        const int64_t K = trans_a ? a.size(a.dim() - 2) : a.size(a.dim() - 1);
+        const int64_t batch = M * N > 0 ? out.numel() / (M * N) : 1;
+        std::string label = "matmul ";
+        if (out.dim() > 2) label += "B" + std::to_string(batch) + " ";
+        label += std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) + " " +
+                 dtype_name(a.dtype()) + " " + (trans_a ? "t" : "n") + (trans_b ? "t" : "n");
+        if (bias.defined()) label += " +bias";
+        if (beta != 0.0f) label += " acc";
+        const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) *
+                             static_cast<double>(K) * static_cast<double>(batch);
+        return Sample{std::move(label), flops, bytes_of(a, b, out, bias)};
+      },
+      [&] { inner_.matmul(a, b, out, trans_a, trans_b, bias, alpha, beta); });
+}
+
+void ProfilingBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out) {
+  timed([&] { return simple(std::string("unary ") + unary_op_name(op), x, bytes_of(x, out)); },
+        [&] { inner_.unary(op, x, out); });
+}
+
+void ProfilingBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y,
+                                      const Tensor& dy, const Tensor& dx) {
+  timed(
+      [&] {
+        return simple(std::string("unary_backward ") + unary_op_name(op), x,
+                      bytes_of(x, y, dy, dx));
+      },
+      [&] { inner_.unary_backward(op, x, y, dy, dx); });
+}
+
+void ProfilingBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  timed(
+      [&] {
+        // A broadcast b (a bias, a gain, a scalar) is a different kernel shape: say so.
+        std::string label = std::string("binary ") + binary_op_name(op) + " " + dims(a);
+        if (b.shape() != a.shape()) label += " by " + dims(b);
+        return Sample{label + " " + dtype_name(a.dtype()), 0.0, bytes_of(a, b, out)};
+      },
+      [&] { inner_.binary(op, a, b, out); });
+}
+
+void ProfilingBackend::binary_backward(BinaryOp op, const Tensor& a, const Tensor& b,
+                                       const Tensor& dout, const Tensor& da, const Tensor& db) {
+  timed(
+      [&] {
+        std::string label = std::string("binary_backward ") + binary_op_name(op) + " " + dims(a);
+        if (b.shape() != a.shape()) label += " by " + dims(b);
+        return Sample{label + " " + dtype_name(a.dtype()), 0.0, bytes_of(a, b, dout, da, db)};
+      },
+      [&] { inner_.binary_backward(op, a, b, dout, da, db); });
+}
+
+void ProfilingBackend::affine(const Tensor& x, float alpha, float beta, const Tensor& out) {
+  timed([&] { return simple("affine", x, bytes_of(x, out)); },
+        [&] { inner_.affine(x, alpha, beta, out); });
+}
+
+void ProfilingBackend::clamp(const Tensor& x, float lo, float hi, const Tensor& out) {
+  timed([&] { return simple("clamp", x, bytes_of(x, out)); },
+        [&] { inner_.clamp(x, lo, hi, out); });
+}
+
+void ProfilingBackend::clamp_backward(const Tensor& x, float lo, float hi, const Tensor& dy,
+                                      const Tensor& dx) {
+  timed([&] { return simple("clamp_backward", x, bytes_of(x, dy, dx)); },
+        [&] { inner_.clamp_backward(x, lo, hi, dy, dx); });
+}
+
+void ProfilingBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b,
+                             const Tensor& out) {
+  timed([&] { return simple("where", a, bytes_of(cond, a, b, out)); },
+        [&] { inner_.where(cond, a, b, out); });
+}
+
+void ProfilingBackend::reduce(ReduceOp op, const Tensor& x, int dim, const Tensor& out) {
+  timed(
+      [&] {
+        return simple(std::string("reduce ") + reduce_op_name(op) + " dim " + std::to_string(dim),
+                      x, bytes_of(x, out));
+      },
+      [&] { inner_.reduce(op, x, dim, out); });
+}
+
+void ProfilingBackend::reduce_backward(ReduceOp op, const Tensor& x, const Tensor& y,
+                                       const Tensor& dy, int dim, const Tensor& dx) {
+  timed(
+      [&] {
+        return simple(
+            std::string("reduce_backward ") + reduce_op_name(op) + " dim " + std::to_string(dim), x,
+            bytes_of(x, y, dy, dx));
+      },
+      [&] { inner_.reduce_backward(op, x, y, dy, dim, dx); });
+}
+
+void ProfilingBackend::argmax(const Tensor& x, const Tensor& out) {
+  timed([&] { return simple("argmax", x, bytes_of(x, out)); }, [&] { inner_.argmax(x, out); });
+}
+
+void ProfilingBackend::masked_reduce(const Tensor& x, const Tensor& mask, bool mean,
+                                     const Tensor& out) {
+  timed(
+      [&] {
+        return simple(mean ? "masked_reduce mean" : "masked_reduce sum", x, bytes_of(x, mask, out));
+      },
+      [&] { inner_.masked_reduce(x, mask, mean, out); });
+}
+
+void ProfilingBackend::masked_reduce_backward(const Tensor& mask, const Tensor& dy, bool mean,
+                                              const Tensor& dx) {
+  timed(
+      [&] {
+        return simple(mean ? "masked_reduce_backward mean" : "masked_reduce_backward sum", dx,
+                      bytes_of(mask, dy, dx));
+      },
+      [&] { inner_.masked_reduce_backward(mask, dy, mean, dx); });
+}
+
+void ProfilingBackend::softmax(const Tensor& x, const Tensor& out) {
+  timed([&] { return simple("softmax", x, bytes_of(x, out)); }, [&] { inner_.softmax(x, out); });
+}
+
+void ProfilingBackend::log_softmax(const Tensor& x, const Tensor& out) {
+  timed([&] { return simple("log_softmax", x, bytes_of(x, out)); },
+        [&] { inner_.log_softmax(x, out); });
+}
+
+void ProfilingBackend::softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx) {
+  timed([&] { return simple("softmax_backward", y, bytes_of(y, dy, dx)); },
+        [&] { inner_.softmax_backward(y, dy, dx); });
+}
+
+void ProfilingBackend::log_softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx) {
+  timed([&] { return simple("log_softmax_backward", y, bytes_of(y, dy, dx)); },
+        [&] { inner_.log_softmax_backward(y, dy, dx); });
+}
+
+void ProfilingBackend::embedding(const Tensor& weight, const Tensor& ids, const Tensor& out) {
+  // Only the gathered rows are read, so they (out's size) count, not the whole table.
+  timed([&] { return simple("embedding " + dims(weight) + " ids", ids, bytes_of(ids, out, out)); },
+        [&] { inner_.embedding(weight, ids, out); });
+}
+
+void ProfilingBackend::embedding_backward(const Tensor& ids, const Tensor& dout,
+                                          const Tensor& dweight) {
+  timed(
+      [&] {
+        return simple("embedding_backward " + dims(dweight) + " ids", ids,
+                      bytes_of(ids, dout, dweight));
+      },
+      [&] { inner_.embedding_backward(ids, dout, dweight); });
+}
+
+void ProfilingBackend::layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                 float eps, const Tensor& out, const Tensor& mean,
+                                 const Tensor& rstd) {
+  timed([&] { return simple("layernorm", x, bytes_of(x, gamma, beta, out, mean, rstd)); },
+        [&] { inner_.layernorm(x, gamma, beta, eps, out, mean, rstd); });
+}
+
+void ProfilingBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                          const Tensor& rstd, const Tensor& dout, const Tensor& dx,
+                                          const Tensor& dgamma, const Tensor& dbeta) {
+  timed(
+      [&] {
+        return simple("layernorm_backward", x,
+                      bytes_of(x, gamma, mean, rstd, dout, dx, dgamma, dbeta));
+      },
+      [&] { inner_.layernorm_backward(x, gamma, mean, rstd, dout, dx, dgamma, dbeta); });
+}
+
+void ProfilingBackend::rmsnorm(const Tensor& x, const Tensor& gamma, float eps, const Tensor& out,
+                               const Tensor& rstd) {
+  timed([&] { return simple("rmsnorm", x, bytes_of(x, gamma, out, rstd)); },
+        [&] { inner_.rmsnorm(x, gamma, eps, out, rstd); });
+}
+
+void ProfilingBackend::rmsnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& rstd,
+                                        const Tensor& dout, const Tensor& dx,
+                                        const Tensor& dgamma) {
+  timed([&] { return simple("rmsnorm_backward", x, bytes_of(x, gamma, rstd, dout, dx, dgamma)); },
+        [&] { inner_.rmsnorm_backward(x, gamma, rstd, dout, dx, dgamma); });
+}
+
+void ProfilingBackend::swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  timed([&] { return simple("swiglu", gate, bytes_of(gate, up, out)); },
+        [&] { inner_.swiglu(gate, up, out); });
+}
+
+void ProfilingBackend::swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout,
+                                       const Tensor& dgate, const Tensor& dup) {
+  timed([&] { return simple("swiglu_backward", gate, bytes_of(gate, up, dout, dgate, dup)); },
+        [&] { inner_.swiglu_backward(gate, up, dout, dgate, dup); });
+}
+
+void ProfilingBackend::rope(const Tensor& x, const Tensor& positions, float theta, bool inverse,
+                            const Tensor& out) {
+  timed([&] { return simple(inverse ? "rope inverse" : "rope", x, bytes_of(x, positions, out)); },
+        [&] { inner_.rope(x, positions, theta, inverse, out); });
+}
+
+void ProfilingBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                 const Tensor& segment_ids, int64_t kv_len, float scale,
+                                 const Tensor& out, const Tensor& lse) {
+  timed(
+      [&] {
+        return attention_sample("attention", q, k, segment_ids, kv_len, 4.0,
+                                bytes_of(q, k, v, segment_ids, out, lse));
+      },
+      [&] { inner_.attention(q, k, v, segment_ids, kv_len, scale, out, lse); });
+}
+
+void ProfilingBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                          const Tensor& segment_ids, int64_t kv_len, float scale,
+                                          const Tensor& out, const Tensor& lse, const Tensor& dout,
+                                          const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+  timed(
+      [&] {
+        return attention_sample("attention_backward", q, k, segment_ids, kv_len, 10.0,
+                                bytes_of(q, k, v, segment_ids, out, lse, dout, dq, dk, dv));
+      },
+      [&] {
+        inner_.attention_backward(q, k, v, segment_ids, kv_len, scale, out, lse, dout, dq, dk, dv);
+      });
+}
+
+void ProfilingBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
+                                  const Tensor& v, const Tensor& master, const AdamWHyper& h) {
+  // param, m, v and master are read and written; grad is read.
+  timed(
+      [&] {
+        return simple(master.defined() ? "adamw_step master" : "adamw_step", param,
+                      bytes_of(grad) + 2.0 * bytes_of(param, m, v, master));
+      },
+      [&] { inner_.adamw_step(param, grad, m, v, master, h); });
+}
+
+void ProfilingBackend::squared_norm(const Tensor& x, const Tensor& out) {
+  timed([&] { return simple("squared_norm", x, bytes_of(x)); },
+        [&] { inner_.squared_norm(x, out); });
+}
+
+void ProfilingBackend::cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_index,
+                                     const Tensor& losses, const Tensor& lse) {
+  timed([&] { return simple("cross_entropy", logits, bytes_of(logits, targets, losses, lse)); },
+        [&] { inner_.cross_entropy(logits, targets, ignore_index, losses, lse); });
+}
+
+void ProfilingBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targets,
+                                              const Tensor& lse, const Tensor& dlosses,
+                                              int ignore_index, const Tensor& dlogits) {
+  timed(
+      [&] {
+        return simple("cross_entropy_backward", logits,
+                      bytes_of(logits, targets, lse, dlosses, dlogits));
+      },
+      [&] { inner_.cross_entropy_backward(logits, targets, lse, dlosses, ignore_index, dlogits); });
+}
+
+void ProfilingBackend::gather_logprobs(const Tensor& logits, const Tensor& targets,
+                                       const Tensor& logp, const Tensor& lse) {
+  timed([&] { return simple("gather_logprobs", logits, bytes_of(logits, targets, logp, lse)); },
+        [&] { inner_.gather_logprobs(logits, targets, logp, lse); });
+}
+
+void ProfilingBackend::gather_logprobs_backward(const Tensor& logits, const Tensor& targets,
+                                                const Tensor& lse, const Tensor& dlogp,
+                                                const Tensor& dlogits) {
+  timed(
+      [&] {
+        return simple("gather_logprobs_backward", logits,
+                      bytes_of(logits, targets, lse, dlogp, dlogits));
+      },
+      [&] { inner_.gather_logprobs_backward(logits, targets, lse, dlogp, dlogits); });
+}
+
+}  // namespace rlaif

@@ -1,0 +1,47 @@
+// The flags and plumbing that the commands talking to an OpenAI-compatible API share (distill,
+// label, eval, and ppo's critic): declared once so that they document and parse them alike.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io/llm_client.h"
+#include "tools/cli_flags.h"
+
+namespace rlaif::cli {
+
+// Declares --api-base and --api-model (required; `role` says whose: "teacher", "critic") and
+// --concurrency --max-rpm --timeout --max-attempts --cache.
+void declare_api_flags(Flags& flags, const std::string& role);
+
+// The client's options from those flags, the key from OPENAI_API_KEY. The cache is --cache when
+// given, else `default_cache` ("" for none); its directory is created. UsageError for values
+// out of range.
+ClientOptions api_client_options(const Flags& flags, const std::string& default_cache);
+
+// Creates the directory that will hold `file` (Error naming it when that fails).
+void ensure_parent_dir(const std::string& file);
+
+// OUT_DIR/requests.jsonl for an output file OUT_DIR/NAME: the cache every command writing into
+// one directory shares (entries are keyed by the request, so sharing is safe).
+std::string cache_beside(const std::string& out_file);
+
+// Prints up to `show` failed items' errors and the count of the rest to stderr; returns the
+// number of failed items.
+size_t report_failures(const std::string& command, const std::vector<CompletionResult>& results,
+                       size_t show = 5);
+
+// Adds requests_sent, cached, prompt_tokens and completion_tokens to a JSON summary.
+void add_usage(rapidjson::Document& summary, const ApiUsage& usage);
+
+// Adds a string member (copied) to a JSON object.
+void add_string(rapidjson::Value& object, const char* key, std::string_view value,
+                rapidjson::Document::AllocatorType& a);
+// A JSON array of strings (copied).
+rapidjson::Value string_array(const std::vector<std::string>& values,
+                              rapidjson::Document::AllocatorType& a);
+
+}  // namespace rlaif::cli

@@ -1,0 +1,111 @@
+// `rlaif serve`: a model directory behind an OpenAI-compatible HTTP API (io/openai_server.h), so
+// that `rlaif distill`/`label`/`eval` or any OpenAI client can use a locally trained model as a
+// teacher or critic. Runs until SIGINT/SIGTERM, then stops cleanly (exit 0).
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "algorithms/stop_signals.h"
+#include "io/model_dir.h"
+#include "io/openai_server.h"
+#include "io/tokenizer.h"
+#include "tools/cli_flags.h"
+#include "tools/commands.h"
+#include "tools/train_flags.h"
+
+namespace rlaif::cli {
+namespace {
+
+// The directory's last component, ignoring trailing slashes ("runs/sft/" -> "sft").
+std::string served_name(const std::string& dir) {
+  std::filesystem::path p(dir);
+  while (!p.empty() && p.filename().empty()) p = p.parent_path();
+  std::string name = p.filename().string();
+  return name.empty() || name == "." || name == ".." ? "rlaif" : name;
+}
+
+bool is_loopback_host(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
+int serve_main(const std::vector<std::string>& args) {
+  Flags flags("serve",
+              "Serve a model over an OpenAI-compatible API: GET /v1/models, POST\n"
+              "/v1/chat/completions and /v1/completions (streaming included). Requests are\n"
+              "generated in batches; a response never depends on what it was batched with.\n"
+              "Prints 'listening on http://HOST:PORT' on stdout once it accepts connections;\n"
+              "stops cleanly on SIGINT/SIGTERM.");
+  flags.option("model", "", "model directory (config.json, weights, tokenizer.model)", true)
+      .option("name", "", "model name to report (default: the directory's name)")
+      .option("host", "127.0.0.1", "address to listen on (the API has no authentication)")
+      .option("port", "8080", "TCP port; 0 = any free port")
+      .option("device", "cpu", "cpu or cuda[:N]")
+      .option("dtype", "f32", "parameter dtype: f32, or bf16 (GPU only)")
+      .option("max-batch", "16", "requests generated together at most")
+      .option("max-body-bytes", "1048576", "largest request body accepted (larger: 413)")
+      .option("max-tokens-limit", "2048",
+              "largest max_tokens accepted (larger: 400); also the default max_tokens")
+      .option("max-concurrent", "64", "completion requests in flight at once (more: 429)")
+      .option("chat-template", "Human: {prompt}\\n\\nAssistant: ",
+              "template of a chat turn, with {prompt}; \\n escapes allowed")
+      .option("seed", "0", "sampling seed of requests that send none")
+      .flag("quiet", "do not log one line per request on stderr");
+  if (!flags.parse(args)) return 0;
+
+  ServerOptions options;
+  options.host = flags.str("host");
+  const int64_t port = flags.integer("port");
+  if (port < 0 || port > 65535) throw UsageError("--port must be in [0, 65535]");
+  options.port = static_cast<int>(port);
+  options.model_name = flags.given("name") ? flags.str("name") : served_name(flags.str("model"));
+  options.max_batch = flags.integer("max-batch");
+  const int64_t body = flags.integer("max-body-bytes");
+  if (body < 1) throw UsageError("--max-body-bytes must be >= 1");
+  options.max_body_bytes = static_cast<size_t>(body);
+  options.max_tokens_limit = flags.integer("max-tokens-limit");
+  const int64_t concurrent = flags.integer("max-concurrent");
+  if (concurrent < 1 || concurrent > 100000)
+    throw UsageError("--max-concurrent must be in [1, 100000]");
+  options.max_concurrent = static_cast<int>(concurrent);
+  options.chat_template = ChatTemplate::from_escaped(flags.str("chat-template"));
+  options.seed = static_cast<uint64_t>(flags.integer("seed"));
+  options.log_requests = !flags.on("quiet");
+  if (options.max_batch < 1) throw UsageError("--max-batch must be >= 1");
+  if (options.max_tokens_limit < 1) throw UsageError("--max-tokens-limit must be >= 1");
+
+  const std::string dir = flags.str("model");
+  Transformer model = load_model(dir, parse_device(flags.str("device")), model_dtype(flags));
+  const std::string tok_path = tokenizer_path(dir);
+  RLAIF_CHECK(!tok_path.empty(), dir, " has no tokenizer.model (--model)");
+  Tokenizer tokenizer = Tokenizer::load(tok_path);
+
+  StopSignals signals;  // before start(): a signal from then on stops the server cleanly
+  OpenAiServer server(model, tokenizer, options);
+  const int bound = server.start();
+  if (!is_loopback_host(options.host))
+    std::fprintf(stderr,
+                 "rlaif serve: warning: listening on %s, which is not loopback; the API has no "
+                 "authentication\n",
+                 options.host.c_str());
+  std::fprintf(stderr, "rlaif serve: model '%s' (%s, context %lld tokens), max batch %lld\n",
+               options.model_name.c_str(), dir.c_str(),
+               static_cast<long long>(model.config().max_position_embeddings),
+               static_cast<long long>(options.max_batch));
+  const bool v6 = options.host.find(':') != std::string::npos;
+  std::printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", options.host.c_str(), v6 ? "]" : "",
+              bound);
+  std::fflush(stdout);
+
+  while (signals.pending() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::fprintf(stderr, "rlaif serve: signal %d, stopping\n", signals.pending());
+  server.stop();
+  const ServerStats st = server.stats();
+  std::fprintf(stderr, "rlaif serve: stopped after %lld requests in %lld batches\n",
+               static_cast<long long>(st.requests), static_cast<long long>(st.batches));
+  return 0;
+}
+
+}  // namespace rlaif::cli

@@ -1,0 +1,114 @@
+#include "tools/local_generation.h"
+
+#include <algorithm>
+
+#include "io/model_dir.h"
+#include "runtime/error.h"
+#include "tools/train_flags.h"
+
+namespace rlaif::cli {
+
+void declare_generation_flags(Flags& flags, const std::string& default_temperature,
+                              const std::string& default_max_new_tokens) {
+  flags.option("model", "", "model directory (with tokenizer.model)", true)
+      .option("max-new-tokens", default_max_new_tokens, "tokens to generate at most")
+      .option("temperature", default_temperature, "sampling temperature (0 = greedy)")
+      .option("top-k", "0", "sample from the k most likely tokens (0 = all)")
+      .option("top-p", "1.0", "nucleus sampling threshold")
+      .option("seed", "0", "sampling seed")
+      .option("batch", "8", "sequences generated together")
+      .option("max-prompt-length", "0",
+              "prompt tokens at most, cut from the left (0 = the context minus --max-new-tokens)")
+      .option("chat-template", std::string(ChatTemplate::kDefault),
+              "template with {prompt} that every prompt is rendered with (\"{prompt}\" for raw "
+              "prompts); \\n escapes allowed")
+      .option("device", "cpu", "cpu or cuda[:N]")
+      .option("dtype", "f32", "parameter dtype: f32, or bf16 (GPU only)");
+}
+
+namespace {
+
+GenerationOptions generation_options(const Flags& flags) {
+  GenerationOptions o;
+  o.max_new_tokens = flags.integer("max-new-tokens");
+  o.sampling.temperature = static_cast<float>(flags.number("temperature"));
+  o.sampling.top_k = flags.integer("top-k");
+  o.sampling.top_p = static_cast<float>(flags.number("top-p"));
+  o.sampling.seed = static_cast<uint64_t>(flags.integer("seed"));
+  if (o.max_new_tokens < 1) throw UsageError("--max-new-tokens must be at least 1");
+  if (o.sampling.temperature < 0) throw UsageError("--temperature must not be negative");
+  if (o.sampling.top_k < 0) throw UsageError("--top-k must not be negative");
+  if (!(o.sampling.top_p > 0 && o.sampling.top_p <= 1))
+    throw UsageError("--top-p must be in (0, 1]");
+  if (flags.integer("batch") < 1) throw UsageError("--batch must be at least 1");
+  if (flags.integer("max-prompt-length") < 0)
+    throw UsageError("--max-prompt-length must not be negative");
+  model_dtype(flags);  // UsageError for an unknown --dtype, before the model loads
+  return o;
+}
+
+ChatTemplate chat_template(const Flags& flags) {
+  try {
+    return ChatTemplate::from_escaped(flags.str("chat-template"));
+  } catch (const Error& e) {
+    throw UsageError(std::string("--chat-template: ") + e.what());
+  }
+}
+
+Tokenizer model_tokenizer(const std::string& dir) {
+  const std::string path = tokenizer_path(dir);
+  RLAIF_CHECK(!path.empty(), dir, " has no tokenizer.model");
+  return Tokenizer::load(path);
+}
+
+}  // namespace
+
+LocalGenerator::LocalGenerator(const Flags& flags)
+    : options_(generation_options(flags)),
+      chat_(chat_template(flags)),
+      model_(load_model(flags.str("model"), parse_device(flags.str("device")), model_dtype(flags))),
+      tokenizer_(model_tokenizer(flags.str("model"))),
+      batch_(flags.integer("batch")),
+      max_prompt_tokens_(flags.integer("max-prompt-length")) {
+  options_.eos_id =
+      model_.config().eos_token_id >= 0 ? model_.config().eos_token_id : tokenizer_.eos_id();
+  const int64_t context = model_.config().max_position_embeddings;
+  if (max_prompt_tokens_ == 0) {
+    max_prompt_tokens_ = std::max<int64_t>(1, context - options_.max_new_tokens);
+  }
+  // generate() needs room for at least one new token.
+  max_prompt_tokens_ = std::min(max_prompt_tokens_, context - 1);
+}
+
+std::vector<LocalCompletion> LocalGenerator::generate(const std::vector<std::string>& prompts,
+                                                      const std::vector<uint64_t>& streams) {
+  RLAIF_CHECK(prompts.size() == streams.size(), "generate: ", prompts.size(), " prompts but ",
+              streams.size(), " streams");
+  std::vector<std::vector<int32_t>> ids;
+  for (const std::string& p : prompts) {
+    std::vector<int32_t> t;
+    if (tokenizer_.bos_id() >= 0) t.push_back(tokenizer_.bos_id());
+    const std::vector<int32_t> body = tokenizer_.encode(chat_.apply(p));
+    t.insert(t.end(), body.begin(), body.end());
+    if (static_cast<int64_t>(t.size()) > max_prompt_tokens_) {
+      // Keep the end (where the template puts the question to answer) and the first token.
+      const size_t keep = static_cast<size_t>(std::max<int64_t>(1, max_prompt_tokens_ - 1));
+      std::vector<int32_t> cut(t.begin(), t.begin() + 1);
+      cut.insert(cut.end(), t.end() - static_cast<long>(keep), t.end());
+      t = std::move(cut);
+      ++truncated_;
+    }
+    ids.push_back(std::move(t));
+  }
+  std::vector<Generation> out = rlaif::generate(model_, ids, options_, streams);
+  std::vector<LocalCompletion> completions;
+  for (const Generation& g : out) {
+    std::vector<int32_t> tokens = g.tokens;
+    if (g.stopped_at_eos && !tokens.empty()) tokens.pop_back();
+    completions.push_back(
+        {tokenizer_.decode(tokens), g.stopped_at_eos, static_cast<int64_t>(g.tokens.size())});
+  }
+  return completions;
+}
+
+}  // namespace rlaif::cli
