@@ -52,7 +52,8 @@ run "bench train --profile" "$rlaif" bench train --arch gpt2 --preset tiny --ste
   --batch 2 --seq 32 --device cpu --profile --profile-top 5 --json "$tmp/profile.json"
 grep -q "tokens/s" "$tmp/out.txt" || flunk "bench train --profile printed no metrics"
 grep -q "^primitive .*calls.*total ms" "$tmp/out.txt" || flunk "bench train --profile: no table"
-grep -q "^matmul " "$tmp/out.txt" || flunk "bench train --profile: no matmul row"
+# (Which rows make the printed top 5 depends on the machine's speeds; the JSON lists them all.)
+grep -q '"name": "matmul ' "$tmp/profile.json" || flunk "bench train --profile: no matmul label"
 grep -q "^(outside primitives)" "$tmp/out.txt" || flunk "bench train --profile: no outside row"
 [[ $(grep -c '"calls": ' "$tmp/profile.json") -ge 1 ]] || flunk "profile JSON has no profile"
 [[ $(grep -o '"name": "[^"]*"' "$tmp/profile.json" | wc -l) -gt 5 ]] ||
