@@ -22,6 +22,7 @@ int version_main(const std::vector<std::string>& args) {
               bi::kSanitizers ? ", AddressSanitizer + UBSan" : "");
   std::printf("OpenBLAS: %s (kernels %s), CPU threads: %d\n", bi::kOpenBlas ? "yes" : "no",
               cpu::blas_core_name().c_str(), cpu::thread_count());
+  std::printf("MPI: %s\n", bi::kMpi ? "yes (runtime/communicator.h; launch with mpirun)" : "no");
   if (!bi::kCuda) {
     std::printf("CUDA: no (built without the CUDA Toolkit)\nNCCL: no\n");
     return 0;
