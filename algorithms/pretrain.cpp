@@ -11,6 +11,14 @@ PretrainTask::PretrainTask(const Transformer& model, std::vector<int32_t> train,
     : model_(model), train_(std::move(train)), val_(std::move(val)), options_(options) {
   const int64_t B = options_.batch, T = options_.seq;
   RLAIF_CHECK(B > 0 && T > 0, "pretrain: --batch and --seq must be positive");
+  RLAIF_CHECK(options_.ranks > 0 && options_.rank >= 0 && options_.rank < options_.ranks,
+              "pretrain: rank ", options_.rank, " of ", options_.ranks);
+  RLAIF_CHECK(B % options_.ranks == 0, "pretrain: --batch ", B, " is not divisible by the ",
+              options_.ranks,
+              " data-parallel ranks: each rank trains on an equal share of "
+              "every batch, so use a --batch that is a multiple of ",
+              options_.ranks);
+  shard_rows_ = B / options_.ranks;
   RLAIF_CHECK(T <= model.config().max_position_embeddings, "pretrain: --seq ", T,
               " exceeds the model's context of ", model.config().max_position_embeddings);
   RLAIF_CHECK(options_.order == "sequential" || options_.order == "shuffled",
@@ -26,14 +34,21 @@ PretrainTask::PretrainTask(const Transformer& model, std::vector<int32_t> train,
   std::vector<int32_t> pos(static_cast<size_t>(B * T));
   for (int64_t i = 0; i < B * T; ++i) pos[static_cast<size_t>(i)] = static_cast<int32_t>(i % T);
   positions_ = Tensor::from_vector(pos, {B, T}).to(model.device());
+  pos.resize(static_cast<size_t>(shard_rows_ * T));
+  shard_positions_ = Tensor::from_vector(pos, {shard_rows_, T}).to(model.device());
 }
 
 void PretrainTask::batch_tokens(int64_t k, std::vector<int32_t>& inputs,
                                 std::vector<int32_t>& targets) const {
+  rows(k, 0, options_.batch, inputs, targets);
+}
+
+void PretrainTask::rows(int64_t k, int64_t first, int64_t count, std::vector<int32_t>& inputs,
+                        std::vector<int32_t>& targets) const {
   const int64_t B = options_.batch, T = options_.seq, N = static_cast<int64_t>(train_.size());
-  inputs.resize(static_cast<size_t>(B * T));
-  targets.resize(static_cast<size_t>(B * T));
-  for (int64_t b = 0; b < B; ++b) {
+  inputs.resize(static_cast<size_t>(count * T));
+  targets.resize(static_cast<size_t>(count * T));
+  for (int64_t b = first; b < first + count; ++b) {
     int64_t begin;
     if (options_.order == "sequential") {
       const int64_t chunks = (N - 1) / (B * T);
@@ -45,20 +60,21 @@ void PretrainTask::batch_tokens(int64_t k, std::vector<int32_t>& inputs,
       uint64_t draw = (static_cast<uint64_t>(w.w[0]) << 32) | w.w[1];
       begin = static_cast<int64_t>(draw % static_cast<uint64_t>(N - T));
     }
+    const int64_t row = b - first;
     for (int64_t t = 0; t < T; ++t) {
-      inputs[static_cast<size_t>(b * T + t)] = train_[static_cast<size_t>(begin + t)];
-      targets[static_cast<size_t>(b * T + t)] = train_[static_cast<size_t>(begin + t + 1)];
+      inputs[static_cast<size_t>(row * T + t)] = train_[static_cast<size_t>(begin + t)];
+      targets[static_cast<size_t>(row * T + t)] = train_[static_cast<size_t>(begin + t + 1)];
     }
   }
 }
 
 double PretrainTask::batch_loss(const std::vector<int32_t>& inputs,
-                                const std::vector<int32_t>& targets, double scale,
-                                bool backward) const {
-  const int64_t B = options_.batch, T = options_.seq;
-  TransformerInput input{Tensor::from_vector(inputs, {B, T}).to(model_.device()), positions_,
+                                const std::vector<int32_t>& targets, const Tensor& positions,
+                                double scale, bool backward) const {
+  const Shape& shape = positions.shape();
+  TransformerInput input{Tensor::from_vector(inputs, shape).to(model_.device()), positions,
                          Tensor()};
-  Tensor y = Tensor::from_vector(targets, {B, T}).to(model_.device());
+  Tensor y = Tensor::from_vector(targets, shape).to(model_.device());
   Variable loss = mean_all(model_.token_losses(input, y));
   double value = loss.data().item();
   if (backward) rlaif::scale(loss, static_cast<float>(scale)).backward();
@@ -67,10 +83,11 @@ double PretrainTask::batch_loss(const std::vector<int32_t>& inputs,
 
 MicroBatchResult PretrainTask::micro_batch(int64_t step, int64_t micro, double scale) {
   std::vector<int32_t> inputs, targets;
-  batch_tokens(step * options_.grad_accum + micro, inputs, targets);
+  rows(step * options_.grad_accum + micro, options_.rank * shard_rows_, shard_rows_, inputs,
+       targets);
   MicroBatchResult r;
-  r.loss = batch_loss(inputs, targets, scale, /*backward=*/true);
-  r.tokens = options_.batch * options_.seq;
+  r.loss = batch_loss(inputs, targets, shard_positions_, scale, /*backward=*/true);
+  r.tokens = shard_rows_ * options_.seq;
   return r;
 }
 
@@ -86,7 +103,7 @@ std::vector<std::pair<std::string, double>> PretrainTask::evaluate() {
     auto begin = val_.begin() + k * B * T;
     std::copy(begin, begin + B * T, inputs.begin());
     std::copy(begin + 1, begin + B * T + 1, targets.begin());
-    total += batch_loss(inputs, targets, 1.0, /*backward=*/false);
+    total += batch_loss(inputs, targets, positions_, 1.0, /*backward=*/false);
   }
   return {{"val_loss", total / static_cast<double>(batches)}};
 }

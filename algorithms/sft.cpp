@@ -52,6 +52,13 @@ SftTask::SftTask(const Transformer& model, std::vector<TokenizedExample> train,
     : model_(model), train_(std::move(train)), val_(std::move(val)), options_(options) {
   RLAIF_CHECK(options_.batch > 0, "sft: --batch must be positive");
   RLAIF_CHECK(options_.grad_accum > 0, "sft: --grad-accum must be positive");
+  RLAIF_CHECK(options_.ranks > 0 && options_.rank >= 0 && options_.rank < options_.ranks,
+              "sft: rank ", options_.rank, " of ", options_.ranks);
+  RLAIF_CHECK(options_.batch % options_.ranks == 0, "sft: --batch ", options_.batch,
+              " is not divisible by the ", options_.ranks,
+              " data-parallel ranks: each rank trains on an equal share of every batch, so use "
+              "a --batch that is a multiple of ",
+              options_.ranks);
   RLAIF_CHECK(!train_.empty(), "sft: no training examples");
   const int64_t context = model.config().max_position_embeddings;
   RLAIF_CHECK(!options_.packing || (options_.row_length > 1 && options_.row_length <= context),
@@ -118,17 +125,31 @@ double SftTask::completion_nll(const SequenceBatch& batch, double normaliser, do
 }
 
 MicroBatchResult SftTask::micro_batch(int64_t step, int64_t micro, double scale) {
+  const std::vector<int64_t> indices = batch_indices(step * options_.grad_accum + micro);
+  const int64_t shard = options_.batch / options_.ranks, first = options_.rank * shard;
   std::vector<TokenizedExample> examples;
-  for (int64_t i : batch_indices(step * options_.grad_accum + micro)) {
-    examples.push_back(train_[static_cast<size_t>(i)]);
+  double all_completion_tokens = 0.0;  // C, over the whole micro-batch (every rank's shard)
+  for (int64_t j = 0; j < options_.batch; ++j) {
+    const TokenizedExample& e = train_[static_cast<size_t>(indices[static_cast<size_t>(j)])];
+    all_completion_tokens += static_cast<double>(e.completion.size());
+    if (j >= first && j < first + shard) examples.push_back(e);
   }
   SequenceBatch batch = make_sequences(examples);
-  // L = (1/Σ|y_i|)·Σ −log π: the mean over this micro-batch's completion tokens.
-  const double count = static_cast<double>(batch.trained_tokens);
+  if (options_.ranks > 1) {  // C is counted from lengths: they must be what the batch trains
+    int64_t mine = 0;
+    for (const TokenizedExample& e : examples) mine += static_cast<int64_t>(e.completion.size());
+    RLAIF_CHECK(mine == batch.trained_tokens, "sft: rank ", options_.rank, " counts ", mine,
+                " completion tokens but its batch trains ", batch.trained_tokens);
+  }
+  // L = (1/Σ|y_i|)·Σ −log π: the mean over this micro-batch's completion tokens. On R ranks, the
+  // shard's sum over C/R, whose mean over ranks is that same token mean (see sft.h).
+  const double count = options_.ranks == 1
+                           ? static_cast<double>(batch.trained_tokens)
+                           : all_completion_tokens / static_cast<double>(options_.ranks);
   MicroBatchResult r;
   r.loss = completion_nll(batch, count, scale, /*backward=*/true) / count;
   for (int64_t length : batch.lengths) r.tokens += length;  // real tokens, padding excluded
-  r.metrics.emplace_back("completion_tokens", count);
+  r.metrics.emplace_back("completion_tokens", options_.ranks == 1 ? count : all_completion_tokens);
   return r;
 }
 

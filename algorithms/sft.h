@@ -14,6 +14,12 @@
 // Gradient accumulation weighs the A micro-batches of a step equally (trainer.h), so a step's
 // loss is the mean of per-micro-batch token means; with A = 1 it is the token mean of the batch.
 //
+// Data parallelism over R ranks (rank r): every rank draws the same micro-batch and trains on its
+// examples [r·B/R, (r+1)·B/R), B divisible by R. Shards hold different numbers of completion
+// tokens, so a rank divides its NLL sum by C/R, C the whole micro-batch's completion tokens (known
+// on every rank from the tokenized lengths): the mean over ranks is then the micro-batch's token
+// mean, exactly as on one rank.
+//
 // Data order: micro-batch k = step·A + micro takes positions [k·B, (k+1)·B) of an endless stream
 // of epochs, position p being example perm_e[p mod N] with e = ⌊p / N⌋, where perm_e is a
 // Fisher-Yates shuffle of 0..N−1 drawn from Philox(seed, stream e). The examples of any step are
@@ -45,6 +51,8 @@ struct SftOptions {
   uint64_t seed = 0;         // data order
   bool packing = false;      // pack each micro-batch into rows of `row_length` tokens
   int64_t row_length = 512;  // packed row width (= --max-length)
+  int rank = 0;              // data-parallel rank (see above)
+  int ranks = 1;             // R
 };
 
 // Tokenises every example once (BOS + template(prompt), completion + EOS, truncated).

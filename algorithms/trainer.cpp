@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "algorithms/grad_clip.h"
 #include "algorithms/stop_signals.h"
@@ -16,6 +17,7 @@
 #include "io/metrics_log.h"
 #include "io/model_dir.h"
 #include "io/progress.h"
+#include "runtime/communicator.h"
 
 namespace rlaif {
 namespace {
@@ -29,6 +31,32 @@ std::string format_metric(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.4g", v);
   return buf;
+}
+
+// Averages the step's gradients, loss and metrics over the ranks, and sums its tokens. The signal
+// is agreed on too: a rank stopping alone would leave the others waiting in the next collective.
+// Returns the signal to stop on (0: none), the same on every rank.
+int reduce_step(Communicator& comm, const std::vector<std::pair<std::string, Variable>>& trainable,
+                double& loss, int64_t& tokens, std::vector<std::pair<std::string, double>>& extra,
+                int signal) {
+  // One call per gradient; bucketing them (and overlapping with backward) is later work.
+  for (const auto& [name, p] : trainable) {
+    if (p.grad().defined()) comm.all_reduce_mean(p.grad());
+  }
+  std::vector<float> means = {static_cast<float>(loss)};
+  for (const auto& [key, value] : extra) means.push_back(static_cast<float>(value));
+  Tensor m = Tensor::from_vector(means, {static_cast<int64_t>(means.size())});
+  comm.all_reduce_mean(m);
+  means = m.to_vector<float>();
+  loss = means[0];
+  for (size_t i = 0; i < extra.size(); ++i) extra[i].second = means[i + 1];
+  Tensor counts = Tensor::from_vector(
+      std::vector<int64_t>{tokens, signal != 0 ? 1 : 0, static_cast<int64_t>(signal)}, {3});
+  comm.all_reduce_sum(counts);
+  const std::vector<int64_t> c = counts.to_vector<int64_t>();
+  tokens = c[0];
+  // Launchers forward one signal to every rank, so the mean is that signal.
+  return c[1] > 0 ? static_cast<int>(c[2] / c[1]) : 0;
 }
 
 }  // namespace
@@ -99,7 +127,13 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
   LrSchedule schedule = options.schedule;
   schedule.total_steps = options.steps;
   schedule.validate();
-  fs::create_directories(options.out_dir);
+  RLAIF_CHECK(options.comm != nullptr || launcher_world_size() <= 1, options.label,
+              " does not run data-parallel yet: start it without mpirun (", launcher_world_size(),
+              " ranks were launched)");
+  SingleProcessCommunicator alone;
+  Communicator& comm = options.comm != nullptr ? *options.comm : alone;
+  const bool lead = comm.rank() == 0;  // the rank that evaluates, logs and writes files
+  if (lead) fs::create_directories(options.out_dir);
 
   std::vector<std::pair<std::string, Variable>> trainable;
   for (auto& [name, v] : model.parameters()) {
@@ -116,26 +150,36 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
     restore(model, optimizer, ckpt);
     start = ckpt.step;
     result.checkpoint = ckpt.dir;
-    std::fprintf(stderr, "%s: resuming from %s at step %lld\n", options.label.c_str(),
-                 ckpt.dir.c_str(), static_cast<long long>(start));
+    if (lead)
+      std::fprintf(stderr, "%s: resuming from %s at step %lld\n", options.label.c_str(),
+                   ckpt.dir.c_str(), static_cast<long long>(start));
     RLAIF_CHECK(start <= options.steps, "cannot resume from ", ckpt.dir, ": it is at step ", start,
                 ", past --steps ", options.steps);
   }
-  MetricsLog metrics((fs::path(options.out_dir) / "metrics.jsonl").string(),
-                     options.resume.empty() ? -1 : start);
+  std::optional<MetricsLog> metrics;
+  if (lead) {
+    metrics.emplace((fs::path(options.out_dir) / "metrics.jsonl").string(),
+                    options.resume.empty() ? -1 : start);
+  }
 
   auto save = [&](int64_t step) {
-    result.checkpoint = save_checkpoint(options.out_dir, step, model, options.tokenizer_model,
-                                        trainer_state_json(step, options), optimizer.state());
-    prune_checkpoints(options.out_dir, options.keep);
+    if (lead) {
+      result.checkpoint = save_checkpoint(options.out_dir, step, model, options.tokenizer_model,
+                                          trainer_state_json(step, options), optimizer.state());
+      prune_checkpoints(options.out_dir, options.keep);
+    }
+    // No rank runs ahead (or exits after a signal) before the checkpoint is complete.
+    comm.barrier();
   };
   auto evaluate = [&](int64_t step) {
+    if (!lead) return;
     result.last_eval = task.evaluate();
-    if (!result.last_eval.empty()) metrics.write(step, "eval", result.last_eval);
+    if (!result.last_eval.empty()) metrics->write(step, "eval", result.last_eval);
   };
 
   StopSignals signals;
-  Progress progress(options.label, options.steps - start, "steps");
+  std::optional<Progress> progress;
+  if (lead) progress.emplace(options.label, options.steps - start, "steps");
   auto run_start = std::chrono::steady_clock::now();
   int64_t tokens_total = 0;
   for (int64_t step = start; step < options.steps; ++step) {
@@ -155,6 +199,10 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
         extra[i].second += r.metrics[i].second / static_cast<double>(options.grad_accum);
       }
     }
+    // Under data parallelism the ranks agree here on whether to stop after this step.
+    int signal = 0;
+    if (comm.size() > 1)
+      signal = reduce_step(comm, trainable, loss, tokens, extra, signals.pending());
     const double grad_norm = clip_grad_norm(trainable, options.grad_clip);
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       throw Error("step ", step + 1, ": the loss is ", loss, " and the gradient norm ", grad_norm,
@@ -177,7 +225,7 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
         {"tokens_per_s", step_seconds > 0 ? static_cast<double>(tokens) / step_seconds : 0.0},
         {"elapsed_s", elapsed}};
     values.insert(values.end(), extra.begin(), extra.end());
-    metrics.write(done, "train", values);
+    if (lead) metrics->write(done, "train", values);
     result.last_loss = loss;
     result.steps_done = done;
 
@@ -188,16 +236,18 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
     if (!result.last_eval.empty()) {
       note += " | " + result.last_eval[0].first + " " + format_metric(result.last_eval[0].second);
     }
-    progress.update(done - start, tokens_total, note);
+    if (lead) progress->update(done - start, tokens_total, note);
     if (options.save_every > 0 && done % options.save_every == 0) save(done);
-    if (int sig = signals.pending(); sig != 0 && done != options.steps) {
+    if (int sig = comm.size() > 1 ? signal : signals.pending(); sig != 0 && done != options.steps) {
       if (options.save_every <= 0 || done % options.save_every != 0) save(done);
-      progress.finish(note);
-      std::fprintf(stderr,
-                   "%s: stopped by signal %d after step %lld; checkpoint %s\n"
-                   "continue with --resume %s\n",
-                   options.label.c_str(), sig, static_cast<long long>(done),
-                   result.checkpoint.c_str(), options.out_dir.c_str());
+      if (lead) {
+        progress->finish(note);
+        std::fprintf(stderr,
+                     "%s: stopped by signal %d after step %lld; checkpoint %s\n"
+                     "continue with --resume %s\n",
+                     options.label.c_str(), sig, static_cast<long long>(done),
+                     result.checkpoint.c_str(), options.out_dir.c_str());
+      }
       result.interrupted = true;
       result.signal = sig;
       return result;
@@ -212,8 +262,11 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
   if (!result.last_eval.empty()) {
     note += " | " + result.last_eval[0].first + " " + format_metric(result.last_eval[0].second);
   }
-  progress.finish(note);
-  save_model(options.out_dir, model, options.tokenizer_model);
+  if (lead) {
+    progress->finish(note);
+    save_model(options.out_dir, model, options.tokenizer_model);
+  }
+  comm.barrier();  // every rank returns once the model is written
   return result;
 }
 

@@ -11,6 +11,15 @@
 // Gradient accumulation: the loss of each of A micro-batches is back-propagated scaled by 1/A,
 // so the accumulated gradient is the mean over micro-batches, the gradient of the large batch
 // when micro-batches weigh equally.
+//
+// Data parallelism (TrainerOptions::comm with size() > 1, e.g. under `mpirun -np R`): every rank
+// runs this same loop; the task computes its loss on the rank's own shard of each batch, as a mean
+// over the shard, with shards of equal weight (equal rows and tokens). After the micro-batches,
+// every gradient is averaged over ranks (all_reduce_mean) before clipping and AdamW, so each rank
+// applies the identical update and the weights stay bitwise identical everywhere; the logged loss
+// and metrics are the rank mean, which is then the mean over the global batch. Only rank 0
+// evaluates (the weights are the same everywhere), logs, draws progress and writes checkpoints and
+// the model. Later work: gradient buckets overlapped with backward, ZeRO-1 optimizer sharding.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +35,7 @@
 namespace rlaif {
 
 struct TrainerCheckpoint;  // io/checkpoint.h
+class Communicator;        // runtime/communicator.h
 
 struct MicroBatchResult {
   double loss = 0.0;   // this micro-batch's (unscaled) loss
@@ -62,6 +72,10 @@ struct TrainerOptions {
   std::vector<std::pair<std::string, std::string>> settings;
   std::vector<std::string> identity_keys;
   std::string label = "train";  // progress-bar label
+  // The data-parallel ranks this run is one of (see above); nullptr: this process alone. A task
+  // given a communicator must shard its batches over its ranks. Without one, train() refuses to
+  // run under an MPI launcher with several ranks: each would train the full batch alone.
+  Communicator* comm = nullptr;
 };
 
 struct TrainResult {

@@ -1,10 +1,12 @@
 // `rlaif pretrain`: next-token training of a model on text or an llm.c token shard.
 #include <cstdio>
 #include <optional>
+#include <string>
 
 #include "algorithms/pretrain.h"
 #include "io/model_dir.h"
 #include "io/token_data.h"
+#include "runtime/communicator.h"
 #include "tools/commands.h"
 #include "tools/train_flags.h"
 
@@ -37,6 +39,10 @@ int pretrain_main(const std::vector<std::string>& args) {
   recorded.insert(recorded.end(), {"model", "steps"});
   TrainerOptions options = trainer_options(flags, recorded, identity);
   options.label = "pretrain";
+  // Under `mpirun -np R`: data-parallel over R ranks (algorithms/trainer.h); rank 0 does the IO.
+  Communicator& comm = world_communicator();
+  options.comm = &comm;
+  const bool lead = comm.rank() == 0;
 
   const std::string model_dir = flags.str("model");
   Transformer model = load_model(model_dir, parse_device(flags.str("device")), model_dtype(flags));
@@ -51,10 +57,17 @@ int pretrain_main(const std::vector<std::string>& args) {
                 " has no tokenizer.model to tokenize it");
     return load_tokens_cached(path, *tok);
   };
-  std::vector<int32_t> train = tokens_of(flags.str("data")), val;
-  if (!flags.str("val-data").empty()) {
-    val = tokens_of(flags.str("val-data"));
-  } else {
+  // Rank 0 tokenizes first and writes the token caches; the others then read them rather than
+  // racing to write the same files.
+  std::vector<int32_t> train, val;
+  for (int turn = 0; turn < 2; ++turn) {
+    if ((turn == 0) == lead) {
+      train = tokens_of(flags.str("data"));
+      if (!flags.str("val-data").empty()) val = tokens_of(flags.str("val-data"));
+    }
+    if (turn == 0) comm.barrier();
+  }
+  if (flags.str("val-data").empty()) {
     double fraction = flags.number("val-fraction");
     if (fraction < 0 || fraction >= 1) throw UsageError("--val-fraction must be in [0, 1)");
     size_t held = static_cast<size_t>(static_cast<double>(train.size()) * fraction);
@@ -68,17 +81,25 @@ int pretrain_main(const std::vector<std::string>& args) {
   data.seed = static_cast<uint64_t>(flags.integer("seed"));
   data.eval_batches = flags.integer("eval-batches");
   data.grad_accum = options.grad_accum;
-  if (static_cast<int64_t>(val.size()) <= data.batch * data.seq) {
+  data.rank = comm.rank();
+  data.ranks = comm.size();
+  if (lead && static_cast<int64_t>(val.size()) <= data.batch * data.seq) {
     std::fprintf(stderr,
                  "pretrain: warning: %zu held-out tokens are fewer than one %lldx%lld batch; no "
                  "validation loss will be reported\n",
                  val.size(), static_cast<long long>(data.batch), static_cast<long long>(data.seq));
   }
-  std::fprintf(stderr, "pretrain: %zu training tokens, %zu held out, %lld parameters\n",
-               train.size(), val.size(), static_cast<long long>(model.config().parameter_count()));
+  if (lead) {
+    const std::string ranks =
+        comm.size() > 1 ? ", " + std::to_string(comm.size()) + " data-parallel ranks" : "";
+    std::fprintf(stderr, "pretrain: %zu training tokens, %zu held out, %lld parameters%s\n",
+                 train.size(), val.size(), static_cast<long long>(model.config().parameter_count()),
+                 ranks.c_str());
+  }
   PretrainTask task(model, std::move(train), std::move(val), data);
   TrainResult result = rlaif::train(model, task, options);
   if (result.interrupted) return 128 + result.signal;
+  if (!lead) return 0;
   std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
               result.last_loss);
   for (const auto& [name, value] : result.last_eval)

@@ -3,6 +3,7 @@
 
 #include "algorithms/sft.h"
 #include "io/model_dir.h"
+#include "runtime/communicator.h"
 #include "tools/commands.h"
 #include "tools/train_flags.h"
 
@@ -107,6 +108,12 @@ int sft_main(const std::vector<std::string>& args) {
   recorded.insert(recorded.end(), {"model", "steps", "epochs"});
   TrainerOptions options = trainer_options(flags, recorded, identity);
   options.label = "sft";
+  // Under `mpirun -np R`: data-parallel over R ranks (algorithms/trainer.h); rank 0 does the IO.
+  Communicator& comm = world_communicator();
+  options.comm = &comm;
+  const bool lead = comm.rank() == 0;
+  data.rank = comm.rank();
+  data.ranks = comm.size();
   options.tokenizer_model = tok_path;
 
   std::vector<TokenizedExample> train =
@@ -114,22 +121,24 @@ int sft_main(const std::vector<std::string>& args) {
   std::vector<TokenizedExample> val = tokenize_sft_examples(tok, chat, val_examples, truncation);
   int64_t cut = 0;
   for (const auto& e : train) cut += tok.eos_id() >= 0 && e.completion.back() != tok.eos_id();
-  if (cut > 0) {
+  if (lead && cut > 0) {
     std::fprintf(
         stderr,
         "sft: warning: %lld of %zu completions were cut to fit --max-length %lld (their EOS "
         "is not trained)\n",
         static_cast<long long>(cut), train.size(), static_cast<long long>(truncation.max_length));
   }
-  std::fprintf(
-      stderr,
-      "sft: %zu training examples, %zu held out, %lld steps of %lldx%lld, %lld parameters%s\n",
-      train.size(), val.size(), static_cast<long long>(options.steps),
-      static_cast<long long>(data.batch), static_cast<long long>(data.grad_accum),
-      static_cast<long long>(model.config().parameter_count()), data.packing ? ", packed" : "");
+  if (lead)
+    std::fprintf(
+        stderr,
+        "sft: %zu training examples, %zu held out, %lld steps of %lldx%lld, %lld parameters%s\n",
+        train.size(), val.size(), static_cast<long long>(options.steps),
+        static_cast<long long>(data.batch), static_cast<long long>(data.grad_accum),
+        static_cast<long long>(model.config().parameter_count()), data.packing ? ", packed" : "");
   SftTask task(model, std::move(train), std::move(val), data);
   TrainResult result = rlaif::train(model, task, options);
   if (result.interrupted) return 128 + result.signal;
+  if (!lead) return 0;
   std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
               result.last_loss);
   for (const auto& [name, value] : result.last_eval)

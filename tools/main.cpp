@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_info.h"
+#include "runtime/communicator.h"
 #include "runtime/error.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
@@ -121,17 +122,30 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<std::string> args(words.begin() + static_cast<long>(used), words.end());
+  // Under an MPI launcher with several ranks, a rank that fails must end the job: the others may
+  // be waiting for it in a collective, and would wait forever.
+  auto fail = [](int code) {
+    std::fflush(nullptr);
+    if (rlaif::launcher_world_size() > 1) {
+      try {
+        rlaif::world_communicator().abort_job(code);
+      } catch (const std::exception&) {
+        // Built without MPI: the ranks never shared a collective.
+      }
+    }
+    return code;
+  };
   try {
     return command->main(args);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "rlaif %s: %s\nRun 'rlaif %s --help' for its flags.\n", command->name,
                  e.what(), command->name);
-    return 2;
+    return fail(2);
   } catch (const rlaif::Error& e) {
     std::fprintf(stderr, "rlaif %s: error: %s\n", command->name, e.what());
-    return 1;
+    return fail(1);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rlaif %s: unexpected error: %s\n", command->name, e.what());
-    return 1;
+    return fail(1);
   }
 }
