@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "kernels/cuda/cuda_backend.h"
@@ -80,6 +81,37 @@ __device__ __forceinline__ float from_f32<float>(float x) {
 template <>
 __device__ __forceinline__ bf16 from_f32<bf16>(float x) {
   return __float2bfloat16_rn(x);
+}
+
+// ---- 16-byte vectors
+// ------------------------------------------------------------------------------
+
+// Loads/stores kVec consecutive elements at p as f32 (p 16-byte aligned when kVec > 1).
+template <typename T, int kVec>
+__device__ __forceinline__ void load_f32_vec(const T* p, float (&out)[kVec]) {
+  if constexpr (kVec == 1) {
+    out[0] = to_f32(*p);
+  } else {
+    static_assert(sizeof(T) * kVec == 16, "vectors are 16 bytes");
+    const int4 raw = *reinterpret_cast<const int4*>(p);
+    T vals[kVec];
+    memcpy(vals, &raw, sizeof(raw));
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) out[j] = to_f32(vals[j]);
+  }
+}
+template <typename T, int kVec>
+__device__ __forceinline__ void store_f32_vec(T* p, const float (&in)[kVec]) {
+  if constexpr (kVec == 1) {
+    *p = from_f32<T>(in[0]);
+  } else {
+    T vals[kVec];
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) vals[j] = from_f32<T>(in[j]);
+    int4 raw;
+    memcpy(&raw, vals, sizeof(raw));
+    *reinterpret_cast<int4*>(p) = raw;
+  }
 }
 
 // ---- Launch shapes

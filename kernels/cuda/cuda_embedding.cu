@@ -60,33 +60,6 @@ void check_ids(const char* op, const Tensor& ids, int64_t vocab) {
 
 // ---- Vectors ---------------------------------------------------------------------------------
 
-template <typename T, int kVec>
-__device__ __forceinline__ void load_vec(const T* p, float (&out)[kVec]) {
-  if constexpr (kVec == 1) {
-    out[0] = to_f32(*p);
-  } else {
-    static_assert(sizeof(T) * kVec == 16, "vectors are 16 bytes");
-    const int4 raw = *reinterpret_cast<const int4*>(p);
-    T vals[kVec];
-    memcpy(vals, &raw, sizeof(raw));
-#pragma unroll
-    for (int j = 0; j < kVec; ++j) out[j] = to_f32(vals[j]);
-  }
-}
-template <typename T, int kVec>
-__device__ __forceinline__ void store_vec(T* p, const float (&in)[kVec]) {
-  if constexpr (kVec == 1) {
-    *p = from_f32<T>(in[0]);
-  } else {
-    T vals[kVec];
-#pragma unroll
-    for (int j = 0; j < kVec; ++j) vals[j] = from_f32<T>(in[j]);
-    int4 raw;
-    memcpy(&raw, vals, sizeof(raw));
-    *reinterpret_cast<int4*>(p) = raw;
-  }
-}
-
 bool aligned16(const Tensor& t) {
   return reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0;
 }
@@ -231,7 +204,7 @@ __global__ void bucket_sum_kernel(const T* dout, const int32_t* start, const int
 #pragma unroll
         for (int q = 0; q < kBatch; ++q) {
           if (k0 + q < end) {
-            load_vec<T, kVec>(dout + static_cast<int64_t>(order[k0 + q]) * d + i * kVec, g[q]);
+            load_f32_vec<T, kVec>(dout + static_cast<int64_t>(order[k0 + q]) * d + i * kVec, g[q]);
           }
         }
 #pragma unroll
@@ -245,7 +218,7 @@ __global__ void bucket_sum_kernel(const T* dout, const int32_t* start, const int
       float out[kVec];
 #pragma unroll
       for (int j = 0; j < kVec; ++j) out[j] = static_cast<float>(acc[j]);
-      store_vec<T, kVec>(dst + i * kVec, out);
+      store_f32_vec<T, kVec>(dst + i * kVec, out);
     }
   }
 }

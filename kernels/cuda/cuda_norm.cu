@@ -36,33 +36,7 @@ constexpr int vec_width() {
   return static_cast<int>(16 / sizeof(T));
 }
 
-// Loads/stores kVec consecutive elements starting at p (16-byte aligned when kVec > 1).
-template <typename T, int kVec>
-__device__ __forceinline__ void load_vec(const T* p, float (&out)[kVec]) {
-  if constexpr (kVec == 1) {
-    out[0] = to_f32(*p);
-  } else {
-    static_assert(sizeof(T) * kVec == 16, "vectors are 16 bytes");
-    const int4 raw = *reinterpret_cast<const int4*>(p);
-    T vals[kVec];
-    memcpy(vals, &raw, sizeof(raw));
-#pragma unroll
-    for (int j = 0; j < kVec; ++j) out[j] = to_f32(vals[j]);
-  }
-}
-template <typename T, int kVec>
-__device__ __forceinline__ void store_vec(T* p, const float (&in)[kVec]) {
-  if constexpr (kVec == 1) {
-    *p = from_f32<T>(in[0]);
-  } else {
-    T vals[kVec];
-#pragma unroll
-    for (int j = 0; j < kVec; ++j) vals[j] = from_f32<T>(in[j]);
-    int4 raw;
-    memcpy(&raw, vals, sizeof(raw));
-    *reinterpret_cast<int4*>(p) = raw;
-  }
-}
+// load_f32_vec / store_f32_vec (cuda_common.cuh) move kVec elements per 16-byte access.
 
 // Calls f(k, i) for the vectors i this thread owns: i = tid + k·G. With kSlots > 0 the loop is
 // unrolled (k is a compile-time register slot; the host guarantees nvec ≤ G·kSlots); with
@@ -175,7 +149,7 @@ __global__ void __launch_bounds__(kMaxThreads) norm_forward_kernel(FwdArgs<T> a)
 #pragma unroll
         for (int j = 0; j < kVec; ++j) v[j] = cache[k][j];
       } else {
-        load_vec<T, kVec>(xr + static_cast<int64_t>(i) * kVec, v);
+        load_f32_vec<T, kVec>(xr + static_cast<int64_t>(i) * kVec, v);
       }
     };
 
@@ -183,7 +157,7 @@ __global__ void __launch_bounds__(kMaxThreads) norm_forward_kernel(FwdArgs<T> a)
     float s1 = 0.0f;
     for_owned<kSlots>(tid, group, nvec, [&](int k, int i) {
       float v[kVec];
-      load_vec<T, kVec>(xr + static_cast<int64_t>(i) * kVec, v);
+      load_f32_vec<T, kVec>(xr + static_cast<int64_t>(i) * kVec, v);
 #pragma unroll
       for (int j = 0; j < kVec; ++j) {
         if constexpr (kSlots > 0) cache[k][j] = v[j];
@@ -219,15 +193,15 @@ __global__ void __launch_bounds__(kMaxThreads) norm_forward_kernel(FwdArgs<T> a)
     for_owned<kSlots>(tid, group, nvec, [&](int k, int i) {
       float v[kVec], g[kVec], b[kVec] = {};
       fetch(k, i, v);
-      load_vec<T, kVec>(a.gamma + static_cast<int64_t>(i) * kVec, g);
+      load_f32_vec<T, kVec>(a.gamma + static_cast<int64_t>(i) * kVec, g);
       if (kLayer && a.beta != nullptr)
-        load_vec<T, kVec>(a.beta + static_cast<int64_t>(i) * kVec, b);
+        load_f32_vec<T, kVec>(a.beta + static_cast<int64_t>(i) * kVec, b);
 #pragma unroll
       for (int j = 0; j < kVec; ++j) {
         v[j] = (v[j] - mu) * rs * g[j];
         if constexpr (kLayer) v[j] += b[j];
       }
-      store_vec<T, kVec>(yr + static_cast<int64_t>(i) * kVec, v);
+      store_f32_vec<T, kVec>(yr + static_cast<int64_t>(i) * kVec, v);
     });
   }
 }
@@ -291,9 +265,9 @@ __global__ void __launch_bounds__(kMaxThreads) norm_backward_kernel(BwdArgs<T> a
       for_owned<kSlots>(tid, group, nvec, [&](int, int i) {
         const int64_t off = static_cast<int64_t>(i) * kVec;
         float xv[kVec], dv[kVec], gv[kVec];
-        load_vec<T, kVec>(xr + off, xv);
-        load_vec<T, kVec>(dyr + off, dv);
-        load_vec<T, kVec>(a.gamma + off, gv);
+        load_f32_vec<T, kVec>(xr + off, xv);
+        load_f32_vec<T, kVec>(dyr + off, dv);
+        load_f32_vec<T, kVec>(a.gamma + off, gv);
 #pragma unroll
         for (int j = 0; j < kVec; ++j) {
           const float g = dv[j] * gv[j];
@@ -310,9 +284,9 @@ __global__ void __launch_bounds__(kMaxThreads) norm_backward_kernel(BwdArgs<T> a
       for_owned<kSlots>(tid, group, nvec, [&](int k, int i) {
         const int64_t off = static_cast<int64_t>(i) * kVec;
         float xv[kVec], dv[kVec], gv[kVec], out[kVec];
-        load_vec<T, kVec>(xr + off, xv);
-        load_vec<T, kVec>(dyr + off, dv);
-        load_vec<T, kVec>(a.gamma + off, gv);
+        load_f32_vec<T, kVec>(xr + off, xv);
+        load_f32_vec<T, kVec>(dyr + off, dv);
+        load_f32_vec<T, kVec>(a.gamma + off, gv);
 #pragma unroll
         for (int j = 0; j < kVec; ++j) {
           const float xh = (xv[j] - mu) * rs;
@@ -322,7 +296,7 @@ __global__ void __launch_bounds__(kMaxThreads) norm_backward_kernel(BwdArgs<T> a
             acc_b[k][j] += dv[j];
           }
         }
-        store_vec<T, kVec>(dxr + off, out);
+        store_f32_vec<T, kVec>(dxr + off, out);
       });
     }
 
