@@ -18,25 +18,9 @@ void check_option(const char* field, double value, bool ok, const char* rule) {
 
 AdamW::AdamW(std::vector<std::pair<std::string, Variable>> params, AdamWOptions options)
     : params_(std::move(params)), options_(options) {
-  check_option("beta1", options_.beta1, options_.beta1 >= 0.0 && options_.beta1 < 1.0, "in [0, 1)");
-  check_option("beta2", options_.beta2, options_.beta2 >= 0.0 && options_.beta2 < 1.0, "in [0, 1)");
-  check_option("eps", options_.eps, options_.eps >= 0.0, "≥ 0");
-  check_option("weight_decay", options_.weight_decay, options_.weight_decay >= 0.0, "≥ 0");
-
-  std::map<std::string, size_t> seen;
+  check(params_, options_);
   slots_.reserve(params_.size());
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const auto& [name, p] = params_[i];
-    RLAIF_CHECK(p.defined(), "AdamW: parameter '", name, "' is an undefined variable");
-    RLAIF_CHECK(is_floating(p.dtype()), "AdamW: parameter '", name, "' is ", p.data(),
-                " but must be a float tensor");
-    auto [it, fresh] = seen.emplace(name, i);
-    RLAIF_CHECK(fresh, "AdamW: two parameters are named '", name, "'");
-    for (size_t j = 0; j < i; ++j) {
-      RLAIF_CHECK(!params_[j].second.is_same(p), "AdamW: parameters '", params_[j].first, "' and '",
-                  name, "' are one variable, which would be updated twice");
-    }
-
+  for (const auto& [name, p] : params_) {
     Slot slot;
     const Device device = p.device();
     slot.m = Tensor::zeros(p.shape(), DType::f32, device);
@@ -45,8 +29,29 @@ AdamW::AdamW(std::vector<std::pair<std::string, Variable>> params, AdamWOptions 
       slot.master = Tensor::empty(p.shape(), DType::f32, device);
       backend_for(device).cast(p.data(), slot.master);
     }
-    slot.weight_decay = p.dim() >= 2 ? options_.weight_decay : 0.0;
+    slot.weight_decay = weight_decay_for(p, options_);
     slots_.push_back(std::move(slot));
+  }
+}
+
+void AdamW::check(const std::vector<std::pair<std::string, Variable>>& params,
+                  const AdamWOptions& options) {
+  check_option("beta1", options.beta1, options.beta1 >= 0.0 && options.beta1 < 1.0, "in [0, 1)");
+  check_option("beta2", options.beta2, options.beta2 >= 0.0 && options.beta2 < 1.0, "in [0, 1)");
+  check_option("eps", options.eps, options.eps >= 0.0, "≥ 0");
+  check_option("weight_decay", options.weight_decay, options.weight_decay >= 0.0, "≥ 0");
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto& [name, p] = params[i];
+    RLAIF_CHECK(p.defined(), "AdamW: parameter '", name, "' is an undefined variable");
+    RLAIF_CHECK(is_floating(p.dtype()), "AdamW: parameter '", name, "' is ", p.data(),
+                " but must be a float tensor");
+    auto [it, fresh] = seen.emplace(name, i);
+    RLAIF_CHECK(fresh, "AdamW: two parameters are named '", name, "'");
+    for (size_t j = 0; j < i; ++j) {
+      RLAIF_CHECK(!params[j].second.is_same(p), "AdamW: parameters '", params[j].first, "' and '",
+                  name, "' are one variable, which would be updated twice");
+    }
   }
 }
 
@@ -97,30 +102,36 @@ void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& state,
                        int64_t step_count) {
   RLAIF_CHECK(step_count >= 0, "AdamW::load_state: step count is ", step_count, " but must be ≥ 0");
   const std::vector<std::pair<std::string, Tensor>> expected = named_state();
-  std::map<std::string, size_t> index;
-  for (size_t i = 0; i < expected.size(); ++i) index.emplace(expected[i].first, i);
-
+  std::vector<std::pair<std::string, Shape>> want;
+  for (const auto& [name, t] : expected) want.emplace_back(name, t.shape());
   // Check everything before copying anything, so a bad checkpoint leaves the optimizer as it was.
-  std::vector<const Tensor*> source(expected.size(), nullptr);
-  for (const auto& [name, t] : state) {
-    auto it = index.find(name);
-    RLAIF_CHECK(it != index.end(), "AdamW::load_state: unexpected tensor '", name,
-                "' (no parameter of this optimizer matches it)");
-    RLAIF_CHECK(source[it->second] == nullptr, "AdamW::load_state: tensor '", name,
-                "' appears twice");
-    const Tensor& want = expected[it->second].second;
-    RLAIF_CHECK(t.defined(), "AdamW::load_state: tensor '", name, "' is undefined");
-    RLAIF_CHECK(t.dtype() == DType::f32 && t.shape() == want.shape(), "AdamW::load_state: tensor '",
-                name, "' is ", t, " but must be f32", shape_str(want.shape()));
-    source[it->second] = &t;
-  }
-  for (size_t i = 0; i < expected.size(); ++i) {
-    RLAIF_CHECK(source[i] != nullptr, "AdamW::load_state: tensor '", expected[i].first,
-                "' is missing");
-  }
+  const std::vector<const Tensor*> source = match_optimizer_state("AdamW::load_state", want, state);
   for (size_t i = 0; i < expected.size(); ++i) expected[i].second.copy_from(*source[i]);
   step_count_ = step_count;
   updated_last_step_ = 0;
+}
+
+std::vector<const Tensor*> match_optimizer_state(
+    const char* who, const std::vector<std::pair<std::string, Shape>>& expected,
+    const std::vector<std::pair<std::string, Tensor>>& state) {
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < expected.size(); ++i) index.emplace(expected[i].first, i);
+  std::vector<const Tensor*> source(expected.size(), nullptr);
+  for (const auto& [name, t] : state) {
+    auto it = index.find(name);
+    RLAIF_CHECK(it != index.end(), who, ": unexpected tensor '", name,
+                "' (no parameter of this optimizer matches it)");
+    RLAIF_CHECK(source[it->second] == nullptr, who, ": tensor '", name, "' appears twice");
+    const Shape& shape = expected[it->second].second;
+    RLAIF_CHECK(t.defined(), who, ": tensor '", name, "' is undefined");
+    RLAIF_CHECK(t.dtype() == DType::f32 && t.shape() == shape, who, ": tensor '", name, "' is ", t,
+                " but must be f32", shape_str(shape));
+    source[it->second] = &t;
+  }
+  for (size_t i = 0; i < expected.size(); ++i) {
+    RLAIF_CHECK(source[i] != nullptr, who, ": tensor '", expected[i].first, "' is missing");
+  }
+  return source;
 }
 
 }  // namespace rlaif

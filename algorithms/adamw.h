@@ -66,6 +66,15 @@ class AdamW {
   // The weight decay applied to parameter i (options().weight_decay or 0, by the rule above).
   double weight_decay_of(size_t i) const { return slots_.at(i).weight_decay; }
 
+  // The constructor's checks of parameters and options (Errors as above), for holders of
+  // AdamW-format state that do not construct an AdamW (a sharded optimizer).
+  static void check(const std::vector<std::pair<std::string, Variable>>& params,
+                    const AdamWOptions& options);
+  // The weight decay `p` gets under the rule above.
+  static double weight_decay_for(const Variable& p, const AdamWOptions& options) {
+    return p.dim() >= 2 ? options.weight_decay : 0.0;
+  }
+
   // Checkpoint support. state() returns host copies of the optimizer's tensors, in parameter
   // order: "exp_avg.<name>" (m), "exp_avg_sq.<name>" (v) and, for parameters with a master copy,
   // "master.<name>"; all f32, each of its parameter's shape. Save step_count() beside them.
@@ -90,5 +99,13 @@ class AdamW {
   int64_t step_count_ = 0;
   int64_t updated_last_step_ = 0;
 };
+
+// The checks of AdamW::load_state, for any holder of AdamW-format state: `state` must hold every
+// name of `expected` exactly once, f32, with the expected shape, and nothing else; else Error
+// naming the offending tensor (prefixed by `who`). Returns, for each expected entry in order, the
+// tensor of `state` that matches it.
+std::vector<const Tensor*> match_optimizer_state(
+    const char* who, const std::vector<std::pair<std::string, Shape>>& expected,
+    const std::vector<std::pair<std::string, Tensor>>& state);
 
 }  // namespace rlaif

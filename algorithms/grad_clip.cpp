@@ -27,9 +27,8 @@ double global_grad_norm(const std::vector<std::pair<std::string, Variable>>& par
 double clip_grad_norm(const std::vector<std::pair<std::string, Variable>>& params,
                       double max_norm) {
   const double norm = global_grad_norm(params);
-  if (max_norm <= 0.0 || !std::isfinite(norm)) return norm;
-  const double coef = max_norm / (norm + 1e-6);
-  if (coef >= 1.0) return norm;
+  const double coef = clip_factor(norm, max_norm);
+  if (coef == 1.0) return norm;
   // PyTorch holds the coefficient as an f32 tensor and multiplies in the gradient's dtype.
   const float scale = static_cast<float>(coef);
   for (const auto& [name, p] : params) {
@@ -38,6 +37,12 @@ double clip_grad_norm(const std::vector<std::pair<std::string, Variable>>& param
     backend_for(g.device()).affine(g, scale, 0.0f, g);
   }
   return norm;
+}
+
+double clip_factor(double norm, double max_norm) {
+  if (max_norm <= 0.0 || !std::isfinite(norm)) return 1.0;
+  const double coef = max_norm / (norm + 1e-6);
+  return coef < 1.0 ? coef : 1.0;
 }
 
 }  // namespace rlaif

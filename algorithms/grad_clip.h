@@ -27,4 +27,10 @@ double global_grad_norm(const std::vector<std::pair<std::string, Variable>>& par
 // whether to skip the step or stop is the trainer's decision.
 double clip_grad_norm(const std::vector<std::pair<std::string, Variable>>& params, double max_norm);
 
+// The factor clip_grad_norm scales gradients by for a measured `norm`: coef by the rule above
+// when clipping applies, else 1 (max_norm ≤ 0, a non-finite norm, or coef ≥ 1). For code that
+// measures the norm itself (a sharded optimizer); scale by static_cast<float>(factor) as
+// clip_grad_norm does, so the results agree bit for bit.
+double clip_factor(double norm, double max_norm);
+
 }  // namespace rlaif

@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <optional>
 
-#include "algorithms/grad_clip.h"
+#include "algorithms/data_parallel_optimizer.h"
 #include "algorithms/stop_signals.h"
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
@@ -22,7 +22,7 @@
 namespace rlaif {
 namespace {
 
-void restore(Transformer& model, AdamW& optimizer, const TrainerCheckpoint& ckpt) {
+void restore(Transformer& model, DataParallelOptimizer& optimizer, const TrainerCheckpoint& ckpt) {
   load_checkpoint_weights(model, ckpt.dir);
   optimizer.load_state(ckpt.tensors, ckpt.step);
 }
@@ -33,16 +33,11 @@ std::string format_metric(double v) {
   return buf;
 }
 
-// Averages the step's gradients, loss and metrics over the ranks, and sums its tokens. The signal
-// is agreed on too: a rank stopping alone would leave the others waiting in the next collective.
-// Returns the signal to stop on (0: none), the same on every rank.
-int reduce_step(Communicator& comm, const std::vector<std::pair<std::string, Variable>>& trainable,
-                double& loss, int64_t& tokens, std::vector<std::pair<std::string, double>>& extra,
-                int signal) {
-  // One call per gradient; bucketing them (and overlapping with backward) is later work.
-  for (const auto& [name, p] : trainable) {
-    if (p.grad().defined()) comm.all_reduce_mean(p.grad());
-  }
+// Averages the step's loss and metrics over the ranks, and sums its tokens (the gradients are the
+// optimizer's). The signal is agreed on too: a rank stopping alone would leave the others waiting
+// in the next collective. Returns the signal to stop on (0: none), the same on every rank.
+int reduce_step(Communicator& comm, double& loss, int64_t& tokens,
+                std::vector<std::pair<std::string, double>>& extra, int signal) {
   std::vector<float> means = {static_cast<float>(loss)};
   for (const auto& [key, value] : extra) means.push_back(static_cast<float>(value));
   Tensor m = Tensor::from_vector(means, {static_cast<int64_t>(means.size())});
@@ -140,7 +135,7 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
     if (v.requires_grad()) trainable.emplace_back(name, v);
   }
   RLAIF_CHECK(!trainable.empty(), "train: the model has no trainable parameters");
-  AdamW optimizer(trainable, options.adamw);
+  DataParallelOptimizer optimizer(trainable, options.adamw, comm, options.zero_stage);
 
   TrainResult result;
   int64_t start = 0;
@@ -163,9 +158,11 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
   }
 
   auto save = [&](int64_t step) {
+    // Collective: with ZeRO-1 every rank contributes its shard of the optimizer state.
+    const std::vector<std::pair<std::string, Tensor>> state = optimizer.state();
     if (lead) {
       result.checkpoint = save_checkpoint(options.out_dir, step, model, options.tokenizer_model,
-                                          trainer_state_json(step, options), optimizer.state());
+                                          trainer_state_json(step, options), state);
       prune_checkpoints(options.out_dir, options.keep);
     }
     // No rank runs ahead (or exits after a signal) before the checkpoint is complete.
@@ -201,9 +198,8 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
     }
     // Under data parallelism the ranks agree here on whether to stop after this step.
     int signal = 0;
-    if (comm.size() > 1)
-      signal = reduce_step(comm, trainable, loss, tokens, extra, signals.pending());
-    const double grad_norm = clip_grad_norm(trainable, options.grad_clip);
+    if (comm.size() > 1) signal = reduce_step(comm, loss, tokens, extra, signals.pending());
+    const double grad_norm = optimizer.reduce_gradients(options.grad_clip);
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       throw Error("step ", step + 1, ": the loss is ", loss, " and the gradient norm ", grad_norm,
                   "; training stopped. The last good checkpoint is ",

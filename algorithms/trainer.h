@@ -19,7 +19,10 @@
 // applies the identical update and the weights stay bitwise identical everywhere; the logged loss
 // and metrics are the rank mean, which is then the mean over the global batch. Only rank 0
 // evaluates (the weights are the same everywhere), logs, draws progress and writes checkpoints and
-// the model. Later work: gradient buckets overlapped with backward, ZeRO-1 optimizer sharding.
+// the model. The gradient averaging, clipping and AdamW are DataParallelOptimizer's
+// (algorithms/data_parallel_optimizer.h): bucketed all-reduce, or with zero_stage = 1 (--zero 1)
+// AdamW's state sharded over the ranks (ZeRO-1). Later work: overlapping the buckets' collectives
+// with the backward pass.
 #pragma once
 
 #include <cstdint>
@@ -76,6 +79,10 @@ struct TrainerOptions {
   // given a communicator must shard its batches over its ranks. Without one, train() refuses to
   // run under an MPI launcher with several ranks: each would train the full batch alone.
   Communicator* comm = nullptr;
+  // 0: every rank holds the whole optimizer state; 1: ZeRO-1, AdamW's moments and master weights
+  // sharded over the ranks. Checkpoints are the same either way, so a run may resume with the
+  // other stage or another rank count.
+  int zero_stage = 0;
 };
 
 struct TrainResult {

@@ -27,6 +27,10 @@ void declare_trainer_flags(Flags& flags, const std::string& default_steps,
       .option("dtype", "f32",
               "parameter dtype: f32, or bf16 (GPU only: bf16 weights and activations, f32 master "
               "weights, optimizer state and losses)")
+      .option("zero", "0",
+              "ZeRO stage under data parallelism (mpirun): 0 = every rank holds the whole "
+              "optimizer state; 1 = AdamW moments and master weights sharded over the ranks "
+              "(optimizer memory per rank / ranks; same checkpoints)")
       .flag("recompute",
             "recompute each layer's norms, q/k/v projections and MLP in the backward pass "
             "instead of storing their activations: less memory, more compute, same gradients");
@@ -65,6 +69,10 @@ TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string
   o.resume = flags.str("resume");
   if (o.steps <= 0) throw UsageError("--steps must be positive");
   if (o.grad_accum <= 0) throw UsageError("--grad-accum must be positive");
+  o.zero_stage = static_cast<int>(flags.integer("zero"));
+  if (o.zero_stage != 0 && o.zero_stage != 1)
+    throw UsageError("--zero must be 0 or 1 (ZeRO stages 2 and 3 are not implemented), got " +
+                     flags.str("zero"));
   try {
     o.schedule.total_steps = o.steps;
     o.schedule.validate();

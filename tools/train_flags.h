@@ -11,8 +11,8 @@
 namespace rlaif::cli {
 
 // Declares --out --steps --lr --min-lr --warmup --schedule --weight-decay --beta1 --beta2 --eps
-// --grad-clip --grad-accum --seed --eval-every --save-every --keep --resume --device with the
-// given defaults for steps and lr.
+// --grad-clip --grad-accum --seed --eval-every --save-every --keep --resume --device --dtype --zero
+// --recompute, with the given defaults for steps and lr.
 void declare_trainer_flags(Flags& flags, const std::string& default_steps,
                            const std::string& default_lr);
 
