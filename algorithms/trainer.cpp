@@ -135,7 +135,12 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
     if (v.requires_grad()) trainable.emplace_back(name, v);
   }
   RLAIF_CHECK(!trainable.empty(), "train: the model has no trainable parameters");
-  DataParallelOptimizer optimizer(trainable, options.adamw, comm, options.zero_stage);
+  Communicator& device_comm = options.device_comm != nullptr ? *options.device_comm : comm;
+  RLAIF_CHECK(device_comm.size() == comm.size() && device_comm.rank() == comm.rank(), options.label,
+              ": the device communicator (", device_comm.name(), ", rank ", device_comm.rank(),
+              " of ", device_comm.size(), ") is not over the ranks of ", comm.name(), " (rank ",
+              comm.rank(), " of ", comm.size(), ")");
+  DataParallelOptimizer optimizer(trainable, options.adamw, device_comm, options.zero_stage);
 
   TrainResult result;
   int64_t start = 0;

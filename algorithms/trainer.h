@@ -79,6 +79,10 @@ struct TrainerOptions {
   // given a communicator must shard its batches over its ranks. Without one, train() refuses to
   // run under an MPI launcher with several ranks: each would train the full batch alone.
   Communicator* comm = nullptr;
+  // The same ranks' communicator for the model's device, which averages gradients and gathers
+  // optimizer shards (kernels/device_communicator.h: NCCL for a GPU model); nullptr: `comm`. The
+  // loop's own numbers (losses, metrics, signals) are host values and go through `comm`.
+  Communicator* device_comm = nullptr;
   // 0: every rank holds the whole optimizer state; 1: ZeRO-1, AdamW's moments and master weights
   // sharded over the ranks. Checkpoints are the same either way, so a run may resume with the
   // other stage or another rank count.

@@ -151,6 +151,18 @@ int launcher_world_size() {
   return env_size("PMI_SIZE");
 }
 
+int launcher_local_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
+    const char* text = std::getenv(name);
+    if (text == nullptr) continue;
+    int value = -1;
+    const char* end = text + std::strlen(text);
+    auto [ptr, ec] = std::from_chars(text, end, value);
+    if (ec == std::errc() && ptr == end && value >= 0) return value;
+  }
+  return -1;
+}
+
 Communicator& world_communicator() {
   const int launched = launcher_world_size();
 #ifdef RLAIF_HAVE_MPI

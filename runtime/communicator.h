@@ -89,6 +89,11 @@ Communicator& world_communicator();
 // is how a process knows MPI is wanted: initialising MPI without a launcher is slow or fails.
 int launcher_world_size();
 
+// This process's rank among the ranks on its own machine, as the launcher announced it
+// (OMPI_COMM_WORLD_LOCAL_RANK from Open MPI, MPI_LOCALRANKID from MPICH's Hydra, SLURM_LOCALID
+// from srun), or -1 when none did. Ranks pick their GPU by it.
+int launcher_local_rank();
+
 // ---- For implementations -----------------------------------------------------------------------
 
 enum class Collective {

@@ -6,6 +6,7 @@
 #include "algorithms/pretrain.h"
 #include "io/model_dir.h"
 #include "io/token_data.h"
+#include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
 #include "tools/commands.h"
 #include "tools/train_flags.h"
@@ -45,7 +46,9 @@ int pretrain_main(const std::vector<std::string>& args) {
   const bool lead = comm.rank() == 0;
 
   const std::string model_dir = flags.str("model");
-  Transformer model = load_model(model_dir, parse_device(flags.str("device")), model_dtype(flags));
+  const Device device = training_device(flags);
+  options.device_comm = &communicator_for(device);
+  Transformer model = load_model(model_dir, device, model_dtype(flags));
   model.set_requires_grad(true);
   model.set_recompute(flags.on("recompute"));
   options.tokenizer_model = tokenizer_path(model_dir);

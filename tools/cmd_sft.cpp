@@ -3,6 +3,7 @@
 
 #include "algorithms/sft.h"
 #include "io/model_dir.h"
+#include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
 #include "tools/commands.h"
 #include "tools/train_flags.h"
@@ -40,7 +41,8 @@ int sft_main(const std::vector<std::string>& args) {
   if (!flags.parse(args)) return 0;
 
   const std::string model_dir = flags.str("model");
-  Transformer model = load_model(model_dir, parse_device(flags.str("device")), model_dtype(flags));
+  const Device device = training_device(flags);
+  Transformer model = load_model(model_dir, device, model_dtype(flags));
   model.set_requires_grad(true);
   model.set_recompute(flags.on("recompute"));
   const std::string tok_path = tokenizer_path(model_dir);
@@ -111,6 +113,7 @@ int sft_main(const std::vector<std::string>& args) {
   // Under `mpirun -np R`: data-parallel over R ranks (algorithms/trainer.h); rank 0 does the IO.
   Communicator& comm = world_communicator();
   options.comm = &comm;
+  options.device_comm = &communicator_for(device);
   const bool lead = comm.rank() == 0;
   data.rank = comm.rank();
   data.ranks = comm.size();

@@ -116,7 +116,7 @@ failed=$(grep -cE '^\[  FAILED  \] .*\([0-9]+ ms\)' "$out/tests.log")
 skipped=$(grep -cE '^\[  SKIPPED \] .*\([0-9]+ ms\)' "$out/tests.log")
 # gtest exits 1 when a test fails; any other status is a crash (signal, abort, timeout = 124).
 crashed=$(grep -E '^\(exit [0-9]+\)' "$out/tests.log" | grep -vc '^(exit 1)')
-for script in golden_generate_cuda; do
+for script in golden_generate_cuda nccl_one_rank_cuda; do
   if bash "$root/tests/cli/$script.sh" "$rlaif" "$root" >> "$out/tests.log" 2>&1; then
     passed=$((passed + 1))
   else

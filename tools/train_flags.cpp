@@ -1,5 +1,7 @@
 #include "tools/train_flags.h"
 
+#include "runtime/communicator.h"
+
 namespace rlaif::cli {
 
 void declare_trainer_flags(Flags& flags, const std::string& default_steps,
@@ -23,7 +25,9 @@ void declare_trainer_flags(Flags& flags, const std::string& default_steps,
               "steps between checkpoints (0 = none; SIGINT/SIGTERM still save)")
       .option("keep", "2", "checkpoints to keep (0 = all)")
       .option("resume", "", "checkpoint, or run directory, to continue from bit for bit")
-      .option("device", "cpu", "cpu or cuda[:N]")
+      .option("device", "cpu",
+              "cpu or cuda[:N]; under mpirun, a bare cuda is the GPU numbered by the rank's "
+              "place on its machine (one GPU per rank)")
       .option("dtype", "f32",
               "parameter dtype: f32, or bf16 (GPU only: bf16 weights and activations, f32 master "
               "weights, optimizer state and losses)")
@@ -34,6 +38,13 @@ void declare_trainer_flags(Flags& flags, const std::string& default_steps,
       .flag("recompute",
             "recompute each layer's norms, q/k/v projections and MLP in the backward pass "
             "instead of storing their activations: less memory, more compute, same gradients");
+}
+
+Device training_device(const Flags& flags) {
+  const std::string text = flags.str("device");
+  Device device = parse_device(text);
+  if (text == "cuda" && launcher_local_rank() >= 0) device.index = launcher_local_rank();
+  return device;
 }
 
 DType model_dtype(const Flags& flags) {

@@ -16,6 +16,11 @@ namespace rlaif::cli {
 void declare_trainer_flags(Flags& flags, const std::string& default_steps,
                            const std::string& default_lr);
 
+// The device --device names, for one rank of a data-parallel job: a bare "cuda" under an MPI
+// launcher means the GPU whose index is this rank's rank on its machine (so `mpirun -np 8 rlaif
+// ... --device cuda` on an 8-GPU machine uses all eight); "cuda:N" is taken as written.
+Device training_device(const Flags& flags);
+
 // The parameter dtype --dtype names (f32 or bf16); UsageError otherwise.
 DType model_dtype(const Flags& flags);
 
