@@ -53,6 +53,8 @@ class CriticReward : public RewardFunction {
   // naming the prompt for a pairwise prompt without a reference, and for a failed request.
   std::vector<double> score(const std::vector<std::string>& prompts,
                             const std::vector<std::string>& completions) override;
+  // Data-parallel runs ask the critic from rank 0 only (one cache, one --critic-max-rpm budget).
+  bool scores_on_lead_rank() const override { return true; }
 
   // Over every score() call so far.
   int64_t judged() const { return judged_; }

@@ -11,22 +11,18 @@
 namespace rlaif {
 namespace {
 
-// A bucket's size: large enough that a collective's latency is small beside its bytes, small
-// enough that the packing buffer is a minor cost (PyTorch DDP's default bucket is 25 MiB).
-constexpr size_t kBucketBytes = size_t{32} << 20;
-
 // param's elements as a flat vector (a view).
 Tensor flat_view(const Tensor& t) {
   return t.reshape({t.numel()});
 }
 
 // Averages the gradients of `params` over comm's ranks, packing consecutive gradients of one
-// dtype and device into buckets of about kBucketBytes. A gradient larger than a bucket is reduced
+// dtype and device into buckets of about bucket_bytes. A gradient larger than a bucket is reduced
 // in place. Summation order per element is the communicator's, whatever the packing, so the
 // result is what one all_reduce_mean per gradient gives.
 void all_reduce_mean_bucketed(Communicator& comm,
                               const std::vector<std::pair<std::string, Variable>>& params,
-                              Tensor& scratch) {
+                              size_t bucket_bytes_max, Tensor& scratch) {
   std::vector<Tensor> bucket;
   size_t bucket_bytes = 0;
   auto flush = [&] {
@@ -39,8 +35,9 @@ void all_reduce_mean_bucketed(Communicator& comm,
       const int64_t n = static_cast<int64_t>(bucket_bytes / dtype_size(dtype));
       if (!scratch.defined() || scratch.dtype() != dtype || scratch.device() != device ||
           scratch.numel() < n) {
-        scratch =
-            Tensor::empty({std::max<int64_t>(n, kBucketBytes / dtype_size(dtype))}, dtype, device);
+        scratch = Tensor::empty(
+            {std::max<int64_t>(n, static_cast<int64_t>(bucket_bytes_max / dtype_size(dtype)))},
+            dtype, device);
       }
       Backend& be = backend_for(device);
       Tensor packed = scratch.slice(0, n);
@@ -63,7 +60,7 @@ void all_reduce_mean_bucketed(Communicator& comm,
     const Tensor& g = p.grad();
     if (!g.defined()) continue;
     if (!bucket.empty() && (g.dtype() != bucket[0].dtype() || g.device() != bucket[0].device() ||
-                            bucket_bytes + g.nbytes() > kBucketBytes)) {
+                            bucket_bytes + g.nbytes() > bucket_bytes_max)) {
       flush();
     }
     bucket.push_back(g);
@@ -74,32 +71,52 @@ void all_reduce_mean_bucketed(Communicator& comm,
 
 }  // namespace
 
-// Stage 1's state: the flat vectors and this rank's chunk of the optimizer state.
+// Stage 1's layout and this rank's shards (see the header for the algorithm). The flat vector of
+// P elements is cut into buckets of S·R elements; rank r owns elements [r·S, (r+1)·S) of every
+// bucket. A collective then moves one bucket through a buffer of S·R elements, so no rank ever
+// holds a second full-size copy of the gradients or the parameters: per rank, the state is m, v
+// (and master) for its ~P/R elements, their reduced gradients, and the bucket buffer.
 struct DataParallelOptimizer::Sharded {
+  // The part of parameter `param` at flat positions [lo, hi) that this rank owns; its shard
+  // index is `local`.
+  struct Piece {
+    size_t param;
+    int64_t lo, hi, local;
+  };
   DType dtype = DType::f32;
   Device device;
-  int64_t chunk = 0;             // c = ⌈P / R⌉ elements per rank
-  int64_t first = 0;             // this rank's chunk is [first, first + chunk) of the flat vector
-  std::vector<int64_t> offset;   // parameter i occupies [offset[i], offset[i] + numel)
-  std::vector<double> decay;     // parameter i's weight decay
-  std::vector<bool> has_grad;    // which parameters reduce_gradients() saw a gradient for
-  Tensor flat_grad, flat_param;  // [R·c], the parameters' dtype
-  Tensor m, v, master;           // [c] f32; master undefined for f32 parameters
-  Tensor piece_norms;            // [number of parameters] f32: Σg² of each parameter's piece
+  int64_t total = 0;            // P
+  int64_t per_rank = 0;         // S: elements of each bucket this rank owns
+  int64_t buckets = 0;          // ⌈P / (S·R)⌉
+  std::vector<int64_t> offset;  // parameter i occupies [offset[i], offset[i] + numel)
+  std::vector<double> decay;    // parameter i's weight decay
+  std::vector<bool> has_grad;   // which parameters reduce_gradients() saw a gradient for
+  std::vector<Piece> pieces;    // in flat order
+  Tensor grad;                  // [buckets·S], the parameters' dtype: the reduced gradients
+  Tensor m, v, master;          // [buckets·S] f32; master undefined for f32 parameters
+  Tensor bucket;                // [S·R], the parameters' dtype: one bucket in flight
   int64_t step_count = 0;
-
-  // The part of parameter i inside this rank's chunk: flat positions [lo, hi) (lo == hi: none).
-  std::pair<int64_t, int64_t> piece(size_t i, int64_t numel) const {
-    const int64_t lo = std::max(offset[i], first);
-    const int64_t hi = std::min(offset[i] + numel, first + chunk);
-    return {lo, std::max(lo, hi)};
-  }
 };
+
+namespace {
+
+// The flat positions [a, e) of a parameter at `offset`, `numel` long, that lie inside [lo, hi);
+// a == e when none do.
+std::pair<int64_t, int64_t> overlap(int64_t offset, int64_t numel, int64_t lo, int64_t hi) {
+  const int64_t a = std::max(offset, lo), b = std::min(offset + numel, hi);
+  return {a, std::max(a, b)};
+}
+
+}  // namespace
 
 DataParallelOptimizer::DataParallelOptimizer(std::vector<std::pair<std::string, Variable>> params,
                                              AdamWOptions options, Communicator& comm,
-                                             int zero_stage)
-    : params_(std::move(params)), options_(options), comm_(comm), zero_stage_(zero_stage) {
+                                             int zero_stage, size_t bucket_bytes)
+    : params_(std::move(params)),
+      options_(options),
+      comm_(comm),
+      zero_stage_(zero_stage),
+      bucket_bytes_(bucket_bytes) {
   RLAIF_CHECK(zero_stage == 0 || zero_stage == 1, "--zero ", zero_stage,
               ": only ZeRO stages 0 (replicated optimizer state) and 1 (sharded) exist");
   if (zero_stage_ == 0) {
@@ -110,38 +127,48 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<std::pair<std::string, 
   RLAIF_CHECK(!params_.empty(), "--zero 1: no trainable parameters");
 
   auto s = std::make_unique<Sharded>();
-  const Variable& p0 = params_.at(0).second;
+  const Variable& p0 = params_[0].second;
   s->dtype = p0.dtype();
   s->device = p0.device();
-  int64_t total = 0;
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& [name, p] = params_[i];
     RLAIF_CHECK(p.dtype() == s->dtype && p.device() == s->device, "--zero 1: parameter '", name,
                 "' is ", p.data(), " but '", params_[0].first, "' is ", p0.data(),
                 "; ZeRO-1 lays every parameter in one flat vector, so they must share a dtype "
                 "and a device");
-    s->offset.push_back(total);
+    s->offset.push_back(s->total);
     s->decay.push_back(AdamW::weight_decay_for(p, options_));
-    total += p.numel();
+    s->total += p.numel();
   }
-  const int64_t ranks = comm_.size();
-  s->chunk = std::max<int64_t>(1, (total + ranks - 1) / ranks);
-  s->first = comm_.rank() * s->chunk;
+  const int64_t ranks = comm_.size(), rank = comm_.rank();
+  const int64_t bucket_elements =
+      std::max<int64_t>(ranks, static_cast<int64_t>(bucket_bytes_ / dtype_size(s->dtype)));
+  s->per_rank =
+      std::max<int64_t>(1, std::min((s->total + ranks - 1) / ranks, bucket_elements / ranks));
+  const int64_t span = s->per_rank * ranks;
+  s->buckets = (s->total + span - 1) / span;
+  for (int64_t b = 0; b < s->buckets; ++b) {
+    const int64_t lo = b * span + rank * s->per_rank, hi = lo + s->per_rank;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      auto [a, e] = overlap(s->offset[i], params_[i].second.numel(), lo, hi);
+      if (a < e) s->pieces.push_back({i, a, e, b * s->per_rank + (a - lo)});
+    }
+  }
+  const int64_t shard = s->buckets * s->per_rank;
   s->has_grad.assign(params_.size(), false);
   Backend& be = backend_for(s->device);
-  s->flat_grad = Tensor::zeros({s->chunk * ranks}, s->dtype, s->device);
-  s->flat_param = Tensor::zeros({s->chunk * ranks}, s->dtype, s->device);
-  s->m = Tensor::zeros({s->chunk}, DType::f32, s->device);
-  s->v = Tensor::zeros({s->chunk}, DType::f32, s->device);
-  if (s->dtype != DType::f32) s->master = Tensor::zeros({s->chunk}, DType::f32, s->device);
-  s->piece_norms = Tensor::zeros({static_cast<int64_t>(params_.size())}, DType::f32, s->device);
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& data = params_[i].second.data();
-    auto [lo, hi] = s->piece(i, data.numel());
-    if (lo == hi || !s->master.defined()) continue;
+  s->grad = Tensor::zeros({shard}, s->dtype, s->device);
+  s->m = Tensor::zeros({shard}, DType::f32, s->device);
+  s->v = Tensor::zeros({shard}, DType::f32, s->device);
+  s->bucket = Tensor::empty({span}, s->dtype, s->device);
+  if (s->dtype != DType::f32) {
     // The master copy starts as the parameter, as AdamW's does.
-    be.cast(flat_view(data).slice(lo - s->offset[i], hi - s->offset[i]),
-            s->master.slice(lo - s->first, hi - s->first));
+    s->master = Tensor::zeros({shard}, DType::f32, s->device);
+    for (const Sharded::Piece& q : s->pieces) {
+      const Tensor& data = params_[q.param].second.data();
+      be.cast(flat_view(data).slice(q.lo - s->offset[q.param], q.hi - s->offset[q.param]),
+              s->master.slice(q.local, q.local + (q.hi - q.lo)));
+    }
   }
   sharded_ = std::move(s);
 }
@@ -150,45 +177,62 @@ DataParallelOptimizer::~DataParallelOptimizer() = default;
 
 double DataParallelOptimizer::reduce_gradients(double max_norm) {
   if (zero_stage_ == 0) {
-    if (comm_.size() > 1) all_reduce_mean_bucketed(comm_, params_, bucket_scratch_);
+    if (comm_.size() > 1) all_reduce_mean_bucketed(comm_, params_, bucket_bytes_, bucket_scratch_);
     return clip_grad_norm(params_, max_norm);
   }
   Sharded& s = *sharded_;
   Backend& be = backend_for(s.device);
-  const int64_t ranks = comm_.size();
-  // 1. Reduce-scatter the flat gradient; a parameter without a gradient contributes zeros.
-  be.fill(s.flat_grad, 0.0);
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& g = params_[i].second.grad();
-    s.has_grad[i] = g.defined();
-    if (g.defined()) be.copy(g, s.flat_grad.slice(s.offset[i], s.offset[i] + g.numel()));
+  const int64_t ranks = comm_.size(), span = s.per_rank * ranks;
+  for (size_t i = 0; i < params_.size(); ++i) s.has_grad[i] = params_[i].second.grad().defined();
+  // 1. Reduce-scatter bucket by bucket; a parameter without a gradient contributes zeros.
+  for (int64_t b = 0; b < s.buckets; ++b) {
+    const int64_t lo = b * span, hi = lo + span;
+    be.fill(s.bucket, 0.0);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (!s.has_grad[i]) continue;
+      auto [a, e] = overlap(s.offset[i], params_[i].second.numel(), lo, hi);
+      if (a == e) continue;
+      be.copy(flat_view(params_[i].second.grad()).slice(a - s.offset[i], e - s.offset[i]),
+              s.bucket.slice(a - lo, e - lo));
+    }
+    comm_.reduce_scatter_sum(s.bucket, s.grad.slice(b * s.per_rank, (b + 1) * s.per_rank));
   }
-  Tensor mine = s.flat_grad.slice(s.first, s.first + s.chunk);
-  comm_.reduce_scatter_sum(s.flat_grad, mine);
   if (ranks > 1) {
     // Divide, as the communicators' means do (a multiply by 1/R would round differently).
     Tensor divisor = Tensor::empty({}, s.dtype, s.device);
     be.fill(divisor, static_cast<double>(ranks));
-    be.binary(BinaryOp::div, mine, divisor, mine);
+    be.binary(BinaryOp::div, s.grad, divisor, s.grad);
   }
-  // 2. The global norm: Σg² of each parameter's piece, summed over ranks per parameter, then over
-  // parameters in double in their order, as global_grad_norm does (so one rank matches stage 0
-  // bit for bit).
-  be.fill(s.piece_norms, 0.0);
-  for (size_t i = 0; i < params_.size(); ++i) {
-    auto [lo, hi] = s.piece(i, params_[i].second.numel());
-    if (lo == hi || !s.has_grad[i]) continue;
-    be.squared_norm(s.flat_grad.slice(lo, hi), s.piece_norms.slice(i, i + 1).reshape({}));
+  // 2. The global norm: Σg² of each piece; per parameter, the pieces' sums (in double, rounded to
+  // f32 once), summed over ranks; then over parameters in double in their order, as
+  // global_grad_norm does. A parameter in one piece on one rank thus gives exactly
+  // global_grad_norm's number.
+  Tensor piece_sums = Tensor::empty({static_cast<int64_t>(std::max<size_t>(1, s.pieces.size()))},
+                                    DType::f32, s.device);
+  for (size_t k = 0; k < s.pieces.size(); ++k) {
+    const Sharded::Piece& q = s.pieces[k];
+    if (!s.has_grad[q.param]) continue;
+    be.squared_norm(
+        s.grad.slice(q.local, q.local + (q.hi - q.lo)),
+        piece_sums.slice(static_cast<int64_t>(k), static_cast<int64_t>(k) + 1).reshape({}));
   }
-  comm_.all_reduce_sum(s.piece_norms);
-  const std::vector<float> sums = s.piece_norms.to_vector<float>();
+  const std::vector<float> piece_values = piece_sums.to_vector<float>();
+  std::vector<double> per_param(params_.size(), 0.0);
+  for (size_t k = 0; k < s.pieces.size(); ++k) {
+    if (s.has_grad[s.pieces[k].param]) per_param[s.pieces[k].param] += piece_values[k];
+  }
+  std::vector<float> rounded(per_param.begin(), per_param.end());
+  Tensor param_sums = Tensor::from_vector(rounded, {static_cast<int64_t>(rounded.size())});
+  if (s.device.type != DeviceType::cpu) param_sums = param_sums.to(s.device);
+  comm_.all_reduce_sum(param_sums);
+  const std::vector<float> sums = param_sums.to_vector<float>();
   double total = 0.0;
   for (size_t i = 0; i < params_.size(); ++i) {
     if (s.has_grad[i]) total += static_cast<double>(sums[i]);
   }
   const double norm = std::sqrt(total);
   const double coef = clip_factor(norm, max_norm);
-  if (coef != 1.0) be.affine(mine, static_cast<float>(coef), 0.0f, mine);
+  if (coef != 1.0) be.affine(s.grad, static_cast<float>(coef), 0.0f, s.grad);
   return norm;
 }
 
@@ -202,33 +246,41 @@ void DataParallelOptimizer::step(double lr) {
   Sharded& s = *sharded_;
   Backend& be = backend_for(s.device);
   ++s.step_count;
-  // 3. AdamW on this rank's pieces. An f32 parameter is updated in place, as AdamW does, so its
-  // piece is first taken from the parameter itself (it may have been loaded since the last step).
-  for (size_t i = 0; i < params_.size(); ++i) {
-    if (!s.has_grad[i]) continue;
-    const Tensor& data = params_[i].second.data();
-    auto [lo, hi] = s.piece(i, data.numel());
-    if (lo == hi) continue;
-    const Tensor param = s.flat_param.slice(lo, hi);
-    if (!s.master.defined())
-      be.copy(flat_view(data).slice(lo - s.offset[i], hi - s.offset[i]), param);
-    const int64_t a = lo - s.first, b = hi - s.first;
+  // 3. AdamW on this rank's pieces, written straight into the parameters (an f32 parameter is
+  // its own master copy, as in AdamW).
+  for (const Sharded::Piece& q : s.pieces) {
+    if (!s.has_grad[q.param]) continue;
+    const Tensor& data = params_[q.param].second.data();
+    const int64_t a = q.local, b = q.local + (q.hi - q.lo);
     AdamWHyper h;
     h.lr = lr;
     h.beta1 = options_.beta1;
     h.beta2 = options_.beta2;
     h.eps = options_.eps;
-    h.weight_decay = s.decay[i];
+    h.weight_decay = s.decay[q.param];
     h.step = s.step_count;
-    be.adamw_step(param, s.flat_grad.slice(lo, hi), s.m.slice(a, b), s.v.slice(a, b),
+    be.adamw_step(flat_view(data).slice(q.lo - s.offset[q.param], q.hi - s.offset[q.param]),
+                  s.grad.slice(a, b), s.m.slice(a, b), s.v.slice(a, b),
                   s.master.defined() ? s.master.slice(a, b) : Tensor(), h);
   }
-  // 4. Every rank's updated chunk to every rank, then into the parameters.
-  comm_.all_gather(s.flat_param.slice(s.first, s.first + s.chunk), s.flat_param);
-  for (size_t i = 0; i < params_.size(); ++i) {
-    if (!s.has_grad[i]) continue;
-    const Tensor& data = params_[i].second.data();
-    be.copy(s.flat_param.slice(s.offset[i], s.offset[i] + data.numel()), data);
+  // 4. Bucket by bucket, every rank's updated pieces to every rank.
+  const int64_t ranks = comm_.size(), rank = comm_.rank(), span = s.per_rank * ranks;
+  for (int64_t b = 0; b < s.buckets; ++b) {
+    const int64_t lo = b * span, hi = lo + span;
+    const int64_t mine = lo + rank * s.per_rank;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      auto [a, e] = overlap(s.offset[i], params_[i].second.numel(), mine, mine + s.per_rank);
+      if (a == e || !s.has_grad[i]) continue;
+      be.copy(flat_view(params_[i].second.data()).slice(a - s.offset[i], e - s.offset[i]),
+              s.bucket.slice(a - lo, e - lo));
+    }
+    comm_.all_gather(s.bucket.slice(rank * s.per_rank, (rank + 1) * s.per_rank), s.bucket);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      auto [a, e] = overlap(s.offset[i], params_[i].second.numel(), lo, hi);
+      if (a == e || !s.has_grad[i]) continue;
+      be.copy(s.bucket.slice(a - lo, e - lo),
+              flat_view(params_[i].second.data()).slice(a - s.offset[i], e - s.offset[i]));
+    }
   }
 }
 
@@ -257,24 +309,36 @@ int64_t DataParallelOptimizer::state_bytes() const {
 std::vector<std::pair<std::string, Tensor>> DataParallelOptimizer::state() const {
   if (zero_stage_ == 0) return replicated_->state();
   const Sharded& s = *sharded_;
-  // Gather one kind of state at a time, so the transient full copy is one f32 vector.
-  auto gather = [&](const Tensor& mine) {
-    Tensor whole = Tensor::empty({s.chunk * comm_.size()}, DType::f32, s.device);
-    comm_.all_gather(mine, whole);
-    return whole.to(Device::cpu());
-  };
-  const Tensor m = gather(s.m), v = gather(s.v);
-  const Tensor master = s.master.defined() ? gather(s.master) : Tensor();
+  const int64_t ranks = comm_.size(), span = s.per_rank * ranks;
   std::vector<std::pair<std::string, Tensor>> out;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const auto& [name, p] = params_[i];
-    auto part = [&](const Tensor& whole) {
-      return whole.slice(s.offset[i], s.offset[i] + p.numel()).reshape(p.shape());
-    };
-    out.emplace_back("exp_avg." + name, part(m));
-    out.emplace_back("exp_avg_sq." + name, part(v));
-    if (master.defined()) out.emplace_back("master." + name, part(master));
+  out.reserve(params_.size() * 3);
+  for (const auto& [name, p] : params_) {
+    out.emplace_back("exp_avg." + name, Tensor::zeros(p.shape(), DType::f32));
+    out.emplace_back("exp_avg_sq." + name, Tensor::zeros(p.shape(), DType::f32));
+    if (s.master.defined())
+      out.emplace_back("master." + name, Tensor::zeros(p.shape(), DType::f32));
   }
+  const size_t per_param = s.master.defined() ? 3 : 2;
+  // One bucket of one kind of state at a time through an f32 buffer of a bucket's size.
+  Tensor gathered = Tensor::empty({span}, DType::f32, s.device);
+  auto collect = [&](const Tensor& shard, size_t kind) {
+    for (int64_t b = 0; b < s.buckets; ++b) {
+      comm_.all_gather(shard.slice(b * s.per_rank, (b + 1) * s.per_rank), gathered);
+      const Tensor host =
+          gathered.device().type == DeviceType::cpu ? gathered : gathered.to(Device::cpu());
+      const int64_t lo = b * span;
+      for (size_t i = 0; i < params_.size(); ++i) {
+        auto [a, e] = overlap(s.offset[i], params_[i].second.numel(), lo, lo + span);
+        if (a == e) continue;
+        flat_view(out[per_param * i + kind].second)
+            .slice(a - s.offset[i], e - s.offset[i])
+            .copy_from(host.slice(a - lo, e - lo));
+      }
+    }
+  };
+  collect(s.m, 0);
+  collect(s.v, 1);
+  if (s.master.defined()) collect(s.master, 2);
   return out;
 }
 
@@ -296,13 +360,11 @@ void DataParallelOptimizer::load_state(const std::vector<std::pair<std::string, 
   const std::vector<const Tensor*> source =
       match_optimizer_state("DataParallelOptimizer::load_state", expected, state);
   const size_t per_param = s.master.defined() ? 3 : 2;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    auto [lo, hi] = s.piece(i, params_[i].second.numel());
-    if (lo == hi) continue;
-    const int64_t a = lo - s.offset[i], b = hi - s.offset[i];
-    auto take = [&](size_t k, const Tensor& into) {
-      into.slice(lo - s.first, hi - s.first)
-          .copy_from(flat_view(*source[per_param * i + k]).slice(a, b));
+  for (const Sharded::Piece& q : s.pieces) {
+    const int64_t a = q.lo - s.offset[q.param], e = q.hi - s.offset[q.param];
+    auto take = [&](size_t kind, const Tensor& into) {
+      into.slice(q.local, q.local + (q.hi - q.lo))
+          .copy_from(flat_view(*source[per_param * q.param + kind]).slice(a, e));
     };
     take(0, s.m);
     take(1, s.v);

@@ -14,21 +14,20 @@
 //
 // Stage 1 (ZeRO-1; Rajbhandari et al., 2020, "ZeRO: Memory Optimizations Toward Training
 // Trillion Parameter Models", §5.1 "P_os"): the parameters, laid end to end in one flat vector
-// of P elements padded to R·c (c = ⌈P/R⌉), are split into R equal chunks, and rank r owns chunk
-// r of the AdamW moments m, v and (for parameters that are not f32) of the f32 master weights.
-// A step is
-//   1. reduce-scatter the flat gradient: rank r receives the sum of every rank's chunk r, and
-//      divides it by R (the mean);
-//   2. global norm: each rank's Σg² over its chunk, summed over ranks (all-reduce); clip the
-//      chunk with the same coefficient as stage 0;
-//   3. AdamW on the chunk (Backend::adamw_step on the pieces of each parameter that fall in it,
-//      each with that parameter's weight decay);
-//   4. all-gather the updated chunks into the flat parameter vector, and copy it into the
-//      parameters.
-// Optimizer memory per rank falls from 8 bytes per parameter (12 with a bf16 model's master copy)
-// to that divided by R; the flat gradient and parameter vectors cost one more copy of each
-// (stage 0 packs gradients into buckets too). Updates are the same elementwise arithmetic as
-// stage 0, so on one rank the two stages give bitwise-identical weights, and on R ranks they
+// of P elements, are cut into buckets of S·R elements (R ranks, S·R about 32 MiB), and rank r
+// owns elements [r·S, (r+1)·S) of every bucket: about P/R elements, for which alone it holds
+// AdamW's moments m, v and (for parameters that are not f32) the f32 master weights. A step is
+//   1. per bucket, reduce-scatter the gradients: rank r receives the sum over ranks of its part
+//      of the bucket; then divide by R (the mean);
+//   2. global norm: each rank's Σg² per parameter over its parts, summed over ranks (all-reduce);
+//      clip with the same coefficient as stage 0;
+//   3. AdamW on the owned parts (Backend::adamw_step on the pieces of each parameter, each with
+//      that parameter's weight decay), written into the parameters;
+//   4. per bucket, all-gather the updated parts into every rank's parameters.
+// Per rank this holds m, v (8 bytes per parameter, 12 with a bf16 model's master copy) and the
+// reduced gradient for P/R elements only, plus one bucket buffer: optimizer memory falls by the
+// rank count. Updates are the same elementwise arithmetic as stage 0, so on one rank, where each
+// parameter lies within a bucket, the two stages give bitwise-identical weights; on R ranks they
 // differ only where the clipping coefficient's norm is summed in another order.
 //
 // Checkpoints hold the optimizer state in AdamW's own format (state(): every parameter's whole
@@ -56,8 +55,14 @@ class DataParallelOptimizer {
   // ranks this run is one of (must outlive the optimizer). zero_stage: 0 or 1 (else Error). With
   // stage 1, every parameter must have one dtype and one device (Error naming the first that
   // differs): they share one flat vector.
+  // bucket_bytes: the size of a bucket (tests make it tiny to cut parameters into many pieces).
   DataParallelOptimizer(std::vector<std::pair<std::string, Variable>> params, AdamWOptions options,
-                        Communicator& comm, int zero_stage = 0);
+                        Communicator& comm, int zero_stage = 0,
+                        size_t bucket_bytes = kDefaultBucketBytes);
+
+  // A bucket's size: large enough that a collective's latency is small beside its bytes, small
+  // enough that a bucket buffer is a minor cost (PyTorch DDP's default bucket is 25 MiB).
+  static constexpr size_t kDefaultBucketBytes = size_t{32} << 20;
   ~DataParallelOptimizer();
   DataParallelOptimizer(const DataParallelOptimizer&) = delete;
   DataParallelOptimizer& operator=(const DataParallelOptimizer&) = delete;
@@ -95,6 +100,7 @@ class DataParallelOptimizer {
   AdamWOptions options_;
   Communicator& comm_;
   int zero_stage_;
+  size_t bucket_bytes_;
   std::unique_ptr<AdamW> replicated_;  // stage 0
   std::unique_ptr<Sharded> sharded_;   // stage 1
   Tensor bucket_scratch_;              // stage 0's packing buffer, kept between steps

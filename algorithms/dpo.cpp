@@ -10,6 +10,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "io/safetensors.h"
+#include "runtime/communicator.h"
 
 namespace rlaif {
 namespace {
@@ -54,12 +55,18 @@ Variable table_slice(const std::vector<float>& table, const std::vector<int64_t>
 
 RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<TokenizedPair>& pairs,
                                  int64_t batch) {
+  return compute_ref_logprobs(model, pairs, 0, static_cast<int64_t>(pairs.size()), batch);
+}
+
+RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<TokenizedPair>& pairs,
+                                 int64_t begin, int64_t end, int64_t batch) {
   RLAIF_CHECK(batch > 0, "compute_ref_logprobs: batch must be positive");
+  RLAIF_CHECK(0 <= begin && begin <= end && end <= static_cast<int64_t>(pairs.size()),
+              "compute_ref_logprobs: pairs [", begin, ", ", end, ") of ", pairs.size());
   NoGradGuard no_grad;
   RefLogprobs out;
-  const auto total = static_cast<int64_t>(pairs.size());
-  for (int64_t begin = 0; begin < total; begin += batch) {
-    const std::vector<int64_t> indices = index_range(begin, std::min(total, begin + batch));
+  for (; begin < end; begin += batch) {
+    const std::vector<int64_t> indices = index_range(begin, std::min(end, begin + batch));
     const auto n = static_cast<size_t>(indices.size());
     SequenceBatch b = make_pair_batch(pairs, indices, model.device());
     const std::vector<float> sum = host(completion_logprobs(model, b, /*average=*/false));
@@ -80,6 +87,76 @@ RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<Tok
   }
   return out;
 }
+
+namespace {
+
+std::vector<std::vector<float>*> columns(RefLogprobs& r) {
+  return {&r.chosen_sum, &r.rejected_sum, &r.chosen_avg, &r.rejected_avg};
+}
+
+// compute_ref_logprobs over every pair, split over the ranks of `comm`: rank r computes the r-th
+// of R slices of whole `batch`-pair chunks (the forward passes a single rank would make, so the
+// values are that rank's), then the slices are gathered, in order, on every rank.
+RefLogprobs compute_ref_logprobs_sliced(const Transformer& model,
+                                        const std::vector<TokenizedPair>& pairs, int64_t batch,
+                                        Communicator& comm) {
+  const auto n = static_cast<int64_t>(pairs.size());
+  if (n == 0 || comm.size() == 1) return compute_ref_logprobs(model, pairs, batch);
+  const int64_t ranks = comm.size();
+  const int64_t chunks = (n + batch - 1) / batch;
+  const int64_t slice = (chunks + ranks - 1) / ranks * batch;  // pairs per rank (the last: fewer)
+  auto bounds = [&](int64_t r) {
+    return std::pair{std::min(n, r * slice), std::min(n, (r + 1) * slice)};
+  };
+  const auto [begin, end] = bounds(comm.rank());
+  RefLogprobs mine = compute_ref_logprobs(model, pairs, begin, end, batch);
+  // Four columns of `slice` entries each (zero-padded), per rank.
+  std::vector<float> packed(static_cast<size_t>(4 * slice), 0.0f);
+  auto cols = columns(mine);
+  for (size_t c = 0; c < cols.size(); ++c) {
+    std::copy(cols[c]->begin(), cols[c]->end(), packed.begin() + static_cast<long>(c) * slice);
+  }
+  Tensor all = Tensor::zeros({ranks * 4 * slice}, DType::f32);
+  comm.all_gather(Tensor::from_vector(packed, {4 * slice}), all);
+  const std::vector<float> gathered = all.to_vector<float>();
+  RefLogprobs out;
+  auto out_cols = columns(out);
+  for (int64_t r = 0; r < ranks; ++r) {
+    const auto [b, e] = bounds(r);
+    for (size_t c = 0; c < out_cols.size(); ++c) {
+      const auto at =
+          gathered.begin() + static_cast<long>((r * 4 + static_cast<int64_t>(c)) * slice);
+      out_cols[c]->insert(out_cols[c]->end(), at, at + (e - b));
+    }
+  }
+  return out;
+}
+
+// Every rank's `tables` become rank 0's; each table's size is known everywhere (its pair count).
+void broadcast_tables(Communicator& comm,
+                      std::initializer_list<std::pair<RefLogprobs*, size_t>> tables) {
+  std::vector<float> packed;
+  for (auto [table, n] : tables) {
+    for (std::vector<float>* col : columns(*table)) {
+      col->resize(n);
+      packed.insert(packed.end(), col->begin(), col->end());
+    }
+  }
+  if (packed.empty()) return;
+  Tensor t = Tensor::from_vector(packed, {static_cast<int64_t>(packed.size())});
+  comm.broadcast(t, 0);
+  packed = t.to_vector<float>();
+  size_t at = 0;
+  for (auto [table, n] : tables) {
+    for (std::vector<float>* col : columns(*table)) {
+      std::copy(packed.begin() + static_cast<long>(at), packed.begin() + static_cast<long>(at + n),
+                col->begin());
+      at += n;
+    }
+  }
+}
+
+}  // namespace
 
 uint64_t model_hash(const Transformer& model) {
   Fnv f;
@@ -109,18 +186,22 @@ std::pair<RefLogprobs, RefLogprobs> cached_ref_logprobs(const std::string& cache
                                                         const Transformer& reference,
                                                         const std::vector<TokenizedPair>& train,
                                                         const std::vector<TokenizedPair>& val,
-                                                        int64_t batch, bool* reused) {
-  const std::map<std::string, std::string> key = {{"format", "rlaif-ref-logprobs-1"},
-                                                  {"reference", hex(model_hash(reference))},
-                                                  {"train_pairs", hex(pairs_hash(train))},
-                                                  {"val_pairs", hex(pairs_hash(val))}};
+                                                        int64_t batch, bool* reused,
+                                                        Communicator* comm) {
+  SingleProcessCommunicator alone;
+  Communicator& ranks = comm != nullptr ? *comm : alone;
+  const bool lead = ranks.rank() == 0;  // the rank that reads and writes the cache file
   const char* fields[] = {"chosen_sum", "rejected_sum", "chosen_avg", "rejected_avg"};
-  auto columns = [](RefLogprobs& r) {
-    return std::vector<std::vector<float>*>{&r.chosen_sum, &r.rejected_sum, &r.chosen_avg,
-                                            &r.rejected_avg};
-  };
+  std::map<std::string, std::string> key;
   std::pair<RefLogprobs, RefLogprobs> out;
-  if (std::filesystem::exists(cache_path)) {
+  int32_t found = 0;
+  if (lead) {
+    key = {{"format", "rlaif-ref-logprobs-1"},
+           {"reference", hex(model_hash(reference))},
+           {"train_pairs", hex(pairs_hash(train))},
+           {"val_pairs", hex(pairs_hash(val))}};
+  }
+  if (lead && std::filesystem::exists(cache_path)) {
     try {
       SafetensorsFile file = SafetensorsFile::open(cache_path);
       bool match = true;
@@ -139,15 +220,25 @@ std::pair<RefLogprobs, RefLogprobs> cached_ref_logprobs(const std::string& cache
                         cols[c]->size(), " entries for ", n, " pairs");
           }
         }
-        if (reused) *reused = true;
-        return out;
+        found = 1;
       }
     } catch (const Error& e) {
+      out = {};
       std::fprintf(stderr, "dpo: recomputing the reference log-probs: %s\n", e.what());
     }
   }
-  out.first = compute_ref_logprobs(reference, train, batch);
-  out.second = compute_ref_logprobs(reference, val, batch);
+  if (ranks.size() > 1) {  // rank 0 tells the others what it found, and sends it
+    Tensor flag = Tensor::from_vector(std::vector<int32_t>{found}, {1});
+    ranks.broadcast(flag, 0);
+    found = flag.to_vector<int32_t>()[0];
+    if (found) broadcast_tables(ranks, {{&out.first, train.size()}, {&out.second, val.size()}});
+  }
+  if (reused) *reused = found != 0;
+  if (found) return out;
+
+  out.first = compute_ref_logprobs_sliced(reference, train, batch, ranks);
+  out.second = compute_ref_logprobs_sliced(reference, val, batch, ranks);
+  if (!lead) return out;
   NamedTensors tensors;
   for (auto [prefix, table] : {std::pair{"train.", &out.first}, std::pair{"val.", &out.second}}) {
     if (table->size() == 0) continue;
@@ -160,7 +251,6 @@ std::pair<RefLogprobs, RefLogprobs> cached_ref_logprobs(const std::string& cache
   std::filesystem::path parent = std::filesystem::path(cache_path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
   write_safetensors(cache_path, tensors, key);
-  if (reused) *reused = false;
   return out;
 }
 
@@ -190,6 +280,7 @@ DpoTask::DpoTask(const Transformer& policy, DpoReference reference,
       options_(options),
       order_(static_cast<int64_t>(train_.size()), options.seed) {
   RLAIF_CHECK(options_.batch > 0, "dpo: --batch must be positive");
+  check_rank_shard(options_.batch, options_.rank, options_.ranks, "dpo");
   // Validates beta and label smoothing once, up front, rather than at the first step.
   Variable zero(Tensor::zeros({1}, DType::f32));
   dpo_loss(zero, zero, zero, zero, options_.beta, options_.loss, options_.label_smoothing);
@@ -254,7 +345,8 @@ double DpoTask::pair_loss(const std::vector<TokenizedPair>& pairs, const RefLogp
 
 MicroBatchResult DpoTask::micro_batch(int64_t step, int64_t micro, double scale) {
   const std::vector<int64_t> indices =
-      order_.batch(step * options_.grad_accum + micro, options_.batch);
+      rank_shard(order_.batch(step * options_.grad_accum + micro, options_.batch), options_.rank,
+                 options_.ranks);
   Sums sums;
   MicroBatchResult r;
   r.loss = pair_loss(train_, reference_.train, indices, scale, /*backward=*/true, sums, r.tokens);

@@ -16,6 +16,13 @@
 // likewise, rewards/accuracies = the fraction with rewards/chosen > rewards/rejected,
 // rewards/margins = their difference, logps/chosen and logps/rejected = log π of each side (the
 // log-probs the loss uses: averages for IPO).
+//
+// Data parallelism over R ranks (algorithms/trainer.h): rank r trains on its equal share of each
+// micro-batch's pairs (rank_shard, algorithms/preference_data.h), its loss and metrics the means
+// over that share, so the trainer's mean over ranks gives the micro-batch's values. A live
+// reference scores each rank's own share, never gathered. Precomputed tables cover every pair on
+// every rank (any pair can fall in any rank's share): each rank computes a slice of whole
+// batches, the slices are gathered, and rank 0 alone reads and writes the cache file.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +43,11 @@ struct DpoOptions {
   double beta = 0.1;
   DpoLoss loss = DpoLoss::sigmoid;
   double label_smoothing = 0.0;  // ε (sigmoid: cDPO; robust)
+  int rank = 0;                  // data-parallel rank (see above)
+  int ranks = 1;                 // R: --batch must be a multiple
 };
+
+class Communicator;  // runtime/communicator.h
 
 // Reference log-probs of a list of pairs, by pair index.
 struct RefLogprobs {
@@ -48,6 +59,10 @@ struct RefLogprobs {
 // Log-probs of every pair under `model` (no gradients), `batch` pairs per forward pass.
 RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<TokenizedPair>& pairs,
                                  int64_t batch);
+// The same for pairs [begin, end) only (entry i of the result is pair begin + i), `batch` pairs
+// per forward pass from `begin`.
+RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<TokenizedPair>& pairs,
+                                 int64_t begin, int64_t end, int64_t batch);
 
 // A content hash of a model (config and every weight) and of tokenised pairs (their token ids):
 // together they key the reference log-prob cache.
@@ -57,11 +72,17 @@ uint64_t pairs_hash(const std::vector<TokenizedPair>& pairs);
 // The reference log-probs of `train` and `val` under `reference`, read from `cache_path` when it
 // holds them for this reference and these pairs (same hashes), otherwise computed and written
 // there (atomically). `reused` (optional) says which happened.
+//
+// Collective when `comm` is given (every rank calls it with the same pairs and an identical
+// reference): rank 0 alone reads or writes `cache_path`; the tables are computed in slices of
+// whole `batch`-pair chunks, rank r the r-th slice (so each value comes from the forward pass one
+// rank would make), gathered, and every rank returns the whole tables.
 std::pair<RefLogprobs, RefLogprobs> cached_ref_logprobs(const std::string& cache_path,
                                                         const Transformer& reference,
                                                         const std::vector<TokenizedPair>& train,
                                                         const std::vector<TokenizedPair>& val,
-                                                        int64_t batch, bool* reused = nullptr);
+                                                        int64_t batch, bool* reused = nullptr,
+                                                        Communicator* comm = nullptr);
 
 // Where the reference log-probs come from: a live model (non-null `model`, which must outlive
 // the task) or tables precomputed for the train and val pairs.

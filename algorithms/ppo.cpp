@@ -9,9 +9,10 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 
-#include "algorithms/adamw.h"
-#include "algorithms/grad_clip.h"
+#include "algorithms/data_parallel_optimizer.h"
+#include "algorithms/ppo_data_parallel.h"
 #include "algorithms/ppo_losses.h"
 #include "algorithms/stop_signals.h"
 #include "autograd/ops.h"
@@ -19,6 +20,7 @@
 #include "io/metrics_log.h"
 #include "io/model_dir.h"
 #include "io/progress.h"
+#include "runtime/communicator.h"
 #include "runtime/rng.h"
 
 namespace rlaif {
@@ -71,22 +73,29 @@ class MeanMetrics {
   std::vector<Entry> entries_;
 };
 
-struct Optimizers {
-  AdamW* policy = nullptr;
-  AdamW* value = nullptr;  // null without a value model
-  Params all;              // the parameters of both, for joint clipping
-};
-
 struct UpdateResult {
   Metrics metrics;
   int64_t tokens = 0;  // real tokens through forward and backward
   double seconds = 0.0;
 };
 
-// ppo_epochs × mini_batches updates on one rollout.
-UpdateResult update(const PpoModels& models, Optimizers& opt, const Rollout& rollout,
-                    const PpoOptions& o, const TrainerOptions& trainer, double lr, double kl_coef,
-                    const std::string& last_checkpoint) {
+// The mean of each of `values` over the ranks (f32, as the trainer's metrics); as they are on one.
+void rank_mean(Communicator& comm, std::vector<double*> values) {
+  if (comm.size() == 1 || values.empty()) return;
+  std::vector<float> v;
+  for (double* x : values) v.push_back(static_cast<float>(*x));
+  Tensor t = Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
+  comm.all_reduce_mean(t);
+  v = t.to_vector<float>();
+  for (size_t i = 0; i < values.size(); ++i) *values[i] = v[i];
+}
+
+// ppo_epochs × mini_batches updates on one rollout (the whole rollout, on every rank). Rank r
+// trains on its share of each micro-batch, weighted so that the mean over ranks is the
+// micro-batch's token mean (algorithms/ppo_data_parallel.h); `optimizer` averages the gradients.
+UpdateResult update(const PpoModels& models, DataParallelOptimizer& optimizer, Communicator& comm,
+                    const Rollout& rollout, const PpoOptions& o, const TrainerOptions& trainer,
+                    double lr, double kl_coef, const std::string& last_checkpoint) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t R = static_cast<int64_t>(rollout.samples.size());
   const int64_t per_mini = R / o.mini_batches;
@@ -110,11 +119,13 @@ UpdateResult update(const PpoModels& models, Optimizers& opt, const Rollout& rol
     for (int64_t mb = 0; mb < o.mini_batches; ++mb) {
       double loss_sum = 0.0;
       for (int64_t micro = 0; micro < A; ++micro) {
+        const auto at = order.begin() + mb * per_mini + micro * per_micro;
+        const MicroBatchShare share = micro_batch_share(std::vector<int64_t>(at, at + per_micro),
+                                                        rollout.samples, comm.rank(), comm.size());
         std::vector<const Sample*> part;
-        for (int64_t i = 0; i < per_micro; ++i) {
-          part.push_back(&rollout.samples[static_cast<size_t>(
-              order[static_cast<size_t>(mb * per_mini + micro * per_micro + i)])]);
-        }
+        for (int64_t i : share.samples) part.push_back(&rollout.samples[static_cast<size_t>(i)]);
+        // w·(the share's token means): the share's part of the micro-batch's token means.
+        const double w = share.weight;
         SequenceBatch batch = sample_batch(part, device, pad);
         const int64_t T = batch.width();
         for (int64_t len : batch.lengths) result.tokens += len;
@@ -123,14 +134,14 @@ UpdateResult update(const PpoModels& models, Optimizers& opt, const Rollout& rol
                                         per_token_tensor(part, &Sample::advantages, T, device),
                                         batch.completion_mask, o.cliprange);
         Variable loss = pl.loss;
-        metrics.add("policy_loss", pl.loss.data().item());
-        metrics.add("clip_fraction", pl.clip_fraction);
-        metrics.add("approx_kl", pl.approx_kl);
-        metrics.add("ratio", pl.ratio_mean);
+        metrics.add("policy_loss", w * pl.loss.data().item());
+        metrics.add("clip_fraction", w * pl.clip_fraction);
+        metrics.add("approx_kl", w * pl.approx_kl);
+        metrics.add("ratio", w * pl.ratio_mean);
         if (o.advantage == AdvantageKind::grpo && kl_coef > 0) {
           Variable kl = k3_kl_loss(logp, per_token_tensor(part, &Sample::ref_logprobs, T, device),
                                    batch.completion_mask);
-          metrics.add("kl_loss", kl.data().item());
+          metrics.add("kl_loss", w * kl.data().item());
           loss = add(loss, scale(kl, static_cast<float>(kl_coef)));
         }
         if (o.advantage == AdvantageKind::gae) {
@@ -138,15 +149,17 @@ UpdateResult update(const PpoModels& models, Optimizers& opt, const Rollout& rol
                                         per_token_tensor(part, &Sample::values, T, device),
                                         per_token_tensor(part, &Sample::returns, T, device),
                                         batch.completion_mask, o.cliprange_value);
-          metrics.add("value_loss", vl.loss.data().item());
-          metrics.add("value_clip_fraction", vl.clip_fraction);
+          metrics.add("value_loss", w * vl.loss.data().item());
+          metrics.add("value_clip_fraction", w * vl.clip_fraction);
           loss = add(loss, scale(vl.loss, static_cast<float>(o.vf_coef)));
         }
-        const double value = loss.data().item();
+        const double value = w * loss.data().item();
         loss_sum += value / static_cast<double>(A);
-        scale(loss, static_cast<float>(1.0 / static_cast<double>(A))).backward();
+        scale(loss, static_cast<float>(w / static_cast<double>(A))).backward();
       }
-      const double grad_norm = clip_grad_norm(opt.all, trainer.grad_clip);
+      // Every rank must agree on stopping; the loss is the ranks' mean (the micro-batches').
+      rank_mean(comm, {&loss_sum});
+      const double grad_norm = optimizer.reduce_gradients(trainer.grad_clip);
       if (!std::isfinite(loss_sum) || !std::isfinite(grad_norm)) {
         throw Error("step ", rollout.step + 1, " (epoch ", epoch + 1, ", mini-batch ", mb + 1,
                     "): the loss is ", loss_sum, " and the gradient norm ", grad_norm,
@@ -156,37 +169,62 @@ UpdateResult update(const PpoModels& models, Optimizers& opt, const Rollout& rol
       }
       metrics.add("loss", loss_sum);
       metrics.add("grad_norm", grad_norm);
-      opt.policy->step(lr);
-      opt.policy->zero_grad();
-      if (opt.value != nullptr) {
-        opt.value->step(lr);
-        opt.value->zero_grad();
-      }
+      optimizer.step(lr);
+      optimizer.zero_grad();
     }
   }
   result.metrics = metrics.means();
+  // The weighted shares' diagnostics become the micro-batches' (loss and grad_norm are already
+  // the same on every rank, and stay so).
+  std::vector<double*> shares;
+  for (auto& [name, v] : result.metrics) {
+    if (name != "loss" && name != "grad_norm") shares.push_back(&v);
+  }
+  rank_mean(comm, shares);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
-}
-
-NamedTensors checkpoint_tensors(const PpoModels& models, const Optimizers& opt) {
-  NamedTensors out = opt.policy->state();
-  if (opt.value != nullptr) {
-    for (auto& [name, v] : models.value->parameters()) {
-      out.emplace_back(kValueModelPrefix + name, v.data().to(Device::cpu()));
-    }
-    for (auto& [name, t] : opt.value->state()) out.emplace_back(kValueOptimizerPrefix + name, t);
-  }
-  return out;
 }
 
 bool starts_with(const std::string& s, const char* prefix) {
   return s.rfind(prefix, 0) == 0;
 }
 
-// Restores weights, optimizer states and β from a checkpoint; returns its step.
-int64_t restore(const PpoModels& models, Optimizers& opt, const TrainerOptions& trainer,
-                double& kl_coef, std::string& checkpoint) {
+// One optimizer holds the policy's and the value model's parameters (the gradient norm is clipped
+// over both), the latter named "value_model.NAME". Checkpoints keep the format of a policy
+// optimizer beside a value optimizer: its state "KIND.value_model.NAME" is written as
+// "value_optimizer.KIND.NAME", and read back.
+std::string checkpoint_name(const std::string& state_name) {
+  const size_t dot = state_name.find('.');
+  if (dot == std::string::npos || !starts_with(state_name.substr(dot + 1), kValueModelPrefix))
+    return state_name;
+  return kValueOptimizerPrefix + state_name.substr(0, dot + 1) +
+         state_name.substr(dot + 1 + std::string(kValueModelPrefix).size());
+}
+std::string state_name(const std::string& checkpoint_name) {
+  if (!starts_with(checkpoint_name, kValueOptimizerPrefix)) return checkpoint_name;
+  const std::string rest = checkpoint_name.substr(std::string(kValueOptimizerPrefix).size());
+  const size_t dot = rest.find('.');
+  if (dot == std::string::npos) return checkpoint_name;
+  return rest.substr(0, dot + 1) + kValueModelPrefix + rest.substr(dot + 1);
+}
+
+// Collective (the optimizer's state may be sharded): every rank gets the tensors.
+NamedTensors checkpoint_tensors(const PpoModels& models, const DataParallelOptimizer& optimizer,
+                                bool use_value) {
+  NamedTensors out;
+  for (auto& [name, t] : optimizer.state()) out.emplace_back(checkpoint_name(name), t);
+  if (use_value) {
+    for (auto& [name, v] : models.value->parameters()) {
+      out.emplace_back(kValueModelPrefix + name, v.data().to(Device::cpu()));
+    }
+  }
+  return out;
+}
+
+// Restores weights, optimizer state and β from a checkpoint; returns its step. Every rank reads
+// the checkpoint.
+int64_t restore(const PpoModels& models, DataParallelOptimizer& optimizer, bool use_value,
+                const TrainerOptions& trainer, double& kl_coef, std::string& checkpoint) {
   TrainerCheckpoint ckpt = read_trainer_state(resolve_checkpoint(trainer.resume));
   check_resume_settings(ckpt, trainer);
   rapidjson::Document doc;
@@ -200,22 +238,19 @@ int64_t restore(const PpoModels& models, Optimizers& opt, const TrainerOptions& 
   const auto optimizer_steps = static_cast<int64_t>(doc["optimizer_steps"].GetDouble());
 
   load_checkpoint_weights(*models.policy, ckpt.dir);
-  NamedTensors policy_state, value_state;
+  NamedTensors state;
   std::map<std::string, Tensor> value_weights;
   for (auto& [name, t] : ckpt.tensors) {
     if (starts_with(name, kValueModelPrefix)) {
       value_weights[name.substr(std::string(kValueModelPrefix).size())] = t;
-    } else if (starts_with(name, kValueOptimizerPrefix)) {
-      value_state.emplace_back(name.substr(std::string(kValueOptimizerPrefix).size()), t);
     } else {
-      policy_state.emplace_back(name, t);
+      state.emplace_back(state_name(name), t);
     }
   }
-  opt.policy->load_state(policy_state, optimizer_steps);
-  RLAIF_CHECK((opt.value != nullptr) == !value_weights.empty(), "cannot resume from ", ckpt.dir,
-              opt.value ? ": it holds no value model (made with another --advantage?)"
+  RLAIF_CHECK(use_value == !value_weights.empty(), "cannot resume from ", ckpt.dir,
+              use_value ? ": it holds no value model (made with another --advantage?)"
                         : ": it holds a value model, and this run has none");
-  if (opt.value != nullptr) {
+  if (use_value) {
     for (auto& [name, v] : models.value->parameters()) {
       auto it = value_weights.find(name);
       RLAIF_CHECK(it != value_weights.end() && it->second.shape() == v.shape(),
@@ -223,8 +258,8 @@ int64_t restore(const PpoModels& models, Optimizers& opt, const TrainerOptions& 
                   " or has another shape");
       v.data().copy_from(it->second);
     }
-    opt.value->load_state(value_state, optimizer_steps);
   }
+  optimizer.load_state(state, optimizer_steps);
   checkpoint = ckpt.dir;
   return ckpt.step;
 }
@@ -265,27 +300,39 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
   LrSchedule schedule = trainer.schedule;
   schedule.total_steps = trainer.steps;
   schedule.validate();
-  fs::create_directories(trainer.out_dir);
+  RLAIF_CHECK(trainer.comm != nullptr || launcher_world_size() <= 1, trainer.label,
+              " was given no communicator: start it without mpirun (", launcher_world_size(),
+              " ranks were launched)");
+  SingleProcessCommunicator alone;
+  Communicator& comm = trainer.comm != nullptr ? *trainer.comm : alone;
+  check_ppo_ranks(options, trainer.grad_accum, comm.size());
+  const bool lead = comm.rank() == 0;  // the rank that logs and writes files
+  if (lead) fs::create_directories(trainer.out_dir);
 
-  Params policy_params = trainable(models.policy);
-  Params value_params = trainable(use_value ? models.value : nullptr);
-  RLAIF_CHECK(!policy_params.empty(), "ppo: the policy has no trainable parameters");
-  AdamW policy_opt(policy_params, trainer.adamw);
-  std::unique_ptr<AdamW> value_opt;
+  Params params = trainable(models.policy);
+  RLAIF_CHECK(!params.empty(), "ppo: the policy has no trainable parameters");
   if (use_value) {
+    const Params value_params = trainable(models.value);
     RLAIF_CHECK(!value_params.empty(), "ppo: the value model has no trainable parameters");
-    value_opt = std::make_unique<AdamW>(value_params, trainer.adamw);
+    for (const auto& [name, v] : value_params) params.emplace_back(kValueModelPrefix + name, v);
   }
-  Optimizers opt{&policy_opt, value_opt.get(), policy_params};
-  opt.all.insert(opt.all.end(), value_params.begin(), value_params.end());
+  // Gradients and optimizer shards live on the model's device and move through its communicator
+  // (NCCL for a GPU); the loop's host numbers (rollouts, metrics, signals) through `comm`.
+  Communicator& device_comm = trainer.device_comm != nullptr ? *trainer.device_comm : comm;
+  RLAIF_CHECK(device_comm.size() == comm.size() && device_comm.rank() == comm.rank(), trainer.label,
+              ": the device communicator (", device_comm.name(), ", rank ", device_comm.rank(),
+              " of ", device_comm.size(), ") is not over the ranks of ", comm.name(), " (rank ",
+              comm.rank(), " of ", comm.size(), ")");
+  DataParallelOptimizer optimizer(params, trainer.adamw, device_comm, trainer.zero_stage);
 
   PpoResult result;
   double kl_coef = options.kl_coef;
   int64_t start = 0;
   if (!trainer.resume.empty()) {
-    start = restore(models, opt, trainer, kl_coef, result.checkpoint);
-    std::fprintf(stderr, "%s: resuming from %s at step %lld\n", trainer.label.c_str(),
-                 result.checkpoint.c_str(), static_cast<long long>(start));
+    start = restore(models, optimizer, use_value, trainer, kl_coef, result.checkpoint);
+    if (lead)
+      std::fprintf(stderr, "%s: resuming from %s at step %lld\n", trainer.label.c_str(),
+                   result.checkpoint.c_str(), static_cast<long long>(start));
     RLAIF_CHECK(start <= trainer.steps, "cannot resume from ", result.checkpoint,
                 ": it is at step ", start, ", past --steps ", trainer.steps);
   }
@@ -294,33 +341,56 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
     controller = std::make_unique<AdaptiveKlController>(kl_coef, options.adaptive_kl_target,
                                                         options.adaptive_kl_horizon);
   }
-  MetricsLog log((fs::path(trainer.out_dir) / "metrics.jsonl").string(),
-                 trainer.resume.empty() ? -1 : start);
+  std::optional<MetricsLog> log;
+  std::optional<Progress> progress;
+  if (lead) {
+    log.emplace((fs::path(trainer.out_dir) / "metrics.jsonl").string(),
+                trainer.resume.empty() ? -1 : start);
+    progress.emplace(trainer.label, trainer.steps - start, "steps");
+  }
   auto save = [&](int64_t step) {
     const Metrics extra = {{"kl_coef", kl_coef},
-                           {"optimizer_steps", static_cast<double>(policy_opt.step_count())}};
-    result.checkpoint =
-        save_checkpoint(trainer.out_dir, step, *models.policy, trainer.tokenizer_model,
-                        trainer_state_json(step, trainer, extra), checkpoint_tensors(models, opt));
-    prune_checkpoints(trainer.out_dir, trainer.keep);
+                           {"optimizer_steps", static_cast<double>(optimizer.step_count())}};
+    const NamedTensors tensors = checkpoint_tensors(models, optimizer, use_value);  // collective
+    if (lead) {
+      result.checkpoint =
+          save_checkpoint(trainer.out_dir, step, *models.policy, trainer.tokenizer_model,
+                          trainer_state_json(step, trainer, extra), tensors);
+      prune_checkpoints(trainer.out_dir, trainer.keep);
+    }
+    // No rank runs ahead (or exits after a signal) before the checkpoint is complete.
+    comm.barrier();
   };
 
   RolloutModels rollout_models{models.policy, models.reference, use_value ? models.value : nullptr,
                                models.tokenizer, models.reward};
   StopSignals signals;
-  Progress progress(trainer.label, trainer.steps - start, "steps");
   const auto run_start = std::chrono::steady_clock::now();
   int64_t tokens_total = 0;
   std::string note;
   for (int64_t step = start; step < trainer.steps; ++step) {
     const double lr = schedule.at(step);
-    Rollout rollout = collect_rollout(rollout_models, prompts, step, options);
+    // Every rank holds the whole rollout from here on, so advantages, β and the rollout's metrics
+    // are the same on every rank (algorithms/ppo_data_parallel.h).
+    Rollout rollout = collect_rollout(rollout_models, prompts, step, options, &comm);
     assign_advantages(rollout, options, kl_coef);
     Metrics values = rollout_metrics(rollout, options, kl_coef);
     values.emplace_back("kl_coef", kl_coef);
     UpdateResult upd =
-        update(models, opt, rollout, options, trainer, lr, kl_coef, result.checkpoint);
+        update(models, optimizer, comm, rollout, options, trainer, lr, kl_coef, result.checkpoint);
     values.insert(values.end(), upd.metrics.begin(), upd.metrics.end());
+    // The ranks agree on the step's trained tokens and on whether a signal stops the run after it:
+    // a rank stopping alone would leave the others waiting in the next collective.
+    int signal = signals.pending();
+    if (comm.size() > 1) {
+      Tensor counts = Tensor::from_vector(
+          std::vector<int64_t>{upd.tokens, signal != 0 ? 1 : 0, static_cast<int64_t>(signal)}, {3});
+      comm.all_reduce_sum(counts);
+      const std::vector<int64_t> c = counts.to_vector<int64_t>();
+      upd.tokens = c[0];
+      // Launchers forward one signal to every rank, so the mean is that signal.
+      signal = c[1] > 0 ? static_cast<int>(c[2] / c[1]) : 0;
+    }
     const int64_t generated = rollout.response_tokens();
     values.emplace_back("lr", lr);
     values.emplace_back(
@@ -337,35 +407,40 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
       kl_coef = controller->value();
     }
     const int64_t done = step + 1;
-    log.write(done, "train", values);
+    if (lead) log->write(done, "train", values);
     result.last_metrics = values;
     result.steps_done = done;
     tokens_total += generated;
     note = "score " + format_metric(metric(values, "score")) + " | kl " +
            format_metric(metric(values, "kl"));
-    progress.update(done - start, tokens_total, note);
+    if (lead) progress->update(done - start, tokens_total, note);
     if (trainer.save_every > 0 && done % trainer.save_every == 0) save(done);
-    if (int sig = signals.pending(); sig != 0 && done != trainer.steps) {
+    if (signal != 0 && done != trainer.steps) {
       if (trainer.save_every <= 0 || done % trainer.save_every != 0) save(done);
-      progress.finish(note);
-      std::fprintf(stderr,
-                   "%s: stopped by signal %d after step %lld; checkpoint %s\n"
-                   "continue with --resume %s\n",
-                   trainer.label.c_str(), sig, static_cast<long long>(done),
-                   result.checkpoint.c_str(), trainer.out_dir.c_str());
+      if (lead) {
+        progress->finish(note);
+        std::fprintf(stderr,
+                     "%s: stopped by signal %d after step %lld; checkpoint %s\n"
+                     "continue with --resume %s\n",
+                     trainer.label.c_str(), signal, static_cast<long long>(done),
+                     result.checkpoint.c_str(), trainer.out_dir.c_str());
+      }
       result.interrupted = true;
-      result.signal = sig;
+      result.signal = signal;
       result.kl_coef = kl_coef;
       return result;
     }
   }
-  progress.finish(note);
   result.kl_coef = kl_coef;
-  save_model(trainer.out_dir, *models.policy, trainer.tokenizer_model);
-  if (use_value) {
-    save_model((fs::path(trainer.out_dir) / "value_model").string(), *models.value,
-               trainer.tokenizer_model);
+  if (lead) {
+    progress->finish(note);
+    save_model(trainer.out_dir, *models.policy, trainer.tokenizer_model);
+    if (use_value) {
+      save_model((fs::path(trainer.out_dir) / "value_model").string(), *models.value,
+                 trainer.tokenizer_model);
+    }
   }
+  comm.barrier();  // every rank returns once the models are written
   return result;
 }
 

@@ -15,7 +15,8 @@
 //        L = L_π                        (rloo)
 //        L = L_π + β·L_KL(k3)           (grpo)
 //      (algorithms/ppo_losses.h), its gradient accumulated over --grad-accum micro-batches and
-//      clipped to --grad-clip over the policy's and value model's parameters together;
+//      clipped to --grad-clip over the policy's and value model's parameters together (one
+//      DataParallelOptimizer holds both: algorithms/data_parallel_optimizer.h);
 //   3. with --adaptive-kl, β updated from the rollout's KL (algorithms/kl_penalty.h).
 // The learning rate of every update of step s is schedule.at(s).
 //
@@ -26,6 +27,15 @@
 // stop with a checkpoint on SIGINT/SIGTERM, and --resume continuing bit for bit (rollouts are a
 // pure function of seed, step and weights). At the end the policy is saved to OUT and the value
 // model, if any, to OUT/value_model.
+//
+// Data parallelism (TrainerOptions::comm with several ranks, e.g. `mpirun -np R rlaif ppo`;
+// algorithms/ppo_data_parallel.h): each rank generates, scores and evaluates its share of every
+// rollout's sequences; the rollout is then gathered on every rank, so advantages, whitening,
+// β and the logged statistics are those of the whole batch, identical everywhere; each rank
+// trains on its share of every micro-batch, and the optimizer averages the gradients over ranks
+// (with TrainerOptions::zero_stage 1 it also shards the AdamW state). The update is thus the
+// one-rank update of the whole batch. Rank 0 alone logs, draws progress and writes checkpoints
+// and models; the ranks agree on a signal and stop after the same step.
 //
 // Metrics per step: score (mean, after the missing-EOS penalty), kl (mean Σ_t log π − log π_ref
 // per response), kl_coef, entropy (per token), response_length, eos_fraction,
@@ -65,9 +75,11 @@ struct PpoResult {
 
 // Trains models.policy (and models.value) on `prompts`. From `trainer`: out_dir, steps,
 // grad_accum (micro-batches per mini-batch; must divide its sequences), schedule, adamw,
-// grad_clip, save_every, keep, resume, tokenizer_model, settings/identity_keys, label
-// (eval_every is unused: PPO's own metrics are the evaluation). A non-finite loss or gradient
-// norm stops training with an Error naming the step and the last good checkpoint.
+// grad_clip, save_every, keep, resume, tokenizer_model, settings/identity_keys, label, comm,
+// device_comm and zero_stage (eval_every is unused: PPO's own metrics are the evaluation). With
+// several ranks, every rank calls this with the same arguments (models.reward may be a
+// LeadRankScores on ranks other than 0 when rank 0's reward scores_on_lead_rank()). A non-finite
+// loss or gradient norm stops training with an Error naming the step and the last good checkpoint.
 PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& prompts,
                     const PpoOptions& options, const TrainerOptions& trainer);
 

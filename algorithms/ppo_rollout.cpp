@@ -6,9 +6,11 @@
 #include <numeric>
 
 #include "algorithms/advantages.h"
+#include "algorithms/ppo_data_parallel.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "model/generate.h"
+#include "runtime/communicator.h"
 #include "runtime/rng.h"
 
 namespace rlaif {
@@ -151,21 +153,45 @@ std::vector<float> host(const Variable& v) {
   return v.data().to(Device::cpu()).to_vector<float>();
 }
 
+// Scores samples [first, end) with `reward` and applies the missing-EOS penalty.
+void score_samples(Rollout& rollout, size_t first, size_t end, RewardFunction& reward,
+                   const std::vector<std::string>& prompts, const PpoOptions& options) {
+  std::vector<std::string> prompt_texts, completions;
+  for (size_t r = first; r < end; ++r) {
+    prompt_texts.push_back(prompts[static_cast<size_t>(rollout.samples[r].prompt_index)]);
+    completions.push_back(rollout.samples[r].completion);
+  }
+  const std::vector<double> scores = reward.score(prompt_texts, completions);
+  RLAIF_CHECK(scores.size() == end - first, "ppo: the reward function returned ", scores.size(),
+              " scores for ", end - first, " completions");
+  for (size_t r = first; r < end; ++r) {
+    Sample& s = rollout.samples[r];
+    const double score = scores[r - first];
+    RLAIF_CHECK(std::isfinite(score), "ppo: the reward function scored completion ", r, " of step ",
+                rollout.step + 1, " as ", score);
+    s.score = score - (s.eos ? 0.0 : options.missing_eos_penalty);
+  }
+}
+
 }  // namespace
 
 Rollout collect_rollout(const RolloutModels& models, const std::vector<std::string>& prompts,
-                        int64_t step, const PpoOptions& options) {
+                        int64_t step, const PpoOptions& options, Communicator* comm) {
   RLAIF_CHECK(models.policy && models.reference && models.tokenizer && models.reward,
               "collect_rollout: a model, the tokenizer or the reward is missing");
   RLAIF_CHECK(options.advantage != AdvantageKind::gae || models.value,
               "collect_rollout: gae needs a value model");
   const auto start_time = std::chrono::steady_clock::now();
+  SingleProcessCommunicator alone;
+  Communicator& ranks = comm != nullptr ? *comm : alone;
   const Tokenizer& tok = *models.tokenizer;
   const int64_t K = options.samples_per_prompt, R = options.sequences_per_step();
   const int32_t pad = tok.pad_id() >= 0 ? tok.pad_id() : 0;
   Rollout rollout;
   rollout.step = step;
   rollout.samples.resize(static_cast<size_t>(R));
+  // Every rank lays out every sequence's prompt (cheap, and the same everywhere); each generates
+  // and evaluates only its own range.
   const std::vector<int64_t> indices = rollout_prompt_indices(
       step, options.batch_prompts, static_cast<int64_t>(prompts.size()), options.seed);
   for (size_t p = 0; p < indices.size(); ++p) {
@@ -177,6 +203,9 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
       s.tokens.prompt = ids;
     }
   }
+  const SequenceRange mine = rank_sequences(R, ranks.rank(), ranks.size());
+  const auto first = static_cast<size_t>(mine.first);
+  const auto last = static_cast<size_t>(mine.first + mine.count);
 
   GenerationOptions gen;
   gen.max_new_tokens = options.max_new_tokens;
@@ -186,8 +215,8 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
   gen.eos_id = models.policy->config().eos_token_id >= 0 ? models.policy->config().eos_token_id
                                                          : tok.eos_id();
   const size_t chunk = static_cast<size_t>(options.forward_batch);
-  for (size_t begin = 0; begin < rollout.samples.size(); begin += chunk) {
-    const size_t end = std::min(rollout.samples.size(), begin + chunk);
+  for (size_t begin = first; begin < last; begin += chunk) {
+    const size_t end = std::min(last, begin + chunk);
     std::vector<std::vector<int32_t>> batch_prompts;
     std::vector<uint64_t> streams;
     for (size_t r = begin; r < end; ++r) {
@@ -204,45 +233,45 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
       s.completion = tok.decode(s.tokens.completion);
     }
   }
+  // With several ranks, an API critic is asked by rank 0 for every sequence once they are
+  // gathered (below); any other reward scores each rank's own.
+  const bool lead_scores = ranks.size() > 1 && models.reward->scores_on_lead_rank();
+  if (!lead_scores) score_samples(rollout, first, last, *models.reward, prompts, options);
 
-  std::vector<std::string> prompt_texts, completions;
-  for (const Sample& s : rollout.samples) {
-    prompt_texts.push_back(prompts[static_cast<size_t>(s.prompt_index)]);
-    completions.push_back(s.completion);
+  {
+    NoGradGuard no_grad;
+    for (size_t begin = first; begin < last; begin += chunk) {
+      const size_t end = std::min(last, begin + chunk);
+      std::vector<const Sample*> part;
+      for (size_t r = begin; r < end; ++r) part.push_back(&rollout.samples[r]);
+      SequenceBatch batch = sample_batch(part, models.policy->device(), pad);
+      const int64_t T = batch.width();
+      Tensor entropy;
+      const std::vector<float> logp =
+          host(response_logprobs(*models.policy, batch, options.temperature, &entropy));
+      const std::vector<float> ent = entropy.to_vector<float>();
+      const std::vector<float> ref =
+          host(response_logprobs(*models.reference, batch, options.temperature));
+      std::vector<float> values;
+      if (models.value != nullptr) values = host(position_values(*models.value, batch));
+      for (size_t r = begin; r < end; ++r) {
+        Sample& s = rollout.samples[r];
+        const int64_t row = static_cast<int64_t>(r - begin);
+        s.logprobs = response_entries(logp, T, row, s);
+        s.ref_logprobs = response_entries(ref, T, row, s);
+        if (!values.empty()) s.values = response_entries(values, T, row, s);
+        const std::vector<float> h = response_entries(ent, T, row, s);
+        s.entropy = std::accumulate(h.begin(), h.end(), 0.0);
+      }
+    }
   }
-  const std::vector<double> scores = models.reward->score(prompt_texts, completions);
-  RLAIF_CHECK(scores.size() == rollout.samples.size(), "ppo: the reward function returned ",
-              scores.size(), " scores for ", rollout.samples.size(), " completions");
-  for (size_t r = 0; r < scores.size(); ++r) {
-    Sample& s = rollout.samples[r];
-    RLAIF_CHECK(std::isfinite(scores[r]), "ppo: the reward function scored completion ", r,
-                " of step ", step + 1, " as ", scores[r]);
-    s.score = scores[r] - (s.eos ? 0.0 : options.missing_eos_penalty);
-  }
-
-  NoGradGuard no_grad;
-  for (size_t begin = 0; begin < rollout.samples.size(); begin += chunk) {
-    const size_t end = std::min(rollout.samples.size(), begin + chunk);
-    std::vector<const Sample*> part;
-    for (size_t r = begin; r < end; ++r) part.push_back(&rollout.samples[r]);
-    SequenceBatch batch = sample_batch(part, models.policy->device(), pad);
-    const int64_t T = batch.width();
-    Tensor entropy;
-    const std::vector<float> logp =
-        host(response_logprobs(*models.policy, batch, options.temperature, &entropy));
-    const std::vector<float> ent = entropy.to_vector<float>();
-    const std::vector<float> ref =
-        host(response_logprobs(*models.reference, batch, options.temperature));
-    std::vector<float> values;
-    if (models.value != nullptr) values = host(position_values(*models.value, batch));
-    for (size_t r = begin; r < end; ++r) {
-      Sample& s = rollout.samples[r];
-      const int64_t row = static_cast<int64_t>(r - begin);
-      s.logprobs = response_entries(logp, T, row, s);
-      s.ref_logprobs = response_entries(ref, T, row, s);
-      if (!values.empty()) s.values = response_entries(values, T, row, s);
-      const std::vector<float> h = response_entries(ent, T, row, s);
-      s.entropy = std::accumulate(h.begin(), h.end(), 0.0);
+  if (ranks.size() > 1) {
+    gather_rollout(rollout, ranks, tok);
+    if (lead_scores) {
+      if (ranks.rank() == 0) {
+        score_samples(rollout, 0, rollout.samples.size(), *models.reward, prompts, options);
+      }
+      broadcast_scores(rollout, ranks);
     }
   }
   rollout.seconds =

@@ -41,6 +41,8 @@
 
 namespace rlaif {
 
+class Communicator;  // runtime/communicator.h
+
 enum class AdvantageKind { gae, rloo, grpo };
 AdvantageKind parse_advantage_kind(const std::string& name);  // Error naming a bad value
 const char* advantage_kind_name(AdvantageKind kind);
@@ -121,9 +123,11 @@ SequenceBatch sample_batch(const std::vector<const Sample*>& samples, Device dev
 Tensor per_token_tensor(const std::vector<const Sample*>& samples,
                         std::vector<float> Sample::*field, int64_t width, Device device);
 
-// Samples, scores and evaluates one rollout (everything but rewards and advantages).
+// Samples, scores and evaluates one rollout (everything but rewards and advantages). Collective
+// when `comm` has several ranks: each generates, scores and evaluates its share of the sequences,
+// and every rank returns the whole rollout (algorithms/ppo_data_parallel.h).
 Rollout collect_rollout(const RolloutModels& models, const std::vector<std::string>& prompts,
-                        int64_t step, const PpoOptions& options);
+                        int64_t step, const PpoOptions& options, Communicator* comm = nullptr);
 
 // Fills kl, rewards, advantages and returns of every sample, with KL coefficient `kl_coef`.
 void assign_advantages(Rollout& rollout, const PpoOptions& options, double kl_coef);

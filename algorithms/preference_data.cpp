@@ -65,6 +65,21 @@ std::vector<int64_t> PairOrder::batch(int64_t k, int64_t batch) const {
   return out;
 }
 
+void check_rank_shard(int64_t batch, int rank, int ranks, const char* what) {
+  RLAIF_CHECK(ranks > 0 && rank >= 0 && rank < ranks, what, ": rank ", rank, " of ", ranks);
+  RLAIF_CHECK(batch % ranks == 0, what, ": --batch ", batch, " is not divisible by the ", ranks,
+              " data-parallel ranks: each rank trains on an equal share of every batch, so use a "
+              "--batch that is a multiple of ",
+              ranks);
+}
+
+std::vector<int64_t> rank_shard(const std::vector<int64_t>& indices, int rank, int ranks) {
+  const auto batch = static_cast<int64_t>(indices.size());
+  check_rank_shard(batch, rank, ranks, "rank_shard");
+  const int64_t share = batch / ranks;
+  return {indices.begin() + rank * share, indices.begin() + (rank + 1) * share};
+}
+
 SequenceBatch make_pair_batch(const std::vector<TokenizedPair>& pairs,
                               const std::vector<int64_t>& indices, Device device) {
   std::vector<TokenizedExample> rows;

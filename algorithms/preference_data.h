@@ -7,6 +7,10 @@
 // endless stream of epochs; position p is pair perm_e[p mod N], e = ⌊p / N⌋, perm_e a Fisher-Yates
 // shuffle drawn from Philox(seed, offset (e+1)·2^40). A resumed run thus sees exactly the
 // uninterrupted run's batches, and every epoch visits every pair once.
+//
+// Data parallelism over R ranks (rank r): every rank draws the same micro-batch of B pairs and
+// trains on its positions [r·B/R, (r+1)·B/R) (rank_shard), B divisible by R. A loss averaged over
+// the shard's pairs then has the micro-batch's mean as its mean over ranks (shards are equal).
 #pragma once
 
 #include <cstdint>
@@ -49,6 +53,13 @@ class PairOrder {
   mutable int64_t cached_epoch_ = -1;  // the last epoch's permutation, recomputed on demand
   mutable std::vector<int64_t> cached_perm_;
 };
+
+// Error unless 0 ≤ rank < ranks and `batch` (the --batch of command `what`) is divisible by the
+// rank count, naming both: every rank must train on an equal share of each micro-batch.
+void check_rank_shard(int64_t batch, int rank, int ranks, const char* what);
+// Rank `rank`'s share of a micro-batch's pair indices: positions [r·B/R, (r+1)·B/R). Error when
+// B = indices.size() is not divisible by `ranks`.
+std::vector<int64_t> rank_shard(const std::vector<int64_t>& indices, int rank, int ranks);
 
 // Rows 0..n-1: the chosen sequences of pairs[indices[i]]; rows n..2n-1: the rejected ones.
 SequenceBatch make_pair_batch(const std::vector<TokenizedPair>& pairs,

@@ -66,6 +66,7 @@ RewardTask::RewardTask(const Transformer& model, std::vector<TokenizedPair> trai
       order_(static_cast<int64_t>(train_.size()), options.seed) {
   RLAIF_CHECK(model_.has_scalar_head(), "rm: the model has no scalar head (score.weight)");
   RLAIF_CHECK(options_.batch > 0, "rm: --batch must be positive");
+  check_rank_shard(options_.batch, options_.rank, options_.ranks, "rm");
   const int64_t context = model_.config().max_position_embeddings;
   check_pairs_fit(train_, context, "rm");
   check_pairs_fit(val_, context, "rm (held-out pairs)");
@@ -73,7 +74,8 @@ RewardTask::RewardTask(const Transformer& model, std::vector<TokenizedPair> trai
 
 MicroBatchResult RewardTask::micro_batch(int64_t step, int64_t micro, double scale) {
   const std::vector<int64_t> indices =
-      order_.batch(step * options_.grad_accum + micro, options_.batch);
+      rank_shard(order_.batch(step * options_.grad_accum + micro, options_.batch), options_.rank,
+                 options_.ranks);
   PairScores s = score_pairs(model_, train_, indices);
   Tensor margin = options_.use_margin ? margins_of(train_, indices, model_.device()) : Tensor();
   Variable loss = mean_all(bradley_terry_loss(s.chosen, s.rejected, margin, options_.center_coef));

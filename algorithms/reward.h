@@ -10,6 +10,11 @@
 // algorithms/preference_data.h), in the shuffled order described there. Metrics, on the
 // training micro-batches and on the held-out pairs ("val_" prefix): loss, accuracy (the fraction
 // of pairs with r_c > r_r strictly: a tie is no preference) and margin (mean r_c − r_r).
+//
+// Data parallelism over R ranks (algorithms/trainer.h): rank r trains on its equal share of each
+// micro-batch's pairs (rank_shard, algorithms/preference_data.h), its loss and metrics the means
+// over that share, so the trainer's mean over ranks gives the micro-batch's values. Held-out
+// metrics are computed by rank 0 alone, over every held-out pair.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +33,8 @@ struct RewardOptions {
   uint64_t seed = 0;         // data order
   bool use_margin = false;   // subtract each pair's margin (TokenizedPair::margin)
   double center_coef = 0.0;  // C
+  int rank = 0;              // data-parallel rank (see above)
+  int ranks = 1;             // R: --batch must be a multiple
 };
 
 // Gives `model` a scalar head when it has none, drawn as Transformer::init_weights draws

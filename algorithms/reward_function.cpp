@@ -22,6 +22,11 @@ Tokenizer tokenizer_of(const std::string& dir) {
 
 }  // namespace
 
+std::vector<double> LeadRankScores::score(const std::vector<std::string>&,
+                                          const std::vector<std::string>&) {
+  throw Error("the reward is computed on rank 0 only; rank 0 broadcasts the scores");
+}
+
 std::vector<double> FunctionReward::score(const std::vector<std::string>& prompts,
                                           const std::vector<std::string>& completions) {
   check_pairs(prompts, completions);

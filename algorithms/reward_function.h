@@ -23,6 +23,19 @@ class RewardFunction {
   // raw prompts (before any chat template); `completions` the decoded responses (no EOS).
   virtual std::vector<double> score(const std::vector<std::string>& prompts,
                                     const std::vector<std::string>& completions) = 0;
+  // Under data parallelism (algorithms/ppo_data_parallel.h), whether rank 0 alone scores every
+  // sequence and broadcasts the scores (an API critic: one request cache and one rate limit per
+  // run) instead of each rank scoring its own sequences (a local model or a function).
+  virtual bool scores_on_lead_rank() const { return false; }
+};
+
+// What the ranks other than 0 hold in place of a reward that scores_on_lead_rank(): it is never
+// asked (score() throws Error), it only says that rank 0 scores.
+class LeadRankScores final : public RewardFunction {
+ public:
+  std::vector<double> score(const std::vector<std::string>& prompts,
+                            const std::vector<std::string>& completions) override;
+  bool scores_on_lead_rank() const override { return true; }
 };
 
 // A reward computed by a function of one (prompt, completion): verifiers and tests.

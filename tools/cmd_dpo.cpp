@@ -5,6 +5,8 @@
 
 #include "algorithms/dpo.h"
 #include "io/model_dir.h"
+#include "kernels/device_communicator.h"
+#include "runtime/communicator.h"
 #include "tools/commands.h"
 #include "tools/preference_flags.h"
 #include "tools/train_flags.h"
@@ -40,6 +42,10 @@ int dpo_main(const std::vector<std::string>& args) {
   recorded.insert(recorded.end(), {"model", "steps", "precompute-ref"});
   TrainerOptions options = trainer_options(flags, recorded, identity);
   options.label = "dpo";
+  // Under `mpirun -np R`: data-parallel over R ranks (algorithms/dpo.h); rank 0 does the IO.
+  Communicator& comm = world_communicator();
+  options.comm = &comm;
+  const bool lead = comm.rank() == 0;
 
   DpoOptions dpo;
   try {
@@ -58,17 +64,22 @@ int dpo_main(const std::vector<std::string>& args) {
   }
 
   const std::string model_dir = flags.str("model");
-  const Device device = parse_device(flags.str("device"));
+  const Device device = training_device(flags);
+  options.device_comm = &communicator_for(device);  // gradients and optimizer shards
   Transformer policy = load_model(model_dir, device, model_dtype(flags));
   policy.set_requires_grad(true);
   policy.set_recompute(flags.on("recompute"));
   options.tokenizer_model = tokenizer_path(model_dir);
   RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
   const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_model);
-  PreferenceSplits data = load_preference_splits(flags, tokenizer, policy.config(), "", "dpo");
+  PreferenceSplits data =
+      load_preference_splits(flags, tokenizer, policy.config(), "", "dpo", lead);
   dpo.batch = flags.integer("batch");
   dpo.grad_accum = options.grad_accum;
   dpo.seed = static_cast<uint64_t>(flags.integer("seed"));
+  dpo.rank = comm.rank();
+  dpo.ranks = comm.size();
+  check_rank_shard(dpo.batch, dpo.rank, dpo.ranks, "dpo");  // before any reference pass
 
   const std::string ref_dir = flags.str("ref").empty() ? model_dir : flags.str("ref");
   DpoReference reference;
@@ -81,15 +92,16 @@ int dpo_main(const std::vector<std::string>& args) {
       // The reference is the starting policy, and the policy still holds those weights (a resume
       // restores its checkpoint only inside train()): no second copy is needed.
       std::tie(reference.train, reference.val) =
-          cached_ref_logprobs(cache, policy, data.train, data.val, dpo.batch, &reused);
+          cached_ref_logprobs(cache, policy, data.train, data.val, dpo.batch, &reused, &comm);
     } else {
       Transformer ref =
           load_model(ref_dir, device, model_dtype(flags));  // freed at the end of this block
       std::tie(reference.train, reference.val) =
-          cached_ref_logprobs(cache, ref, data.train, data.val, dpo.batch, &reused);
+          cached_ref_logprobs(cache, ref, data.train, data.val, dpo.batch, &reused, &comm);
     }
-    std::fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "read from" : "written to",
-                 cache.c_str());
+    if (lead)
+      std::fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "read from" : "written to",
+                   cache.c_str());
   } else {
     live = std::make_unique<Transformer>(load_model(ref_dir, device, model_dtype(flags)));
     live->set_requires_grad(false);
@@ -99,6 +111,7 @@ int dpo_main(const std::vector<std::string>& args) {
   DpoTask task(policy, std::move(reference), std::move(data.train), std::move(data.val), dpo);
   TrainResult result = rlaif::train(policy, task, options);
   if (result.interrupted) return 128 + result.signal;
+  if (!lead) return 0;
   std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
               result.last_loss);
   for (const auto& [name, value] : result.last_eval)

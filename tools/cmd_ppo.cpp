@@ -7,9 +7,12 @@
 
 #include "algorithms/critic_reward.h"
 #include "algorithms/ppo.h"
+#include "algorithms/ppo_data_parallel.h"
 #include "algorithms/reward.h"
 #include "io/datasets.h"
 #include "io/model_dir.h"
+#include "kernels/device_communicator.h"
+#include "runtime/communicator.h"
 #include "tools/api_flags.h"
 #include "tools/commands.h"
 #include "tools/train_flags.h"
@@ -29,7 +32,7 @@ const char* const kPpoIdentity[] = {
 // clang-format on
 
 // The critic's client: --critic-* flags, the key from OPENAI_API_KEY, answers cached in
-// OUT/requests.jsonl (so a resumed run re-asks nothing it already asked).
+// OUT/requests.jsonl (so a resumed run re-asks nothing it already asked). Creates nothing.
 ClientOptions critic_client_options(const Flags& flags, const std::string& out_dir) {
   ClientOptions c;
   c.api_base = flags.str("critic-api");
@@ -41,7 +44,6 @@ ClientOptions critic_client_options(const Flags& flags, const std::string& out_d
   if (c.concurrency < 1) throw UsageError("--critic-concurrency must be at least 1");
   if (c.max_rpm < 0) throw UsageError("--critic-max-rpm must not be negative");
   if (!(c.timeout_s > 0)) throw UsageError("--critic-timeout must be positive");
-  std::filesystem::create_directories(out_dir);
   c.cache_path = (std::filesystem::path(out_dir) / "requests.jsonl").string();
   return c;
 }
@@ -152,6 +154,11 @@ int ppo_main(const std::vector<std::string>& args) {
   recorded.emplace_back("steps");
   TrainerOptions options = trainer_options(flags, recorded, identity);
   options.label = "ppo";
+  // Under `mpirun -np R`: data-parallel over R ranks (algorithms/ppo_data_parallel.h); rank 0
+  // does the IO, and asks the critic when there is one.
+  Communicator& comm = world_communicator();
+  options.comm = &comm;
+  const bool lead = comm.rank() == 0;
 
   PpoOptions o;
   try {
@@ -205,8 +212,14 @@ int ppo_main(const std::vector<std::string>& args) {
   if ((o.sequences_per_step() / o.mini_batches) % options.grad_accum != 0) {
     throw UsageError("--grad-accum must divide the sequences of a mini-batch");
   }
+  try {
+    check_ppo_ranks(o, options.grad_accum, comm.size());
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
 
-  const Device device = parse_device(flags.str("device"));
+  const Device device = training_device(flags);
+  options.device_comm = &communicator_for(device);  // gradients and optimizer shards
   const std::string model_dir = flags.str("model");
   Transformer policy = load_model(model_dir, device, model_dtype(flags));
   policy.set_requires_grad(true);
@@ -221,10 +234,18 @@ int ppo_main(const std::vector<std::string>& args) {
   std::unique_ptr<RewardFunction> reward;
   CriticReward* critic_reward = nullptr;
   if (critic) {
-    auto r = std::make_unique<CriticReward>(critic_client_options(flags, options.out_dir),
-                                            critic_reward_options(flags));
-    critic_reward = r.get();
-    reward = std::move(r);
+    // Every rank checks the flags; rank 0 alone talks to the critic (CriticReward's
+    // scores_on_lead_rank), the others hold a stand-in that says so.
+    ClientOptions client = critic_client_options(flags, options.out_dir);
+    CriticRewardOptions critic_options = critic_reward_options(flags);
+    if (lead) {
+      std::filesystem::create_directories(options.out_dir);
+      auto r = std::make_unique<CriticReward>(std::move(client), std::move(critic_options));
+      critic_reward = r.get();
+      reward = std::move(r);
+    } else {
+      reward = std::make_unique<LeadRankScores>();
+    }
   } else {
     RewardModelOptions rm_options;
     rm_options.chat = o.chat;
@@ -238,7 +259,7 @@ int ppo_main(const std::vector<std::string>& args) {
   if (o.advantage == AdvantageKind::gae) {
     const std::string value_dir = flags.given("value-model") ? flags.str("value-model") : rm_dir;
     value.emplace(load_model(value_dir, device, model_dtype(flags)));
-    if (ensure_scalar_head(*value, o.seed)) {
+    if (ensure_scalar_head(*value, o.seed) && lead) {
       std::fprintf(stderr, "ppo: %s has no scalar head; added score.weight for the value model\n",
                    value_dir.c_str());
     }
@@ -248,14 +269,17 @@ int ppo_main(const std::vector<std::string>& args) {
 
   const std::vector<std::string> prompts = load_prompts(flags.str("prompts"));
   RLAIF_CHECK(!prompts.empty(), flags.str("prompts"), " holds no prompts");
-  std::fprintf(stderr,
-               "ppo: %zu prompts, %s advantages, %lld sequences per step (%lld x %lld), %lld "
-               "policy parameters\n",
-               prompts.size(), advantage_kind_name(o.advantage),
-               static_cast<long long>(o.sequences_per_step()),
-               static_cast<long long>(o.batch_prompts),
-               static_cast<long long>(o.samples_per_prompt),
-               static_cast<long long>(policy.config().parameter_count()));
+  const std::string ranks_note =
+      comm.size() > 1 ? ", " + std::to_string(comm.size()) + " data-parallel ranks" : "";
+  if (lead)
+    std::fprintf(stderr,
+                 "ppo: %zu prompts, %s advantages, %lld sequences per step (%lld x %lld), %lld "
+                 "policy parameters%s\n",
+                 prompts.size(), advantage_kind_name(o.advantage),
+                 static_cast<long long>(o.sequences_per_step()),
+                 static_cast<long long>(o.batch_prompts),
+                 static_cast<long long>(o.samples_per_prompt),
+                 static_cast<long long>(policy.config().parameter_count()), ranks_note.c_str());
 
   PpoModels models{&policy, &reference, value ? &*value : nullptr, &tokenizer, reward.get()};
   PpoResult result = train_ppo(models, prompts, o, options);
@@ -266,6 +290,7 @@ int ppo_main(const std::vector<std::string>& args) {
                  critic_reward->client().usage_summary().c_str());
   }
   if (result.interrupted) return 128 + result.signal;
+  if (!lead) return 0;
   std::printf("{\"steps\": %lld", static_cast<long long>(result.steps_done));
   for (const char* key : {"score", "kl", "entropy", "response_length"}) {
     for (const auto& [name, v] : result.last_metrics) {

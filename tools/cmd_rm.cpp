@@ -3,6 +3,8 @@
 
 #include "algorithms/reward.h"
 #include "io/model_dir.h"
+#include "kernels/device_communicator.h"
+#include "runtime/communicator.h"
 #include "tools/commands.h"
 #include "tools/preference_flags.h"
 #include "tools/train_flags.h"
@@ -31,13 +33,19 @@ int rm_main(const std::vector<std::string>& args) {
   recorded.insert(recorded.end(), {"model", "steps"});
   TrainerOptions options = trainer_options(flags, recorded, identity);
   options.label = "rm";
+  // Under `mpirun -np R`: data-parallel over R ranks (algorithms/reward.h); rank 0 does the IO.
+  Communicator& comm = world_communicator();
+  options.comm = &comm;
+  const bool lead = comm.rank() == 0;
 
   const std::string model_dir = flags.str("model");
-  Transformer model = load_model(model_dir, parse_device(flags.str("device")), model_dtype(flags));
+  const Device device = training_device(flags);
+  Transformer model = load_model(model_dir, device, model_dtype(flags));
+  options.device_comm = &communicator_for(device);  // gradients and optimizer shards
   model.set_requires_grad(true);
   model.set_recompute(flags.on("recompute"));
   const auto seed = static_cast<uint64_t>(flags.integer("seed"));
-  if (ensure_scalar_head(model, seed)) {
+  if (ensure_scalar_head(model, seed) && lead) {
     std::fprintf(stderr, "rm: %s has no scalar head; added score.weight (seed %llu)\n",
                  model_dir.c_str(), static_cast<unsigned long long>(seed));
   }
@@ -45,7 +53,7 @@ int rm_main(const std::vector<std::string>& args) {
   RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
   const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_model);
   PreferenceSplits data =
-      load_preference_splits(flags, tokenizer, model.config(), flags.str("margin-key"), "rm");
+      load_preference_splits(flags, tokenizer, model.config(), flags.str("margin-key"), "rm", lead);
 
   RewardOptions ro;
   ro.batch = flags.integer("batch");
@@ -54,9 +62,12 @@ int rm_main(const std::vector<std::string>& args) {
   ro.use_margin = !flags.str("margin-key").empty();
   ro.center_coef = flags.number("center-rewards");
   if (ro.center_coef < 0) throw UsageError("--center-rewards must be ≥ 0");
+  ro.rank = comm.rank();
+  ro.ranks = comm.size();
   RewardTask task(model, std::move(data.train), std::move(data.val), ro);
   TrainResult result = rlaif::train(model, task, options);
   if (result.interrupted) return 128 + result.signal;
+  if (!lead) return 0;
   std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
               result.last_loss);
   for (const auto& [name, value] : result.last_eval)

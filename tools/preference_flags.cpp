@@ -43,7 +43,7 @@ TruncationOptions truncation_from_flags(const Flags& flags, const ModelConfig& c
 
 PreferenceSplits load_preference_splits(const Flags& flags, const Tokenizer& tokenizer,
                                         const ModelConfig& config, const std::string& margin_key,
-                                        const char* command) {
+                                        const char* command, bool report) {
   if (flags.integer("batch") <= 0) throw UsageError("--batch must be positive");
   std::vector<PreferencePair> train = load_preferences(flags.str("data"), margin_key), val;
   if (!flags.str("val-data").empty()) {
@@ -61,8 +61,9 @@ PreferenceSplits load_preference_splits(const Flags& flags, const Tokenizer& tok
   const TruncationOptions truncation = truncation_from_flags(flags, config);
   PreferenceSplits out{tokenize_pairs(tokenizer, chat, train, truncation),
                        tokenize_pairs(tokenizer, chat, val, truncation)};
-  std::fprintf(stderr, "%s: %zu training pairs, %zu held out, max length %lld\n", command,
-               out.train.size(), out.val.size(), static_cast<long long>(truncation.max_length));
+  if (report)
+    std::fprintf(stderr, "%s: %zu training pairs, %zu held out, max length %lld\n", command,
+                 out.train.size(), out.val.size(), static_cast<long long>(truncation.max_length));
   return out;
 }
 

@@ -27,9 +27,10 @@ struct PreferenceSplits {
 };
 
 // Loads --data (margins from `margin_key` when non-empty), holds out --val-data or the last
-// --val-fraction of the pairs, and tokenises both. Reports the counts on stderr as `command`.
+// --val-fraction of the pairs, and tokenises both. Reports the counts on stderr as `command`
+// when `report` (data-parallel ranks other than 0 stay quiet).
 PreferenceSplits load_preference_splits(const Flags& flags, const Tokenizer& tokenizer,
                                         const ModelConfig& config, const std::string& margin_key,
-                                        const char* command);
+                                        const char* command, bool report = true);
 
 }  // namespace rlaif::cli

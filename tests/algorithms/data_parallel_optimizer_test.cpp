@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -83,6 +85,40 @@ TEST(DataParallelOptimizer, ZeroOneMakesStageZerosUpdatesBitForBit) {
   // One rank holds the whole state either way: 2 f32 moments per element.
   EXPECT_EQ(zero0.state_bytes(), 2 * 4 * (35 + 13 + 24 + 1 + 36));
   EXPECT_EQ(zero1.state_bytes(), zero0.state_bytes());
+}
+
+// Buckets of 8 f32 elements: every parameter but the 1-element one spans several buckets, and the
+// stage-0 all-reduce packs several gradients per bucket. Stage 1 sums a parameter's Σg² over its
+// pieces, so the clipping coefficient (and only it) may differ in the last bits.
+TEST(DataParallelOptimizer, ManySmallBucketsGiveTheSameUpdates) {
+  SingleProcessCommunicator comm;
+  Params a = make_params(5), b = make_params(5);
+  DataParallelOptimizer zero0(a, {}, comm, 0), zero1(b, {}, comm, 1, 32);
+  for (int64_t step = 0; step < 4; ++step) {
+    set_grads(a, step, 2);
+    set_grads(b, step, 2);
+    const double norm0 = zero0.reduce_gradients(3.0), norm1 = zero1.reduce_gradients(3.0);
+    EXPECT_NEAR(norm0, norm1, 1e-6 * norm0);
+    zero0.step(1e-2);
+    zero1.step(1e-2);
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::vector<float> x = values(a[i].second), y = values(b[i].second);
+    for (size_t j = 0; j < x.size(); ++j)
+      ASSERT_NEAR(x[j], y[j], 1e-6f * std::max(1.0f, std::fabs(x[j])))
+          << a[i].first << "[" << j << "]";
+  }
+  // The shard is whole buckets: ⌈109 / 8⌉ = 14 buckets of 8, 2 moments of 4 bytes.
+  EXPECT_EQ(zero1.state_bytes(), 14 * 8 * 2 * 4);
+  const auto s0 = zero0.state(), s1 = zero1.state();
+  ASSERT_EQ(s0.size(), s1.size());
+  for (size_t i = 0; i < s0.size(); ++i) {
+    const std::vector<float> x = s0[i].second.to_vector<float>(),
+                             y = s1[i].second.to_vector<float>();
+    for (size_t j = 0; j < x.size(); ++j)
+      ASSERT_NEAR(x[j], y[j], 1e-5f * std::max(1e-3f, std::fabs(x[j])))
+          << s0[i].first << "[" << j << "]";
+  }
 }
 
 TEST(DataParallelOptimizer, StageZeroOnOneRankIsAdamWWithClipping) {

@@ -113,13 +113,33 @@ TEST(ZeroOptimizerMpi, ShardedUpdatesMatchReplicatedOnEveryRank) {
   }
 }
 
+// Buckets of 4 f32 elements per rank: ownership interleaves across ranks within every parameter.
+TEST(ZeroOptimizerMpi, SmallBucketsMatchReplicated) {
+  Params a = make_params(), b = make_params();
+  const size_t bucket_bytes = 16 * static_cast<size_t>(world().size());
+  DataParallelOptimizer replicated(a, {}, world(), 0, bucket_bytes);
+  DataParallelOptimizer sharded(b, {}, world(), 1, bucket_bytes);
+  train(replicated, a, 0, 5);
+  train(sharded, b, 0, 5);
+  expect_close(flat(a), flat(b), "weights");
+  EXPECT_EQ(flat(b), rank0(flat(b)));
+  const int64_t buckets = (109 + 4 * world().size() - 1) / (4 * world().size());
+  EXPECT_EQ(sharded.state_bytes(), 2 * 4 * 4 * buckets);
+  const auto s0 = replicated.state(), s1 = sharded.state();
+  ASSERT_EQ(s0.size(), s1.size());
+  for (size_t i = 0; i < s0.size(); ++i)
+    expect_close(s0[i].second.to_vector<float>(), s1[i].second.to_vector<float>(),
+                 s0[i].first.c_str());
+}
+
 TEST(ZeroOptimizerMpi, ResumesFromItsStateBitForBit) {
   Params a = make_params(), b = make_params();
-  DataParallelOptimizer first(a, {}, world(), 1);
+  const size_t bucket_bytes = 40 * static_cast<size_t>(world().size());  // straddling pieces
+  DataParallelOptimizer first(a, {}, world(), 1, bucket_bytes);
   train(first, a, 0, 3);
   // A checkpoint: the weights and the gathered state, loaded by a new optimizer on new params.
   for (size_t i = 0; i < a.size(); ++i) b[i].second.data().copy_from(a[i].second.data());
-  DataParallelOptimizer resumed(b, {}, world(), 1);
+  DataParallelOptimizer resumed(b, {}, world(), 1, bucket_bytes);
   resumed.load_state(first.state(), first.step_count());
   train(first, a, 3, 6);
   train(resumed, b, 3, 6);
