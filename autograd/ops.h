@@ -77,6 +77,19 @@ Variable embedding(const Variable& weight, const Tensor& ids);
 Variable layernorm(const Variable& x, const Variable& gamma, const Variable& beta,
                    float eps = 1e-5f);
 Variable rmsnorm(const Variable& x, const Variable& gamma, float eps = 1e-6f);
+// A pre-norm transformer's residual step, fused: sum = x + residual (the updated residual stream)
+// and out = layernorm(sum) (what the next block reads), computed by one kernel, the numbers of
+// add then layernorm. x and residual have one shape. Gradients may arrive at either output or
+// both; in the backward pass the norm's gradient is added into the sum's in place.
+struct AddNorm {
+  Variable sum;
+  Variable out;
+};
+AddNorm add_layernorm(const Variable& x, const Variable& residual, const Variable& gamma,
+                      const Variable& beta, float eps = 1e-5f);
+// The same with RMSNorm: sum = x + residual, out = rmsnorm(sum).
+AddNorm add_rmsnorm(const Variable& x, const Variable& residual, const Variable& gamma,
+                    float eps = 1e-6f);
 // silu(gate) ⊙ up (the Llama MLP's gate).
 Variable swiglu(const Variable& gate, const Variable& up);
 // Rotary embedding, Hugging Face Llama's rotate-half convention. x [B, T, H, Dh];

@@ -1,7 +1,10 @@
-// Transformer building blocks: embedding, LayerNorm, RMSNorm, SwiGLU, RoPE and attention. Each
-// is one fused backend primitive forward and one backward, so the graph holds one node per layer
-// piece and saves only what the fused backward needs (statistics, not intermediates).
+// Transformer building blocks: embedding, LayerNorm, RMSNorm (alone or fused with the residual
+// add before them), SwiGLU, RoPE and attention. Each is one fused backend primitive forward and
+// one backward, so the graph holds one node per layer piece and saves only what the fused
+// backward needs (statistics, not intermediates).
 #include <algorithm>
+#include <memory>
+#include <string>
 #include <utility>
 
 #include "autograd/ops.h"
@@ -72,6 +75,103 @@ Variable rmsnorm(const Variable& x, const Variable& gamma, float eps) {
                      backend_of(g).rmsnorm_backward(in, w, rstd, g, dx, dgamma);
                      return {need_x ? dx : Tensor(), dgamma};
                    });
+}
+
+namespace {
+
+// Where the two output nodes of an add_layernorm / add_rmsnorm park their gradients.
+struct AddNormGrads {
+  Tensor dsum, dout;
+};
+
+// add_layernorm (layer) or add_rmsnorm. A node of the tape has one output, so, as in
+// checkpoint_multi, sum and out get a node each, both consuming a hidden scalar made by the op's
+// node proper: the engine runs that node after both output nodes (its consumers), that is once
+// every gradient of sum and of out is in, each output node having parked its gradient here and
+// passed a dummy one on. The node then starts dx from d(sum) and has the norm's backward add its
+// gradient into it (accumulate_dx): no separate dx tensor written and re-read by an engine add.
+// The numbers are those of add then norm: the accumulation is the f32 addition the engine would
+// do, of the same two terms.
+AddNorm add_norm(bool layer, const Variable& x, const Variable& residual, const Variable& gamma,
+                 const Variable& beta, float eps) {
+  const char* op = layer ? "add_layernorm" : "add_rmsnorm";
+  require(op, "x", x);
+  require(op, "residual", residual);
+  require(op, "gamma", gamma);
+  RLAIF_CHECK(x.dim() >= 1, op, ": x needs a feature dimension, got ", x.str());
+  RLAIF_CHECK(residual.shape() == x.shape(), op, ": residual ", residual.str(),
+              " must have the shape of x ", x.str());
+  Tensor in = x.data(), w = gamma.data();
+  const int64_t rows = in.numel() / std::max<int64_t>(in.size(-1), 1);
+  Tensor sum = empty_like(in), out = empty_like(in);
+  Tensor mean = layer ? Tensor::empty({rows}, DType::f32, in.device()) : Tensor();
+  Tensor rstd = Tensor::empty({rows}, DType::f32, in.device());
+  if (layer) {
+    backend_of(in).add_layernorm(in, residual.data(), w, beta.defined() ? beta.data() : Tensor(),
+                                 eps, sum, out, mean, rstd);
+  } else {
+    backend_of(in).add_rmsnorm(in, residual.data(), w, eps, sum, out, rstd);
+  }
+
+  std::vector<Variable> inputs{x, residual, gamma};
+  if (layer) inputs.push_back(beta);
+  if (!should_record(inputs)) return {Variable(sum), Variable(out)};
+  const bool need_x = wants_grad(x), need_residual = wants_grad(residual);
+  const bool need_gamma = wants_grad(gamma), need_beta = wants_grad(beta);
+  auto grads = std::make_shared<AddNormGrads>();
+  Variable node = record_op(
+      op, Tensor::scalar(0.0f), inputs,
+      [grads, layer, sum, w, mean, rstd, need_x, need_residual, need_gamma,
+       need_beta](const Tensor&) -> std::vector<Tensor> {
+        Tensor dx = std::exchange(grads->dsum, Tensor());  // undefined: sum got no gradient
+        Tensor dout = std::exchange(grads->dout, Tensor());
+        Tensor dgamma, dbeta;
+        if (dout.defined()) {
+          const bool accumulate = dx.defined();
+          if (!accumulate) {
+            dx = empty_like(sum);
+          } else if (dx.use_count() > 1) {
+            dx = dx.clone();  // shared (a gradient passed through, the caller's seed): not ours
+          }
+          if (layer) {
+            dgamma = need_gamma ? empty_like(w) : Tensor();
+            dbeta = need_beta ? empty_like(w) : Tensor();
+            backend_of(dout).layernorm_backward(sum, w, mean, rstd, dout, dx, dgamma, dbeta,
+                                                accumulate);
+          } else {
+            dgamma = empty_like(w);  // rmsnorm_backward always writes it
+            backend_of(dout).rmsnorm_backward(sum, w, rstd, dout, dx, dgamma, accumulate);
+            if (!need_gamma) dgamma = Tensor();
+          }
+        }
+        // d(x + residual) reaches both terms unchanged.
+        std::vector<Tensor> result{need_x ? dx : Tensor(), need_residual ? dx : Tensor(), dgamma};
+        if (layer) result.push_back(dbeta);
+        return result;
+      });
+  const std::string name(op);
+  Variable sum_var =
+      record_op(name + "_sum", sum, {node}, [grads](const Tensor& g) -> std::vector<Tensor> {
+        grads->dsum = g;
+        return {Tensor::scalar(0.0f)};
+      });
+  Variable out_var =
+      record_op(name + "_out", out, {node}, [grads](const Tensor& g) -> std::vector<Tensor> {
+        grads->dout = g;
+        return {Tensor::scalar(0.0f)};
+      });
+  return {sum_var, out_var};
+}
+
+}  // namespace
+
+AddNorm add_layernorm(const Variable& x, const Variable& residual, const Variable& gamma,
+                      const Variable& beta, float eps) {
+  return add_norm(true, x, residual, gamma, beta, eps);
+}
+
+AddNorm add_rmsnorm(const Variable& x, const Variable& residual, const Variable& gamma, float eps) {
+  return add_norm(false, x, residual, gamma, Variable(), eps);
 }
 
 Variable swiglu(const Variable& gate, const Variable& up) {

@@ -187,16 +187,36 @@ class Backend {
   // With x̂ = (x - mean)·rstd and g = dout ⊙ gamma:
   //   dx = rstd·(g - mean_d(g) - x̂·mean_d(g ⊙ x̂));  dgamma = Σ_n dout ⊙ x̂;  dbeta = Σ_n dout.
   // dgamma and dbeta may be undefined when not wanted.
+  // accumulate_dx: dx += that gradient instead of dx = it, so a residual stream's gradient
+  // collects the norm's in place (the backward half of add_layernorm). The new term is rounded to
+  // dx's dtype before the addition: the result equals, bit for bit, writing it to a fresh tensor
+  // and then binary(add)-ing that into dx.
   virtual void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                   const Tensor& rstd, const Tensor& dout, const Tensor& dx,
-                                  const Tensor& dgamma, const Tensor& dbeta) = 0;
+                                  const Tensor& dgamma, const Tensor& dbeta,
+                                  bool accumulate_dx = false) = 0;
   // RMSNorm (Zhang & Sennrich, 2019), as Hugging Face's LlamaRMSNorm:
   //   rstd[n] = 1 / √(Σ_d x[n,d]² / D + eps);  out[n,d] = x[n,d]·rstd[n]·gamma[d]
   virtual void rmsnorm(const Tensor& x, const Tensor& gamma, float eps, const Tensor& out,
                        const Tensor& rstd) = 0;
   // With x̂ = x·rstd and g = dout ⊙ gamma: dx = rstd·(g - x̂·mean_d(g ⊙ x̂)); dgamma = Σ_n dout ⊙ x̂.
+  // accumulate_dx as layernorm_backward's.
   virtual void rmsnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& rstd,
-                                const Tensor& dout, const Tensor& dx, const Tensor& dgamma) = 0;
+                                const Tensor& dout, const Tensor& dx, const Tensor& dgamma,
+                                bool accumulate_dx = false) = 0;
+  // The residual add of a pre-norm transformer fused with the norm that reads its result (llm.c's
+  // "fused residual forward": the sum is normalised as it is made, not read back by a second pass):
+  //   sum = x + residual (rounded to sum's dtype);  out = layernorm(sum), mean and rstd as there.
+  // x, residual, sum, out: one shape [N, D], float; sum may alias x or residual (the residual
+  // stream updated in place). The results are, bit for bit, those of binary(add, x, residual,
+  // sum) followed by layernorm(sum, gamma, beta, eps, out, mean, rstd) on the same backend: a model
+  // may switch between the two forms (activation recomputation does) and change no number.
+  virtual void add_layernorm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                             const Tensor& beta, float eps, const Tensor& sum, const Tensor& out,
+                             const Tensor& mean, const Tensor& rstd) = 0;
+  // The same with RMSNorm: sum = x + residual;  out = rmsnorm(sum), rstd as there.
+  virtual void add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& gamma, float eps,
+                           const Tensor& sum, const Tensor& out, const Tensor& rstd) = 0;
 
   // ---- Activations ---------------------------------------------------------------------------
   // (GELU and SiLU are unary ops above.)
@@ -291,6 +311,32 @@ class Backend {
   virtual void gather_logprobs_backward(const Tensor& logits, const Tensor& targets,
                                         const Tensor& lse, const Tensor& dlogp,
                                         const Tensor& dlogits) = 0;
+
+  // ---- Sampling ------------------------------------------------------------------------------
+
+  // Picks one token per row of logits, for generation: greedy, temperature, top-k and top-p
+  // (nucleus; Holtzman et al., 2020). The randomness comes in as one uniform draw per row, so a
+  // row's token depends on its logits and its draw only (not on the batch or the backend).
+  //   logits: [N, V] float; uniforms: [N] f32, each in [0, 1); out: [N] i32.
+  //   temperature ≤ 0: out[n] = argmax_v logits[n, v], lowest id on ties (top_k, top_p and
+  //   uniforms are then neither read nor checked). Otherwise, with row n's candidates ordered by
+  //   descending logit, ascending id on ties, and m = the row's largest logit:
+  //   1. keep the first top_k candidates (top_k = 0: all);
+  //   2. p_i = exp((logit_i - m) / temperature) for each kept candidate i; total = Σ p_i;
+  //   3. if top_p < 1: keep the shortest prefix whose Σ p_i / total reaches top_p (at least one
+  //      candidate), and let total = its Σ p_i;
+  //   4. out[n] = the first kept candidate whose cumulative Σ p_i exceeds uniforms[n]·total.
+  //   A -inf logit has p = 0 and is never sampled.
+  // Errors (nothing is sampled): a NaN or +inf logit, naming its row and id (-inf is allowed);
+  // and when temperature > 0: a non-finite temperature, top_k < 0, top_p outside (0, 1], a row
+  // with no finite logit, a uniform outside [0, 1) (naming its row).
+  // The CPU reference sorts the candidates and sums in double in that order. Other backends may
+  // compute p_i and sum them differently (the CUDA backend selects without sorting), so a token
+  // may differ from the reference only where uniforms[n]·total or top_p·total lies within
+  // rounding of a cumulative sum. Deterministic; the CUDA backend waits for the device to report
+  // bad values, so a call is synchronous there.
+  virtual void sample_tokens(const Tensor& logits, const Tensor& uniforms, float temperature,
+                             int64_t top_k, float top_p, const Tensor& out) = 0;
 };
 
 // The backend for a device: the CPU reference always; CUDA when compiled in and a device is

@@ -417,13 +417,18 @@ void ProfilingBackend::layernorm(const Tensor& x, const Tensor& gamma, const Ten
 
 void ProfilingBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                           const Tensor& rstd, const Tensor& dout, const Tensor& dx,
-                                          const Tensor& dgamma, const Tensor& dbeta) {
+                                          const Tensor& dgamma, const Tensor& dbeta,
+                                          bool accumulate_dx) {
+  // An accumulating call reads dx as well: its own label, and dx counted twice.
   timed(
       [&] {
-        return simple("layernorm_backward", x,
-                      bytes_of(x, gamma, mean, rstd, dout, dx, dgamma, dbeta));
+        return simple(accumulate_dx ? "layernorm_backward +=" : "layernorm_backward", x,
+                      bytes_of(x, gamma, mean, rstd, dout, dx, dgamma, dbeta) +
+                          (accumulate_dx ? bytes_of(dx) : 0.0));
       },
-      [&] { inner_.layernorm_backward(x, gamma, mean, rstd, dout, dx, dgamma, dbeta); });
+      [&] {
+        inner_.layernorm_backward(x, gamma, mean, rstd, dout, dx, dgamma, dbeta, accumulate_dx);
+      });
 }
 
 void ProfilingBackend::rmsnorm(const Tensor& x, const Tensor& gamma, float eps, const Tensor& out,
@@ -433,10 +438,32 @@ void ProfilingBackend::rmsnorm(const Tensor& x, const Tensor& gamma, float eps, 
 }
 
 void ProfilingBackend::rmsnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& rstd,
-                                        const Tensor& dout, const Tensor& dx,
-                                        const Tensor& dgamma) {
-  timed([&] { return simple("rmsnorm_backward", x, bytes_of(x, gamma, rstd, dout, dx, dgamma)); },
-        [&] { inner_.rmsnorm_backward(x, gamma, rstd, dout, dx, dgamma); });
+                                        const Tensor& dout, const Tensor& dx, const Tensor& dgamma,
+                                        bool accumulate_dx) {
+  timed(
+      [&] {
+        return simple(
+            accumulate_dx ? "rmsnorm_backward +=" : "rmsnorm_backward", x,
+            bytes_of(x, gamma, rstd, dout, dx, dgamma) + (accumulate_dx ? bytes_of(dx) : 0.0));
+      },
+      [&] { inner_.rmsnorm_backward(x, gamma, rstd, dout, dx, dgamma, accumulate_dx); });
+}
+
+void ProfilingBackend::add_layernorm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                                     const Tensor& beta, float eps, const Tensor& sum,
+                                     const Tensor& out, const Tensor& mean, const Tensor& rstd) {
+  timed(
+      [&] {
+        return simple("add_layernorm", x, bytes_of(x, residual, gamma, beta, sum, out, mean, rstd));
+      },
+      [&] { inner_.add_layernorm(x, residual, gamma, beta, eps, sum, out, mean, rstd); });
+}
+
+void ProfilingBackend::add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                                   float eps, const Tensor& sum, const Tensor& out,
+                                   const Tensor& rstd) {
+  timed([&] { return simple("add_rmsnorm", x, bytes_of(x, residual, gamma, sum, out, rstd)); },
+        [&] { inner_.add_rmsnorm(x, residual, gamma, eps, sum, out, rstd); });
 }
 
 void ProfilingBackend::swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
@@ -529,6 +556,13 @@ void ProfilingBackend::gather_logprobs_backward(const Tensor& logits, const Tens
                       bytes_of(logits, targets, lse, dlogp, dlogits));
       },
       [&] { inner_.gather_logprobs_backward(logits, targets, lse, dlogp, dlogits); });
+}
+
+void ProfilingBackend::sample_tokens(const Tensor& logits, const Tensor& uniforms,
+                                     float temperature, int64_t top_k, float top_p,
+                                     const Tensor& out) {
+  timed([&] { return simple("sample_tokens", logits, bytes_of(logits, uniforms, out)); },
+        [&] { inner_.sample_tokens(logits, uniforms, temperature, top_k, top_p, out); });
 }
 
 }  // namespace rlaif

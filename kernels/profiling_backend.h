@@ -111,11 +111,17 @@ class ProfilingBackend final : public Backend {
                  const Tensor& out, const Tensor& mean, const Tensor& rstd) override;
   void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                           const Tensor& rstd, const Tensor& dout, const Tensor& dx,
-                          const Tensor& dgamma, const Tensor& dbeta) override;
+                          const Tensor& dgamma, const Tensor& dbeta, bool accumulate_dx) override;
   void rmsnorm(const Tensor& x, const Tensor& gamma, float eps, const Tensor& out,
                const Tensor& rstd) override;
   void rmsnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& rstd,
-                        const Tensor& dout, const Tensor& dx, const Tensor& dgamma) override;
+                        const Tensor& dout, const Tensor& dx, const Tensor& dgamma,
+                        bool accumulate_dx) override;
+  void add_layernorm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                     const Tensor& beta, float eps, const Tensor& sum, const Tensor& out,
+                     const Tensor& mean, const Tensor& rstd) override;
+  void add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& gamma, float eps,
+                   const Tensor& sum, const Tensor& out, const Tensor& rstd) override;
 
   void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override;
   void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout,
@@ -144,6 +150,9 @@ class ProfilingBackend final : public Backend {
                        const Tensor& lse) override;
   void gather_logprobs_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                 const Tensor& dlogp, const Tensor& dlogits) override;
+
+  void sample_tokens(const Tensor& logits, const Tensor& uniforms, float temperature, int64_t top_k,
+                     float top_p, const Tensor& out) override;
 
  private:
   // Runs `call`; when enabled, fences it with synchronizes and adds its time to the aggregate

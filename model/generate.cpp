@@ -11,8 +11,9 @@ namespace {
 
 constexpr int32_t kPaddingSegment = -1;
 
-// Logits [B, V] of the last position of every row of hidden [B, T, D], on the host. The rows are
-// picked with an embedding lookup (a row gather) so the vocabulary projection runs on B rows only.
+// Logits [B, V] of the last position of every row of hidden [B, T, D], on the model's device
+// (sampled there: only the B chosen ids come back to the host). The rows are picked with an
+// embedding lookup (a row gather) so the vocabulary projection runs on B rows only.
 Tensor last_position_logits(const Transformer& model, const Variable& hidden) {
   const int64_t B = hidden.size(0), T = hidden.size(1), D = hidden.size(2);
   std::vector<int32_t> rows(static_cast<size_t>(B));
@@ -21,12 +22,12 @@ Tensor last_position_logits(const Transformer& model, const Variable& hidden) {
   Tensor ids = Tensor::from_vector(rows, {B}).to(model.device());
   Variable last = embedding(reshape(hidden, {B * T, D}), ids);
   Tensor logits = model.logits(last).data();
-  if (logits.dtype() != DType::f32) {  // bf16 models: sample from f32 logits
+  if (logits.device().is_cpu() && logits.dtype() != DType::f32) {  // the CPU samples f32 only
     Tensor wide = Tensor::empty(logits.shape(), DType::f32, logits.device());
     backend_for(logits.device()).cast(logits, wide);
     logits = wide;
   }
-  return logits.device().is_cpu() ? logits : logits.to(Device::cpu());
+  return logits;
 }
 
 }  // namespace
@@ -76,15 +77,28 @@ std::vector<Generation> generate(const Transformer& model,
   std::vector<int32_t> next(static_cast<size_t>(B)), next_pos(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b)
     next_pos[static_cast<size_t>(b)] = static_cast<int32_t>(prompts[static_cast<size_t>(b)].size());
-  const int64_t V = c.vocab_size;
+  Backend& backend = backend_for(model.device());
+  const SamplingOptions& sampling = options.sampling;
+  Tensor uniforms_host = Tensor::empty({B}, DType::f32);
+  Tensor tokens = Tensor::empty({B}, DType::i32, model.device());
   for (int64_t step = 0; step < steps; ++step) {
+    // One draw per row from its own stream, made on the host (as the CPU would), then every row
+    // sampled on the device; finished rows too (their tokens are ignored), which keeps the call
+    // one rectangular batch.
+    float* u = uniforms_host.data<float>();
+    for (int64_t b = 0; b < B; ++b) {
+      uint64_t stream =
+          stream_ids.empty() ? static_cast<uint64_t>(b) : stream_ids[static_cast<size_t>(b)];
+      u[b] = sampling_uniform(sampling.seed, stream, static_cast<uint64_t>(step));
+    }
+    backend.sample_tokens(logits, uniforms_host.to(model.device()), sampling.temperature,
+                          sampling.top_k, sampling.top_p, tokens);
+    const std::vector<int32_t> picked = tokens.to(Device::cpu()).to_vector<int32_t>();
     bool all_done = true;
     for (int64_t b = 0; b < B; ++b) {
       size_t i = static_cast<size_t>(b);
       if (done[i]) continue;
-      uint64_t stream = stream_ids.empty() ? static_cast<uint64_t>(b) : stream_ids[i];
-      float u = sampling_uniform(options.sampling.seed, stream, static_cast<uint64_t>(step));
-      int32_t token = sample_token(logits.data<float>() + b * V, V, options.sampling, u);
+      int32_t token = picked[i];
       results[i].tokens.push_back(token);
       next[i] = token;
       if (token == options.eos_id) {

@@ -20,6 +20,8 @@ float sampling_uniform(uint64_t seed, uint64_t stream, uint64_t step);
 // Picks a token id from `logits` (vocab entries, host memory) with the given uniform draw `u`.
 // Order of candidates: descending probability, ascending id on ties; the token is the first whose
 // cumulative (renormalised) probability exceeds u. Errors on non-finite logits naming the id.
+// The rules are Backend::sample_tokens' (kernels/backend.h), which this runs on the CPU backend;
+// generation calls that primitive on the model's device for all rows at once.
 int32_t sample_token(const float* logits, int64_t vocab, const SamplingOptions& options, float u);
 
 }  // namespace rlaif

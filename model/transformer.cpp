@@ -27,12 +27,18 @@ Variable block_norm(const ModelConfig& c, const Variable& x, const Variable& wei
   return c.is_gpt2() ? layernorm(x, weight, bias, eps) : rmsnorm(x, weight, eps);
 }
 
-// The attention's inputs from the residual stream x [B, T, D]: q [B, T, Hq, Dh] and k, v
-// [B, T, Hkv, Dh] of the pre-norm of x, q and k rotated (Llama).
+// {x + r, norm(x + r)} by one fused kernel: the residual add and the norm that reads its result.
+AddNorm add_block_norm(const ModelConfig& c, const Variable& x, const Variable& r,
+                       const Variable& weight, const Variable& bias) {
+  const float eps = static_cast<float>(c.norm_eps);
+  return c.is_gpt2() ? add_layernorm(x, r, weight, bias, eps) : add_rmsnorm(x, r, weight, eps);
+}
+
+// The attention's inputs from h [B, T, D], the pre-norm of the residual stream: q [B, T, Hq, Dh]
+// and k, v [B, T, Hkv, Dh], q and k rotated (Llama).
 std::vector<Variable> project_qkv(const ModelConfig& c, const TransformerLayer& l,
-                                  const Variable& x, const Tensor& positions) {
-  const int64_t B = x.size(0), T = x.size(1);
-  Variable h = block_norm(c, x, l.attn_norm_weight, l.attn_norm_bias);
+                                  const Variable& h, const Tensor& positions) {
+  const int64_t B = h.size(0), T = h.size(1);
   Variable q = reshape(linear(h, l.q_weight, l.q_bias), {B, T, c.num_heads, c.head_dim});
   Variable k = reshape(linear(h, l.k_weight, l.k_bias), {B, T, c.num_kv_heads, c.head_dim});
   Variable v = reshape(linear(h, l.v_weight, l.v_bias), {B, T, c.num_kv_heads, c.head_dim});
@@ -44,9 +50,8 @@ std::vector<Variable> project_qkv(const ModelConfig& c, const TransformerLayer& 
   return {q, k, v};
 }
 
-// norm → fc_in → GELU → fc_out (GPT-2), or norm → silu(gate) ⊙ up → down (Llama).
-Variable mlp(const ModelConfig& c, const TransformerLayer& l, const Variable& x) {
-  Variable h = block_norm(c, x, l.mlp_norm_weight, l.mlp_norm_bias);
+// fc_in → GELU → fc_out (GPT-2), or silu(gate) ⊙ up → down (Llama), of the pre-norm h.
+Variable mlp(const ModelConfig& c, const TransformerLayer& l, const Variable& h) {
   Variable inner = c.is_gpt2() ? gelu(linear(h, l.fc_in_weight, l.fc_in_bias))
                                : swiglu(linear(h, l.fc_in_weight, l.fc_in_bias),
                                         linear(h, l.up_weight, l.up_bias));
@@ -207,26 +212,23 @@ void Transformer::init_weights(uint64_t seed) {
   }
 }
 
-Variable Transformer::norm(const Variable& x, const Variable& weight, const Variable& bias) const {
-  return block_norm(config_, x, weight, bias);
-}
-
 Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, const Variable& x,
-                                      const TransformerInput& input, KVCache* cache) const {
+                                      const Variable& h, const TransformerInput& input,
+                                      KVCache* cache, bool checkpointed) const {
   const ModelConfig& c = config_;
   const int64_t B = input.ids.size(0), T = input.ids.size(1);
   std::vector<Variable> qkv;
-  if (recompute_ && cache == nullptr) {
+  if (checkpointed) {
     // The closure holds copies (config, layer handles, positions), not `this`: it runs again in
     // the backward pass.
     qkv = checkpoint_multi(
         [c, l, positions = input.positions](const std::vector<Variable>& in) {
-          return project_qkv(c, l, in[0], positions);
+          return project_qkv(c, l, block_norm(c, in[0], in[1], in[2]), positions);
         },
         {x, l.attn_norm_weight, l.attn_norm_bias, l.q_weight, l.q_bias, l.k_weight, l.k_bias,
          l.v_weight, l.v_bias});
   } else {
-    qkv = project_qkv(c, l, x, input.positions);
+    qkv = project_qkv(c, l, h, input.positions);
   }
   const Variable &q = qkv[0], &k = qkv[1], &v = qkv[2];
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
@@ -248,11 +250,15 @@ Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, 
   return reshape(linear(merged, l.o_weight, l.o_bias), {B, T, c.hidden_size});
 }
 
-Variable Transformer::mlp_block(const TransformerLayer& l, const Variable& x) const {
-  if (!recompute_) return mlp(config_, l, x);
-  return checkpoint([c = config_, l](const std::vector<Variable>& in) { return mlp(c, l, in[0]); },
-                    {x, l.mlp_norm_weight, l.mlp_norm_bias, l.fc_in_weight, l.fc_in_bias,
-                     l.up_weight, l.up_bias, l.fc_out_weight, l.fc_out_bias});
+Variable Transformer::mlp_block(const TransformerLayer& l, const Variable& x, const Variable& h,
+                                bool checkpointed) const {
+  if (!checkpointed) return mlp(config_, l, h);
+  return checkpoint(
+      [c = config_, l](const std::vector<Variable>& in) {
+        return mlp(c, l, block_norm(c, in[0], in[1], in[2]));
+      },
+      {x, l.mlp_norm_weight, l.mlp_norm_bias, l.fc_in_weight, l.fc_in_bias, l.up_weight, l.up_bias,
+       l.fc_out_weight, l.fc_out_bias});
 }
 
 Variable Transformer::hidden_states(const TransformerInput& input, KVCache* cache) const {
@@ -277,15 +283,49 @@ Variable Transformer::hidden_states(const TransformerInput& input, KVCache* cach
                 " differs from the input batch ", B);
     cache->write_segments(T, input.segment_ids);
   }
-  Variable x = embedding(tok_emb_, input.ids);  // [B, T, D]
-  if (c.is_gpt2()) x = add(x, embedding(pos_emb_, input.positions));
+
+  // x is the residual stream and h the norm of x that the next block reads. Each residual add
+  // that a norm follows is fused with it (add_layernorm / add_rmsnorm: one kernel writes x and h,
+  // and the backward pass adds the norm's gradient into x's in place), with the numbers of add
+  // then norm. Under activation recomputation the pre-norms run inside the blocks' checkpoints
+  // instead, from x: their outputs are what recomputation avoids storing, and a fused norm's
+  // output would be stored as the checkpoint's input. There the adds stay plain (h undefined),
+  // except the last one, whose final norm is outside any checkpoint.
+  const bool checkpointed = recompute_ && cache == nullptr && grad_mode_enabled();
+  Variable x, h;
+  // x ← x + r; with fuse, also h ← the norm (weight, bias) of the new x.
+  auto residual_add = [&](const Variable& r, const Variable& weight, const Variable& bias,
+                          bool fuse) {
+    if (!fuse) {
+      x = add(x, r);
+      return;
+    }
+    AddNorm s = add_block_norm(c, x, r, weight, bias);
+    x = std::move(s.sum);
+    h = std::move(s.out);
+  };
+  const TransformerLayer& first = layers_.front();  // config validation: at least one layer
+  x = embedding(tok_emb_, input.ids);               // [B, T, D]
+  if (c.is_gpt2()) {
+    residual_add(embedding(pos_emb_, input.positions), first.attn_norm_weight, first.attn_norm_bias,
+                 !checkpointed);
+  } else if (!checkpointed) {
+    h = block_norm(c, x, first.attn_norm_weight, first.attn_norm_bias);
+  }
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const TransformerLayer& l = layers_[static_cast<size_t>(i)];
-    x = add(x, attention_block(l, i, x, input, cache));
-    x = add(x, reshape(mlp_block(l, x), {B, T, c.hidden_size}));
+    Variable attended = attention_block(l, i, x, h, input, cache, checkpointed);
+    residual_add(attended, l.mlp_norm_weight, l.mlp_norm_bias, !checkpointed);
+    Variable mlp_out = reshape(mlp_block(l, x, h, checkpointed), {B, T, c.hidden_size});
+    if (i + 1 < c.num_layers) {
+      const TransformerLayer& next = layers_[static_cast<size_t>(i + 1)];
+      residual_add(mlp_out, next.attn_norm_weight, next.attn_norm_bias, !checkpointed);
+    } else {
+      residual_add(mlp_out, final_norm_weight_, final_norm_bias_, true);
+    }
   }
   if (cache != nullptr) cache->advance(T);
-  return norm(x, final_norm_weight_, final_norm_bias_);
+  return h;
 }
 
 Variable Transformer::logits(const Variable& hidden) const {

@@ -88,7 +88,9 @@ class Transformer {
   // their inputs and outputs in the graph and run again in the backward pass (autograd/
   // checkpoint.h). Gradients are bit for bit the same; activation memory drops (the norm outputs
   // and the MLP's hidden activations, the widest tensors of a layer, are not stored) at the cost of
-  // re-running those matmuls once more. Off by default; no effect without grad mode.
+  // re-running those matmuls once more. The residual adds before those norms are then separate
+  // kernels, not fused with the norms as they are otherwise (see hidden_states). Off by default;
+  // no effect without grad mode.
   void set_recompute(bool recompute) { recompute_ = recompute; }
   bool recompute() const { return recompute_; }
 
@@ -97,10 +99,13 @@ class Transformer {
   void add_scalar_head();
 
  private:
+  // A block's output (before its residual add) from h, the pre-norm of the residual stream x; or,
+  // when checkpointed, from x, normalising it inside the checkpoint (h is then undefined).
   Variable attention_block(const TransformerLayer& layer, int64_t index, const Variable& x,
-                           const TransformerInput& input, KVCache* cache) const;
-  Variable mlp_block(const TransformerLayer& layer, const Variable& x) const;
-  Variable norm(const Variable& x, const Variable& weight, const Variable& bias) const;
+                           const Variable& h, const TransformerInput& input, KVCache* cache,
+                           bool checkpointed) const;
+  Variable mlp_block(const TransformerLayer& layer, const Variable& x, const Variable& h,
+                     bool checkpointed) const;
 
   ModelConfig config_;
   Device device_;

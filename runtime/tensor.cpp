@@ -26,12 +26,14 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
 }
 
 Storage::Storage(void* data, size_t bytes, Device device, std::shared_ptr<void> keep_alive)
-    : data_(data), bytes_(bytes), device_(device), keep_alive_(std::move(keep_alive)) {
-  if (!keep_alive_) keep_alive_ = std::shared_ptr<void>(nullptr, [](void*) {});
-}
+    : data_(data),
+      bytes_(bytes),
+      device_(device),
+      keep_alive_(std::move(keep_alive)),
+      owned_(false) {}
 
 Storage::~Storage() {
-  if (!keep_alive_ && data_ != nullptr) {
+  if (owned_ && data_ != nullptr) {
     device_memory(device_.type).deallocate(data_, bytes_, device_);
   }
 }

@@ -29,8 +29,8 @@ std::string shape_str(const Shape& shape);
 class Storage {
  public:
   Storage(size_t bytes, Device device);
-  // Wraps memory owned elsewhere (e.g. a memory-mapped file); `keep_alive` is held until the
-  // storage dies.
+  // Wraps memory owned elsewhere (e.g. a memory-mapped file), never freed here; `keep_alive`
+  // (may be null) is held until the storage dies.
   Storage(void* data, size_t bytes, Device device, std::shared_ptr<void> keep_alive);
   ~Storage();
   Storage(const Storage&) = delete;
@@ -44,7 +44,8 @@ class Storage {
   void* data_ = nullptr;
   size_t bytes_ = 0;
   Device device_;
-  std::shared_ptr<void> keep_alive_;  // non-null: memory is not ours to free
+  std::shared_ptr<void> keep_alive_;  // held until this storage dies
+  bool owned_ = true;                 // false for wrapped memory: not ours to free
 };
 
 class Tensor {

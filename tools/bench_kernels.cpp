@@ -150,6 +150,19 @@ void KernelBench::matmuls() {
       [&] { backend_.matmul(dy, w, dx, false, false); });
   run("matmul bwd dW", product({F, N}, {N, D}), flops, true,
       [&] { backend_.matmul(dy, x, dw, true, false); });
+  // The LM head: logits [N, V] rows of V·2 bytes, not a multiple of 16 for GPT-2's V = 50257,
+  // the case cuda_matmul.cu pads (RLAIF_MATMUL_PAD=0 times it unpadded).
+  const int64_t V = s_.vocab;
+  const double head =
+      2.0 * static_cast<double>(N) * static_cast<double>(D) * static_cast<double>(V);
+  Tensor wte = randn({V, D}, dtype_, 0.02f), logits = empty({N, V}), dlogits = randn({N, V});
+  Tensor dwte = empty({V, D});
+  run("lm-head fwd", product({N, D}, {D, V}), head, true,
+      [&] { backend_.matmul(x, wte, logits, false, true); });
+  run("lm-head bwd dx", product({N, V}, {V, D}), head, true,
+      [&] { backend_.matmul(dlogits, wte, dx, false, false); });
+  run("lm-head bwd dW", product({V, N}, {N, D}), head, true,
+      [&] { backend_.matmul(dlogits, x, dwte, true, false); });
 }
 
 void KernelBench::norms() {
@@ -168,6 +181,15 @@ void KernelBench::norms() {
       [&] { backend_.rmsnorm(x, gamma, 1e-5f, out, rstd); });
   run("rmsnorm bwd", shape, 3 * nd * es + 4 * n, false,
       [&] { backend_.rmsnorm_backward(x, gamma, rstd, dout, dx, dgamma); });
+  // The fused residual step: x and residual read, sum and out written (the unfused add + norm
+  // moves 5·N·D elements); the backward accumulating into dx ("acc") reads it as well.
+  Tensor residual = randn({N, D}), sum = empty({N, D});
+  run("add_layernorm fwd", shape, 4 * nd * es + 8 * n, false,
+      [&] { backend_.add_layernorm(x, residual, gamma, beta, 1e-5f, sum, out, mean, rstd); });
+  run("add_rmsnorm fwd", shape, 4 * nd * es + 4 * n, false,
+      [&] { backend_.add_rmsnorm(x, residual, gamma, 1e-5f, sum, out, rstd); });
+  run("layernorm bwd acc", shape, 4 * nd * es + 8 * n, false,
+      [&] { backend_.layernorm_backward(x, gamma, mean, rstd, dout, dx, dgamma, dbeta, true); });
 }
 
 void KernelBench::elementwise() {

@@ -138,6 +138,9 @@ bench kernels kernels --device cuda --json "$out/bench_kernels.json"
 if [[ $quick -eq 0 ]]; then
   bench train_gpt2_124M train --arch gpt2 --preset 124M --batch 8 --seq 1024 --steps 10 --warmup 3 \
     --device cuda --dtype bf16 --json "$out/bench_train_gpt2.json"
+  # The same without padding unaligned GEMM rows (cuda_matmul.cu): the LM head's effect.
+  RLAIF_MATMUL_PAD=0 bench train_gpt2_124M_unpadded train --arch gpt2 --preset 124M --batch 8 \
+    --seq 1024 --steps 5 --warmup 2 --device cuda --dtype bf16 --json "$out/bench_train_gpt2_unpadded.json"
   bench train_gpt2_124M_profile train --arch gpt2 --preset 124M --batch 8 --seq 1024 --steps 3 \
     --warmup 2 --device cuda --dtype bf16 --profile --profile-top 25
   bench train_llama_124M train --arch llama --preset 124M --batch 8 --seq 1024 --steps 10 \

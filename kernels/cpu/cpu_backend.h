@@ -6,7 +6,8 @@
 //
 // The implementations are spread over one file per family (cpu_memory.cpp, cpu_matmul.cpp,
 // cpu_elementwise.cpp, cpu_reduce.cpp, cpu_softmax.cpp, cpu_embedding.cpp, cpu_norm.cpp,
-// cpu_activation.cpp, cpu_rope.cpp, cpu_attention.cpp, cpu_optimizer.cpp, cpu_loss.cpp).
+// cpu_activation.cpp, cpu_rope.cpp, cpu_attention.cpp, cpu_optimizer.cpp, cpu_loss.cpp,
+// cpu_sampling.cpp).
 #pragma once
 
 #include "kernels/backend.h"
@@ -62,11 +63,17 @@ class CpuBackend final : public Backend {
                  const Tensor& out, const Tensor& mean, const Tensor& rstd) override;
   void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                           const Tensor& rstd, const Tensor& dout, const Tensor& dx,
-                          const Tensor& dgamma, const Tensor& dbeta) override;
+                          const Tensor& dgamma, const Tensor& dbeta, bool accumulate_dx) override;
   void rmsnorm(const Tensor& x, const Tensor& gamma, float eps, const Tensor& out,
                const Tensor& rstd) override;
   void rmsnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& rstd,
-                        const Tensor& dout, const Tensor& dx, const Tensor& dgamma) override;
+                        const Tensor& dout, const Tensor& dx, const Tensor& dgamma,
+                        bool accumulate_dx) override;
+  void add_layernorm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                     const Tensor& beta, float eps, const Tensor& sum, const Tensor& out,
+                     const Tensor& mean, const Tensor& rstd) override;
+  void add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& gamma, float eps,
+                   const Tensor& sum, const Tensor& out, const Tensor& rstd) override;
 
   void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override;
   void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout,
@@ -95,6 +102,9 @@ class CpuBackend final : public Backend {
                        const Tensor& lse) override;
   void gather_logprobs_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                 const Tensor& dlogp, const Tensor& dlogits) override;
+
+  void sample_tokens(const Tensor& logits, const Tensor& uniforms, float temperature, int64_t top_k,
+                     float top_p, const Tensor& out) override;
 };
 
 }  // namespace rlaif

@@ -12,6 +12,11 @@
 //              dx = rstd·(g - x̂·mean_d(g ⊙ x̂))
 //   dgamma = Σ_n dout ⊙ x̂,  dbeta = Σ_n dout.
 // The backward passes rebuild x̂ from the saved f32 statistics, as every backend does.
+//
+// The fused add_layernorm / add_rmsnorm write a row of sum = x + residual (f32 adds, as binary's)
+// and then run the very row function the plain norm runs on it, so their numbers are those of
+// add then norm bit for bit. accumulate_dx adds the f32-rounded gradient into dx, the one f32
+// addition binary(add) would do afterwards.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -71,6 +76,65 @@ void column_sums(Rows r, const float* dout, XHat xhat, float* grad_scale, float*
   });
 }
 
+// One row of LayerNorm: the statistics of xr, then yr (which may alias xr: element j of yr is
+// written after the last read of element j of xr).
+struct LayerNormRow {
+  const float* gamma;
+  const float* beta;  // null: no shift
+  float eps;
+  int64_t d;
+
+  void operator()(const float* xr, float* yr, float* mean, float* rstd) const {
+    // Two passes (mean, then the mean squared deviation) avoid the cancellation of E[x²] - E[x]².
+    double sum = 0.0;
+    for (int64_t j = 0; j < d; ++j) sum += xr[j];
+    const double mu = sum / static_cast<double>(d);
+    double sq = 0.0;
+    for (int64_t j = 0; j < d; ++j) sq += (xr[j] - mu) * (xr[j] - mu);
+    const double rs = 1.0 / std::sqrt(sq / static_cast<double>(d) + eps);
+    *mean = static_cast<float>(mu);
+    *rstd = static_cast<float>(rs);
+    for (int64_t j = 0; j < d; ++j) {
+      const double y = (xr[j] - mu) * rs * gamma[j] + (beta ? beta[j] : 0.0);
+      yr[j] = static_cast<float>(y);
+    }
+  }
+};
+
+// One row of RMSNorm (yr may alias xr, as above).
+struct RmsNormRow {
+  const float* gamma;
+  float eps;
+  int64_t d;
+
+  void operator()(const float* xr, float* yr, float* rstd) const {
+    double sq = 0.0;
+    for (int64_t j = 0; j < d; ++j) sq += static_cast<double>(xr[j]) * xr[j];
+    const double rs = 1.0 / std::sqrt(sq / static_cast<double>(d) + eps);
+    *rstd = static_cast<float>(rs);
+    for (int64_t j = 0; j < d; ++j) yr[j] = static_cast<float>(xr[j] * rs * gamma[j]);
+  }
+};
+
+// The arguments of add_layernorm / add_rmsnorm beyond the plain norm's: residual and sum of x's
+// shape, f32.
+void check_add(const char* op, const Tensor& x, const Tensor& residual, const Tensor& sum) {
+  cpu::expect(op, "residual", residual, DType::f32, x.shape());
+  cpu::expect(op, "sum", sum, DType::f32, x.shape());
+}
+
+// sr = xr + rr over one row, in f32 as binary(add) computes it; sr may alias xr or rr.
+void add_row(const float* xr, const float* rr, float* sr, int64_t d) {
+  for (int64_t j = 0; j < d; ++j) sr[j] = xr[j] + rr[j];
+}
+
+// dx = v, or dx + v in f32 when accumulating (v already rounded to f32, as a separate dx tensor
+// would hold it).
+inline void store_dx(float* dx, double v, bool accumulate) {
+  const float g = static_cast<float>(v);
+  *dx = accumulate ? *dx + g : g;
+}
+
 }  // namespace
 
 void CpuBackend::layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
@@ -82,35 +146,19 @@ void CpuBackend::layernorm(const Tensor& x, const Tensor& gamma, const Tensor& b
   check_stat(op, "mean", mean, x, r.n);
   check_stat(op, "rstd", rstd, x, r.n);
 
+  const LayerNormRow row{gamma.data<float>(), beta.defined() ? beta.data<float>() : nullptr, eps,
+                         r.d};
   const float* xp = x.data<float>();
-  const float* gp = gamma.data<float>();
-  const float* bp = beta.defined() ? beta.data<float>() : nullptr;
-  float* op_out = out.data<float>();
+  float* yp = out.data<float>();
   float* mp = mean.data<float>();
   float* rp = rstd.data<float>();
-  cpu::parallel_for(r.n, 4 * r.d, [&](int64_t n) {
-    const float* xr = xp + n * r.d;
-    float* yr = op_out + n * r.d;
-    // Two passes (mean, then the mean squared deviation) avoid the cancellation of E[x²] - E[x]².
-    double sum = 0.0;
-    for (int64_t j = 0; j < r.d; ++j) sum += xr[j];
-    const double mu = sum / static_cast<double>(r.d);
-    double sq = 0.0;
-    for (int64_t j = 0; j < r.d; ++j) sq += (xr[j] - mu) * (xr[j] - mu);
-    const double rs = 1.0 / std::sqrt(sq / static_cast<double>(r.d) + eps);
-    mp[n] = static_cast<float>(mu);
-    rp[n] = static_cast<float>(rs);
-    // Element j of out is written after the last read of element j of x: out may alias x.
-    for (int64_t j = 0; j < r.d; ++j) {
-      const double y = (xr[j] - mu) * rs * gp[j] + (bp ? bp[j] : 0.0);
-      yr[j] = static_cast<float>(y);
-    }
-  });
+  cpu::parallel_for(r.n, 4 * r.d,
+                    [&](int64_t n) { row(xp + n * r.d, yp + n * r.d, mp + n, rp + n); });
 }
 
 void CpuBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                     const Tensor& rstd, const Tensor& dout, const Tensor& dx,
-                                    const Tensor& dgamma, const Tensor& dbeta) {
+                                    const Tensor& dgamma, const Tensor& dbeta, bool accumulate_dx) {
   const char* op = "layernorm_backward";
   const Rows r = check_input(op, x, gamma);
   check_stat(op, "mean", mean, x, r.n);
@@ -147,7 +195,7 @@ void CpuBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const 
     const double mean_gx = sum_gx / static_cast<double>(r.d);
     for (int64_t j = 0; j < r.d; ++j) {
       const double g = static_cast<double>(dyr[j]) * gp[j];
-      dxp[n * r.d + j] = static_cast<float>(rp[n] * (g - mean_g - xhat(n, j) * mean_gx));
+      store_dx(dxp + n * r.d + j, rp[n] * (g - mean_g - xhat(n, j) * mean_gx), accumulate_dx);
     }
   });
 }
@@ -159,22 +207,16 @@ void CpuBackend::rmsnorm(const Tensor& x, const Tensor& gamma, float eps, const 
   cpu::expect(op, "out", out, DType::f32, x.shape());
   check_stat(op, "rstd", rstd, x, r.n);
 
+  const RmsNormRow row{gamma.data<float>(), eps, r.d};
   const float* xp = x.data<float>();
-  const float* gp = gamma.data<float>();
   float* yp = out.data<float>();
   float* rp = rstd.data<float>();
-  cpu::parallel_for(r.n, 3 * r.d, [&](int64_t n) {
-    const float* xr = xp + n * r.d;
-    double sq = 0.0;
-    for (int64_t j = 0; j < r.d; ++j) sq += static_cast<double>(xr[j]) * xr[j];
-    const double rs = 1.0 / std::sqrt(sq / static_cast<double>(r.d) + eps);
-    rp[n] = static_cast<float>(rs);
-    for (int64_t j = 0; j < r.d; ++j) yp[n * r.d + j] = static_cast<float>(xr[j] * rs * gp[j]);
-  });
+  cpu::parallel_for(r.n, 3 * r.d, [&](int64_t n) { row(xp + n * r.d, yp + n * r.d, rp + n); });
 }
 
 void CpuBackend::rmsnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& rstd,
-                                  const Tensor& dout, const Tensor& dx, const Tensor& dgamma) {
+                                  const Tensor& dout, const Tensor& dx, const Tensor& dgamma,
+                                  bool accumulate_dx) {
   const char* op = "rmsnorm_backward";
   const Rows r = check_input(op, x, gamma);
   check_stat(op, "rstd", rstd, x, r.n);
@@ -199,8 +241,55 @@ void CpuBackend::rmsnorm_backward(const Tensor& x, const Tensor& gamma, const Te
     const double mean_gx = sum_gx / static_cast<double>(r.d);
     for (int64_t j = 0; j < r.d; ++j) {
       const double g = static_cast<double>(dyr[j]) * gp[j];
-      dxp[n * r.d + j] = static_cast<float>(rp[n] * (g - xhat(n, j) * mean_gx));
+      store_dx(dxp + n * r.d + j, rp[n] * (g - xhat(n, j) * mean_gx), accumulate_dx);
     }
+  });
+}
+
+void CpuBackend::add_layernorm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                               const Tensor& beta, float eps, const Tensor& sum, const Tensor& out,
+                               const Tensor& mean, const Tensor& rstd) {
+  const char* op = "add_layernorm";
+  const Rows r = check_input(op, x, gamma);
+  check_add(op, x, residual, sum);
+  if (beta.defined()) cpu::expect(op, "beta", beta, DType::f32, {r.d});
+  cpu::expect(op, "out", out, DType::f32, x.shape());
+  check_stat(op, "mean", mean, x, r.n);
+  check_stat(op, "rstd", rstd, x, r.n);
+
+  const LayerNormRow row{gamma.data<float>(), beta.defined() ? beta.data<float>() : nullptr, eps,
+                         r.d};
+  const float* xp = x.data<float>();
+  const float* rsd = residual.data<float>();
+  float* sp = sum.data<float>();
+  float* yp = out.data<float>();
+  float* mp = mean.data<float>();
+  float* rp = rstd.data<float>();
+  cpu::parallel_for(r.n, 5 * r.d, [&](int64_t n) {
+    const int64_t at = n * r.d;
+    add_row(xp + at, rsd + at, sp + at, r.d);  // the row stays in cache for the norm
+    row(sp + at, yp + at, mp + n, rp + n);
+  });
+}
+
+void CpuBackend::add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                             float eps, const Tensor& sum, const Tensor& out, const Tensor& rstd) {
+  const char* op = "add_rmsnorm";
+  const Rows r = check_input(op, x, gamma);
+  check_add(op, x, residual, sum);
+  cpu::expect(op, "out", out, DType::f32, x.shape());
+  check_stat(op, "rstd", rstd, x, r.n);
+
+  const RmsNormRow row{gamma.data<float>(), eps, r.d};
+  const float* xp = x.data<float>();
+  const float* rsd = residual.data<float>();
+  float* sp = sum.data<float>();
+  float* yp = out.data<float>();
+  float* rp = rstd.data<float>();
+  cpu::parallel_for(r.n, 4 * r.d, [&](int64_t n) {
+    const int64_t at = n * r.d;
+    add_row(xp + at, rsd + at, sp + at, r.d);
+    row(sp + at, yp + at, rp + n);
   });
 }
 

@@ -4,8 +4,10 @@
 // ones backend.h fixes to f32: statistics, losses, lse, AdamW moments and master weights).
 // Arithmetic and accumulation are f32 whatever the storage dtype; GEMMs go through cuBLASLt, the
 // rest are hand-written kernels, one family per file (cuda_memory.cu, cuda_matmul.cu,
-// cuda_elementwise.cu, cuda_reduce.cu, cuda_softmax.cu, cuda_embedding.cu, cuda_norm.cu,
-// cuda_activation.cu, cuda_rope.cu, cuda_attention.cu, cuda_optimizer.cu, cuda_loss.cu).
+// cuda_elementwise.cu, cuda_reduce.cu, cuda_softmax.cu, cuda_embedding.cu, cuda_add_norm.cu (norm
+// forwards, fused with the residual add or not), cuda_norm.cu (norm backwards),
+// cuda_activation.cu, cuda_rope.cu, cuda_attention_*.cu, cuda_optimizer.cu, cuda_loss.cu,
+// cuda_sampling.cu).
 //
 // Work is queued on the legacy default stream, so a host copy (Tensor::to, item) waits for every
 // kernel before it, and synchronize() is the only other wait. Kernels avoid atomics wherever the
@@ -73,11 +75,17 @@ class CudaBackend final : public Backend {
                  const Tensor& out, const Tensor& mean, const Tensor& rstd) override;
   void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                           const Tensor& rstd, const Tensor& dout, const Tensor& dx,
-                          const Tensor& dgamma, const Tensor& dbeta) override;
+                          const Tensor& dgamma, const Tensor& dbeta, bool accumulate_dx) override;
   void rmsnorm(const Tensor& x, const Tensor& gamma, float eps, const Tensor& out,
                const Tensor& rstd) override;
   void rmsnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& rstd,
-                        const Tensor& dout, const Tensor& dx, const Tensor& dgamma) override;
+                        const Tensor& dout, const Tensor& dx, const Tensor& dgamma,
+                        bool accumulate_dx) override;
+  void add_layernorm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
+                     const Tensor& beta, float eps, const Tensor& sum, const Tensor& out,
+                     const Tensor& mean, const Tensor& rstd) override;
+  void add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& gamma, float eps,
+                   const Tensor& sum, const Tensor& out, const Tensor& rstd) override;
 
   void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override;
   void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout,
@@ -106,6 +114,9 @@ class CudaBackend final : public Backend {
                        const Tensor& lse) override;
   void gather_logprobs_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                 const Tensor& dlogp, const Tensor& dlogits) override;
+
+  void sample_tokens(const Tensor& logits, const Tensor& uniforms, float temperature, int64_t top_k,
+                     float top_p, const Tensor& out) override;
 
  private:
   int index_;

@@ -18,6 +18,16 @@
 // product (b's batch stride 0 when shared). beta goes to cuBLASLt with C = D = out; with beta = 0
 // cuBLASLt never reads C, so NaN in an uninitialised out cannot leak into the result.
 //
+// Unaligned rows: Hopper's fast GEMM kernels move tiles with the Tensor Memory Accelerator, which
+// needs every matrix's leading dimension to be a multiple of 16 bytes; cuBLASLt falls back to
+// much slower kernels otherwise. GPT-2's vocabulary (50257) makes the LM head's logits [N, 50257]
+// exactly that case, in its forward product and both backward ones, about a third of the model's
+// FLOPs (llm.c pads the vocabulary to 50304 for this reason). So for an unbatched product whose
+// operand or output rows are not 16-byte multiples, that matrix is copied (cudaMemcpy2DAsync)
+// into a scratch buffer with a padded leading dimension, and an output is copied back: a copy
+// costs its bytes at memory bandwidth, far less than the slow GEMM. The values are those of the
+// unpadded product. RLAIF_MATMUL_PAD=0 in the environment turns this off (to measure both).
+//
 // Precision: CUBLAS_COMPUTE_32F (true f32, not TF32) with an f32 scale type, for f32 and for
 // bf16 operands; bf16 products only take split-K schemes that reduce in f32.
 //
@@ -30,6 +40,8 @@
 #include <array>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -107,9 +119,10 @@ struct Problem {
   bool bias;                               // the caller wants the bias added
   bool beta_nonzero;
   uint32_t align_a, align_b, align_c, align_bias;
+  int64_t ld_a, ld_b, ld_d;  // leading dimensions: a_rows, b_rows, m unless padded
 };
 
-using PlanKey = std::array<int64_t, 20>;
+using PlanKey = std::array<int64_t, 23>;
 
 PlanKey key_of(const Problem& p) {
   return {static_cast<int64_t>(p.type),
@@ -131,7 +144,10 @@ PlanKey key_of(const Problem& p) {
           p.align_a,
           p.align_b,
           p.align_c,
-          p.align_bias};
+          p.align_bias,
+          p.ld_a,
+          p.ld_b,
+          p.ld_d};
 }
 
 struct PlanKeyHash {
@@ -199,11 +215,11 @@ void destroy(Plan& plan) {
   plan = Plan{};
 }
 
-cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t batch,
-                                   int64_t stride, const CallInfo& info) {
+cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld,
+                                   int64_t batch, int64_t stride, const CallInfo& info) {
   cublasLtMatrixLayout_t layout = nullptr;
   check_cublas(cublasLtMatrixLayoutCreate(&layout, type, static_cast<uint64_t>(rows),
-                                          static_cast<uint64_t>(cols), rows),
+                                          static_cast<uint64_t>(cols), ld),
                "cublasLtMatrixLayoutCreate", info);
   if (batch > 1) {
     const int32_t count = static_cast<int32_t>(batch);
@@ -250,9 +266,9 @@ Plan make_descriptors(const Problem& p, bool fused_bias, const void* bias_ptr,
                                                   &bias_ptr, sizeof bias_ptr),
                    "cublasLtMatmulDescSetAttribute(BIAS_POINTER)", info);
     }
-    plan.a = make_layout(p.type, p.a_rows, p.a_cols, p.batch, p.stride_a, info);
-    plan.b = make_layout(p.type, p.b_rows, p.b_cols, p.batch, p.stride_b, info);
-    plan.d = make_layout(p.type, p.m, p.n, p.batch, p.stride_d, info);
+    plan.a = make_layout(p.type, p.a_rows, p.a_cols, p.ld_a, p.batch, p.stride_a, info);
+    plan.b = make_layout(p.type, p.b_rows, p.b_cols, p.ld_b, p.batch, p.stride_b, info);
+    plan.d = make_layout(p.type, p.m, p.n, p.ld_d, p.batch, p.stride_d, info);
   } catch (...) {
     destroy(plan);
     throw;
@@ -328,6 +344,24 @@ Plan make_plan(cublasLtHandle_t handle, const Problem& p, const void* bias_ptr,
               " (cublasLtMatmulAlgoGetHeuristic: ", cublasLtGetStatusName(status), ")");
 }
 
+bool padding_enabled() {
+  static const bool on = [] {
+    const char* text = std::getenv("RLAIF_MATMUL_PAD");
+    return text == nullptr || std::strcmp(text, "0") != 0;
+  }();
+  return on;
+}
+
+// A column-major matrix of `rows` × `cols` elements of `elem` bytes, from leading dimension
+// src_ld to dst_ld (in elements), queued on the legacy default stream like the GEMM.
+void copy_matrix(void* dst, int64_t dst_ld, const void* src, int64_t src_ld, int64_t rows,
+                 int64_t cols, size_t elem, const CallInfo& info) {
+  check_cuda(cudaMemcpy2DAsync(dst, static_cast<size_t>(dst_ld) * elem, src,
+                               static_cast<size_t>(src_ld) * elem, static_cast<size_t>(rows) * elem,
+                               static_cast<size_t>(cols), cudaMemcpyDeviceToDevice, 0),
+             "matmul (padding copy)", info.str());
+}
+
 }  // namespace
 
 void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a,
@@ -400,9 +434,37 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bo
   p.stride_d = count > 1 ? M * N : 0;
   p.bias = bias.defined();
   p.beta_nonzero = beta != 0.0f;
-  p.align_a = alignment_of(b.raw_data(), p.stride_a * static_cast<int64_t>(elem));
-  p.align_b = alignment_of(a.raw_data(), p.stride_b * static_cast<int64_t>(elem));
-  p.align_c = alignment_of(out.raw_data(), p.stride_d * static_cast<int64_t>(elem));
+  p.ld_a = p.a_rows;
+  p.ld_b = p.b_rows;
+  p.ld_d = p.m;
+  // Padded copies of matrices whose rows are not 16-byte multiples (see the file comment).
+  Tensor padded_a, padded_b, padded_d;
+  if (count == 1 && padding_enabled()) {
+    const int64_t quantum = static_cast<int64_t>(16 / elem);
+    auto pad = [&](int64_t ld) { return (ld + quantum - 1) / quantum * quantum; };
+    if (p.a_rows % quantum != 0) {
+      p.ld_a = pad(p.a_rows);
+      padded_a = Tensor::empty({p.a_cols, p.ld_a}, a.dtype(), out.device());
+      copy_matrix(padded_a.raw_data(), p.ld_a, b.raw_data(), p.a_rows, p.a_rows, p.a_cols, elem,
+                  info);
+    }
+    if (p.b_rows % quantum != 0) {
+      p.ld_b = pad(p.b_rows);
+      padded_b = Tensor::empty({p.b_cols, p.ld_b}, a.dtype(), out.device());
+      copy_matrix(padded_b.raw_data(), p.ld_b, a.raw_data(), p.b_rows, p.b_rows, p.b_cols, elem,
+                  info);
+    }
+    if (p.m % quantum != 0) {
+      p.ld_d = pad(p.m);
+      padded_d = Tensor::empty({p.n, p.ld_d}, a.dtype(), out.device());
+    }
+  }
+  const void* a_ptr = padded_a.defined() ? padded_a.raw_data() : b.raw_data();  // A' = b
+  const void* b_ptr = padded_b.defined() ? padded_b.raw_data() : a.raw_data();  // B' = a
+  void* d_ptr = padded_d.defined() ? padded_d.raw_data() : out.raw_data();
+  p.align_a = alignment_of(a_ptr, p.stride_a * static_cast<int64_t>(elem));
+  p.align_b = alignment_of(b_ptr, p.stride_b * static_cast<int64_t>(elem));
+  p.align_c = alignment_of(d_ptr, p.stride_d * static_cast<int64_t>(elem));
   p.align_bias = bias.defined() ? alignment_of(bias.raw_data(), 0) : 0;
   const void* bias_ptr = bias.defined() ? bias.raw_data() : nullptr;
 
@@ -425,10 +487,15 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bo
     scale_add_bias(out, bias, beta, batch * M, N, info);
     beta_gemm = 1.0f;
   }
-  check_cublas(cublasLtMatmul(state.handle, plan.desc, &alpha, b.raw_data(), plan.a, a.raw_data(),
-                              plan.b, &beta_gemm, out.raw_data(), plan.d, out.raw_data(), plan.d,
-                              &plan.algo, state.workspace, kWorkspaceBytes, /*stream=*/0),
+  // A padded output starts as out's values when the product accumulates into them.
+  if (padded_d.defined() && beta_gemm != 0.0f) {
+    copy_matrix(d_ptr, p.ld_d, out.raw_data(), p.m, p.m, p.n, elem, info);
+  }
+  check_cublas(cublasLtMatmul(state.handle, plan.desc, &alpha, a_ptr, plan.a, b_ptr, plan.b,
+                              &beta_gemm, d_ptr, plan.d, d_ptr, plan.d, &plan.algo, state.workspace,
+                              kWorkspaceBytes, /*stream=*/0),
                "cublasLtMatmul", info);
+  if (padded_d.defined()) copy_matrix(out.raw_data(), p.m, d_ptr, p.ld_d, p.m, p.n, elem, info);
 }
 
 }  // namespace rlaif::cuda

@@ -123,6 +123,19 @@ TEST(Tensor, WrapKeepsExternalMemoryAlive) {
   EXPECT_TRUE(watch.expired());
 }
 
+// Without a keep-alive the memory is still the caller's: the tensor must not free it (a stack
+// array here: freeing it would crash, and ASan reports it).
+TEST(Tensor, WrapWithoutKeepAliveNeverFreesTheCallersMemory) {
+  float local[3] = {1, 2, 3};
+  const int64_t before = cpu_bytes_in_use();
+  {
+    Tensor t = Tensor::wrap(local, {3}, DType::f32, Device::cpu(), nullptr);
+    EXPECT_EQ(t.to_vector<float>(), (std::vector<float>{1, 2, 3}));
+  }
+  EXPECT_EQ(cpu_bytes_in_use(), before);
+  EXPECT_EQ(local[2], 3.0f);
+}
+
 TEST(Tensor, ItemConvertsEveryDtype) {
   Tensor h = Tensor::empty({1}, DType::bf16);
   h.data<bf16_t>()[0] = float_to_bf16(1.5f);
