@@ -42,6 +42,7 @@ class Writer {
   template <typename T>
   void put_all(const std::vector<T>& v) {
     put(static_cast<int64_t>(v.size()));
+    if (v.empty()) return;
     const auto* p = reinterpret_cast<const uint8_t*>(v.data());
     bytes_.insert(bytes_.end(), p, p + v.size() * sizeof(T));
   }
@@ -68,7 +69,8 @@ class Reader {
     RLAIF_CHECK(n >= 0, "unpack_samples: a negative length (", n, ")");
     need(static_cast<size_t>(n) * sizeof(T));
     std::vector<T> v(static_cast<size_t>(n));
-    std::memcpy(v.data(), data_ + at_, v.size() * sizeof(T));
+    // (An empty vector's data() may be null, which memcpy must not get even for 0 bytes.)
+    if (!v.empty()) std::memcpy(v.data(), data_ + at_, v.size() * sizeof(T));
     at_ += v.size() * sizeof(T);
     return v;
   }

