@@ -306,17 +306,22 @@ int64_t DataParallelOptimizer::state_bytes() const {
                               (s.master.defined() ? s.master.nbytes() : 0));
 }
 
-std::vector<std::pair<std::string, Tensor>> DataParallelOptimizer::state() const {
-  if (zero_stage_ == 0) return replicated_->state();
+std::vector<std::pair<std::string, Tensor>> DataParallelOptimizer::state(bool wanted) const {
+  if (zero_stage_ == 0) {
+    if (!wanted) return {};
+    return replicated_->state();
+  }
   const Sharded& s = *sharded_;
   const int64_t ranks = comm_.size(), span = s.per_rank * ranks;
   std::vector<std::pair<std::string, Tensor>> out;
   out.reserve(params_.size() * 3);
-  for (const auto& [name, p] : params_) {
-    out.emplace_back("exp_avg." + name, Tensor::zeros(p.shape(), DType::f32));
-    out.emplace_back("exp_avg_sq." + name, Tensor::zeros(p.shape(), DType::f32));
-    if (s.master.defined())
-      out.emplace_back("master." + name, Tensor::zeros(p.shape(), DType::f32));
+  if (wanted) {
+    for (const auto& [name, p] : params_) {
+      out.emplace_back("exp_avg." + name, Tensor::zeros(p.shape(), DType::f32));
+      out.emplace_back("exp_avg_sq." + name, Tensor::zeros(p.shape(), DType::f32));
+      if (s.master.defined())
+        out.emplace_back("master." + name, Tensor::zeros(p.shape(), DType::f32));
+    }
   }
   const size_t per_param = s.master.defined() ? 3 : 2;
   // One bucket of one kind of state at a time through an f32 buffer of a bucket's size.
@@ -324,6 +329,7 @@ std::vector<std::pair<std::string, Tensor>> DataParallelOptimizer::state() const
   auto collect = [&](const Tensor& shard, size_t kind) {
     for (int64_t b = 0; b < s.buckets; ++b) {
       comm_.all_gather(shard.slice(b * s.per_rank, (b + 1) * s.per_rank), gathered);
+      if (!wanted) continue;
       const Tensor host =
           gathered.device().type == DeviceType::cpu ? gathered : gathered.to(Device::cpu());
       const int64_t lo = b * span;

@@ -87,8 +87,10 @@ class DataParallelOptimizer {
   int64_t state_bytes() const;
 
   // Collective under stage 1. Host copies of the whole optimizer state in AdamW::state()'s format
-  // (names, shapes, order), the same on every rank.
-  std::vector<std::pair<std::string, Tensor>> state() const;
+  // (names, shapes, order), the same on every rank. A rank that will not write the checkpoint
+  // passes wanted = false: it still takes part in gathering the shards but gets an empty list, so
+  // it makes no host copy of state it would throw away.
+  std::vector<std::pair<std::string, Tensor>> state(bool wanted = true) const;
   // Restores what state() (or AdamW::state()) returned, with AdamW::load_state's checks; each
   // rank keeps its own chunk. Not collective.
   void load_state(const std::vector<std::pair<std::string, Tensor>>& state, int64_t step_count);

@@ -208,12 +208,12 @@ std::string state_name(const std::string& checkpoint_name) {
   return rest.substr(0, dot + 1) + kValueModelPrefix + rest.substr(dot + 1);
 }
 
-// Collective (the optimizer's state may be sharded): every rank gets the tensors.
+// Collective (the optimizer's state may be sharded); only the writer (`wanted`) gets the tensors.
 NamedTensors checkpoint_tensors(const PpoModels& models, const DataParallelOptimizer& optimizer,
-                                bool use_value) {
+                                bool use_value, bool wanted) {
   NamedTensors out;
-  for (auto& [name, t] : optimizer.state()) out.emplace_back(checkpoint_name(name), t);
-  if (use_value) {
+  for (auto& [name, t] : optimizer.state(wanted)) out.emplace_back(checkpoint_name(name), t);
+  if (use_value && wanted) {
     for (auto& [name, v] : models.value->parameters()) {
       out.emplace_back(kValueModelPrefix + name, v.data().to(Device::cpu()));
     }
@@ -351,7 +351,8 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
   auto save = [&](int64_t step) {
     const Metrics extra = {{"kl_coef", kl_coef},
                            {"optimizer_steps", static_cast<double>(optimizer.step_count())}};
-    const NamedTensors tensors = checkpoint_tensors(models, optimizer, use_value);  // collective
+    const NamedTensors tensors =
+        checkpoint_tensors(models, optimizer, use_value, lead);  // collective
     if (lead) {
       result.checkpoint =
           save_checkpoint(trainer.out_dir, step, *models.policy, trainer.tokenizer_model,

@@ -163,8 +163,9 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
   }
 
   auto save = [&](int64_t step) {
-    // Collective: with ZeRO-1 every rank contributes its shard of the optimizer state.
-    const std::vector<std::pair<std::string, Tensor>> state = optimizer.state();
+    // Collective: with ZeRO-1 every rank contributes its shard of the optimizer state; only the
+    // writer gets it.
+    const std::vector<std::pair<std::string, Tensor>> state = optimizer.state(lead);
     if (lead) {
       result.checkpoint = save_checkpoint(options.out_dir, step, model, options.tokenizer_model,
                                           trainer_state_json(step, options), state);

@@ -125,6 +125,24 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
   return static_cast<unsigned>(blocks < 1 ? 1 : blocks);
 }
 
+// Blocks for a grid-stride loop over n rows (or groups) with one block per row: n, capped so the
+// launch stays within the grid's limit (the kernels loop over the rest).
+constexpr unsigned kMaxBlocks = 65535u * 16u;
+inline unsigned blocks_for(int64_t n) {
+  return static_cast<unsigned>(n < 1 ? 1 : (n < kMaxBlocks ? n : kMaxBlocks));
+}
+
+// Calls launch(std::integral_constant<int, threads>{}) with the block size for one block per row
+// of V logits: 512 threads from V = 8192 up, else 128 (a short row would leave threads idle).
+template <typename Launch>
+void with_vocab_threads(int64_t V, Launch&& launch) {
+  if (V >= 8192) {
+    launch(std::integral_constant<int, 512>{});
+  } else {
+    launch(std::integral_constant<int, 128>{});
+  }
+}
+
 // ---- Reductions
 // ----------------------------------------------------------------------------------
 

@@ -27,7 +27,6 @@
 namespace rlaif::cuda {
 namespace {
 
-constexpr unsigned kMaxBlocks = 65535u * 16u;
 constexpr int kUnroll = 4;  // packs loaded before the first is used
 
 // ---- 16-byte packs ----
@@ -314,20 +313,6 @@ void check_targets(const char* op, const Tensor& targets, int64_t vocab, bool al
                            : std::string());
 }
 
-unsigned blocks_for(int64_t n) {
-  return static_cast<unsigned>(n < 1 ? 1 : (n < kMaxBlocks ? n : kMaxBlocks));
-}
-
-// Calls launch(std::integral_constant<int, threads>{}) with the block size for rows of V logits.
-template <typename Launch>
-void with_threads(int64_t V, Launch&& launch) {
-  if (V >= 8192) {
-    launch(std::integral_constant<int, 512>{});
-  } else {
-    launch(std::integral_constant<int, 128>{});
-  }
-}
-
 // The shared forward of cross_entropy (ce) and gather_logprobs.
 void lse_forward(const char* op, const Tensor& logits, const Tensor& targets, bool ce,
                  int ignore_index, const Tensor& value, const char* value_name, const Tensor& lse) {
@@ -339,7 +324,7 @@ void lse_forward(const char* op, const Tensor& logits, const Tensor& targets, bo
   if (r.n == 0) return;
   dispatch_float(logits.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    with_threads(r.v, [&](auto threads) {
+    with_vocab_threads(r.v, [&](auto threads) {
       constexpr int kT = decltype(threads)::value;
       lse_forward_kernel<T, kT><<<blocks_for(r.n), kT>>>(ptr<T>(logits), ptr<int32_t>(targets), r.n,
                                                          r.v, ce, ignore_index, ptr<float>(value),
@@ -368,7 +353,7 @@ void lse_backward(const char* op, const Tensor& logits, const Tensor& targets, c
                        15u) == 0;
   dispatch_float(logits.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    with_threads(r.v, [&](auto threads) {
+    with_vocab_threads(r.v, [&](auto threads) {
       constexpr int kT = decltype(threads)::value;
       lse_backward_kernel<T, kT><<<blocks_for(r.n), kT>>>(
           ptr<T>(logits), ptr<int32_t>(targets), ptr<float>(lse), ptr<float>(dvalue), sign,

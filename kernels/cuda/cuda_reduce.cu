@@ -24,7 +24,6 @@ namespace {
 
 constexpr int kReduceThreads = 256;      // TX·TY ≤ this usually,
 constexpr int kReduceMaxThreads = 1024;  // and ≤ this when there are few groups to spread
-constexpr unsigned kMaxBlocks = 65535u * 16u;
 
 // x as [outer, n, inner]: element (o, k, i) sits at (o·n + k)·inner + i.
 struct Layout {
@@ -45,10 +44,6 @@ Layout make_layout(int64_t outer, int64_t n, int64_t inner) {
   const int limit = outer * l.tiles < 1024 ? kReduceMaxThreads : kReduceThreads;
   while (l.tx * l.ty < limit && l.ty < n) l.ty *= 2;
   return l;
-}
-
-unsigned blocks_for(int64_t groups) {
-  return static_cast<unsigned>(groups < 1 ? 1 : (groups < kMaxBlocks ? groups : kMaxBlocks));
 }
 
 // Whether (v, k) should replace the current best (bv, bk) of a max: a NaN beats any number (it

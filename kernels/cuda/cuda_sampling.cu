@@ -50,7 +50,6 @@
 namespace rlaif::cuda {
 namespace {
 
-constexpr unsigned kMaxBlocks = 65535u * 16u;
 constexpr unsigned long long kNone = ~0ULL;
 
 // ---- Keys and prefixes ----
@@ -284,20 +283,6 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- Host side ----
 
-unsigned blocks_for(int64_t n) {
-  return static_cast<unsigned>(n < 1 ? 1 : (n < kMaxBlocks ? n : kMaxBlocks));
-}
-
-// Calls launch(std::integral_constant<int, threads>{}) with the block size for rows of V logits.
-template <typename Launch>
-void with_threads(int64_t V, Launch&& launch) {
-  if (V >= 8192) {
-    launch(std::integral_constant<int, 512>{});
-  } else {
-    launch(std::integral_constant<int, 128>{});
-  }
-}
-
 // Logit (row, id) of a row-major [N, V] f32 or bf16 tensor on the device, as f32 (for messages).
 float read_logit(const Tensor& logits, int64_t at, const char* op, const std::string& detail) {
   if (logits.dtype() == DType::f32) {
@@ -346,7 +331,7 @@ void CudaBackend::sample_tokens(const Tensor& logits, const Tensor& uniforms, fl
   const double inv_t = greedy ? 0.0 : 1.0 / static_cast<double>(temperature);
   dispatch_float(logits.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    with_threads(vocab, [&](auto threads) {
+    with_vocab_threads(vocab, [&](auto threads) {
       constexpr int kT = decltype(threads)::value;
       sample_kernel<T, kT><<<blocks_for(n), kT>>>(ptr<T>(logits), ptr<float>(uniforms), n, vocab,
                                                   greedy, inv_t, top_k, top_p, ptr<int32_t>(out),

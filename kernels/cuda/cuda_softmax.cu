@@ -20,7 +20,6 @@ namespace rlaif::cuda {
 namespace {
 
 constexpr int kWarpRowsPerBlock = 8;  // warp-per-row kernels run 8 warps (256 threads) a block
-constexpr unsigned kMaxBlocks = 65535u * 16u;
 
 // Folds v into the running (m, s) = (max, Σ exp(x - m)). A -inf contributes nothing (and must not
 // compute exp(-inf - -inf) = NaN); a NaN makes s NaN, as in the CPU reference.
@@ -138,10 +137,6 @@ __global__ void __launch_bounds__(kGroup == 32 ? 32 * kWarpRowsPerBlock : kGroup
       dxr[d] = from_f32<T>(kLog ? g - expf(yv) * acc : yv * (g - acc));
     }
   }
-}
-
-unsigned blocks_for(int64_t groups) {
-  return static_cast<unsigned>(groups < 1 ? 1 : (groups < kMaxBlocks ? groups : kMaxBlocks));
 }
 
 // Calls launch(std::integral_constant<int, G>{}, blocks, threads) with the group size for rows of

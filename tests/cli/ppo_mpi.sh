@@ -7,15 +7,7 @@
 # alone writes; a batch the ranks cannot share is a usage error naming --batch.
 set -euo pipefail
 rlaif="$1"; root="$2"
-command -v mpirun >/dev/null || { echo "mpirun not found: skipping"; exit 77; }
-"$rlaif" version | grep -q '^MPI: yes' || { echo "rlaif was built without MPI: skipping"; exit 77; }
-# Open MPI as root, oversubscribed, without ptrace-based single copies (see pretrain_mpi.sh).
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-# Under AddressSanitizer (tools/test.sh --sanitize) Open MPI's own plugins leak a few KB that are
-# unloaded before LeakSanitizer reports, so leaks are checked in the 1-process runs only.
-mpirun() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" command mpirun -x ASAN_OPTIONS "$@"; }
-export OMP_WAIT_POLICY=passive
+source "$root/tests/cli/lib/mpi_env.sh"  # skips without MPI; Open MPI settings for CI
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }

@@ -5,15 +5,7 @@
 # split evenly over the ranks is refused, naming both.
 set -euo pipefail
 rlaif="$1"; root="$2"
-command -v mpirun >/dev/null || { echo "mpirun not found: skipping"; exit 77; }
-# As root (CI's container) Open MPI needs these; on fewer cores than ranks, oversubscription; in
-# containers, the shared-memory transport without ptrace-based single copies.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-# Under AddressSanitizer (tools/test.sh --sanitize) Open MPI's own plugins leak a few KB that are
-# unloaded before LeakSanitizer reports, so leaks are checked in the 1-process runs only.
-mpirun() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" command mpirun -x ASAN_OPTIONS "$@"; }
-export OMP_WAIT_POLICY=passive  # two ranks' spinning OpenMP threads would starve each other
+source "$root/tests/cli/lib/mpi_env.sh"  # skips without MPI; Open MPI settings for CI
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 head -c 60000 "$root/data/text/tinyshakespeare.txt" > "$tmp/text.txt"

@@ -4,14 +4,7 @@
 # by the whole batch's count, algorithms/sft.h); only rank 0 writes; an uneven --batch is refused.
 set -euo pipefail
 rlaif="$1"; root="$2"
-command -v mpirun >/dev/null || { echo "mpirun not found: skipping"; exit 77; }
-# Open MPI as root, oversubscribed, without ptrace-based single copies (see pretrain_mpi.sh).
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-# Under AddressSanitizer (tools/test.sh --sanitize) Open MPI's own plugins leak a few KB that are
-# unloaded before LeakSanitizer reports, so leaks are checked in the 1-process runs only.
-mpirun() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" command mpirun -x ASAN_OPTIONS "$@"; }
-export OMP_WAIT_POLICY=passive
+source "$root/tests/cli/lib/mpi_env.sh"  # skips without MPI; Open MPI settings for CI
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$rlaif" init --arch llama --layers 2 --d-model 32 --heads 4 --kv-heads 2 --seq 256 \

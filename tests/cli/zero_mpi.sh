@@ -8,13 +8,7 @@
 #   AdamW's whole state, gathered from the shards).
 set -euo pipefail
 rlaif="$1"; root="$2"
-command -v mpirun >/dev/null || { echo "mpirun not found: skipping"; exit 77; }
-# Open MPI as root, oversubscribed, in a container; no leak checks of Open MPI's plugins under
-# ASan; passive OpenMP waits (see pretrain_mpi.sh).
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-mpirun() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" command mpirun -x ASAN_OPTIONS "$@"; }
-export OMP_WAIT_POLICY=passive
+source "$root/tests/cli/lib/mpi_env.sh"  # skips without MPI; Open MPI settings for CI
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 head -c 60000 "$root/data/text/tinyshakespeare.txt" > "$tmp/text.txt"

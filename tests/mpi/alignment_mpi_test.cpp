@@ -22,6 +22,7 @@
 #include "algorithms/reward.h"
 #include "runtime/communicator.h"
 #include "tests/algorithms/preference_test_util.h"
+#include "tests/mpi/mpi_test_main.h"
 
 namespace rlaif {
 namespace {
@@ -302,39 +303,9 @@ TEST(AlignmentMpi, PpoOnAllRanksIsPpoOnOne) {
   if (world().rank() == 0) fs::remove_all(shared);
 }
 
-// Rank > 0: only failures, prefixed with the rank, so the log stays readable.
-class FailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit FailurePrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& result) override {
-    if (!result.failed()) return;
-    std::cerr << "[rank " << rank_ << "] " << (result.file_name() ? result.file_name() : "?") << ":"
-              << result.line_number() << ": Failure\n"
-              << result.summary() << std::endl;
-  }
-
- private:
-  int rank_;
-};
-
 }  // namespace
 }  // namespace rlaif
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  if (rlaif::launcher_world_size() == 0) {
-    std::cerr << "alignment_mpi_test: start it with mpirun -np N (N >= 2)\n";
-    return 2;
-  }
-  rlaif::Communicator& world = rlaif::world_communicator();
-  if (world.rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new rlaif::FailurePrinter(world.rank()));
-  }
-  int failed = RUN_ALL_TESTS() != 0;
-  // Every rank exits with the job's verdict, so mpirun's status is the same whoever failed.
-  rlaif::Tensor verdict = rlaif::Tensor::from_vector<int32_t>({failed}, {1});
-  world.all_reduce_sum(verdict);
-  return verdict.to_vector<int32_t>()[0] != 0 ? 1 : 0;
+  return rlaif::run_mpi_tests(argc, argv, "alignment_mpi_test");
 }

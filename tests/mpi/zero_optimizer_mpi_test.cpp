@@ -14,6 +14,7 @@
 #include "algorithms/data_parallel_optimizer.h"
 #include "kernels/backend.h"
 #include "runtime/communicator.h"
+#include "tests/mpi/mpi_test_main.h"
 
 namespace rlaif {
 namespace {
@@ -111,6 +112,15 @@ TEST(ZeroOptimizerMpi, ShardedUpdatesMatchReplicatedOnEveryRank) {
     expect_close(s0[i].second.to_vector<float>(), v1, s0[i].first.c_str());
     EXPECT_EQ(v1, rank0(v1)) << s1[i].first;
   }
+  // Only the checkpoint's writer asks for the state; the others take part and get nothing.
+  const bool writer = world().rank() == 0;
+  const auto mine = sharded.state(writer);
+  ASSERT_EQ(mine.size(), writer ? s1.size() : 0u);
+  for (size_t i = 0; i < mine.size(); ++i) {
+    EXPECT_EQ(mine[i].first, s1[i].first);
+    EXPECT_EQ(mine[i].second.to_vector<float>(), s1[i].second.to_vector<float>());
+  }
+  EXPECT_EQ(replicated.state(writer).size(), writer ? s0.size() : 0u);
 }
 
 // Buckets of 4 f32 elements per rank: ownership interleaves across ranks within every parameter.
@@ -149,21 +159,6 @@ TEST(ZeroOptimizerMpi, ResumesFromItsStateBitForBit) {
 }  // namespace
 }  // namespace rlaif
 
-// Rank 0 prints GoogleTest's output; the others only failures (GoogleTest's failure lines).
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  if (rlaif::launcher_world_size() == 0) {
-    std::fprintf(stderr, "zero_optimizer_mpi_test: start it with mpirun -np N (N >= 2)\n");
-    return 2;
-  }
-  rlaif::Communicator& world = rlaif::world_communicator();
-  if (world.rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int failed = RUN_ALL_TESTS() != 0;
-  // Every rank exits with the job's verdict, so mpirun's status is the same whoever failed.
-  rlaif::Tensor verdict = rlaif::Tensor::from_vector<int32_t>({failed}, {1});
-  world.all_reduce_sum(verdict);
-  return verdict.item() > 0 ? 1 : 0;
+  return rlaif::run_mpi_tests(argc, argv, "zero_optimizer_mpi_test");
 }
