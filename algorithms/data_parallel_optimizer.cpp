@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "algorithms/grad_clip.h"
+#include "algorithms/gradient_buckets.h"
 #include "kernels/backend.h"
 
 namespace rlaif {
@@ -94,7 +95,6 @@ struct DataParallelOptimizer::Sharded {
   std::vector<Piece> pieces;    // in flat order
   Tensor grad;                  // [buckets·S], the parameters' dtype: the reduced gradients
   Tensor m, v, master;          // [buckets·S] f32; master undefined for f32 parameters
-  Tensor bucket;                // [S·R], the parameters' dtype: one bucket in flight
   int64_t step_count = 0;
 };
 
@@ -119,8 +119,21 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<std::pair<std::string, 
       bucket_bytes_(bucket_bytes) {
   RLAIF_CHECK(zero_stage == 0 || zero_stage == 1, "--zero ", zero_stage,
               ": only ZeRO stages 0 (replicated optimizer state) and 1 (sharded) exist");
+  for (size_t i = 0; i < params_.size(); ++i) index_.emplace(params_[i].second.identity(), i);
   if (zero_stage_ == 0) {
     replicated_ = std::make_unique<AdamW>(params_, options_);
+    // One flat layout needs one dtype and one device; otherwise reduce_gradients() packs
+    // buckets as it goes, after the backward pass.
+    bool uniform = true;
+    for (const auto& [name, p] : params_)
+      uniform = uniform && p.dtype() == params_[0].second.dtype() &&
+                p.device() == params_[0].second.device();
+    if (uniform && distributed() && !params_.empty()) {
+      const int64_t span = std::max<int64_t>(
+          1, static_cast<int64_t>(bucket_bytes_ / dtype_size(params_[0].second.dtype())));
+      buckets_ =
+          std::make_unique<GradientBuckets>(params_, comm_, span, GradientBuckets::Reduction::mean);
+    }
     return;
   }
   AdamW::check(params_, options_);
@@ -160,7 +173,6 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<std::pair<std::string, 
   s->grad = Tensor::zeros({shard}, s->dtype, s->device);
   s->m = Tensor::zeros({shard}, DType::f32, s->device);
   s->v = Tensor::zeros({shard}, DType::f32, s->device);
-  s->bucket = Tensor::empty({span}, s->dtype, s->device);
   if (s->dtype != DType::f32) {
     // The master copy starts as the parameter, as AdamW's does.
     s->master = Tensor::zeros({shard}, DType::f32, s->device);
@@ -170,33 +182,51 @@ DataParallelOptimizer::DataParallelOptimizer(std::vector<std::pair<std::string, 
               s->master.slice(q.local, q.local + (q.hi - q.lo)));
     }
   }
+  // Stage 1's reduce-scatter: bucket b's reduced chunk r lands in rank r's shard at b·S.
+  buckets_ = std::make_unique<GradientBuckets>(params_, comm_, span,
+                                               GradientBuckets::Reduction::scatter_sum, s->grad);
   sharded_ = std::move(s);
 }
 
 DataParallelOptimizer::~DataParallelOptimizer() = default;
 
+bool DataParallelOptimizer::distributed() const {
+  // A one-rank NCCL communicator counts: its run exercises the multi-GPU path (the GPU check).
+  return comm_.size() > 1 || comm_.runs_alongside_compute();
+}
+
+GradientReadyScope DataParallelOptimizer::overlap_backward() {
+  if (!buckets_ || !distributed()) return GradientReadyScope(GradientReadyFn());
+  buckets_->begin();
+  overlapping_ = true;
+  return GradientReadyScope([this](const Variable& leaf) {
+    auto it = index_.find(leaf.identity());
+    if (it != index_.end()) buckets_->ready(it->second);  // other leaves are not ours
+  });
+}
+
+void DataParallelOptimizer::reduce_buckets() {
+  if (!overlapping_) buckets_->begin();
+  overlapping_ = false;
+  buckets_->finish();
+}
+
 double DataParallelOptimizer::reduce_gradients(double max_norm) {
   if (zero_stage_ == 0) {
-    if (comm_.size() > 1) all_reduce_mean_bucketed(comm_, params_, bucket_bytes_, bucket_scratch_);
+    if (buckets_) {
+      reduce_buckets();
+    } else if (distributed()) {
+      all_reduce_mean_bucketed(comm_, params_, bucket_bytes_, bucket_scratch_);
+    }
     return clip_grad_norm(params_, max_norm);
   }
   Sharded& s = *sharded_;
   Backend& be = backend_for(s.device);
-  const int64_t ranks = comm_.size(), span = s.per_rank * ranks;
+  const int64_t ranks = comm_.size();
   for (size_t i = 0; i < params_.size(); ++i) s.has_grad[i] = params_[i].second.grad().defined();
-  // 1. Reduce-scatter bucket by bucket; a parameter without a gradient contributes zeros.
-  for (int64_t b = 0; b < s.buckets; ++b) {
-    const int64_t lo = b * span, hi = lo + span;
-    be.fill(s.bucket, 0.0);
-    for (size_t i = 0; i < params_.size(); ++i) {
-      if (!s.has_grad[i]) continue;
-      auto [a, e] = overlap(s.offset[i], params_[i].second.numel(), lo, hi);
-      if (a == e) continue;
-      be.copy(flat_view(params_[i].second.grad()).slice(a - s.offset[i], e - s.offset[i]),
-              s.bucket.slice(a - lo, e - lo));
-    }
-    comm_.reduce_scatter_sum(s.bucket, s.grad.slice(b * s.per_rank, (b + 1) * s.per_rank));
-  }
+  // 1. Reduce-scatter bucket by bucket (during the backward pass under overlap_backward()); a
+  // parameter without a gradient contributes zeros.
+  reduce_buckets();
   if (ranks > 1) {
     // Divide, as the communicators' means do (a multiply by 1/R would round differently).
     Tensor divisor = Tensor::empty({}, s.dtype, s.device);
@@ -263,7 +293,9 @@ void DataParallelOptimizer::step(double lr) {
                   s.grad.slice(a, b), s.m.slice(a, b), s.v.slice(a, b),
                   s.master.defined() ? s.master.slice(a, b) : Tensor(), h);
   }
-  // 4. Bucket by bucket, every rank's updated pieces to every rank.
+  // 4. Bucket by bucket, every rank's updated pieces to every rank, through a buffer the
+  // reduce-scatter no longer uses.
+  const Tensor& bucket = buckets_->scratch();
   const int64_t ranks = comm_.size(), rank = comm_.rank(), span = s.per_rank * ranks;
   for (int64_t b = 0; b < s.buckets; ++b) {
     const int64_t lo = b * span, hi = lo + span;
@@ -272,13 +304,13 @@ void DataParallelOptimizer::step(double lr) {
       auto [a, e] = overlap(s.offset[i], params_[i].second.numel(), mine, mine + s.per_rank);
       if (a == e || !s.has_grad[i]) continue;
       be.copy(flat_view(params_[i].second.data()).slice(a - s.offset[i], e - s.offset[i]),
-              s.bucket.slice(a - lo, e - lo));
+              bucket.slice(a - lo, e - lo));
     }
-    comm_.all_gather(s.bucket.slice(rank * s.per_rank, (rank + 1) * s.per_rank), s.bucket);
+    comm_.all_gather(bucket.slice(rank * s.per_rank, (rank + 1) * s.per_rank), bucket);
     for (size_t i = 0; i < params_.size(); ++i) {
       auto [a, e] = overlap(s.offset[i], params_[i].second.numel(), lo, hi);
       if (a == e || !s.has_grad[i]) continue;
-      be.copy(s.bucket.slice(a - lo, e - lo),
+      be.copy(bucket.slice(a - lo, e - lo),
               flat_view(params_[i].second.data()).slice(a - s.offset[i], e - s.offset[i]));
     }
   }

@@ -30,6 +30,16 @@
 // parameter lies within a bucket, the two stages give bitwise-identical weights; on R ranks they
 // differ only where the clipping coefficient's norm is summed in another order.
 //
+// Overlap with the backward pass (both stages, when the parameters share a dtype and a device):
+// reduce_gradients() could start only after backward() has returned, leaving the GPU idle while
+// the gradients travel. Instead, the step's last backward pass runs under overlap_backward(), and
+// each bucket's collective starts as soon as the pass has finished its gradients (autograd's
+// gradient-ready hook, autograd/gradient_ready.h; the buckets, their order and buffers are
+// GradientBuckets', algorithms/gradient_buckets.h), on NCCL's own stream alongside the rest of
+// the pass. reduce_gradients() then only starts what is left and waits. The arithmetic is the
+// same either way: with MPI (whose collectives complete before they return, so nothing is
+// gained on CPU but the code path is the one GPUs run) the results are bitwise those without it.
+//
 // Checkpoints hold the optimizer state in AdamW's own format (state(): every parameter's whole
 // m, v and master, gathered from the shards), so a checkpoint written with --zero 1 on R ranks
 // resumes on R ranks bit for bit, and also on another rank count or without ZeRO.
@@ -40,14 +50,18 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "algorithms/adamw.h"
+#include "autograd/gradient_ready.h"
 #include "autograd/variable.h"
 #include "runtime/communicator.h"
 
 namespace rlaif {
+
+class GradientBuckets;
 
 class DataParallelOptimizer {
  public:
@@ -73,6 +87,14 @@ class DataParallelOptimizer {
   // clipped (the caller decides to stop). Parameters without a gradient are left out, and must
   // be the same ones on every rank.
   double reduce_gradients(double max_norm);
+  // Collective. Reduces the gradients during the backward pass that runs while the returned
+  // scope lives: open it just before the step's last micro-batch (its forward and backward) and
+  // close it after; reduce_gradients() then finishes the reduction. Earlier micro-batches'
+  // gradients are accumulated before the last pass, so they are included. Only one backward pass
+  // may run in the scope (Error otherwise: a gradient would change after it was sent). With one
+  // plain process, or parameters of mixed dtypes or devices, the scope does nothing and
+  // reduce_gradients() does all the work.
+  [[nodiscard]] GradientReadyScope overlap_backward();
   // Collective under stage 1. One AdamW update with learning rate lr from the gradients
   // reduce_gradients() left (AdamW::step's rules: step_count() advances first; parameters
   // without a gradient are skipped).
@@ -98,14 +120,22 @@ class DataParallelOptimizer {
  private:
   struct Sharded;  // stage 1's flat vectors and chunk (data_parallel_optimizer.cpp)
 
+  // Whether gradients travel between ranks (several ranks, or one rank through NCCL).
+  bool distributed() const;
+  // The buckets' reduction, overlapped or not.
+  void reduce_buckets();
+
   std::vector<std::pair<std::string, Variable>> params_;
   AdamWOptions options_;
   Communicator& comm_;
   int zero_stage_;
   size_t bucket_bytes_;
-  std::unique_ptr<AdamW> replicated_;  // stage 0
-  std::unique_ptr<Sharded> sharded_;   // stage 1
-  Tensor bucket_scratch_;              // stage 0's packing buffer, kept between steps
+  std::unique_ptr<AdamW> replicated_;         // stage 0
+  std::unique_ptr<Sharded> sharded_;          // stage 1
+  std::unique_ptr<GradientBuckets> buckets_;  // stage 1; stage 0 when distributed, one dtype
+  Tensor bucket_scratch_;  // stage 0 with mixed dtypes: the packing buffer, kept between steps
+  std::unordered_map<const void*, size_t> index_;  // parameter identity → index in params_
+  bool overlapping_ = false;                       // overlap_backward() began this step's reduction
 };
 
 }  // namespace rlaif

@@ -119,6 +119,10 @@ UpdateResult update(const PpoModels& models, DataParallelOptimizer& optimizer, C
     for (int64_t mb = 0; mb < o.mini_batches; ++mb) {
       double loss_sum = 0.0;
       for (int64_t micro = 0; micro < A; ++micro) {
+        // The last micro-batch's backward pass sends each bucket of gradients as it completes.
+        std::optional<GradientReadyScope> overlap;
+        if (micro + 1 == A && trainer.overlap_reduction)
+          overlap.emplace(optimizer.overlap_backward());
         const auto at = order.begin() + mb * per_mini + micro * per_micro;
         const MicroBatchShare share = micro_batch_share(std::vector<int64_t>(at, at + per_micro),
                                                         rollout.samples, comm.rank(), comm.size());

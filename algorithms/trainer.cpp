@@ -192,6 +192,10 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
     int64_t tokens = 0;
     std::vector<std::pair<std::string, double>> extra;
     for (int64_t micro = 0; micro < options.grad_accum; ++micro) {
+      // The last micro-batch's backward pass sends each bucket of gradients as it completes.
+      std::optional<GradientReadyScope> overlap;
+      if (micro + 1 == options.grad_accum && options.overlap_reduction)
+        overlap.emplace(optimizer.overlap_backward());
       MicroBatchResult r =
           task.micro_batch(step, micro, 1.0 / static_cast<double>(options.grad_accum));
       loss += r.loss / static_cast<double>(options.grad_accum);

@@ -87,6 +87,9 @@ struct TrainerOptions {
   // sharded over the ranks. Checkpoints are the same either way, so a run may resume with the
   // other stage or another rank count.
   int zero_stage = 0;
+  // Under data parallelism, send each bucket of gradients while the last micro-batch's backward
+  // pass still runs (DataParallelOptimizer::overlap_backward); false: after it (same results).
+  bool overlap_reduction = true;
 };
 
 struct TrainResult {

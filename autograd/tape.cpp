@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/gradient_ready.h"
 #include "autograd/internal.h"
 #include "autograd/node.h"
 #include "kernels/backend.h"
@@ -77,6 +78,33 @@ void accumulate_leaf(const Variable& leaf, Tensor g) {
   }
 }
 
+// Leaves that require a gradient, counted once per node input that is one: the number of nodes
+// (with multiplicity) still to run before each leaf's gradient is final (gradient_ready.h).
+class LeafReadiness {
+ public:
+  LeafReadiness(const GradientReadyFn* fn, const std::vector<std::shared_ptr<Node>>& order)
+      : fn_(fn) {
+    if (fn_ == nullptr) return;
+    for (const std::shared_ptr<Node>& node : order) {
+      for (const Variable& input : node->inputs) {
+        if (counts(input)) ++pending_[input.identity()];
+      }
+    }
+  }
+  // `node` has run (or been skipped): its leaves that no other node still feeds are ready.
+  void node_done(const Node& node) {
+    if (fn_ == nullptr) return;
+    for (const Variable& input : node.inputs) {
+      if (counts(input) && --pending_[input.identity()] == 0) (*fn_)(input);
+    }
+  }
+
+ private:
+  static bool counts(const Variable& v) { return v.defined() && v.is_leaf() && v.requires_grad(); }
+  const GradientReadyFn* fn_;
+  std::unordered_map<const void*, int> pending_;
+};
+
 void check_gradient(const Node& node, size_t index, const Variable& input, const Tensor& g) {
   RLAIF_CHECK(
       g.shape() == input.shape() && g.dtype() == input.dtype() && g.device() == input.device(),
@@ -101,12 +129,16 @@ void run_backward(const Variable& root, const Tensor& seed_in) {
     seed = std::move(cast);
   }
 
+  BackwardDepthGuard depth;  // a pass nested in this one reports no gradient as ready
+  const GradientReadyFn* ready = gradient_ready_fn();
   if (root.is_leaf()) {
     accumulate_leaf(root, std::move(seed));
+    if (ready != nullptr) (*ready)(root);
     return;
   }
 
   std::vector<std::shared_ptr<Node>> order = reverse_topological_order(root.grad_fn());
+  LeafReadiness readiness(ready, order);
   // dL/d(output of node), filled by the node's consumers, consumed (and freed) when it runs.
   std::unordered_map<const Node*, Tensor> pending;
   pending.emplace(order.front().get(), std::move(seed));
@@ -114,6 +146,7 @@ void run_backward(const Variable& root, const Tensor& seed_in) {
   for (std::shared_ptr<Node>& node : order) {
     auto it = pending.find(node.get());
     if (it == pending.end()) {  // every consumer returned "no gradient": nothing flows on
+      readiness.node_done(*node);
       node->release();
       node.reset();
       continue;
@@ -141,6 +174,7 @@ void run_backward(const Variable& root, const Tensor& seed_in) {
         accumulate(pending[input.grad_fn().get()], std::move(grads[i]));
       }
     }
+    readiness.node_done(*node);
     // Saved tensors and input references go now; the node object itself lives on (as a husk
     // marked released) while some Variable still points at it.
     node->release();

@@ -63,6 +63,9 @@ class Variable {
 
   // Whether two handles refer to one variable.
   bool is_same(const Variable& other) const { return impl_ == other.impl_; }
+  // The same for every handle of one variable, distinct between live variables (null when
+  // undefined): a key for maps from variables to what a caller keeps about them.
+  const void* identity() const { return impl_.get(); }
 
  private:
   struct Impl {

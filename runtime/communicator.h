@@ -22,6 +22,7 @@
 //   (see MpiCommunicator for the summation order).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -55,6 +56,30 @@ class Communicator {
   virtual void broadcast(const Tensor& t, int root) = 0;
   // Returns once every rank has called it.
   virtual void barrier() = 0;
+
+  // ---- Collectives that run alongside computation -----------------------------------------
+  // A communicator able to run collectives concurrently with the device's kernels (NCCL, on a
+  // stream of its own) starts them here and returns at once, so that data-parallel training can
+  // reduce one bucket of gradients while the backward pass computes the next. Until wait() on
+  // the returned ticket, the caller must leave the tensors alone: no kernel may read or write
+  // them, and they must stay allocated. Elsewhere (MPI on CPU tensors, one process) these run the
+  // collective to completion, as the plain forms do, and wait() has nothing to do.
+  // Collectives complete in the order they were started, plain forms included.
+  using Ticket = uint64_t;
+  // Whether start_* return before the collective is done.
+  virtual bool runs_alongside_compute() const { return false; }
+  virtual Ticket start_all_reduce_mean(const Tensor& t) {
+    all_reduce_mean(t);
+    return 0;
+  }
+  virtual Ticket start_reduce_scatter_sum(const Tensor& input, const Tensor& output) {
+    reduce_scatter_sum(input, output);
+    return 0;
+  }
+  // Device work queued after this call waits for the collective `ticket` (and so for every one
+  // started before it); on a GPU the host does not block.
+  virtual void wait(Ticket /*ticket*/) {}
+
   // Ends every rank of the job with `exit_code`. For a rank that fails while the others may be
   // waiting in a collective: exiting alone would leave them (and mpirun) waiting forever.
   [[noreturn]] virtual void abort_job(int exit_code) = 0;

@@ -35,6 +35,9 @@ void declare_trainer_flags(Flags& flags, const std::string& default_steps,
               "ZeRO stage under data parallelism (mpirun): 0 = every rank holds the whole "
               "optimizer state; 1 = AdamW moments and master weights sharded over the ranks "
               "(optimizer memory per rank / ranks; same checkpoints)")
+      .flag("no-overlap",
+            "under data parallelism, send the gradients after the backward pass instead of "
+            "bucket by bucket while it runs (same results; for timing and debugging)")
       .flag("recompute",
             "recompute each layer's norms, q/k/v projections and MLP in the backward pass "
             "instead of storing their activations: less memory, more compute, same gradients");
@@ -80,6 +83,7 @@ TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string
   o.resume = flags.str("resume");
   if (o.steps <= 0) throw UsageError("--steps must be positive");
   if (o.grad_accum <= 0) throw UsageError("--grad-accum must be positive");
+  o.overlap_reduction = !flags.on("no-overlap");
   o.zero_stage = static_cast<int>(flags.integer("zero"));
   if (o.zero_stage != 0 && o.zero_stage != 1)
     throw UsageError("--zero must be 0 or 1 (ZeRO stages 2 and 3 are not implemented), got " +

@@ -12,7 +12,7 @@ namespace rlaif::cuda {
 namespace {
 
 // The legacy default stream: the CUDA backend's (see the header).
-constexpr cudaStream_t kStream = 0;
+constexpr cudaStream_t kComputeStream = 0;
 
 ncclDataType_t nccl_type(DType dtype) {
   switch (dtype) {
@@ -70,71 +70,130 @@ NcclCommunicator::NcclCommunicator(Communicator& bootstrap, int device)
   check_nccl(ncclCommInitRank(&comm_, size_, id, rank_), nullptr, where, "ncclCommInitRank");
   check_cuda(cudaMalloc(&barrier_value_, sizeof(float)), "cudaMalloc", where);
   check_cuda(cudaMemset(barrier_value_, 0, sizeof(float)), "cudaMemset", where);
+  // Non-blocking: a stream made otherwise would wait for the legacy default stream (and make it
+  // wait) at every launch, and nothing would run alongside.
+  check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate", where);
+  check_cuda(cudaEventCreateWithFlags(&entry_, cudaEventDisableTiming), "cudaEventCreate", where);
+  for (cudaEvent_t& e : done_)
+    check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate", where);
 }
 
 NcclCommunicator::~NcclCommunicator() {
   if (comm_ != nullptr) ncclCommDestroy(comm_);
+  if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  for (cudaEvent_t e : done_)
+    if (e != nullptr) cudaEventDestroy(e);
+  if (entry_ != nullptr) cudaEventDestroy(entry_);
+  if (stream_ != nullptr) cudaStreamDestroy(stream_);
   if (barrier_value_ != nullptr) cudaFree(barrier_value_);
 }
 
-void NcclCommunicator::all_reduce_sum(const Tensor& t) {
-  const Collective op = Collective::all_reduce_sum;
-  throw_if(collective_problem(*this, op, t, Tensor(), 0, Device::cuda(device_)));
-  if (t.numel() == 0) return;
+void NcclCommunicator::enter(const std::string& where) {
+  check_cuda(cudaEventRecord(entry_, kComputeStream), "cudaEventRecord", where);
+  check_cuda(cudaStreamWaitEvent(stream_, entry_, 0), "cudaStreamWaitEvent", where);
+}
+
+Communicator::Ticket NcclCommunicator::leave(const std::string& where) {
+  const Ticket ticket = ++last_ticket_;
+  check_cuda(cudaEventRecord(done_[ticket % kTicketEvents], stream_), "cudaEventRecord", where);
+  return ticket;
+}
+
+void NcclCommunicator::wait(Ticket ticket) {
+  if (ticket == 0) return;  // nothing was queued (an empty tensor)
+  RLAIF_CHECK(ticket <= last_ticket_, "NcclCommunicator::wait on rank ", rank_, ": ticket ", ticket,
+              " was never issued (the last is ", last_ticket_, ")");
+  check_cuda(cudaStreamWaitEvent(kComputeStream, done_[ticket % kTicketEvents], 0),
+             "cudaStreamWaitEvent", "NcclCommunicator::wait");
+}
+
+void NcclCommunicator::queue_all_reduce(const Tensor& t, bool mean) {
+  const std::string where =
+      collective_context(*this, mean ? Collective::all_reduce_mean : Collective::all_reduce_sum) +
+      " (" + t.str() + ")";
+  enter(where);
   check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), static_cast<size_t>(t.numel()),
-                           nccl_type(t.dtype()), ncclSum, comm_, kStream),
-             comm_, collective_context(*this, op) + " (" + t.str() + ")", "ncclAllReduce");
+                           nccl_type(t.dtype()), mean ? ncclAvg : ncclSum, comm_, stream_),
+             comm_, where, "ncclAllReduce");
+}
+
+void NcclCommunicator::queue_reduce_scatter(const Tensor& input, const Tensor& output) {
+  const std::string where = collective_context(*this, Collective::reduce_scatter_sum) + " (input " +
+                            input.str() + ", output " + output.str() + ")";
+  enter(where);
+  check_nccl(
+      ncclReduceScatter(input.raw_data(), output.raw_data(), static_cast<size_t>(output.numel()),
+                        nccl_type(input.dtype()), ncclSum, comm_, stream_),
+      comm_, where, "ncclReduceScatter");
+}
+
+void NcclCommunicator::all_reduce_sum(const Tensor& t) {
+  throw_if(
+      collective_problem(*this, Collective::all_reduce_sum, t, Tensor(), 0, Device::cuda(device_)));
+  if (t.numel() == 0) return;
+  queue_all_reduce(t, /*mean=*/false);
+  wait(leave("NcclCommunicator::all_reduce_sum"));
 }
 
 void NcclCommunicator::all_reduce_mean(const Tensor& t) {
-  const Collective op = Collective::all_reduce_mean;
-  throw_if(collective_problem(*this, op, t, Tensor(), 0, Device::cuda(device_)));
-  if (t.numel() == 0) return;
-  check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), static_cast<size_t>(t.numel()),
-                           nccl_type(t.dtype()), ncclAvg, comm_, kStream),
-             comm_, collective_context(*this, op) + " (" + t.str() + ")", "ncclAllReduce");
+  wait(start_all_reduce_mean(t));
+}
+
+Communicator::Ticket NcclCommunicator::start_all_reduce_mean(const Tensor& t) {
+  throw_if(collective_problem(*this, Collective::all_reduce_mean, t, Tensor(), 0,
+                              Device::cuda(device_)));
+  if (t.numel() == 0) return 0;
+  queue_all_reduce(t, /*mean=*/true);
+  return leave("NcclCommunicator::all_reduce_mean");
 }
 
 void NcclCommunicator::reduce_scatter_sum(const Tensor& input, const Tensor& output) {
-  const Collective op = Collective::reduce_scatter_sum;
-  throw_if(collective_problem(*this, op, input, output, 0, Device::cuda(device_)));
-  if (output.numel() == 0) return;
-  check_nccl(
-      ncclReduceScatter(input.raw_data(), output.raw_data(), static_cast<size_t>(output.numel()),
-                        nccl_type(input.dtype()), ncclSum, comm_, kStream),
-      comm_,
-      collective_context(*this, op) + " (input " + input.str() + ", output " + output.str() + ")",
-      "ncclReduceScatter");
+  wait(start_reduce_scatter_sum(input, output));
+}
+
+Communicator::Ticket NcclCommunicator::start_reduce_scatter_sum(const Tensor& input,
+                                                                const Tensor& output) {
+  throw_if(collective_problem(*this, Collective::reduce_scatter_sum, input, output, 0,
+                              Device::cuda(device_)));
+  if (output.numel() == 0) return 0;
+  queue_reduce_scatter(input, output);
+  return leave("NcclCommunicator::reduce_scatter_sum");
 }
 
 void NcclCommunicator::all_gather(const Tensor& input, const Tensor& output) {
   const Collective op = Collective::all_gather;
   throw_if(collective_problem(*this, op, input, output, 0, Device::cuda(device_)));
   if (input.numel() == 0) return;
+  const std::string where =
+      collective_context(*this, op) + " (input " + input.str() + ", output " + output.str() + ")";
+  enter(where);
   // Bytes: every dtype gathers the same way.
   check_nccl(
-      ncclAllGather(input.raw_data(), output.raw_data(), input.nbytes(), ncclUint8, comm_, kStream),
-      comm_,
-      collective_context(*this, op) + " (input " + input.str() + ", output " + output.str() + ")",
-      "ncclAllGather");
+      ncclAllGather(input.raw_data(), output.raw_data(), input.nbytes(), ncclUint8, comm_, stream_),
+      comm_, where, "ncclAllGather");
+  wait(leave(where));
 }
 
 void NcclCommunicator::broadcast(const Tensor& t, int root) {
   const Collective op = Collective::broadcast;
   throw_if(collective_problem(*this, op, t, Tensor(), root, Device::cuda(device_)));
   if (t.numel() == 0) return;
-  check_nccl(
-      ncclBroadcast(t.raw_data(), t.raw_data(), t.nbytes(), ncclUint8, root, comm_, kStream), comm_,
-      collective_context(*this, op) + " (" + t.str() + ", root " + std::to_string(root) + ")",
-      "ncclBroadcast");
+  const std::string where =
+      collective_context(*this, op) + " (" + t.str() + ", root " + std::to_string(root) + ")";
+  enter(where);
+  check_nccl(ncclBroadcast(t.raw_data(), t.raw_data(), t.nbytes(), ncclUint8, root, comm_, stream_),
+             comm_, where, "ncclBroadcast");
+  wait(leave(where));
 }
 
 void NcclCommunicator::barrier() {
   const std::string where = collective_context(*this, Collective::barrier);
   check_cuda(cudaSetDevice(device_), "cudaSetDevice", where);
-  check_nccl(ncclAllReduce(barrier_value_, barrier_value_, 1, ncclFloat32, ncclSum, comm_, kStream),
+  enter(where);  // so the synchronize below also waits for the compute stream's work
+  check_nccl(ncclAllReduce(barrier_value_, barrier_value_, 1, ncclFloat32, ncclSum, comm_, stream_),
              comm_, where, "ncclAllReduce");
-  check_cuda(cudaStreamSynchronize(kStream), "cudaStreamSynchronize", where);
+  leave(where);
+  check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize", where);
 }
 
 void NcclCommunicator::abort_job(int exit_code) {

@@ -5,9 +5,14 @@
 // bootstrap, then every rank joins the NCCL communicator on its GPU. So one `mpirun` line starts
 // a run on one machine or many, and a run without a launcher is a one-rank NCCL run.
 //
-// Work is queued on the legacy default stream, like the CUDA backend's kernels (cuda_backend.h):
-// a collective starts after the kernels queued before it, and the kernels queued after it wait
-// for it. Calls return once the work is queued, not done.
+// Streams. The CUDA backend queues its kernels on the legacy default stream (cuda_backend.h);
+// every collective runs on a non-blocking stream of this communicator's own, after an event
+// that makes it wait for the kernels queued before it. The plain forms then make the default
+// stream wait for the collective, so kernels queued after it see its result, as if it ran there.
+// start_* forms leave that wait to wait(ticket) (an event per collective, in a ring), so the
+// kernels queued in between (the rest of a backward pass) run alongside the collective. One
+// stream for all of them keeps NCCL's calls in one order on every rank, which NCCL requires.
+// Calls return once the work is queued, not done.
 //
 // Differences from MpiCommunicator:
 // - Ranks are trusted to make the same calls with the same shapes: checking would cost a host
@@ -22,7 +27,9 @@
 
 #include "runtime/communicator.h"
 
-struct ncclComm;  // NCCL's ncclComm_t points to it
+struct ncclComm;     // NCCL's ncclComm_t points to it
+struct CUstream_st;  // cudaStream_t
+struct CUevent_st;   // cudaEvent_t
 
 namespace rlaif::cuda {
 
@@ -46,6 +53,10 @@ class NcclCommunicator final : public Communicator {
   void reduce_scatter_sum(const Tensor& input, const Tensor& output) override;
   void all_gather(const Tensor& input, const Tensor& output) override;
   void broadcast(const Tensor& t, int root) override;
+  bool runs_alongside_compute() const override { return true; }
+  Ticket start_all_reduce_mean(const Tensor& t) override;
+  Ticket start_reduce_scatter_sum(const Tensor& input, const Tensor& output) override;
+  void wait(Ticket ticket) override;
   // Waits for this rank's queued work, then for every rank (a one-element all-reduce).
   void barrier() override;
   // Aborts the NCCL communicator (a kernel waiting on a dead rank stops), then the bootstrap's job.
@@ -58,6 +69,22 @@ class NcclCommunicator final : public Communicator {
   int size_;
   ncclComm* comm_ = nullptr;
   float* barrier_value_ = nullptr;  // one float on the device, reduced by barrier()
+  // Events of the last kTicketEvents collectives, ticket t in slot t % kTicketEvents. A slot
+  // re-recorded by a later collective still serves an older ticket: collectives complete in
+  // order, so waiting for the later one waits for the older one too.
+  static constexpr int kTicketEvents = 64;
+  CUstream_st* stream_ = nullptr;
+  CUevent_st* entry_ = nullptr;  // recorded on the default stream before each collective
+  CUevent_st* done_[kTicketEvents] = {};
+  Ticket last_ticket_ = 0;
+
+  // Makes stream_ wait for the work queued on the default stream so far.
+  void enter(const std::string& where);
+  // Records the end of the collective just queued on stream_; returns its ticket.
+  Ticket leave(const std::string& where);
+  // The collectives proper, queued on stream_ (arguments already checked).
+  void queue_all_reduce(const Tensor& t, bool mean);
+  void queue_reduce_scatter(const Tensor& input, const Tensor& output);
 };
 
 }  // namespace rlaif::cuda

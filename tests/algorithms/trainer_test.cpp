@@ -10,6 +10,7 @@
 #include "algorithms/trainer.h"
 #include "autograd/ops.h"
 #include "io/checkpoint.h"
+#include "tests/algorithms/in_flight_communicator.h"
 
 namespace rlaif {
 namespace {
@@ -33,20 +34,24 @@ ModelConfig micro_llama() {
 // Next-token loss on a fixed batch; returns NaN from step `nan_at` on.
 class ScriptedTask : public TrainingTask {
  public:
-  ScriptedTask(const Transformer& model, int64_t nan_at) : model_(model), nan_at_(nan_at) {}
-  MicroBatchResult micro_batch(int64_t step, int64_t, double scale) override {
+  ScriptedTask(const Transformer& model, int64_t nan_at, test::InFlightCommunicator* comm = nullptr)
+      : model_(model), nan_at_(nan_at), comm_(comm) {}
+  MicroBatchResult micro_batch(int64_t step, int64_t micro, double scale) override {
     TransformerInput in{Tensor::from_vector<int32_t>({1, 2, 3, 4, 5, 6}, {1, 6}),
                         Tensor::from_vector<int32_t>({0, 1, 2, 3, 4, 5}, {1, 6}), Tensor()};
     Tensor targets = Tensor::from_vector<int32_t>({2, 3, 4, 5, 6, 7}, {1, 6});
     Variable loss = mean_all(model_.token_losses(in, targets));
     if (step >= nan_at_) loss = mul(loss, Variable(Tensor::scalar(NAN)));
+    if (comm_) comm_->in_backward = static_cast<int>(micro);  // tags the collectives
     rlaif::scale(loss, static_cast<float>(scale)).backward();
+    if (comm_) comm_->in_backward = -1;
     return {loss.data().item(), 6, {{"twice_loss", 2.0 * loss.data().item()}}};
   }
 
  private:
   const Transformer& model_;
   int64_t nan_at_;
+  test::InFlightCommunicator* comm_;
 };
 
 std::string temp_run(const std::string& name) {
@@ -118,6 +123,45 @@ TEST(Trainer, LogsEveryStepAndKeepsTheNewestCheckpoints) {
   EXPECT_NE(line.find("\"lr\":0.0005"), std::string::npos) << line;
   EXPECT_TRUE(fs::exists(o.out_dir + "/model.safetensors"));
   fs::remove_all(o.out_dir);
+}
+
+// Under data parallelism the last micro-batch's backward pass sends the gradients (and only the
+// last: the earlier ones' gradients are not complete); --no-overlap sends them after it. Both
+// give the same model.
+TEST(Trainer, SendsGradientsDuringTheLastMicroBatchsBackward) {
+  std::vector<float> weights[2];
+  for (bool overlap : {true, false}) {
+    Transformer model(micro_llama());
+    model.init_weights(1);
+    model.set_requires_grad(true);
+    test::InFlightCommunicator comm;
+    ScriptedTask task(model, /*nan_at=*/1000, &comm);
+    TrainerOptions o;
+    o.out_dir = temp_run(overlap ? "overlap" : "no_overlap");
+    o.steps = 3;
+    o.save_every = 0;
+    o.grad_accum = 3;
+    o.schedule.lr = 1e-2;
+    o.device_comm = &comm;
+    o.overlap_reduction = overlap;
+    train(model, task, o);
+    EXPECT_TRUE(comm.problems.empty()) << comm.problems.front();
+    int during_last = 0;
+    for (const auto& s : comm.log) {
+      EXPECT_TRUE(s.during_backward == -1 || (overlap && s.during_backward == 2))
+          << "a collective started in micro-batch " << s.during_backward;
+      during_last += s.during_backward == 2;
+    }
+    if (overlap) {
+      EXPECT_GT(during_last, 0) << "nothing was sent during the backward pass";
+    }
+    for (const auto& [name, p] : model.parameters()) {
+      std::vector<float> v = p.data().to_vector<float>();
+      weights[overlap].insert(weights[overlap].end(), v.begin(), v.end());
+    }
+    fs::remove_all(o.out_dir);
+  }
+  EXPECT_EQ(weights[0], weights[1]);
 }
 
 }  // namespace

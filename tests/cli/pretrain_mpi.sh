@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel pretraining on CPU ranks: `mpirun -np 2 rlaif pretrain` logs the losses of the
 # same run on one process (each rank trains half of every batch and the gradients are averaged,
-# so only float rounding differs); only rank 0 writes the log and reports; a --batch that does not
+# so only float rounding differs), with or without overlapping the gradients' collectives with the
+# backward pass (--no-overlap: bitwise the same); only rank 0 writes the log and reports; a --batch that does not
 # split evenly over the ranks is refused, naming both.
 set -euo pipefail
 rlaif="$1"; root="$2"
@@ -39,6 +40,16 @@ fi
 grep -q '2 data-parallel ranks' "$tmp/two.err" || { echo "the rank count is not reported"; exit 1; }
 [[ -f "$tmp/two/config.json" ]] || { echo "no model written"; ls "$tmp/two"; exit 1; }
 
+# The gradients sent after the backward pass instead of during it: the same log, bit for bit
+# (MPI's sums do not depend on how the gradients are bucketed), and the same model.
+mpirun -np 2 "$rlaif" pretrain "${common[@]}" --no-overlap --out "$tmp/late" >/dev/null 2>"$tmp/late.err" ||
+  { echo "mpirun -np 2 pretrain --no-overlap failed:"; cat "$tmp/late.err"; exit 1; }
+values "$tmp/late/metrics.jsonl" > "$tmp/late.txt"
+cmp -s "$tmp/two.txt" "$tmp/late.txt" ||
+  { echo "--no-overlap changed the losses:"; diff "$tmp/two.txt" "$tmp/late.txt"; exit 1; }
+cmp -s "$tmp/two/model.safetensors" "$tmp/late/model.safetensors" ||
+  { echo "--no-overlap changed the trained weights"; exit 1; }
+
 # A batch that does not split evenly over the ranks.
 set +e
 msg="$(mpirun -np 2 "$rlaif" pretrain "${common[@]}" --batch 3 --out "$tmp/odd" 2>&1)"; code=$?
@@ -46,4 +57,4 @@ set -e
 [[ $code -ne 0 ]] || { echo "--batch 3 on 2 ranks was accepted"; exit 1; }
 grep -q -- "--batch 3 is not divisible by the 2 data-parallel ranks" <<<"$msg" ||
   { echo "uneven batch not refused clearly: $msg"; exit 1; }
-echo "2-rank data-parallel pretraining matches 1 rank; rank 0 alone writes; uneven batches refused"
+echo "2-rank data-parallel pretraining matches 1 rank, overlapped or not; rank 0 alone writes; uneven batches refused"

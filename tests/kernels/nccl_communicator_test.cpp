@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/backend.h"
 #include "runtime/communicator.h"
 #include "runtime/half.h"
 
@@ -59,6 +60,24 @@ TEST(NcclCommunicator, OneRankKeepsEveryValue) {
   EXPECT_EQ(i32.to_vector<int32_t>(), (std::vector<int32_t>{4, 5, 6}));
   comm.all_reduce_sum(Tensor::zeros({0}, DType::f32, gpu));  // empty: nothing to do
   comm.barrier();
+
+  // Started on the communicator's stream: the collective must wait for the kernels queued before
+  // it (the fill), and the kernels after wait() for it (the copy back to the host).
+  EXPECT_TRUE(comm.runs_alongside_compute());
+  Tensor big = Tensor::zeros({1 << 20}, DType::f32, gpu);
+  Tensor big_out = Tensor::zeros({1 << 20}, DType::f32, gpu);
+  for (int round = 0; round < 70; ++round) {  // more tickets than the ring of events holds
+    backend_for(gpu).fill(big, static_cast<double>(round));
+    const Communicator::Ticket a = comm.start_all_reduce_mean(big);
+    const Communicator::Ticket b = comm.start_reduce_scatter_sum(big, big_out);
+    EXPECT_EQ(b, a + 1);
+    comm.wait(b);
+    std::vector<float> host = big_out.to_vector<float>();
+    EXPECT_EQ(host.front(), static_cast<float>(round)) << "round " << round;
+    EXPECT_EQ(host.back(), static_cast<float>(round)) << "round " << round;
+  }
+  EXPECT_EQ(comm.start_all_reduce_mean(Tensor::zeros({0}, DType::f32, gpu)), 0u);
+  EXPECT_THROW(comm.wait(1000000), Error);  // never issued
 
   try {
     comm.all_reduce_sum(Tensor::zeros({3}, DType::f32));

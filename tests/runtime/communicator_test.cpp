@@ -84,6 +84,21 @@ TEST(SingleProcessCommunicator, ReduceScatterAndAllGatherCopy) {
   EXPECT_EQ(input.to_vector<float>(), (std::vector<float>{1, 2, 3, 4, 5, 6}));
 }
 
+TEST(SingleProcessCommunicator, StartedCollectivesAreDoneOnReturn) {
+  SingleProcessCommunicator comm;
+  EXPECT_FALSE(comm.runs_alongside_compute());
+  Tensor input = Tensor::from_vector<float>({1, 2, 3, 4}, {4});
+  Tensor output = Tensor::zeros({4}, DType::f32);
+  EXPECT_EQ(comm.start_reduce_scatter_sum(input, output), 0u);
+  EXPECT_EQ(output.to_vector<float>(), (std::vector<float>{1, 2, 3, 4}));
+  EXPECT_EQ(comm.start_all_reduce_mean(output), 0u);
+  comm.wait(0);
+  EXPECT_EQ(output.to_vector<float>(), (std::vector<float>{1, 2, 3, 4}));
+  // The started forms check their arguments as the plain ones do.
+  EXPECT_THROW(comm.start_reduce_scatter_sum(input, Tensor::zeros({3}, DType::f32)), Error);
+  EXPECT_THROW(comm.start_all_reduce_mean(Tensor::zeros({2}, DType::i32)), Error);
+}
+
 TEST(SingleProcessCommunicator, BroadcastFromRankZero) {
   SingleProcessCommunicator comm;
   Tensor t = Tensor::from_vector<int32_t>({4, 5}, {2});
