@@ -39,6 +39,9 @@
 // the pass. reduce_gradients() then only starts what is left and waits. The arithmetic is the
 // same either way: with MPI (whose collectives complete before they return, so nothing is
 // gained on CPU but the code path is the one GPUs run) the results are bitwise those without it.
+// As in PyTorch DDP, every rank's pass must reach the same parameters (the same model, whatever
+// the data): with MPI's blocking collectives, a rank whose graph left a parameter out would
+// start its buckets later than the others and could wait for them in another collective.
 //
 // Checkpoints hold the optimizer state in AdamW's own format (state(): every parameter's whole
 // m, v and master, gathered from the shards), so a checkpoint written with --zero 1 on R ranks

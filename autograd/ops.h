@@ -118,6 +118,9 @@ Variable matmul(const Variable& a, const Variable& b, bool trans_a = false, bool
 // x @ weightᵀ + bias, Hugging Face's Linear: x [..., in], weight [out, in], bias [out] or
 // undefined. Result [..., out].
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias = Variable());
+// gelu(linear(x, weight, bias)) in one backend call (Backend::linear_gelu: the GELU in the
+// GEMM's epilogue where the backend can). The CPU gives exactly the composition's bits.
+Variable linear_gelu(const Variable& x, const Variable& weight, const Variable& bias = Variable());
 
 // ---- Shapes -----------------------------------------------------------------------------------
 

@@ -118,17 +118,43 @@ Variable matmul(const Variable& a, const Variable& b, bool trans_a, bool trans_b
       });
 }
 
-Variable linear(const Variable& x, const Variable& weight, const Variable& bias) {
-  require("linear", "x", x);
-  require("linear", "weight", weight);
-  RLAIF_CHECK(weight.dim() == 2, "linear: weight must be [out, in], got ", weight.str());
+namespace {
+
+// Linear's checks; returns in_features.
+int64_t check_linear(const char* op, const Variable& x, const Variable& weight,
+                     const Variable& bias) {
+  require(op, "x", x);
+  require(op, "weight", weight);
+  RLAIF_CHECK(weight.dim() == 2, op, ": weight must be [out, in], got ", weight.str());
   int64_t out_features = weight.size(0), in_features = weight.size(1);
-  RLAIF_CHECK(x.dim() >= 1 && x.size(-1) == in_features, "linear: x ", x.str(),
+  RLAIF_CHECK(x.dim() >= 1 && x.size(-1) == in_features, op, ": x ", x.str(),
               " must end in in_features = ", in_features, " (weight ", weight.str(), ")");
   if (bias.defined()) {
-    RLAIF_CHECK(bias.shape() == Shape{out_features}, "linear: bias ", bias.str(), " must be [",
+    RLAIF_CHECK(bias.shape() == Shape{out_features}, op, ": bias ", bias.str(), " must be [",
                 out_features, "] (weight ", weight.str(), ")");
   }
+  return in_features;
+}
+
+// Y = X·Wᵀ + b with X [N, in] (x's leading dimensions folded), given dY [N, out]:
+// dX = dY·W, dW = dYᵀ·X, db = Σ over rows of dY.
+std::vector<Tensor> linear_grads(const Tensor& X, const Tensor& W, const Shape& x_shape,
+                                 const Tensor& g2, bool need_x, bool need_w, bool need_b) {
+  Tensor dx, dw, db;
+  if (need_x) dx = gemm(g2, W, false, false, X.shape()).reshape(x_shape);
+  if (need_w) dw = gemm(g2, X, true, false, W.shape());
+  if (need_b) {
+    db = empty_as({W.size(0)}, g2);
+    backend_of(g2).reduce(ReduceOp::sum, g2, 0, db);
+  }
+  return {dx, dw, db};
+}
+
+}  // namespace
+
+Variable linear(const Variable& x, const Variable& weight, const Variable& bias) {
+  const int64_t in_features = check_linear("linear", x, weight, bias);
+  const int64_t out_features = weight.size(0);
   // Leading dimensions fold into rows: one [N, in]·[out, in]ᵀ GEMM with the bias fused.
   Tensor X = x.data().reshape({-1, in_features}), W = weight.data();
   int64_t rows = X.size(0);
@@ -138,18 +164,30 @@ Variable linear(const Variable& x, const Variable& weight, const Variable& bias)
   out_shape.back() = out_features;
   bool need_x = wants_grad(x), need_w = wants_grad(weight), need_b = wants_grad(bias);
   Shape x_shape = x.shape();
-  return record_op("linear", out.reshape(out_shape), {x, weight, bias},
-                   [X, W, x_shape, need_x, need_w, need_b](const Tensor& g) -> std::vector<Tensor> {
+  return record_op(
+      "linear", out.reshape(out_shape), {x, weight, bias},
+      [X, W, x_shape, need_x, need_w, need_b](const Tensor& g) {
+        return linear_grads(X, W, x_shape, g.reshape({-1, W.size(0)}), need_x, need_w, need_b);
+      });
+}
+
+Variable linear_gelu(const Variable& x, const Variable& weight, const Variable& bias) {
+  const int64_t in_features = check_linear("linear_gelu", x, weight, bias);
+  const int64_t out_features = weight.size(0);
+  Tensor X = x.data().reshape({-1, in_features}), W = weight.data();
+  Tensor pre = empty_as({X.size(0), out_features}, X), out = empty_as(pre.shape(), X);
+  backend_of(X).linear_gelu(X, W, bias.defined() ? bias.data() : Tensor(), pre, out);
+  Shape out_shape = x.shape();
+  out_shape.back() = out_features;
+  bool need_x = wants_grad(x), need_w = wants_grad(weight), need_b = wants_grad(bias);
+  Shape x_shape = x.shape();
+  return record_op("linear_gelu", out.reshape(out_shape), {x, weight, bias},
+                   [X, W, pre, out, x_shape, need_x, need_w, need_b](const Tensor& g) {
+                     // d pre = dY ∘ gelu'(pre), then Linear's gradients.
                      Tensor g2 = g.reshape({-1, W.size(0)});
-                     Tensor dx, dw, db;
-                     if (need_x)
-                       dx = gemm(g2, W, false, false, X.shape()).reshape(x_shape);  // dY·W
-                     if (need_w) dw = gemm(g2, X, true, false, W.shape());          // dYᵀ·X
-                     if (need_b) {
-                       db = empty_as({W.size(0)}, g2);
-                       backend_of(g2).reduce(ReduceOp::sum, g2, 0, db);  // Σ over rows
-                     }
-                     return {dx, dw, db};
+                     Tensor dpre = empty_like(pre);
+                     backend_of(g2).unary_backward(UnaryOp::gelu_tanh, pre, out, g2, dpre);
+                     return linear_grads(X, W, x_shape, dpre, need_x, need_w, need_b);
                    });
 }
 

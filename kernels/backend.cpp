@@ -103,6 +103,16 @@ Registry& registry() {
 
 }  // namespace
 
+void Backend::linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& pre,
+                          const Tensor& out) {
+  RLAIF_CHECK(x.dim() == 2 && w.dim() == 2 && pre.dim() == 2, "linear_gelu: x ", x, ", w ", w,
+              " and pre ", pre, " must be 2-D");
+  RLAIF_CHECK(out.shape() == pre.shape() && out.dtype() == pre.dtype(), "linear_gelu: out ", out,
+              " must match pre ", pre);
+  matmul(x, w, pre, false, true, bias);
+  unary(UnaryOp::gelu_tanh, pre, out);
+}
+
 void register_backend(DeviceType type, Backend* (*factory)(int index)) {
   RLAIF_CHECK(type == DeviceType::cuda, "register_backend: the cpu backend is built in");
   std::lock_guard<std::mutex> lock(registry().mutex);

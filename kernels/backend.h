@@ -112,6 +112,15 @@ class Backend {
   virtual void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a,
                       bool trans_b, const Tensor& bias = Tensor(), float alpha = 1.0f,
                       float beta = 0.0f) = 0;
+  // A Linear layer followed by GPT-2's GELU: pre = x @ wᵀ + bias, out = gelu_tanh(pre).
+  //   x: [N, K]; w: [M, K]; bias: optional [M]; pre, out: [N, M]. Float.
+  // pre is what the backward pass needs (unary_backward of gelu_tanh reads it). This default
+  // runs matmul, then unary; a backend that can apply the GELU in its GEMM's epilogue, while the
+  // product is still in registers, overrides it (one pass over out less). A fused result may
+  // differ from the composition by the rounding of pre: the epilogue applies the GELU to the
+  // unrounded product.
+  virtual void linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& pre,
+                           const Tensor& out);
 
   // ---- Elementwise ---------------------------------------------------------------------------
 

@@ -271,6 +271,23 @@ void ProfilingBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& ou
       [&] { inner_.matmul(a, b, out, trans_a, trans_b, bias, alpha, beta); });
 }
 
+void ProfilingBackend::linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bias,
+                                   const Tensor& pre, const Tensor& out) {
+  timed(
+      [&] {
+        // "linear_gelu MxNxK dtype[ +bias]", as matmul's label for x @ wᵀ.
+        const bool flat = x.dim() == 2 && w.dim() == 2;  // else the backend's own check throws
+        const int64_t M = flat ? x.size(0) : 0, N = flat ? w.size(0) : 0, K = flat ? x.size(1) : 0;
+        std::string label = "linear_gelu " + std::to_string(M) + "x" + std::to_string(N) + "x" +
+                            std::to_string(K) + " " + dtype_name(x.dtype());
+        if (bias.defined()) label += " +bias";
+        const double flops =
+            2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+        return Sample{std::move(label), flops, bytes_of(x, w, pre, bias) + bytes_of(out)};
+      },
+      [&] { inner_.linear_gelu(x, w, bias, pre, out); });
+}
+
 void ProfilingBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out) {
   timed([&] { return simple(std::string("unary ") + unary_op_name(op), x, bytes_of(x, out)); },
         [&] { inner_.unary(op, x, out); });

@@ -78,6 +78,8 @@ class ProfilingBackend final : public Backend {
 
   void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,
               const Tensor& bias, float alpha, float beta) override;
+  void linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& pre,
+                   const Tensor& out) override;
 
   void unary(UnaryOp op, const Tensor& x, const Tensor& out) override;
   void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& dy,

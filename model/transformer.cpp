@@ -50,9 +50,10 @@ std::vector<Variable> project_qkv(const ModelConfig& c, const TransformerLayer& 
   return {q, k, v};
 }
 
-// fc_in → GELU → fc_out (GPT-2), or silu(gate) ⊙ up → down (Llama), of the pre-norm h.
+// fc_in → GELU → fc_out (GPT-2), or silu(gate) ⊙ up → down (Llama), of the pre-norm h. GPT-2's
+// fc_in and GELU are one call (the GELU fused into the GEMM's epilogue on the GPU).
 Variable mlp(const ModelConfig& c, const TransformerLayer& l, const Variable& h) {
-  Variable inner = c.is_gpt2() ? gelu(linear(h, l.fc_in_weight, l.fc_in_bias))
+  Variable inner = c.is_gpt2() ? linear_gelu(h, l.fc_in_weight, l.fc_in_bias)
                                : swiglu(linear(h, l.fc_in_weight, l.fc_in_bias),
                                         linear(h, l.up_weight, l.up_bias));
   return linear(inner, l.fc_out_weight, l.fc_out_bias);

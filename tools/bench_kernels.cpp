@@ -146,6 +146,12 @@ void KernelBench::matmuls() {
   Tensor dy = randn({N, F}), dx = empty({N, D}), dw = empty({F, D});
   run("matmul fwd", product({N, D}, {D, F}), flops, true,
       [&] { backend_.matmul(x, w, y, false, true); });
+  // The same product with GPT-2's bias and GELU after it, in one call (cuBLASLt's GELU_AUX_BIAS
+  // epilogue on the GPU; RLAIF_GELU_EPILOGUE=0 times the composition): against "matmul fwd"
+  // plus "gelu", the saving of the fusion.
+  Tensor bias = randn({F}), pre = empty({N, F});
+  run("linear_gelu fwd", product({N, D}, {D, F}), flops, true,
+      [&] { backend_.linear_gelu(x, w, bias, pre, y); });
   run("matmul bwd dx", product({N, F}, {F, D}), flops, true,
       [&] { backend_.matmul(dy, w, dx, false, false); });
   run("matmul bwd dW", product({F, N}, {N, D}), flops, true,

@@ -42,6 +42,10 @@ class CudaBackend final : public Backend {
 
   void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,
               const Tensor& bias, float alpha, float beta) override;
+  // GELU in cuBLASLt's epilogue (GELU_AUX_BIAS: pre is its aux output) where the shapes allow,
+  // else the composition; RLAIF_GELU_EPILOGUE=0 turns the fusion off (to measure both).
+  void linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& pre,
+                   const Tensor& out) override;
 
   void unary(UnaryOp op, const Tensor& x, const Tensor& out) override;
   void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& dy,

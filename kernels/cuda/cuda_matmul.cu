@@ -120,9 +120,11 @@ struct Problem {
   bool beta_nonzero;
   uint32_t align_a, align_b, align_c, align_bias;
   int64_t ld_a, ld_b, ld_d;  // leading dimensions: a_rows, b_rows, m unless padded
+  bool gelu;                 // linear_gelu: GELU epilogue, its input kept in an aux matrix
+  uint32_t align_aux;
 };
 
-using PlanKey = std::array<int64_t, 23>;
+using PlanKey = std::array<int64_t, 25>;
 
 PlanKey key_of(const Problem& p) {
   return {static_cast<int64_t>(p.type),
@@ -147,7 +149,9 @@ PlanKey key_of(const Problem& p) {
           p.align_bias,
           p.ld_a,
           p.ld_b,
-          p.ld_d};
+          p.ld_d,
+          p.gelu,
+          p.align_aux};
 }
 
 struct PlanKeyHash {
@@ -163,7 +167,8 @@ struct PlanKeyHash {
 
 // The descriptors and algorithm for one problem. Never destroyed: they live as long as the
 // process, and destroying cuBLASLt objects from static destructors after the CUDA runtime has
-// begun its own teardown is not safe.
+// begun its own teardown is not safe. A GELU problem without a fused algorithm caches a Plan
+// with no descriptor: linear_gelu then composes matmul and unary.
 struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
@@ -237,7 +242,7 @@ cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t co
 
 // Descriptors and layouts for p, with or without the bias epilogue (an exception leaves nothing
 // allocated).
-Plan make_descriptors(const Problem& p, bool fused_bias, const void* bias_ptr,
+Plan make_descriptors(const Problem& p, bool fused_bias, const void* bias_ptr, void* aux_ptr,
                       const CallInfo& info) {
   Plan plan;
   plan.fused_bias = fused_bias;
@@ -252,12 +257,27 @@ Plan make_descriptors(const Problem& p, bool fused_bias, const void* bias_ptr,
     check_cublas(
         cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
         "cublasLtMatmulDescSetAttribute(TRANSB)", info);
-    if (fused_bias) {
-      const uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-      const int32_t bias_type = p.type;
+    if (fused_bias || p.gelu) {
+      const uint32_t epilogue = !p.gelu      ? CUBLASLT_EPILOGUE_BIAS
+                                : fused_bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+                                             : CUBLASLT_EPILOGUE_GELU_AUX;
       check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                                   &epilogue, sizeof epilogue),
                    "cublasLtMatmulDescSetAttribute(EPILOGUE)", info);
+    }
+    if (p.gelu) {
+      // The GELU's input (the product plus bias) goes to an aux matrix shaped like D.
+      const int64_t aux_ld = p.ld_d;
+      check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD,
+                                                  &aux_ld, sizeof aux_ld),
+                   "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_LD)", info);
+      check_cublas(
+          cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
+                                         &aux_ptr, sizeof aux_ptr),
+          "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)", info);
+    }
+    if (fused_bias) {
+      const int32_t bias_type = p.type;
       check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
                                                   &bias_type, sizeof bias_type),
                    "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)", info);
@@ -315,7 +335,7 @@ bool find_algorithm(cublasLtHandle_t handle, const Problem& p, Plan& plan, uint3
 
 // Builds the plan for p: the bias epilogue first when a bias is wanted, then without it; for
 // bf16 first with the split-K schemes that reduce in f32 only, then with any.
-Plan make_plan(cublasLtHandle_t handle, const Problem& p, const void* bias_ptr,
+Plan make_plan(cublasLtHandle_t handle, const Problem& p, const void* bias_ptr, void* aux_ptr,
                const CallInfo& info) {
   const uint32_t f32_reduction =
       CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE |
@@ -326,7 +346,8 @@ Plan make_plan(cublasLtHandle_t handle, const Problem& p, const void* bias_ptr,
   cublasStatus_t status = CUBLAS_STATUS_NOT_SUPPORTED;
   for (bool fused : {true, false}) {
     if (fused && !p.bias) continue;
-    Plan plan = make_descriptors(p, fused, bias_ptr, info);
+    if (!fused && p.bias && p.gelu) break;  // GELU_AUX_BIAS or nothing: then compose
+    Plan plan = make_descriptors(p, fused, bias_ptr, aux_ptr, info);
     for (uint32_t mask : masks) {
       bool ok = false;
       try {
@@ -340,8 +361,28 @@ Plan make_plan(cublasLtHandle_t handle, const Problem& p, const void* bias_ptr,
     }
     destroy(plan);
   }
+  if (p.gelu) return Plan{};  // no fused GELU here: linear_gelu composes
   throw Error("matmul: cuBLASLt has no algorithm for ", info.str(),
               " (cublasLtMatmulAlgoGetHeuristic: ", cublasLtGetStatusName(status), ")");
+}
+
+// Caller holds matmul_mutex(). p's plan, made on the first call with its shape.
+Plan& cached_plan(DeviceState& state, const Problem& p, const void* bias_ptr, void* aux_ptr,
+                  const CallInfo& info) {
+  const PlanKey key = key_of(p);
+  auto it = state.plans.find(key);
+  if (it == state.plans.end()) {
+    it = state.plans.emplace(key, make_plan(state.handle, p, bias_ptr, aux_ptr, info)).first;
+  }
+  return it->second;
+}
+
+bool gelu_epilogue_enabled() {
+  static const bool on = [] {
+    const char* text = std::getenv("RLAIF_GELU_EPILOGUE");
+    return text == nullptr || std::strcmp(text, "0") != 0;
+  }();
+  return on;
 }
 
 bool padding_enabled() {
@@ -470,12 +511,7 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bo
 
   std::lock_guard<std::mutex> lock(matmul_mutex());
   DeviceState& state = device_state(index_, info);
-  const PlanKey key = key_of(p);
-  auto it = state.plans.find(key);
-  if (it == state.plans.end()) {
-    it = state.plans.emplace(key, make_plan(state.handle, p, bias_ptr, info)).first;
-  }
-  Plan& plan = it->second;
+  Plan& plan = cached_plan(state, p, bias_ptr, nullptr, info);
 
   float beta_gemm = beta;
   if (plan.fused_bias) {
@@ -496,6 +532,85 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bo
                               kWorkspaceBytes, /*stream=*/0),
                "cublasLtMatmul", info);
   if (padded_d.defined()) copy_matrix(out.raw_data(), p.m, d_ptr, p.ld_d, p.m, p.n, elem, info);
+}
+
+void CudaBackend::linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bias,
+                              const Tensor& pre, const Tensor& out) {
+  const char* op = "linear_gelu";
+  for (const auto& [name, t] :
+       {std::pair<const char*, const Tensor*>{"x", &x}, {"w", &w}, {"pre", &pre}, {"out", &out}}) {
+    expect_float(op, name, *t);
+    expect_same_dtype(op, "x", x, name, *t);
+  }
+  RLAIF_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1), op, ": x ", x, " and w ", w,
+              " must be [N, K] and [M, K]");
+  const int64_t N = x.size(0), K = x.size(1), M = w.size(0);
+  expect_shape(op, "pre", pre, {N, M});
+  expect_shape(op, "out", out, {N, M});
+  if (bias.defined()) {
+    expect_float(op, "bias", bias);
+    expect_same_dtype(op, "x", x, "bias", bias);
+    expect_shape(op, "bias", bias, {M});
+  }
+  // The epilogue wants the aux matrix's leading dimension a multiple of 8 and, like the fast
+  // kernels, rows of 16-byte multiples; anything else composes (the unpadded GEMM and a GELU).
+  const size_t elem = dtype_size(x.dtype());
+  const bool fusable = gelu_epilogue_enabled() && N > 0 && K > 0 && M % 8 == 0 &&
+                       (static_cast<size_t>(K) * elem) % 16 == 0;
+  if (!fusable) {
+    Backend::linear_gelu(x, w, bias, pre, out);
+    return;
+  }
+  const CallInfo info{x, w, out, bias, false, true};
+  // matmul(x, w, out, false, true, bias) in cuBLASLt's terms (see the file comment).
+  Problem p{};
+  p.type = x.dtype() == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  p.trans_a = true;   // A' = w's buffer, column-major [K, M], transposed
+  p.trans_b = false;  // B' = x's buffer, column-major [K, N]
+  p.m = M;
+  p.n = N;
+  p.k = K;
+  p.a_rows = K;
+  p.a_cols = M;
+  p.b_rows = K;
+  p.b_cols = N;
+  p.batch = 1;
+  p.bias = bias.defined();
+  p.ld_a = K;
+  p.ld_b = K;
+  p.ld_d = M;
+  p.gelu = true;
+  p.align_a = alignment_of(w.raw_data(), 0);
+  p.align_b = alignment_of(x.raw_data(), 0);
+  p.align_c = alignment_of(out.raw_data(), 0);
+  p.align_bias = bias.defined() ? alignment_of(bias.raw_data(), 0) : 0;
+  p.align_aux = alignment_of(pre.raw_data(), 0);
+  const void* bias_ptr = bias.defined() ? bias.raw_data() : nullptr;
+  void* aux_ptr = pre.raw_data();
+  {
+    std::lock_guard<std::mutex> lock(matmul_mutex());
+    DeviceState& state = device_state(index_, info);
+    Plan& plan = cached_plan(state, p, bias_ptr, aux_ptr, info);
+    if (plan.desc != nullptr) {
+      if (plan.fused_bias) {
+        check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                    &bias_ptr, sizeof bias_ptr),
+                     "cublasLtMatmulDescSetAttribute(BIAS_POINTER)", info);
+      }
+      check_cublas(
+          cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
+                                         &aux_ptr, sizeof aux_ptr),
+          "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)", info);
+      const float alpha = 1.0f, beta = 0.0f;
+      check_cublas(
+          cublasLtMatmul(state.handle, plan.desc, &alpha, w.raw_data(), plan.a, x.raw_data(),
+                         plan.b, &beta, out.raw_data(), plan.d, out.raw_data(), plan.d, &plan.algo,
+                         state.workspace, kWorkspaceBytes, /*stream=*/0),
+          "cublasLtMatmul (GELU epilogue)", info);
+      return;
+    }
+  }
+  Backend::linear_gelu(x, w, bias, pre, out);  // no fused algorithm for this shape
 }
 
 }  // namespace rlaif::cuda

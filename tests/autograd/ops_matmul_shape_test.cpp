@@ -14,6 +14,7 @@ namespace {
 using test::expect_gradcheck;
 using test::param;
 using test::uniform;
+using test::values;
 
 // [rows, cols], or [cols, rows] when transposed, behind batch dimensions.
 Shape operand(const Shape& batch, int64_t rows, int64_t cols, bool transposed) {
@@ -68,6 +69,33 @@ TEST(OpsMatmul, LinearWithAndWithoutBias) {
     expect_gradcheck([](const std::vector<Variable>& v) { return linear(v[0], v[1], v[2]); },
                      {x, w, bias});
     expect_gradcheck([](const std::vector<Variable>& v) { return linear(v[0], v[1]); }, {x, w});
+  }
+}
+
+TEST(OpsMatmul, LinearGeluIsGeluOfLinear) {
+  uint64_t seed = 3150;
+  for (const Shape& x_shape : {Shape{3, 7}, Shape{2, 5, 7}}) {
+    SCOPED_TRACE(shape_str(x_shape));
+    Variable x = param(uniform(x_shape, seed++, -2.0f, 2.0f), "x");
+    Variable w = param(uniform({5, 7}, seed++), "weight");
+    Variable bias = param(uniform({5}, seed++), "bias");
+    expect_gradcheck([](const std::vector<Variable>& v) { return linear_gelu(v[0], v[1], v[2]); },
+                     {x, w, bias});
+    expect_gradcheck([](const std::vector<Variable>& v) { return linear_gelu(v[0], v[1]); },
+                     {x, w});
+    // On the CPU the fused call is the composition, forward and backward, bit for bit.
+    Tensor seed_grad = uniform(linear(x, w).shape(), seed++);
+    Variable fused = linear_gelu(x, w, bias);
+    fused.backward(seed_grad);
+    const std::vector<float> fx = values(x.grad()), fw = values(w.grad()), fb = values(bias.grad());
+    for (Variable* v : {&x, &w, &bias}) v->zero_grad();
+    Variable composed = gelu(linear(x, w, bias));
+    composed.backward(seed_grad);
+    EXPECT_EQ(values(fused.data()), values(composed.data()));
+    EXPECT_EQ(fx, values(x.grad()));
+    EXPECT_EQ(fw, values(w.grad()));
+    EXPECT_EQ(fb, values(bias.grad()));
+    for (Variable* v : {&x, &w, &bias}) v->zero_grad();
   }
 }
 

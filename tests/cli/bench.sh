@@ -67,7 +67,7 @@ expect_usage "negative profile-top" "--profile-top" "$rlaif" bench train --profi
 
 run "bench kernels" "$rlaif" bench kernels --device cpu --reps 1 --json "$tmp/kernels.json"
 for key in copy_gb_s gemm_tflops ms tflops gb_s of_ceiling; do positive "$tmp/kernels.json" "$key"; done
-for name in matmul_fwd matmul_bwd_dw attention_fwd attention_fwd_bwd layernorm_fwd layernorm_bwd \
+for name in matmul_fwd linear_gelu_fwd matmul_bwd_dw attention_fwd attention_fwd_bwd layernorm_fwd layernorm_bwd \
             rmsnorm_fwd cross_entropy_fwd_bwd adamw_step embedding_fwd softmax swiglu; do
   grep -q "\"name\": \"$name\"" "$tmp/kernels.json" || flunk "kernels JSON lacks $name"
 done

@@ -159,6 +159,34 @@ TEST_P(Conformance, Matmul) {
   }
 }
 
+TEST_P(Conformance, LinearGelu) {
+  // GPT-2's MLP shape (scaled down) fuses on the GPU; odd sizes exercise the composition.
+  struct Case {
+    int64_t n, k, m;
+    bool bias;
+  };
+  const Case cases[] = {{16, 64, 256, true}, {16, 64, 256, false}, {7, 13, 5, true},
+                        {33, 96, 40, true},  {0, 64, 256, true},   {5, 0, 8, true}};
+  for (const Case& c : cases) {
+    Tensor x = random_tensor({c.n, c.k}, 11, -2.0f, 2.0f), w = random_tensor({c.m, c.k}, 12);
+    Tensor bias = c.bias ? random_tensor({c.m}, 13) : Tensor();
+    Tensor pre = empty_on_backend({c.n, c.m}, float_dtype());
+    Tensor out = empty_on_backend({c.n, c.m}, float_dtype());
+    backend().linear_gelu(on_backend(x), on_backend(w), c.bias ? on_backend(bias) : Tensor(), pre,
+                          out);
+    Tensor want_pre = Tensor::empty({c.n, c.m}, DType::f32);
+    Tensor want_out = Tensor::empty({c.n, c.m}, DType::f32);
+    reference().matmul(x, w, want_pre, false, true, bias);
+    reference().unary(UnaryOp::gelu_tanh, want_pre, want_out);
+    const std::string what = "linear_gelu x [" + std::to_string(c.n) + ", " + std::to_string(c.k) +
+                             "] w [" + std::to_string(c.m) + ", " + std::to_string(c.k) + "]" +
+                             (c.bias ? " +bias" : "");
+    const double scale = 1.0 + static_cast<double>(c.k) / 16.0;
+    expect_matches(pre, want_pre, what + " pre", scale);
+    expect_matches(out, want_out, what + " out", scale);
+  }
+}
+
 // ---- Elementwise -----------------------------------------------------------------------------
 
 TEST_P(Conformance, Unary) {
