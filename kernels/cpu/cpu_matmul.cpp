@@ -11,6 +11,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_checks.h"
+#include "kernels/matmul_dims.h"
 
 namespace rlaif {
 
@@ -20,31 +21,10 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, boo
   cpu::expect(op, "a", a, DType::f32);
   cpu::expect(op, "b", b, DType::f32);
   cpu::expect(op, "out", out, DType::f32);
-  RLAIF_CHECK(a.dim() >= 2, op, ": a ", a, " needs at least two dimensions");
-  RLAIF_CHECK(b.dim() >= 2, op, ": b ", b, " needs at least two dimensions");
-
-  // a holds op(a) = [M, K] as [M, K], or as [K, M] when trans_a; likewise b.
-  const int64_t M = trans_a ? a.size(-1) : a.size(-2);
-  const int64_t K = trans_a ? a.size(-2) : a.size(-1);
-  const int64_t Kb = trans_b ? b.size(-1) : b.size(-2);
-  const int64_t N = trans_b ? b.size(-2) : b.size(-1);
-  RLAIF_CHECK(K == Kb, op, ": inner dimensions differ: a ", a, (trans_a ? " transposed" : ""),
-              " has K = ", K, " but b ", b, (trans_b ? " transposed" : ""), " has K = ", Kb);
-
-  const Shape batch_shape(a.shape().begin(), a.shape().end() - 2);
-  const bool shared_b = b.dim() == 2;
-  if (!shared_b) {
-    RLAIF_CHECK(Shape(b.shape().begin(), b.shape().end() - 2) == batch_shape, op, ": b ", b,
-                " must be 2-D or have the batch dimensions of a ", a);
-  }
-  Shape out_shape = batch_shape;
-  out_shape.push_back(M);
-  out_shape.push_back(N);
-  RLAIF_CHECK(out.shape() == out_shape, op, ": out is ", out, " but must have shape ",
-              shape_str(out_shape), " for a ", a, (trans_a ? " transposed" : ""), " and b ", b,
-              (trans_b ? " transposed" : ""));
+  const MatmulDims dims = matmul_dims(op, a, b, out, trans_a, trans_b);
+  const int64_t M = dims.M, K = dims.K, N = dims.N, batch = dims.batch;
+  const bool shared_b = dims.shared_b;
   if (bias.defined()) cpu::expect(op, "bias", bias, DType::f32, {N});
-  const int64_t batch = shape_numel(batch_shape);
   RLAIF_CHECK(batch * M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, op,
               ": dimensions exceed OpenBLAS's 32-bit sizes: a ", a, ", b ", b);
 

@@ -1,7 +1,7 @@
 // Memory primitives of the CPU reference: fill, copy, cast, the Philox random fills and concat.
 //
-// fill, copy, cast and concat take every dtype, so the conversions between element types live
-// here, written once as templates over the C++ element type and dispatched on the runtime DType.
+// fill, copy, cast and concat take every dtype; the conversions between element types are
+// runtime/element_convert.h's, shared with the CUDA backend.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,80 +11,14 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_checks.h"
-#include "runtime/half.h"
+#include "runtime/element_convert.h"
 #include "runtime/philox.h"
 
 namespace rlaif {
-namespace {
-
-// ---- Element conversions -------------------------------------------------------------------
-
-template <typename T>
-constexpr bool is_half_v = std::is_same_v<T, bf16_t> || std::is_same_v<T, f16_t>;
-template <typename T>
-constexpr bool is_float_v = std::is_same_v<T, float> || is_half_v<T>;
-
-// Calls f(T{}) with T the C++ element type of `dtype`, so one template body serves every dtype.
-template <typename F>
-void visit_dtype(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::f32:
-      f(float{});
-      return;
-    case DType::bf16:
-      f(bf16_t{});
-      return;
-    case DType::f16:
-      f(f16_t{});
-      return;
-    case DType::i32:
-      f(int32_t{});
-      return;
-    case DType::i64:
-      f(int64_t{});
-      return;
-    case DType::u8:
-      f(uint8_t{});
-      return;
-  }
-  throw Error("cpu backend: unknown dtype ", static_cast<int>(dtype));
-}
-
-// Float → integer truncates toward zero. Values outside To's range saturate and NaN gives 0, as
-// CUDA's __float2int_rz family does, so every input has a defined result (a plain static_cast
-// would be undefined behaviour there).
-template <typename To>
-To float_to_int(double v) {
-  if (std::isnan(v)) return 0;
-  constexpr To lo = std::numeric_limits<To>::min();
-  constexpr To hi = std::numeric_limits<To>::max();
-  if (v <= static_cast<double>(lo)) return lo;
-  if (v >= static_cast<double>(hi)) return hi;
-  return static_cast<To>(v);
-}
-
-template <typename To, typename From>
-To convert(From v) {
-  if constexpr (is_float_v<From>) {
-    float f = widen(v);
-    if constexpr (is_float_v<To>)
-      return narrow<To>(f);
-    else
-      return float_to_int<To>(f);
-  } else if constexpr (is_float_v<To>) {
-    // Integer → float: the hardware conversion rounds to nearest. For bf16/f16 this rounds
-    // twice (via f32), which can differ from a single rounding only for |v| > 2^24.
-    return narrow<To>(static_cast<float>(v));
-  } else {
-    return static_cast<To>(v);  // integer → integer: C++'s modular conversion
-  }
-}
-
-}  // namespace
 
 void CpuBackend::fill(const Tensor& out, double value) {
   cpu::expect("fill", "out", out, out.dtype());
-  visit_dtype(out.dtype(), [&](auto tag) {
+  visit_dtype(out.dtype(), "fill", [&](auto tag) {
     using T = decltype(tag);
     T v;
     if constexpr (is_float_v<T>)
@@ -115,13 +49,13 @@ void CpuBackend::cast(const Tensor& src, const Tensor& dst) {
     copy(src, dst);
     return;
   }
-  visit_dtype(src.dtype(), [&](auto from_tag) {
+  visit_dtype(src.dtype(), "cast", [&](auto from_tag) {
     using From = decltype(from_tag);
-    visit_dtype(dst.dtype(), [&](auto to_tag) {
+    visit_dtype(dst.dtype(), "cast", [&](auto to_tag) {
       using To = decltype(to_tag);
       const From* s = src.data<From>();
       To* d = dst.data<To>();
-      cpu::parallel_for(src.numel(), 1, [&](int64_t i) { d[i] = convert<To>(s[i]); });
+      cpu::parallel_for(src.numel(), 1, [&](int64_t i) { d[i] = convert_element<To>(s[i]); });
     });
   });
 }

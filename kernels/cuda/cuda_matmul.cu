@@ -46,6 +46,7 @@
 #include <unordered_map>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/matmul_dims.h"
 
 namespace rlaif::cuda {
 namespace {
@@ -413,35 +414,14 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bo
   expect_float(op, "out", out);
   expect_same_dtype(op, "a", a, "b", b);
   expect_same_dtype(op, "a", a, "out", out);
-  RLAIF_CHECK(a.dim() >= 2, op, ": a ", a, " needs at least two dimensions");
-  RLAIF_CHECK(b.dim() >= 2, op, ": b ", b, " needs at least two dimensions");
-
-  // a holds op(a) = [M, K] as [M, K], or as [K, M] when trans_a; likewise b.
-  const int64_t M = trans_a ? a.size(-1) : a.size(-2);
-  const int64_t K = trans_a ? a.size(-2) : a.size(-1);
-  const int64_t Kb = trans_b ? b.size(-1) : b.size(-2);
-  const int64_t N = trans_b ? b.size(-2) : b.size(-1);
-  RLAIF_CHECK(K == Kb, op, ": inner dimensions differ: a ", a, (trans_a ? " transposed" : ""),
-              " has K = ", K, " but b ", b, (trans_b ? " transposed" : ""), " has K = ", Kb);
-
-  const Shape batch_shape(a.shape().begin(), a.shape().end() - 2);
-  const bool shared_b = b.dim() == 2;
-  if (!shared_b) {
-    RLAIF_CHECK(Shape(b.shape().begin(), b.shape().end() - 2) == batch_shape, op, ": b ", b,
-                " must be 2-D or have the batch dimensions of a ", a);
-  }
-  Shape out_shape = batch_shape;
-  out_shape.push_back(M);
-  out_shape.push_back(N);
-  RLAIF_CHECK(out.shape() == out_shape, op, ": out is ", out, " but must have shape ",
-              shape_str(out_shape), " for a ", a, (trans_a ? " transposed" : ""), " and b ", b,
-              (trans_b ? " transposed" : ""));
+  const MatmulDims dims = matmul_dims(op, a, b, out, trans_a, trans_b);
+  const int64_t M = dims.M, K = dims.K, N = dims.N, batch = dims.batch;
+  const bool shared_b = dims.shared_b;
   if (bias.defined()) {
     expect_float(op, "bias", bias);
     expect_same_dtype(op, "a", a, "bias", bias);
     expect_shape(op, "bias", bias, {N});
   }
-  const int64_t batch = shape_numel(batch_shape);
   const CallInfo info{a, b, out, bias, trans_a, trans_b};
 
   if (batch == 0 || M == 0 || N == 0) return;  // out is empty

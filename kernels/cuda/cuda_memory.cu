@@ -8,7 +8,7 @@
 //   temporary when the two ranges overlap, since cudaMemcpy has no memmove semantics).
 // - cast is one grid-stride kernel per (from, to) pair. Elements are handled with half.h's own
 //   bf16_t / f16_t types and its RLAIF_HD widen / narrow, so 16-bit rounding is the CPU's to the
-//   bit, and float → int saturates and truncates exactly as cpu_memory.cpp's float_to_int.
+//   bit, and float → int saturates and truncates: runtime/element_convert.h, shared with the CPU.
 // - random_uniform / random_normal call philox.h's stream functions (compiled by nvcc) for
 //   element offset + i, so each element is a pure function of (seed, offset + i) whatever the
 //   thread layout; the affine map is done with _rn intrinsics so nvcc cannot fuse it into an FMA
@@ -20,71 +20,11 @@
 #include <type_traits>
 
 #include "kernels/cuda/cuda_common.cuh"
-#include "runtime/half.h"
+#include "runtime/element_convert.h"
 #include "runtime/philox.h"
 
 namespace rlaif::cuda {
 namespace {
-
-template <typename T>
-constexpr bool is_half_v = std::is_same_v<T, bf16_t> || std::is_same_v<T, f16_t>;
-template <typename T>
-constexpr bool is_float_v = std::is_same_v<T, float> || is_half_v<T>;
-
-// Calls f(T{}) with T the element type of `dtype` (half.h's structs for the 16-bit floats).
-template <typename F>
-void visit_dtype(DType dtype, const char* op, F&& f) {
-  switch (dtype) {
-    case DType::f32:
-      f(float{});
-      return;
-    case DType::bf16:
-      f(bf16_t{});
-      return;
-    case DType::f16:
-      f(f16_t{});
-      return;
-    case DType::i32:
-      f(int32_t{});
-      return;
-    case DType::i64:
-      f(int64_t{});
-      return;
-    case DType::u8:
-      f(uint8_t{});
-      return;
-  }
-  throw Error(op, ": unknown dtype ", static_cast<int>(dtype));
-}
-
-// Float → integer as the CPU reference: NaN → 0, saturate outside To's range, else truncate
-// toward zero. Done in double so that large i64 fill values stay exact.
-template <typename To>
-__host__ __device__ To float_to_int(double v) {
-  if (v != v) return 0;
-  constexpr To lo = std::numeric_limits<To>::min();
-  constexpr To hi = std::numeric_limits<To>::max();
-  if (v <= static_cast<double>(lo)) return lo;
-  if (v >= static_cast<double>(hi)) return hi;
-  return static_cast<To>(v);
-}
-
-// One element of cast, the same case analysis as cpu_memory.cpp's convert.
-template <typename To, typename From>
-__device__ __forceinline__ To convert(From v) {
-  if constexpr (is_float_v<From>) {
-    float f = widen(v);
-    if constexpr (is_float_v<To>)
-      return narrow<To>(f);
-    else
-      return float_to_int<To>(static_cast<double>(f));
-  } else if constexpr (is_float_v<To>) {
-    // Integer → float rounds to nearest (cvt.rn), as the host's conversion does.
-    return narrow<To>(static_cast<float>(v));
-  } else {
-    return static_cast<To>(v);  // integer → integer: modular, as C++
-  }
-}
 
 // ---- Kernels -----------------------------------------------------------------------------------
 
@@ -104,7 +44,7 @@ template <typename From, typename To>
 __global__ void cast_kernel(const From* src, To* dst, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    dst[i] = convert<To>(src[i]);
+    dst[i] = convert_element<To>(src[i]);
 }
 
 // out[i] = lo + range·uniform(seed, offset + i), range = hi - lo computed in f32 as on the CPU.
