@@ -298,19 +298,12 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
     RLAIF_CHECK(models.value->has_scalar_head(), "ppo: the value model has no score head");
   }
   RLAIF_CHECK(!prompts.empty(), "ppo: no prompts");
-  RLAIF_CHECK(!trainer.out_dir.empty(), "ppo: no output directory");
-  RLAIF_CHECK(trainer.steps > 0, "ppo: --steps must be positive");
-  RLAIF_CHECK(trainer.grad_accum > 0, "ppo: --grad-accum must be positive");
-  LrSchedule schedule = trainer.schedule;
-  schedule.total_steps = trainer.steps;
-  schedule.validate();
-  RLAIF_CHECK(trainer.comm != nullptr || launcher_world_size() <= 1, trainer.label,
-              " was given no communicator: start it without mpirun (", launcher_world_size(),
-              " ranks were launched)");
-  SingleProcessCommunicator alone;
-  Communicator& comm = trainer.comm != nullptr ? *trainer.comm : alone;
+  const TrainingSetup setup = training_setup(trainer);
+  const LrSchedule& schedule = setup.schedule;
+  Communicator& comm = *setup.comm;
+  Communicator& device_comm = *setup.device_comm;
   check_ppo_ranks(options, trainer.grad_accum, comm.size());
-  const bool lead = comm.rank() == 0;  // the rank that logs and writes files
+  const bool lead = setup.lead;
   if (lead) fs::create_directories(trainer.out_dir);
 
   Params params = trainable(models.policy);
@@ -320,13 +313,8 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
     RLAIF_CHECK(!value_params.empty(), "ppo: the value model has no trainable parameters");
     for (const auto& [name, v] : value_params) params.emplace_back(kValueModelPrefix + name, v);
   }
-  // Gradients and optimizer shards live on the model's device and move through its communicator
+  // Gradients and optimizer shards live on the model's device and move through device_comm
   // (NCCL for a GPU); the loop's host numbers (rollouts, metrics, signals) through `comm`.
-  Communicator& device_comm = trainer.device_comm != nullptr ? *trainer.device_comm : comm;
-  RLAIF_CHECK(device_comm.size() == comm.size() && device_comm.rank() == comm.rank(), trainer.label,
-              ": the device communicator (", device_comm.name(), ", rank ", device_comm.rank(),
-              " of ", device_comm.size(), ") is not over the ranks of ", comm.name(), " (rank ",
-              comm.rank(), " of ", comm.size(), ")");
   DataParallelOptimizer optimizer(params, trainer.adamw, device_comm, trainer.zero_stage);
 
   PpoResult result;

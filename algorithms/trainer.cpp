@@ -114,32 +114,42 @@ void check_resume_settings(const TrainerCheckpoint& ckpt, const TrainerOptions& 
               ": it was made with different settings:", diffs);
 }
 
+TrainingSetup training_setup(const TrainerOptions& options) {
+  RLAIF_CHECK(!options.out_dir.empty(), options.label, ": no output directory");
+  RLAIF_CHECK(options.steps > 0, options.label, ": --steps must be positive");
+  RLAIF_CHECK(options.grad_accum > 0, options.label, ": --grad-accum must be positive");
+  TrainingSetup setup{options.schedule, options.comm, options.device_comm, false};
+  setup.schedule.total_steps = options.steps;
+  setup.schedule.validate();
+  RLAIF_CHECK(options.comm != nullptr || launcher_world_size() <= 1, options.label,
+              " was given no communicator: start it without mpirun (", launcher_world_size(),
+              " ranks were launched)");
+  static SingleProcessCommunicator alone;  // stateless: one serves every run
+  if (setup.comm == nullptr) setup.comm = &alone;
+  if (setup.device_comm == nullptr) setup.device_comm = setup.comm;
+  const Communicator &comm = *setup.comm, &device_comm = *setup.device_comm;
+  RLAIF_CHECK(device_comm.size() == comm.size() && device_comm.rank() == comm.rank(), options.label,
+              ": the device communicator (", device_comm.name(), ", rank ", device_comm.rank(),
+              " of ", device_comm.size(), ") is not over the ranks of ", comm.name(), " (rank ",
+              comm.rank(), " of ", comm.size(), ")");
+  setup.lead = comm.rank() == 0;
+  return setup;
+}
+
 TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& options) {
   namespace fs = std::filesystem;
-  RLAIF_CHECK(!options.out_dir.empty(), "train: no output directory");
-  RLAIF_CHECK(options.steps > 0, "train: --steps must be positive");
-  RLAIF_CHECK(options.grad_accum > 0, "train: --grad-accum must be positive");
-  LrSchedule schedule = options.schedule;
-  schedule.total_steps = options.steps;
-  schedule.validate();
-  RLAIF_CHECK(options.comm != nullptr || launcher_world_size() <= 1, options.label,
-              " does not run data-parallel yet: start it without mpirun (", launcher_world_size(),
-              " ranks were launched)");
-  SingleProcessCommunicator alone;
-  Communicator& comm = options.comm != nullptr ? *options.comm : alone;
-  const bool lead = comm.rank() == 0;  // the rank that evaluates, logs and writes files
+  const TrainingSetup setup = training_setup(options);
+  const LrSchedule& schedule = setup.schedule;
+  Communicator& comm = *setup.comm;
+  Communicator& device_comm = *setup.device_comm;
+  const bool lead = setup.lead;
   if (lead) fs::create_directories(options.out_dir);
 
   std::vector<std::pair<std::string, Variable>> trainable;
   for (auto& [name, v] : model.parameters()) {
     if (v.requires_grad()) trainable.emplace_back(name, v);
   }
-  RLAIF_CHECK(!trainable.empty(), "train: the model has no trainable parameters");
-  Communicator& device_comm = options.device_comm != nullptr ? *options.device_comm : comm;
-  RLAIF_CHECK(device_comm.size() == comm.size() && device_comm.rank() == comm.rank(), options.label,
-              ": the device communicator (", device_comm.name(), ", rank ", device_comm.rank(),
-              " of ", device_comm.size(), ") is not over the ranks of ", comm.name(), " (rank ",
-              comm.rank(), " of ", comm.size(), ")");
+  RLAIF_CHECK(!trainable.empty(), options.label, ": the model has no trainable parameters");
   DataParallelOptimizer optimizer(trainable, options.adamw, device_comm, options.zero_stage);
 
   TrainResult result;

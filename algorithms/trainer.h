@@ -92,6 +92,19 @@ struct TrainerOptions {
   bool overlap_reduction = true;
 };
 
+// What every training loop (train() below, and ppo()) derives from its TrainerOptions before the
+// first step: the options checked (Error naming the flag), the learning-rate schedule over the
+// run, and the communicators: `comm` (a single process when options.comm is null; Error when a
+// launcher started several ranks but no communicator was given) and `device_comm` (options'
+// device_comm, else comm; Error when it is not over the same ranks).
+struct TrainingSetup {
+  LrSchedule schedule;
+  Communicator* comm;
+  Communicator* device_comm;
+  bool lead;  // rank 0: the rank that evaluates, logs and writes files
+};
+TrainingSetup training_setup(const TrainerOptions& options);
+
 struct TrainResult {
   int64_t steps_done = 0;
   bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving a checkpoint
