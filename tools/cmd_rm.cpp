@@ -66,14 +66,7 @@ int rm_main(const std::vector<std::string>& args) {
   ro.ranks = comm.size();
   RewardTask task(model, std::move(data.train), std::move(data.val), ro);
   TrainResult result = rlaif::train(model, task, options);
-  if (result.interrupted) return 128 + result.signal;
-  if (!lead) return 0;
-  std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
-              result.last_loss);
-  for (const auto& [name, value] : result.last_eval)
-    std::printf(", \"%s\": %.6f", name.c_str(), value);
-  std::printf(", \"model\": \"%s\"}\n", options.out_dir.c_str());
-  return 0;
+  return finish_training(result, options, lead);
 }
 
 }  // namespace rlaif::cli

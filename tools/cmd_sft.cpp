@@ -140,15 +140,7 @@ int sft_main(const std::vector<std::string>& args) {
         static_cast<long long>(model.config().parameter_count()), data.packing ? ", packed" : "");
   SftTask task(model, std::move(train), std::move(val), data);
   TrainResult result = rlaif::train(model, task, options);
-  if (result.interrupted) return 128 + result.signal;
-  if (!lead) return 0;
-  std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
-              result.last_loss);
-  for (const auto& [name, value] : result.last_eval)
-    std::printf(", \"%s\": %.6f", name.c_str(), value);
-  std::printf(", \"tokens_per_s\": %.1f, \"model\": \"%s\"}\n", result.tokens_per_second,
-              options.out_dir.c_str());
-  return 0;
+  return finish_training(result, options, lead);
 }
 
 }  // namespace rlaif::cli

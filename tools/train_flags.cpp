@@ -1,5 +1,7 @@
 #include "tools/train_flags.h"
 
+#include <cstdio>
+
 #include "runtime/communicator.h"
 
 namespace rlaif::cli {
@@ -97,6 +99,18 @@ TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string
   for (const std::string& name : all_flags) o.settings.emplace_back(name, flags.str(name));
   o.identity_keys = identity;
   return o;
+}
+
+int finish_training(const TrainResult& result, const TrainerOptions& options, bool lead) {
+  if (result.interrupted) return 128 + result.signal;
+  if (!lead) return 0;
+  std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
+              result.last_loss);
+  for (const auto& [name, value] : result.last_eval)
+    std::printf(", \"%s\": %.6f", name.c_str(), value);
+  std::printf(", \"tokens_per_s\": %.1f, \"model\": \"%s\"}\n", result.tokens_per_second,
+              options.out_dir.c_str());
+  return 0;
 }
 
 }  // namespace rlaif::cli

@@ -32,4 +32,9 @@ TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string
 // The flags that define a run's optimisation (everything but steps, logging and checkpointing).
 std::vector<std::string> trainer_identity_flags();
 
+// How a training command ends: 128 + the signal when one stopped it (after saving); else rank 0
+// (`lead`) prints one JSON line, {"steps", "loss", the last evaluation's metrics,
+// "tokens_per_s", "model"}, and the exit code is 0.
+int finish_training(const TrainResult& result, const TrainerOptions& options, bool lead);
+
 }  // namespace rlaif::cli
