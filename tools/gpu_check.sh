@@ -141,6 +141,10 @@ if [[ $quick -eq 0 ]]; then
   # The same without padding unaligned GEMM rows (cuda_matmul.cu): the LM head's effect.
   RLAIF_MATMUL_PAD=0 bench train_gpt2_124M_unpadded train --arch gpt2 --preset 124M --batch 8 \
     --seq 1024 --steps 5 --warmup 2 --device cuda --dtype bf16 --json "$out/bench_train_gpt2_unpadded.json"
+  # The same with GPT-2's fc_in + GELU composed instead of fused in cuBLASLt's epilogue.
+  RLAIF_GELU_EPILOGUE=0 bench train_gpt2_124M_unfused_gelu train --arch gpt2 --preset 124M \
+    --batch 8 --seq 1024 --steps 5 --warmup 2 --device cuda --dtype bf16 \
+    --json "$out/bench_train_gpt2_unfused_gelu.json"
   bench train_gpt2_124M_profile train --arch gpt2 --preset 124M --batch 8 --seq 1024 --steps 3 \
     --warmup 2 --device cuda --dtype bf16 --profile --profile-top 25
   bench train_llama_124M train --arch llama --preset 124M --batch 8 --seq 1024 --steps 10 \
