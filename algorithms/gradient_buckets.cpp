@@ -45,6 +45,12 @@ GradientBuckets::GradientBuckets(const std::vector<std::pair<std::string, Variab
 }
 
 void GradientBuckets::begin() {
+  // A step abandoned before finish() (an exception) may have left collectives in flight: wait
+  // for them and drop their results, which belong to that step.
+  for (Buffer& buffer : buffers_) {
+    if (buffer.bucket >= 0) comm_.wait(buffer.ticket);
+    buffer.bucket = -1;
+  }
   unready_.clear();
   for (const auto& m : members_) unready_.push_back(static_cast<int>(m.size()));
   reported_.assign(params_.size(), false);

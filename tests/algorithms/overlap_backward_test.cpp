@@ -153,6 +153,27 @@ TEST(OverlapBackwardErrors, TwoBackwardPassesInOneScopeThrow) {
   }
 }
 
+TEST(OverlapBackwardErrors, AnAbandonedStepLeavesNothingBehind) {
+  // A step whose backward pass started buckets but never reached reduce_gradients() (an
+  // exception in between): the next step must not see that step's collectives' results.
+  for (int stage : {0, 1}) {
+    Net clean(9), abandoned(9);
+    InFlightCommunicator clean_comm, abandoned_comm;
+    DataParallelOptimizer clean_opt(clean.params, {}, clean_comm, stage, 40);
+    DataParallelOptimizer abandoned_opt(abandoned.params, {}, abandoned_comm, stage, 40);
+    {
+      GradientReadyScope scope = abandoned_opt.overlap_backward();
+      abandoned.loss(7, 0, 1).backward();  // other data: other gradients in flight
+    }
+    ASSERT_FALSE(abandoned_comm.log.empty()) << "stage " << stage;
+    abandoned_opt.zero_grad();
+    train(clean, clean_opt, &clean_comm, true, 2, 1);
+    train(abandoned, abandoned_opt, &abandoned_comm, true, 2, 1);
+    EXPECT_EQ(weights(abandoned), weights(clean)) << "stage " << stage;
+    EXPECT_TRUE(abandoned_comm.problems.empty()) << abandoned_comm.problems.front();
+  }
+}
+
 TEST(OverlapBackwardErrors, OneProcessHasNothingToOverlap) {
   Net a(7), b(7);
   SingleProcessCommunicator one;
