@@ -9,6 +9,8 @@
 // - checks that each gradient has its input's shape and dtype (Error naming the op otherwise);
 // - adds leaf gradients into Variable::grad() (in place when one exists: gradients accumulate
 //   across backward calls until zero_grad());
+// - when a GradientReadyScope is open (autograd/gradient_ready.h), tells it each leaf whose
+//   gradient is final, as soon as the last node that feeds it has run;
 // - frees every intermediate gradient once consumed, and each node's saved tensors and input
 //   references once it has run, so the graph is gone when backward returns (a second backward
 //   through it throws).
