@@ -14,22 +14,14 @@
 #include "algorithms/reward.h"
 #include "runtime/rng.h"
 #include "tests/algorithms/preference_test_util.h"
+#include "tests/error_of.h"
 
 namespace rlaif {
 namespace {
 
-using namespace rlaif::testing;
+using test::error_of;
 
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected rlaif::Error";
-  return "";
-}
+using namespace rlaif::testing;
 
 TEST(PreferenceShards, PartitionEachBatchInOrderAndRefuseAnUnevenBatch) {
   const std::vector<int64_t> batch = {7, 3, 9, 1, 4, 0};

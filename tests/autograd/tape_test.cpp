@@ -9,24 +9,16 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "tests/autograd/test_util.h"
+#include "tests/error_of.h"
 
 namespace rlaif {
 namespace {
 
+using test::error_of;
+
 using test::param;
 using test::uniform;
 using test::values;
-
-// The message of the Error `body` throws ("" when it throws none).
-template <typename F>
-std::string error_of(F body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(Variable, LeafBasics) {
   Variable x(uniform({3, 7}, 1), true, "x");

@@ -7,19 +7,7 @@ set -euo pipefail
 rlaif="$1"; root="$2"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-tok="$root/data/models/stories260K/tokenizer.model"
-"$rlaif" init --arch llama --layers 1 --d-model 32 --heads 2 --seq 48 --tokenizer "$tok" --seed 1 \
-  --out "$tmp/policy" >/dev/null
-# Preference pairs and prompts of the sorting task: sorted letters beat any other order.
-: > "$tmp/pairs.jsonl"; : > "$tmp/prompts.jsonl"
-for p in "d b c a" "h e f g" "c a b" "g f e" "b d a c" "e h g f" "a c b" "f d e"; do
-  sorted="$(tr ' ' '\n' <<<"$p" | sort | tr '\n' ' ' | sed 's/ $//')"
-  printf '{"prompt": "sort: %s", "chosen": "%s", "rejected": "%s"}\n' "$p" "$sorted" "$p" >> "$tmp/pairs.jsonl"
-  printf '{"prompt": "sort: %s"}\n' "$p" >> "$tmp/prompts.jsonl"
-done
-"$rlaif" rm --model "$tmp/policy" --data "$tmp/pairs.jsonl" --val-fraction 0 --batch 4 --steps 3 \
-  --lr 1e-3 --max-length 48 --save-every 0 --out "$tmp/rm" >/dev/null 2>&1
-grep -q '"num_labels": *1' "$tmp/rm/config.json" || { echo "the reward model has no score head"; exit 1; }
+source "$root/tests/cli/lib/sort_ppo_fixture.sh"  # $tmp/policy, pairs, prompts, rm
 
 common=(--model "$tmp/policy" --reward-model "$tmp/rm" --prompts "$tmp/prompts.jsonl" --batch 2
         --max-new-tokens 4 --max-prompt-length 24 --ppo-epochs 2 --lr 1e-4 --missing-eos-penalty 1

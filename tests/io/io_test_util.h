@@ -11,6 +11,7 @@
 #include <string>
 
 #include "runtime/error.h"
+#include "tests/error_of.h"
 
 namespace rlaif::test {
 
@@ -62,18 +63,6 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// The message of the rlaif::Error that `fn` throws; fails the test when it throws none.
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected rlaif::Error";
-  return "";
 }
 
 }  // namespace rlaif::test

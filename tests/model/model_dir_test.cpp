@@ -13,10 +13,13 @@
 #include "io/safetensors_checkpoint.h"
 #include "kernels/backend.h"
 #include "model/generate.h"
+#include "tests/error_of.h"
 #include "tests/model/model_test_util.h"
 
 namespace rlaif {
 namespace {
+
+using test::error_of;
 
 namespace fs = std::filesystem;
 using testing::stories_dir;
@@ -41,16 +44,6 @@ std::vector<float> logits_of(const Transformer& m) {
   return m.logits(m.hidden_states(testing::tiny_batch(m.config().vocab_size)))
       .data()
       .to_vector<float>();
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an Error";
-  return "";
 }
 
 TEST(ModelDir, ShippedModelResavesByteForByte) {

@@ -14,24 +14,16 @@
 #include "runtime/communicator.h"
 #include "runtime/half.h"
 #include "runtime/mpi_communicator.h"
+#include "tests/error_of.h"
 #include "tests/mpi/mpi_test_main.h"
 
 namespace rlaif {
 namespace {
 
+using test::error_of;
+
 Communicator& world() {
   return world_communicator();
-}
-
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected rlaif::Error";
-  return "";
 }
 
 bool contains(const std::string& text, const std::string& part) {

@@ -1,6 +1,7 @@
 // The single-process communicator's semantics and the argument checks every communicator shares.
 // Many-rank behaviour is tested over real ranks by tests/mpi/communicator_mpi_test.cpp.
 #include "runtime/communicator.h"
+#include "tests/error_of.h"
 
 #include <gtest/gtest.h>
 
@@ -11,16 +12,7 @@
 namespace rlaif {
 namespace {
 
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected rlaif::Error";
-  return "";
-}
+using test::error_of;
 
 // Sets an environment variable for one scope, restoring what was there.
 class ScopedEnv {

@@ -5,21 +5,12 @@
 
 #include "runtime/allocator.h"
 #include "runtime/tensor.h"
+#include "tests/error_of.h"
 
 namespace rlaif {
 namespace {
 
-// The message of the Error that `fn` throws (fails the test when it throws none).
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected rlaif::Error";
-  return "";
-}
+using test::error_of;
 
 TEST(Tensor, EmptyHasShapeDtypeAndAlignment) {
   Tensor t = Tensor::empty({2, 3, 5}, DType::bf16);
