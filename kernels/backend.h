@@ -20,9 +20,11 @@
 // - Results are deterministic: the same inputs give bitwise-identical outputs, run after run.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "kernels/queue_mark.h"
 #include "runtime/tensor.h"
 
 namespace rlaif {
@@ -78,6 +80,10 @@ class Backend {
   virtual std::string name() const = 0;
   // Waits for all queued work (a no-op where primitives run synchronously).
   virtual void synchronize() {}
+  // A mark in this backend's queue, for timing queued work (kernels/queue_mark.h). The default
+  // waits for queued work and reads the host clock: exact where primitives run synchronously
+  // (the CPU); a GPU backend records an event instead, so that marking does not wait.
+  virtual std::unique_ptr<QueueMark> mark();
 
   // ---- Memory --------------------------------------------------------------------------------
 

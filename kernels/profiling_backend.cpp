@@ -1,14 +1,11 @@
 #include "kernels/profiling_backend.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <utility>
 
 namespace rlaif {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // What one call adds to its label's aggregate. Built only after the inner call returned, so the
 // shapes it reads have passed the backend's argument checks.
@@ -85,17 +82,16 @@ std::string fmt(const char* format, double value) {
 ProfilingBackend::ProfilingBackend(Backend& inner) : inner_(inner) {}
 
 void ProfilingBackend::enable() {
-  // The floor: an empty fenced interval, timed as a primitive is (median of a few).
+  // The floor: an empty interval between two marks, timed as a primitive is (median of a few).
   inner_.synchronize();
   std::vector<double> s;
   for (int i = 0; i < 9; ++i) {
-    inner_.synchronize();
-    const auto t0 = Clock::now();
-    inner_.synchronize();
-    s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    const std::unique_ptr<QueueMark> start = inner_.mark();
+    const std::unique_ptr<QueueMark> stop = inner_.mark();
+    s.push_back(stop->seconds_since(*start));
   }
   std::sort(s.begin(), s.end());
-  sync_floor_s_ = s[s.size() / 2];
+  mark_floor_s_ = s[s.size() / 2];
   enabled_.store(true, std::memory_order_relaxed);
 }
 
@@ -105,13 +101,28 @@ void ProfilingBackend::disable() {
 
 void ProfilingBackend::reset() {
   std::lock_guard<std::mutex> lock(mutex_);
+  pending_.clear();
   stats_.clear();
+}
+
+void ProfilingBackend::resolve_pending() const {
+  for (PendingCall& p : pending_) {
+    const double seconds = p.stop->seconds_since(*p.start);
+    ProfileEntry& e = stats_[p.label];
+    if (e.calls == 0) e.name = p.label;
+    e.calls += 1;
+    e.seconds += seconds;
+    e.flops += p.flops;
+    e.bytes += p.bytes;
+  }
+  pending_.clear();
 }
 
 std::vector<ProfileEntry> ProfilingBackend::entries() const {
   std::vector<ProfileEntry> out;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    resolve_pending();
     out.reserve(stats_.size());
     for (const auto& [label, e] : stats_) out.push_back(e);
   }
@@ -124,6 +135,7 @@ std::vector<ProfileEntry> ProfilingBackend::entries() const {
 
 double ProfilingBackend::total_seconds() const {
   std::lock_guard<std::mutex> lock(mutex_);
+  resolve_pending();
   double total = 0.0;
   for (const auto& [label, e] : stats_) total += e.seconds;
   return total;
@@ -175,8 +187,9 @@ void ProfilingBackend::report(std::ostream& os, int top, double wall_seconds) co
     for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
   }
   os << "profile: " << calls << " primitive calls under " << all.size()
-     << " labels; each call is fenced by synchronize (floor " << fmt("%.1f", sync_floor_s_ * 1e6)
-     << " us per call)\n";
+     << " labels; each call is timed between two marks in the device's queue (an empty "
+        "interval: "
+     << fmt("%.1f", mark_floor_s_ * 1e6) << " us)\n";
   for (const auto& row : rows) {
     std::string line = row[0] + std::string(width[0] - row[0].size(), ' ');
     for (size_t c = 1; c < row.size(); ++c) {
@@ -193,21 +206,13 @@ void ProfilingBackend::timed(Describe&& describe, Call&& call) {
     call();
     return;
   }
-  // The fence before charges work queued outside any primitive (uploads, allocator clears) to
-  // nobody rather than to this call; the fence after waits for this call's own kernels.
-  inner_.synchronize();
-  const auto t0 = Clock::now();
+  std::unique_ptr<QueueMark> start = inner_.mark();
   call();
-  inner_.synchronize();
-  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::unique_ptr<QueueMark> stop = inner_.mark();
   Sample s = describe();
   std::lock_guard<std::mutex> lock(mutex_);
-  ProfileEntry& e = stats_[s.label];
-  if (e.calls == 0) e.name = std::move(s.label);
-  e.calls += 1;
-  e.seconds += seconds;
-  e.flops += s.flops;
-  e.bytes += s.bytes;
+  pending_.push_back({std::move(s.label), s.flops, s.bytes, std::move(start), std::move(stop)});
+  if (pending_.size() >= kMaxPending) resolve_pending();
 }
 
 // ---- Forwarding ------------------------------------------------------------------------------

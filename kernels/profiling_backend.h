@@ -1,12 +1,14 @@
 // A Backend that wraps another and times every primitive, so a training step's time can be
 // broken down by primitive and shape (`rlaif bench train --profile`).
 //
-// Each call is fenced by inner.synchronize() before and after and timed on the host clock: the
-// GPU time of a kernel is then charged to the primitive that queued it, not to whichever later
-// call happens to wait for it. The price is that nothing overlaps while profiling: host work
-// (autograd, allocation, launches) no longer hides behind running kernels, and every call pays a
-// synchronize round trip (measured at enable() and printed by report() as the per-call floor).
-// Use the totals to find where the time goes, not as the unprofiled step time.
+// Each call is timed between two marks in the inner backend's queue (kernels/queue_mark.h): on a
+// GPU, CUDA events around the work the call queues, read back later, so the device time of a
+// kernel is charged to the primitive that queued it and the host still runs ahead of the device
+// as in an unprofiled step; on the CPU, the host clock. Work queued outside any primitive
+// (uploads, copies to the host) is charged to nobody. When the device waits for the host (the
+// queue ran dry), a call's interval also holds that wait; the time between calls — the wall
+// time minus the sum — is then idle device time, which tells a host-bound step from a
+// device-bound one.
 //
 // Calls are aggregated under a label: the primitive's name plus a short shape/dtype signature
 // ("matmul 8192x3072x768 bf16 nt", "attention B8 T1024 H12 Dh64 bf16"), with the call count,
@@ -41,8 +43,8 @@ class ProfilingBackend final : public Backend {
   explicit ProfilingBackend(Backend& inner);
 
   Backend& inner() const { return inner_; }
-  // Starts timing calls (a wrapper starts disabled and then only forwards); also measures the
-  // cost of an empty synchronize round trip, the floor under every call's time.
+  // Starts timing calls (a wrapper starts disabled and then only forwards); also measures an
+  // empty interval between two marks, the floor under every call's time.
   void enable();
   // Stops timing; calls are still forwarded. The figures gathered so far are kept.
   void disable();
@@ -54,8 +56,8 @@ class ProfilingBackend final : public Backend {
   std::vector<ProfileEntry> entries() const;
   // Sum of the seconds of every entry.
   double total_seconds() const;
-  // Seconds of one empty synchronize → synchronize interval, measured at the last enable().
-  double sync_floor_seconds() const { return sync_floor_s_; }
+  // Seconds of one empty mark → mark interval, measured at the last enable().
+  double mark_floor_seconds() const { return mark_floor_s_; }
 
   // Prints the `top` largest entries (all when top <= 0) as a table: calls, total ms, % of the
   // total, µs per call, TFLOP/s and GB/s where estimated. With wall_seconds > 0 (the wall time of
@@ -66,6 +68,7 @@ class ProfilingBackend final : public Backend {
   Device device() const override { return inner_.device(); }
   std::string name() const override { return inner_.name(); }
   void synchronize() override { inner_.synchronize(); }
+  std::unique_ptr<QueueMark> mark() override { return inner_.mark(); }
 
   void fill(const Tensor& out, double value) override;
   void copy(const Tensor& src, const Tensor& dst) override;
@@ -157,17 +160,32 @@ class ProfilingBackend final : public Backend {
                      float top_p, const Tensor& out) override;
 
  private:
-  // Runs `call`; when enabled, fences it with synchronizes and adds its time to the aggregate
-  // whose label, FLOPs and bytes `describe()` returns (called only then, and only after `call`
-  // returned: a disabled wrapper formats nothing, and the shapes have been checked).
+  // A timed call whose marks have not been read yet (reading waits for the device).
+  struct PendingCall {
+    std::string label;
+    double flops = 0, bytes = 0;
+    std::unique_ptr<QueueMark> start, stop;
+  };
+  // Calls held before their marks are read: enough for a few training steps of a large model
+  // without a mid-step wait, few enough to bound the events held.
+  static constexpr size_t kMaxPending = 16384;
+
+  // Runs `call`; when enabled, marks the queue before and after it and adds its time (once the
+  // marks are read) to the aggregate whose label, FLOPs and bytes `describe()` returns (called
+  // only then, and only after `call` returned: a disabled wrapper formats nothing, and the
+  // shapes have been checked).
   template <typename Describe, typename Call>
   void timed(Describe&& describe, Call&& call);
+  // Reads the pending calls' marks into stats_. Needs mutex_.
+  void resolve_pending() const;
 
   Backend& inner_;
   std::atomic<bool> enabled_{false};
-  double sync_floor_s_ = 0.0;
-  mutable std::mutex mutex_;  // guards stats_: primitives may be called from several threads
-  std::map<std::string, ProfileEntry> stats_;
+  double mark_floor_s_ = 0.0;
+  // Guards pending_ and stats_: primitives may be called from several threads.
+  mutable std::mutex mutex_;
+  mutable std::vector<PendingCall> pending_;
+  mutable std::map<std::string, ProfileEntry> stats_;
 };
 
 // Switches profiling on for a device: from now on backend_for(device) returns this device's

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <memory>
+#include <utility>
 
 #include "kernels/cpu/cpu_info.h"
 #include "runtime/allocator.h"
@@ -96,16 +98,17 @@ double median(std::vector<double> samples) {
 }
 
 std::vector<double> time_runs(Backend& backend, const std::function<void()>& fn, int warmup,
-                              int reps) {
+                              int reps, const std::function<void()>& backlog) {
   for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> seconds;
+  if (backlog) backlog();
+  std::vector<std::pair<std::unique_ptr<QueueMark>, std::unique_ptr<QueueMark>>> marks;
   for (int i = 0; i < reps; ++i) {
-    backend.synchronize();
-    auto t0 = std::chrono::steady_clock::now();
+    std::unique_ptr<QueueMark> start = backend.mark();
     fn();
-    backend.synchronize();
-    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    marks.emplace_back(std::move(start), backend.mark());
   }
+  std::vector<double> seconds;
+  for (const auto& [start, stop] : marks) seconds.push_back(stop->seconds_since(*start));
   return seconds;
 }
 

@@ -1,10 +1,7 @@
 // What the `rlaif bench` commands share: the device under test (its name and spec-sheet peak),
-// host-clock timing fenced by Backend::synchronize, peak memory, an aligned text table and the
-// JSON file each benchmark can write for tools/gpu_check.sh.
-//
-// Timing uses the host clock around synchronize() rather than CUDA events so that tools/ stays
-// free of CUDA headers; with a warm-up and the median of several runs, the launch latency this
-// adds is small next to the kernels worth benchmarking.
+// timing of queued work by Backend::mark (CUDA events on a GPU, so tools/ stays free of CUDA
+// headers and a 10 µs kernel is not timed as its launch latency), peak memory, an aligned text
+// table and the JSON file each benchmark can write for tools/gpu_check.sh.
 #pragma once
 
 #include <cstddef>
@@ -35,10 +32,14 @@ double peak_bf16_flops(const std::string& gpu_name);
 
 double median(std::vector<double> samples);
 
-// Runs fn `warmup` times untimed, then `reps` times, each timed on the host clock between two
-// backend.synchronize() calls; returns the seconds of the timed runs.
+// Runs fn `warmup` times untimed, then `reps` times back to back, each timed between two marks
+// in the backend's queue (kernels/queue_mark.h: the device's time, not the host's); returns the
+// seconds of the timed runs. `backlog`, when given, is queued once before the timed runs: device
+// work long enough that the host has queued every timed run before the device reaches the
+// first, so that no interval holds the host's launch latency (useful only on an asynchronous
+// backend, a GPU).
 std::vector<double> time_runs(Backend& backend, const std::function<void()>& fn, int warmup,
-                              int reps);
+                              int reps, const std::function<void()>& backlog = nullptr);
 
 // Peak bytes held by tensors on the device's type since the process started.
 size_t peak_memory_bytes(Device device);

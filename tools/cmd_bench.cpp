@@ -68,9 +68,9 @@ int bench_train_main(const std::vector<std::string>& args) {
               "ms per step, peak tensor memory and MFU: achieved FLOP/s over the GPU's dense\n"
               "bf16 peak, with llm.c's 6*params + 6*layers*d_model*seq FLOPs per token (n/a on\n"
               "CPU and on GPUs missing from the table). --profile then runs 2 more steps with\n"
-              "every primitive fenced by synchronize and timed, and prints the time by primitive\n"
-              "and shape, and the time outside primitives (autograd and host overhead; nothing\n"
-              "overlaps while profiling, so these steps are slower). Presets:" +
+              "every primitive timed on the device (CUDA events around the work it queues; the\n"
+              "host clock on the CPU), and prints the time by primitive and shape, and the time\n"
+              "outside primitives (on a GPU: the device idle, waiting for the host). Presets:" +
                   bench_preset_help());
   flags.option("arch", "llama", "gpt2 or llama")
       .option("preset", "tiny", "tiny, 124M, 350M or 1B")
@@ -178,8 +178,9 @@ int bench_train_main(const std::vector<std::string>& args) {
   table.print();
 
   // Profiled steps come after the timed ones (and after `loss` was read), so they change none of
-  // the figures above. Every primitive called through backend_for is fenced and timed; the rest
-  // of each step's wall time is host work: autograd, allocation, uploads, launches.
+  // the figures above. Every primitive called through backend_for is timed on the device
+  // (kernels/profiling_backend.h); the rest of each step's wall time is device time outside any
+  // primitive: idle while the host (autograd, allocation, launches) falls behind, or uploads.
   constexpr int kProfileSteps = 2;
   std::vector<JsonObject> profile_json;
   double profile_wall_s = 0.0, profile_inside_s = 0.0;
@@ -192,7 +193,7 @@ int bench_train_main(const std::vector<std::string>& args) {
     loss = final_loss;
     profile_inside_s = prof->total_seconds();
     std::printf(
-        "\nprofile: %d steps, %.2f ms/step with every primitive fenced (%.2f unfenced), %.2f "
+        "\nprofile: %d steps, %.2f ms/step with every primitive timed (%.2f untimed), %.2f "
         "ms/step inside primitives, %.2f ms/step outside them\n",
         kProfileSteps, profile_wall_s * 1e3 / kProfileSteps, step_s * 1e3,
         profile_inside_s * 1e3 / kProfileSteps,
