@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/broadcast_rule.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_checks.h"
 
@@ -142,16 +143,6 @@ std::pair<float, float> binary_grads(BinaryOp op, float a, float b, float g) {
       return (b > a || std::isnan(b)) ? std::pair{0.0f, g} : std::pair{g, 0.0f};
   }
   throw Error("binary_backward: unknown op ", static_cast<int>(op));
-}
-
-// b's shape must be a's, a suffix of a's, or hold one element. In each case element i of a
-// pairs with element i mod numel(b) of b.
-void check_broadcast(const char* op, const Tensor& a, const Tensor& b) {
-  bool scalar = b.numel() == 1;
-  bool suffix = b.dim() <= a.dim() &&
-                std::equal(b.shape().begin(), b.shape().end(), a.shape().end() - b.dim());
-  RLAIF_CHECK(scalar || suffix, op, ": b ", b, " must have a's shape ", a,
-              ", a suffix of it, or one element");
 }
 
 }  // namespace
