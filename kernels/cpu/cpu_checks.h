@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <cstdint>
 
+#include "kernels/shape_checks.h"
 #include "runtime/tensor.h"
 
 namespace rlaif::cpu {
@@ -13,12 +14,10 @@ namespace rlaif::cpu {
 void expect(const char* op, const char* arg, const Tensor& t, DType dtype);
 // expect(..., f32) and the exact shape.
 void expect(const char* op, const char* arg, const Tensor& t, DType dtype, const Shape& shape);
-// Two tensors of one shape.
-void expect_same_shape(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,
-                       const Tensor& b);
-// Size of the last dimension (error for 0-d tensors) and the product of the others.
-int64_t last_dim(const char* op, const char* arg, const Tensor& t);
-int64_t rows(const Tensor& t);
+// The shape checks of every backend (kernels/shape_checks.h).
+using rlaif::expect_same_shape;
+using rlaif::last_dim;
+using rlaif::rows;
 
 // Runs body(i) for i in [0, n), split statically over the OpenMP threads when n·cost_per_item is
 // large enough to pay for the fork. Each i must touch its own outputs only.

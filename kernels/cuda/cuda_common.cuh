@@ -10,6 +10,7 @@
 #include <string>
 
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/shape_checks.h"
 #include "runtime/error.h"
 #include "runtime/tensor.h"
 
@@ -36,16 +37,14 @@ void expect_cuda(const char* op, const char* arg, const Tensor& t);
 void expect_float(const char* op, const char* arg, const Tensor& t);
 // ... and exactly `dtype`.
 void expect_dtype(const char* op, const char* arg, const Tensor& t, DType dtype);
-// ... and exactly `shape`.
-void expect_shape(const char* op, const char* arg, const Tensor& t, const Shape& shape);
-// Both tensors have one shape / one dtype.
-void expect_same_shape(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,
-                       const Tensor& b);
+// Both tensors have one dtype.
 void expect_same_dtype(const char* op, const char* arg_a, const Tensor& a, const char* arg_b,
                        const Tensor& b);
-// Size of the last dimension and the product of the others.
-int64_t last_dim(const char* op, const char* arg, const Tensor& t);
-int64_t rows(const Tensor& t);
+// The shape checks of every backend (kernels/shape_checks.h).
+using rlaif::expect_same_shape;
+using rlaif::expect_shape;
+using rlaif::last_dim;
+using rlaif::rows;
 
 // ---- Pointers and dtype dispatch ---------------------------------------------------------------
 
