@@ -535,7 +535,7 @@ void CudaBackend::linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bi
   // The epilogue wants the aux matrix's leading dimension a multiple of 8 and, like the fast
   // kernels, rows of 16-byte multiples; anything else composes (the unpadded GEMM and a GELU).
   const size_t elem = dtype_size(x.dtype());
-  const bool fusable = gelu_epilogue_enabled() && N > 0 && K > 0 && M % 8 == 0 &&
+  const bool fusable = gelu_epilogue_enabled() && N > 0 && K > 0 && M > 0 && M % 8 == 0 &&
                        (static_cast<size_t>(K) * elem) % 16 == 0;
   if (!fusable) {
     Backend::linear_gelu(x, w, bias, pre, out);

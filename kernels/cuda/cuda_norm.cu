@@ -296,9 +296,9 @@ void launch_backward(const Plan& p, const BwdArgs<T>& a) {
 }
 
 template <bool kLayer>
-void backward(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& mean,
-              const Tensor& rstd, const Tensor& dout, const Tensor& dx, const Tensor& dgamma,
-              const Tensor& dbeta, bool accumulate_dx) {
+void backward(Backend& self, const char* op, const Tensor& x, const Tensor& gamma,
+              const Tensor& mean, const Tensor& rstd, const Tensor& dout, const Tensor& dx,
+              const Tensor& dgamma, const Tensor& dbeta, bool accumulate_dx) {
   const Shapes s = check_input(op, x, gamma);
   if (kLayer) check_stat(op, "mean", mean, x, s.n);
   check_stat(op, "rstd", rstd, x, s.n);
@@ -313,6 +313,17 @@ void backward(const char* op, const Tensor& x, const Tensor& gamma, const Tensor
     return;
   }
 
+  const Plan p = plan_rows(s.d, x.dtype(), {&x, &gamma, &dout, &dx});
+  if (accumulate_dx && p.vec != plan_rows(s.d, x.dtype(), {&x, &gamma, &dout}).vec) {
+    // dx alone is misaligned (a view at an odd offset): accumulating into it would sum the rows
+    // in another order than the fresh (aligned) dx tensor backend.h compares with, so keep the
+    // promise by running exactly that, the backward into a fresh tensor and then the add.
+    Tensor fresh = Tensor::empty(dx.shape(), dx.dtype(), dx.device());
+    backward<kLayer>(self, op, x, gamma, mean, rstd, dout, fresh, dgamma, dbeta, false);
+    self.binary(BinaryOp::add, dx, fresh, dx);
+    return;
+  }
+
   // Fixed partition of the rows into chunks: depends on N only, so results are reproducible.
   int64_t chunk_rows = (s.n + kMaxChunks - 1) / kMaxChunks;
   if (chunk_rows < kMinChunkRows) chunk_rows = kMinChunkRows;
@@ -322,7 +333,6 @@ void backward(const char* op, const Tensor& x, const Tensor& gamma, const Tensor
   float* part_g = dgamma.defined() ? ptr<float>(partials) : nullptr;
   float* part_b = dbeta.defined() ? ptr<float>(partials) + chunks * s.d : nullptr;
 
-  const Plan p = plan_rows(s.d, x.dtype(), {&x, &gamma, &dout, &dx});
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const BwdArgs<T> a{ptr<T>(x),
@@ -361,14 +371,14 @@ void CudaBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const
                                      const Tensor& rstd, const Tensor& dout, const Tensor& dx,
                                      const Tensor& dgamma, const Tensor& dbeta,
                                      bool accumulate_dx) {
-  backward<true>("layernorm_backward", x, gamma, mean, rstd, dout, dx, dgamma, dbeta,
+  backward<true>(*this, "layernorm_backward", x, gamma, mean, rstd, dout, dx, dgamma, dbeta,
                  accumulate_dx);
 }
 
 void CudaBackend::rmsnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& rstd,
                                    const Tensor& dout, const Tensor& dx, const Tensor& dgamma,
                                    bool accumulate_dx) {
-  backward<false>("rmsnorm_backward", x, gamma, Tensor(), rstd, dout, dx, dgamma, Tensor(),
+  backward<false>(*this, "rmsnorm_backward", x, gamma, Tensor(), rstd, dout, dx, dgamma, Tensor(),
                   accumulate_dx);
 }
 

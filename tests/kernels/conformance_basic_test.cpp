@@ -166,7 +166,8 @@ TEST_P(Conformance, LinearGelu) {
     bool bias;
   };
   const Case cases[] = {{16, 64, 256, true}, {16, 64, 256, false}, {7, 13, 5, true},
-                        {33, 96, 40, true},  {0, 64, 256, true},   {5, 0, 8, true}};
+                        {33, 96, 40, true},  {0, 64, 256, true},   {5, 0, 8, true},
+                        {4, 16, 0, true}};
   for (const Case& c : cases) {
     Tensor x = random_tensor({c.n, c.k}, 11, -2.0f, 2.0f), w = random_tensor({c.m, c.k}, 12);
     Tensor bias = c.bias ? random_tensor({c.m}, 13) : Tensor();
