@@ -44,6 +44,16 @@ GradientBuckets::GradientBuckets(const std::vector<std::pair<std::string, Variab
   begin();
 }
 
+GradientBuckets::~GradientBuckets() {
+  for (Buffer& buffer : buffers_) {
+    if (buffer.bucket < 0) continue;
+    try {
+      comm_.wait(buffer.ticket);
+    } catch (...) {  // a destructor must not throw; the job is failing anyway
+    }
+  }
+}
+
 void GradientBuckets::begin() {
   // A step abandoned before finish() (an exception) may have left collectives in flight: wait
   // for them and drop their results, which belong to that step.

@@ -45,6 +45,12 @@ class GradientBuckets {
   // `scatter_out` holds buckets()·span/R elements of the parameters' dtype.
   GradientBuckets(const std::vector<std::pair<std::string, Variable>>& params, Communicator& comm,
                   int64_t span, Reduction reduction, Tensor scatter_out = Tensor());
+  // Waits (as begin() does) for collectives still in flight, e.g. after an exception in the
+  // backward pass: on a GPU the buffers return to the caching allocator, which hands them to
+  // later kernels of the compute stream; without the wait NCCL's stream could still write them.
+  ~GradientBuckets();
+  GradientBuckets(const GradientBuckets&) = delete;
+  GradientBuckets& operator=(const GradientBuckets&) = delete;
 
   int64_t buckets() const { return buckets_; }
   int64_t span() const { return span_; }

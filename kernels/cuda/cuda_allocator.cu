@@ -9,7 +9,9 @@
 //
 // Memory is reused only after the host released the tensor; since every kernel runs on the one
 // legacy default stream, a block reused by a later kernel is ordered after the kernels that used
-// it.
+// it. The one other stream, NCCL's (nccl_communicator.h), keeps that true only if a tensor it
+// reads or writes is released after the default stream was made to wait for the collective
+// (the plain collectives do so before they return; start_* leave it to wait(ticket)).
 #include <map>
 #include <mutex>
 #include <vector>

@@ -79,8 +79,10 @@ NcclCommunicator::NcclCommunicator(Communicator& bootstrap, int device)
 }
 
 NcclCommunicator::~NcclCommunicator() {
-  if (comm_ != nullptr) ncclCommDestroy(comm_);
+  // Drain the stream before the communicator goes: its queued kernels use NCCL's buffers.
+  cudaSetDevice(device_);
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  if (comm_ != nullptr) ncclCommDestroy(comm_);
   for (cudaEvent_t e : done_)
     if (e != nullptr) cudaEventDestroy(e);
   if (entry_ != nullptr) cudaEventDestroy(entry_);

@@ -27,9 +27,11 @@ for dtype in f32 bf16; do
   train_log "$tmp/plain_$dtype/metrics.jsonl" > "$tmp/plain.txt"
   [[ $(wc -l < "$tmp/plain.txt") -eq 5 ]] || { echo "$dtype: not 5 train lines"; cat "$tmp/plain.txt"; exit 1; }
   for zero in 0 1; do
-    RLAIF_NCCL=1 "$rlaif" pretrain "${common[@]}" --dtype $dtype --zero $zero \
+    # A run takes seconds: a hang in NCCL fails the test instead of stalling gpu_check.
+    RLAIF_NCCL=1 timeout 180 "$rlaif" pretrain "${common[@]}" --dtype $dtype --zero $zero \
       --out "$tmp/nccl_${dtype}_$zero" >/dev/null 2>"$tmp/err" ||
-      { skip_if_no_gpu "$tmp/err"; cat "$tmp/err"; exit 1; }
+      { status=$?; skip_if_no_gpu "$tmp/err"; cat "$tmp/err"
+        [[ $status -eq 124 ]] && echo "$dtype --zero $zero: timed out after 180 s (a hang?)"; exit 1; }
     train_log "$tmp/nccl_${dtype}_$zero/metrics.jsonl" > "$tmp/nccl.txt"
     diff "$tmp/plain.txt" "$tmp/nccl.txt" ||
       { echo "$dtype: the 1-rank NCCL --zero $zero run logs other numbers than the plain GPU run"; exit 1; }
