@@ -55,26 +55,40 @@ class LongWork {
   int reps_ = 1;
 };
 
+// `work` queued between two marks on an idle device, and the host time that took.
+struct MarkedWork {
+  Clock::time_point t0;  // before the first mark
+  std::unique_ptr<QueueMark> start, stop;
+  double queued_s = 0;  // host seconds to make both marks and queue the work
+};
+
+MarkedWork mark_around(Backend& backend, LongWork& work) {
+  backend.synchronize();
+  MarkedWork m;
+  m.t0 = Clock::now();
+  m.start = backend.mark();
+  work();
+  m.stop = backend.mark();
+  m.queued_s = seconds_since(m.t0);
+  return m;
+}
+
 TEST_P(Conformance, QueueMarksTimeTheWorkBetweenThem) {
   LongWork work(backend(), float_dtype(), 0.02);
+  const MarkedWork m = mark_around(backend(), work);
+  const double marked = m.stop->seconds_since(*m.start);
   backend().synchronize();
-  const auto t0 = Clock::now();
-  const std::unique_ptr<QueueMark> start = backend().mark();
-  work();
-  const std::unique_ptr<QueueMark> stop = backend().mark();
-  const double marked = stop->seconds_since(*start);
-  backend().synchronize();
-  const double host = seconds_since(t0);
+  const double host = seconds_since(m.t0);
   // The marked interval lies inside the host's, and the work fills most of the host's.
   EXPECT_LE(marked, host * 1.001 + 1e-5);
   EXPECT_GE(marked, 0.5 * host) << "marks missed the work queued between them: " << marked
                                 << " s of " << host << " s";
   // An empty interval is short, and reading a mark again gives the same answer.
   const std::unique_ptr<QueueMark> again = backend().mark();
-  const double empty = again->seconds_since(*stop);
+  const double empty = again->seconds_since(*m.stop);
   EXPECT_GE(empty, 0.0);
   EXPECT_LT(empty, 0.25 * marked);
-  EXPECT_EQ(stop->seconds_since(*start), marked);
+  EXPECT_EQ(m.stop->seconds_since(*m.start), marked);
 }
 
 TEST_P(Conformance, QueueMarksDoNotWaitForTheDevice) {
@@ -83,13 +97,8 @@ TEST_P(Conformance, QueueMarksDoNotWaitForTheDevice) {
                  << "the host clock after the work";
   }
   LongWork work(backend(), float_dtype(), 0.02);
-  backend().synchronize();
-  const auto t0 = Clock::now();
-  const std::unique_ptr<QueueMark> start = backend().mark();
-  work();
-  const std::unique_ptr<QueueMark> stop = backend().mark();
-  const double queued = seconds_since(t0);  // host time to queue the work and both marks
-  const double device = stop->seconds_since(*start);
+  const MarkedWork m = mark_around(backend(), work);
+  const double queued = m.queued_s, device = m.stop->seconds_since(*m.start);
   EXPECT_LT(queued, 0.5 * device) << "making a mark waited for the device: " << queued
                                   << " s to queue " << device << " s of work";
 }
