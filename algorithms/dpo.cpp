@@ -164,8 +164,9 @@ uint64_t model_hash(const Transformer& model) {
   f.bytes(config.data(), config.size());
   for (const auto& [name, v] : model.parameters()) {
     f.bytes(name.data(), name.size());
+    // The stored bytes, whatever the dtype (a GPU reference may hold bf16 weights).
     Tensor t = v.data().to(Device::cpu());
-    f.bytes(t.data<float>(), static_cast<size_t>(t.numel()) * sizeof(float));
+    f.bytes(t.raw_data(), t.nbytes());
   }
   return f.h;
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <tuple>
 
@@ -226,6 +227,19 @@ double metric(const std::vector<std::pair<std::string, double>>& m, const std::s
 // Alignment on the sorting task: a partly trained SFT policy, aligned with DPO on sorted-vs-wrong
 // pairs of train-split prompts (reference: the SFT policy, precomputed), prefers the sorted
 // answers of held-out test-split prompts by a wider margin and answers more of them exactly.
+TEST(Dpo, ModelHashCoversBf16Weights) {
+  // A reference on the GPU may hold bf16 weights: they are hashed as bytes, not read as floats.
+  Transformer model(preference_tiny_config(), Device::cpu(), DType::bf16);
+  for (auto& [name, p] : model.parameters()) {
+    std::memset(p.data().raw_data(), 0x3c, p.data().nbytes());
+  }
+  const uint64_t hash = model_hash(model);
+  EXPECT_EQ(model_hash(model), hash);
+  const Tensor last = model.parameters().back().second.data();
+  static_cast<uint8_t*>(last.raw_data())[last.nbytes() - 1] ^= 1;
+  EXPECT_NE(model_hash(model), hash) << "a changed bf16 weight left the hash unchanged";
+}
+
 TEST(Dpo, RaisesTheMarginAndExactMatchBeyondSft) {
   auto t0 = std::chrono::steady_clock::now();
   // 120 SFT steps leave the policy right on ~4 in 5 held-out prompts: room to improve, and past

@@ -115,5 +115,11 @@ if [[ $dev != cpu ]]; then
       fail "$name in bf16"
   done
   run dut bf16_ppo "${ppo[@]}" --dtype bf16
+  # The reference log-probs precomputed from a bf16 reference (its cache key hashes bf16 bytes):
+  # the losses of the live reference, up to bf16 rounding of differently batched passes.
+  run dut bf16_dpo_pre "${dpo[@]}" --dtype bf16 --precompute-ref
+  paste <(losses "$tmp/dut_bf16_dpo/metrics.jsonl") <(losses "$tmp/dut_bf16_dpo_pre/metrics.jsonl") |
+    awk '{ d = $2 - $4; if (d < 0) d = -d; if ($1 != $3 || d > 5e-3) { print; bad = 1 } } END { exit bad }' ||
+    fail "dpo in bf16: --precompute-ref changed the losses"
 fi
 echo "pretrain, sft, rm, dpo, ppo, score and generate agree between the cpu and $dev"
