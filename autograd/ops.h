@@ -130,5 +130,10 @@ Variable reshape(const Variable& x, const Shape& shape);
 Variable slice(const Variable& x, int64_t begin, int64_t end);
 // Stacked along the leading dimension; all other dimensions equal.
 Variable concat(const std::vector<Variable>& xs);
+// `wider` as a Variable, where x is wider's first x.size(0) rows (the same storage, as made by
+// wider.slice(0, rows)) and the rows after them are constants: the inverse of slice, without a
+// copy either way. The gradient of x is the first rows of the output's gradient (a view). Used
+// to pad a weight's rows to an aligned count for a faster matrix product (Transformer's head).
+Variable padded_view(const Variable& x, const Tensor& wider);
 
 }  // namespace rlaif

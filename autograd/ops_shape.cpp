@@ -1,5 +1,6 @@
-// Shape ops: reshape, slice and concat. Tensors are contiguous and row-major, so a reshape or a
-// leading-dimension slice is a view (no copy); their backward passes are views or copies too.
+// Shape ops: reshape, slice, padded_view and concat. Tensors are contiguous and row-major, so a
+// reshape or a leading-dimension slice is a view (no copy); their backward passes are views or
+// copies too.
 #include <algorithm>
 #include <utility>
 
@@ -32,6 +33,19 @@ Variable slice(const Variable& x, int64_t begin, int64_t end) {
                      backend_of(g).copy(g, dx.slice(begin, end));
                      return {dx};
                    });
+}
+
+Variable padded_view(const Variable& x, const Tensor& wider) {
+  require("padded_view", "x", x);
+  RLAIF_CHECK(
+      wider.defined() && wider.dim() == x.dim() && wider.dim() >= 1 && wider.size(0) >= x.size(0) &&
+          std::equal(wider.shape().begin() + 1, wider.shape().end(), x.shape().begin() + 1) &&
+          wider.dtype() == x.dtype() && wider.device() == x.device() &&
+          wider.raw_data() == x.data().raw_data(),
+      "padded_view: x ", x.str(), " is not the first rows of ", wider.str());
+  const int64_t rows = x.size(0);
+  return record_op("padded_view", wider, {x},
+                   [rows](const Tensor& g) -> std::vector<Tensor> { return {g.slice(0, rows)}; });
 }
 
 Variable concat(const std::vector<Variable>& xs) {

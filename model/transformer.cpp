@@ -1,6 +1,8 @@
 #include "model/transformer.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "autograd/checkpoint.h"
 #include "autograd/grad_mode.h"
@@ -12,6 +14,15 @@ namespace {
 
 Variable param(const Shape& shape, Device device, DType dtype) {
   return Variable(Tensor::empty(shape, dtype, device), true);
+}
+
+constexpr int64_t kVocabMultiple = 64;
+// The bias of the padded logits: exp(-1e30 - max) is exactly 0 in f32, and bf16 holds -1e30.
+constexpr double kMaskedLogit = -1e30;
+
+bool vocab_padding_from_env() {
+  const char* v = std::getenv("RLAIF_PAD_VOCAB");
+  return v == nullptr || std::string(v) != "0";
 }
 
 std::string layer_prefix(const ModelConfig& c, int64_t i) {
@@ -69,11 +80,21 @@ Transformer::Transformer(ModelConfig config, Device device, DType dtype)
   const ModelConfig& c = config_;
   const int64_t d = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
   const int64_t f = c.intermediate_size;
-  tok_emb_ = param({c.vocab_size, d}, device, dtype);
+  pad_vocab_ = vocab_padding_from_env();
+  // The head's weight: in a [Vp, D] buffer when V needs padding (see set_vocab_padding).
+  auto head_param = [&]() -> Variable {
+    const int64_t vp = padded_vocab();
+    if (vp == c.vocab_size) return param({c.vocab_size, d}, device, dtype);
+    head_buffer_ = Tensor::zeros({vp, d}, dtype, device);
+    head_mask_ = Tensor::zeros({vp}, dtype, device);
+    backend_for(device).fill(head_mask_.slice(c.vocab_size, vp), kMaskedLogit);
+    return Variable(head_buffer_.slice(0, c.vocab_size), true);
+  };
+  tok_emb_ = c.tie_word_embeddings ? head_param() : param({c.vocab_size, d}, device, dtype);
   if (c.is_gpt2()) pos_emb_ = param({c.max_position_embeddings, d}, device, dtype);
   final_norm_weight_ = param({d}, device, dtype);
   if (c.is_gpt2()) final_norm_bias_ = param({d}, device, dtype);
-  if (!c.tie_word_embeddings) lm_head_ = param({c.vocab_size, d}, device, dtype);
+  if (!c.tie_word_embeddings) lm_head_ = head_param();
   if (c.num_labels == 1) score_ = param({1, d}, device, dtype);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     TransformerLayer l;
@@ -334,6 +355,20 @@ Variable Transformer::logits(const Variable& hidden) const {
   return matmul(flat, lm_head_.defined() ? lm_head_ : tok_emb_, false, true);
 }
 
+int64_t Transformer::padded_vocab() const {
+  return (config_.vocab_size + kVocabMultiple - 1) / kVocabMultiple * kVocabMultiple;
+}
+
+Variable Transformer::head_logits(const Variable& hidden) const {
+  const Variable& head = lm_head_.defined() ? lm_head_ : tok_emb_;
+  // A head whose data was replaced by another tensor is no longer the buffer's first rows.
+  if (!pad_vocab_ || !head_buffer_.defined() || head.data().raw_data() != head_buffer_.raw_data()) {
+    return logits(hidden);
+  }
+  Variable flat = reshape(hidden, {-1, config_.hidden_size});
+  return linear(flat, padded_view(head, head_buffer_), Variable(head_mask_));
+}
+
 Variable Transformer::scalar_head(const Variable& hidden) const {
   RLAIF_CHECK(score_.defined(), "Transformer: this model has no scalar head (score.weight)");
   Variable flat = reshape(hidden, {-1, config_.hidden_size});
@@ -343,7 +378,7 @@ Variable Transformer::scalar_head(const Variable& hidden) const {
 Variable Transformer::token_logprobs(const TransformerInput& input, const Tensor& targets) const {
   RLAIF_CHECK(targets.shape() == input.ids.shape(), "Transformer::token_logprobs: targets ",
               targets, " must have the shape of ids ", input.ids);
-  Variable lp = gather_logprobs(logits(hidden_states(input)), targets.reshape({-1}));
+  Variable lp = gather_logprobs(head_logits(hidden_states(input)), targets.reshape({-1}));
   return reshape(lp, input.ids.shape());
 }
 
@@ -351,7 +386,7 @@ Variable Transformer::token_losses(const TransformerInput& input, const Tensor& 
                                    int ignore_index) const {
   RLAIF_CHECK(targets.shape() == input.ids.shape(), "Transformer::token_losses: targets ", targets,
               " must have the shape of ids ", input.ids);
-  return cross_entropy(logits(hidden_states(input)), targets.reshape({-1}), ignore_index);
+  return cross_entropy(head_logits(hidden_states(input)), targets.reshape({-1}), ignore_index);
 }
 
 }  // namespace rlaif

@@ -83,6 +83,21 @@ class Transformer {
   Variable token_losses(const TransformerInput& input, const Tensor& targets,
                         int ignore_index = -100) const;
 
+  // Vocabulary padding of the head (llm.c's). A row of 50257 bf16 logits (GPT-2's vocabulary)
+  // is not a multiple of 16 bytes, which keeps the GPU's fast GEMM kernels (TMA) away from the
+  // head's three products, a third of GPT-2 124M's FLOPs. So when V is not a multiple of 64, the
+  // head's weight [V, D] is the first rows of a [Vp, D] buffer (Vp = V rounded up to 64; the
+  // rows after V stay zero: no gradient reaches them), and token_logprobs and token_losses
+  // compute logits [B·T, Vp] against the whole buffer, plus a constant bias of -1e30 on the
+  // padded columns. Their softmax weight is then exactly 0 (exp underflows), so losses, log-probs
+  // and gradients are those of the [B·T, V] logits; -1e30 rather than -inf keeps p·log p at 0.
+  // logits() stays [B·T, V]. On by default; set_vocab_padding(false) or RLAIF_PAD_VOCAB=0 in
+  // the environment (read at construction, to measure both) computes the unpadded product.
+  void set_vocab_padding(bool on) { pad_vocab_ = on; }
+  bool vocab_padding() const { return pad_vocab_; }
+  // Vp: the vocabulary rounded up to a multiple of 64.
+  int64_t padded_vocab() const;
+
   // Activation recomputation (--recompute): the pre-norm and q/k/v projections of each attention
   // block and each whole MLP block (norm, up projections, activation, down projection) keep only
   // their inputs and outputs in the graph and run again in the backward pass (autograd/
@@ -106,12 +121,19 @@ class Transformer {
                            bool checkpointed) const;
   Variable mlp_block(const TransformerLayer& layer, const Variable& x, const Variable& h,
                      bool checkpointed) const;
+  // The training paths' logits: [B·T, Vp] through the padded head when padding is on and the
+  // head is still the first rows of its buffer, else logits().
+  Variable head_logits(const Variable& hidden) const;
 
   ModelConfig config_;
   Device device_;
   DType dtype_ = DType::f32;
   bool recompute_ = false;
+  bool pad_vocab_ = true;
   Variable tok_emb_, pos_emb_, final_norm_weight_, final_norm_bias_, lm_head_, score_;
+  // With V not a multiple of 64: the head's [Vp, D] buffer and the [Vp] bias that masks the
+  // padded logits (undefined otherwise).
+  Tensor head_buffer_, head_mask_;
   std::vector<TransformerLayer> layers_;
 };
 

@@ -165,5 +165,68 @@ TEST(Transformer, InitIsDeterministicAndScaled) {
   EXPECT_EQ(count, tiny_gpt2().parameter_count());
 }
 
+// Loss, per-token log-probs and every gradient with the head padded to 64 rows and unpadded.
+TEST(Transformer, VocabPaddingChangesNoLossLogprobOrGradient) {
+  for (ModelConfig c : {tiny_gpt2(), tiny_llama()}) {  // tied (V 23) and untied (V 29) heads
+    Transformer model(c);
+    model.init_weights(9);
+    ASSERT_EQ(model.padded_vocab(), 64);
+    ASSERT_TRUE(model.vocab_padding());
+    const TransformerInput input = tiny_batch(c.vocab_size);
+    const Tensor targets = tiny_targets(c.vocab_size);
+    std::vector<int32_t> real = targets.to_vector<int32_t>();  // log-probs take no ignore_index
+    for (int32_t& t : real) t = t < 0 ? 0 : t;
+    const Tensor real_targets = Tensor::from_vector(real, targets.shape());
+    struct Run {
+      std::vector<float> losses, logprobs;
+      std::vector<std::vector<float>> grads;
+    };
+    auto run = [&](bool padded) {
+      model.set_vocab_padding(padded);
+      Run r;
+      for (auto& [name, p] : model.parameters()) p.zero_grad();
+      Variable losses = model.token_losses(input, targets);
+      r.losses = losses.data().to_vector<float>();
+      sum_all(losses).backward();
+      for (auto& [name, p] : model.parameters()) {
+        EXPECT_EQ(p.grad().shape(), p.shape()) << name;
+        r.grads.push_back(p.grad().to_vector<float>());
+      }
+      NoGradGuard no_grad;
+      r.logprobs = model.token_logprobs(input, real_targets).data().to_vector<float>();
+      return r;
+    };
+    const Run padded = run(true), plain = run(false);
+    auto expect_near = [&](const std::vector<float>& got, const std::vector<float>& want,
+                           const std::string& what) {
+      ASSERT_EQ(got.size(), want.size()) << what;
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_NEAR(got[i], want[i], 1e-6 + 1e-6 * std::fabs(want[i])) << what << " [" << i << "]";
+      }
+    };
+    expect_near(padded.losses, plain.losses, c.model_type + " losses");
+    expect_near(padded.logprobs, plain.logprobs, c.model_type + " logprobs");
+    const auto params = model.parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+      expect_near(padded.grads[i], plain.grads[i],
+                  c.model_type + " gradient of " + params[i].first);
+    }
+  }
+}
+
+TEST(Transformer, VocabPaddingIsOnlyForUnalignedVocabularies) {
+  ModelConfig c = tiny_llama();
+  c.vocab_size = 128;
+  Transformer aligned(c);
+  EXPECT_EQ(aligned.padded_vocab(), 128);
+  aligned.init_weights(2);
+  const TransformerInput input = tiny_batch(c.vocab_size);
+  const Tensor targets = tiny_targets(c.vocab_size);
+  // Nothing to pad: both settings take the same path and give the same bits.
+  const std::vector<float> on = aligned.token_losses(input, targets).data().to_vector<float>();
+  aligned.set_vocab_padding(false);
+  EXPECT_EQ(aligned.token_losses(input, targets).data().to_vector<float>(), on);
+}
+
 }  // namespace
 }  // namespace rlaif
