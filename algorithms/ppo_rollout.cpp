@@ -96,7 +96,8 @@ Variable response_logprobs(const Transformer& model, const SequenceBatch& batch,
   // Untrained positions hold kIgnoreIndex, which gather_logprobs rejects: any id will do there.
   std::vector<int32_t> targets = batch.targets.to(Device::cpu()).to_vector<int32_t>();
   for (auto& t : targets) t = t == kIgnoreIndex ? 0 : t;
-  Variable logits = model.logits(model.hidden_states(batch.input));  // [B·T, V]
+  // [B·T, V], or [B·T, Vp] with masked padding (whose log-probs and entropy terms are 0).
+  Variable logits = model.masked_logits(model.hidden_states(batch.input));
   if (temperature != 1.0) logits = scale(logits, static_cast<float>(1.0 / temperature));
   Variable logp = gather_logprobs(logits, Tensor::from_vector(targets, {B * T}).to(model.device()));
   if (entropy != nullptr) {

@@ -359,7 +359,7 @@ int64_t Transformer::padded_vocab() const {
   return (config_.vocab_size + kVocabMultiple - 1) / kVocabMultiple * kVocabMultiple;
 }
 
-Variable Transformer::head_logits(const Variable& hidden) const {
+Variable Transformer::masked_logits(const Variable& hidden) const {
   const Variable& head = lm_head_.defined() ? lm_head_ : tok_emb_;
   // A head whose data was replaced by another tensor is no longer the buffer's first rows.
   if (!pad_vocab_ || !head_buffer_.defined() || head.data().raw_data() != head_buffer_.raw_data()) {
@@ -378,7 +378,7 @@ Variable Transformer::scalar_head(const Variable& hidden) const {
 Variable Transformer::token_logprobs(const TransformerInput& input, const Tensor& targets) const {
   RLAIF_CHECK(targets.shape() == input.ids.shape(), "Transformer::token_logprobs: targets ",
               targets, " must have the shape of ids ", input.ids);
-  Variable lp = gather_logprobs(head_logits(hidden_states(input)), targets.reshape({-1}));
+  Variable lp = gather_logprobs(masked_logits(hidden_states(input)), targets.reshape({-1}));
   return reshape(lp, input.ids.shape());
 }
 
@@ -386,7 +386,7 @@ Variable Transformer::token_losses(const TransformerInput& input, const Tensor& 
                                    int ignore_index) const {
   RLAIF_CHECK(targets.shape() == input.ids.shape(), "Transformer::token_losses: targets ", targets,
               " must have the shape of ids ", input.ids);
-  return cross_entropy(head_logits(hidden_states(input)), targets.reshape({-1}), ignore_index);
+  return cross_entropy(masked_logits(hidden_states(input)), targets.reshape({-1}), ignore_index);
 }
 
 }  // namespace rlaif

@@ -74,6 +74,10 @@ class Transformer {
   Variable hidden_states(const TransformerInput& input, KVCache* cache = nullptr) const;
   // Next-token logits [B·T, V] from hidden states [B, T, D] (or [N, D]).
   Variable logits(const Variable& hidden) const;
+  // The same logits for softmax-based uses (losses, log-probs, entropies), which they give the
+  // same values faster: [B·T, Vp] with the columns past V at -1e30 when the head is padded (see
+  // set_vocab_padding), else logits(). token_logprobs and token_losses are built on it.
+  Variable masked_logits(const Variable& hidden) const;
   // Scalar head outputs [B·T] from hidden states (reward/value models; needs num_labels = 1).
   Variable scalar_head(const Variable& hidden) const;
 
@@ -87,12 +91,13 @@ class Transformer {
   // is not a multiple of 16 bytes, which keeps the GPU's fast GEMM kernels (TMA) away from the
   // head's three products, a third of GPT-2 124M's FLOPs. So when V is not a multiple of 64, the
   // head's weight [V, D] is the first rows of a [Vp, D] buffer (Vp = V rounded up to 64; the
-  // rows after V stay zero: no gradient reaches them), and token_logprobs and token_losses
-  // compute logits [B·T, Vp] against the whole buffer, plus a constant bias of -1e30 on the
-  // padded columns. Their softmax weight is then exactly 0 (exp underflows), so losses, log-probs
-  // and gradients are those of the [B·T, V] logits; -1e30 rather than -inf keeps p·log p at 0.
-  // logits() stays [B·T, V]. On by default; set_vocab_padding(false) or RLAIF_PAD_VOCAB=0 in
-  // the environment (read at construction, to measure both) computes the unpadded product.
+  // rows after V stay zero: no gradient reaches them), and masked_logits (so token_logprobs,
+  // token_losses and PPO's log-probs) computes logits [B·T, Vp] against the whole buffer, plus
+  // a constant bias of -1e30 on the padded columns. Their softmax weight is then exactly 0 (exp
+  // underflows), so losses, log-probs, entropies and gradients are those of the [B·T, V]
+  // logits; -1e30 rather than -inf keeps p·log p at 0. logits() stays [B·T, V]. On by default;
+  // set_vocab_padding(false) or RLAIF_PAD_VOCAB=0 in the environment (read at construction, to
+  // measure both) computes the unpadded product.
   void set_vocab_padding(bool on) { pad_vocab_ = on; }
   bool vocab_padding() const { return pad_vocab_; }
   // Vp: the vocabulary rounded up to a multiple of 64.
@@ -121,9 +126,6 @@ class Transformer {
                            bool checkpointed) const;
   Variable mlp_block(const TransformerLayer& layer, const Variable& x, const Variable& h,
                      bool checkpointed) const;
-  // The training paths' logits: [B·T, Vp] through the padded head when padding is on and the
-  // head is still the first rows of its buffer, else logits().
-  Variable head_logits(const Variable& hidden) const;
 
   ModelConfig config_;
   Device device_;

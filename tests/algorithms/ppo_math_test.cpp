@@ -278,5 +278,43 @@ TEST(PpoMath, ResponseLogprobsMatchTheModelAtTemperatureOne) {
   }
 }
 
+// PPO's log-probs (at a temperature), their gradient and the entropies are the same through
+// the padded head (tiny vocabularies of 23 and 29 padded to 64) as through the plain one.
+TEST(PpoMath, ResponseLogprobsAndEntropyIgnoreTheVocabularyPadding) {
+  for (ModelConfig cfg : {testing::tiny_gpt2(), testing::tiny_llama()}) {
+    Transformer m(cfg);
+    m.init_weights(4);
+    m.set_requires_grad(true);
+    ASSERT_GT(m.padded_vocab(), cfg.vocab_size);
+    const SequenceBatch batch = tiny_sequences();
+    Variable head = m.parameter(cfg.is_gpt2() ? "transformer.wte.weight" : "lm_head.weight");
+    auto run = [&](bool padded, std::vector<float>& logp, std::vector<float>& entropy,
+                   std::vector<float>& grad) {
+      m.set_vocab_padding(padded);
+      head.zero_grad();
+      Tensor h;
+      Variable lp = response_logprobs(m, batch, 0.7, &h);
+      sum_all(mul(lp, Variable(batch.completion_mask))).backward();
+      logp = lp.data().to_vector<float>();
+      entropy = h.to_vector<float>();
+      grad = head.grad().to_vector<float>();
+    };
+    std::vector<float> lp0, h0, g0, lp1, h1, g1;
+    run(true, lp1, h1, g1);
+    run(false, lp0, h0, g0);
+    auto near = [&](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
+      ASSERT_EQ(a.size(), b.size()) << what;
+      for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_TRUE(std::isfinite(a[i])) << cfg.model_type << " " << what << " [" << i << "]";
+        ASSERT_NEAR(a[i], b[i], 1e-6 + 1e-6 * std::fabs(b[i]))
+            << cfg.model_type << " " << what << " [" << i << "]";
+      }
+    };
+    near(lp1, lp0, "log-prob");
+    near(h1, h0, "entropy");
+    near(g1, g0, "head gradient");
+  }
+}
+
 }  // namespace
 }  // namespace rlaif
