@@ -118,10 +118,12 @@ class AddNorm : public Conformance {
   }
 
   // The accumulating backward on the backend under test against the plain backward then an add.
-  void check_backward(const Shape& shape, bool layer) {
+  // With misaligned_dx the accumulated dx is a view one element into its buffer (no 16-byte
+  // vectors for it alone), which must not change the bits either.
+  void check_backward(const Shape& shape, bool layer, bool misaligned_dx = false) {
     const int64_t d = shape.back(), n = shape_numel(shape) / d;
-    const std::string what =
-        std::string(layer ? "layernorm_backward" : "rmsnorm_backward") + " += " + shape_str(shape);
+    const std::string what = std::string(layer ? "layernorm_backward" : "rmsnorm_backward") +
+                             " += " + shape_str(shape) + (misaligned_dx ? " (misaligned dx)" : "");
     Tensor x = random_tensor(shape, 40, -2.0f, 2.0f), dout = random_tensor(shape, 41);
     Tensor gamma = random_tensor({d}, 42, 0.5f, 1.5f), dx_old = random_tensor(shape, 43);
     Tensor out = host_f32(shape), mean = host_f32({n}), rstd = host_f32({n});
@@ -144,6 +146,12 @@ class AddNorm : public Conformance {
       if (!fused) backend().binary(BinaryOp::add, dx, target, dx);
     };
     Tensor dx = on_backend(dx_old), dgamma = empty_on_backend({d}, float_dtype());
+    if (misaligned_dx) {
+      const int64_t numel = dx_old.numel();
+      Tensor buffer = empty_on_backend({numel + 1}, float_dtype());
+      dx = buffer.slice(1, numel + 1).reshape(shape);
+      dx.copy_from(on_backend(dx_old));
+    }
     Tensor dbeta = layer ? empty_on_backend({d}, float_dtype()) : Tensor();
     run(dx, true, dgamma, dbeta);
     Tensor udx = on_backend(dx_old), udgamma = empty_on_backend({d}, float_dtype());
@@ -199,6 +207,14 @@ TEST_P(AddNorm, LayerNormBackwardAccumulates) {
 
 TEST_P(AddNorm, RmsNormBackwardAccumulates) {
   for (const Shape& shape : kBackwardShapes) check_backward(shape, false);
+}
+
+TEST_P(AddNorm, BackwardAccumulatesIntoAMisalignedDx) {
+  // Widths whose aligned rows take 16-byte vectors on the GPU (warp and block paths).
+  for (const Shape& shape : {Shape{9, 768}, Shape{3, 4096}}) {
+    check_backward(shape, true, true);
+    check_backward(shape, false, true);
+  }
 }
 
 TEST_P(AddNorm, BadArgumentsThrow) {
