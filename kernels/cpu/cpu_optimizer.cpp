@@ -35,6 +35,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_checks.h"
+#include "runtime/element_convert.h"
 #include "runtime/half.h"
 
 namespace rlaif {
@@ -44,23 +45,14 @@ namespace {
 // of the double additions), so changing it changes the last bits of the result.
 constexpr int64_t kNormChunk = 8192;
 
-// Calls f(T{}) with T the C++ element type of a float dtype.
+// Calls f(T{}) with T the C++ element type of a float dtype (runtime/element_convert.h's visit).
 template <typename F>
 void visit_float(const char* op, const char* arg, const Tensor& t, F&& f) {
-  switch (t.dtype()) {
-    case DType::f32:
-      f(float{});
-      return;
-    case DType::bf16:
-      f(bf16_t{});
-      return;
-    case DType::f16:
-      f(f16_t{});
-      return;
-    default:
-      break;
-  }
-  throw Error(op, ": ", arg, " is ", t, " but must be a float tensor (f32, bf16 or f16)");
+  RLAIF_CHECK(is_floating(t.dtype()), op, ": ", arg, " is ", t,
+              " but must be a float tensor (f32, bf16 or f16)");
+  visit_dtype(t.dtype(), op, [&](auto tag) {
+    if constexpr (is_float_v<decltype(tag)>) f(tag);
+  });
 }
 
 // The per-step scalars, computed in double and rounded to f32 once, as PyTorch does.

@@ -221,6 +221,16 @@ void destroy(Plan& plan) {
   plan = Plan{};
 }
 
+// Sets one attribute of a matmul descriptor; `name` is the attribute's, for the error (the
+// message is built only on failure: the pointers are set on every call).
+template <typename T>
+void set_desc(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, const T& value,
+              const char* name, const CallInfo& info) {
+  const cublasStatus_t status = cublasLtMatmulDescSetAttribute(desc, attr, &value, sizeof value);
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  check_cublas(status, (std::string("cublasLtMatmulDescSetAttribute(") + name + ")").c_str(), info);
+}
+
 cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld,
                                    int64_t batch, int64_t stride, const CallInfo& info) {
   cublasLtMatrixLayout_t layout = nullptr;
@@ -252,40 +262,26 @@ Plan make_descriptors(const Problem& p, bool fused_bias, const void* bias_ptr, v
                  "cublasLtMatmulDescCreate", info);
     const int32_t ta = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     const int32_t tb = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-    check_cublas(
-        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),
-        "cublasLtMatmulDescSetAttribute(TRANSA)", info);
-    check_cublas(
-        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
-        "cublasLtMatmulDescSetAttribute(TRANSB)", info);
+    set_desc(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, ta, "TRANSA", info);
+    set_desc(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, tb, "TRANSB", info);
     if (fused_bias || p.gelu) {
       const uint32_t epilogue = !p.gelu      ? CUBLASLT_EPILOGUE_BIAS
                                 : fused_bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
                                              : CUBLASLT_EPILOGUE_GELU_AUX;
-      check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
-                                                  &epilogue, sizeof epilogue),
-                   "cublasLtMatmulDescSetAttribute(EPILOGUE)", info);
+      set_desc(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue, "EPILOGUE", info);
     }
     if (p.gelu) {
       // The GELU's input (the product plus bias) goes to an aux matrix shaped like D.
       const int64_t aux_ld = p.ld_d;
-      check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD,
-                                                  &aux_ld, sizeof aux_ld),
-                   "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_LD)", info);
-      check_cublas(
-          cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
-                                         &aux_ptr, sizeof aux_ptr),
-          "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)", info);
+      set_desc(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, aux_ld, "EPILOGUE_AUX_LD", info);
+      set_desc(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, aux_ptr,
+               "EPILOGUE_AUX_POINTER", info);
     }
     if (fused_bias) {
       const int32_t bias_type = p.type;
-      check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
-                                                  &bias_type, sizeof bias_type),
-                   "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)", info);
+      set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, bias_type, "BIAS_DATA_TYPE", info);
       // The heuristic reads the pointer's alignment (part of the plan key).
-      check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                  &bias_ptr, sizeof bias_ptr),
-                   "cublasLtMatmulDescSetAttribute(BIAS_POINTER)", info);
+      set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias_ptr, "BIAS_POINTER", info);
     }
     plan.a = make_layout(p.type, p.a_rows, p.a_cols, p.ld_a, p.batch, p.stride_a, info);
     plan.b = make_layout(p.type, p.b_rows, p.b_cols, p.ld_b, p.batch, p.stride_b, info);
@@ -495,9 +491,7 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bo
 
   float beta_gemm = beta;
   if (plan.fused_bias) {
-    check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                &bias_ptr, sizeof bias_ptr),
-                 "cublasLtMatmulDescSetAttribute(BIAS_POINTER)", info);
+    set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias_ptr, "BIAS_POINTER", info);
   } else if (bias.defined()) {
     // No algorithm takes the epilogue here: out = beta·out + bias first, then accumulate.
     scale_add_bias(out, bias, beta, batch * M, N, info);
@@ -573,14 +567,10 @@ void CudaBackend::linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bi
     Plan& plan = cached_plan(state, p, bias_ptr, aux_ptr, info);
     if (plan.desc != nullptr) {
       if (plan.fused_bias) {
-        check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                    &bias_ptr, sizeof bias_ptr),
-                     "cublasLtMatmulDescSetAttribute(BIAS_POINTER)", info);
+        set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias_ptr, "BIAS_POINTER", info);
       }
-      check_cublas(
-          cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
-                                         &aux_ptr, sizeof aux_ptr),
-          "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)", info);
+      set_desc(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, aux_ptr,
+               "EPILOGUE_AUX_POINTER", info);
       const float alpha = 1.0f, beta = 0.0f;
       check_cublas(
           cublasLtMatmul(state.handle, plan.desc, &alpha, w.raw_data(), plan.a, x.raw_data(),
