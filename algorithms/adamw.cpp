@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <map>
+#include <vector>
 
 #include "kernels/backend.h"
 
@@ -55,24 +56,35 @@ void AdamW::check(const std::vector<std::pair<std::string, Variable>>& params,
   }
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, float grad_scale) {
   RLAIF_CHECK(std::isfinite(lr) && lr >= 0.0, "AdamW::step: lr is ", lr,
               " but must be a finite number ≥ 0");
+  RLAIF_CHECK(std::isfinite(grad_scale) && grad_scale >= 0.0f, "AdamW::step: grad_scale is ",
+              grad_scale, " but must be a finite number ≥ 0");
   ++step_count_;
   updated_last_step_ = 0;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Variable& p = params_[i].second;
-    if (!p.grad().defined()) continue;
-    const Slot& slot = slots_[i];
-    AdamWHyper h;
-    h.lr = lr;
-    h.beta1 = options_.beta1;
-    h.beta2 = options_.beta2;
-    h.eps = options_.eps;
-    h.weight_decay = slot.weight_decay;
-    h.step = step_count_;
-    backend_for(p.device()).adamw_step(p.data(), p.grad(), slot.m, slot.v, slot.master, h);
-    ++updated_last_step_;
+  AdamWHyper h;
+  h.lr = lr;
+  h.beta1 = options_.beta1;
+  h.beta2 = options_.beta2;
+  h.eps = options_.eps;
+  h.weight_decay = 0.0;  // each entry carries its own
+  h.step = step_count_;
+  // One adamw_steps call per device, in the order the devices first appear.
+  std::vector<bool> done(params_.size(), false);
+  for (size_t first = 0; first < params_.size(); ++first) {
+    if (done[first] || !params_[first].second.grad().defined()) continue;
+    const Device device = params_[first].second.device();
+    std::vector<AdamWTensors> entries;
+    for (size_t i = first; i < params_.size(); ++i) {
+      const Variable& p = params_[i].second;
+      if (done[i] || !p.grad().defined() || p.device() != device) continue;
+      done[i] = true;
+      const Slot& slot = slots_[i];
+      entries.push_back({p.data(), p.grad(), slot.m, slot.v, slot.master, slot.weight_decay});
+    }
+    backend_for(device).adamw_steps(entries, h, grad_scale);
+    updated_last_step_ += static_cast<int64_t>(entries.size());
   }
 }
 

@@ -51,8 +51,11 @@ class AdamW {
 
   // One update of every parameter that has a gradient, with learning rate `lr` (finite, ≥ 0,
   // else Error). Increments step_count() first, so the first call uses t = 1. Gradients are
-  // read, not cleared (call zero_grad()).
-  void step(double lr);
+  // read, not cleared (call zero_grad()). grad_scale: gradient clipping's factor
+  // (static_cast<float>(clip_factor(...)), algorithms/grad_clip.h), applied to each gradient as
+  // it is read: bitwise the update after clip_grad_norm's in-place scaling, with the gradients
+  // left as they were. One Backend::adamw_steps call per device updates every parameter.
+  void step(double lr, float grad_scale = 1.0f);
   // The number of step() calls so far (t of the last update); restored by load_state.
   int64_t step_count() const { return step_count_; }
   // How many parameters the last step() updated (those with a gradient): a trainer can check

@@ -218,7 +218,9 @@ double DataParallelOptimizer::reduce_gradients(double max_norm) {
     } else if (distributed()) {
       all_reduce_mean_bucketed(comm_, params_, bucket_bytes_, bucket_scratch_);
     }
-    return clip_grad_norm(params_, max_norm);
+    const double norm = global_grad_norm(params_);
+    grad_scale_ = static_cast<float>(clip_factor(norm, max_norm));
+    return norm;
   }
   Sharded& s = *sharded_;
   Backend& be = backend_for(s.device);
@@ -237,19 +239,21 @@ double DataParallelOptimizer::reduce_gradients(double max_norm) {
   // f32 once), summed over ranks; then over parameters in double in their order, as
   // global_grad_norm does. A parameter in one piece on one rank thus gives exactly
   // global_grad_norm's number.
-  Tensor piece_sums = Tensor::empty({static_cast<int64_t>(std::max<size_t>(1, s.pieces.size()))},
-                                    DType::f32, s.device);
+  std::vector<Tensor> piece_grads;
+  std::vector<size_t> piece_of;  // piece_grads[j] is piece piece_of[j]
   for (size_t k = 0; k < s.pieces.size(); ++k) {
     const Sharded::Piece& q = s.pieces[k];
     if (!s.has_grad[q.param]) continue;
-    be.squared_norm(
-        s.grad.slice(q.local, q.local + (q.hi - q.lo)),
-        piece_sums.slice(static_cast<int64_t>(k), static_cast<int64_t>(k) + 1).reshape({}));
+    piece_grads.push_back(s.grad.slice(q.local, q.local + (q.hi - q.lo)));
+    piece_of.push_back(k);
   }
+  Tensor piece_sums =
+      Tensor::empty({static_cast<int64_t>(piece_grads.size())}, DType::f32, s.device);
+  be.squared_norms(piece_grads, piece_sums);
   const std::vector<float> piece_values = piece_sums.to_vector<float>();
   std::vector<double> per_param(params_.size(), 0.0);
-  for (size_t k = 0; k < s.pieces.size(); ++k) {
-    if (s.has_grad[s.pieces[k].param]) per_param[s.pieces[k].param] += piece_values[k];
+  for (size_t j = 0; j < piece_of.size(); ++j) {
+    per_param[s.pieces[piece_of[j]].param] += piece_values[j];
   }
   std::vector<float> rounded(per_param.begin(), per_param.end());
   Tensor param_sums = Tensor::from_vector(rounded, {static_cast<int64_t>(rounded.size())});
@@ -261,14 +265,16 @@ double DataParallelOptimizer::reduce_gradients(double max_norm) {
     if (s.has_grad[i]) total += static_cast<double>(sums[i]);
   }
   const double norm = std::sqrt(total);
-  const double coef = clip_factor(norm, max_norm);
-  if (coef != 1.0) be.affine(s.grad, static_cast<float>(coef), 0.0f, s.grad);
+  grad_scale_ = static_cast<float>(clip_factor(norm, max_norm));
   return norm;
 }
 
 void DataParallelOptimizer::step(double lr) {
+  // The clipping factor of the last reduce_gradients(), used once.
+  const float grad_scale = grad_scale_;
+  grad_scale_ = 1.0f;
   if (zero_stage_ == 0) {
-    replicated_->step(lr);
+    replicated_->step(lr, grad_scale);
     return;
   }
   RLAIF_CHECK(std::isfinite(lr) && lr >= 0.0, "DataParallelOptimizer::step: lr is ", lr,
@@ -277,22 +283,24 @@ void DataParallelOptimizer::step(double lr) {
   Backend& be = backend_for(s.device);
   ++s.step_count;
   // 3. AdamW on this rank's pieces, written straight into the parameters (an f32 parameter is
-  // its own master copy, as in AdamW).
+  // its own master copy, as in AdamW), in one adamw_steps call.
+  std::vector<AdamWTensors> entries;
   for (const Sharded::Piece& q : s.pieces) {
     if (!s.has_grad[q.param]) continue;
     const Tensor& data = params_[q.param].second.data();
     const int64_t a = q.local, b = q.local + (q.hi - q.lo);
-    AdamWHyper h;
-    h.lr = lr;
-    h.beta1 = options_.beta1;
-    h.beta2 = options_.beta2;
-    h.eps = options_.eps;
-    h.weight_decay = s.decay[q.param];
-    h.step = s.step_count;
-    be.adamw_step(flat_view(data).slice(q.lo - s.offset[q.param], q.hi - s.offset[q.param]),
-                  s.grad.slice(a, b), s.m.slice(a, b), s.v.slice(a, b),
-                  s.master.defined() ? s.master.slice(a, b) : Tensor(), h);
+    entries.push_back({flat_view(data).slice(q.lo - s.offset[q.param], q.hi - s.offset[q.param]),
+                       s.grad.slice(a, b), s.m.slice(a, b), s.v.slice(a, b),
+                       s.master.defined() ? s.master.slice(a, b) : Tensor(), s.decay[q.param]});
   }
+  AdamWHyper h;
+  h.lr = lr;
+  h.beta1 = options_.beta1;
+  h.beta2 = options_.beta2;
+  h.eps = options_.eps;
+  h.weight_decay = 0.0;  // each entry carries its own
+  h.step = s.step_count;
+  be.adamw_steps(entries, h, grad_scale);
   // 4. Bucket by bucket, every rank's updated pieces to every rank, through a buffer the
   // reduce-scatter no longer uses.
   const Tensor& bucket = buckets_->scratch();

@@ -20,9 +20,10 @@
 //   1. per bucket, reduce-scatter the gradients: rank r receives the sum over ranks of its part
 //      of the bucket; then divide by R (the mean);
 //   2. global norm: each rank's Σg² per parameter over its parts, summed over ranks (all-reduce);
-//      clip with the same coefficient as stage 0;
-//   3. AdamW on the owned parts (Backend::adamw_step on the pieces of each parameter, each with
-//      that parameter's weight decay), written into the parameters;
+//      the clipping coefficient is stage 0's;
+//   3. AdamW on the owned parts (one Backend::adamw_steps over the pieces of every parameter,
+//      each with that parameter's weight decay, the gradients scaled by the coefficient as they
+//      are read), written into the parameters;
 //   4. per bucket, all-gather the updated parts into every rank's parameters.
 // Per rank this holds m, v (8 bytes per parameter, 12 with a bf16 model's master copy) and the
 // reduced gradient for P/R elements only, plus one bucket buffer: optimizer memory falls by the
@@ -84,11 +85,12 @@ class DataParallelOptimizer {
   DataParallelOptimizer(const DataParallelOptimizer&) = delete;
   DataParallelOptimizer& operator=(const DataParallelOptimizer&) = delete;
 
-  // Collective. Averages the gradients over the ranks and clips them to global norm max_norm
-  // (≤ 0: no clipping; the rule is clip_grad_norm's, algorithms/grad_clip.h). Returns the global
-  // norm before clipping, the same on every rank; a non-finite norm is returned and nothing is
-  // clipped (the caller decides to stop). Parameters without a gradient are left out, and must
-  // be the same ones on every rank.
+  // Collective. Averages the gradients over the ranks and measures their global norm, for
+  // clipping to max_norm (≤ 0: no clipping; the rule is clip_grad_norm's, algorithms/grad_clip.h):
+  // the next step() applies the factor as it reads the gradients, which are left unscaled.
+  // Returns the global norm before clipping, the same on every rank; a non-finite norm is
+  // returned and nothing is clipped (the caller decides to stop). Parameters without a gradient
+  // are left out, and must be the same ones on every rank.
   double reduce_gradients(double max_norm);
   // Collective. Reduces the gradients during the backward pass that runs while the returned
   // scope lives: open it just before the step's last micro-batch (its forward and backward) and
@@ -99,8 +101,8 @@ class DataParallelOptimizer {
   // reduce_gradients() does all the work.
   [[nodiscard]] GradientReadyScope overlap_backward();
   // Collective under stage 1. One AdamW update with learning rate lr from the gradients
-  // reduce_gradients() left (AdamW::step's rules: step_count() advances first; parameters
-  // without a gradient are skipped).
+  // reduce_gradients() left, scaled by its clipping factor (AdamW::step's rules: step_count()
+  // advances first; parameters without a gradient are skipped).
   void step(double lr);
   // Drops every parameter's gradient.
   void zero_grad();
@@ -136,7 +138,8 @@ class DataParallelOptimizer {
   std::unique_ptr<AdamW> replicated_;         // stage 0
   std::unique_ptr<Sharded> sharded_;          // stage 1
   std::unique_ptr<GradientBuckets> buckets_;  // stage 1; stage 0 when distributed, one dtype
-  Tensor bucket_scratch_;  // stage 0 with mixed dtypes: the packing buffer, kept between steps
+  Tensor bucket_scratch_;    // stage 0 with mixed dtypes: the packing buffer, kept between steps
+  float grad_scale_ = 1.0f;  // the clipping factor reduce_gradients() found, for step()
   std::unordered_map<const void*, size_t> index_;  // parameter identity → index in params_
   bool overlapping_ = false;                       // overlap_backward() began this step's reduction
 };

@@ -8,19 +8,33 @@
 namespace rlaif {
 
 double global_grad_norm(const std::vector<std::pair<std::string, Variable>>& params) {
-  // Queue every squared norm before reading any back: on an asynchronous backend the reads then
-  // wait once for all of them instead of once per parameter.
-  std::vector<Tensor> sums;
-  sums.reserve(params.size());
+  // The squared norms of each device's gradients in one call and one read back: on a GPU a read
+  // is a wait for the device, and a model has a hundred or more parameters.
+  std::vector<Tensor> grads;
   for (const auto& [name, p] : params) {
-    if (!p.defined() || !p.grad().defined()) continue;
-    const Tensor& g = p.grad();
-    Tensor out = Tensor::empty({}, DType::f32, g.device());
-    backend_for(g.device()).squared_norm(g, out);
-    sums.push_back(out);
+    if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
   }
+  std::vector<double> sums(grads.size(), 0.0);
+  std::vector<bool> done(grads.size(), false);
+  for (size_t first = 0; first < grads.size(); ++first) {
+    if (done[first]) continue;
+    const Device device = grads[first].device();
+    std::vector<size_t> index;
+    std::vector<Tensor> group;
+    for (size_t i = first; i < grads.size(); ++i) {
+      if (done[i] || grads[i].device() != device) continue;
+      index.push_back(i);
+      group.push_back(grads[i]);
+      done[i] = true;
+    }
+    Tensor out = Tensor::empty({static_cast<int64_t>(group.size())}, DType::f32, device);
+    backend_for(device).squared_norms(group, out);
+    const std::vector<float> values = out.to_vector<float>();
+    for (size_t k = 0; k < index.size(); ++k) sums[index[k]] = values[k];
+  }
+  // Added in the order of the list, in double.
   double total = 0.0;
-  for (const Tensor& s : sums) total += static_cast<double>(s.item());
+  for (double s : sums) total += s;
   return std::sqrt(total);
 }
 

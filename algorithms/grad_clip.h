@@ -3,7 +3,7 @@
 //   norm = √(Σ_p Σ_i g_p[i]²)                over the parameters that have a gradient
 //   coef = max_norm / (norm + 1e-6)
 //   g_p ← g_p · coef  for every p,           when coef < 1 (i.e. the norm exceeds max_norm)
-// Each parameter's Σ g² comes from Backend::squared_norm (double accumulation, rounded to f32),
+// Each parameter's Σ g² comes from Backend::squared_norms (double accumulation, rounded to f32),
 // and the per-parameter sums are added in double in the order of the list, so the norm is
 // deterministic. The 1e-6 keeps a zero norm from dividing by zero and, as in PyTorch, makes a
 // clipped norm land just below max_norm.
@@ -28,9 +28,10 @@ double global_grad_norm(const std::vector<std::pair<std::string, Variable>>& par
 double clip_grad_norm(const std::vector<std::pair<std::string, Variable>>& params, double max_norm);
 
 // The factor clip_grad_norm scales gradients by for a measured `norm`: coef by the rule above
-// when clipping applies, else 1 (max_norm ≤ 0, a non-finite norm, or coef ≥ 1). For code that
-// measures the norm itself (a sharded optimizer); scale by static_cast<float>(factor) as
-// clip_grad_norm does, so the results agree bit for bit.
+// when clipping applies, else 1 (max_norm ≤ 0, a non-finite norm, or coef ≥ 1). Training loops
+// do not scale the gradients in place: they pass static_cast<float>(factor) to AdamW::step as its
+// grad_scale, which applies it as the update reads each gradient, with the same result bit for
+// bit and without a pass over the gradients of its own.
 double clip_factor(double norm, double max_norm);
 
 }  // namespace rlaif

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,18 @@ struct AdamWHyper {
   double weight_decay;  // decoupled decay coefficient; 0 for biases and norm gains
   int64_t step;         // t, 1-based: the first update has step = 1 (bias correction)
 };
+
+// One parameter's tensors in a multi-tensor AdamW update (Backend::adamw_steps): adamw_step's
+// arguments, with that parameter's own decay coefficient (biases and norm gains have none).
+struct AdamWTensors {
+  Tensor param, grad, m, v, master;
+  double weight_decay = 0.0;
+};
+
+// Checks one entry of adamw_steps against adamw_step's rules (shapes; f32 moments and master;
+// grad in param's dtype; param f32 without a master), throwing an Error that begins with `op`.
+// Device and supported-dtype checks are each backend's own.
+void check_adamw_entry(const std::string& op, const AdamWTensors& entry);
 
 class Backend {
  public:
@@ -304,6 +317,22 @@ class Backend {
   // over fixed-size chunks whose partial sums are added in chunk order, so the result does not
   // depend on the thread count; it is rounded to f32 once at the end.
   virtual void squared_norm(const Tensor& x, const Tensor& out) = 0;
+  // The update of a whole model: adamw_step on every entry (h with h.weight_decay replaced by the
+  // entry's), each gradient first multiplied by grad_scale and rounded to its dtype, as
+  // affine(grad, grad_scale, 0, grad) would (gradient-norm clipping's factor, applied as the
+  // gradient is read: the gradients are left unchanged, and grad_scale = 1 reads them as they
+  // are). Bitwise the result of that affine followed by adamw_step, entry by entry. Every entry is
+  // checked before any is updated; entries must not share tensors. Why a primitive: GPT-2 124M
+  // has 148 parameter tensors, most of a few hundred elements, and a GPU launch per tensor (plus
+  // one per tensor to scale the gradients) costs more than their bytes; the CUDA backend updates
+  // dozens of tensors per launch. The base class composes affine (into a scratch copy) and
+  // adamw_step.
+  virtual void adamw_steps(std::span<const AdamWTensors> params, const AdamWHyper& h,
+                           float grad_scale);
+  // out[i] = Σ xs[i]² for each i, bitwise squared_norm(xs[i], out[i]). out: [xs.size()] f32. A
+  // global gradient norm then reads one vector back instead of a scalar per parameter (on a GPU,
+  // each read is a wait for the device). The base class calls squared_norm per tensor.
+  virtual void squared_norms(std::span<const Tensor> xs, const Tensor& out);
 
   // ---- Losses over a vocabulary --------------------------------------------------------------
 

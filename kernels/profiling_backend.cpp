@@ -546,6 +546,44 @@ void ProfilingBackend::squared_norm(const Tensor& x, const Tensor& out) {
         [&] { inner_.squared_norm(x, out); });
 }
 
+void ProfilingBackend::adamw_steps(std::span<const AdamWTensors> params, const AdamWHyper& h,
+                                   float grad_scale) {
+  // "adamw_steps 148 tensors 124439808 elements bf16 master": the first entry's layout.
+  timed(
+      [&] {
+        int64_t elements = 0;
+        double bytes = 0.0;
+        for (const AdamWTensors& e : params) {
+          elements += e.param.numel();
+          bytes += bytes_of(e.grad) + 2.0 * bytes_of(e.param, e.m, e.v, e.master);
+        }
+        std::string label = "adamw_steps " + std::to_string(params.size()) + " tensors " +
+                            std::to_string(elements) + " elements";
+        if (!params.empty()) {
+          label += std::string(" ") + dtype_name(params[0].param.dtype()) +
+                   (params[0].master.defined() ? " master" : "");
+        }
+        return Sample{std::move(label), 0.0, bytes};
+      },
+      [&] { inner_.adamw_steps(params, h, grad_scale); });
+}
+
+void ProfilingBackend::squared_norms(std::span<const Tensor> xs, const Tensor& out) {
+  timed(
+      [&] {
+        int64_t elements = 0;
+        double bytes = 0.0;
+        for (const Tensor& x : xs) {
+          elements += x.numel();
+          bytes += bytes_of(x);
+        }
+        return Sample{"squared_norms " + std::to_string(xs.size()) + " tensors " +
+                          std::to_string(elements) + " elements",
+                      0.0, bytes};
+      },
+      [&] { inner_.squared_norms(xs, out); });
+}
+
 void ProfilingBackend::cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_index,
                                      const Tensor& losses, const Tensor& lse) {
   timed([&] { return simple("cross_entropy", logits, bytes_of(logits, targets, losses, lse)); },

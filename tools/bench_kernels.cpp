@@ -26,6 +26,7 @@ struct KernelSizes {
   int64_t rows, d, ffn, vocab;          // N = B·T, d_model, MLP width, vocabulary
   int64_t batch, heads, seq, head_dim;  // attention
   int64_t adamw_params;                 // parameters of one AdamW step
+  int64_t model_layers;                 // layers of the GPT-2 whose tensors the optimizer rows use
   int64_t copy_bytes;                   // size of the copy ceiling's buffers
   int64_t gemm;                         // side of the square GEMM ceiling
   int warmup, reps;
@@ -33,13 +34,13 @@ struct KernelSizes {
 
 // GPT-2 124M with B = 8, T = 1024 (llm.c's benchmark shapes).
 KernelSizes full_sizes() {
-  return {"full", 8192, 768, 3072, 50257, 8, 12, 1024, 64, 124439808, 512ll << 20, 8192, 3, 10};
+  return {"full", 8192, 768, 3072, 50257, 8, 12, 1024, 64, 124439808, 12, 512ll << 20, 8192, 3, 10};
 }
 
-// The same widths with 32x fewer rows, a 4x shorter sequence and a 4M-parameter optimizer step:
-// seconds on a small CPU instead of minutes.
+// The same widths with 32x fewer rows, a 4x shorter sequence, a 4M-parameter optimizer step and
+// a one-layer model's tensors: seconds on a small CPU instead of minutes.
 KernelSizes small_sizes() {
-  return {"small", 256, 768, 3072, 50257, 1, 12, 256, 64, 4ll << 20, 64ll << 20, 1024, 1, 3};
+  return {"small", 256, 768, 3072, 50257, 1, 12, 256, 64, 4ll << 20, 1, 64ll << 20, 1024, 1, 3};
 }
 
 struct KernelResult {
@@ -100,6 +101,7 @@ class KernelBench {
   void elementwise();
   void attention();
   void loss_and_optimizer();
+  void model_optimizer();
 
   const std::vector<KernelResult>& results() const { return results_; }
   double copy_rate() const { return copy_rate_; }
@@ -302,6 +304,71 @@ void KernelBench::loss_and_optimizer() {
   }
 }
 
+// The optimizer's work on a whole model's tensors (GPT-2's 148 at 124M: most are biases and norm
+// gains of 768 to 3072 elements), done per tensor as before adamw_steps and squared_norms existed
+// and with them. Bytes as the adamw_step row counts them (the norm reads each gradient once).
+void KernelBench::model_optimizer() {
+  const int64_t D = s_.d, F = s_.ffn;
+  std::vector<Shape> shapes = {{s_.vocab, D}, {1024, D}};
+  for (int64_t l = 0; l < s_.model_layers; ++l) {
+    for (const Shape& shape : std::vector<Shape>{
+             {D}, {D}, {3 * D, D}, {3 * D}, {D, D}, {D}, {D}, {D}, {F, D}, {F}, {D, F}, {D}}) {
+      shapes.push_back(shape);
+    }
+  }
+  shapes.push_back({D});
+  shapes.push_back({D});
+  std::vector<AdamWTensors> entries;
+  std::vector<Tensor> grads;
+  int64_t P = 0;
+  for (const Shape& shape : shapes) {
+    AdamWTensors e;
+    e.param = randn(shape, dtype_, 0.02f);
+    e.grad = randn(shape, dtype_, 1e-3f);
+    e.m = Tensor::zeros(shape, DType::f32, device_);
+    e.v = Tensor::zeros(shape, DType::f32, device_);
+    if (dtype_ != DType::f32) {
+      e.master = empty(shape, DType::f32);
+      backend_.cast(e.param, e.master);
+    }
+    e.weight_decay = shape.size() >= 2 ? 0.1 : 0.0;
+    P += shape_numel(shape);
+    grads.push_back(e.grad);
+    entries.push_back(std::move(e));
+  }
+  const double es = static_cast<double>(dtype_size(dtype_));
+  const double adamw_bytes = (dtype_ != DType::f32 ? 2 * es + 24 : 3 * es + 16) * P;
+  const double norm_bytes = es * static_cast<double>(P);
+  const std::string what = std::to_string(shapes.size()) + " tensors";
+  AdamWHyper h{1e-4, 0.9, 0.95, 1e-8, 0.0, 1};
+  // The gradient norm as global_grad_norm computed it before squared_norms: a squared norm and a
+  // read back (a wait for the device) per tensor.
+  run("grad norm per tensor", what, norm_bytes, false, [&] {
+    for (const Tensor& g : grads) {
+      Tensor out = empty({}, DType::f32);
+      backend_.squared_norm(g, out);
+      (void)out.item();
+    }
+  });
+  Tensor sums = empty({static_cast<int64_t>(grads.size())}, DType::f32);
+  run("grad norm squared_norms", what, norm_bytes, false, [&] {
+    backend_.squared_norms(grads, sums);
+    (void)sums.to_vector<float>();
+  });
+  // Clipping by 0.5 and the update: an affine over each gradient, then an update per tensor
+  // (the affine's own traffic, 2 bytes per element read and written, is left out of the count).
+  run("clip+adamw per tensor", what, adamw_bytes, false, [&] {
+    for (const AdamWTensors& e : entries) {
+      backend_.affine(e.grad, 0.5f, 0.0f, e.grad);
+      AdamWHyper he = h;
+      he.weight_decay = e.weight_decay;
+      backend_.adamw_step(e.param, e.grad, e.m, e.v, e.master, he);
+    }
+  });
+  run("clip+adamw adamw_steps", what, adamw_bytes, false,
+      [&] { backend_.adamw_steps(entries, h, 0.5f); });
+}
+
 std::string percent(double fraction) {
   if (!std::isfinite(fraction) || fraction <= 0) return "n/a";
   char buf[32];
@@ -334,11 +401,13 @@ int bench_kernels_main(const std::vector<std::string>& args) {
       "T 1024 x Dh 64, AdamW over 124M parameters) and report its rate as a fraction of\n"
       "two ceilings measured here: a device-to-device copy (GB/s, bytes read + written)\n"
       "for memory-bound kernels and a square GEMM (TFLOP/s) for matmul and attention.\n"
+      "The last rows time the optimizer over GPT-2 124M's 148 tensors (the gradient norm,\n"
+      "then clipping and AdamW), per tensor and with the multi-tensor primitives.\n"
       "Each figure is the median of several runs after a warm-up, queued back to back\n"
       "and each timed on the device (CUDA events; the host clock on the CPU), so a\n"
       "10 us kernel is not timed as its launch. `small` sizes (256 rows, T 256, 4M params,\n"
-      "1024^3 GEMM) finish in seconds on a CPU. A kernel whose data fits in cache can\n"
-      "beat the copy ceiling (over 100%).");
+      "one layer's tensors, 1024^3 GEMM) finish in seconds on a CPU. A kernel whose data\n"
+      "fits in cache can beat the copy ceiling (over 100%).");
   flags.option("device", "cpu", "cpu or cuda[:N]")
       .option("size", "auto", "full, small, or auto (full on cuda, small on cpu)")
       .option("dtype", "auto", "float dtype: f32, bf16 (cuda only), or auto (bf16 on cuda)")
@@ -374,6 +443,7 @@ int bench_kernels_main(const std::vector<std::string>& args) {
   bench.norms();
   bench.elementwise();
   bench.loss_and_optimizer();
+  bench.model_optimizer();
 
   std::printf("bench kernels: %s (%s), %s, %s sizes (%lld rows of width %lld), median of %d runs\n",
               dev.device.str().c_str(), dev.name.c_str(), dtype_name(dtype), sizes.name.c_str(),

@@ -136,8 +136,8 @@ int bench_train_main(const std::vector<std::string>& args) {
     Tensor y = Tensor::from_vector(targets, {B, T}).to(dev.device);
     Variable l = mean_all(model.token_losses(input, y));
     l.backward();
-    clip_grad_norm(params, 1.0);
-    optimizer.step(1e-4);
+    // Clipping as the trainer does it: the factor is applied as AdamW reads each gradient.
+    optimizer.step(1e-4, static_cast<float>(clip_factor(global_grad_norm(params), 1.0)));
     optimizer.zero_grad();
     loss = l.data().item();
     backend.synchronize();

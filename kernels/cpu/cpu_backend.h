@@ -92,6 +92,8 @@ class CpuBackend final : public Backend {
   void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                   const Tensor& master, const AdamWHyper& h) override;
   void squared_norm(const Tensor& x, const Tensor& out) override;
+  void adamw_steps(std::span<const AdamWTensors> params, const AdamWHyper& h,
+                   float grad_scale) override;
 
   void cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_index,
                      const Tensor& losses, const Tensor& lse) override;

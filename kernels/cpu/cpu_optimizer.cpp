@@ -14,11 +14,11 @@
 // operation by operation rather than computing in double. PyTorch evaluates the per-step scalars
 // (1 − lr·wd, lr / (1 − β1^t), √(1 − β2^t)) as Python floats, i.e. in double, and hands them to
 // f32 kernels, which round them to f32; every per-element operation then rounds to f32:
-//   θ = θ · c_decay                                      param.mul_(1 - lr*wd)
-//   m = lerp(m, g, w) with w = 1 − β1                    exp_avg.lerp_(grad, 1 - beta1)
-//   v = v · β2;  v = v + ((1 − β2) · g) · g              exp_avg_sq.mul_(beta2).addcmul_(g, g, 1 -
-//   beta2) d = √v / c_bc2 + eps                                 (exp_avg_sq.sqrt() /
-//   bc2_sqrt).add_(eps) θ = θ + ((−step_size) · m) / d param.addcdiv_(exp_avg, d, -step_size)
+//   θ = θ · c_decay                          param.mul_(1 - lr*wd)
+//   m = lerp(m, g, w) with w = 1 − β1        exp_avg.lerp_(grad, 1 - beta1)
+//   v = v · β2;  v = v + ((1 − β2) · g) · g  exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+//   d = √v / c_bc2 + eps                     (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
+//   θ = θ + ((−step_size) · m) / d           param.addcdiv_(exp_avg, d, -step_size)
 // Matching that order (rather than computing in double and rounding once) is what makes the
 // result agree with PyTorch to the last bit on its scalar path, and lets a GPU backend with
 // correctly rounded sqrt and division agree with this reference exactly. (The hyperparameters
@@ -30,6 +30,8 @@
 // partial sums are added in chunk order, so the result is the same whatever the thread count.
 #include <algorithm>
 #include <cmath>
+#include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -95,9 +97,11 @@ inline float adamw_element(float theta, float g, float& m, float& v, const AdamW
 
 }  // namespace
 
-void CpuBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
-                            const Tensor& v, const Tensor& master, const AdamWHyper& h) {
-  const char* op = "adamw_step";
+namespace {
+
+// adamw_step's argument checks, for op = "adamw_step" or one entry of adamw_steps.
+void check_adamw(const char* op, const Tensor& param, const Tensor& grad, const Tensor& m,
+                 const Tensor& v, const Tensor& master) {
   RLAIF_CHECK(param.defined(), op, ": param is undefined");
   const bool has_master = master.defined();
   // Without a master copy the update happens on param itself, which must then hold f32.
@@ -106,29 +110,63 @@ void CpuBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tenso
   cpu::expect(op, "m", m, DType::f32, param.shape());
   cpu::expect(op, "v", v, DType::f32, param.shape());
   if (has_master) cpu::expect(op, "master", master, DType::f32, param.shape());
-  RLAIF_CHECK(h.step >= 1, op, ": step is ", h.step, " but must be ≥ 1 (it is 1-based)");
+  visit_float(op, "param", param, [](auto) {});
+}
 
-  const AdamWScalars s = adamw_scalars(h);
+// The update of one parameter (arguments checked). The gradient is read as affine(g, grad_scale,
+// 0) in its own dtype would leave it: g·grad_scale rounded to f32 (+ 0, which only turns −0 into
+// +0, and the update cannot tell those apart), then to the gradient's dtype.
+void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                  const Tensor& master, const AdamWScalars& s, float grad_scale) {
   const int64_t n = param.numel();
   float* mp = m.data<float>();
   float* vp = v.data<float>();
-  visit_float(op, "param", param, [&](auto tag) {
+  visit_float("adamw_step", "param", param, [&](auto tag) {
     using T = decltype(tag);
     T* pp = param.data<T>();
     const T* gp = grad.data<T>();
-    if (has_master) {
+    const bool scaled = grad_scale != 1.0f;
+    auto gradient = [&](int64_t i) {
+      return scaled ? widen(narrow<T>(widen(gp[i]) * grad_scale)) : widen(gp[i]);
+    };
+    if (master.defined()) {
       float* wp = master.data<float>();
       cpu::parallel_for(n, 16, [&](int64_t i) {
-        wp[i] = adamw_element(wp[i], widen(gp[i]), mp[i], vp[i], s);
+        wp[i] = adamw_element(wp[i], gradient(i), mp[i], vp[i], s);
         pp[i] = narrow<T>(wp[i]);
       });
     } else {
-      // T is float here (checked above); the cast only satisfies the other instantiations.
+      // T is float here (checked by the caller); the cast only satisfies other instantiations.
       cpu::parallel_for(n, 16, [&](int64_t i) {
-        pp[i] = narrow<T>(adamw_element(widen(pp[i]), widen(gp[i]), mp[i], vp[i], s));
+        pp[i] = narrow<T>(adamw_element(widen(pp[i]), gradient(i), mp[i], vp[i], s));
       });
     }
   });
+}
+
+}  // namespace
+
+void CpuBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m,
+                            const Tensor& v, const Tensor& master, const AdamWHyper& h) {
+  check_adamw("adamw_step", param, grad, m, v, master);
+  RLAIF_CHECK(h.step >= 1, "adamw_step: step is ", h.step, " but must be ≥ 1 (it is 1-based)");
+  adamw_update(param, grad, m, v, master, adamw_scalars(h), 1.0f);
+}
+
+void CpuBackend::adamw_steps(std::span<const AdamWTensors> params, const AdamWHyper& h,
+                             float grad_scale) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string op = "adamw_steps (entry " + std::to_string(i) + ")";
+    const AdamWTensors& e = params[i];
+    check_adamw_entry(op, e);
+    check_adamw(op.c_str(), e.param, e.grad, e.m, e.v, e.master);
+  }
+  RLAIF_CHECK(h.step >= 1, "adamw_steps: step is ", h.step, " but must be ≥ 1 (it is 1-based)");
+  for (const AdamWTensors& e : params) {
+    AdamWHyper he = h;
+    he.weight_decay = e.weight_decay;
+    adamw_update(e.param, e.grad, e.m, e.v, e.master, adamw_scalars(he), grad_scale);
+  }
 }
 
 void CpuBackend::squared_norm(const Tensor& x, const Tensor& out) {

@@ -110,6 +110,9 @@ class CudaBackend final : public Backend {
   void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                   const Tensor& master, const AdamWHyper& h) override;
   void squared_norm(const Tensor& x, const Tensor& out) override;
+  void adamw_steps(std::span<const AdamWTensors> params, const AdamWHyper& h,
+                   float grad_scale) override;
+  void squared_norms(std::span<const Tensor> xs, const Tensor& out) override;
 
   void cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_index,
                      const Tensor& losses, const Tensor& lse) override;

@@ -281,6 +281,49 @@ TEST(AdamW, LoadStateRejectsBadStateNamingTheTensor) {
   }
 }
 
+// The gradient clip_grad_norm would leave: g·scale rounded to f32, then to g's dtype.
+Tensor scaled(const Tensor& g, float scale) {
+  Tensor f = Tensor::empty(g.shape(), DType::f32);
+  cpu().cast(g, f);
+  cpu().affine(f, scale, 0.0f, f);
+  Tensor out = Tensor::empty(g.shape(), g.dtype());
+  cpu().cast(f, out);
+  return out;
+}
+
+TEST(AdamW, GradScaleIsClippingAppliedAsEachGradientIsRead) {
+  // A: step(lr, scale) on the gradients as they are. B: the same gradients scaled first (what
+  // clip_grad_norm does in place), then step(lr). Every weight and moment must agree bit for bit,
+  // bf16 parameter included, and A's gradients must be left unscaled.
+  NamedParams a = make_params(), b = make_params();
+  AdamW adam_a(a), adam_b(b);
+  const float scales[] = {0.3f, 1.0f, 0.05f};
+  for (int k = 1; k <= 3; ++k) {
+    set_grads(a, k);
+    set_grads(b, k);
+    std::vector<Tensor> before;
+    for (auto& [name, p] : a) before.push_back(p.grad().clone());
+    for (auto& [name, p] : b) {
+      Variable v = p;
+      v.set_grad(scaled(p.grad(), scales[k - 1]));
+    }
+    adam_a.step(1e-2, scales[k - 1]);
+    adam_b.step(1e-2);
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_TRUE(bitwise_equal(a[i].second.grad(), before[i])) << a[i].first << " step " << k;
+    }
+  }
+  EXPECT_EQ(adam_a.updated_last_step(), 4);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(bitwise_equal(a[i].second.data(), b[i].second.data())) << a[i].first;
+  }
+  const NamedTensors sa = adam_a.state(), sb = adam_b.state();
+  ASSERT_EQ(sa.size(), sb.size());
+  for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(bitwise_equal(sa[i].second, sb[i].second));
+  // The moments hold the scaled gradients (m = 0.1·g·scale after the first step), so a scale
+  // that was ignored would show in the state compared above.
+}
+
 TEST(AdamW, ConstructorAndStepErrors) {
   Variable w(Tensor::zeros({2, 2}, DType::f32), true, "w");
   Variable b(Tensor::zeros({2}, DType::f32), true, "b");
@@ -297,6 +340,7 @@ TEST(AdamW, ConstructorAndStepErrors) {
   AdamW adam({{"w", w}});
   expect_error([&] { adam.step(std::nan("")); }, "lr");
   expect_error([&] { adam.step(-1.0); }, "lr");
+  expect_error([&] { adam.step(1e-3, std::nanf("")); }, "grad_scale");
   EXPECT_EQ(adam.step_count(), 0);
 }
 
