@@ -243,6 +243,12 @@ void KernelBench::elementwise() {
         (nd + static_cast<double>(V * D)) * es + 4.0 * static_cast<double>(N), false,
         [&] { backend_.embedding_backward(ids_t, dout, dweight); });
   }
+  for (int64_t C : {D, F}) {
+    // A bias gradient: the sum over the rows of a linear layer's output gradient.
+    Tensor dy = randn({N, C}), db = empty({C});
+    run("bias grad " + std::to_string(C), dims({N, C}), static_cast<double>(N * C + C) * es, false,
+        [&] { backend_.reduce(ReduceOp::sum, dy, 0, db); });
+  }
   {
     const int64_t B = s_.batch, T = s_.seq, H = s_.heads, Dh = s_.head_dim;
     Tensor x = randn({B, T, H, Dh}), out = empty({B, T, H, Dh}), pos = ids({B, T}, T);

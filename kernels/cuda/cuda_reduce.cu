@@ -8,7 +8,9 @@
 // most 256, or 1024 when there are few groups to spread over the GPU. TX and TY depend on the
 // shape only, so the order of every f32 sum is fixed: results are bitwise reproducible. The max
 // keeps (value, position) pairs and prefers NaN, then the larger value, then the earlier
-// position, which is exactly the CPU reference's "first maximum, NaN wins".
+// position, which is exactly the CPU reference's "first maximum, NaN wins". A sum or mean over a
+// long dimension with few columns (fewer than 256 groups of 32, n ≥ 512: the bias gradients)
+// takes cuda_column_sum.cu's kernels instead, which also split the rows over blocks.
 //
 // masked_reduce(_backward) give each row a block (block_sum's fixed butterfly order).
 // squared_norm(s) sum fixed 8192-element chunks in double (one block per chunk, a fixed tree),
@@ -21,6 +23,7 @@
 #include <span>
 #include <string>
 
+#include "kernels/cuda/cuda_column_sum.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 
 namespace rlaif::cuda {
@@ -387,6 +390,12 @@ void CudaBackend::reduce(ReduceOp op, const Tensor& x, int dim, const Tensor& ou
     using T = decltype(tag);
     const T* xp = ptr<T>(x);
     T* outp = ptr<T>(out);
+    // A long sum with few outputs (bias gradients: the rows of [8192, 768]) is split over the
+    // rows as well (cuda_column_sum.cu); max keeps reduce_kernel.
+    if (op != ReduceOp::max && use_split_column_sum(l.outer, l.n, l.inner)) {
+      split_column_sum<T>(xp, l.outer, l.n, l.inner, op == ReduceOp::mean, outp, x.device());
+      return;
+    }
     switch (op) {
       case ReduceOp::sum:
         launch_reduce<T, kSum>(l, xp, outp, nullptr, nullptr, nullptr);

@@ -283,8 +283,10 @@ TEST_P(Conformance, AffineClampWhere) {
 // ---- Reductions ------------------------------------------------------------------------------
 
 TEST_P(Conformance, ReduceAndBackward) {
-  for (const Shape& shape :
-       {Shape{7, 13}, Shape{3, 5, 33}, Shape{1}, Shape{64, 300}, Shape{0, 5}}) {
+  // {1031, 77} and {3, 600, 40} have long sums over few columns (dim 0, dim 1), which the CUDA
+  // backend splits over the rows as for bias gradients.
+  for (const Shape& shape : {Shape{7, 13}, Shape{3, 5, 33}, Shape{1}, Shape{64, 300}, Shape{0, 5},
+                             Shape{1031, 77}, Shape{3, 600, 40}}) {
     const int rank = static_cast<int>(shape.size());
     for (int dim = -1; dim < rank; ++dim) {
       const int d = dim < 0 ? dim + rank : dim;
