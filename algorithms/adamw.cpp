@@ -56,6 +56,17 @@ void AdamW::check(const std::vector<std::pair<std::string, Variable>>& params,
   }
 }
 
+AdamWHyper adamw_hyper(const AdamWOptions& options, double lr, int64_t step) {
+  AdamWHyper h;
+  h.lr = lr;
+  h.beta1 = options.beta1;
+  h.beta2 = options.beta2;
+  h.eps = options.eps;
+  h.weight_decay = 0.0;
+  h.step = step;
+  return h;
+}
+
 void AdamW::step(double lr, float grad_scale) {
   RLAIF_CHECK(std::isfinite(lr) && lr >= 0.0, "AdamW::step: lr is ", lr,
               " but must be a finite number ≥ 0");
@@ -63,13 +74,7 @@ void AdamW::step(double lr, float grad_scale) {
               grad_scale, " but must be a finite number ≥ 0");
   ++step_count_;
   updated_last_step_ = 0;
-  AdamWHyper h;
-  h.lr = lr;
-  h.beta1 = options_.beta1;
-  h.beta2 = options_.beta2;
-  h.eps = options_.eps;
-  h.weight_decay = 0.0;  // each entry carries its own
-  h.step = step_count_;
+  const AdamWHyper h = adamw_hyper(options_, lr, step_count_);
   // One adamw_steps call per device, in the order the devices first appear.
   std::vector<bool> done(params_.size(), false);
   for (size_t first = 0; first < params_.size(); ++first) {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "autograd/variable.h"
+#include "kernels/backend.h"
 #include "runtime/tensor.h"
 
 namespace rlaif {
@@ -40,6 +41,10 @@ struct AdamWOptions {
   double eps = 1e-8;
   double weight_decay = 0.1;  // for parameters of 2+ dimensions only
 };
+
+// The hyperparameters of step `step` at learning rate lr, for Backend::adamw_steps (weight_decay
+// 0: each entry carries its parameter's own).
+AdamWHyper adamw_hyper(const AdamWOptions& options, double lr, int64_t step);
 
 class AdamW {
  public:

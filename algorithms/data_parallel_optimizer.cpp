@@ -293,14 +293,7 @@ void DataParallelOptimizer::step(double lr) {
                        s.grad.slice(a, b), s.m.slice(a, b), s.v.slice(a, b),
                        s.master.defined() ? s.master.slice(a, b) : Tensor(), s.decay[q.param]});
   }
-  AdamWHyper h;
-  h.lr = lr;
-  h.beta1 = options_.beta1;
-  h.beta2 = options_.beta2;
-  h.eps = options_.eps;
-  h.weight_decay = 0.0;  // each entry carries its own
-  h.step = s.step_count;
-  be.adamw_steps(entries, h, grad_scale);
+  be.adamw_steps(entries, adamw_hyper(options_, lr, s.step_count), grad_scale);
   // 4. Bucket by bucket, every rank's updated pieces to every rank, through a buffer the
   // reduce-scatter no longer uses.
   const Tensor& bucket = buckets_->scratch();

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "runtime/half.h"
 #include "runtime/philox.h"
@@ -64,6 +65,12 @@ Tensor to_host_f32(const Tensor& t) {
   Tensor out = Tensor::empty(host.shape(), DType::f32);
   backend_for(Device::cpu()).cast(host, out);
   return out;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  Tensor ha = a.to(Device::cpu()), hb = b.to(Device::cpu());
+  return std::memcmp(ha.raw_data(), hb.raw_data(), ha.nbytes()) == 0;
 }
 
 void expect_close(const Tensor& got, const Tensor& want, Tolerance tol, const std::string& what) {

@@ -37,6 +37,8 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.0f, float 
 Tensor random_ids(const Shape& shape, uint64_t seed, int32_t n);
 // Host f32 copy of any tensor (any device, any float dtype).
 Tensor to_host_f32(const Tensor& t);
+// Whether two tensors (any device) have one shape and dtype and hold the same bytes.
+bool same_bits(const Tensor& a, const Tensor& b);
 // Asserts elementwise closeness; the message names `what`, the first bad index, both values.
 void expect_close(const Tensor& got, const Tensor& want, Tolerance tol, const std::string& what);
 

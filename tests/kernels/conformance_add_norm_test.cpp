@@ -9,7 +9,6 @@
 // vectors (D = 13, 64, 1000), a block per row (D = 4096) and streamed rows (D = 2051, 8192).
 // The suite derives from Conformance (same backends, inputs and tolerances) to share the helpers
 // below; its tests run as Backends/AddNorm.*/{cpu,cuda,cuda_bf16}.
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -25,13 +24,6 @@ const std::vector<Shape> kBackwardShapes = {{7, 13},   {3, 4, 64}, {300, 5},
 
 Tensor host_f32(const Shape& shape) {
   return Tensor::empty(shape, DType::f32);
-}
-
-// Whether two tensors (any device) hold the same bytes.
-bool same_bits(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
-  Tensor ha = a.to(Device::cpu()), hb = b.to(Device::cpu());
-  return std::memcmp(ha.raw_data(), hb.raw_data(), ha.nbytes()) == 0;
 }
 
 class AddNorm : public Conformance {
