@@ -92,11 +92,15 @@ void GradientBuckets::start(int64_t bucket) {
   retire(buffer);
   Backend& be = backend_for(buffer.data.device());
   const int64_t lo = bucket * span_, hi = lo + span_;
+  const int64_t end = offset_.back() + params_.back().second.numel();  // past the last parameter
   const std::vector<size_t>& members = members_[static_cast<size_t>(bucket)];
-  // Zeros where no gradient lands: a parameter without one, and past the last parameter.
-  bool gaps = hi > offset_.back() + params_.back().second.numel();
+  // An all-reduce sends only the part of the last bucket that holds parameters; a reduce-scatter
+  // needs the whole span (every rank's chunk of every bucket has one size).
+  const int64_t sent = reduction_ == Reduction::mean ? std::min(hi, end) - lo : span_;
+  // Zeros where no gradient lands in what is sent: a parameter without one, and past the last.
+  bool gaps = lo + sent > end;
   for (size_t i : members) gaps = gaps || !params_[i].second.grad().defined();
-  if (gaps) be.fill(buffer.data, 0.0);
+  if (gaps) be.fill(buffer.data.slice(0, sent), 0.0);
   for (size_t i : members) {
     const Tensor& g = params_[i].second.grad();
     if (!g.defined()) continue;
@@ -105,7 +109,7 @@ void GradientBuckets::start(int64_t bucket) {
             buffer.data.slice(a - lo, e - lo));
   }
   if (reduction_ == Reduction::mean) {
-    buffer.ticket = comm_.start_all_reduce_mean(buffer.data);
+    buffer.ticket = comm_.start_all_reduce_mean(buffer.data.slice(0, sent));
   } else {
     const int64_t chunk = span_ / comm_.size();
     buffer.ticket = comm_.start_reduce_scatter_sum(

@@ -7,8 +7,9 @@
 // buckets of `span` elements; the last is shorter, and a parameter may straddle buckets. A bucket
 // is reduced through a buffer of `span` elements: its gradients are packed in (zeros for a
 // parameter without one), the collective runs on the buffer, and
-// - Reduction::mean: all-reduce mean; the averaged gradients are copied back into each
-//   parameter's .grad (DataParallelOptimizer's stage 0);
+// - Reduction::mean: all-reduce mean of the bucket's elements (the last bucket's only, not its
+//   whole buffer); the averaged gradients are copied back into each parameter's .grad
+//   (DataParallelOptimizer's stage 0);
 // - Reduction::scatter_sum: reduce-scatter sum into bucket b's chunk of `scatter_out`, elements
 //   [b·span/R, (b+1)·span/R) (stage 1, ZeRO-1: rank r receives its part of every bucket).
 //
