@@ -321,12 +321,12 @@ class Backend {
   // entry's), each gradient first multiplied by grad_scale and rounded to its dtype, as
   // affine(grad, grad_scale, 0, grad) would (gradient-norm clipping's factor, applied as the
   // gradient is read: the gradients are left unchanged, and grad_scale = 1 reads them as they
-  // are). Bitwise the result of that affine followed by adamw_step, entry by entry. Every entry is
-  // checked before any is updated; entries must not share tensors. Why a primitive: GPT-2 124M
-  // has 148 parameter tensors, most of a few hundred elements, and a GPU launch per tensor (plus
-  // one per tensor to scale the gradients) costs more than their bytes; the CUDA backend updates
-  // dozens of tensors per launch. The base class composes affine (into a scratch copy) and
-  // adamw_step.
+  // are). Bitwise the result of that affine followed by adamw_step, entry by entry. Entries must
+  // not share tensors; a bad entry is an Error naming its index (the CPU and CUDA backends check
+  // every entry before updating any). Why a primitive: GPT-2 124M has 148 parameter tensors,
+  // most of a few hundred elements, and a GPU launch per tensor (plus one per tensor to scale the
+  // gradients) costs more than their bytes; the CUDA backend updates dozens of tensors per
+  // launch. The base class composes affine (into a scratch copy) and adamw_step.
   virtual void adamw_steps(std::span<const AdamWTensors> params, const AdamWHyper& h,
                            float grad_scale);
   // out[i] = Σ xs[i]² for each i, bitwise squared_norm(xs[i], out[i]). out: [xs.size()] f32. A
