@@ -323,7 +323,7 @@ class Backend {
   // gradient is read: the gradients are left unchanged, and grad_scale = 1 reads them as they
   // are). Bitwise the result of that affine followed by adamw_step, entry by entry. Entries must
   // not share tensors; a bad entry is an Error naming its index (the CPU and CUDA backends check
-  // every entry before updating any). Why a primitive: GPT-2 124M has 148 parameter tensors,
+  // every entry before updating any). Why a primitive: GPT-2 124M has 196 parameter tensors,
   // most of a few hundred elements, and a GPU launch per tensor (plus one per tensor to scale the
   // gradients) costs more than their bytes; the CUDA backend updates dozens of tensors per
   // launch. The base class composes affine (into a scratch copy) and adamw_step.

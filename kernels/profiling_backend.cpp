@@ -482,7 +482,7 @@ void ProfilingBackend::squared_norm(const Tensor& x, const Tensor& out) {
 
 void ProfilingBackend::adamw_steps(std::span<const AdamWTensors> params, const AdamWHyper& h,
                                    float grad_scale) {
-  // "adamw_steps 148 tensors 124439808 elements bf16 master": the first entry's layout.
+  // "adamw_steps 196 tensors 124439808 elements bf16 master": the first entry's layout.
   timed(
       [&] {
         int64_t elements = 0;

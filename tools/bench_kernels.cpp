@@ -310,18 +310,18 @@ void KernelBench::loss_and_optimizer() {
   }
 }
 
-// The optimizer's work on a whole model's tensors (GPT-2's 148 at 124M: most are biases and norm
-// gains of 768 to 3072 elements), done per tensor as before adamw_steps and squared_norms existed
-// and with them. Bytes as the adamw_step row counts them (the norm reads each gradient once).
+// The optimizer's work on a whole model's tensors (rlaif's GPT-2 124M has 196: q, k and v are
+// separate, and most are biases and norm gains of 768 elements), done per tensor as before
+// adamw_steps and squared_norms existed and with them. Bytes as the adamw_step row counts them (the
+// norm reads each gradient once).
 void KernelBench::model_optimizer() {
   const int64_t D = s_.d, F = s_.ffn;
   std::vector<Shape> shapes = {{s_.vocab, D}, {1024, D}};
-  for (int64_t l = 0; l < s_.model_layers; ++l) {
-    for (const Shape& shape : std::vector<Shape>{
-             {D}, {D}, {3 * D, D}, {3 * D}, {D, D}, {D}, {D}, {D}, {F, D}, {F}, {D, F}, {D}}) {
-      shapes.push_back(shape);
-    }
-  }
+  // Per layer: ln_1; the q, k, v and o projections; ln_2; fc_in, fc_out (weight, then bias).
+  const std::vector<Shape> layer = {{D},    {D}, {D, D}, {D}, {D, D}, {D}, {D, D}, {D},
+                                    {D, D}, {D}, {D},    {D}, {F, D}, {F}, {D, F}, {D}};
+  for (int64_t l = 0; l < s_.model_layers; ++l)
+    shapes.insert(shapes.end(), layer.begin(), layer.end());
   shapes.push_back({D});
   shapes.push_back({D});
   std::vector<AdamWTensors> entries;
@@ -407,7 +407,7 @@ int bench_kernels_main(const std::vector<std::string>& args) {
       "T 1024 x Dh 64, AdamW over 124M parameters) and report its rate as a fraction of\n"
       "two ceilings measured here: a device-to-device copy (GB/s, bytes read + written)\n"
       "for memory-bound kernels and a square GEMM (TFLOP/s) for matmul and attention.\n"
-      "The last rows time the optimizer over GPT-2 124M's 148 tensors (the gradient norm,\n"
+      "The last rows time the optimizer over GPT-2 124M's 196 tensors (the gradient norm,\n"
       "then clipping and AdamW), per tensor and with the multi-tensor primitives.\n"
       "Each figure is the median of several runs after a warm-up, queued back to back\n"
       "and each timed on the device (CUDA events; the host clock on the CPU), so a\n"
