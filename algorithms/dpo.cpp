@@ -286,8 +286,8 @@ DpoTask::DpoTask(const Transformer& policy, DpoReference reference,
   Variable zero(Tensor::zeros({1}, DType::f32));
   dpo_loss(zero, zero, zero, zero, options_.beta, options_.loss, options_.label_smoothing);
   const int64_t context = policy_.config().max_position_embeddings;
-  check_pairs_fit(train_, context, "dpo");
-  check_pairs_fit(val_, context, "dpo (held-out pairs)");
+  check_pairs_fit(train_, context, policy_.config().vocab_size, "dpo");
+  check_pairs_fit(val_, context, policy_.config().vocab_size, "dpo (held-out pairs)");
   if (reference_.model != nullptr) {
     RLAIF_CHECK(reference_.model->config().vocab_size == policy_.config().vocab_size,
                 "dpo: the reference's vocabulary (", reference_.model->config().vocab_size,

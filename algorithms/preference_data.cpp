@@ -23,7 +23,8 @@ std::vector<TokenizedPair> tokenize_pairs(const Tokenizer& tokenizer, const Chat
   return out;
 }
 
-void check_pairs_fit(const std::vector<TokenizedPair>& pairs, int64_t context, const char* what) {
+void check_pairs_fit(const std::vector<TokenizedPair>& pairs, int64_t context, int64_t vocab,
+                     const char* what) {
   for (size_t i = 0; i < pairs.size(); ++i) {
     for (const TokenizedExample* ex : {&pairs[i].chosen, &pairs[i].rejected}) {
       const auto length = static_cast<int64_t>(ex->prompt.size() + ex->completion.size());
@@ -32,6 +33,13 @@ void check_pairs_fit(const std::vector<TokenizedPair>& pairs, int64_t context, c
                   ": lower --max-length to at most ", context);
       RLAIF_CHECK(!ex->completion.empty(), what, ": pair ", i,
                   " has an answer with no tokens left after truncation");
+      for (const std::vector<int32_t>* part : {&ex->prompt, &ex->completion}) {
+        for (int32_t id : *part) {
+          RLAIF_CHECK(id >= 0 && id < vocab, what, ": pair ", i, " has token ", id,
+                      ", outside the model's vocabulary of ", vocab,
+                      ": the tokenizer does not match the model");
+        }
+      }
     }
   }
 }

@@ -34,9 +34,13 @@ std::vector<TokenizedPair> tokenize_pairs(const Tokenizer& tokenizer, const Chat
                                           const std::vector<PreferencePair>& pairs,
                                           const TruncationOptions& truncation);
 
-// Checks that every sequence of `pairs` fits a context of `context` tokens; Error naming the
-// first pair that does not (`what` names the caller, e.g. "rm").
-void check_pairs_fit(const std::vector<TokenizedPair>& pairs, int64_t context, const char* what);
+// Checks that every sequence of `pairs` fits a context of `context` tokens and that every token
+// id is in [0, vocab); Error naming the first pair that does not (`what` names the caller, e.g.
+// "rm"). The id check matters for the last token of each sequence: it is only ever a target, so
+// no embedding lookup would catch it, and a padded vocabulary's loss kernels accept ids up to the
+// padded width (they would give a loss of ~1e30, not an error).
+void check_pairs_fit(const std::vector<TokenizedPair>& pairs, int64_t context, int64_t vocab,
+                     const char* what);
 
 // The shuffled visiting order described above.
 class PairOrder {

@@ -68,8 +68,8 @@ RewardTask::RewardTask(const Transformer& model, std::vector<TokenizedPair> trai
   RLAIF_CHECK(options_.batch > 0, "rm: --batch must be positive");
   check_rank_shard(options_.batch, options_.rank, options_.ranks, "rm");
   const int64_t context = model_.config().max_position_embeddings;
-  check_pairs_fit(train_, context, "rm");
-  check_pairs_fit(val_, context, "rm (held-out pairs)");
+  check_pairs_fit(train_, context, model_.config().vocab_size, "rm");
+  check_pairs_fit(val_, context, model_.config().vocab_size, "rm (held-out pairs)");
 }
 
 MicroBatchResult RewardTask::micro_batch(int64_t step, int64_t micro, double scale) {

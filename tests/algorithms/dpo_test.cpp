@@ -106,6 +106,32 @@ TEST(Dpo, StartsAtLn2AndTrainMetricsFollowTrl) {
   EXPECT_NEAR(eval[0].second, std::log(2.0), 1e-6);
 }
 
+TEST(Dpo, RejectsATargetTokenOutsideTheVocabulary) {
+  // The last token of a sequence is only a target: no embedding lookup sees it, and with a padded
+  // vocabulary the loss kernels would accept an id up to the padded width. The task must refuse
+  // it up front, naming the pair.
+  Transformer policy = tiny_model(3, 1.0f), reference = tiny_model(3, 1.0f);
+  DpoReference ref;
+  ref.model = &reference;
+  const int64_t vocab = policy.config().vocab_size;
+  std::vector<TokenizedPair> pairs = preference_tiny_pairs();
+  pairs[1].rejected.completion.back() = static_cast<int32_t>(vocab);
+  DpoOptions o;
+  o.batch = 3;
+  try {
+    DpoTask task(policy, ref, pairs, {}, o);
+    FAIL() << "a token id equal to the vocabulary size was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pair 1 has token " + std::to_string(vocab)),
+              std::string::npos)
+        << e.what();
+  }
+  pairs[1].rejected.completion.back() = -1;
+  EXPECT_THROW(DpoTask(policy, ref, pairs, {}, o), Error);
+  pairs[1].rejected.completion.back() = static_cast<int32_t>(vocab - 1);
+  EXPECT_NO_THROW(DpoTask(policy, ref, pairs, {}, o));
+}
+
 // Runs `steps` optimizer steps of DPO from `start` and returns (losses per step, final weights).
 struct DpoRun {
   std::vector<double> losses;
