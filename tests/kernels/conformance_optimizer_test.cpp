@@ -7,10 +7,10 @@
 //
 // The multi-tensor forms promise the bits of their one-tensor counterparts on the same backend,
 // so their tests check that exactly, on lists long enough to span several of the CUDA backend's
-// launches (48 parameters, 64 norms per launch), with empty tensors, tensors of several
-// 16K-element blocks, mixed dtypes with and without master copies, and slices at odd offsets
-// (which rule out vector accesses). They also compare with the CPU reference within the dtype's
-// tolerance.
+// launches (48 parameters of one dtype, 64 norms per launch), with empty tensors, tensors of
+// several 16K-element blocks, mixed dtypes with and without master copies, and slices at odd
+// offsets, all of a parameter's tensors or just one of them (any one rules out vector accesses).
+// They also compare with the CPU reference within the dtype's tolerance.
 #include <cstring>
 #include <string>
 #include <vector>
@@ -101,8 +101,9 @@ TEST_P(Conformance, SquaredNorm) {
 namespace {
 
 // Sizes that cover: empty, one element, odd sizes, one of more than one 16K block, and one
-// crossing several 8192-element norm chunks.
-const int64_t kSizes[] = {0, 1, 7, 768, 3 * 1024 + 5, 40009, 8193};
+// crossing several 8192-element norm chunks. 16384 + 3 leaves a last AdamW block (and norm chunk)
+// of 3 elements: no full group of four, all tail.
+const int64_t kSizes[] = {0, 1, 7, 768, 16384 + 3, 40009, 8193};
 
 // g·scale rounded to f32, then to g's dtype: the gradient adamw_steps is to read. Computed on
 // the host, one f32 multiply per element, so every backend's result is checked against it.
@@ -118,7 +119,13 @@ struct ParamCase {
   DType dtype;  // the parameter's (and gradient's) dtype
   bool master;
   int64_t size;
-  int64_t offset;  // elements before the parameter in its buffer: an odd one misaligns it
+  // Elements before each tensor in its buffer: an odd one misaligns it. The offsets differ so
+  // that a misaligned gradient, moment pair or master alone is tried too (every pointer must be
+  // checked before the CUDA backend takes vector accesses).
+  int64_t offset;         // param
+  int64_t grad_offset;    // grad
+  int64_t moment_offset;  // m and v
+  int64_t master_offset;  // master
   double weight_decay;
 };
 
@@ -136,15 +143,28 @@ class MultiTensor : public Conformance {
   std::vector<ParamCase> cases() {
     std::vector<ParamCase> out;
     const DType dtypes[] = {DType::f32, float_dtype(), DType::bf16};
-    for (int i = 0; i < 60; ++i) {  // more than one CUDA launch's 48
+    // 180: more than 48 non-empty parameters of each dtype for every backend (the CUDA backend
+    // launches per dtype, 48 parameters each, and skips empty ones); checked below.
+    for (int i = 0; i < 180; ++i) {
       ParamCase c;
       c.master = i % 3 != 0;
       c.dtype = c.master ? dtypes[1 + i % 2] : DType::f32;
       c.size = kSizes[i % 7];
+      // i % 5: 0 all aligned; 1 master, 2 m and v, 3 grad alone misaligned; 4 everything.
       c.offset = i % 5 == 4 ? 1 : 0;
+      c.grad_offset = i % 5 == 3 || i % 5 == 4 ? 1 : 0;
+      c.moment_offset = i % 5 == 2 || i % 5 == 4 ? 1 : 0;
+      c.master_offset = i % 5 == 1 || i % 5 == 4 ? 1 : 0;
       c.weight_decay = i % 2 ? 0.1 : 0.0;
       out.push_back(c);
     }
+    int64_t f32 = 0, bf16 = 0;
+    for (const ParamCase& c : out) {
+      if (c.size == 0) continue;
+      (c.dtype == DType::f32 ? f32 : bf16) += 1;
+    }
+    EXPECT_GT(f32, 48) << "too few f32 parameters for a second CUDA launch";
+    EXPECT_GT(bf16, 48) << "too few bf16 parameters for a second CUDA launch";
     return out;
   }
 };
@@ -165,9 +185,10 @@ TEST_P(MultiTensor, AdamwStepsIsAdamwStepOnScaledGradients) {
     const Tensor zeros = Tensor::zeros({c.size}, DType::f32);
     const Tensor master = c.master ? to_host_f32(init) : Tensor();
     for (std::vector<State>* s : {&multi, &single}) {
-      s->push_back({at_offset(init, c.offset, c.dtype), at_offset(zeros, c.offset, DType::f32),
-                    at_offset(zeros, c.offset, DType::f32),
-                    c.master ? at_offset(master, c.offset, DType::f32) : Tensor()});
+      s->push_back({at_offset(init, c.offset, c.dtype),
+                    at_offset(zeros, c.moment_offset, DType::f32),
+                    at_offset(zeros, c.moment_offset, DType::f32),
+                    c.master ? at_offset(master, c.master_offset, DType::f32) : Tensor()});
     }
     ref.push_back(
         {init.clone(), zeros.clone(), zeros.clone(), c.master ? master.clone() : Tensor()});
@@ -183,22 +204,33 @@ TEST_P(MultiTensor, AdamwStepsIsAdamwStepOnScaledGradients) {
       // The gradient in its dtype, and its scaled copy rounded back to that dtype.
       const Tensor g = host_as(random_tensor({c.size}, 1000 * t + i, -1.0f, 1.0f), c.dtype);
       const Tensor g_scaled = scaled_grad(to_host_f32(g), scale, c.dtype);
-      const Tensor g_backend = at_offset(g, c.offset, c.dtype);
+      const Tensor g_backend = at_offset(g, c.grad_offset, c.dtype);
       grads_before.push_back(g_backend.to(Device::cpu()));
+      // The promise is bitwise affine(g, scale, 0) followed by adamw_step: the host's scaling
+      // above must be the backend's affine (no FMA, the same rounding to bf16). The CPU
+      // reference's affine takes f32 only.
+      if (backend().device().is_cuda() || c.dtype == DType::f32) {
+        Tensor g_affine = empty_on_backend({c.size}, c.dtype);
+        backend().affine(g_backend, scale, 0.0f, g_affine);
+        EXPECT_TRUE(same_bits(g_affine, g_scaled))
+            << "step " << t << ", entry " << i << ": affine's scaling differs from the host's";
+      }
       entries.push_back(
           {multi[i].p, g_backend, multi[i].m, multi[i].v, multi[i].w, c.weight_decay});
       AdamWHyper h = hyper_for_step(t);
       h.weight_decay = c.weight_decay;
-      backend().adamw_step(single[i].p, at_offset(g_scaled, c.offset, c.dtype), single[i].m,
+      backend().adamw_step(single[i].p, at_offset(g_scaled, c.grad_offset, c.dtype), single[i].m,
                            single[i].v, single[i].w, h);
       reference().adamw_step(ref[i].p, g_scaled, ref[i].m, ref[i].v, ref[i].w, h);
     }
     backend().adamw_steps(entries, hyper_for_step(t), scale);
     for (size_t i = 0; i < cs.size(); ++i) {
-      const std::string what = "step " + std::to_string(t) + ", entry " + std::to_string(i) + " (" +
-                               dtype_name(cs[i].dtype) + (cs[i].master ? " with master" : "") +
-                               ", " + std::to_string(cs[i].size) + " elements, offset " +
-                               std::to_string(cs[i].offset) + ")";
+      const std::string what =
+          "step " + std::to_string(t) + ", entry " + std::to_string(i) + " (" +
+          dtype_name(cs[i].dtype) + (cs[i].master ? " with master" : "") + ", " +
+          std::to_string(cs[i].size) + " elements, offsets param/grad/m,v/master " +
+          std::to_string(cs[i].offset) + "/" + std::to_string(cs[i].grad_offset) + "/" +
+          std::to_string(cs[i].moment_offset) + "/" + std::to_string(cs[i].master_offset) + ")";
       EXPECT_TRUE(same_bits(entries[i].grad, grads_before[i])) << what << ": grad was changed";
       EXPECT_TRUE(same_bits(multi[i].p, single[i].p)) << what << ": param";
       EXPECT_TRUE(same_bits(multi[i].m, single[i].m)) << what << ": m";
@@ -235,9 +267,11 @@ TEST_P(MultiTensor, AdamwStepsChecksEveryEntryBeforeUpdatingAny) {
 TEST_P(MultiTensor, SquaredNormsIsSquaredNormPerTensor) {
   std::vector<Tensor> xs;
   std::vector<Tensor> hosts;
-  for (int i = 0; i < 70; ++i) {  // more than one CUDA launch's 64
-    const int64_t n = kSizes[i % 7];
-    const DType dtype = i % 2 ? float_dtype() : DType::f32;
+  // More than one CUDA launch's 64; f16 too (gradients may be kept in it); the last has more
+  // than 1024 chunks of 8192, so each thread of the CUDA backend's totals adds several partials.
+  for (int i = 0; i < 71; ++i) {
+    const int64_t n = i == 70 ? 1024 * 8192 + 8193 : kSizes[i % 7];
+    const DType dtype = i % 5 == 1 ? DType::f16 : i % 2 ? float_dtype() : DType::f32;
     hosts.push_back(host_as(random_tensor({n}, 500 + i, -3.0f, 3.0f), dtype));
     xs.push_back(at_offset(hosts.back(), i % 3 == 2 ? 1 : 0, dtype));
   }
