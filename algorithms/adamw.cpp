@@ -76,19 +76,22 @@ void AdamW::step(double lr, float grad_scale) {
   updated_last_step_ = 0;
   const AdamWHyper h = adamw_hyper(options_, lr, step_count_);
   // One adamw_steps call per device, in the order the devices first appear.
-  std::vector<bool> done(params_.size(), false);
-  for (size_t first = 0; first < params_.size(); ++first) {
-    if (done[first] || !params_[first].second.grad().defined()) continue;
-    const Device device = params_[first].second.device();
+  std::vector<size_t> with_grad;
+  std::vector<Device> devices;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!params_[i].second.grad().defined()) continue;
+    with_grad.push_back(i);
+    devices.push_back(params_[i].second.device());
+  }
+  for (const std::vector<size_t>& group : group_by_device(devices)) {
     std::vector<AdamWTensors> entries;
-    for (size_t i = first; i < params_.size(); ++i) {
+    for (size_t k : group) {
+      const size_t i = with_grad[k];
       const Variable& p = params_[i].second;
-      if (done[i] || !p.grad().defined() || p.device() != device) continue;
-      done[i] = true;
       const Slot& slot = slots_[i];
       entries.push_back({p.data(), p.grad(), slot.m, slot.v, slot.master, slot.weight_decay});
     }
-    backend_for(device).adamw_steps(entries, h, grad_scale);
+    backend_for(devices[group.front()]).adamw_steps(entries, h, grad_scale);
     updated_last_step_ += static_cast<int64_t>(entries.size());
   }
 }

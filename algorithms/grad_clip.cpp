@@ -14,19 +14,13 @@ double global_grad_norm(const std::vector<std::pair<std::string, Variable>>& par
   for (const auto& [name, p] : params) {
     if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
   }
+  std::vector<Device> devices;
+  for (const Tensor& g : grads) devices.push_back(g.device());
   std::vector<double> sums(grads.size(), 0.0);
-  std::vector<bool> done(grads.size(), false);
-  for (size_t first = 0; first < grads.size(); ++first) {
-    if (done[first]) continue;
-    const Device device = grads[first].device();
-    std::vector<size_t> index;
+  for (const std::vector<size_t>& index : group_by_device(devices)) {
     std::vector<Tensor> group;
-    for (size_t i = first; i < grads.size(); ++i) {
-      if (done[i] || grads[i].device() != device) continue;
-      index.push_back(i);
-      group.push_back(grads[i]);
-      done[i] = true;
-    }
+    for (size_t i : index) group.push_back(grads[i]);
+    const Device device = devices[index.front()];
     Tensor out = Tensor::empty({static_cast<int64_t>(group.size())}, DType::f32, device);
     backend_for(device).squared_norms(group, out);
     const std::vector<float> values = out.to_vector<float>();

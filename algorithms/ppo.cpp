@@ -374,16 +374,7 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
     values.insert(values.end(), upd.metrics.begin(), upd.metrics.end());
     // The ranks agree on the step's trained tokens and on whether a signal stops the run after it:
     // a rank stopping alone would leave the others waiting in the next collective.
-    int signal = signals.pending();
-    if (comm.size() > 1) {
-      Tensor counts = Tensor::from_vector(
-          std::vector<int64_t>{upd.tokens, signal != 0 ? 1 : 0, static_cast<int64_t>(signal)}, {3});
-      comm.all_reduce_sum(counts);
-      const std::vector<int64_t> c = counts.to_vector<int64_t>();
-      upd.tokens = c[0];
-      // Launchers forward one signal to every rank, so the mean is that signal.
-      signal = c[1] > 0 ? static_cast<int>(c[2] / c[1]) : 0;
-    }
+    const int signal = agree_on_stop(comm, upd.tokens, signals.pending());
     const int64_t generated = rollout.response_tokens();
     values.emplace_back("lr", lr);
     values.emplace_back(
@@ -412,11 +403,7 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
       if (trainer.save_every <= 0 || done % trainer.save_every != 0) save(done);
       if (lead) {
         progress->finish(note);
-        std::fprintf(stderr,
-                     "%s: stopped by signal %d after step %lld; checkpoint %s\n"
-                     "continue with --resume %s\n",
-                     trainer.label.c_str(), signal, static_cast<long long>(done),
-                     result.checkpoint.c_str(), trainer.out_dir.c_str());
+        print_signal_stop(trainer.label, signal, done, result.checkpoint, trainer.out_dir);
       }
       result.interrupted = true;
       result.signal = signal;

@@ -1,6 +1,11 @@
 #include "algorithms/stop_signals.h"
 
 #include <atomic>
+#include <cstdio>
+#include <vector>
+
+#include "runtime/communicator.h"
+#include "runtime/tensor.h"
 
 namespace rlaif {
 namespace {
@@ -34,6 +39,26 @@ StopSignals::~StopSignals() {
 
 int StopSignals::pending() const {
   return g_signal.load();
+}
+
+int agree_on_stop(Communicator& comm, int64_t& tokens, int signal) {
+  if (comm.size() <= 1) return signal;
+  Tensor counts = Tensor::from_vector(
+      std::vector<int64_t>{tokens, signal != 0 ? 1 : 0, static_cast<int64_t>(signal)}, {3});
+  comm.all_reduce_sum(counts);
+  const std::vector<int64_t> c = counts.to_vector<int64_t>();
+  tokens = c[0];
+  // Launchers forward one signal to every rank, so the mean of the received ones is that signal.
+  return c[1] > 0 ? static_cast<int>(c[2] / c[1]) : 0;
+}
+
+void print_signal_stop(const std::string& label, int signal, int64_t done,
+                       const std::string& checkpoint, const std::string& out_dir) {
+  std::fprintf(stderr,
+               "%s: stopped by signal %d after step %lld; checkpoint %s\n"
+               "continue with --resume %s\n",
+               label.c_str(), signal, static_cast<long long>(done), checkpoint.c_str(),
+               out_dir.c_str());
 }
 
 }  // namespace rlaif

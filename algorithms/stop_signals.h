@@ -4,8 +4,12 @@
 #pragma once
 
 #include <csignal>
+#include <cstdint>
+#include <string>
 
 namespace rlaif {
+
+class Communicator;
 
 class StopSignals {
  public:
@@ -23,5 +27,16 @@ class StopSignals {
   struct sigaction old_int_ {};
   struct sigaction old_term_ {};
 };
+
+// What the ranks of a data-parallel run agree on after each step: `tokens` becomes the sum of
+// every rank's, and the result is the signal any rank received (0 if none). They must agree on
+// stopping: a rank that stopped alone would leave the others waiting in the next collective.
+// One all-reduce; with one rank it returns `signal` and leaves `tokens` as it is.
+int agree_on_stop(Communicator& comm, int64_t& tokens, int signal);
+
+// Tells the user (on stderr) that `signal` stopped the run labelled `label` after step `done`,
+// where its checkpoint is, and how to continue from `out_dir`.
+void print_signal_stop(const std::string& label, int signal, int64_t done,
+                       const std::string& checkpoint, const std::string& out_dir);
 
 }  // namespace rlaif

@@ -45,13 +45,7 @@ int reduce_step(Communicator& comm, double& loss, int64_t& tokens,
   means = m.to_vector<float>();
   loss = means[0];
   for (size_t i = 0; i < extra.size(); ++i) extra[i].second = means[i + 1];
-  Tensor counts = Tensor::from_vector(
-      std::vector<int64_t>{tokens, signal != 0 ? 1 : 0, static_cast<int64_t>(signal)}, {3});
-  comm.all_reduce_sum(counts);
-  const std::vector<int64_t> c = counts.to_vector<int64_t>();
-  tokens = c[0];
-  // Launchers forward one signal to every rank, so the mean is that signal.
-  return c[1] > 0 ? static_cast<int>(c[2] / c[1]) : 0;
+  return agree_on_stop(comm, tokens, signal);
 }
 
 }  // namespace
@@ -258,11 +252,7 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
       if (options.save_every <= 0 || done % options.save_every != 0) save(done);
       if (lead) {
         progress->finish(note);
-        std::fprintf(stderr,
-                     "%s: stopped by signal %d after step %lld; checkpoint %s\n"
-                     "continue with --resume %s\n",
-                     options.label.c_str(), sig, static_cast<long long>(done),
-                     result.checkpoint.c_str(), options.out_dir.c_str());
+        print_signal_stop(options.label, sig, done, result.checkpoint, options.out_dir);
       }
       result.interrupted = true;
       result.signal = sig;

@@ -28,4 +28,19 @@ std::ostream& operator<<(std::ostream& os, const Device& device) {
   return os << device.str();
 }
 
+std::vector<std::vector<size_t>> group_by_device(const std::vector<Device>& devices) {
+  std::vector<Device> seen;
+  std::vector<std::vector<size_t>> groups;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    size_t g = 0;
+    while (g < seen.size() && seen[g] != devices[i]) ++g;
+    if (g == seen.size()) {
+      seen.push_back(devices[i]);
+      groups.emplace_back();
+    }
+    groups[g].push_back(i);
+  }
+  return groups;
+}
+
 }  // namespace rlaif

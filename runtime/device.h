@@ -1,9 +1,11 @@
 // Where a tensor's memory lives: the host (cpu) or one CUDA device (cuda:N).
 #pragma once
 
+#include <cstddef>
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rlaif {
 
@@ -25,5 +27,10 @@ struct Device {
 // Parses "cpu", "cuda" (= cuda:0) or "cuda:N"; throws Error naming the text otherwise.
 Device parse_device(std::string_view text);
 std::ostream& operator<<(std::ostream& os, const Device& device);
+
+// The indices of `devices` grouped by device: groups in the order their device first appears,
+// indices increasing within a group. How a list of tensors is split into one batched call per
+// device (one adamw_steps, one squared_norms).
+std::vector<std::vector<size_t>> group_by_device(const std::vector<Device>& devices);
 
 }  // namespace rlaif

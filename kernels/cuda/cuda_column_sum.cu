@@ -4,7 +4,7 @@
 // A bias gradient's [8192, 768] has only 24 such groups: 24 of the GPU's 132 SMs read 12.6 MB
 // with a few loads in flight each, so the sum is latency-bound at a fraction of the memory's
 // bandwidth. Here the rows are also cut into S segments, S fixed by the shape (about 1024
-// blocks in all, at least 64 rows each):
+// blocks in all, and no more than ⌈n / 64⌉ segments, so about 64 rows each at least):
 //   1. block (group g, segment s), 32 × 8 threads: thread (c, r) adds rows s·R + r, + 8, ... of
 //      column c in f32 (four loads in flight), the 8 row lanes meet in a fixed tree, and the block
 //      writes partial[o, s, i];
@@ -18,7 +18,7 @@ namespace {
 
 constexpr int kCols = 32;         // columns per block (a warp's lanes)
 constexpr int kRowLanes = 8;      // row lanes per block
-constexpr int64_t kMinRows = 64;  // rows per segment at least
+constexpr int64_t kMinRows = 64;  // at most ⌈n / kMinRows⌉ segments (600 rows: 10 of 60)
 constexpr int64_t kTargetBlocks = 1024;
 constexpr int64_t kMaxGroups = 256;  // more column groups than this keep the GPU busy unsplit
 constexpr int64_t kMinSplitRows = 512;

@@ -2,7 +2,8 @@
 # `rlaif ppo` end to end on tiny models: a reward model made by `rlaif init` + a short `rlaif rm`
 # run; PPO (gae, the value model starting from the reward model), RLOO and GRPO each run a few
 # steps and write a model directory and the metrics the issue lists; a run resumed from its
-# checkpoint logs what the uninterrupted run logged; bad flag combinations exit with 2.
+# checkpoint logs what the uninterrupted run logged, and so does one stopped by SIGINT; bad flag
+# combinations exit with 2.
 set -euo pipefail
 rlaif="$1"; root="$2"
 tmp="$(mktemp -d)"
@@ -48,6 +49,24 @@ diff <(strip "$tmp/full/metrics.jsonl") <(strip "$tmp/part/metrics.jsonl") >/dev
   { echo "resumed metrics differ:"; diff <(strip "$tmp/full/metrics.jsonl") <(strip "$tmp/part/metrics.jsonl") | head; exit 1; }
 cmp "$tmp/full/model.safetensors" "$tmp/part/model.safetensors" || { echo "resumed weights differ"; exit 1; }
 
+# SIGINT: the step finishes, a checkpoint is written, the exit code is 128+2 with a resume hint,
+# and resuming finishes the run with the uninterrupted run's metrics and weights.
+sig_flags=(--steps 12 --save-every 0)
+"$rlaif" ppo "${common[@]}" "${sig_flags[@]}" --out "$tmp/sig_full" >/dev/null 2>&1
+"$rlaif" ppo "${common[@]}" "${sig_flags[@]}" --out "$tmp/sig" >/dev/null 2>"$tmp/sig.err" &
+pid=$!
+for _ in $(seq 600); do grep -q '"step":1,' "$tmp/sig/metrics.jsonl" 2>/dev/null && break; sleep 0.05; done
+kill -INT "$pid"
+set +e; wait "$pid"; code=$?; set -e
+[[ $code -eq 130 ]] || { echo "ppo: SIGINT exit code $code, want 130"; cat "$tmp/sig.err"; exit 1; }
+grep -q "continue with --resume" "$tmp/sig.err" || { echo "ppo: no resume hint after SIGINT"; cat "$tmp/sig.err"; exit 1; }
+ckpt="$(ls -d "$tmp/sig/checkpoints"/step_* | tail -1)"
+"$rlaif" ppo "${common[@]}" "${sig_flags[@]}" --out "$tmp/sig" --resume "$ckpt" >/dev/null 2>&1 ||
+  { echo "ppo: resuming from $ckpt after SIGINT failed"; exit 1; }
+diff <(strip "$tmp/sig_full/metrics.jsonl") <(strip "$tmp/sig/metrics.jsonl") >/dev/null ||
+  { echo "ppo: metrics after SIGINT + resume differ:"; diff <(strip "$tmp/sig_full/metrics.jsonl") <(strip "$tmp/sig/metrics.jsonl") | head; exit 1; }
+cmp "$tmp/sig_full/model.safetensors" "$tmp/sig/model.safetensors" || { echo "ppo: weights after SIGINT + resume differ"; exit 1; }
+
 # Usage errors exit with 2 and name the flag.
 expect_usage() {  # message, then flags
   local want="$1"; shift
@@ -60,4 +79,4 @@ expect_usage "--samples-per-prompt" --advantage rloo --samples-per-prompt 1
 expect_usage "--value-model" --advantage grpo --value-model "$tmp/rm"
 expect_usage "--mini-batches" --mini-batches 3
 expect_usage "gae, rloo or grpo" --advantage ppo
-echo "rlaif ppo: gae, rloo and grpo train and write models; resume is exact; bad flags exit 2"
+echo "rlaif ppo: gae, rloo and grpo train and write models; resume is exact, after SIGINT too; bad flags exit 2"

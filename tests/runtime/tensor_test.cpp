@@ -135,6 +135,14 @@ TEST(Tensor, ItemConvertsEveryDtype) {
   EXPECT_EQ(u.item(), 200.0f);
 }
 
+TEST(DeviceAndDtype, GroupByDeviceKeepsFirstAppearanceAndIndexOrder) {
+  const Device c = Device::cpu(), g0 = Device::cuda(0), g1 = Device::cuda(1);
+  using Groups = std::vector<std::vector<size_t>>;
+  EXPECT_EQ(group_by_device({}), Groups{});
+  EXPECT_EQ(group_by_device({c, c, c}), (Groups{{0, 1, 2}}));
+  EXPECT_EQ(group_by_device({g1, c, g1, g0, c, g0}), (Groups{{0, 2}, {1, 4}, {3, 5}}));
+}
+
 TEST(DeviceAndDtype, ParseAndPrint) {
   EXPECT_EQ(parse_device("cpu"), Device::cpu());
   EXPECT_EQ(parse_device("cuda"), Device::cuda(0));
