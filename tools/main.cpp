@@ -1,6 +1,10 @@
 // rlaif: train and align language models from the command line. See `rlaif --help`.
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -103,12 +107,29 @@ void tune_environment_and_reexec(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
 }
 
+// glibc serves every allocation above 32 MiB with a fresh mmap() and unmaps it when it is freed,
+// so each CPU training step faults in (and the kernel zeroes) its large activations, logits and
+// gradients again: 1.2M page faults in 5 steps of GPT-2 124M at batch 2 × 128. Taken from the
+// heap and kept there when freed, the same blocks serve the next step: steps 10% faster
+// (3.15 → 2.81 s and 3.33 → 2.99 s, alternated runs on a 2-core Xeon), peak RSS 4% higher.
+// Left alone when the user tunes malloc through the environment. (ASan ignores mallopt.)
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  for (const char* name : {"GLIBC_TUNABLES", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"}) {
+    if (std::getenv(name) != nullptr) return;
+  }
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
+}
+
 }  // namespace
 }  // namespace rlaif::cli
 
 int main(int argc, char** argv) {
   using namespace rlaif::cli;
   tune_environment_and_reexec(argv);
+  keep_freed_memory();
   std::vector<std::string> words(argv + 1, argv + argc);
   if (words.empty() || words[0] == "--help" || words[0] == "-h" || words[0] == "help") {
     print_help();
