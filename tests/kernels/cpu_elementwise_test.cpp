@@ -92,6 +92,58 @@ TEST(CpuElementwise, UnaryMatchesDoubleClosedForms) {
   }
 }
 
+// The CPU computes tanh (and GELU's tanh and sech²) from one exp in double rather than glibc's
+// slow tanhf/coshf; this holds it to an ulp over a dense sweep, tiny, huge and special inputs.
+TEST(CpuElementwise, TanhAndGeluAreWithinAnUlp) {
+  std::vector<float> xs;
+  for (int i = -200000; i <= 200000; ++i) xs.push_back(static_cast<float>(i) * 1e-4f);  // ±20
+  for (float v = 1e-12f; v < 1.0f; v *= 1.37f) {
+    xs.push_back(v);
+    xs.push_back(-v);
+  }
+  for (float v : {0.0f, -0.0f, 9.9e-5f, 1e-4f, 1.01e-4f, 50.0f, -50.0f, 400.0f, -1e30f, 1e30f})
+    xs.push_back(v);
+  const auto n = static_cast<int64_t>(xs.size());
+  Tensor x = Tensor::from_vector(xs, {n});
+  Tensor y = Tensor::empty({n}, DType::f32), dx = Tensor::empty({n}, DType::f32);
+  Tensor ones = Tensor::from_vector(std::vector<float>(xs.size(), 1.0f), {n});
+  auto ulp = [](double v) {
+    const float f = std::fabs(static_cast<float>(v));
+    return static_cast<double>(std::nextafter(f, INFINITY) - f);
+  };
+  cpu().unary(UnaryOp::tanh, x, y);
+  for (int64_t i = 0; i < n; ++i) {
+    const double want = std::tanh(static_cast<double>(xs[i]));
+    ASSERT_LE(std::fabs(y.data<float>()[i] - want), ulp(want))
+        << "tanh(" << xs[i] << ") = " << y.data<float>()[i] << ", want " << want;
+  }
+  // GELU: the same float arithmetic as llm.c around an exact tanh and sech² of the same u.
+  const float scale = std::sqrt(static_cast<float>(2.0 / std::numbers::pi)), cubic = 0.044715f;
+  cpu().unary(UnaryOp::gelu_tanh, x, y);
+  cpu().unary_backward(UnaryOp::gelu_tanh, x, y, ones, dx);
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = xs[i];
+    if (std::fabs(v) > 1e15f) continue;  // x³ overflows in float: inf or NaN, as before
+    const float u = scale * (v + cubic * v * v * v);
+    const double t = std::tanh(static_cast<double>(u)), c = std::cosh(static_cast<double>(u));
+    const double fwd = 0.5 * v * (1.0 + t);
+    const double bwd =
+        0.5 * (1.0 + t) + v * 0.5 * (1.0 / (c * c)) * scale * (1.0 + 3.0 * cubic * v * v);
+    // A few float roundings around the transcendental part: 4 ulps of the result, or 4 ulps of
+    // the terms where 1 + tanh u cancels (x ≪ 0).
+    ASSERT_LE(std::fabs(y.data<float>()[i] - fwd), 4 * ulp(fwd) + 4 * ulp(1.0) * std::fabs(0.5 * v))
+        << "gelu(" << v << ") = " << y.data<float>()[i] << ", want " << fwd;
+    ASSERT_LE(std::fabs(dx.data<float>()[i] - bwd), 4 * ulp(bwd) + 4 * ulp(1.0))
+        << "gelu'(" << v << ") = " << dx.data<float>()[i] << ", want " << bwd;
+  }
+  const float special[] = {NAN, INFINITY};
+  Tensor s = Tensor::from_vector(std::vector<float>(special, special + 2), {2});
+  Tensor ts = Tensor::empty({2}, DType::f32);
+  cpu().unary(UnaryOp::tanh, s, ts);
+  EXPECT_TRUE(std::isnan(ts.data<float>()[0]));
+  EXPECT_EQ(ts.data<float>()[1], 1.0f);
+}
+
 TEST(CpuElementwise, SigmoidFamilyIsStableForLargeInputs) {
   Tensor x = Tensor::from_vector<float>({-1000.0f, -100.0f, -20.0f, 20.0f, 100.0f, 1000.0f}, {6});
   Tensor out = Tensor::empty({6}, DType::f32);
