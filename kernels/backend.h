@@ -201,8 +201,14 @@ class Backend {
   // Error naming the id and its position); out: [..., D].
   virtual void embedding(const Tensor& weight, const Tensor& ids, const Tensor& out) = 0;
   // dweight[v, :] = Σ_{n : ids[n] = v} dout[n, :] (scatter-add, in a fixed order: deterministic).
-  // dweight: [V, D], written (rows no id points at become 0).
-  virtual void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight) = 0;
+  // dweight: [V, D], written (rows no id points at become 0). accumulate: dweight[v, :] += that
+  // sum instead, for the rows some id points at only, the sum rounded to dweight's dtype first
+  // and added in f32 with no contraction: the bits of a separate dweight followed by
+  // binary(add), except that a -0 in a row no id points at stays -0. This is how a gradient that
+  // already holds the tied LM head's contribution takes the embedding's without a [V, D]
+  // temporary and a pass over all of it (autograd/ops_nn.cpp).
+  virtual void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight,
+                                  bool accumulate = false) = 0;
 
   // ---- Normalisation -------------------------------------------------------------------------
 

@@ -355,13 +355,16 @@ void ProfilingBackend::embedding(const Tensor& weight, const Tensor& ids, const 
 }
 
 void ProfilingBackend::embedding_backward(const Tensor& ids, const Tensor& dout,
-                                          const Tensor& dweight) {
+                                          const Tensor& dweight, bool accumulate) {
   timed(
       [&] {
-        return simple("embedding_backward " + dims(dweight) + " ids", ids,
-                      bytes_of(ids, dout, dweight));
+        // Accumulating touches only the rows the ids point at: read and written, as dout's size.
+        return accumulate ? simple("embedding_backward += " + dims(dweight) + " ids", ids,
+                                   bytes_of(ids, dout, dout, dout))
+                          : simple("embedding_backward " + dims(dweight) + " ids", ids,
+                                   bytes_of(ids, dout, dweight));
       },
-      [&] { inner_.embedding_backward(ids, dout, dweight); });
+      [&] { inner_.embedding_backward(ids, dout, dweight, accumulate); });
 }
 
 void ProfilingBackend::layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta,

@@ -110,7 +110,8 @@ class ProfilingBackend final : public Backend {
   void log_softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx) override;
 
   void embedding(const Tensor& weight, const Tensor& ids, const Tensor& out) override;
-  void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight) override;
+  void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight,
+                          bool accumulate = false) override;
 
   void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
                  const Tensor& out, const Tensor& mean, const Tensor& rstd) override;

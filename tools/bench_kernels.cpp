@@ -242,6 +242,10 @@ void KernelBench::elementwise() {
     run("embedding bwd", dims({V, D}),
         (nd + static_cast<double>(V * D)) * es + 4.0 * static_cast<double>(N), false,
         [&] { backend_.embedding_backward(ids_t, dout, dweight); });
+    // Added into an existing gradient (a tied head's): only the rows the ids touch are read and
+    // written (at most N of them), so the bytes are dout's plus twice the touched rows'.
+    run("embedding bwd +=", dims({V, D}), 3 * nd * es + 4.0 * static_cast<double>(N), false,
+        [&] { backend_.embedding_backward(ids_t, dout, dweight, /*accumulate=*/true); });
   }
   for (int64_t C : {D, F}) {
     // A bias gradient: the sum over the rows of a linear layer's output gradient.

@@ -57,7 +57,8 @@ void CpuBackend::embedding(const Tensor& weight, const Tensor& ids, const Tensor
   });
 }
 
-void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight) {
+void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight,
+                                    bool accumulate) {
   const char* op = "embedding_backward";
   cpu::expect(op, "ids", ids, DType::i32);
   check_weight(op, "dweight", dweight);
@@ -80,7 +81,7 @@ void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& dout, const
 
   // One vocabulary row per task: dweight[v, :] = Σ over its positions (in increasing order) of
   // dout[n, :], accumulated in double so that frequent tokens (thousands of rows) keep f32
-  // accuracy.
+  // accuracy. With accumulate the rounded sum is added to the row (rows without ids untouched).
   const float* g = dout.data<float>();
   float* dw = dweight.data<float>();
   const int64_t avg_hits = vocab > 0 ? 1 + n_ids / vocab : 1;
@@ -88,7 +89,9 @@ void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& dout, const
     float* row = dw + v * d;
     const int64_t begin = start[v], end = start[v + 1];
     if (begin == end) {  // no id points here: the gradient is 0
-      for (int64_t j = 0; j < d; ++j) row[j] = 0.0f;
+      if (!accumulate) {
+        for (int64_t j = 0; j < d; ++j) row[j] = 0.0f;
+      }
       return;
     }
     std::vector<double> acc(static_cast<size_t>(d), 0.0);
@@ -96,7 +99,11 @@ void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& dout, const
       const float* src = g + order[k] * d;
       for (int64_t j = 0; j < d; ++j) acc[j] += src[j];
     }
-    for (int64_t j = 0; j < d; ++j) row[j] = static_cast<float>(acc[j]);
+    if (accumulate) {
+      for (int64_t j = 0; j < d; ++j) row[j] += static_cast<float>(acc[j]);
+    } else {
+      for (int64_t j = 0; j < d; ++j) row[j] = static_cast<float>(acc[j]);
+    }
   });
 }
 

@@ -14,7 +14,9 @@
 //      O(N²/2) comparisons, but fully parallel and cheap up to ~10⁵ positions;
 //   4. order[start[ids[n]] + rank[n]] = n, so each bucket lists its positions in increasing order;
 //   5. one warp per vocabulary row sums its bucket's dout rows in that order, in double (as the
-//      CPU reference, so frequent tokens keep f32 accuracy), and writes zeros for empty buckets.
+//      CPU reference, so frequent tokens keep f32 accuracy), and writes zeros for empty buckets;
+//      with accumulate it adds the sum, rounded to the dtype, to the row with __fadd_rn (what a
+//      separate dweight and binary(add) give) and leaves empty buckets' rows alone.
 #include <climits>
 #include <cstring>
 
@@ -188,7 +190,7 @@ __global__ void scatter_kernel(const int32_t* ids, const int32_t* start, const i
 // loads are all issued before the (in-order) additions.
 template <typename T, int kVec>
 __global__ void bucket_sum_kernel(const T* dout, const int32_t* start, const int32_t* order,
-                                  int64_t vocab, int64_t d, T* dweight) {
+                                  int64_t vocab, int64_t d, T* dweight, bool accumulate) {
   constexpr int kBatch = kVec >= 8 ? 4 : 32 / kVec;
   const int lane = threadIdx.x & 31;
   const int64_t per_block = blockDim.x / 32;
@@ -196,6 +198,7 @@ __global__ void bucket_sum_kernel(const T* dout, const int32_t* start, const int
   for (int64_t v = blockIdx.x * per_block + threadIdx.x / 32; v < vocab;
        v += static_cast<int64_t>(gridDim.x) * per_block) {
     const int32_t begin = start[v], end = start[v + 1];
+    if (accumulate && begin == end) continue;  // a row no id points at keeps its value
     T* dst = dweight + v * d;
     for (int64_t i = lane; i < nvec; i += 32) {
       double acc[kVec] = {};
@@ -218,6 +221,12 @@ __global__ void bucket_sum_kernel(const T* dout, const int32_t* start, const int
       float out[kVec];
 #pragma unroll
       for (int j = 0; j < kVec; ++j) out[j] = static_cast<float>(acc[j]);
+      if (accumulate) {
+        float old[kVec];
+        load_f32_vec<T, kVec>(dst + i * kVec, old);
+#pragma unroll
+        for (int j = 0; j < kVec; ++j) out[j] = __fadd_rn(old[j], to_f32(from_f32<T>(out[j])));
+      }
       store_f32_vec<T, kVec>(dst + i * kVec, out);
     }
   }
@@ -261,7 +270,8 @@ void CudaBackend::embedding(const Tensor& weight, const Tensor& ids, const Tenso
                describe({{"weight", &weight}, {"ids", &ids}, {"out", &out}}));
 }
 
-void CudaBackend::embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight) {
+void CudaBackend::embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight,
+                                     bool accumulate) {
   const char* op = "embedding_backward";
   expect_dtype(op, "ids", ids, DType::i32);
   check_weight(op, "dweight", dweight);
@@ -272,8 +282,8 @@ void CudaBackend::embedding_backward(const Tensor& ids, const Tensor& dout, cons
   check_ids(op, ids, vocab);
   const int64_t n = ids.numel();
   if (vocab == 0 || d == 0) return;
-  if (n == 0) {  // no position points anywhere: the gradient is 0
-    check_cuda(cudaMemsetAsync(dweight.raw_data(), 0, dweight.nbytes(), 0), op);
+  if (n == 0) {  // no position points anywhere: the gradient is 0 (nothing to add)
+    if (!accumulate) check_cuda(cudaMemsetAsync(dweight.raw_data(), 0, dweight.nbytes(), 0), op);
     return;
   }
   RLAIF_CHECK(n < INT32_MAX && vocab < INT32_MAX, op, ": ids ", ids, " and dweight ", dweight,
@@ -318,10 +328,10 @@ void CudaBackend::embedding_backward(const Tensor& ids, const Tensor& dout, cons
     const unsigned blocks = static_cast<unsigned>(blocks64 < (1 << 20) ? blocks64 : (1 << 20));
     if (vec) {
       bucket_sum_kernel<T, kWide>
-          <<<blocks, 256>>>(ptr<T>(dout), start, order, vocab, d, ptr<T>(dweight));
+          <<<blocks, 256>>>(ptr<T>(dout), start, order, vocab, d, ptr<T>(dweight), accumulate);
     } else {
       bucket_sum_kernel<T, 1>
-          <<<blocks, 256>>>(ptr<T>(dout), start, order, vocab, d, ptr<T>(dweight));
+          <<<blocks, 256>>>(ptr<T>(dout), start, order, vocab, d, ptr<T>(dweight), accumulate);
     }
   });
   check_launch("embedding bucket_sum_kernel",

@@ -29,6 +29,38 @@ TEST(OpsNN, EmbeddingWithRepeatedIds) {
                    {w2});
 }
 
+// A leaf weight whose .grad already holds a gradient takes the embedding's in place (the tied
+// LM head's case, and a second use or micro-batch). The result must be the bits of the engine's
+// own adds, which a non-leaf weight (w·1, exact) still gets, and pass the finite-difference check.
+TEST(OpsNN, EmbeddingAddsIntoAnExistingGradientAsTheEngineWould) {
+  const Tensor init = uniform({11, 6}, 2002);
+  const Tensor ids_a = i32({3, 1, 3, 0, 10, 3, 5}, {7}), ids_b = i32({1, 1, 4, 3}, {4});
+  const Tensor weights = uniform({7, 11}, 2003);
+  // Two lookups and a tied head: whichever runs second adds into the gradient (twice over).
+  auto loss = [&](const Variable& w) {
+    Variable h = embedding(w, ids_a);
+    Variable logits = matmul(h, w, false, true);  // [7, 11], the head tied to w
+    Variable extra = sum_all(mul(embedding(w, ids_b), embedding(w, ids_b)));
+    return add(sum_all(mul(logits, Variable(weights))), extra);
+  };
+  Variable leaf = param(init.clone(), "wte");
+  loss(leaf).backward();
+  Variable base = param(init.clone(), "wte_base");
+  loss(scale(base, 1.0f)).backward();  // not a leaf: every contribution goes through the engine
+  ASSERT_TRUE(leaf.grad().defined());
+  EXPECT_EQ(test::values(leaf.grad()), test::values(base.grad()));
+  // A second backward without zero_grad accumulates (micro-batches): the leaf adds each term into
+  // its gradient in turn, the non-leaf sums the terms first, so only the rounding differs.
+  loss(leaf).backward();
+  loss(scale(base, 1.0f)).backward();
+  const std::vector<float> twice = test::values(leaf.grad()), want = test::values(base.grad());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(twice[i], want[i], 1e-5 * (1.0 + std::fabs(want[i]))) << "element " << i;
+  }
+  expect_gradcheck([&](const std::vector<Variable>& v) { return loss(v[0]); },
+                   {param(init.clone(), "wte_check")});
+}
+
 TEST(OpsNN, LayerNorm) {
   uint64_t seed = 2100;
   for (const Shape& shape : {Shape{3, 7}, Shape{2, 5, 13}}) {

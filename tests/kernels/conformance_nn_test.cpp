@@ -55,6 +55,43 @@ TEST_P(Conformance, EmbeddingBackward) {
   }
 }
 
+// accumulate: the bits of a separate dweight and binary(add) (how autograd adds a tied
+// embedding's gradient to the head's), rows no id points at untouched; and the reference's
+// accumulation within tolerance. d = 64 takes the CUDA backend's 16-byte vector path, 13 and 3
+// its scalar one; vocabularies far larger than the positions leave most rows alone.
+TEST_P(Conformance, EmbeddingBackwardAccumulateIsBackwardThenAdd) {
+  for (auto [vocab, d, n] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {7, 13, 41}, {100, 64, 57}, {5, 3, 1000}, {1000, 64, 9}, {300, 13, 0}}) {
+    Tensor ids = random_ids({n}, 8, static_cast<int32_t>(vocab));
+    Tensor dout = random_tensor({n, d}, 9);
+    Tensor start = on_backend(random_tensor({vocab, d}, 10, -3.0f, 3.0f));
+    Tensor got = start.clone();
+    backend().embedding_backward(on_backend(ids), on_backend(dout), got, /*accumulate=*/true);
+    Tensor separate = empty_on_backend({vocab, d}, float_dtype());
+    backend().embedding_backward(on_backend(ids), on_backend(dout), separate);
+    Tensor added = empty_on_backend({vocab, d}, float_dtype());
+    backend().binary(BinaryOp::add, start, separate, added);
+    backend().synchronize();
+    const std::string what =
+        "embedding dweight += " + shape_label({vocab, d}) + ", " + std::to_string(n) + " ids";
+    EXPECT_TRUE(same_bits(got, added)) << what << ": differs from embedding_backward + add";
+
+    const Tensor start_host = to_host_f32(start), got_host = to_host_f32(got);
+    std::vector<bool> hit(static_cast<size_t>(vocab), false);
+    for (int32_t id : ids.to_vector<int32_t>()) hit[static_cast<size_t>(id)] = true;
+    for (int64_t v = 0; v < vocab; ++v) {
+      if (hit[static_cast<size_t>(v)]) continue;
+      for (int64_t j = 0; j < d; ++j) {
+        ASSERT_EQ(got_host.data<float>()[v * d + j], start_host.data<float>()[v * d + j])
+            << what << ": row " << v << ", which no id points at, changed";
+      }
+    }
+    Tensor want = start_host.clone();
+    reference().embedding_backward(ids, dout, want, /*accumulate=*/true);
+    expect_matches(got, want, what, 1.0 + static_cast<double>(n) / static_cast<double>(vocab));
+  }
+}
+
 TEST_P(Conformance, LayerNorm) {
   for (const Shape& shape : std::vector<Shape>{{7, 13}, {2, 5, 64}, {1, 1000}}) {
     const int64_t d = shape.back(), n = shape_numel(shape) / d;
