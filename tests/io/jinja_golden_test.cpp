@@ -1,0 +1,73 @@
+// The interpreter against jinja2 itself: every snippet in tests/data/chat_templates/snippets.json
+// (one per operator, filter, test, statement and whitespace-control case, rendered by jinja2
+// with Hugging Face's settings by tools/golden/make_chat_template_goldens.py) must render to
+// the same bytes, raise the same raise_exception message, or fail where jinja2 fails.
+#include <gtest/gtest.h>
+
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "io/hf_chat_template.h"
+#include "io/jinja_json.h"
+#include "tests/io/io_test_util.h"
+
+namespace rlaif {
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in) << path;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The moment the goldens froze strftime_now at: 2024-07-26 12:00 local time.
+std::time_t golden_time() {
+  std::tm t{};
+  t.tm_year = 2024 - 1900;
+  t.tm_mon = 6;
+  t.tm_mday = 26;
+  t.tm_hour = 12;
+  t.tm_isdst = -1;
+  return std::mktime(&t);
+}
+
+TEST(JinjaGolden, SnippetsRenderAsJinja2Does) {
+  std::string path = test::source_dir() + "/tests/data/chat_templates/snippets.json";
+  jinja::Value snippets = jinja::value_from_json_text(read_text(path), path);
+  ASSERT_TRUE(snippets.is_list());
+  ASSERT_GT(snippets.as_list().size(), 80u);
+  for (const jinja::Value& snippet : snippets.as_list()) {
+    const jinja::Dict& s = snippet.as_dict();
+    const std::string& source = s.find("template")->as_string();
+    std::string context = jinja::value_to_json(*s.find("context"), -1, false);
+    SCOPED_TRACE("template: " + source);
+    auto render = [&] {
+      HfChatTemplate t(source, "{}");
+      t.set_fixed_time(golden_time());
+      return t.render("[]", false, context);
+    };
+    if (const jinja::Value* expected = s.find("expected")) {
+      try {
+        EXPECT_EQ(render(), expected->as_string());
+      } catch (const Error& e) {
+        ADD_FAILURE() << "threw: " << e.what();
+      }
+    } else if (const jinja::Value* raised = s.find("raised")) {
+      try {
+        render();
+        ADD_FAILURE() << "expected raise_exception";
+      } catch (const ChatTemplateRaised& e) {
+        EXPECT_EQ(e.template_message(), raised->as_string());
+      }
+    } else {
+      std::string message = test::error_of(render);
+      EXPECT_NE(message, "") << "jinja2: " << s.find("error")->as_string();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace rlaif
