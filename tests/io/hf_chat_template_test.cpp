@@ -1,0 +1,163 @@
+// Chat templates of real models (Qwen2.5, Qwen3, Llama 3.1 and 3.2, Gemma 3, Mistral Nemo,
+// SmolLM2, Phi-3; tests/data/chat_templates/README.md gives their sources) rendered over the
+// conversations in goldens.json must give exactly what transformers' apply_chat_template gives
+// (as rendered by jinja2 with transformers' settings in
+// tools/golden/make_chat_template_goldens.py), including the messages of raise_exception. Also:
+// loading from a model directory.
+#include "io/hf_chat_template.h"
+
+#include <gtest/gtest.h>
+
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "io/jinja_json.h"
+#include "tests/io/io_test_util.h"
+
+namespace rlaif {
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in) << path;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string data_dir() {
+  return test::source_dir() + "/tests/data/chat_templates/";
+}
+
+std::time_t golden_time() {
+  std::tm t{};
+  t.tm_year = 2024 - 1900;
+  t.tm_mon = 6;
+  t.tm_mday = 26;
+  t.tm_hour = 12;
+  t.tm_isdst = -1;
+  return std::mktime(&t);
+}
+
+TEST(HfChatTemplate, RealTemplatesMatchTransformersGoldens) {
+  jinja::Value goldens =
+      jinja::value_from_json_text(read_text(data_dir() + "goldens.json"), "goldens.json");
+  std::map<std::string, const jinja::Dict*> conversations;
+  for (const jinja::Value& c : goldens.as_dict().find("conversations")->as_list()) {
+    conversations[c.as_dict().find("name")->as_string()] = &c.as_dict();
+  }
+  std::map<std::string, HfChatTemplate> templates;
+  size_t rendered = 0, raised = 0;
+  for (const jinja::Value& r : goldens.as_dict().find("renders")->as_list()) {
+    const jinja::Dict& golden = r.as_dict();
+    const std::string& model = golden.find("model")->as_string();
+    const std::string& name = golden.find("conversation")->as_string();
+    bool add_generation_prompt = golden.find("add_generation_prompt")->as_bool();
+    SCOPED_TRACE(model + " / " + name + (add_generation_prompt ? " / generation prompt" : ""));
+    if (!templates.count(model)) {
+      HfChatTemplate t(read_text(data_dir() + model + ".jinja"),
+                       read_text(data_dir() + model + ".tokens.json"));
+      t.set_fixed_time(golden_time());
+      templates.emplace(model, std::move(t));
+    }
+    const jinja::Dict& conversation = *conversations.at(name);
+    std::string messages = jinja::value_to_json(*conversation.find("messages"), -1, false);
+    std::string extra = jinja::value_to_json(*conversation.find("extra"), -1, false);
+    auto render = [&] {
+      return templates.at(model).render(messages, add_generation_prompt, extra);
+    };
+    if (const jinja::Value* expected = golden.find("expected")) {
+      try {
+        EXPECT_EQ(render(), expected->as_string());
+        ++rendered;
+      } catch (const Error& e) {
+        ADD_FAILURE() << "threw: " << e.what();
+      }
+    } else if (const jinja::Value* message = golden.find("raised")) {
+      try {
+        render();
+        ADD_FAILURE() << "expected raise_exception(" << message->as_string() << ")";
+      } catch (const ChatTemplateRaised& e) {
+        EXPECT_EQ(e.template_message(), message->as_string());
+        ++raised;
+      }
+    } else {
+      EXPECT_NE(test::error_of(render), "") << golden.find("error")->as_string();
+    }
+  }
+  EXPECT_GT(rendered, 200u);
+  EXPECT_GT(raised, 10u);
+}
+
+TEST(HfChatTemplate, LoadsStringTemplateAndTokenObjectsFromTokenizerConfig) {
+  test::TempDir dir;
+  test::write_bytes(
+      dir.file("tokenizer_config.json"),
+      R"({"bos_token": {"__type": "AddedToken", "content": "<s>"}, "eos_token": "</s>",
+                 "unk_token": null,
+                 "chat_template": "{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{{ eos_token }}{% endfor %}{{ unk_token is defined }}"})");
+  HfChatTemplate t = HfChatTemplate::from_model_dir(dir.str());
+  EXPECT_EQ(t.render({{"user", "hi"}, {"assistant", "yo"}}, false),
+            "<s>[user]hi</s>[assistant]yo</s>False");
+}
+
+TEST(HfChatTemplate, PicksTheDefaultOfNamedTemplates) {
+  test::TempDir dir;
+  test::write_bytes(dir.file("tokenizer_config.json"),
+                    R"({"chat_template": [{"name": "tool_use", "template": "tools"},
+                                   {"name": "default", "template": "plain {{ messages|length }}"}]})");
+  EXPECT_EQ(HfChatTemplate::from_model_dir(dir.str()).render("[{}]", false), "plain 1");
+  EXPECT_EQ(HfChatTemplate::from_model_dir(dir.str(), "tool_use").render("[]", false), "tools");
+  std::string message = test::error_of([&] { HfChatTemplate::from_model_dir(dir.str(), "rag"); });
+  EXPECT_NE(message.find("no chat template named 'rag'"), std::string::npos) << message;
+  EXPECT_NE(message.find("tool_use, default"), std::string::npos) << message;
+}
+
+TEST(HfChatTemplate, ChatTemplateJinjaFileTakesPrecedence) {
+  test::TempDir dir;
+  test::write_bytes(dir.file("tokenizer_config.json"),
+                    R"({"eos_token": "<e>", "chat_template": "from config"})");
+  test::write_bytes(dir.file("chat_template.jinja"), "from file{{ eos_token }}\n");
+  EXPECT_EQ(HfChatTemplate::from_model_dir(dir.str()).render("[]", true), "from file<e>");
+}
+
+TEST(HfChatTemplate, MissingTemplateIsAnError) {
+  test::TempDir dir;
+  test::write_bytes(dir.file("tokenizer_config.json"), R"({"eos_token": "</s>"})");
+  std::string message = test::error_of([&] { HfChatTemplate::from_model_dir(dir.str()); });
+  EXPECT_NE(message.find("neither chat_template.jinja nor"), std::string::npos) << message;
+}
+
+TEST(HfChatTemplate, ContextDefaultsMatchTransformers) {
+  HfChatTemplate t(
+      "{{ tools is none }}{{ documents is none }}{{ add_generation_prompt }}"
+      "{{ bos_token is defined }}{{ extra }}{{ strftime_now('%Y') | length }}",
+      R"({"eos_token": "</s>"})");
+  EXPECT_EQ(t.render("[]", true, R"({"extra": [1, "x"]})"), "TrueTrueTrueFalse[1, 'x']4");
+}
+
+TEST(HfChatTemplate, RaiseExceptionCarriesTheTemplateMessage) {
+  HfChatTemplate t(
+      "{% if messages[0].role != 'user' %}{{ raise_exception('roles: ' ~ messages[0].role) }}{% "
+      "endif %}",
+      "{}");
+  try {
+    t.render(R"([{"role": "assistant", "content": "x"}])", false);
+    FAIL() << "expected ChatTemplateRaised";
+  } catch (const ChatTemplateRaised& e) {
+    EXPECT_EQ(e.template_message(), "roles: assistant");
+    EXPECT_NE(std::string(e.what()).find("roles: assistant"), std::string::npos);
+  }
+}
+
+TEST(HfChatTemplate, BadMessagesJsonIsAnError) {
+  HfChatTemplate t("{{ messages }}", "{}");
+  EXPECT_NE(test::error_of([&] { t.render("{\"role\": 1}", false); }).find("JSON array"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { t.render("[", false); }).find("invalid JSON"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rlaif
