@@ -11,6 +11,7 @@ packages=(
   rapidjson-dev            # JSON (configs, datasets, the API client)
   libcurl4-openssl-dev     # HTTP client for teachers and critics
   libcpp-httplib-dev       # HTTP server for `rlaif serve`
+  libpcre2-dev libicu-dev liblzma-dev  # Hugging Face tokenizers: split regexes, Unicode normalization, .xz files
   libopenmpi-dev openmpi-bin  # MPI: `mpirun -np N` launches ranks; CPU collectives, NCCL bootstrap
 )
 

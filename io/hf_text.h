@@ -1,0 +1,65 @@
+// Unicode text tools for the Hugging Face tokenizer pipeline, all on UTF-8 std::string.
+//
+// Nothing here knows Unicode tables itself: regular expressions go to PCRE2 (UTF + UCP mode, so
+// \p{L}, \s and (?i:...) follow Unicode properties, as Oniguruma's do for the Rust `tokenizers`
+// crate), and normalisation and case mapping go to ICU. What remains is plain UTF-8 arithmetic
+// and the GPT-2 byte-to-character table used by ByteLevel pre-tokenizers and decoders.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace rlaif::hf {
+
+// Byte length of the UTF-8 sequence that starts with `lead` (1 for stray continuation bytes, so
+// loops over malformed text still advance).
+size_t utf8_length(unsigned char lead);
+// Decodes the code point at text[pos] (U+FFFD for malformed bytes) and advances pos.
+char32_t utf8_next(std::string_view text, size_t& pos);
+void utf8_append(std::string& out, char32_t cp);
+// Splits into code points, each as its UTF-8 bytes.
+std::vector<std::string_view> utf8_chars(std::string_view text);
+// Rust's char::is_whitespace (Unicode White_Space).
+bool is_unicode_whitespace(char32_t cp);
+
+// Compiled PCRE2 pattern. Immutable after construction; safe to share between threads (each
+// search allocates its own match data).
+class Regex {
+ public:
+  // Throws Error naming `origin` (the file and component that supplied the pattern) when PCRE2
+  // rejects it.
+  Regex(const std::string& pattern, const std::string& origin);
+  ~Regex();
+  Regex(const Regex&) = delete;
+  Regex& operator=(const Regex&) = delete;
+
+  // Byte ranges [begin, end) of the successive non-overlapping matches, as Rust's find_iter: an
+  // empty match advances one character.
+  std::vector<std::pair<size_t, size_t>> find_all(std::string_view text) const;
+  bool matches_somewhere(std::string_view text) const;
+
+ private:
+  void* code_ = nullptr;  // pcre2_code_8
+};
+
+// A regular expression that matches `literal` exactly (every metacharacter escaped).
+std::string escape_regex(std::string_view literal);
+
+enum class NormalForm { nfc, nfd, nfkc, nfkd };
+std::string unicode_normalize(std::string_view text, NormalForm form);
+// Full lower-case mapping of each code point on its own (Rust's char::to_lowercase: no
+// context-dependent rules such as Greek final sigma).
+std::string unicode_lowercase(std::string_view text);
+
+// GPT-2's reversible byte <-> printable character table: bytes that are printable Latin-1 map to
+// themselves, the others to U+0100 onward. byte_level_chars()[b] is the UTF-8 of byte b's char.
+const std::vector<std::string>& byte_level_chars();
+// The byte a code point stands for, or -1 when it is not in the table.
+int byte_level_byte(char32_t cp);
+
+}  // namespace rlaif::hf
