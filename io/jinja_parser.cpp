@@ -76,7 +76,7 @@ class Parser {
       const Token& t = peek();
       if (t.type == Type::kEnd) {
         if (ends.size() != 0) {
-          throw Error("jinja: line ", t.line, ": missing {% ", *ends.begin(),
+          throw Error("jinja: line ", t.line, ": missing {% ", *(ends.end() - 1),
                       " %}: the template ended inside a block");
         }
         return body;
