@@ -275,6 +275,15 @@ class Interpreter {
     return make_function(
         node.name,
         [this, macro, scope](const CallArgs& a) {
+          if (macro_depth_ >= kMaxMacroDepth) {
+            fail(macro->line, "macro '" + macro->name + "' nested deeper than " +
+                                  std::to_string(kMaxMacroDepth) + " calls");
+          }
+          ++macro_depth_;
+          struct DepthGuard {
+            int& depth;
+            ~DepthGuard() { --depth; }
+          } guard{macro_depth_};
           auto frame = std::make_shared<Scope>();
           frame->parent = scope;
           bind_params(macro->params, a, frame, macro->line, macro->name);
@@ -471,9 +480,13 @@ class Interpreter {
       }
       if (op == "**") {
         if (!floating && b.as_int() >= 0) {
-          int64_t result = 1;
-          for (int64_t i = 0; i < b.as_int(); ++i) result *= a.as_int();
-          return Value(result);
+          // Square-and-multiply; like the other integer operators it wraps past 64 bits.
+          uint64_t result = 1, base = static_cast<uint64_t>(a.as_int());
+          for (uint64_t n = static_cast<uint64_t>(b.as_int()); n != 0; n >>= 1) {
+            if (n & 1) result *= base;
+            base *= base;
+          }
+          return Value(static_cast<int64_t>(result));
         }
         return Value(std::pow(a.as_double(), b.as_double()));
       }
@@ -485,16 +498,20 @@ class Interpreter {
       return Value(std::move(items), a.is_tuple());
     }
     if (op == "*" && (a.is_string() || a.is_list()) && (b.is_int() || b.is_bool())) {
-      return repeat(a, b.as_int());
+      return repeat(a, b.as_int(), e.line);
     }
     if (op == "*" && (b.is_string() || b.is_list()) && (a.is_int() || a.is_bool())) {
-      return repeat(b, a.as_int());
+      return repeat(b, a.as_int(), e.line);
     }
     unsupported();
     return Value();
   }
 
-  static Value repeat(const Value& v, int64_t times) {
+  static Value repeat(const Value& v, int64_t times, int line) {
+    uint64_t unit = v.is_string() ? v.as_string().size() : v.as_list().size();
+    if (times > 0 && unit * static_cast<uint64_t>(times) > (uint64_t{1} << 28)) {
+      fail(line, "repetition would make a value of " + std::to_string(unit * times) + " elements");
+    }
     if (v.is_string()) {
       std::string out;
       for (int64_t i = 0; i < times; ++i) out += v.as_string();
@@ -506,6 +523,9 @@ class Interpreter {
     return Value(std::move(out), v.is_tuple());
   }
 
+  // Macros may call themselves; a bound keeps a runaway template from exhausting the stack.
+  static constexpr int kMaxMacroDepth = 200;
+  int macro_depth_ = 0;
   ScopePtr root_;
 };
 

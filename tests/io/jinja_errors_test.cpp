@@ -72,6 +72,16 @@ TEST(JinjaErrors, RunTimeErrorsNameTheLineAndOperation) {
   expect_contains(render_error("{% set a, b = [1] %}"), "cannot unpack 1 values into 2 names");
   expect_contains(render_error("{{ 1 < 'a' }}"), "'<' not supported");
   expect_contains(render_error("{% for x in 5 %}{% endfor %}"), "'int' object is not iterable");
+  expect_contains(render_error("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"),
+                  "macro 'f' nested deeper than 200 calls");
+  expect_contains(render_error("{{ 'ab' * 1000000000 }}"), "repetition would make");
+}
+
+TEST(JinjaErrors, RecursiveMacrosWithinTheBoundWork) {
+  JinjaTemplate t(
+      "{% macro count(n) %}{% if n > 0 %}{{ n }}{{ count(n - 1) }}{% endif %}{% endmacro %}"
+      "{{ count(5) }}|{{ 3 ** 4 }}|{{ 2 ** 62 }}");
+  EXPECT_EQ(t.render(jinja::Dict{}), "54321|81|4611686018427387904");
 }
 
 }  // namespace
