@@ -1,9 +1,7 @@
-// Builds the syntax tree (io/jinja_ast.h) of a template from its tokens, with jinja2's grammar
-// and operator precedence, loosest first:
-//   a if c else b  >  or  >  and  >  not  >  comparisons (== != < <= > >= in, not in; chained)
-//   >  + -  >  ~  >  * / // %  >  **  >  unary - +  >  filters | and tests "is"  >  . [] ()
-// Statements: if/elif/else, for (with "if" filter and else), set (plain, unpacking, namespace
-// attribute, block), macro, call, break, continue, and Hugging Face's generation block.
+// Builds the syntax tree (io/jinja_ast.h) of a template from its tokens with jinja2's grammar;
+// expressions are io/jinja_expression_parser.h's. Statements: if/elif/else, for (with "if"
+// filter and else), set (plain, unpacking, namespace attribute, block), macro, call, break,
+// continue, and Hugging Face's generation block.
 // Anything else — include, extends, import, block, filter blocks, unknown filters or tests — is
 // rejected here with an Error that names the construct and its line.
 #pragma once
