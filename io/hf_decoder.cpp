@@ -7,6 +7,7 @@
 namespace rlaif::hf {
 
 std::string utf8_lossy(std::string_view bytes) {
+  if (is_valid_utf8(bytes)) return std::string(bytes);
   std::string out;
   out.reserve(bytes.size());
   size_t pos = 0;
@@ -125,7 +126,7 @@ class ByteFallback : public Decoder {
     std::string pending;
     auto flush = [&] {
       if (pending.empty()) return;
-      if (utf8_lossy(pending) == pending) {
+      if (is_valid_utf8(pending)) {
         out.push_back(pending);
       } else {  // invalid bytes: one U+FFFD for each
         for (size_t i = 0; i < pending.size(); ++i) out.emplace_back("\xEF\xBF\xBD");

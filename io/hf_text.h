@@ -24,6 +24,8 @@ char32_t utf8_next(std::string_view text, size_t& pos);
 void utf8_append(std::string& out, char32_t cp);
 // Splits into code points, each as its UTF-8 bytes.
 std::vector<std::string_view> utf8_chars(std::string_view text);
+// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool is_valid_utf8(std::string_view text);
 // Rust's char::is_whitespace (Unicode White_Space).
 bool is_unicode_whitespace(char32_t cp);
 

@@ -265,8 +265,7 @@ void HfTokenizer::read_configs(const std::string& config_path,
 }
 
 std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_special_tokens) const {
-  RLAIF_CHECK(utf8_lossy(text).size() == text.size() && utf8_lossy(text) == text, path_,
-              ": encode: the text is not valid UTF-8");
+  RLAIF_CHECK(is_valid_utf8(text), path_, ": encode: the text is not valid UTF-8");
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
   std::vector<Word> words;

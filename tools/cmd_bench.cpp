@@ -48,7 +48,8 @@ int bench_main(const std::vector<std::string>& args) {
       "benchmarks:\n"
       "  train      tokens/s, ms per step, peak memory and MFU of training a preset model\n"
       "  kernels    time and rate of each backend primitive against the device's ceilings\n"
-      "  generate   tokens/s of batched generation with the KV cache\n\n"
+      "  generate   tokens/s of batched generation with the KV cache\n"
+      "  tokenizer  MB/s of encoding text, on one thread and on all\n\n"
       "`rlaif bench BENCHMARK --help` documents its flags.\n";
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
     std::fputs(text, stdout);
@@ -58,7 +59,8 @@ int bench_main(const std::vector<std::string>& args) {
     std::fputs(text, stderr);
     return 2;
   }
-  throw UsageError("unknown benchmark '" + args[0] + "': choose train, kernels or generate");
+  throw UsageError("unknown benchmark '" + args[0] +
+                   "': choose train, kernels, generate or tokenizer");
 }
 
 int bench_train_main(const std::vector<std::string>& args) {

@@ -42,12 +42,15 @@ const std::vector<Command>& all_commands() {
        eval_main},
       {"serve", "serve a model over an OpenAI-compatible HTTP API (batched generation)",
        serve_main},
-      {"bench", "benchmarks: bench train, bench kernels, bench generate", bench_main},
+      {"bench", "benchmarks: bench train, bench kernels, bench generate, bench tokenizer",
+       bench_main},
       {"bench train", "training tokens/s, ms per step, peak memory and MFU of a preset model",
        bench_train_main},
       {"bench kernels", "time each backend primitive against the device's copy and GEMM ceilings",
        bench_kernels_main},
       {"bench generate", "tokens/s of batched generation with the KV cache", bench_generate_main},
+      {"bench tokenizer", "MB/s of encoding English and mixed-script text, 1 and all threads",
+       bench_tokenizer_main},
   };
   return commands;
 }

@@ -41,6 +41,23 @@ TEST(HfTokenizerSplit, EveryBehavior) {
   EXPECT_EQ(split_dashes(B::merged_with_previous, true), (Strings{"a", "-b", "-", "-c"}));
 }
 
+TEST(HfTokenizerSplit, MergedWithPreviousAndNextInAPipeline) {
+  // Gemma 3's pre-tokenizer is Split(" ", MergedWithPrevious): a space ends the word before it.
+  TokenizerParts p;
+  p.vocab = {"h", "i", " ", "hi", "hi "};
+  p.merges = R"([["h", "i"], ["hi", " "]])";
+  for (const char* behavior : {"MergedWithPrevious", "MergedWithNext"}) {
+    TempDir dir;
+    p.pre_tokenizer =
+        std::string(R"({"type": "Split", "pattern": {"String": " "}, "behavior": ")") + behavior +
+        R"(", "invert": false})";
+    const Tokenizer tok = load_parts(dir, p);
+    EXPECT_EQ(pieces(tok, "hi hi"), std::string(behavior) == "MergedWithPrevious"
+                                        ? (Strings{"hi ", "hi"})
+                                        : (Strings{"hi", " ", "hi"}));
+  }
+}
+
 TEST(HfTokenizerText, NormalFormsAndLowercase) {
   EXPECT_EQ(hf::unicode_normalize("e\xCC\x81", hf::NormalForm::nfc), "\xC3\xA9");
   EXPECT_EQ(hf::unicode_normalize("\xC3\xA9", hf::NormalForm::nfd), "e\xCC\x81");

@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "io/tokenizer.h"
 #include "tests/io/io_test_util.h"
@@ -80,6 +81,25 @@ TEST(HfTokenizerGolden, Gpt2VocabAndMerges) {
   EXPECT_EQ(tok.eos_id(), 50256);
   EXPECT_EQ(tok.bos_id(), 50256);
   expect_goldens(tok, "gpt2");
+}
+
+TEST(HfTokenizerGolden, ConcurrentEncodingMatchesSequential) {
+  // Threads share the tokenizer and its word cache.
+  const Tokenizer tok = Tokenizer::load_dir(tokenizer_dir("gpt2"));
+  const std::vector<Golden> goldens = read_goldens("gpt2");
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int rep = 0; rep < 20; ++rep) {
+        for (size_t i = static_cast<size_t>(t); i < goldens.size(); i += 2) {
+          if (tok.encode(goldens[i].text) != goldens[i].ids) ++mismatches[static_cast<size_t>(t)];
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 TEST(HfTokenizerGolden, Qwen3) {

