@@ -217,6 +217,13 @@ void HfTokenizer::read_configs(const std::string& config_path,
     specials_.unk = id_of("unk_token", specials_.unk);
     clean_up_tokenization_spaces_ =
         bool_member(config, "clean_up_tokenization_spaces", config_path, false);
+    // Options with which transformers would encode differently from tokenizer.json alone.
+    RLAIF_CHECK(!bool_member(config, "split_special_tokens", config_path, false), config_path,
+                ": split_special_tokens true is not supported (special tokens in text are always "
+                "recognised)");
+    RLAIF_CHECK(!bool_member(config, "add_prefix_space", config_path, false), config_path,
+                ": add_prefix_space true is not supported (set it in tokenizer.json's "
+                "pre-tokenizer instead)");
     if (const Json* m = member(config, "model_max_length")) {
       RLAIF_CHECK(m->IsNumber(), config_path, ": \"model_max_length\" must be a number");
       const double v = m->GetDouble();

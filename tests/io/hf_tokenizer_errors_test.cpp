@@ -108,6 +108,12 @@ TEST(HfTokenizerErrors, ConfigTokenMissingAndBadIds) {
             std::string::npos)
       << e;
 
+  TempDir split;
+  e = error_of([&] { load_parts(split, minimal(), R"({"split_special_tokens": true})"); });
+  EXPECT_NE(e.find("tokenizer_config.json: split_special_tokens true is not supported"),
+            std::string::npos)
+      << e;
+
   TempDir ok;
   const Tokenizer tok = load_parts(ok, minimal());
   e = error_of([&] { tok.decode({0, 7}); });
