@@ -19,6 +19,7 @@ struct Golden {
   std::string text;
   std::vector<int32_t> ids, ids_with_special_tokens;
   std::string decoded, decoded_skip_special_tokens;
+  std::vector<std::string> decoded_each_id;  // empty where the goldens do not list them
 };
 
 std::vector<Golden> read_goldens(const std::string& name) {
@@ -42,6 +43,11 @@ std::vector<Golden> read_goldens(const std::string& name) {
     g.decoded.assign(e["decoded"].GetString(), e["decoded"].GetStringLength());
     g.decoded_skip_special_tokens.assign(e["decoded_skip_special_tokens"].GetString(),
                                          e["decoded_skip_special_tokens"].GetStringLength());
+    if (e.HasMember("decoded_each_id")) {
+      for (const auto& v : e["decoded_each_id"].GetArray()) {
+        g.decoded_each_id.emplace_back(v.GetString(), v.GetStringLength());
+      }
+    }
     goldens.push_back(std::move(g));
   }
   return goldens;
@@ -56,6 +62,10 @@ void expect_goldens(const Tokenizer& tok, const std::string& name) {
     EXPECT_EQ(tok.encode(g.text, true), g.ids_with_special_tokens);
     EXPECT_EQ(tok.decode(g.ids_with_special_tokens, false), g.decoded);
     EXPECT_EQ(tok.decode(g.ids_with_special_tokens, true), g.decoded_skip_special_tokens);
+    for (size_t i = 0; i < g.decoded_each_id.size(); ++i) {
+      EXPECT_EQ(tok.decode({g.ids_with_special_tokens[i]}, false), g.decoded_each_id[i])
+          << "id " << g.ids_with_special_tokens[i] << " at position " << i;
+    }
   }
 }
 

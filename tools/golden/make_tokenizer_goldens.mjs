@@ -94,7 +94,7 @@ function randomCorpus() {
 corpus.push(...randomCorpus());
 
 function goldens(tok) {
-  return corpus.map((text) => {
+  return corpus.map((text, index) => {
     const plain = tok.encode(text, { add_special_tokens: false }).ids;
     const special = tok.encode(text, { add_special_tokens: true }).ids;
     const dec = (ids, skip) => (ids.length ? tok.decode(ids, { skip_special_tokens: skip }) : "");
@@ -104,6 +104,8 @@ function goldens(tok) {
       ids_with_special_tokens: special,
       decoded: dec(special, false),
       decoded_skip_special_tokens: dec(special, true),
+      // Each id decoded on its own (as streaming output does), for the written texts only.
+      ...(index < 38 ? { decoded_each_id: special.map((id) => dec([id], false)) } : {}),
     };
   });
 }
