@@ -6,9 +6,9 @@ namespace rlaif::hf {
 
 namespace {
 
-// Whether `c` (one character) is a word character, \w in Unicode.
+// Whether `c` (one character) is a word character as the Rust regex crate's \w defines it.
 bool is_word_char(std::string_view c) {
-  static const Regex word(R"(\w)", "added tokens");
+  static const Regex word(R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}])", "added tokens");
   return word.matches_somewhere(c);
 }
 

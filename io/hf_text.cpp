@@ -114,7 +114,59 @@ pcre2_code* as_code(void* p) {
 }
 }  // namespace
 
-Regex::Regex(const std::string& pattern, const std::string& origin) {
+std::string oniguruma_to_pcre2(std::string_view pattern, const std::string& origin) {
+  static constexpr std::string_view kWordChars = R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc})";
+  std::string out;
+  out.reserve(pattern.size() + 16);
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char e = pattern[++i];
+      if (e == 'Q') {  // \Q...\E quotes everything up to \E
+        const size_t end = pattern.find("\\E", i + 1);
+        const size_t stop = end == std::string_view::npos ? pattern.size() : end + 2;
+        out.append("\\Q").append(pattern.substr(i + 1, stop - i - 1));
+        i = stop - 1;
+      } else if (e == 's') {
+        out += "\\p{White_Space}";
+      } else if (e == 'S') {
+        out += "\\P{White_Space}";
+      } else if (e == 'w') {
+        out += in_class ? std::string(kWordChars) : "[" + std::string(kWordChars) + "]";
+      } else if (e == 'W') {
+        RLAIF_CHECK(!in_class, origin, ": regular expression '", pattern,
+                    "': \\W inside a character class is not supported");
+        out += "[^" + std::string(kWordChars) + "]";
+      } else {
+        out += c;
+        out += e;
+      }
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];  // literal ]
+      continue;
+    }
+    if (in_class && c == '[' && i + 1 < pattern.size() && pattern[i + 1] == ':') {
+      const size_t end = pattern.find(":]", i + 2);  // POSIX class such as [:alpha:]
+      if (end != std::string_view::npos) {
+        out.append(pattern.substr(i, end + 2 - i));
+        i = end + 1;
+        continue;
+      }
+    }
+    if (in_class && c == ']') in_class = false;
+    out += c;
+  }
+  return out;
+}
+
+Regex::Regex(const std::string& onig_pattern, const std::string& origin) {
+  const std::string pattern = oniguruma_to_pcre2(onig_pattern, origin);
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),

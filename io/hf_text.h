@@ -33,9 +33,9 @@ bool is_unicode_whitespace(char32_t cp);
 // search allocates its own match data).
 class Regex {
  public:
-  // Throws Error naming `origin` (the file and component that supplied the pattern) when PCRE2
-  // rejects it.
-  Regex(const std::string& pattern, const std::string& origin);
+  // `pattern` is in Oniguruma syntax (see oniguruma_to_pcre2). Throws Error naming `origin` (the
+  // file and component that supplied the pattern) when PCRE2 rejects it.
+  Regex(const std::string& onig_pattern, const std::string& origin);
   ~Regex();
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;
@@ -48,6 +48,14 @@ class Regex {
  private:
   void* code_ = nullptr;  // pcre2_code_8
 };
+
+// `pattern` (Oniguruma syntax, as tokenizer.json files are written for the Rust crate) with the
+// shorthands whose Unicode meaning differs in PCRE2 spelled out as Oniguruma defines them:
+// \s and \S become the White_Space property (PCRE2's \s also takes U+180E, which Unicode no
+// longer counts as space), \w and \W become Alphabetic, marks, decimal digits and connector
+// punctuation (PCRE2's \w is letters, all numbers and "_"). Error naming `origin` for \W inside
+// a character class, which PCRE2 cannot express.
+std::string oniguruma_to_pcre2(std::string_view pattern, const std::string& origin);
 
 // A regular expression that matches `literal` exactly (every metacharacter escaped).
 std::string escape_regex(std::string_view literal);

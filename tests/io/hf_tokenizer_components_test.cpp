@@ -77,6 +77,25 @@ TEST(HfTokenizerText, RegexFollowsUnicodeProperties) {
   EXPECT_EQ(found, (Strings{"Ωmega", "4", "2", " ", "x", "'S"}));
 }
 
+TEST(HfTokenizerText, OnigurumaShorthandsTranslated) {
+  EXPECT_EQ(hf::oniguruma_to_pcre2(R"(\s+(?!\S)|[^\s\p{L}])", "t"),
+            R"(\p{White_Space}+(?!\P{White_Space})|[^\p{White_Space}\p{L}])");
+  EXPECT_EQ(hf::oniguruma_to_pcre2(R"(\w+|[\w-]|\W)", "t"),
+            R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}]+|[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}-]|)"
+            R"([^\p{Alphabetic}\p{M}\p{Nd}\p{Pc}])");
+  // Escaped backslashes, quoted text and POSIX classes pass through.
+  EXPECT_EQ(hf::oniguruma_to_pcre2(R"(\\s\Q\s\E[[:space:]\]s])", "t"),
+            R"(\\s\Q\s\E[[:space:]\]s])");
+  const std::string e = test::error_of([] { hf::oniguruma_to_pcre2(R"([^\W])", "f: component"); });
+  EXPECT_NE(e.find("f: component: regular expression '[^\\W]': \\W inside a character class"),
+            std::string::npos)
+      << e;
+  // U+180E is not White_Space (Unicode 6.3 on); U+0085 is.
+  hf::Regex space(R"(\s)", "t");
+  EXPECT_TRUE(space.find_all("\xE1\xA0\x8E").empty());
+  EXPECT_EQ(space.find_all("\xC2\x85").size(), 1u);
+}
+
 // Characters as tokens, with merges that show where word boundaries fall.
 TokenizerParts metaspace_parts(const std::string& scheme, bool split) {
   TokenizerParts p;

@@ -93,6 +93,26 @@ TEST(HfTokenizerGolden, Gpt2VocabAndMerges) {
   expect_goldens(tok, "gpt2");
 }
 
+TEST(HfTokenizerGolden, OnigurumaWhitespaceWhereTokenizersJsDiffers) {
+  // Expected ids written by reasoning from the Rust crate, whose regexes run on Oniguruma: there
+  // \s is Unicode White_Space, which holds U+0085 (NEL) and not U+180E or U+FEFF.
+  // @huggingface/tokenizers agrees on U+180E in Split patterns (it translates \s to
+  // \p{White_Space}) but its ByteLevel pre-tokenizer runs GPT-2's pattern as a JavaScript regex,
+  // whose \s lacks U+0085: for "\n\n\x85E" it gives "\n" "\n" "\x85" "E" = 198 198 126 227 36.
+  // Oniguruma: \s+(?!\S) takes "\n\n" (the longest run not followed by a non-space), then
+  // \s+ takes "\x85", then "E".
+  const Tokenizer gpt2 = Tokenizer::load_dir(tokenizer_dir("gpt2"));
+  EXPECT_EQ(gpt2.encode("\n\n\xC2\x85"
+                        "E"),
+            (std::vector<int32_t>{628, 126, 227, 36}));
+  // U+FEFF is not space: " ?[^\s\p{L}\p{N}]+" takes it alone, then " y".
+  EXPECT_EQ(gpt2.encode("x\xEF\xBB\xBF y"), (std::vector<int32_t>{87, 171, 119, 123, 331}));
+  // U+180E (no longer White_Space, but PCRE2's own \s takes it): it joins the "'" after it as
+  // punctuation, so "'s" is not a contraction; equal to @huggingface/tokenizers.
+  const Tokenizer qwen = Tokenizer::load_dir(tokenizer_dir("qwen3"));
+  EXPECT_EQ(qwen.encode("a\xE1\xA0\x8E's"), (std::vector<int32_t>{64, 123970, 236, 6, 82}));
+}
+
 TEST(HfTokenizerGolden, ConcurrentEncodingMatchesSequential) {
   // Threads share the tokenizer and its word cache.
   const Tokenizer tok = Tokenizer::load_dir(tokenizer_dir("gpt2"));
