@@ -113,6 +113,16 @@ TEST(HfTokenizerGolden, OnigurumaWhitespaceWhereTokenizersJsDiffers) {
   EXPECT_EQ(qwen.encode("a\xE1\xA0\x8E's"), (std::vector<int32_t>{64, 123970, 236, 6, 82}));
 }
 
+TEST(HfTokenizerGolden, ByteFallbackInvalidRunsWhereTokenizersJsDiffers) {
+  // Written by reasoning from the Rust crate's ByteFallback decoder: a run of "<0xAB>" pieces
+  // that is not valid UTF-8 as a whole becomes one U+FFFD per piece, valid bytes included.
+  // @huggingface/tokenizers decodes the run leniently instead ("\x16\xEF\xBF\xBD" here).
+  const Tokenizer gemma = Tokenizer::load_dir(tokenizer_dir("gemma3"));
+  ASSERT_EQ(gemma.piece(260), "<0x16>");
+  ASSERT_EQ(gemma.piece(437), "<0xC7>");
+  EXPECT_EQ(gemma.decode({276, 147980, 260, 437}), "&startTimestamp\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
 TEST(HfTokenizerGolden, ConcurrentEncodingMatchesSequential) {
   // Threads share the tokenizer and its word cache.
   const Tokenizer tok = Tokenizer::load_dir(tokenizer_dir("gpt2"));
