@@ -7,9 +7,12 @@
 //   ->  post-processor (only when special tokens are asked for: e.g. Llama 3's BOS)
 //
 // and decoding maps ids to token strings (added tokens by content; special ones dropped when
-// asked) and runs the decoder. Components live in io/hf_normalizer.h, io/hf_pre_tokenizer.h,
-// io/hf_bpe_model.h, io/hf_decoder.h and io/hf_added_vocabulary.h. Anything the file asks for
-// that is not implemented is an Error naming the file and the component; nothing is skipped.
+// asked), runs the decoder and then, as transformers does when tokenizer_config.json sets
+// clean_up_tokenization_spaces (Llama 3.1 does), removes the space before punctuation and
+// contractions (" ." -> ".", " n't" -> "n't"). Components live in io/hf_normalizer.h,
+// io/hf_pre_tokenizer.h, io/hf_bpe_model.h, io/hf_decoder.h and io/hf_added_vocabulary.h. Anything
+// the file asks for that is not implemented is an Error naming the file and the component; nothing
+// is skipped.
 #pragma once
 
 #include <memory>
