@@ -69,6 +69,13 @@ class Interpreter {
   explicit Interpreter(const Dict& context) : root_(std::make_shared<Scope>()) {
     for (const auto& [key, value] : context.entries) root_->vars[key] = value;
   }
+  // A namespace may come to hold itself ({% set ns.me = ns %}); emptying every namespace the
+  // render created breaks such cycles.
+  ~Interpreter() {
+    for (Value& ns : namespaces_) ns.mutable_dict().entries.clear();
+  }
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
 
   std::string render(const Body& body) {
     std::string out;
@@ -82,14 +89,18 @@ class Interpreter {
     throw Error("jinja: line ", line, ": ", message);
   }
 
-  Value lookup(const std::string& name, const ScopePtr& scope) const {
+  Value lookup(const std::string& name, const ScopePtr& scope) {
     for (Scope* s = scope.get(); s != nullptr; s = s->parent.get()) {
       auto it = s->vars.find(name);
       if (it != s->vars.end()) return it->second;
     }
     if (name == "range") return make_function("range", builtin_range);
     if (name == "namespace") {
-      return make_function("namespace", [](const CallArgs& a) { return builtin_dict(a, true); });
+      return make_function("namespace", [this](const CallArgs& a) {
+        Value ns = builtin_dict(a, true);
+        namespaces_.push_back(ns);
+        return ns;
+      });
     }
     if (name == "dict") {
       return make_function("dict", [](const CallArgs& a) { return builtin_dict(a, false); });
@@ -270,8 +281,12 @@ class Interpreter {
     }
   }
 
-  Value make_macro(const Node& node, const ScopePtr& scope) {
+  // The macro refers to its defining scope without owning it (the scope holds the macro, so
+  // owning would be a cycle); scopes_with_macros_ keeps that scope alive for the render.
+  Value make_macro(const Node& node, const ScopePtr& owning_scope) {
     const Node* macro = &node;
+    scopes_with_macros_.push_back(owning_scope);
+    ScopePtr scope(ScopePtr(), owning_scope.get());
     return make_function(
         node.name,
         [this, macro, scope](const CallArgs& a) {
@@ -526,6 +541,8 @@ class Interpreter {
   // Macros may call themselves; a bound keeps a runaway template from exhausting the stack.
   static constexpr int kMaxMacroDepth = 200;
   int macro_depth_ = 0;
+  std::vector<ScopePtr> scopes_with_macros_;
+  std::vector<Value> namespaces_;
   ScopePtr root_;
 };
 

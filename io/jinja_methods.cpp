@@ -8,7 +8,7 @@
 namespace rlaif::jinja {
 namespace {
 
-const Value& arg(const CallArgs& args, size_t index, const char* keyword, const Value& fallback) {
+Value arg(const CallArgs& args, size_t index, const char* keyword, const Value& fallback) {
   if (index < args.positional.size()) return args.positional[index];
   for (const auto& [key, value] : args.keyword) {
     if (key == keyword) return value;
@@ -108,7 +108,7 @@ Value string_method(const std::string& s, const std::string& name) {
   if (name == "split") {
     return bound(name, [s](const CallArgs& a) {
       check_arg_count(a, 2, "split");
-      const Value& maxsplit = arg(a, 1, "maxsplit", Value(-1));
+      Value maxsplit = arg(a, 1, "maxsplit", Value(-1));
       RLAIF_CHECK(maxsplit.is_int(), "split() maxsplit must be an int");
       List parts;
       for (auto& part :
