@@ -231,6 +231,9 @@ int64_t restore(const PpoModels& models, DataParallelOptimizer& optimizer, bool 
                 const TrainerOptions& trainer, double& kl_coef, std::string& checkpoint) {
   TrainerCheckpoint ckpt = read_trainer_state(resolve_checkpoint(trainer.resume));
   check_resume_settings(ckpt, trainer);
+  const std::string note = resume_kernels_note(ckpt, models.policy->device());
+  if (!note.empty() && (trainer.comm == nullptr || trainer.comm->rank() == 0))
+    std::fprintf(stderr, "%s: %s\n", trainer.label.c_str(), note.c_str());
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseFullPrecisionFlag>(ckpt.state_json.c_str());  // β exactly
   RLAIF_CHECK(!doc.HasParseError() && doc.IsObject() && doc.HasMember("kl_coef") &&

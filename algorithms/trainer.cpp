@@ -1,5 +1,6 @@
 #include "algorithms/trainer.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/cpu_info.h"
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -73,6 +74,7 @@ std::string trainer_state_json(int64_t step, const TrainerOptions& o,
   auto& a = doc.GetAllocator();
   doc.AddMember("format", 1, a);
   doc.AddMember("step", step, a);
+  doc.AddMember("cpu_kernels", rapidjson::Value(cpu::blas_core_name().c_str(), a), a);
   for (const auto& [key, value] : extra) {
     doc.AddMember(rapidjson::Value(key.c_str(), a), rapidjson::Value(value), a);
   }
@@ -106,6 +108,20 @@ void check_resume_settings(const TrainerCheckpoint& ckpt, const TrainerOptions& 
   }
   RLAIF_CHECK(diffs.empty(), "cannot resume from ", ckpt.dir,
               ": it was made with different settings:", diffs);
+}
+
+std::string resume_kernels_note(const TrainerCheckpoint& ckpt, Device device) {
+  if (!device.is_cpu()) return "";
+  rapidjson::Document doc;
+  doc.Parse(ckpt.state_json.c_str());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("cpu_kernels") ||
+      !doc["cpu_kernels"].IsString())
+    return "";
+  const std::string was = doc["cpu_kernels"].GetString(), is = cpu::blas_core_name();
+  if (was == is) return "";
+  return "note: " + ckpt.dir + " was written on OpenBLAS's " + was + " kernels and this run uses " +
+         is + "'s: it continues correctly, but its last bits will differ from an uninterrupted " +
+         "run's (force a kernel set with OPENBLAS_CORETYPE=" + was + " where the CPU supports it)";
 }
 
 TrainingSetup training_setup(const TrainerOptions& options) {
@@ -151,6 +167,9 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
   if (!options.resume.empty()) {
     TrainerCheckpoint ckpt = read_trainer_state(resolve_checkpoint(options.resume));
     check_resume_settings(ckpt, options);
+    const std::string note = resume_kernels_note(ckpt, model.device());
+    if (lead && !note.empty())
+      std::fprintf(stderr, "%s: %s\n", options.label.c_str(), note.c_str());
     restore(model, optimizer, ckpt);
     start = ckpt.step;
     result.checkpoint = ckpt.dir;

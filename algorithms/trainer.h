@@ -135,6 +135,11 @@ std::string trainer_state_json(int64_t step, const TrainerOptions& options,
 // Refuses (Error) a resume whose settings differ from the checkpoint's in any of
 // options.identity_keys, naming every difference.
 void check_resume_settings(const TrainerCheckpoint& checkpoint, const TrainerOptions& options);
+// state.json also records OpenBLAS's kernel set ("cpu_kernels"). A CPU run resumed under another
+// set continues correctly but not bit for bit (docs/DESIGN.md, Determinism): this returns the
+// line that says so, or "" when the sets agree, the model is not on the CPU, or the checkpoint
+// predates the record.
+std::string resume_kernels_note(const TrainerCheckpoint& checkpoint, Device device);
 // Copies the weights of the model saved in a checkpoint directory into `model`; Error when its
 // config differs.
 void load_checkpoint_weights(Transformer& model, const std::string& checkpoint);

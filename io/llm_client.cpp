@@ -146,6 +146,7 @@ struct Job {
   std::string url;
   bool chat = false;
   int attempts = 0;
+  double retry_wait_s = 0;  // the retry delays scheduled so far
 };
 
 }  // namespace
@@ -277,7 +278,8 @@ std::vector<CompletionResult> LlmClient::Impl::run(
     results[i] = std::move(result);
     if (on_result) on_result(i, results[i]);
   };
-  auto answered = [&](const ParsedCompletion& p, bool from_cache, int attempts) {
+  auto answered = [&](const ParsedCompletion& p, bool from_cache, int attempts,
+                      double retry_wait_s) {
     CompletionResult r;
     r.ok = true;
     r.text = p.text;
@@ -286,12 +288,13 @@ std::vector<CompletionResult> LlmClient::Impl::run(
     r.completion_tokens = p.completion_tokens;
     r.from_cache = from_cache;
     r.attempts = attempts;
+    r.retry_wait_s = retry_wait_s;
     usage.prompt_tokens += p.prompt_tokens;
     usage.completion_tokens += p.completion_tokens;
     usage.cached += from_cache;
     return r;
   };
-  for (auto [i, hit] : cached_items) deliver(i, answered(*hit, true, 0));
+  for (auto [i, hit] : cached_items) deliver(i, answered(*hit, true, 0, 0));
 
   size_t unfinished = jobs.size();
   // The first item of a job is the one sent; the others (same body) share its answer as if
@@ -300,7 +303,8 @@ std::vector<CompletionResult> LlmClient::Impl::run(
     cache.append(job.key, p);
     --unfinished;
     for (size_t k = 0; k < job.items.size(); ++k) {
-      deliver(job.items[k], answered(p, k > 0, k == 0 ? job.attempts : 0));
+      deliver(job.items[k],
+              answered(p, k > 0, k == 0 ? job.attempts : 0, k == 0 ? job.retry_wait_s : 0));
     }
   };
   auto fail = [&](Job& job, const std::string& why, bool interrupted) {
@@ -308,6 +312,7 @@ std::vector<CompletionResult> LlmClient::Impl::run(
     for (size_t i : job.items) {
       CompletionResult r;
       r.attempts = job.attempts;
+      r.retry_wait_s = job.retry_wait_s;
       if (interrupted) {
         // Not delivered: the item did not finish, and a re-run will ask for it.
         r.error = "interrupted";
@@ -419,6 +424,7 @@ std::vector<CompletionResult> LlmClient::Impl::run(
         fail(job, why + " (gave up after " + std::to_string(job.attempts) + " attempts)", false);
       } else {
         double delay = retry_delay_s(backoff, job.attempts, t->retry_after_s, rng);
+        job.retry_wait_s += delay;
         retry_queue.emplace(Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                std::chrono::duration<double>(delay)),
                             t->job);

@@ -52,6 +52,7 @@ struct CompletionResult {
   int64_t completion_tokens = 0;
   bool from_cache = false;  // answered from the cache file, not sent
   int attempts = 0;         // HTTP requests made for it (0 when cached)
+  double retry_wait_s = 0;  // the delays its retries were scheduled after (Retry-After, backoff)
   std::string error;        // when !ok: why, naming the item (the server's message for a 4xx)
 };
 

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 #include <unordered_map>
 
 #include "io/atomic_file.h"
@@ -63,9 +62,8 @@ TokenizerTrainSummary train_tokenizer(const std::string& input_path, int vocab_s
               options.model_type, "' is not bpe or unigram");
   RLAIF_CHECK(vocab_size > 3, where, "vocab size ", vocab_size, " is too small");
 
-  int threads = options.num_threads;
-  if (threads <= 0)
-    threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 16);
+  const int threads = options.num_threads;
+  RLAIF_CHECK(threads > 0, where, "num_threads must be positive (got ", threads, ")");
   std::unordered_map<std::string, std::string> args = {
       {"model_type", options.model_type},
       {"vocab_size", std::to_string(vocab_size)},

@@ -27,8 +27,10 @@ struct TokenizerTrainOptions {
   int64_t max_sentences = 0;
   // Lines longer than this many bytes are skipped by SentencePiece.
   int max_sentence_bytes = 1 << 16;
-  // 0: the machine's hardware threads, at most 16.
-  int num_threads = 0;
+  // Threads SentencePiece splits the sentences over. Its result depends on this number, so the
+  // default is fixed rather than the machine's core count: every machine trains the same
+  // tokenizer from the same text.
+  int num_threads = 16;
   // SentencePiece's progress log on stderr.
   bool verbose = false;
 };

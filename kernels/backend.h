@@ -17,7 +17,11 @@
 //   D features, V vocabulary, B batch, T sequence length, H heads, Dh head size.
 // - A bad argument (shape, dtype, device, id out of range) throws rlaif::Error naming the
 //   primitive and the offending tensors.
-// - Results are deterministic: the same inputs give bitwise-identical outputs, run after run.
+// - Results are deterministic: the same inputs give bitwise-identical outputs, run after run, and
+//   the order of every sum is fixed by the shapes alone, never by how many threads or blocks a
+//   backend happens to use (the CPU reference gives the same bits on 1 or 64 threads). Bits may
+//   differ between machines: OpenBLAS and libm pick CPU-specific code, GPUs of other models may
+//   pick other GEMM algorithms (docs/DESIGN.md, Determinism).
 #pragma once
 
 #include <memory>

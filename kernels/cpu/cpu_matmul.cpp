@@ -3,17 +3,95 @@
 // out = alpha · op(a) @ op(b) + bias + beta · out is done in two steps: first out is rewritten
 // as C = beta · out + bias (with beta = 0 the old contents are never read, so NaN or garbage in
 // an uninitialised output cannot leak through 0 · NaN), then sgemm adds alpha · op(a) @ op(b)
-// to C with its own beta fixed at 1. sgemm splits its work over rows and columns of C only,
-// never over K, so each element sums in the same order whatever the thread count.
+// to C with its own beta fixed at 1.
+//
+// Why the product is cut into tiles here rather than left to OpenBLAS's own threading: how
+// OpenBLAS splits C over its threads depends on the thread count, and on some of its kernel sets
+// (Haswell and Zen among them) the elements at a split's edges are summed by other code than the
+// rest, so their last bits change with the thread count. rlaif promises CPU results that do not
+// depend on the thread count (kernels/backend.h), so C is cut into tiles whose bounds depend only
+// on the shape, and each tile is one single-threaded sgemm call (OpenBLAS's OpenMP build runs
+// single-threaded inside an active OpenMP region). Whichever thread computes a tile, it computes
+// it the same way. Measured on 2 cores with GPT-2 124M's shapes, 256-wide tiles cost the same as
+// OpenBLAS's own split within a few percent either way.
 #include <cblas.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <climits>
+#include <vector>
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_checks.h"
 #include "kernels/matmul_dims.h"
 
 namespace rlaif {
+namespace {
+
+// One way of cutting [0, n) into parts of about kTileTarget, each a multiple of kTileAlign (the
+// last may be shorter): a pure function of n.
+struct Split {
+  int64_t step = 0;  // the length of every part but the last
+  int64_t parts = 0;
+};
+
+constexpr int64_t kTileTarget = 256;
+constexpr int64_t kTileAlign = 16;
+
+Split split(int64_t n) {
+  const int64_t parts = std::max<int64_t>(1, (n + kTileTarget / 2) / kTileTarget);
+  int64_t step = (n + parts - 1) / parts;
+  step = (step + kTileAlign - 1) / kTileAlign * kTileAlign;
+  return {step, (n + step - 1) / step};
+}
+
+// C (rows × n, leading dimension ldc) += alpha · op(A) @ op(B), where op(A) is rows × k and op(B)
+// is k × n, as stored for cblas_sgemm (row-major) with leading dimensions lda and ldb.
+struct Product {
+  bool trans_a = false, trans_b = false;
+  int64_t rows = 0, n = 0, k = 0;
+  float alpha = 1.0f;
+  const float* a = nullptr;
+  int64_t lda = 0;
+  const float* b = nullptr;
+  int64_t ldb = 0;
+  float* c = nullptr;
+  int64_t ldc = 0;
+
+  // The tile of rows [r0, r0 + nr) and columns [c0, c0 + nc), as one sgemm call.
+  void tile(int64_t r0, int64_t nr, int64_t c0, int64_t nc) const {
+    const float* a_tile = trans_a ? a + r0 : a + r0 * lda;
+    const float* b_tile = trans_b ? b + c0 * ldb : b + c0;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(nr), static_cast<int>(nc),
+                static_cast<int>(k), alpha, a_tile, static_cast<int>(lda), b_tile,
+                static_cast<int>(ldb), 1.0f, c + r0 * ldc + c0, static_cast<int>(ldc));
+  }
+};
+
+// Runs every tile of every product. The tiles are fixed by the shapes; the threads only choose
+// which of them each computes. With one thread OpenBLAS is single-threaded already; with more,
+// even a single tile is computed inside the parallel region, where OpenBLAS stays on one thread.
+void run_tiles(const std::vector<Product>& products) {
+  if (products.empty()) return;
+  const Split rows = split(products[0].rows), cols = split(products[0].n);
+  const int64_t per_product = rows.parts * cols.parts;
+  const int64_t tiles = per_product * static_cast<int64_t>(products.size());
+  auto run = [&](int64_t t) {
+    const Product& p = products[static_cast<size_t>(t / per_product)];
+    const int64_t i = (t % per_product) / cols.parts, j = t % cols.parts;
+    const int64_t r0 = i * rows.step, c0 = j * cols.step;
+    p.tile(r0, std::min(rows.step, p.rows - r0), c0, std::min(cols.step, p.n - c0));
+  };
+  if (omp_get_max_threads() == 1) {
+    for (int64_t t = 0; t < tiles; ++t) run(t);
+    return;
+  }
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < tiles; ++t) run(t);
+}
+
+}  // namespace
 
 void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a,
                         bool trans_b, const Tensor& bias, float alpha, float beta) {
@@ -43,27 +121,35 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, boo
   // An empty product adds nothing (and BLAS rejects leading dimensions of 0).
   if (batch == 0 || M == 0 || N == 0 || K == 0) return;
 
-  // Step 2: C += alpha · op(a) @ op(b), one sgemm per batch entry. sgemm is itself
-  // multithreaded, so it is called from this thread, never from inside an OpenMP region.
-  const float* ap = a.data<float>();
-  const float* bp = b.data<float>();
-  const int lda = static_cast<int>(a.size(-1));
-  const int ldb = static_cast<int>(b.size(-1));
-  auto gemm = [&](int64_t rows, const float* a_mat, const float* b_mat, float* c_mat) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(rows), static_cast<int>(N),
-                static_cast<int>(K), alpha, a_mat, lda, b_mat, ldb, 1.0f, c_mat,
-                static_cast<int>(N));
-  };
+  // Step 2: C += alpha · op(a) @ op(b), in tiles.
+  Product p;
+  p.trans_a = trans_a;
+  p.trans_b = trans_b;
+  p.n = N;
+  p.k = K;
+  p.alpha = alpha;
+  p.lda = a.size(-1);
+  p.ldb = b.size(-1);
+  p.ldc = N;
+  std::vector<Product> products;
   if (shared_b && !trans_a) {
     // Every batch entry multiplies the same b, and a's rows are contiguous across the batch:
     // one [batch·M, K] @ [K, N] product does it all.
-    gemm(batch * M, ap, bp, c);
-    return;
+    p.rows = batch * M;
+    p.a = a.data<float>();
+    p.b = b.data<float>();
+    p.c = c;
+    products.push_back(p);
+  } else {
+    p.rows = M;
+    for (int64_t i = 0; i < batch; ++i) {
+      p.a = a.data<float>() + i * M * K;
+      p.b = b.data<float>() + (shared_b ? 0 : i * K * N);
+      p.c = c + i * M * N;
+      products.push_back(p);
+    }
   }
-  for (int64_t i = 0; i < batch; ++i) {
-    gemm(M, ap + i * M * K, shared_b ? bp : bp + i * K * N, c + i * M * N);
-  }
+  run_tiles(products);
 }
 
 }  // namespace rlaif

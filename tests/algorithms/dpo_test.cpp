@@ -268,7 +268,8 @@ TEST(Dpo, ModelHashCoversBf16Weights) {
 
 TEST(Dpo, RaisesTheMarginAndExactMatchBeyondSft) {
   auto t0 = std::chrono::steady_clock::now();
-  // 120 SFT steps leave the policy right on ~4 in 5 held-out prompts: room to improve, and past
+  // 120 SFT steps leave the policy right on 8 to 9 in 10 held-out prompts (the CPU's kernels
+  // decide which; the comment below gives both): room to improve, and past
   // the point where DPO's push on the rejected answers (which share their final tokens and EOS
   // with the chosen ones) costs more than it gains: from 60-100 SFT steps the same DPO run
   // lowered exact match (0.16 -> 0.01 at 60 steps, 0.70 -> 0.64 at 100), the known DPO failure
@@ -318,13 +319,21 @@ TEST(Dpo, RaisesTheMarginAndExactMatchBeyondSft) {
       metric(before, "val_rewards/accuracies"), metric(after, "val_rewards/accuracies"),
       logp_margin(before), logp_margin(after), metric(before, "val_loss"),
       metric(after, "val_loss"), seconds);
-  // Measured (Release, CPU; the same with 1 or 2 threads): exact match 0.785 -> 0.935;
-  // rewards/margins 0 -> 0.836 with accuracies 0.98; log-prob margin 18.2 -> 26.6; loss 0.693 ->
-  // 0.382.
+  // Measured (Release, CPU, the same on any thread count) on OpenBLAS's Haswell and Zen kernels:
+  // exact match 0.790 -> 0.950, rewards/margins 0 -> 0.839 with accuracies 0.985, log-prob margin
+  // 18.2 -> 26.6, loss 0.693 -> 0.381; on its SkylakeX kernels exact match 0.890 -> 0.965,
+  // margins 0.847, accuracies 0.980, log-prob margin 18.0 -> 26.5. SFT's exact match depends on
+  // the kernels (0.79 to 0.97 seen), so no threshold is a fixed rise in it.
+  // The policy starts as the reference, so its reward margins start at 0: DPO must open them.
   EXPECT_GT(metric(after, "val_rewards/margins"), 0.5);
+  // ... on nearly every held-out pair (a ranking the SFT policy alone already gets mostly right).
   EXPECT_GT(metric(after, "val_rewards/accuracies"), 0.9);
+  // The chosen answers' log-likelihood pulls away from the rejected ones' (by ~8.4 nats).
   EXPECT_GT(logp_margin(after), logp_margin(before) + 5.0);
-  EXPECT_GT(em_after, em_before + 0.1);
+  // DPO removes at least 40% of the held-out prompts SFT still gets wrong (a bar relative to what
+  // is left, so it holds near the ceiling too), with 2 prompts of 200 as slack.
+  EXPECT_LE(1.0 - em_after, 0.6 * (1.0 - em_before) + 0.01)
+      << "exact match " << em_before << " -> " << em_after;
 }
 
 }  // namespace

@@ -183,10 +183,13 @@ TEST(Reward, LearnsToPreferSortedAnswersOnHeldOutPrompts) {
       "%.3f (%.1f s)\n",
       before.accuracy, after.accuracy, before.margin, after.margin, before.loss, after.loss,
       seconds);
-  // Measured (Release, CPU): held-out accuracy 0.46 -> 0.96, margin 0.001 -> 6.0, loss 0.693 ->
-  // 0.136 (the loss on the training batches falls below 0.1).
+  // Measured (Release, CPU) on OpenBLAS's Haswell and Zen kernels: held-out accuracy 0.46 ->
+  // 0.945, margin 0.001 -> 8.8, loss 0.693 -> 0.117; on its SkylakeX kernels 0.96, 5.7, 0.153.
+  // Held-out pairs are letter orders never trained on, and chance is 0.5: the ranking generalises.
   EXPECT_GE(after.accuracy, 0.9);
+  // The sorted answer wins by more than a logit on average: a confident ranking.
   EXPECT_GT(after.margin, 1.0);
+  // Well below the untrained model's ln 2 = 0.693.
   EXPECT_LT(after.loss, 0.3);
 }
 

@@ -179,8 +179,12 @@ TEST(Sft, RaisesExactMatchOnTheSortTask) {
   const double val_after = result.last_eval.at(0).second;
   std::printf("sort task: exact match %.3f -> %.3f, held-out loss %.3f -> %.4f\n", before, after,
               val_before, val_after);
+  // Random weights answer almost nothing right.
   EXPECT_LE(before, 0.02);
+  // 150 steps solve the task (0.990 measured on OpenBLAS's Haswell, Zen and SkylakeX kernels);
+  // 0.90 leaves 18 of the 200 prompts as slack.
   EXPECT_GE(after, 0.90);
+  // The held-out loss falls far more than tenfold (6.28 -> 0.009 to 0.022 measured).
   EXPECT_LT(val_after, 0.1 * val_before);
 
   // The metrics log holds the loss, throughput and held-out loss.

@@ -10,6 +10,7 @@
 #include "algorithms/trainer.h"
 #include "autograd/ops.h"
 #include "io/checkpoint.h"
+#include "kernels/cpu/cpu_info.h"
 #include "tests/algorithms/in_flight_communicator.h"
 
 namespace rlaif {
@@ -122,6 +123,37 @@ TEST(Trainer, LogsEveryStepAndKeepsTheNewestCheckpoints) {
   std::getline(in, line);
   EXPECT_NE(line.find("\"lr\":0.0005"), std::string::npos) << line;
   EXPECT_TRUE(fs::exists(o.out_dir + "/model.safetensors"));
+  fs::remove_all(o.out_dir);
+}
+
+// A checkpoint records OpenBLAS's kernel set; resuming a CPU run under another one says that the
+// run continues in other last bits (docs/DESIGN.md, Determinism), and only then.
+TEST(Trainer, ResumeUnderAnotherCpuKernelSetSaysSo) {
+  Transformer model(micro_llama());
+  model.init_weights(1);
+  model.set_requires_grad(true);
+  ScriptedTask task(model, /*nan_at=*/1000);
+  TrainerOptions o;
+  o.out_dir = temp_run("kernels");
+  o.steps = 2;
+  o.save_every = 2;
+  o.schedule.lr = 1e-3;
+  train(model, task, o);
+  TrainerCheckpoint ckpt = read_trainer_state(checkpoint_dir(o.out_dir, 2));
+  const std::string here = cpu::blas_core_name();
+  EXPECT_NE(ckpt.state_json.find("\"cpu_kernels\":\"" + here + "\""), std::string::npos)
+      << ckpt.state_json;
+  EXPECT_EQ(resume_kernels_note(ckpt, Device::cpu()), "");
+
+  const size_t at = ckpt.state_json.find(here);
+  ckpt.state_json.replace(at, here.size(), "Elsewhere");
+  const std::string note = resume_kernels_note(ckpt, Device::cpu());
+  EXPECT_NE(note.find("OpenBLAS's Elsewhere kernels and this run uses " + here), std::string::npos)
+      << note;
+  EXPECT_NE(note.find(ckpt.dir), std::string::npos) << note;
+  EXPECT_EQ(resume_kernels_note(ckpt, Device::cuda(0)), "") << "a GPU run uses no CPU kernels";
+  ckpt.state_json = "{\"format\": 1, \"step\": 2}";
+  EXPECT_EQ(resume_kernels_note(ckpt, Device::cpu()), "") << "a checkpoint without the record";
   fs::remove_all(o.out_dir);
 }
 
