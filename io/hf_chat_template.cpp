@@ -146,7 +146,7 @@ std::string HfChatTemplate::render(const std::vector<ChatMessage>& messages,
     message.set("content", jinja::Value(m.content));
     list.emplace_back(std::move(message));
   }
-  std::string json = jinja::value_to_json(jinja::Value(std::move(list)), -1, false);
+  std::string json = jinja::value_to_json(jinja::Value(std::move(list)));
   return render(json, add_generation_prompt);
 }
 

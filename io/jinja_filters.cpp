@@ -285,15 +285,27 @@ Value filter(const std::string& name, const Value& input, const CallArgs& args) 
     return total;
   }
   if (name == "tojson") {
-    Value indent = arg(args, 0, "indent", Value::none());
-    bool sort_keys = arg(args, 99, "sort_keys", Value(false)).truthy();
-    Value ensure_ascii = arg(args, 99, "ensure_ascii", Value(false));
-    RLAIF_CHECK(!ensure_ascii.truthy(), "ensure_ascii=True is not supported");
-    RLAIF_CHECK(arg(args, 99, "separators", Value::none()).is_none(),
-                "separators= is not supported");
-    if (indent.is_string()) return Value(value_to_json(input, 0, sort_keys, indent.as_string()));
-    return Value(
-        value_to_json(input, indent.is_none() ? -1 : static_cast<int>(indent.as_int()), sort_keys));
+    // Hugging Face's signature: tojson(x, ensure_ascii=False, indent=None, separators=None,
+    // sort_keys=False).
+    JsonFormat format;
+    format.ensure_ascii = arg(args, 0, "ensure_ascii", Value(false)).truthy();
+    Value indent = arg(args, 1, "indent", Value::none());
+    if (indent.is_string()) {
+      format.indent = indent.as_string();
+    } else if (!indent.is_none()) {
+      RLAIF_CHECK(indent.is_int(), "indent must be an int or a string");
+      format.indent = std::string(std::max<int64_t>(indent.as_int(), 0), ' ');
+    }
+    Value separators = arg(args, 2, "separators", Value::none());
+    if (!separators.is_none()) {
+      RLAIF_CHECK(separators.is_list() && separators.as_list().size() == 2 &&
+                      separators.as_list()[0].is_string() && separators.as_list()[1].is_string(),
+                  "separators must be a pair of strings");
+      format.item_separator = separators.as_list()[0].as_string();
+      format.key_separator = separators.as_list()[1].as_string();
+    }
+    format.sort_keys = arg(args, 3, "sort_keys", Value(false)).truthy();
+    return Value(value_to_json(input, format));
   }
   if (name == "unique") {
     bool case_sensitive = arg(args, 0, "case_sensitive", Value(false)).truthy();

@@ -33,10 +33,13 @@ Value from_rapidjson(const rapidjson::Value& json) {
   return Value(std::move(dict));
 }
 
-void write_json_string(const std::string& s, std::string& out) {
+// Python's json string encoding; with ensure_ascii, non-ASCII code points become \uXXXX
+// (UTF-16 surrogate pairs above U+FFFF).
+void write_json_string(const std::string& s, bool ensure_ascii, std::string& out) {
   out += '"';
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    char buf[16];
     switch (c) {
       case '"':
         out += "\\\"";
@@ -60,12 +63,25 @@ void write_json_string(const std::string& s, std::string& out) {
         out += "\\f";
         break;
       default:
-        if (c < 0x20) {
-          char buf[8];
+        if (c < 0x20 || (ensure_ascii && c == 0x7f)) {
           std::snprintf(buf, sizeof buf, "\\u%04x", c);
           out += buf;
+        } else if (c >= 0x80 && ensure_ascii) {
+          int extra = c < 0xe0 ? 1 : c < 0xf0 ? 2 : 3;
+          uint32_t cp = c & (0x3f >> extra);
+          for (int k = 0; k < extra && i + 1 < s.size(); ++k) {
+            cp = (cp << 6) | (static_cast<unsigned char>(s[++i]) & 0x3f);
+          }
+          if (cp >= 0x10000) {
+            cp -= 0x10000;
+            std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", 0xd800 + (cp >> 10),
+                          0xdc00 + (cp & 0x3ff));
+          } else {
+            std::snprintf(buf, sizeof buf, "\\u%04x", cp);
+          }
+          out += buf;
         } else {
-          out += ch;
+          out += static_cast<char>(c);
         }
     }
   }
@@ -73,13 +89,12 @@ void write_json_string(const std::string& s, std::string& out) {
 }
 
 struct JsonWriter {
-  int indent;
-  bool sort_keys;
-  std::string unit;  // one level of indentation
+  const JsonFormat& format;
+  std::string item_separator;
 
   void newline(int depth, std::string& out) const {
     out += '\n';
-    for (int i = 0; i < depth; ++i) out += unit;
+    for (int i = 0; i < depth; ++i) out += *format.indent;
   }
 
   void write(const Value& value, int depth, std::string& out) const {
@@ -105,7 +120,7 @@ struct JsonWriter {
         return;
       }
       case Value::Kind::kString:
-        write_json_string(value.as_string(), out);
+        write_json_string(value.as_string(), format.ensure_ascii, out);
         return;
       case Value::Kind::kList: {
         const List& items = value.as_list();
@@ -115,11 +130,11 @@ struct JsonWriter {
         }
         out += '[';
         for (size_t i = 0; i < items.size(); ++i) {
-          if (i) out += indent >= 0 ? "," : ", ";
-          if (indent >= 0) newline(depth + 1, out);
+          if (i) out += item_separator;
+          if (format.indent) newline(depth + 1, out);
           write(items[i], depth + 1, out);
         }
-        if (indent >= 0) newline(depth, out);
+        if (format.indent) newline(depth, out);
         out += ']';
         return;
       }
@@ -132,19 +147,19 @@ struct JsonWriter {
         }
         std::vector<const std::pair<std::string, Value>*> entries;
         for (const auto& entry : dict.entries) entries.push_back(&entry);
-        if (sort_keys) {
+        if (format.sort_keys) {
           std::stable_sort(entries.begin(), entries.end(),
                            [](const auto* a, const auto* b) { return a->first < b->first; });
         }
         out += '{';
         for (size_t i = 0; i < entries.size(); ++i) {
-          if (i) out += indent >= 0 ? "," : ", ";
-          if (indent >= 0) newline(depth + 1, out);
-          write_json_string(entries[i]->first, out);
-          out += ": ";
+          if (i) out += item_separator;
+          if (format.indent) newline(depth + 1, out);
+          write_json_string(entries[i]->first, format.ensure_ascii, out);
+          out += format.key_separator;
           write(entries[i]->second, depth + 1, out);
         }
-        if (indent >= 0) newline(depth, out);
+        if (format.indent) newline(depth, out);
         out += '}';
         return;
       }
@@ -167,14 +182,17 @@ Value value_from_json_text(std::string_view json, const std::string& what) {
   return from_rapidjson(doc);
 }
 
-std::string value_to_json(const Value& value, int indent, bool sort_keys,
-                          const std::string& indent_text) {
-  JsonWriter writer{indent, sort_keys,
-                    indent_text.empty() ? std::string(std::max(indent, 0), ' ') : indent_text};
-  if (!indent_text.empty()) writer.indent = std::max(indent, 0);
+std::string value_to_json(const Value& value, const JsonFormat& format) {
+  JsonWriter writer{format, format.item_separator ? *format.item_separator
+                            : format.indent       ? ","
+                                                  : ", "};
   std::string out;
   writer.write(value, 0, out);
   return out;
+}
+
+std::string value_to_json(const Value& value) {
+  return value_to_json(value, JsonFormat{});
 }
 
 }  // namespace rlaif::jinja

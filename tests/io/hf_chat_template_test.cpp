@@ -63,8 +63,8 @@ TEST(HfChatTemplate, RealTemplatesMatchTransformersGoldens) {
       templates.emplace(model, std::move(t));
     }
     const jinja::Dict& conversation = *conversations.at(name);
-    std::string messages = jinja::value_to_json(*conversation.find("messages"), -1, false);
-    std::string extra = jinja::value_to_json(*conversation.find("extra"), -1, false);
+    std::string messages = jinja::value_to_json(*conversation.find("messages"));
+    std::string extra = jinja::value_to_json(*conversation.find("extra"));
     auto render = [&] {
       return templates.at(model).render(messages, add_generation_prompt, extra);
     };

@@ -43,12 +43,21 @@ TEST(JinjaValue, ReprAndTruthinessFollowPython) {
 TEST(JinjaValue, JsonRoundTripKeepsTypesAndOrder) {
   Value v =
       value_from_json_text(R"({"b": 1, "a": [1.5, 2.0, null, true, "é\n\"x\""], "c": {}})", "test");
-  EXPECT_EQ(value_to_json(v, -1, false),
+  EXPECT_EQ(value_to_json(v),
             "{\"b\": 1, \"a\": [1.5, 2.0, null, true, \"é\\n\\\"x\\\"\"], \"c\": {}}");
-  EXPECT_EQ(value_to_json(v, 2, true),
+  JsonFormat indented;
+  indented.indent = "  ";
+  indented.sort_keys = true;
+  EXPECT_EQ(value_to_json(v, indented),
             "{\n  \"a\": [\n    1.5,\n    2.0,\n    null,\n    true,\n    \"é\\n\\\"x\\\"\"\n  ],\n"
             "  \"b\": 1,\n  \"c\": {}\n}");
-  EXPECT_THROW(value_to_json(Value(), -1, false), rlaif::Error);
+  EXPECT_THROW(value_to_json(Value()), rlaif::Error);
+  JsonFormat ascii;
+  ascii.ensure_ascii = true;
+  ascii.item_separator = ",";
+  ascii.key_separator = ":";
+  EXPECT_EQ(value_to_json(value_from_json_text(R"({"k": ["é", "😀", 1]})", "test"), ascii),
+            R"({"k":["\u00e9","\ud83d\ude00",1]})");
 }
 
 }  // namespace
