@@ -124,8 +124,9 @@ std::string unescape_string(std::string_view body, int line) {
   return out;
 }
 
-bool is_space_at(const std::string& s, size_t pos) {
-  return pos < s.size() && std::isspace(static_cast<unsigned char>(s[pos]));
+// The end of the run of (Python, so Unicode) whitespace starting at `pos`.
+size_t skip_space(const std::string& s, size_t pos) {
+  return pos + python_whitespace_prefix(std::string_view(s).substr(std::min(pos, s.size())));
 }
 
 class Lexer {
@@ -192,7 +193,7 @@ class Lexer {
   // trim_blocks a block or comment end removes one newline.
   size_t after_close(size_t pos, char modifier, bool trims_newline) const {
     if (modifier == '-') {
-      while (is_space_at(src_, pos)) ++pos;
+      pos = skip_space(src_, pos);
     } else if (modifier != '+' && trims_newline && pos < src_.size() && src_[pos] == '\n') {
       ++pos;
     }
@@ -212,10 +213,10 @@ class Lexer {
   // Whether the block starting after "{%" (and its modifier) at `inner` is "raw".
   bool is_raw_begin(size_t inner) const {
     size_t p = inner;
-    while (is_space_at(src_, p)) ++p;
+    p = skip_space(src_, p);
     if (src_.compare(p, 3, "raw") != 0) return false;
     p += 3;
-    while (is_space_at(src_, p)) ++p;
+    p = skip_space(src_, p);
     return src_.compare(p, 2, "%}") == 0 || src_.compare(p, 3, "-%}") == 0;
   }
 
@@ -230,13 +231,13 @@ class Lexer {
                   ": {% raw %} is never closed by {% endraw %}");
       size_t p = tag + 2;
       char modifier = src_[p] == '-' || src_[p] == '+' ? src_[p++] : '\0';
-      while (is_space_at(src_, p)) ++p;
+      p = skip_space(src_, p);
       if (src_.compare(p, 6, "endraw") != 0) {
         search = tag + 2;
         continue;
       }
       p += 6;
-      while (is_space_at(src_, p)) ++p;
+      p = skip_space(src_, p);
       char end_modifier = '\0';
       if (src_[p] == '-' || src_[p] == '+') end_modifier = src_[p++];
       RLAIF_CHECK(src_.compare(p, 2, "%}") == 0, "jinja: line ", line_at(tag),
@@ -263,7 +264,7 @@ class Lexer {
     const std::string close = is_block ? "%}" : "}}";
     std::vector<char> brackets;
     while (true) {
-      while (is_space_at(src_, pos)) ++pos;
+      pos = skip_space(src_, pos);
       RLAIF_CHECK(pos < src_.size(), "jinja: line ", line_at(open), ": ", is_block ? "{%" : "{{",
                   " is never closed");
       if (brackets.empty()) {

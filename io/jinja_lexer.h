@@ -7,9 +7,10 @@
 //   - line endings become "\n" and one newline at the very end of the template is dropped;
 //   - "{%-", "{{-", "{#-" remove all whitespace before the tag; "-%}", "-}}", "-#}" all after;
 //   - trim_blocks: the first newline after "%}" or "#}" is removed ("+%}" keeps it);
-//   - lstrip_blocks: spaces and tabs between the start of a line and "{%" or "{#" are removed
+//   - lstrip_blocks: whitespace between the start of a line and "{%" or "{#" is removed
 //     ("{%+" keeps them); "{{" is never lstripped.
-// Inside a tag, a closing delimiter counts only outside brackets, so {{ {'a': {}} }} works.
+// "Whitespace" is Python's (Unicode's), as jinja2's regular expressions see it. Inside a tag, a
+// closing delimiter counts only outside brackets, so {{ {'a': {}} }} works.
 #pragma once
 
 #include <string>

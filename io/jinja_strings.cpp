@@ -50,6 +50,12 @@ bool is_python_space(uint32_t cp) {
          cp == 0x202f || cp == 0x205f || cp == 0x3000;
 }
 
+size_t python_whitespace_prefix(std::string_view s) {
+  size_t i = 0, n = 0;
+  while (i < s.size() && is_python_space(decode_at(s, i, n))) i += n;
+  return i;
+}
+
 std::string python_strip(std::string_view s, const std::optional<std::string>& chars, bool left,
                          bool right) {
   std::vector<uint32_t> strip_set;

@@ -17,6 +17,8 @@ size_t code_point_count(std::string_view s);
 // Python's str.isspace() for one code point.
 bool is_python_space(uint32_t code_point);
 
+// The byte length of the whitespace (Python's isspace) at the start of `s`.
+size_t python_whitespace_prefix(std::string_view s);
 // Python's str.strip/lstrip/rstrip: `chars` is the set of code points to remove (std::nullopt
 // for whitespace).
 std::string python_strip(std::string_view s, const std::optional<std::string>& chars, bool left,
