@@ -105,13 +105,52 @@ HfChatTemplate HfChatTemplate::from_model_dir(const std::string& dir,
                         config_text);
 }
 
-std::string HfChatTemplate::render(std::string_view messages_json, bool add_generation_prompt,
-                                   std::string_view extra_context_json) const {
+namespace {
+
+jinja::Value parse_messages(std::string_view messages_json) {
   jinja::Value messages = jinja::value_from_json_text(messages_json, "chat messages");
   RLAIF_CHECK(messages.is_list(), "chat messages: expected a JSON array of message objects");
+  return messages;
+}
+
+jinja::Value parse_extra_context(std::string_view extra_context_json) {
   jinja::Value extra = jinja::value_from_json_text(extra_context_json, "chat template context");
   RLAIF_CHECK(extra.is_dict(), "chat template context: expected a JSON object");
+  return extra;
+}
 
+}  // namespace
+
+std::string HfChatTemplate::render(std::string_view messages_json, bool add_generation_prompt,
+                                   std::string_view extra_context_json) const {
+  return render_values(parse_messages(messages_json), add_generation_prompt,
+                       parse_extra_context(extra_context_json));
+}
+
+HfChatTemplate::PromptAndCompletion HfChatTemplate::split_last_assistant_turn(
+    std::string_view messages_json, std::string_view extra_context_json) const {
+  jinja::Value messages = parse_messages(messages_json);
+  jinja::Value extra = parse_extra_context(extra_context_json);
+  const jinja::List& all = messages.as_list();
+  RLAIF_CHECK(!all.empty() && all.back().is_dict() && all.back().as_dict().find("role") &&
+                  all.back().as_dict().find("role")->str() == "assistant",
+              "chat template: splitting prompt and completion needs a conversation that ends "
+              "with an assistant message");
+  jinja::Value earlier(jinja::List(all.begin(), all.end() - 1));
+  PromptAndCompletion out;
+  out.prompt = render_values(earlier, true, extra);
+  std::string whole = render_values(messages, false, extra);
+  RLAIF_CHECK(whole.compare(0, out.prompt.size(), out.prompt) == 0,
+              "chat template: the conversation without its last message (with the generation "
+              "prompt) does not render as a prefix of the whole conversation, so it cannot be "
+              "split into prompt and completion; prompt: \"",
+              out.prompt, "\", whole: \"", whole, "\"");
+  out.completion = whole.substr(out.prompt.size());
+  return out;
+}
+
+std::string HfChatTemplate::render_values(const jinja::Value& messages, bool add_generation_prompt,
+                                          const jinja::Value& extra) const {
   jinja::Dict context = special_tokens_;
   context.set("messages", messages);
   context.set("tools", jinja::Value::none());

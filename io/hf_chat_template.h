@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "io/jinja_template.h"
+#include "io/jinja_value.h"
 #include "runtime/error.h"
 
 namespace rlaif {
@@ -63,11 +64,27 @@ class HfChatTemplate {
                      std::string_view extra_context_json = "{}") const;
   std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
 
+  // A conversation ending with an assistant message, as training text: `prompt` is everything
+  // before the last message with the generation prompt (what the model is given), `completion`
+  // the rest of the whole conversation's render (what it learns to write, end-of-turn tokens
+  // included). prompt + completion == render(messages, false). Throws Error when the last
+  // message is not the assistant's, or when the template renders earlier turns differently
+  // once a later turn exists, so that no such split exists.
+  struct PromptAndCompletion {
+    std::string prompt;
+    std::string completion;
+  };
+  PromptAndCompletion split_last_assistant_turn(std::string_view messages_json,
+                                                std::string_view extra_context_json = "{}") const;
+
   // strftime_now() reports this time instead of the clock (for reproducible renders).
   void set_fixed_time(std::time_t t) { fixed_time_ = t; }
   const std::string& source() const { return source_; }
 
  private:
+  std::string render_values(const jinja::Value& messages, bool add_generation_prompt,
+                            const jinja::Value& extra) const;
+
   std::string source_;
   JinjaTemplate template_;
   jinja::Dict special_tokens_;

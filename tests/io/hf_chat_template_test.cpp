@@ -91,6 +91,70 @@ TEST(HfChatTemplate, RealTemplatesMatchTransformersGoldens) {
   EXPECT_GT(raised, 10u);
 }
 
+// Every golden conversation that ends with an assistant message splits into a prompt and a
+// completion that concatenate to the golden render.
+TEST(HfChatTemplate, SplitsLastAssistantTurnOfRealTemplates) {
+  jinja::Value goldens =
+      jinja::value_from_json_text(read_text(data_dir() + "goldens.json"), "goldens.json");
+  std::map<std::string, const jinja::Dict*> conversations;
+  for (const jinja::Value& c : goldens.as_dict().find("conversations")->as_list()) {
+    conversations[c.as_dict().find("name")->as_string()] = &c.as_dict();
+  }
+  size_t checked = 0;
+  for (const jinja::Value& r : goldens.as_dict().find("renders")->as_list()) {
+    const jinja::Dict& golden = r.as_dict();
+    const jinja::Value* expected = golden.find("expected");
+    if (expected == nullptr || golden.find("add_generation_prompt")->as_bool()) continue;
+    const jinja::Dict& conversation = *conversations.at(golden.find("conversation")->as_string());
+    const jinja::Value& messages = *conversation.find("messages");
+    if (messages.as_list().back().as_dict().find("role")->str() != "assistant") continue;
+    const std::string& model = golden.find("model")->as_string();
+    SCOPED_TRACE(model + " / " + golden.find("conversation")->as_string());
+    HfChatTemplate t(read_text(data_dir() + model + ".jinja"),
+                     read_text(data_dir() + model + ".tokens.json"));
+    t.set_fixed_time(golden_time());
+    try {
+      auto split = t.split_last_assistant_turn(jinja::value_to_json(messages),
+                                               jinja::value_to_json(*conversation.find("extra")));
+      EXPECT_EQ(split.prompt + split.completion, expected->as_string());
+      EXPECT_FALSE(split.completion.empty());
+      ++checked;
+    } catch (const ChatTemplateRaised&) {
+      // The conversation without its last turn breaks the template's rules (e.g. Gemma's
+      // alternation); nothing to split.
+    } catch (const Error& e) {
+      // Mistral moves the system message into the last user turn, so earlier turns render
+      // differently once a later one exists.
+      EXPECT_NE(std::string(e.what()).find("does not render as a prefix"), std::string::npos);
+      EXPECT_EQ(model, "mistral_nemo");
+    }
+  }
+  EXPECT_GT(checked, 20u);
+}
+
+TEST(HfChatTemplate, SplitGivesPromptWithGenerationPromptAndCompletionWithEndOfTurn) {
+  HfChatTemplate t(read_text(data_dir() + "smollm2.jinja"),
+                   read_text(data_dir() + "smollm2.tokens.json"));
+  auto split = t.split_last_assistant_turn(
+      R"([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}])");
+  EXPECT_EQ(split.prompt,
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+            "Face<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(split.completion, "Hello<|im_end|>\n");
+
+  EXPECT_NE(test::error_of([&] {
+              t.split_last_assistant_turn(R"([{"role": "user", "content": "Hi"}])");
+            }).find("ends with an assistant message"),
+            std::string::npos);
+  HfChatTemplate rewriting(
+      "{% for m in messages %}{{ m.content }}{% if loop.last %}!{% endif %}{% endfor %}", "{}");
+  EXPECT_NE(test::error_of([&] {
+              rewriting.split_last_assistant_turn(
+                  R"([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])");
+            }).find("does not render as a prefix"),
+            std::string::npos);
+}
+
 TEST(HfChatTemplate, LoadsStringTemplateAndTokenObjectsFromTokenizerConfig) {
   test::TempDir dir;
   test::write_bytes(
