@@ -6,7 +6,7 @@
 // attribute or index gives Undefined rather than an error; the error comes only when the
 // Undefined is used in a way jinja2 rejects (arithmetic, attribute access, calls).
 // String methods: startswith, endswith (a string or a tuple of them), strip, lstrip, rstrip,
-// split, rsplit-free split with maxsplit, upper, lower, replace, title, capitalize, join, find,
+// split (with maxsplit), upper, lower, replace, title, capitalize, join, find,
 // count, format ("{}" and "{0}" fields only). Dict methods: get, items, keys, values.
 #pragma once
 
