@@ -18,36 +18,13 @@ std::string utf8_lossy(std::string_view bytes) {
       ++pos;
       continue;
     }
-    // Length and the allowed range of the second byte for a well-formed sequence (Unicode's
-    // table 3-7), so overlong forms and surrogates count as invalid.
-    size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      n = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      n = 3;
-      if (lead == 0xE0) lo = 0xA0;
-      if (lead == 0xED) hi = 0x9F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      n = 4;
-      if (lead == 0xF0) lo = 0x90;
-      if (lead == 0xF4) hi = 0x8F;
-    }
-    size_t good = 1;  // bytes of a valid prefix consumed
-    if (n > 0) {
-      while (good < n && pos + good < bytes.size()) {
-        const auto c = static_cast<unsigned char>(bytes[pos + good]);
-        const bool ok = good == 1 ? (c >= lo && c <= hi) : (c >= 0x80 && c <= 0xBF);
-        if (!ok) break;
-        ++good;
-      }
-    }
-    if (n > 0 && good == n) {
-      out.append(bytes.substr(pos, n));
+    const Utf8Sequence seq = utf8_sequence_at(bytes, pos);
+    if (seq.length > 0 && seq.valid == seq.length) {
+      out.append(bytes.substr(pos, seq.length));
     } else {
       out += "\xEF\xBF\xBD";
     }
-    pos += good;
+    pos += seq.valid;
   }
   return out;
 }

@@ -68,35 +68,41 @@ std::vector<std::string_view> utf8_chars(std::string_view text) {
   return chars;
 }
 
+Utf8Sequence utf8_sequence_at(std::string_view text, size_t pos) {
+  const auto lead = static_cast<unsigned char>(text[pos]);
+  Utf8Sequence seq;
+  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    seq.length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    seq.length = 3;
+    if (lead == 0xE0) lo = 0xA0;
+    if (lead == 0xED) hi = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    seq.length = 4;
+    if (lead == 0xF0) lo = 0x90;
+    if (lead == 0xF4) hi = 0x8F;
+  } else {
+    return seq;
+  }
+  while (seq.valid < seq.length && pos + seq.valid < text.size()) {
+    const auto c = static_cast<unsigned char>(text[pos + seq.valid]);
+    if (seq.valid == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xBF)) break;
+    ++seq.valid;
+  }
+  return seq;
+}
+
 bool is_valid_utf8(std::string_view text) {
   size_t pos = 0;
   while (pos < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[pos]);
-    if (lead < 0x80) {
+    if (static_cast<unsigned char>(text[pos]) < 0x80) {
       ++pos;
       continue;
     }
-    size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // allowed second byte (Unicode's table 3-7)
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      n = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      n = 3;
-      if (lead == 0xE0) lo = 0xA0;
-      if (lead == 0xED) hi = 0x9F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      n = 4;
-      if (lead == 0xF0) lo = 0x90;
-      if (lead == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (pos + n > text.size()) return false;
-    for (size_t i = 1; i < n; ++i) {
-      const auto c = static_cast<unsigned char>(text[pos + i]);
-      if (i == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xBF)) return false;
-    }
-    pos += n;
+    const Utf8Sequence seq = utf8_sequence_at(text, pos);
+    if (seq.length == 0 || seq.valid != seq.length) return false;
+    pos += seq.length;
   }
   return true;
 }

@@ -24,6 +24,15 @@ char32_t utf8_next(std::string_view text, size_t& pos);
 void utf8_append(std::string& out, char32_t cp);
 // Splits into code points, each as its UTF-8 bytes.
 std::vector<std::string_view> utf8_chars(std::string_view text);
+// The UTF-8 sequence that starts at text[pos] (a lead byte of 0x80 or above): `length` is the
+// length its lead byte announces (0 when the byte cannot start a sequence), `valid` how many of
+// its bytes form a well-formed prefix (at least 1). Well-formed follows Unicode's table 3-7, so
+// overlong forms and surrogates are not.
+struct Utf8Sequence {
+  size_t length = 0;
+  size_t valid = 1;
+};
+Utf8Sequence utf8_sequence_at(std::string_view text, size_t pos);
 // Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
 bool is_valid_utf8(std::string_view text);
 // Rust's char::is_whitespace (Unicode White_Space).
