@@ -350,7 +350,7 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
         checkpoint_tensors(models, optimizer, use_value, lead);  // collective
     if (lead) {
       result.checkpoint =
-          save_checkpoint(trainer.out_dir, step, *models.policy, trainer.tokenizer_model,
+          save_checkpoint(trainer.out_dir, step, *models.policy, trainer.tokenizer_source,
                           trainer_state_json(step, trainer, extra), tensors);
       prune_checkpoints(trainer.out_dir, trainer.keep);
     }
@@ -417,10 +417,10 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
   result.kl_coef = kl_coef;
   if (lead) {
     progress->finish(note);
-    save_model(trainer.out_dir, *models.policy, trainer.tokenizer_model);
+    save_model(trainer.out_dir, *models.policy, trainer.tokenizer_source);
     if (use_value) {
       save_model((fs::path(trainer.out_dir) / "value_model").string(), *models.value,
-                 trainer.tokenizer_model);
+                 trainer.tokenizer_source);
     }
   }
   comm.barrier();  // every rank returns once the models are written

@@ -75,7 +75,7 @@ struct PpoResult {
 
 // Trains models.policy (and models.value) on `prompts`. From `trainer`: out_dir, steps,
 // grad_accum (micro-batches per mini-batch; must divide its sequences), schedule, adamw,
-// grad_clip, save_every, keep, resume, tokenizer_model, settings/identity_keys, label, comm,
+// grad_clip, save_every, keep, resume, tokenizer_source, settings/identity_keys, label, comm,
 // device_comm and zero_stage (eval_every is unused: PPO's own metrics are the evaluation). With
 // several ranks, every rank calls this with the same arguments (models.reward may be a
 // LeadRankScores on ranks other than 0 when rank 0's reward scores_on_lead_rank()). A non-finite

@@ -9,6 +9,7 @@
 #include "algorithms/ppo_data_parallel.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "io/model_dir.h"
 #include "model/generate.h"
 #include "runtime/communicator.h"
 #include "runtime/rng.h"
@@ -212,9 +213,8 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
   gen.max_new_tokens = options.max_new_tokens;
   gen.sampling.temperature = static_cast<float>(options.temperature);
   gen.sampling.seed = options.seed;
-  // The model's own EOS when its config names one (as `rlaif generate`), else the tokenizer's.
-  gen.eos_id = models.policy->config().eos_token_id >= 0 ? models.policy->config().eos_token_id
-                                                         : tok.eos_id();
+  // Every EOS the model declares (config.json, the tokenizer, generation_config.json).
+  gen.eos_ids = generation_stop_ids(models.policy->config(), tok);
   const size_t chunk = static_cast<size_t>(options.forward_batch);
   for (size_t begin = first; begin < last; begin += chunk) {
     const size_t end = std::min(last, begin + chunk);

@@ -14,12 +14,6 @@ void check_pairs(const std::vector<std::string>& prompts,
               completions.size(), " completions");
 }
 
-Tokenizer tokenizer_of(const std::string& dir) {
-  const std::string path = tokenizer_path(dir);
-  RLAIF_CHECK(!path.empty(), "reward model ", dir, " has no tokenizer.model");
-  return Tokenizer::load(path);
-}
-
 }  // namespace
 
 std::vector<double> LeadRankScores::score(const std::vector<std::string>&,
@@ -38,7 +32,7 @@ std::vector<double> FunctionReward::score(const std::vector<std::string>& prompt
 
 RewardModelScorer::RewardModelScorer(const std::string& dir, RewardModelOptions options,
                                      Device device)
-    : RewardModelScorer(load_model(dir, device), tokenizer_of(dir), std::move(options)) {}
+    : RewardModelScorer(load_model(dir, device), Tokenizer::load_dir(dir), std::move(options)) {}
 
 RewardModelScorer::RewardModelScorer(Transformer model, Tokenizer tokenizer,
                                      RewardModelOptions options)

@@ -61,7 +61,7 @@ struct RewardModelOptions {
 // reward-model training uses (algorithms/sequences.h), under no_grad.
 class RewardModelScorer : public RewardFunction {
  public:
-  // Loads a model directory with a score head and a tokenizer.model; Error naming the directory
+  // Loads a model directory with a score head and a tokenizer; Error naming the directory
   // when either is missing.
   RewardModelScorer(const std::string& dir, RewardModelOptions options,
                     Device device = Device::cpu());

@@ -190,7 +190,7 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
     // writer gets it.
     const std::vector<std::pair<std::string, Tensor>> state = optimizer.state(lead);
     if (lead) {
-      result.checkpoint = save_checkpoint(options.out_dir, step, model, options.tokenizer_model,
+      result.checkpoint = save_checkpoint(options.out_dir, step, model, options.tokenizer_source,
                                           trainer_state_json(step, options), state);
       prune_checkpoints(options.out_dir, options.keep);
     }
@@ -289,7 +289,7 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
   }
   if (lead) {
     progress->finish(note);
-    save_model(options.out_dir, model, options.tokenizer_model);
+    save_model(options.out_dir, model, options.tokenizer_source);
   }
   comm.barrier();  // every rank returns once the model is written
   return result;

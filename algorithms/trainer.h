@@ -64,12 +64,14 @@ struct TrainerOptions {
   int64_t grad_accum = 1;  // micro-batches per step
   LrSchedule schedule;     // total_steps is set from `steps`
   AdamWOptions adamw;
-  double grad_clip = 1.0;       // max global gradient norm; 0 = no clipping
-  int64_t eval_every = 0;       // steps between evaluations (0 = only at the end)
-  int64_t save_every = 0;       // steps between checkpoints (0 = only on a signal)
-  int64_t keep = 2;             // checkpoints kept (0 = all)
-  std::string resume;           // checkpoint or run directory to continue from ("" = fresh)
-  std::string tokenizer_model;  // copied into checkpoints and the final model directory
+  double grad_clip = 1.0;  // max global gradient norm; 0 = no clipping
+  int64_t eval_every = 0;  // steps between evaluations (0 = only at the end)
+  int64_t save_every = 0;  // steps between checkpoints (0 = only on a signal)
+  int64_t keep = 2;        // checkpoints kept (0 = all)
+  std::string resume;      // checkpoint or run directory to continue from ("" = fresh)
+  // Where the tokenizer files copied into checkpoints and the final model directory come from: a
+  // model directory or a tokenizer file (see save_model in io/model_dir.h); empty copies none.
+  std::string tokenizer_source;
   // The settings that define the run ({flag: value}); stored in every checkpoint, and a resume
   // whose settings differ in any of `identity_keys` is refused, naming each difference.
   std::vector<std::pair<std::string, std::string>> settings;

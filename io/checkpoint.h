@@ -30,10 +30,11 @@ struct TrainerCheckpoint {
 // OUT/checkpoints/step_<step> for a run directory.
 std::string checkpoint_dir(const std::string& run_dir, int64_t step);
 
-// Writes model + trainer state atomically to checkpoint_dir(run_dir, step); `state_json` must be
-// a JSON object holding at least "step". Returns the directory.
+// Writes model + trainer state atomically to checkpoint_dir(run_dir, step), with the tokenizer
+// files of `tokenizer_source` (as save_model copies them); `state_json` must be a JSON object
+// holding at least "step". Returns the directory.
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const Transformer& model,
-                            const std::string& tokenizer_model, const std::string& state_json,
+                            const std::string& tokenizer_source, const std::string& state_json,
                             const NamedTensors& state_tensors);
 
 // The checkpoint directories of a run, oldest first (complete ones only: temporary directories

@@ -1,5 +1,6 @@
 #include "io/model_dir.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -86,11 +87,71 @@ void copy_into(const Variable& param, const Tensor& value, const std::string& na
   param.data().copy_from(value);
 }
 
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  RLAIF_CHECK(in.good(), "save_model: cannot read tokenizer file '", path, "'");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  RLAIF_CHECK(!in.bad(), "save_model: error reading tokenizer file '", path, "'");
+  return buffer.str();
+}
+
+// The tokenizer files named by `source` (see save_model): (file name, bytes) pairs, read up front
+// so that a bad source fails before anything is written and `source` may be the output itself.
+std::vector<std::pair<std::string, std::string>> tokenizer_contents(const std::string& source) {
+  std::vector<std::pair<std::string, std::string>> contents;
+  if (source.empty()) return contents;
+  std::error_code ec;
+  const std::string name = fs::path(source).filename().string();
+  std::vector<std::string> files;
+  if (fs::is_directory(source, ec)) {
+    files = tokenizer_files(source);
+    RLAIF_CHECK(!files.empty(), "save_model: '", source,
+                "' holds no tokenizer files (tokenizer.json, vocab.json + merges.txt, "
+                "tokenizer.model)");
+  } else if (name == "tokenizer.json" || name == "tokenizer.json.xz") {
+    files = tokenizer_files(fs::path(source).parent_path().string());
+    RLAIF_CHECK(!files.empty(), "save_model: cannot read tokenizer '", source, "'");
+  } else {
+    contents.emplace_back("tokenizer.model", read_bytes(source));
+    return contents;
+  }
+  for (const std::string& f : files) contents.emplace_back(fs::path(f).filename(), read_bytes(f));
+  return contents;
+}
+
 }  // namespace
 
-std::string tokenizer_path(const std::string& dir) {
-  fs::path p = fs::path(dir) / "tokenizer.model";
-  return fs::exists(p) ? p.string() : "";
+std::vector<std::string> tokenizer_files(const std::string& dir) {
+  static const char* const kNames[] = {"tokenizer.json",
+                                       "tokenizer_config.json",
+                                       "generation_config.json",
+                                       "special_tokens_map.json",
+                                       "added_tokens.json",
+                                       "vocab.json",
+                                       "merges.txt",
+                                       "chat_template.jinja",
+                                       "tokenizer.model"};
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const char* name : kNames) {
+    for (const std::string& file : {std::string(name), std::string(name) + ".xz"}) {
+      const fs::path p = fs::path(dir) / file;
+      if (fs::is_regular_file(p, ec)) out.push_back(p.string());
+    }
+  }
+  return out;
+}
+
+std::vector<int32_t> generation_stop_ids(const ModelConfig& config, const Tokenizer& tokenizer) {
+  std::vector<int32_t> out;
+  auto add = [&](int32_t id) {
+    if (id >= 0 && std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  };
+  add(config.eos_token_id);
+  for (int32_t id : config.eos_token_ids) add(id);
+  for (int32_t id : tokenizer.eos_ids()) add(id);
+  return out;
 }
 
 Transformer load_model(const std::string& dir, Device device, DType dtype) {
@@ -168,7 +229,9 @@ Transformer load_model(const std::string& dir, Device device, DType dtype) {
 }
 
 void save_model(const std::string& dir, const Transformer& model,
-                const std::string& tokenizer_model) {
+                const std::string& tokenizer_source) {
+  const std::vector<std::pair<std::string, std::string>> tokenizer =
+      tokenizer_contents(tokenizer_source);
   fs::create_directories(dir);
   const ModelConfig& config = model.config();
   NamedTensors tensors;
@@ -207,12 +270,8 @@ void save_model(const std::string& dir, const Transformer& model,
   }
   write_safetensors_dir(dir, tensors);
   write_file_atomically((fs::path(dir) / "config.json").string(), config.to_json());
-  if (!tokenizer_model.empty()) {
-    std::ifstream in(tokenizer_model, std::ios::binary);
-    RLAIF_CHECK(in.good(), "save_model: cannot read tokenizer '", tokenizer_model, "'");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    write_file_atomically((fs::path(dir) / "tokenizer.model").string(), buffer.str());
+  for (const auto& [file, bytes] : tokenizer) {
+    write_file_atomically((fs::path(dir) / file).string(), bytes);
   }
 }
 

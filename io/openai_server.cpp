@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "io/model_dir.h"
 #include "io/openai_protocol.h"
 #include "model/generate.h"
 #include "runtime/error.h"
@@ -87,7 +88,8 @@ struct OpenAiServer::Impl {
   Tokenizer tokenizer;
   ServerOptions options;
   int64_t context = 0;
-  int32_t bos_id = -1, eos_id = -1;
+  int32_t bos_id = -1;
+  std::vector<int32_t> eos_ids;
   int64_t created = unix_now();
 
   HttpServer http;
@@ -312,7 +314,7 @@ std::vector<std::shared_ptr<Job>> OpenAiServer::Impl::take_batch() {
 void OpenAiServer::Impl::run_batch(const std::vector<std::shared_ptr<Job>>& batch) {
   GenerationOptions go;
   go.sampling = batch.front()->sampling;
-  go.eos_id = eos_id;
+  go.eos_ids = eos_ids;
   go.max_new_tokens = 0;
   std::vector<std::vector<int32_t>> prompts;
   std::vector<uint64_t> streams;
@@ -373,7 +375,7 @@ OpenAiServer::OpenAiServer(const Transformer& model, Tokenizer tokenizer, Server
   RLAIF_CHECK(impl_->context > 1, "serve: the model's context (max_position_embeddings) is ",
               impl_->context);
   impl_->bos_id = impl_->tokenizer.bos_id();
-  impl_->eos_id = c.eos_token_id >= 0 ? c.eos_token_id : impl_->tokenizer.eos_id();
+  impl_->eos_ids = generation_stop_ids(c, impl_->tokenizer);
   impl_->install_routes();
 }
 

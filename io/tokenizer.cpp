@@ -120,6 +120,15 @@ Tokenizer Tokenizer::load_dir(const std::string& dir) {
   return tok;
 }
 
+bool Tokenizer::exists_in_dir(const std::string& dir) {
+  const fs::path d(dir);
+  std::error_code ec;
+  return exists_maybe_compressed((d / "tokenizer.json").string()) ||
+         (exists_maybe_compressed((d / "vocab.json").string()) &&
+          exists_maybe_compressed((d / "merges.txt").string())) ||
+         fs::is_regular_file(d / "tokenizer.model", ec);
+}
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   return impl_->encode(text, false);
 }

@@ -31,6 +31,8 @@ class Tokenizer {
   // The tokenizer of a model directory: tokenizer.json, else vocab.json + merges.txt, else
   // tokenizer.model. Error naming the directory and the files looked for when none is there.
   static Tokenizer load_dir(const std::string& dir);
+  // Whether `dir` holds a tokenizer load_dir would load.
+  static bool exists_in_dir(const std::string& dir);
 
   // Token ids of `text`, without BOS/EOS (the caller decides where sequences start and end).
   // Applies the model's own normaliser: Llama's and rlaif-trained models have none, so with byte

@@ -63,6 +63,17 @@ class Reader {
     return v.GetInt();
   }
 
+  // Every id of a key that may be an int or a list of ints; empty when absent or a single id.
+  std::vector<int32_t> token_id_list(const char* key) const {
+    std::vector<int32_t> out;
+    if (!has(key) || !obj_[key].IsArray()) return out;
+    for (const Json& v : obj_[key].GetArray()) {
+      RLAIF_CHECK(v.IsInt(), source_, ": \"", key, "\" must list integer token ids");
+      out.push_back(v.GetInt());
+    }
+    return out;
+  }
+
   void require(const char* key) const {
     RLAIF_CHECK(has(key), source_, ": missing key \"", key, "\"");
   }
@@ -146,6 +157,7 @@ ModelConfig ModelConfig::from_json(const std::string& json, const std::string& s
   if (c.head_dim == 0 && c.num_heads > 0) c.head_dim = c.hidden_size / c.num_heads;
   c.bos_token_id = r.token_id("bos_token_id");
   c.eos_token_id = r.token_id("eos_token_id");
+  c.eos_token_ids = r.token_id_list("eos_token_id");
   c.pad_token_id = r.token_id("pad_token_id");
   // A scalar head exists only for *ForSequenceClassification architectures; language-model
   // configs may carry HF's default num_labels (2) without meaning anything by it.
@@ -254,7 +266,14 @@ std::string ModelConfig::to_json() const {
   }
   w.Key("tie_word_embeddings"), w.Bool(tie_word_embeddings);
   if (bos_token_id >= 0) key_int("bos_token_id", bos_token_id);
-  if (eos_token_id >= 0) key_int("eos_token_id", eos_token_id);
+  if (eos_token_ids.size() > 1) {
+    w.Key("eos_token_id");
+    w.StartArray();
+    for (int32_t id : eos_token_ids) w.Int(id);
+    w.EndArray();
+  } else if (eos_token_id >= 0) {
+    key_int("eos_token_id", eos_token_id);
+  }
   if (pad_token_id >= 0) key_int("pad_token_id", pad_token_id);
   if (num_labels == 1) key_int("num_labels", 1);
   key_str("torch_dtype", "float32");

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace rlaif {
 
@@ -35,6 +36,9 @@ struct ModelConfig {
   int64_t sliding_window = 0;  // Mistral; 0 = none. Longer sequences are refused, not windowed.
   int32_t bos_token_id = -1;
   int32_t eos_token_id = -1;
+  // Every id of config.json's eos_token_id when it is a list (Llama 3.1 instruct lists
+  // [128001, 128008, 128009]); empty when it is a single id. eos_token_id is the first.
+  std::vector<int32_t> eos_token_ids;
   int32_t pad_token_id = -1;
   // Scalar-head models (reward and value): HF *ForSequenceClassification with num_labels = 1.
   int64_t num_labels = 0;

@@ -101,7 +101,8 @@ std::vector<Generation> generate(const Transformer& model,
       int32_t token = picked[i];
       results[i].tokens.push_back(token);
       next[i] = token;
-      if (token == options.eos_id) {
+      if (std::find(options.eos_ids.begin(), options.eos_ids.end(), token) !=
+          options.eos_ids.end()) {
         results[i].stopped_at_eos = true;
         done[i] = true;
       }

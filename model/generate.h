@@ -18,11 +18,12 @@ namespace rlaif {
 struct GenerationOptions {
   int64_t max_new_tokens = 256;
   SamplingOptions sampling;
-  int32_t eos_id = -1;  // stop a sequence when it emits this id (-1: never); the id is kept
+  // A sequence stops when it emits any of these ids (none: it never stops early); the id is kept.
+  std::vector<int32_t> eos_ids;
 };
 
 struct Generation {
-  std::vector<int32_t> tokens;  // the new tokens (ending with eos_id when it stopped there)
+  std::vector<int32_t> tokens;  // the new tokens (ending with an eos id when it stopped there)
   bool stopped_at_eos = false;
 };
 

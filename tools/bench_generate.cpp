@@ -111,7 +111,7 @@ int bench_generate_main(const std::vector<std::string>& args) {
   GenerationOptions options;
   options.max_new_tokens = N;
   options.sampling.temperature = 0.0f;  // greedy: sampling cost is not what is measured
-  options.eos_id = -1;                  // every sequence generates exactly N tokens
+  options.eos_ids.clear();              // every sequence generates exactly N tokens
 
   std::printf("bench generate: %s %s (%.2fM parameters), %s, %s, prompt %lld + %lld new tokens\n",
               flags.str("arch").c_str(), flags.str("preset").c_str(),

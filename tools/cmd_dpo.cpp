@@ -69,9 +69,8 @@ int dpo_main(const std::vector<std::string>& args) {
   Transformer policy = load_model(model_dir, device, model_dtype(flags));
   policy.set_requires_grad(true);
   policy.set_recompute(flags.on("recompute"));
-  options.tokenizer_model = tokenizer_path(model_dir);
-  RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
-  const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_model);
+  const Tokenizer tokenizer = Tokenizer::load_dir(model_dir);
+  options.tokenizer_source = model_dir;
   PreferenceSplits data =
       load_preference_splits(flags, tokenizer, policy.config(), "", "dpo", lead);
   dpo.batch = flags.integer("batch");

@@ -27,9 +27,8 @@ int eval_loss_main(const std::vector<std::string>& args) {
   if (!flags.parse(args)) return 0;
   const std::string dir = flags.str("model"), data = flags.str("data");
   Transformer model = load_model(dir, parse_device(flags.str("device")));
-  std::string tok_path = tokenizer_path(dir);
   std::optional<Tokenizer> tok;
-  if (!tok_path.empty()) tok = Tokenizer::load(tok_path);
+  if (Tokenizer::exists_in_dir(dir)) tok = Tokenizer::load_dir(dir);
   std::vector<int32_t> tokens = load_tokens(data, tok ? &*tok : nullptr);
   for (size_t i = 0; i < tokens.size(); ++i) {
     RLAIF_CHECK(tokens[i] >= 0 && tokens[i] < model.config().vocab_size, data, ": token ",

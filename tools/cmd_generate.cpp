@@ -62,9 +62,7 @@ int generate_main(const std::vector<std::string>& args) {
 
   Transformer model =
       load_model(flags.str("model"), parse_device(flags.str("device")), model_dtype(flags));
-  std::string tok_path = tokenizer_path(flags.str("model"));
-  RLAIF_CHECK(!tok_path.empty(), flags.str("model"), " has no tokenizer.model");
-  Tokenizer tok = Tokenizer::load(tok_path);
+  Tokenizer tok = Tokenizer::load_dir(flags.str("model"));
   ChatTemplate chat = ChatTemplate::from_escaped(flags.str("chat-template"));
   auto render = [&](const std::string& p) { return flags.on("chat") ? chat.apply(p) : p; };
 
@@ -74,7 +72,7 @@ int generate_main(const std::vector<std::string>& args) {
   options.sampling.top_k = flags.integer("top-k");
   options.sampling.top_p = static_cast<float>(flags.number("top-p"));
   options.sampling.seed = static_cast<uint64_t>(flags.integer("seed"));
-  options.eos_id = model.config().eos_token_id >= 0 ? model.config().eos_token_id : tok.eos_id();
+  options.eos_ids = generation_stop_ids(model.config(), tok);
 
   if (single) {
     std::vector<Generation> out =

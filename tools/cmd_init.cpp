@@ -1,4 +1,4 @@
-// `rlaif init`: a randomly initialised GPT-2 or Llama model directory.
+// `rlaif init`: a randomly initialised GPT-2, Llama or Qwen2 model directory.
 #include <cstdio>
 
 #include "io/model_dir.h"
@@ -12,7 +12,7 @@ int init_main(const std::vector<std::string>& args) {
   Flags flags("init",
               "Write a randomly initialised model directory (GPT-2 style init: normal(0, 0.02),\n"
               "residual projections scaled by 1/sqrt(2*layers)).");
-  flags.option("arch", "llama", "gpt2 or llama")
+  flags.option("arch", "llama", "gpt2, llama or qwen2 (llama with q/k/v biases)")
       .option("layers", "", "number of transformer layers", true)
       .option("d-model", "", "hidden size", true)
       .option("heads", "", "attention heads", true)
@@ -21,7 +21,10 @@ int init_main(const std::vector<std::string>& args) {
               "MLP width (0 = 4*d-model for gpt2, ~8/3*d-model rounded to 32 for llama)")
       .option("vocab", "0", "vocabulary size (0 = the tokenizer's)")
       .option("seq", "", "context length (maximum positions)", true)
-      .option("tokenizer", "", "SentencePiece tokenizer.model to ship with the model")
+      .option("tokenizer", "",
+              "tokenizer to ship with the model: a directory (its tokenizer.json, vocab.json, "
+              "merges.txt, tokenizer_config.json, generation_config.json, chat_template.jinja, "
+              "... are copied), a tokenizer.json, or a SentencePiece .model file")
       .option("rope-theta", "10000", "RoPE base (llama)")
       .flag("untied", "give the llama model its own output head instead of reusing the embedding")
       .option("seed", "0", "initialisation seed")
@@ -30,9 +33,12 @@ int init_main(const std::vector<std::string>& args) {
 
   ModelConfig c;
   std::string arch = flags.str("arch");
-  if (arch != "gpt2" && arch != "llama") throw UsageError("--arch must be gpt2 or llama");
+  if (arch != "gpt2" && arch != "llama" && arch != "qwen2") {
+    throw UsageError("--arch must be gpt2, llama or qwen2");
+  }
   c.model_type = arch;
   c.arch = arch == "gpt2" ? Arch::gpt2 : Arch::llama;
+  c.qkv_bias = arch == "qwen2";
   c.num_layers = flags.integer("layers");
   c.hidden_size = flags.integer("d-model");
   c.num_heads = flags.integer("heads");

@@ -226,9 +226,8 @@ int ppo_main(const std::vector<std::string>& args) {
   policy.set_recompute(flags.on("recompute"));
   Transformer reference = load_model(model_dir, device, model_dtype(flags));
   reference.set_requires_grad(false);
-  options.tokenizer_model = tokenizer_path(model_dir);
-  RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
-  const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_model);
+  const Tokenizer tokenizer = Tokenizer::load_dir(model_dir);
+  options.tokenizer_source = model_dir;
 
   const std::string rm_dir = critic ? model_dir : flags.str("reward-model");
   std::unique_ptr<RewardFunction> reward;

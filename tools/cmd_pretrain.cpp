@@ -51,13 +51,17 @@ int pretrain_main(const std::vector<std::string>& args) {
   Transformer model = load_model(model_dir, device, model_dtype(flags));
   model.set_requires_grad(true);
   model.set_recompute(flags.on("recompute"));
-  options.tokenizer_model = tokenizer_path(model_dir);
   std::optional<Tokenizer> tok;
-  if (!options.tokenizer_model.empty()) tok = Tokenizer::load(options.tokenizer_model);
+  if (Tokenizer::exists_in_dir(model_dir)) {
+    tok = Tokenizer::load_dir(model_dir);
+    options.tokenizer_source = model_dir;
+  }
   auto tokens_of = [&](const std::string& path) {
     if (is_token_shard(path)) return read_token_shard(path);
-    RLAIF_CHECK(tok.has_value(), path, " is text but ", model_dir,
-                " has no tokenizer.model to tokenize it");
+    RLAIF_CHECK(
+        tok.has_value(), path, " is text but ", model_dir,
+        " has no tokenizer to tokenize it (looked for tokenizer.json, vocab.json + merges.txt, "
+        "tokenizer.model)");
     return load_tokens_cached(path, *tok);
   };
   // Rank 0 tokenizes first and writes the token caches; the others then read them rather than

@@ -49,9 +49,8 @@ int rm_main(const std::vector<std::string>& args) {
     std::fprintf(stderr, "rm: %s has no scalar head; added score.weight (seed %llu)\n",
                  model_dir.c_str(), static_cast<unsigned long long>(seed));
   }
-  options.tokenizer_model = tokenizer_path(model_dir);
-  RLAIF_CHECK(!options.tokenizer_model.empty(), model_dir, " has no tokenizer.model");
-  const Tokenizer tokenizer = Tokenizer::load(options.tokenizer_model);
+  const Tokenizer tokenizer = Tokenizer::load_dir(model_dir);
+  options.tokenizer_source = model_dir;
   PreferenceSplits data =
       load_preference_splits(flags, tokenizer, model.config(), flags.str("margin-key"), "rm", lead);
 

@@ -40,9 +40,7 @@ int score_main(const std::vector<std::string>& args) {
   RLAIF_CHECK(model.has_scalar_head(), model_dir,
               " has no scalar head (score.weight): it is not a reward model; train one with "
               "`rlaif rm`");
-  const std::string tok_path = tokenizer_path(model_dir);
-  RLAIF_CHECK(!tok_path.empty(), model_dir, " has no tokenizer.model");
-  const Tokenizer tokenizer = Tokenizer::load(tok_path);
+  const Tokenizer tokenizer = Tokenizer::load_dir(model_dir);
   const ChatTemplate chat = ChatTemplate::from_escaped(flags.str("chat-template"));
   const TruncationOptions truncation = truncation_from_flags(flags, model.config());
   const int64_t context = model.config().max_position_embeddings;

@@ -38,7 +38,7 @@ int serve_main(const std::vector<std::string>& args) {
               "generated in batches; a response never depends on what it was batched with.\n"
               "Prints 'listening on http://HOST:PORT' on stdout once it accepts connections;\n"
               "stops cleanly on SIGINT/SIGTERM.");
-  flags.option("model", "", "model directory (config.json, weights, tokenizer.model)", true)
+  flags.option("model", "", "model directory (config.json, weights, tokenizer)", true)
       .option("name", "", "model name to report (default: the directory's name)")
       .option("host", "127.0.0.1", "address to listen on (the API has no authentication)")
       .option("port", "8080", "TCP port; 0 = any free port")
@@ -78,9 +78,7 @@ int serve_main(const std::vector<std::string>& args) {
 
   const std::string dir = flags.str("model");
   Transformer model = load_model(dir, parse_device(flags.str("device")), model_dtype(flags));
-  const std::string tok_path = tokenizer_path(dir);
-  RLAIF_CHECK(!tok_path.empty(), dir, " has no tokenizer.model (--model)");
-  Tokenizer tokenizer = Tokenizer::load(tok_path);
+  Tokenizer tokenizer = Tokenizer::load_dir(dir);
 
   StopSignals signals;  // before start(): a signal from then on stops the server cleanly
   OpenAiServer server(model, tokenizer, options);

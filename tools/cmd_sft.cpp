@@ -45,9 +45,7 @@ int sft_main(const std::vector<std::string>& args) {
   Transformer model = load_model(model_dir, device, model_dtype(flags));
   model.set_requires_grad(true);
   model.set_recompute(flags.on("recompute"));
-  const std::string tok_path = tokenizer_path(model_dir);
-  RLAIF_CHECK(!tok_path.empty(), model_dir, " has no tokenizer.model to tokenize the data with");
-  Tokenizer tok = Tokenizer::load(tok_path);
+  Tokenizer tok = Tokenizer::load_dir(model_dir);
   ChatTemplate chat = ChatTemplate::from_escaped(flags.str("chat-template"));
 
   const int64_t context = model.config().max_position_embeddings;
@@ -117,7 +115,7 @@ int sft_main(const std::vector<std::string>& args) {
   const bool lead = comm.rank() == 0;
   data.rank = comm.rank();
   data.ranks = comm.size();
-  options.tokenizer_model = tok_path;
+  options.tokenizer_source = model_dir;
 
   std::vector<TokenizedExample> train =
       tokenize_sft_examples(tok, chat, train_examples, truncation);

@@ -10,7 +10,7 @@ namespace rlaif::cli {
 
 void declare_generation_flags(Flags& flags, const std::string& default_temperature,
                               const std::string& default_max_new_tokens) {
-  flags.option("model", "", "model directory (with tokenizer.model)", true)
+  flags.option("model", "", "model directory (config.json, weights, tokenizer)", true)
       .option("max-new-tokens", default_max_new_tokens, "tokens to generate at most")
       .option("temperature", default_temperature, "sampling temperature (0 = greedy)")
       .option("top-k", "0", "sample from the k most likely tokens (0 = all)")
@@ -55,23 +55,16 @@ ChatTemplate chat_template(const Flags& flags) {
   }
 }
 
-Tokenizer model_tokenizer(const std::string& dir) {
-  const std::string path = tokenizer_path(dir);
-  RLAIF_CHECK(!path.empty(), dir, " has no tokenizer.model");
-  return Tokenizer::load(path);
-}
-
 }  // namespace
 
 LocalGenerator::LocalGenerator(const Flags& flags)
     : options_(generation_options(flags)),
       chat_(chat_template(flags)),
       model_(load_model(flags.str("model"), parse_device(flags.str("device")), model_dtype(flags))),
-      tokenizer_(model_tokenizer(flags.str("model"))),
+      tokenizer_(Tokenizer::load_dir(flags.str("model"))),
       batch_(flags.integer("batch")),
       max_prompt_tokens_(flags.integer("max-prompt-length")) {
-  options_.eos_id =
-      model_.config().eos_token_id >= 0 ? model_.config().eos_token_id : tokenizer_.eos_id();
+  options_.eos_ids = generation_stop_ids(model_.config(), tokenizer_);
   const int64_t context = model_.config().max_position_embeddings;
   if (max_prompt_tokens_ == 0) {
     max_prompt_tokens_ = std::max<int64_t>(1, context - options_.max_new_tokens);

@@ -98,7 +98,7 @@ SortScores evaluate(const Transformer& policy, RewardFunction& rm, uint64_t seed
   g.max_new_tokens = 8;
   g.sampling.temperature = 1.0f;
   g.sampling.seed = seed;
-  g.eos_id = sort_tokenizer().eos_id();
+  g.eos_ids = {sort_tokenizer().eos_id()};
   std::vector<std::string> answers;
   SortScores out;
   for (size_t b = 0; b < ids.size(); b += 128) {

@@ -311,7 +311,7 @@ inline std::vector<std::string> greedy_completions(const Transformer& model, con
   GenerationOptions g;
   g.max_new_tokens = kSortMaxNewTokens;
   g.sampling.temperature = 0.0f;
-  g.eos_id = tok.eos_id();
+  g.eos_ids = {tok.eos_id()};
   std::vector<std::string> out;
   const size_t chunk = 64;
   for (size_t begin = 0; begin < ids.size(); begin += chunk) {

@@ -26,7 +26,7 @@ class OpenAiServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     model_ = std::make_unique<Transformer>(load_model(kModelDir));
-    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(tokenizer_path(kModelDir)));
+    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load_dir(kModelDir));
   }
   static void TearDownTestSuite() {
     model_.reset();
@@ -65,7 +65,7 @@ class OpenAiServerTest : public ::testing::Test {
     GenerationOptions o;
     o.max_new_tokens = max_new;
     o.sampling = sampling;
-    o.eos_id = model_->config().eos_token_id;
+    o.eos_ids = {model_->config().eos_token_id};
     return generate(*model_, {ids}, o, {stream})[0];
   }
   static SamplingOptions greedy() {
@@ -504,7 +504,7 @@ TEST_F(OpenAiServerTest, StoppingAnswersQueuedRequestsWith503) {
 
 TEST(OpenAiServerOptions, BadOptionsAreErrorsNamingTheFlag) {
   Transformer model = load_model(kModelDir);
-  Tokenizer tok = Tokenizer::load(tokenizer_path(kModelDir));
+  Tokenizer tok = Tokenizer::load_dir(kModelDir);
   ServerOptions o;
   o.max_batch = 0;
   EXPECT_NE(test::error_of([&] { OpenAiServer s(model, tok, o); }).find("--max-batch"),

@@ -49,7 +49,7 @@ std::vector<float> logits_of(const Transformer& m) {
 TEST(ModelDir, ShippedModelResavesByteForByte) {
   Transformer model = load_model(stories_dir());
   TempDir tmp;
-  save_model(tmp.str("copy"), model, tokenizer_path(stories_dir()));
+  save_model(tmp.str("copy"), model, stories_dir());
   SafetensorsCheckpoint original = SafetensorsCheckpoint::open_dir(stories_dir());
   SafetensorsCheckpoint copy = SafetensorsCheckpoint::open_dir(tmp.str("copy"));
   std::vector<std::string> a = original.names(), b = copy.names();
@@ -172,7 +172,7 @@ TEST(Generation, BatchedEqualsAlone) {
   for (float temperature : {0.0f, 1.0f}) {
     GenerationOptions opts;
     opts.max_new_tokens = 24;
-    opts.eos_id = 2;
+    opts.eos_ids = {2};
     opts.sampling.temperature = temperature;
     opts.sampling.top_k = 40;
     opts.sampling.top_p = 0.9f;
@@ -197,7 +197,7 @@ TEST(Generation, StopsAtEosAndRespectsContext) {
   std::vector<Generation> out = generate(model, {{1}}, opts);
   EXPECT_EQ(out[0].tokens.size(), 511u);  // the context (512) minus the prompt
   // With EOS = the 5th greedy token, generation stops right there and keeps it.
-  opts.eos_id = out[0].tokens[4];
+  opts.eos_ids = {out[0].tokens[4]};
   std::vector<Generation> stopped = generate(model, {{1}}, opts);
   EXPECT_TRUE(stopped[0].stopped_at_eos);
   EXPECT_EQ(stopped[0].tokens.size(), 5u);
