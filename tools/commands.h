@@ -25,6 +25,7 @@ int eval_loss_main(const std::vector<std::string>& args);
 int pretrain_main(const std::vector<std::string>& args);
 int sft_main(const std::vector<std::string>& args);
 int tokenizer_train_main(const std::vector<std::string>& args);
+int tokenize_main(const std::vector<std::string>& args);
 int rm_main(const std::vector<std::string>& args);
 int score_main(const std::vector<std::string>& args);
 int dpo_main(const std::vector<std::string>& args);

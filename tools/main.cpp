@@ -23,13 +23,15 @@ namespace rlaif::cli {
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> commands = {
       {"version", "print the version and what this binary was built with", version_main},
-      {"init", "write a randomly initialised GPT-2 or Llama model directory", init_main},
+      {"init", "write a randomly initialised GPT-2, Llama or Qwen2 model directory", init_main},
       {"generate", "generate text from a prompt or a JSONL file of prompts", generate_main},
       {"eval-loss", "mean next-token cross-entropy of a model on text or a token shard",
        eval_loss_main},
       {"pretrain", "train a language model on text or a token shard", pretrain_main},
       {"sft", "supervised fine-tuning on prompt/completion demonstrations", sft_main},
       {"tokenizer train", "train a SentencePiece tokenizer on a text file", tokenizer_train_main},
+      {"tokenize", "token ids of text or chat messages, or text of ids, as transformers gives them",
+       tokenize_main},
       {"rm", "train a reward model on preference pairs (Bradley-Terry)", rm_main},
       {"score", "score answers or preference pairs with a reward model", score_main},
       {"dpo", "align a policy to preference pairs (DPO, cDPO, robust, IPO, hinge)", dpo_main},

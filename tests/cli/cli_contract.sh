@@ -18,7 +18,7 @@ expect() {  # expected-exit-code, description, command...
 expect 0 "rlaif --help" "$rlaif" --help
 expect 2 "no command" "$rlaif"
 expect 2 "unknown command" "$rlaif" frobnicate
-for cmd in version init generate eval-loss "tokenizer train"; do
+for cmd in version init generate eval-loss "tokenizer train" tokenize; do
   # shellcheck disable=SC2086
   expect 0 "$cmd --help" "$rlaif" $cmd --help
   grep -q -- "--config" <<<"$LAST_OUTPUT" || { echo "FAIL: $cmd --help lacks --config"; fail=1; }

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# A Hugging Face-style model directory end to end: `rlaif init --arch qwen2 --tokenizer DIR` makes
+# a random-weight Qwen2 model over Qwen3's real tokenizer files (151,669 ids with the added
+# tokens), `rlaif sft` and `rlaif dpo` train it a few steps on the shipped demo data, and every
+# directory written on the way (the init, each checkpoint, each final model) carries the
+# tokenizer, tokenizer_config and generation_config files byte for byte, so that transformers
+# loads the result as it loaded the input. `rlaif tokenize` and `rlaif generate` use the result.
+set -euo pipefail
+rlaif="$1"; root="$2"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+losses() {  # "step loss" per train line of a metrics.jsonl
+  grep '"kind":"train"' "$1" | sed -E 's/.*"step":([0-9]+).*"loss":([^,}]+).*/\1 \2/'
+}
+
+# The tokenizer directory as the Hub ships Qwen3: tokenizer.json (here xz-compressed),
+# tokenizer_config.json (with the chat template) and generation_config.json.
+mkdir "$tmp/qwen3"
+cp "$root/data/tokenizers/qwen3/tokenizer.json.xz" "$root/data/tokenizers/qwen3/tokenizer_config.json" "$tmp/qwen3/"
+cat > "$tmp/qwen3/generation_config.json" <<'EOF'
+{
+  "bos_token_id": 151643,
+  "do_sample": true,
+  "eos_token_id": [151645, 151643],
+  "pad_token_id": 151643,
+  "temperature": 0.6,
+  "top_k": 20,
+  "top_p": 0.95
+}
+EOF
+files=(tokenizer.json.xz tokenizer_config.json generation_config.json)
+carries() {  # directory: it holds every tokenizer file of $tmp/qwen3, byte for byte
+  for f in "${files[@]}"; do
+    cmp -s "$tmp/qwen3/$f" "$1/$f" || fail "$1 does not carry $f byte for byte"
+  done
+}
+
+"$rlaif" init --arch qwen2 --layers 2 --d-model 32 --heads 4 --kv-heads 2 --seq 64 \
+  --tokenizer "$tmp/qwen3" --seed 1 --out "$tmp/init" > "$tmp/init.out"
+grep -q '"vocab_size": 151669' "$tmp/init/config.json" || fail "init vocab: $(cat "$tmp/init/config.json")"
+grep -q '"model_type": "qwen2"' "$tmp/init/config.json" || fail "init is not qwen2"
+grep -q '"eos_token_id": 151645' "$tmp/init/config.json" || fail "init eos is not <|im_end|>"
+carries "$tmp/init"
+
+# SFT: 3 steps, a checkpoint at step 2.
+"$rlaif" sft --model "$tmp/init" --data "$root/data/instructions/alpaca_en_demo.json" --steps 3 \
+  --batch 2 --max-length 64 --max-prompt-length 40 --lr 1e-3 --eval-every 0 --save-every 2 \
+  --keep 0 --out "$tmp/sft" > "$tmp/sft.out" 2> "$tmp/sft.err" || { cat "$tmp/sft.err"; fail "sft exited non-zero"; }
+[[ $(losses "$tmp/sft/metrics.jsonl" | wc -l) -eq 3 ]] || fail "sft logged $(losses "$tmp/sft/metrics.jsonl" | wc -l) steps"
+losses "$tmp/sft/metrics.jsonl" | awk '{ if (!($2 > 5 && $2 < 20)) { print "sft loss " $2 " at step " $1; bad = 1 } } END { exit bad }' ||
+  fail "sft losses are not those of a random 151,669-token model (ln 151669 = 11.9)"
+carries "$tmp/sft"
+carries "$tmp/sft/checkpoints/step_00000002"
+
+# DPO from the SFT model: 2 steps, a checkpoint at step 1.
+"$rlaif" dpo --model "$tmp/sft" --data "$root/data/preferences/dpo_en_demo.json" --steps 2 \
+  --batch 2 --max-length 64 --max-prompt-length 40 --lr 1e-3 --eval-every 0 --save-every 1 \
+  --keep 0 --out "$tmp/dpo" > "$tmp/dpo.out" 2> "$tmp/dpo.err" || { cat "$tmp/dpo.err"; fail "dpo exited non-zero"; }
+[[ $(losses "$tmp/dpo/metrics.jsonl" | wc -l) -eq 2 ]] || fail "dpo logged $(losses "$tmp/dpo/metrics.jsonl" | wc -l) steps"
+carries "$tmp/dpo"
+carries "$tmp/dpo/checkpoints/step_00000001"
+
+# The result tokenizes as the input did, chat template included, and generates.
+echo '{"messages": [{"role": "user", "content": "Hi"}], "add_generation_prompt": true}' > "$tmp/chat.jsonl"
+"$rlaif" tokenize --model "$tmp/qwen3" < "$tmp/chat.jsonl" > "$tmp/chat.want"
+"$rlaif" tokenize --model "$tmp/dpo" < "$tmp/chat.jsonl" > "$tmp/chat.got"
+cmp -s "$tmp/chat.want" "$tmp/chat.got" || fail "the trained model tokenizes differently: $(cat "$tmp/chat.got")"
+grep -qF '{"text":"<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n","ids":[151644,' "$tmp/chat.got" ||
+  fail "chat rendering: $(cat "$tmp/chat.got")"
+"$rlaif" generate --model "$tmp/dpo" --prompt "Hi" --max-new-tokens 4 --temperature 0 > /dev/null ||
+  fail "generate cannot use the DPO model"
+echo "qwen2 over Qwen3's tokenizer: init, sft and dpo carry the tokenizer files byte for byte"
