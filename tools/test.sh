@@ -4,8 +4,8 @@
 #                              # whole suite, then the suite again under ASan + UBSan
 #   tools/test.sh --fast       # skip the sanitizer pass
 #   tools/test.sh --sanitize   # only the sanitizer pass
-# The Release pass also reruns the computing layers under OpenBLAS's Haswell and Zen kernel sets
-# (those the CPU can run and OpenBLAS did not pick). OPENBLAS_CORETYPE=NAME tools/test.sh runs
+# The Release pass also reruns the computing layers under OpenBLAS's Haswell, Zen and Sandybridge
+# kernel sets (those the CPU can run and OpenBLAS did not pick). OPENBLAS_CORETYPE=NAME tools/test.sh runs
 # everything on the kernel set NAME.
 # GPU tests skip with a message when no device is present.
 set -euo pipefail
@@ -40,18 +40,23 @@ run_suite() {  # build dir, ctest exclusion regex ("" = none), then extra cmake 
 # pass. Every other test, the command-line scripts included, runs under both.
 learning_tests='PpoLearning\.|Raises|LearnsTo|ValidationLossFalls|OverfitsASingleBatch'
 
-# OpenBLAS picks its kernels by CPU (Haswell, Zen, SkylakeX, ...), and results may differ between
-# kernel sets in their last bits, so a test that holds only on the kernels of the machine it was
-# written on would pass here unnoticed. The layers that compute (kernels, autograd, model,
-# algorithms) run again under the AVX2 kernel sets OpenBLAS did not choose itself.
+# OpenBLAS picks its kernels by CPU (Haswell, Zen, SkylakeX, Sandybridge, ...), and results differ
+# between kernel sets in their last bits, so a test tuned on one machine may hold only on its
+# kernels. The layers that compute (kernels, autograd, model, algorithms) run again under the
+# kernel sets OpenBLAS did not choose here, of those this CPU can run: Haswell and Zen (AVX2 and
+# FMA), Sandybridge (AVX).
 portability_pass() {
-  if ! grep -qw avx2 /proc/cpuinfo || ! grep -qw fma /proc/cpuinfo; then
-    echo "== no AVX2 and FMA on this CPU: OpenBLAS's Haswell and Zen kernels cannot run here =="
-    return
-  fi
   local chosen
   chosen="$(build/tools/rlaif version | sed -n 's/.*(kernels \([A-Za-z0-9]*\)).*/\1/p')"
-  for core in Haswell Zen; do
+  for core in Haswell Zen Sandybridge; do
+    local needs=(avx2 fma)
+    [[ "$core" == Sandybridge ]] && needs=(avx)
+    local flag runnable=1
+    for flag in "${needs[@]}"; do grep -qw "$flag" /proc/cpuinfo || runnable=0; done
+    if ((!runnable)); then
+      echo "== OpenBLAS's $core kernels need ${needs[*]}, which this CPU lacks: not rerun =="
+      continue
+    fi
     [[ "$core" == "${OPENBLAS_CORETYPE:-$chosen}" ]] && continue
     echo "== kernels, autograd, model and algorithm tests again on OpenBLAS's $core kernels =="
     (cd build && OPENBLAS_CORETYPE="$core" ctest --output-on-failure -j "$jobs" --timeout 900 \

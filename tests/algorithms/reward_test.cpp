@@ -162,7 +162,7 @@ TEST(Reward, LearnsToPreferSortedAnswersOnHeldOutPrompts) {
   const PairMetrics before = task.measure(sort_tokenized_pairs(200, 12, SortSplit::test));
   TrainerOptions t;
   t.out_dir = preference_temp_dir("rm_learn");
-  t.steps = 100;
+  t.steps = 200;
   t.schedule.kind = "cosine";
   t.schedule.lr = 5e-3;
   t.schedule.min_lr = 3e-4;
@@ -183,8 +183,10 @@ TEST(Reward, LearnsToPreferSortedAnswersOnHeldOutPrompts) {
       "%.3f (%.1f s)\n",
       before.accuracy, after.accuracy, before.margin, after.margin, before.loss, after.loss,
       seconds);
-  // Measured (Release, CPU) on OpenBLAS's Haswell and Zen kernels: held-out accuracy 0.46 ->
-  // 0.945, margin 0.001 -> 8.8, loss 0.693 -> 0.117; on its SkylakeX kernels 0.96, 5.7, 0.153.
+  // Measured (Release, CPU): held-out accuracy 0.46 -> 0.980, margin 0.001 -> 15.3, loss 0.693 ->
+  // 0.071 on OpenBLAS's Haswell and Zen kernels; 0.955, 10.9, 0.125 on SkylakeX; 0.955, 13.0,
+  // 0.115 on Sandybridge. (After 100 steps Sandybridge's kernels stood at 0.89: the run is long
+  // enough for every kernel set to converge.)
   // Held-out pairs are letter orders never trained on, and chance is 0.5: the ranking generalises.
   EXPECT_GE(after.accuracy, 0.9);
   // The sorted answer wins by more than a logit on average: a confident ranking.

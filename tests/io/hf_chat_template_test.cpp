@@ -9,23 +9,13 @@
 #include <gtest/gtest.h>
 
 #include <ctime>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "io/jinja_json.h"
 #include "tests/io/io_test_util.h"
 
 namespace rlaif {
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << path;
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::string data_dir() {
   return test::source_dir() + "/tests/data/chat_templates/";
@@ -43,7 +33,7 @@ std::time_t golden_time() {
 
 TEST(HfChatTemplate, RealTemplatesMatchTransformersGoldens) {
   jinja::Value goldens =
-      jinja::value_from_json_text(read_text(data_dir() + "goldens.json"), "goldens.json");
+      jinja::value_from_json_text(test::read_required(data_dir() + "goldens.json"), "goldens.json");
   std::map<std::string, const jinja::Dict*> conversations;
   for (const jinja::Value& c : goldens.as_dict().find("conversations")->as_list()) {
     conversations[c.as_dict().find("name")->as_string()] = &c.as_dict();
@@ -57,8 +47,8 @@ TEST(HfChatTemplate, RealTemplatesMatchTransformersGoldens) {
     bool add_generation_prompt = golden.find("add_generation_prompt")->as_bool();
     SCOPED_TRACE(model + " / " + name + (add_generation_prompt ? " / generation prompt" : ""));
     if (!templates.count(model)) {
-      HfChatTemplate t(read_text(data_dir() + model + ".jinja"),
-                       read_text(data_dir() + model + ".tokens.json"));
+      HfChatTemplate t(test::read_required(data_dir() + model + ".jinja"),
+                       test::read_required(data_dir() + model + ".tokens.json"));
       t.set_fixed_time(golden_time());
       templates.emplace(model, std::move(t));
     }
@@ -95,7 +85,7 @@ TEST(HfChatTemplate, RealTemplatesMatchTransformersGoldens) {
 // completion that concatenate to the golden render.
 TEST(HfChatTemplate, SplitsLastAssistantTurnOfRealTemplates) {
   jinja::Value goldens =
-      jinja::value_from_json_text(read_text(data_dir() + "goldens.json"), "goldens.json");
+      jinja::value_from_json_text(test::read_required(data_dir() + "goldens.json"), "goldens.json");
   std::map<std::string, const jinja::Dict*> conversations;
   for (const jinja::Value& c : goldens.as_dict().find("conversations")->as_list()) {
     conversations[c.as_dict().find("name")->as_string()] = &c.as_dict();
@@ -110,8 +100,8 @@ TEST(HfChatTemplate, SplitsLastAssistantTurnOfRealTemplates) {
     if (messages.as_list().back().as_dict().find("role")->str() != "assistant") continue;
     const std::string& model = golden.find("model")->as_string();
     SCOPED_TRACE(model + " / " + golden.find("conversation")->as_string());
-    HfChatTemplate t(read_text(data_dir() + model + ".jinja"),
-                     read_text(data_dir() + model + ".tokens.json"));
+    HfChatTemplate t(test::read_required(data_dir() + model + ".jinja"),
+                     test::read_required(data_dir() + model + ".tokens.json"));
     t.set_fixed_time(golden_time());
     try {
       auto split = t.split_last_assistant_turn(jinja::value_to_json(messages),
@@ -133,8 +123,8 @@ TEST(HfChatTemplate, SplitsLastAssistantTurnOfRealTemplates) {
 }
 
 TEST(HfChatTemplate, SplitGivesPromptWithGenerationPromptAndCompletionWithEndOfTurn) {
-  HfChatTemplate t(read_text(data_dir() + "smollm2.jinja"),
-                   read_text(data_dir() + "smollm2.tokens.json"));
+  HfChatTemplate t(test::read_required(data_dir() + "smollm2.jinja"),
+                   test::read_required(data_dir() + "smollm2.tokens.json"));
   auto split = t.split_last_assistant_turn(
       R"([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}])");
   EXPECT_EQ(split.prompt,

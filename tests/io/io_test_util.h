@@ -65,4 +65,10 @@ inline std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// read_bytes of a file the test needs (golden data): a missing one fails the test, naming it.
+inline std::string read_required(const std::string& path) {
+  EXPECT_TRUE(std::filesystem::is_regular_file(path)) << "missing test data: " << path;
+  return read_bytes(path);
+}
+
 }  // namespace rlaif::test

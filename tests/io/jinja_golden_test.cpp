@@ -5,8 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
 #include "io/hf_chat_template.h"
 #include "io/jinja_json.h"
@@ -14,14 +12,6 @@
 
 namespace rlaif {
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << path;
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // The moment the goldens froze strftime_now at: 2024-07-26 12:00 local time.
 std::time_t golden_time() {
@@ -36,7 +26,7 @@ std::time_t golden_time() {
 
 TEST(JinjaGolden, SnippetsRenderAsJinja2Does) {
   std::string path = test::source_dir() + "/tests/data/chat_templates/snippets.json";
-  jinja::Value snippets = jinja::value_from_json_text(read_text(path), path);
+  jinja::Value snippets = jinja::value_from_json_text(test::read_required(path), path);
   ASSERT_TRUE(snippets.is_list());
   ASSERT_GT(snippets.as_list().size(), 80u);
   for (const jinja::Value& snippet : snippets.as_list()) {
