@@ -12,28 +12,15 @@
 #include <map>
 
 #include "io/jinja_json.h"
+#include "tests/io/chat_template_goldens.h"
 #include "tests/io/io_test_util.h"
 
 namespace rlaif {
 namespace {
 
-std::string data_dir() {
-  return test::source_dir() + "/tests/data/chat_templates/";
-}
-
-std::time_t golden_time() {
-  std::tm t{};
-  t.tm_year = 2024 - 1900;
-  t.tm_mon = 6;
-  t.tm_mday = 26;
-  t.tm_hour = 12;
-  t.tm_isdst = -1;
-  return std::mktime(&t);
-}
-
 TEST(HfChatTemplate, RealTemplatesMatchTransformersGoldens) {
-  jinja::Value goldens =
-      jinja::value_from_json_text(test::read_required(data_dir() + "goldens.json"), "goldens.json");
+  jinja::Value goldens = jinja::value_from_json_text(
+      test::read_required(test::chat_template_data_dir() + "goldens.json"), "goldens.json");
   std::map<std::string, const jinja::Dict*> conversations;
   for (const jinja::Value& c : goldens.as_dict().find("conversations")->as_list()) {
     conversations[c.as_dict().find("name")->as_string()] = &c.as_dict();
@@ -47,9 +34,10 @@ TEST(HfChatTemplate, RealTemplatesMatchTransformersGoldens) {
     bool add_generation_prompt = golden.find("add_generation_prompt")->as_bool();
     SCOPED_TRACE(model + " / " + name + (add_generation_prompt ? " / generation prompt" : ""));
     if (!templates.count(model)) {
-      HfChatTemplate t(test::read_required(data_dir() + model + ".jinja"),
-                       test::read_required(data_dir() + model + ".tokens.json"));
-      t.set_fixed_time(golden_time());
+      HfChatTemplate t(
+          test::read_required(test::chat_template_data_dir() + model + ".jinja"),
+          test::read_required(test::chat_template_data_dir() + model + ".tokens.json"));
+      t.set_fixed_time(test::chat_template_golden_time());
       templates.emplace(model, std::move(t));
     }
     const jinja::Dict& conversation = *conversations.at(name);
@@ -84,8 +72,8 @@ TEST(HfChatTemplate, RealTemplatesMatchTransformersGoldens) {
 // Every golden conversation that ends with an assistant message splits into a prompt and a
 // completion that concatenate to the golden render.
 TEST(HfChatTemplate, SplitsLastAssistantTurnOfRealTemplates) {
-  jinja::Value goldens =
-      jinja::value_from_json_text(test::read_required(data_dir() + "goldens.json"), "goldens.json");
+  jinja::Value goldens = jinja::value_from_json_text(
+      test::read_required(test::chat_template_data_dir() + "goldens.json"), "goldens.json");
   std::map<std::string, const jinja::Dict*> conversations;
   for (const jinja::Value& c : goldens.as_dict().find("conversations")->as_list()) {
     conversations[c.as_dict().find("name")->as_string()] = &c.as_dict();
@@ -100,9 +88,9 @@ TEST(HfChatTemplate, SplitsLastAssistantTurnOfRealTemplates) {
     if (messages.as_list().back().as_dict().find("role")->str() != "assistant") continue;
     const std::string& model = golden.find("model")->as_string();
     SCOPED_TRACE(model + " / " + golden.find("conversation")->as_string());
-    HfChatTemplate t(test::read_required(data_dir() + model + ".jinja"),
-                     test::read_required(data_dir() + model + ".tokens.json"));
-    t.set_fixed_time(golden_time());
+    HfChatTemplate t(test::read_required(test::chat_template_data_dir() + model + ".jinja"),
+                     test::read_required(test::chat_template_data_dir() + model + ".tokens.json"));
+    t.set_fixed_time(test::chat_template_golden_time());
     try {
       auto split = t.split_last_assistant_turn(jinja::value_to_json(messages),
                                                jinja::value_to_json(*conversation.find("extra")));
@@ -123,8 +111,8 @@ TEST(HfChatTemplate, SplitsLastAssistantTurnOfRealTemplates) {
 }
 
 TEST(HfChatTemplate, SplitGivesPromptWithGenerationPromptAndCompletionWithEndOfTurn) {
-  HfChatTemplate t(test::read_required(data_dir() + "smollm2.jinja"),
-                   test::read_required(data_dir() + "smollm2.tokens.json"));
+  HfChatTemplate t(test::read_required(test::chat_template_data_dir() + "smollm2.jinja"),
+                   test::read_required(test::chat_template_data_dir() + "smollm2.tokens.json"));
   auto split = t.split_last_assistant_turn(
       R"([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}])");
   EXPECT_EQ(split.prompt,

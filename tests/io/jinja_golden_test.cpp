@@ -8,24 +8,14 @@
 
 #include "io/hf_chat_template.h"
 #include "io/jinja_json.h"
+#include "tests/io/chat_template_goldens.h"
 #include "tests/io/io_test_util.h"
 
 namespace rlaif {
 namespace {
 
-// The moment the goldens froze strftime_now at: 2024-07-26 12:00 local time.
-std::time_t golden_time() {
-  std::tm t{};
-  t.tm_year = 2024 - 1900;
-  t.tm_mon = 6;
-  t.tm_mday = 26;
-  t.tm_hour = 12;
-  t.tm_isdst = -1;
-  return std::mktime(&t);
-}
-
 TEST(JinjaGolden, SnippetsRenderAsJinja2Does) {
-  std::string path = test::source_dir() + "/tests/data/chat_templates/snippets.json";
+  std::string path = test::chat_template_data_dir() + "snippets.json";
   jinja::Value snippets = jinja::value_from_json_text(test::read_required(path), path);
   ASSERT_TRUE(snippets.is_list());
   ASSERT_GT(snippets.as_list().size(), 80u);
@@ -36,7 +26,7 @@ TEST(JinjaGolden, SnippetsRenderAsJinja2Does) {
     SCOPED_TRACE("template: " + source);
     auto render = [&] {
       HfChatTemplate t(source, "{}");
-      t.set_fixed_time(golden_time());
+      t.set_fixed_time(test::chat_template_golden_time());
       return t.render("[]", false, context);
     };
     if (const jinja::Value* expected = s.find("expected")) {

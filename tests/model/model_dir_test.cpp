@@ -23,21 +23,7 @@ using test::error_of;
 
 namespace fs = std::filesystem;
 using testing::stories_dir;
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("rlaif_model_dir_test_" + std::to_string(::getpid()) +
-                                         "_" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string str(const std::string& child = "") const { return (path_ / child).string(); }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
-};
+using testing::TempDir;
 
 std::vector<float> logits_of(const Transformer& m) {
   NoGradGuard no_grad;

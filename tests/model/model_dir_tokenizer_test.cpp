@@ -3,8 +3,6 @@
 // declares (config.json's list, the tokenizer's, generation_config.json's).
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -22,22 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::source_dir;
 using testing::stories_dir;
-
-class TempDir {
- public:
-  TempDir() {
-    path_ =
-        fs::temp_directory_path() / ("rlaif_model_dir_tokenizer_test_" +
-                                     std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string str(const std::string& child = "") const { return (path_ / child).string(); }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
-};
+using testing::TempDir;
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

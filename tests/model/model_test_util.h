@@ -1,7 +1,10 @@
 // Small models and inputs shared by the model tests.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -72,5 +75,24 @@ inline Tensor tiny_targets(int64_t vocab) {
   }
   return Tensor::from_vector(t, {2, 5});
 }
+
+// A fresh directory under the system's temporary folder, removed with everything in it when the
+// object goes. str(child) is the path of `child` inside it.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("rlaif_model_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string str(const std::string& child = "") const { return (path_ / child).string(); }
+
+ private:
+  std::filesystem::path path_;
+  static inline int counter_ = 0;
+};
 
 }  // namespace rlaif::testing
