@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "io/hf_text.h"
 #include "io/jinja_strings.h"
 #include "runtime/error.h"
 
@@ -25,24 +26,6 @@ std::string normalize_newlines(std::string_view source) {
   return out;
 }
 
-void append_utf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
-
 // Python's "unicode-escape" decoding of a string literal's body, as jinja2 applies it.
 std::string unescape_string(std::string_view body, int line) {
   std::string out;
@@ -61,7 +44,7 @@ std::string unescape_string(std::string_view body, int line) {
         cp = cp * 16 +
              (std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
       }
-      append_utf8(cp, out);
+      hf::utf8_append(out, static_cast<char32_t>(cp));
     };
     switch (c) {
       case '\n':
@@ -114,7 +97,7 @@ std::string unescape_string(std::string_view body, int line) {
                ++k) {
             cp = cp * 8 + (body[++i] - '0');
           }
-          append_utf8(cp, out);
+          hf::utf8_append(out, static_cast<char32_t>(cp));
         } else {
           out += '\\';
           out += c;
