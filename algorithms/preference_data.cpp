@@ -14,9 +14,12 @@ std::vector<TokenizedPair> tokenize_pairs(const Tokenizer& tokenizer, const Chat
   std::vector<TokenizedPair> out;
   out.reserve(pairs.size());
   for (const PreferencePair& p : pairs) {
+    // Pairs built in code may hold only the prompt's text: it is then the user's one turn.
+    const Conversation prompt =
+        p.prompt_messages.empty() ? Conversation{{"user", p.prompt}} : p.prompt_messages;
     TokenizedPair t;
-    t.chosen = tokenize_example(tokenizer, chat, p.prompt, p.chosen, truncation);
-    t.rejected = tokenize_example(tokenizer, chat, p.prompt, p.rejected, truncation);
+    t.chosen = tokenize_reply(tokenizer, chat, prompt, p.chosen, truncation);
+    t.rejected = tokenize_reply(tokenizer, chat, prompt, p.rejected, truncation);
     t.margin = p.margin;
     out.push_back(std::move(t));
   }

@@ -6,32 +6,127 @@
 
 namespace rlaif {
 
-std::vector<int32_t> tokenize_prompt(const Tokenizer& tokenizer, const ChatTemplate& chat,
-                                     std::string_view prompt, int64_t max_prompt_length) {
-  std::vector<int32_t> body = tokenizer.encode(chat.apply(prompt));
-  std::vector<int32_t> out;
-  const bool bos = tokenizer.bos_id() >= 0;
-  if (bos) out.push_back(tokenizer.bos_id());
-  int64_t room = std::max<int64_t>(max_prompt_length - (bos ? 1 : 0), 0);
-  size_t keep = std::min(body.size(), static_cast<size_t>(room));
-  out.insert(out.end(), body.end() - static_cast<long>(keep), body.end());  // keep the end
+namespace {
+
+// Whether sequences start with the tokenizer's BOS added by rlaif (a Jinja template writes its
+// own).
+bool adds_bos(const Tokenizer& tokenizer, const ChatTemplate& chat) {
+  return !chat.is_jinja() && tokenizer.adds_bos() && tokenizer.bos_id() >= 0;
+}
+
+// Keeps the last `room` tokens of `tokens` (and `flags`, when not empty), and a leading BOS.
+void cut_left(std::vector<int32_t>& tokens, std::vector<uint8_t>& flags, int64_t room,
+              int32_t bos) {
+  room = std::max<int64_t>(room, 1);
+  if (static_cast<int64_t>(tokens.size()) <= room) return;
+  const bool keep_bos = bos >= 0 && !tokens.empty() && tokens.front() == bos;
+  const size_t keep = static_cast<size_t>(room - (keep_bos ? 1 : 0));
+  const size_t drop = tokens.size() - keep - (keep_bos ? 1 : 0);
+  const size_t from = keep_bos ? 1 : 0;
+  tokens.erase(tokens.begin() + static_cast<long>(from),
+               tokens.begin() + static_cast<long>(from + drop));
+  if (!flags.empty()) {
+    flags.erase(flags.begin() + static_cast<long>(from),
+                flags.begin() + static_cast<long>(from + drop));
+  }
+}
+
+TokenizedExample tokenize_sequence(const Tokenizer& tokenizer, const ChatTemplate& chat,
+                                   const ChatTemplate::Sequence& sequence,
+                                   const TruncationOptions& truncation, bool add_eos) {
+  RLAIF_CHECK(truncation.max_length >= 2 && truncation.max_prompt_length >= 1,
+              "tokenize: --max-length must be ≥ 2 and --max-prompt-length ≥ 1");
+  RLAIF_CHECK(!sequence.empty() && sequence.back().trained,
+              "tokenize: a training sequence must end with a reply");
+  TokenizedExample ex;
+  if (adds_bos(tokenizer, chat)) ex.prompt.push_back(tokenizer.bos_id());
+  bool any_trained = false;
+  for (size_t i = 0; i + 1 < sequence.size(); ++i) {
+    const std::vector<int32_t> ids = tokenizer.encode(sequence[i].text, false);
+    ex.prompt.insert(ex.prompt.end(), ids.begin(), ids.end());
+    any_trained = any_trained || sequence[i].trained;
+    if (sequence[i].trained || !ex.prompt_trained.empty()) {
+      ex.prompt_trained.resize(ex.prompt.size() - ids.size(), 0);
+      ex.prompt_trained.resize(ex.prompt.size(), sequence[i].trained ? 1 : 0);
+    }
+  }
+  if (!any_trained) ex.prompt_trained.clear();
+  ex.completion = tokenizer.encode(sequence.back().text, false);
+  if (add_eos && !chat.is_jinja() && tokenizer.eos_id() >= 0) {
+    ex.completion.push_back(tokenizer.eos_id());
+  }
+  cut_left(ex.prompt, ex.prompt_trained,
+           std::min(truncation.max_prompt_length, truncation.max_length - 1), tokenizer.bos_id());
+  const int64_t room = truncation.max_length - static_cast<int64_t>(ex.prompt.size());
+  if (static_cast<int64_t>(ex.completion.size()) > room) {
+    ex.completion.resize(static_cast<size_t>(room));
+    ex.completion_cut = true;
+  }
+  return ex;
+}
+
+}  // namespace
+
+int64_t TokenizedExample::trained_tokens() const {
+  int64_t n = static_cast<int64_t>(completion.size());
+  for (size_t i = 1; i < prompt_trained.size(); ++i) n += prompt_trained[i];
+  if (prompt.empty() && !completion.empty()) --n;  // the first token is never a target
+  return n;
+}
+
+std::vector<TokenizedExample> tokenize_conversation(
+    const Tokenizer& tokenizer, const ChatTemplate& chat, const Conversation& conversation,
+    const TruncationOptions& truncation, bool last_reply_only, bool add_eos, bool* one_per_reply) {
+  ChatTemplate::TrainingText text = chat.training_text(conversation, last_reply_only);
+  if (one_per_reply) *one_per_reply = text.one_per_reply;
+  std::vector<TokenizedExample> out;
+  for (const ChatTemplate::Sequence& sequence : text.sequences) {
+    out.push_back(tokenize_sequence(tokenizer, chat, sequence, truncation, add_eos));
+  }
   return out;
+}
+
+TokenizedExample tokenize_reply(const Tokenizer& tokenizer, const ChatTemplate& chat,
+                                const Conversation& prompt, std::string_view reply,
+                                const TruncationOptions& truncation, bool add_eos) {
+  Conversation conversation = prompt;
+  conversation.push_back({"assistant", std::string(reply)});
+  ChatTemplate::TrainingText text = chat.training_text(conversation, /*last_reply_only=*/true);
+  RLAIF_CHECK(text.sequences.size() == 1, "tokenize: one reply gave ", text.sequences.size(),
+              " sequences");
+  return tokenize_sequence(tokenizer, chat, text.sequences[0], truncation, add_eos);
 }
 
 TokenizedExample tokenize_example(const Tokenizer& tokenizer, const ChatTemplate& chat,
                                   std::string_view prompt, std::string_view completion,
                                   const TruncationOptions& truncation, bool add_eos) {
-  RLAIF_CHECK(truncation.max_length >= 2 && truncation.max_prompt_length >= 1,
-              "tokenize_example: --max-length must be ≥ 2 and --max-prompt-length ≥ 1");
-  TokenizedExample ex;
-  ex.prompt = tokenize_prompt(tokenizer, chat, prompt,
-                              std::min(truncation.max_prompt_length, truncation.max_length - 1));
-  ex.completion = tokenizer.encode(completion);
-  if (add_eos && tokenizer.eos_id() >= 0) ex.completion.push_back(tokenizer.eos_id());
-  const int64_t room = truncation.max_length - static_cast<int64_t>(ex.prompt.size());
-  if (static_cast<int64_t>(ex.completion.size()) > room)
-    ex.completion.resize(static_cast<size_t>(room));
-  return ex;
+  return tokenize_reply(tokenizer, chat, {{"user", std::string(prompt)}}, completion, truncation,
+                        add_eos);
+}
+
+namespace {
+
+std::vector<int32_t> prompt_tokens(const Tokenizer& tokenizer, const ChatTemplate& chat,
+                                   const std::string& text, int64_t max_prompt_length) {
+  std::vector<int32_t> out;
+  if (adds_bos(tokenizer, chat)) out.push_back(tokenizer.bos_id());
+  const std::vector<int32_t> body = tokenizer.encode(text, false);
+  out.insert(out.end(), body.begin(), body.end());
+  std::vector<uint8_t> no_flags;
+  cut_left(out, no_flags, max_prompt_length, tokenizer.bos_id());
+  return out;
+}
+
+}  // namespace
+
+std::vector<int32_t> tokenize_prompt(const Tokenizer& tokenizer, const ChatTemplate& chat,
+                                     std::string_view prompt, int64_t max_prompt_length) {
+  return prompt_tokens(tokenizer, chat, chat.apply(prompt), max_prompt_length);
+}
+
+std::vector<int32_t> tokenize_prompt(const Tokenizer& tokenizer, const ChatTemplate& chat,
+                                     const Conversation& prompt, int64_t max_prompt_length) {
+  return prompt_tokens(tokenizer, chat, chat.render_prompt(prompt), max_prompt_length);
 }
 
 namespace {
@@ -56,8 +151,11 @@ void place(Rows& r, const TokenizedExample& ex, int64_t row, int64_t at, int64_t
     r.ids[k] = token(i);
     r.pos[k] = static_cast<int32_t>(i);
     r.seg[k] = segment;
-    // Position i predicts token i+1, trained when that token is part of the completion.
-    if (i + 1 < L && i + 1 >= P) {
+    // Position i predicts token i+1, trained when that token is part of the completion or a
+    // flagged prompt token.
+    const bool trained =
+        i + 1 >= P || (!ex.prompt_trained.empty() && ex.prompt_trained[static_cast<size_t>(i + 1)]);
+    if (i + 1 < L && trained) {
       r.targets[k] = token(i + 1);
       r.mask[k] = 1.0f;
       ++r.trained;

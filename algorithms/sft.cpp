@@ -9,15 +9,23 @@
 
 namespace rlaif {
 
-std::vector<TokenizedExample> tokenize_sft_examples(const Tokenizer& tokenizer,
-                                                    const ChatTemplate& chat,
-                                                    const std::vector<SftExample>& examples,
-                                                    const TruncationOptions& truncation) {
+std::vector<TokenizedExample> tokenize_sft_examples(
+    const Tokenizer& tokenizer, const ChatTemplate& chat, const std::vector<SftExample>& examples,
+    const TruncationOptions& truncation, bool last_reply_only, int64_t* split_conversations) {
   std::vector<TokenizedExample> out;
   out.reserve(examples.size());
+  if (split_conversations) *split_conversations = 0;
   for (const SftExample& e : examples) {
-    out.push_back(tokenize_example(tokenizer, chat, e.prompt, e.completion, truncation,
-                                   /*add_eos=*/true));
+    bool split = false;
+    // Examples built in code may hold only the texts: the prompt is then the user's one turn.
+    const Conversation conversation =
+        e.messages.empty() ? Conversation{{"user", e.prompt}, {"assistant", e.completion}}
+                           : e.messages;
+    for (TokenizedExample& t : tokenize_conversation(tokenizer, chat, conversation, truncation,
+                                                     last_reply_only, /*add_eos=*/true, &split)) {
+      out.push_back(std::move(t));
+    }
+    if (split && split_conversations) ++*split_conversations;
   }
   return out;
 }
@@ -131,13 +139,13 @@ MicroBatchResult SftTask::micro_batch(int64_t step, int64_t micro, double scale)
   double all_completion_tokens = 0.0;  // C, over the whole micro-batch (every rank's shard)
   for (int64_t j = 0; j < options_.batch; ++j) {
     const TokenizedExample& e = train_[static_cast<size_t>(indices[static_cast<size_t>(j)])];
-    all_completion_tokens += static_cast<double>(e.completion.size());
+    all_completion_tokens += static_cast<double>(e.trained_tokens());
     if (j >= first && j < first + shard) examples.push_back(e);
   }
   SequenceBatch batch = make_sequences(examples);
   if (options_.ranks > 1) {  // C is counted from lengths: they must be what the batch trains
     int64_t mine = 0;
-    for (const TokenizedExample& e : examples) mine += static_cast<int64_t>(e.completion.size());
+    for (const TokenizedExample& e : examples) mine += e.trained_tokens();
     RLAIF_CHECK(mine == batch.trained_tokens, "sft: rank ", options_.rank, " counts ", mine,
                 " completion tokens but its batch trains ", batch.trained_tokens);
   }

@@ -55,11 +55,16 @@ struct SftOptions {
   int ranks = 1;             // R
 };
 
-// Tokenises every example once (BOS + template(prompt), completion + EOS, truncated).
+// Tokenises every example once, as sequences.h lays conversations out: every assistant reply
+// of a conversation is trained, or only the last with `last_reply_only`. A conversation whose
+// template rewrites earlier replies gives one example per reply; `split_conversations` counts
+// those conversations.
 std::vector<TokenizedExample> tokenize_sft_examples(const Tokenizer& tokenizer,
                                                     const ChatTemplate& chat,
                                                     const std::vector<SftExample>& examples,
-                                                    const TruncationOptions& truncation);
+                                                    const TruncationOptions& truncation,
+                                                    bool last_reply_only = false,
+                                                    int64_t* split_conversations = nullptr);
 
 // Optimizer steps that make `epochs` passes over n examples: ⌈epochs·n / (B·A)⌉ (at least 1).
 int64_t sft_steps_for_epochs(double epochs, int64_t n, int64_t batch, int64_t grad_accum);

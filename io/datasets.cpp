@@ -8,6 +8,7 @@
 #include <functional>
 #include <sstream>
 
+#include "io/chat_message.h"
 #include "io/jsonl.h"
 #include "runtime/error.h"
 
@@ -15,6 +16,7 @@ namespace rlaif {
 namespace {
 
 using Json = rapidjson::Value;
+using Turn = ChatMessage;
 using RecordFn = std::function<void(const Json&, const std::string& where)>;
 
 // Calls fn for every record of a JSONL file or a JSON array file; `where` is "PATH:LINE" or
@@ -62,11 +64,6 @@ std::string get_string(const Json& r, const char* key, const std::string& where)
   return std::string(it->value.GetString(), it->value.GetStringLength());
 }
 
-struct Turn {
-  std::string role;  // system | user | assistant
-  std::string content;
-};
-
 // Reads [{"role", "content"}] or LLaMA-Factory's [{"from", "value"}] turns.
 std::vector<Turn> read_turns(const Json& array, const std::string& where) {
   RLAIF_CHECK(array.IsArray(), where, ": conversation must be an array of turns");
@@ -112,19 +109,22 @@ std::string render_prompt(const std::vector<Turn>& turns, const std::string& whe
   return system + prompt;
 }
 
-// Splits a conversation that ends with the assistant's reply into (prompt, reply).
-std::pair<std::string, std::string> split_reply(std::vector<Turn> turns, const std::string& where) {
+// An SFT example from a conversation that ends with the assistant's reply.
+SftExample sft_example(std::vector<Turn> turns, const std::string& where) {
   RLAIF_CHECK(!turns.empty() && turns.back().role == "assistant", where,
               ": the conversation must end with an assistant turn");
-  std::string reply = turns.back().content;
+  SftExample e;
+  e.completion = turns.back().content;
+  e.messages = turns;
   turns.pop_back();
-  return {render_prompt(turns, where), reply};
+  e.prompt = render_prompt(turns, where);
+  return e;
 }
 
 // Alpaca's prompt: the instruction, then the input (when not empty) after a blank line. With
 // LLaMA-Factory's optional "system" and "history" ([[instruction, response], ...]: earlier
 // turns), those come first, rendered like any other conversation.
-std::string alpaca_prompt(const Json& r, const std::string& where) {
+std::vector<Turn> alpaca_turns(const Json& r, const std::string& where) {
   std::string instruction = get_string(r, "instruction", where);
   if (has_string(r, "input") && r["input"].GetStringLength() > 0) {
     instruction += "\n\n" + get_string(r, "input", where);
@@ -145,7 +145,8 @@ std::string alpaca_prompt(const Json& r, const std::string& where) {
     }
   }
   turns.push_back({"user", instruction});
-  return render_prompt(turns, where);
+  render_prompt(turns, where);  // checks the turns alternate
+  return turns;
 }
 
 // TRL's conversational prompt-completion form: "prompt" a list of turns ending with the user's,
@@ -155,6 +156,14 @@ std::vector<Turn> joined_turns(const Json& prompt, const Json& reply, const std:
   std::vector<Turn> turns = read_turns(prompt, where);
   for (Turn& t : read_turns(reply, where)) turns.push_back(std::move(t));
   return turns;
+}
+
+bool same_turns(const std::vector<Turn>& a, const std::vector<Turn>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].role != b[i].role || a[i].content != b[i].content) return false;
+  }
+  return true;
 }
 
 std::string reply_text(const Json& v, const std::string& where, const char* key) {
@@ -170,15 +179,17 @@ std::vector<SftExample> load_sft_examples(const std::string& path) {
   std::vector<SftExample> out;
   for_each_record(path, [&](const Json& r, const std::string& where) {
     if (has_string(r, "prompt") && has_string(r, "completion")) {
-      out.push_back({get_string(r, "prompt", where), get_string(r, "completion", where)});
+      out.push_back(sft_example({{"user", get_string(r, "prompt", where)},
+                                 {"assistant", get_string(r, "completion", where)}},
+                                where));
     } else if (r.HasMember("prompt") && r["prompt"].IsArray() && r.HasMember("completion")) {
-      auto [prompt, reply] = split_reply(joined_turns(r["prompt"], r["completion"], where), where);
-      out.push_back({prompt, reply});
+      out.push_back(sft_example(joined_turns(r["prompt"], r["completion"], where), where));
     } else if (r.HasMember("messages")) {
-      auto [prompt, reply] = split_reply(read_turns(r["messages"], where), where);
-      out.push_back({prompt, reply});
+      out.push_back(sft_example(read_turns(r["messages"], where), where));
     } else if (has_string(r, "instruction") && has_string(r, "output")) {
-      out.push_back({alpaca_prompt(r, where), get_string(r, "output", where)});
+      std::vector<Turn> turns = alpaca_turns(r, where);
+      turns.push_back({"assistant", get_string(r, "output", where)});
+      out.push_back(sft_example(std::move(turns), where));
     } else {
       throw Error(where,
                   ": not an SFT record: expected \"prompt\" + \"completion\", \"messages\", "
@@ -204,16 +215,24 @@ std::vector<PreferencePair> load_preferences(const std::string& path,
         return explicit_prompt ? joined_turns(r["prompt"], r[side], where)
                                : read_turns(r[side], where);
       };
-      auto [prompt_c, chosen] = split_reply(conversation("chosen"), where);
-      auto [prompt_r, rejected] = split_reply(conversation("rejected"), where);
-      RLAIF_CHECK(prompt_c == prompt_r, where,
-                  ": chosen and rejected conversations differ before the reply");
-      p = {prompt_c, chosen, rejected};
+      SftExample chosen = sft_example(conversation("chosen"), where);
+      SftExample rejected = sft_example(conversation("rejected"), where);
+      chosen.messages.pop_back();
+      rejected.messages.pop_back();
+      RLAIF_CHECK(
+          chosen.prompt == rejected.prompt && same_turns(chosen.messages, rejected.messages), where,
+          ": chosen and rejected conversations differ before the reply");
+      p.prompt = chosen.prompt;
+      p.prompt_messages = std::move(chosen.messages);
+      p.chosen = chosen.completion;
+      p.rejected = rejected.completion;
     } else {
       if (has_string(r, "prompt")) {
         p.prompt = get_string(r, "prompt", where);
+        p.prompt_messages = {{"user", p.prompt}};
       } else if (r.HasMember("conversations")) {
-        p.prompt = render_prompt(read_turns(r["conversations"], where), where);
+        p.prompt_messages = read_turns(r["conversations"], where);
+        p.prompt = render_prompt(p.prompt_messages, where);
       } else {
         throw Error(where, ": a preference record needs \"prompt\" or \"conversations\"");
       }
@@ -242,21 +261,33 @@ bool is_preference_file(const std::string& path) {
   return preference;
 }
 
-std::vector<std::string> load_prompts(const std::string& path) {
-  std::vector<std::string> out;
+std::vector<Conversation> load_prompt_conversations(const std::string& path) {
+  std::vector<Conversation> out;
   for_each_record(path, [&](const Json& r, const std::string& where) {
     if (has_string(r, "prompt")) {
-      out.push_back(get_string(r, "prompt", where));
+      out.push_back({{"user", get_string(r, "prompt", where)}});
     } else if (r.HasMember("prompt") && r["prompt"].IsArray()) {
-      out.push_back(render_prompt(read_turns(r["prompt"], where), where));
+      out.push_back(read_turns(r["prompt"], where));
+      render_prompt(out.back(), where);  // checks the turns alternate and end with the user's
     } else if (has_string(r, "instruction")) {
-      out.push_back(alpaca_prompt(r, where));
+      out.push_back(alpaca_turns(r, where));
     } else {
       throw Error(where, ": missing string field \"prompt\"");
     }
   });
   RLAIF_CHECK(!out.empty(), path, ": no prompts");
   return out;
+}
+
+std::vector<std::string> load_prompts(const std::string& path) {
+  std::vector<std::string> out;
+  for (const Conversation& c : load_prompt_conversations(path)) out.push_back(prompt_text(c));
+  return out;
+}
+
+std::string prompt_text(const Conversation& prompt) {
+  if (prompt.size() == 1 && prompt[0].role == "user") return prompt[0].content;
+  return render_prompt(prompt, "prompt");
 }
 
 }  // namespace rlaif

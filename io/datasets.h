@@ -17,21 +17,25 @@
 // Prompt records: {"prompt": "..."} or {"prompt": [messages...]} (an Alpaca "instruction", with
 // its input, is accepted too, as in AlpacaEval's file).
 //
-// Multi-turn conversations become one prompt for the single-turn chat template
-// "Human: {prompt}\n\nAssistant: ": earlier turns are rendered inside it as
-// "user 1\n\nAssistant: reply 1\n\nHuman: user 2", so the template produces the whole transcript.
-// System turns (wherever they stand) are put first, each followed by a blank line.
+// Every record keeps its conversation (io/chat_template.h renders it with the model's template)
+// and also has its prompt as one text, the key by which references and outputs are matched: a
+// single user turn is its own text; longer conversations are flattened as the default template
+// flattens them, "user 1\n\nAssistant: reply 1\n\nHuman: user 2", system turns (wherever they
+// stand) first, each followed by a blank line.
 // A malformed record is an Error naming the file and line (or array index); nothing is skipped.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "io/chat_message.h"
+
 namespace rlaif {
 
 struct SftExample {
-  std::string prompt;
-  std::string completion;
+  std::string prompt;       // the turns before the reply, as one text (see above)
+  std::string completion;   // the last reply
+  Conversation messages{};  // the whole conversation, ending with the reply
 };
 
 struct PreferencePair {
@@ -39,6 +43,7 @@ struct PreferencePair {
   std::string chosen;
   std::string rejected;
   double margin = 0.0;  // how strongly chosen beats rejected (see load_preferences' margin_key)
+  Conversation prompt_messages{};  // the turns before the reply
 };
 
 std::vector<SftExample> load_sft_examples(const std::string& path);
@@ -49,6 +54,10 @@ std::vector<PreferencePair> load_preferences(const std::string& path,
 // Whether the first record of `path` is a preference record (has "chosen" and "rejected"), for
 // commands that accept either kind of file.
 bool is_preference_file(const std::string& path);
+// The prompts as texts (see above), and as conversations ending with the user's turn.
 std::vector<std::string> load_prompts(const std::string& path);
+std::vector<Conversation> load_prompt_conversations(const std::string& path);
+// The text of a prompt conversation, as load_prompts gives it.
+std::string prompt_text(const Conversation& prompt);
 
 }  // namespace rlaif

@@ -105,6 +105,17 @@ HfChatTemplate HfChatTemplate::from_model_dir(const std::string& dir,
                         config_text);
 }
 
+bool HfChatTemplate::dir_has_template(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (fs::exists(fs::path(dir) / "chat_template.jinja")) return true;
+  const fs::path config_path = fs::path(dir) / "tokenizer_config.json";
+  if (!fs::exists(config_path)) return false;
+  jinja::Value config = jinja::value_from_json_text(read_file(config_path), config_path.string());
+  const jinja::Value* chat_template =
+      config.is_dict() ? config.as_dict().find("chat_template") : nullptr;
+  return chat_template != nullptr && !chat_template->is_none();
+}
+
 namespace {
 
 jinja::Value parse_messages(std::string_view messages_json) {

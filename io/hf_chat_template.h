@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "io/chat_message.h"
 #include "io/jinja_template.h"
 #include "io/jinja_value.h"
 #include "runtime/error.h"
@@ -40,11 +41,6 @@ class ChatTemplateRaised : public Error {
   std::string message_;
 };
 
-struct ChatMessage {
-  std::string role;
-  std::string content;
-};
-
 class HfChatTemplate {
  public:
   // `source`: the Jinja text; `special_tokens_json`: a JSON object such as tokenizer_config.json
@@ -56,6 +52,8 @@ class HfChatTemplate {
   // when there is no chat template.
   static HfChatTemplate from_model_dir(const std::string& dir,
                                        const std::string& template_name = "");
+  // Whether `dir` holds a chat template from_model_dir would load.
+  static bool dir_has_template(const std::string& dir);
 
   // `messages_json`: a JSON array of message objects. `extra_context_json`: a JSON object whose
   // entries become template variables too, overriding the defaults (e.g. {"tools": [...]} or

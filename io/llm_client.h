@@ -26,12 +26,9 @@
 #include <string>
 #include <vector>
 
-namespace rlaif {
+#include "io/chat_message.h"
 
-struct ChatMessage {
-  std::string role;  // "system", "user", "assistant"
-  std::string content;
-};
+namespace rlaif {
 
 // One request. With `messages` non-empty it goes to POST {api_base}/chat/completions; otherwise
 // `prompt` goes to POST {api_base}/completions.

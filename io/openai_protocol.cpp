@@ -272,7 +272,27 @@ std::string error_body(const ApiError& error) {
   return error_body(error.status(), error.what(), error.param(), error.code());
 }
 
+namespace {
+
+// A model's own template renders the conversation; a last assistant message is a prefill the
+// reply continues (after the generation prompt of the turns before it).
+std::string render_with_jinja(const std::vector<ChatMessage>& messages, const ChatTemplate& chat) {
+  if (messages.empty()) throw bad_request("messages", "'messages' holds no message");
+  try {
+    if (messages.back().role == "assistant") {
+      std::vector<ChatMessage> before(messages.begin(), messages.end() - 1);
+      return chat.render_prompt(before) + messages.back().content;
+    }
+    return chat.render_prompt(messages);
+  } catch (const Error& e) {
+    throw bad_request("messages", "the model's chat template refused the messages: ", e.what());
+  }
+}
+
+}  // namespace
+
 std::string render_chat(const std::vector<ChatMessage>& messages, const ChatTemplate& chat) {
+  if (chat.is_jinja()) return render_with_jinja(messages, chat);
   std::string system;
   struct Turn {
     bool user;

@@ -75,8 +75,11 @@ struct ApiRequest {
 // at fault, e.g. param "messages[2].content".
 ApiRequest parse_api_request(std::string_view body, Endpoint endpoint, const ChatTemplate& chat);
 
-// The prompt for chat messages (see the top of this file); ApiError (400, param "messages") when
-// there is no user message, the first non-system message is not the user's, or a role is unknown.
+// The prompt for chat messages: with a model's Jinja template, its rendering with the generation
+// prompt (a last assistant message is a prefill, appended after it); with a single-slot template
+// as the top of this file says. ApiError (400, param "messages") when there is no user message,
+// the first non-system message is not the user's, a role is unknown, or the Jinja template
+// refuses the conversation.
 std::string render_chat(const std::vector<ChatMessage>& messages, const ChatTemplate& chat);
 
 // A finished completion.

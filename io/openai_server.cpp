@@ -220,8 +220,11 @@ void OpenAiServer::Impl::handle_completion(const httplib::Request& req, httplib:
     }
     ApiRequest r = parse_api_request(req.body, endpoint, options.chat_template);
     auto job = std::make_shared<Job>();
-    if (bos_id >= 0) job->prompt.push_back(bos_id);
-    std::vector<int32_t> body = tokenizer.encode(r.prompt);
+    // A model's Jinja chat template writes its own BOS; raw prompts and single-slot templates
+    // get the tokenizer's, when it adds one.
+    const bool template_has_bos = endpoint == Endpoint::chat && options.chat_template.is_jinja();
+    if (bos_id >= 0 && !template_has_bos) job->prompt.push_back(bos_id);
+    std::vector<int32_t> body = tokenizer.encode(r.prompt, false);
     job->prompt.insert(job->prompt.end(), body.begin(), body.end());
     const int64_t n = static_cast<int64_t>(job->prompt.size());
     const char* prompt_param = endpoint == Endpoint::chat ? "messages" : "prompt";
@@ -374,7 +377,7 @@ OpenAiServer::OpenAiServer(const Transformer& model, Tokenizer tokenizer, Server
   impl_->context = c.max_position_embeddings;
   RLAIF_CHECK(impl_->context > 1, "serve: the model's context (max_position_embeddings) is ",
               impl_->context);
-  impl_->bos_id = impl_->tokenizer.bos_id();
+  impl_->bos_id = impl_->tokenizer.adds_bos() ? impl_->tokenizer.bos_id() : -1;
   impl_->eos_ids = generation_stop_ids(c, impl_->tokenizer);
   impl_->install_routes();
 }

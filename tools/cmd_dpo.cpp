@@ -72,7 +72,7 @@ int dpo_main(const std::vector<std::string>& args) {
   const Tokenizer tokenizer = Tokenizer::load_dir(model_dir);
   options.tokenizer_source = model_dir;
   PreferenceSplits data =
-      load_preference_splits(flags, tokenizer, policy.config(), "", "dpo", lead);
+      load_preference_splits(flags, model_dir, tokenizer, policy.config(), "", "dpo", lead);
   dpo.batch = flags.integer("batch");
   dpo.grad_accum = options.grad_accum;
   dpo.seed = static_cast<uint64_t>(flags.integer("seed"));

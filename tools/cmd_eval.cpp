@@ -15,6 +15,7 @@
 #include "io/progress.h"
 #include "runtime/error.h"
 #include "tools/api_flags.h"
+#include "tools/chat_flags.h"
 #include "tools/commands.h"
 #include "tools/local_generation.h"
 
@@ -61,7 +62,8 @@ int eval_main(const std::vector<std::string>& args) {
   judge.set_max_tokens(flags.integer("judge-max-tokens"));
 
   const std::string prompts_path = flags.str("prompts"), ref_path = flags.str("reference");
-  std::vector<std::string> prompts = load_prompts(prompts_path);
+  std::vector<std::string> prompts = load_single_turn_prompts(
+      prompts_path, chat_template_from_flags(flags, flags.str("model")), "eval");
   if (limit > 0 && static_cast<size_t>(limit) < prompts.size()) prompts.resize(limit);
   std::map<std::string, std::string> reference_of;
   for (SftExample& e : load_sft_examples(ref_path)) reference_of.emplace(e.prompt, e.completion);

@@ -4,12 +4,14 @@
 
 #include <cstdio>
 
+#include "algorithms/sequences.h"
 #include "io/chat_template.h"
 #include "io/jsonl.h"
 #include "io/model_dir.h"
 #include "io/progress.h"
 #include "io/tokenizer.h"
 #include "model/generate.h"
+#include "tools/chat_flags.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
 #include "tools/train_flags.h"
@@ -17,10 +19,11 @@
 namespace rlaif::cli {
 namespace {
 
-std::vector<int32_t> prompt_tokens(const Tokenizer& tok, const std::string& text) {
+// A raw prompt: BOS when the tokenizer adds one (as Hugging Face's encode does), never EOS.
+std::vector<int32_t> raw_prompt_tokens(const Tokenizer& tok, const std::string& text) {
   std::vector<int32_t> ids;
-  if (tok.bos_id() >= 0) ids.push_back(tok.bos_id());
-  std::vector<int32_t> body = tok.encode(text);
+  if (tok.adds_bos() && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+  std::vector<int32_t> body = tok.encode(text, false);
   ids.insert(ids.end(), body.begin(), body.end());
   return ids;
 }
@@ -40,7 +43,7 @@ int generate_main(const std::vector<std::string>& args) {
       "--prompts FILE.jsonl ({\"prompt\": ...} per line) writes {\"prompt\", \"completion\"}\n"
       "lines to --out, batched, continuing after the last completed line on a re-run.");
   flags.option("model", "", "model directory", true)
-      .option("prompt", "", "prompt text (BOS is prepended)")
+      .option("prompt", "", "prompt text (BOS is prepended when the tokenizer adds one)")
       .option("prompts", "", "JSONL file of prompts")
       .option("out", "", "output JSONL file (with --prompts)")
       .option("max-new-tokens", "256", "tokens to generate at most")
@@ -49,11 +52,10 @@ int generate_main(const std::vector<std::string>& args) {
       .option("top-p", "1.0", "nucleus sampling threshold")
       .option("seed", "0", "sampling seed")
       .option("batch", "8", "prompts generated together (with --prompts)")
-      .flag("chat", "wrap each prompt in the chat template")
-      .option("chat-template", std::string(ChatTemplate::kDefault),
-              "template with {prompt}; \\n escapes allowed")
+      .flag("chat", "render each prompt as a user turn of the chat template")
       .option("device", "cpu", "cpu or cuda[:N]")
       .option("dtype", "f32", "parameter dtype: f32, or bf16 (GPU only)");
+  declare_chat_template_flag(flags);
   if (!flags.parse(args)) return 0;
   const bool single = flags.given("prompt");
   if (single == flags.given("prompts"))
@@ -63,8 +65,10 @@ int generate_main(const std::vector<std::string>& args) {
   Transformer model =
       load_model(flags.str("model"), parse_device(flags.str("device")), model_dtype(flags));
   Tokenizer tok = Tokenizer::load_dir(flags.str("model"));
-  ChatTemplate chat = ChatTemplate::from_escaped(flags.str("chat-template"));
-  auto render = [&](const std::string& p) { return flags.on("chat") ? chat.apply(p) : p; };
+  const ChatTemplate chat = chat_template_from_flags(flags, flags.str("model"));
+  auto prompt_tokens = [&](const std::string& p) {
+    return flags.on("chat") ? tokenize_prompt(tok, chat, p, INT64_MAX) : raw_prompt_tokens(tok, p);
+  };
 
   GenerationOptions options;
   options.max_new_tokens = flags.integer("max-new-tokens");
@@ -75,8 +79,7 @@ int generate_main(const std::vector<std::string>& args) {
   options.eos_ids = generation_stop_ids(model.config(), tok);
 
   if (single) {
-    std::vector<Generation> out =
-        generate(model, {prompt_tokens(tok, render(flags.str("prompt")))}, options);
+    std::vector<Generation> out = generate(model, {prompt_tokens(flags.str("prompt"))}, options);
     std::string text = completion_text(tok, out[0]);
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fputc('\n', stdout);
@@ -104,7 +107,7 @@ int generate_main(const std::vector<std::string>& args) {
     std::vector<std::vector<int32_t>> batch_tokens;
     std::vector<uint64_t> streams;
     for (int64_t i = start; i < end; ++i) {
-      batch_tokens.push_back(prompt_tokens(tok, render(prompts[static_cast<size_t>(i)])));
+      batch_tokens.push_back(prompt_tokens(prompts[static_cast<size_t>(i)]));
       streams.push_back(static_cast<uint64_t>(i));  // a prompt's stream is its line: batching-proof
     }
     std::vector<Generation> out = generate(model, batch_tokens, options, streams);

@@ -14,6 +14,7 @@
 #include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
 #include "tools/api_flags.h"
+#include "tools/chat_flags.h"
 #include "tools/commands.h"
 #include "tools/train_flags.h"
 
@@ -139,12 +140,11 @@ int ppo_main(const std::vector<std::string>& args) {
       .option("max-new-tokens", "64", "response tokens at most")
       .option("temperature", "1.0", "sampling temperature (> 0; log-probabilities use it too)")
       .option("missing-eos-penalty", "0", "subtracted from the score of a response without EOS")
-      .option("chat-template", std::string(ChatTemplate::kDefault),
-              "template with {prompt}; \\n escapes allowed")
       .option("max-prompt-length", "256", "prompt tokens at most (cut from the left)")
       .option("rm-max-length", "512",
               "tokens the reward model reads at most (capped at its context)")
       .option("forward-batch", "16", "sequences per no-grad forward pass (rollouts, scoring)");
+  declare_chat_template_flag(flags);
   declare_trainer_flags(flags, "100", "3e-6");
   if (!flags.parse(args)) return 0;
 
@@ -164,7 +164,6 @@ int ppo_main(const std::vector<std::string>& args) {
   try {
     o.advantage = parse_advantage_kind(flags.str("advantage"));
     o.kl_estimator = parse_kl_estimator(flags.str("kl-estimator"));
-    o.chat = ChatTemplate::from_escaped(flags.str("chat-template"));
   } catch (const Error& e) {
     throw UsageError(e.what());
   }
@@ -228,6 +227,7 @@ int ppo_main(const std::vector<std::string>& args) {
   reference.set_requires_grad(false);
   const Tokenizer tokenizer = Tokenizer::load_dir(model_dir);
   options.tokenizer_source = model_dir;
+  o.chat = chat_template_from_flags(flags, model_dir, lead ? "ppo" : nullptr);
 
   const std::string rm_dir = critic ? model_dir : flags.str("reward-model");
   std::unique_ptr<RewardFunction> reward;
@@ -247,7 +247,7 @@ int ppo_main(const std::vector<std::string>& args) {
     }
   } else {
     RewardModelOptions rm_options;
-    rm_options.chat = o.chat;
+    rm_options.chat = chat_template_from_flags(flags, rm_dir);
     rm_options.truncation.max_length = flags.integer("rm-max-length");
     rm_options.truncation.max_prompt_length = o.max_prompt_length;
     rm_options.batch = o.forward_batch;
@@ -266,7 +266,8 @@ int ppo_main(const std::vector<std::string>& args) {
     value->set_recompute(flags.on("recompute"));
   }
 
-  const std::vector<std::string> prompts = load_prompts(flags.str("prompts"));
+  const std::vector<std::string> prompts =
+      load_single_turn_prompts(flags.str("prompts"), o.chat, "ppo");
   RLAIF_CHECK(!prompts.empty(), flags.str("prompts"), " holds no prompts");
   const std::string ranks_note =
       comm.size() > 1 ? ", " + std::to_string(comm.size()) + " data-parallel ranks" : "";

@@ -51,8 +51,8 @@ int rm_main(const std::vector<std::string>& args) {
   }
   const Tokenizer tokenizer = Tokenizer::load_dir(model_dir);
   options.tokenizer_source = model_dir;
-  PreferenceSplits data =
-      load_preference_splits(flags, tokenizer, model.config(), flags.str("margin-key"), "rm", lead);
+  PreferenceSplits data = load_preference_splits(flags, model_dir, tokenizer, model.config(),
+                                                 flags.str("margin-key"), "rm", lead);
 
   RewardOptions ro;
   ro.batch = flags.integer("batch");

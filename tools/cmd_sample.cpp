@@ -7,6 +7,7 @@
 #include "io/progress.h"
 #include "runtime/error.h"
 #include "tools/api_flags.h"
+#include "tools/chat_flags.h"
 #include "tools/commands.h"
 #include "tools/local_generation.h"
 
@@ -31,7 +32,8 @@ int sample_main(const std::vector<std::string>& args) {
   if (limit < 0) throw UsageError("--limit must not be negative");
   const std::string in_path = flags.str("prompts"), out_path = flags.str("out");
 
-  std::vector<std::string> prompts = load_prompts(in_path);
+  std::vector<std::string> prompts = load_single_turn_prompts(
+      in_path, chat_template_from_flags(flags, flags.str("model")), "sample");
   if (limit > 0 && static_cast<size_t>(limit) < prompts.size()) prompts.resize(limit);
   ensure_parent_dir(out_path);
   truncate_to_complete_lines(out_path);

@@ -9,6 +9,7 @@
 #include "io/datasets.h"
 #include "io/jsonl.h"
 #include "io/model_dir.h"
+#include "tools/chat_flags.h"
 #include "tools/commands.h"
 #include "tools/preference_flags.h"
 
@@ -29,9 +30,8 @@ int score_main(const std::vector<std::string>& args) {
               "tokens per sequence at most (capped at the model's context "
               "when not given)")
       .option("max-prompt-length", "256", "prompt tokens at most (cut from the left)")
-      .option("chat-template", std::string(ChatTemplate::kDefault),
-              "template with {prompt}; \\n escapes allowed (as the reward model was trained)")
       .option("device", "cpu", "cpu or cuda[:N]");
+  declare_chat_template_flag(flags);
   if (!flags.parse(args)) return 0;
   if (flags.integer("batch") <= 0) throw UsageError("--batch must be positive");
 
@@ -41,7 +41,7 @@ int score_main(const std::vector<std::string>& args) {
               " has no scalar head (score.weight): it is not a reward model; train one with "
               "`rlaif rm`");
   const Tokenizer tokenizer = Tokenizer::load_dir(model_dir);
-  const ChatTemplate chat = ChatTemplate::from_escaped(flags.str("chat-template"));
+  const ChatTemplate chat = chat_template_from_flags(flags, model_dir);
   const TruncationOptions truncation = truncation_from_flags(flags, model.config());
   const int64_t context = model.config().max_position_embeddings;
   RLAIF_CHECK(truncation.max_length <= context, "--max-length ", truncation.max_length,
@@ -55,13 +55,15 @@ int score_main(const std::vector<std::string>& args) {
   if (preferences) {
     pairs = load_preferences(path);
     for (const PreferencePair& p : pairs) {
-      examples.push_back(tokenize_example(tokenizer, chat, p.prompt, p.chosen, truncation));
-      examples.push_back(tokenize_example(tokenizer, chat, p.prompt, p.rejected, truncation));
+      examples.push_back(tokenize_reply(tokenizer, chat, p.prompt_messages, p.chosen, truncation));
+      examples.push_back(
+          tokenize_reply(tokenizer, chat, p.prompt_messages, p.rejected, truncation));
     }
   } else {
     singles = load_sft_examples(path);
     for (const SftExample& e : singles) {
-      examples.push_back(tokenize_example(tokenizer, chat, e.prompt, e.completion, truncation));
+      Conversation prompt(e.messages.begin(), e.messages.end() - 1);
+      examples.push_back(tokenize_reply(tokenizer, chat, prompt, e.completion, truncation));
     }
   }
   const std::vector<double> rewards = score_examples(model, examples, flags.integer("batch"));

@@ -10,6 +10,7 @@
 #include "io/model_dir.h"
 #include "io/openai_server.h"
 #include "io/tokenizer.h"
+#include "tools/chat_flags.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
 #include "tools/train_flags.h"
@@ -49,10 +50,9 @@ int serve_main(const std::vector<std::string>& args) {
       .option("max-tokens-limit", "2048",
               "largest max_tokens accepted (larger: 400); also the default max_tokens")
       .option("max-concurrent", "64", "completion requests in flight at once (more: 429)")
-      .option("chat-template", "Human: {prompt}\\n\\nAssistant: ",
-              "template of a chat turn, with {prompt}; \\n escapes allowed")
       .option("seed", "0", "sampling seed of requests that send none")
       .flag("quiet", "do not log one line per request on stderr");
+  declare_chat_template_flag(flags);
   if (!flags.parse(args)) return 0;
 
   ServerOptions options;
@@ -70,7 +70,7 @@ int serve_main(const std::vector<std::string>& args) {
   if (concurrent < 1 || concurrent > 100000)
     throw UsageError("--max-concurrent must be in [1, 100000]");
   options.max_concurrent = static_cast<int>(concurrent);
-  options.chat_template = ChatTemplate::from_escaped(flags.str("chat-template"));
+  options.chat_template = chat_template_from_flags(flags, flags.str("model"), "serve");
   options.seed = static_cast<uint64_t>(flags.integer("seed"));
   options.log_requests = !flags.on("quiet");
   if (options.max_batch < 1) throw UsageError("--max-batch must be >= 1");

@@ -5,6 +5,7 @@
 #include "io/model_dir.h"
 #include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
+#include "tools/chat_flags.h"
 #include "tools/commands.h"
 #include "tools/train_flags.h"
 
@@ -15,11 +16,13 @@ int sft_main(const std::vector<std::string>& args) {
       "sft",
       "Fine-tune a model on demonstrations: JSONL or JSON-array records of\n"
       "{prompt, completion}, {messages: [...]} or Alpaca's {instruction, input, output}.\n"
-      "Each sequence is BOS + chat template(prompt) + completion + EOS; the loss is the mean\n"
-      "negative log-likelihood of the completion tokens only (prompt tokens are masked).\n"
-      "Truncation: the prompt is cut from the left to --max-prompt-length (BOS kept), then\n"
-      "the completion from the right to fit --max-length (losing EOS). The trained model is\n"
-      "written to --out as a model directory.");
+      "Each conversation is rendered with the chat template (by default the model's own;\n"
+      "without one BOS + \"Human: {prompt}\\n\\nAssistant: \" + reply + EOS); the loss is\n"
+      "the mean negative log-likelihood of the assistant's replies only, every reply of a\n"
+      "multi-turn conversation unless --last-turn-only. Truncation: the prompt (everything\n"
+      "before the last reply) is cut from the left to --max-prompt-length (BOS kept), then\n"
+      "the last reply from the right to fit --max-length (losing its end). The trained model\n"
+      "is written to --out as a model directory.");
   flags.option("model", "", "model directory to start from", true)
       .option("data", "", "training demonstrations (.jsonl or .json)", true)
       .option("val-data", "", "held-out demonstrations (default: the end of --data)")
@@ -34,8 +37,8 @@ int sft_main(const std::vector<std::string>& args) {
       .flag("packing",
             "pack each micro-batch's examples into rows of --max-length tokens "
             "(attention stays within each example; the loss is unchanged)")
-      .option("chat-template", "Human: {prompt}\\n\\nAssistant: ",
-              "template with {prompt}; \\n, \\t and \\\\ escapes allowed");
+      .flag("last-turn-only", "train on the last assistant reply of each conversation only");
+  declare_chat_template_flag(flags);
   declare_trainer_flags(flags, "0", "2e-5");
   flags.option("steps", "0", "optimizer steps (0: ⌈epochs·examples / (batch·grad-accum)⌉)");
   if (!flags.parse(args)) return 0;
@@ -46,7 +49,6 @@ int sft_main(const std::vector<std::string>& args) {
   model.set_requires_grad(true);
   model.set_recompute(flags.on("recompute"));
   Tokenizer tok = Tokenizer::load_dir(model_dir);
-  ChatTemplate chat = ChatTemplate::from_escaped(flags.str("chat-template"));
 
   const int64_t context = model.config().max_position_embeddings;
   TruncationOptions truncation;
@@ -76,6 +78,32 @@ int sft_main(const std::vector<std::string>& args) {
     val_examples.resize(static_cast<size_t>(eval_examples));
   }
 
+  const bool lead = world_communicator().rank() == 0;
+  const ChatTemplate chat = chat_template_from_flags(flags, model_dir, lead ? "sft" : nullptr);
+  int64_t split = 0;
+  std::vector<TokenizedExample> train = tokenize_sft_examples(tok, chat, train_examples, truncation,
+                                                              flags.on("last-turn-only"), &split);
+  std::vector<TokenizedExample> val =
+      tokenize_sft_examples(tok, chat, val_examples, truncation, flags.on("last-turn-only"));
+  if (lead) {
+    if (split > 0) {
+      std::fprintf(stderr,
+                   "sft: the chat template renders earlier replies differently once later turns "
+                   "follow, so %lld conversations are trained as one sequence per reply\n",
+                   static_cast<long long>(split));
+    }
+    int64_t cut = 0;
+    for (const auto& e : train) cut += e.completion_cut;
+    if (cut > 0) {
+      std::fprintf(stderr,
+                   "sft: warning: %lld of %zu replies were cut to fit --max-length %lld (their "
+                   "end is not trained)\n",
+                   static_cast<long long>(cut), train.size(),
+                   static_cast<long long>(truncation.max_length));
+    }
+    print_training_sequence(tok, train.front(), "sft");
+  }
+
   SftOptions data;
   data.batch = flags.integer("batch");
   if (data.batch <= 0) throw UsageError("--batch must be positive");
@@ -90,7 +118,7 @@ int sft_main(const std::vector<std::string>& args) {
   if (flags.integer("steps") == 0) {
     const double epochs = flags.number("epochs");
     if (!(epochs > 0)) throw UsageError("--epochs must be positive");
-    const int64_t steps = sft_steps_for_epochs(epochs, static_cast<int64_t>(train_examples.size()),
+    const int64_t steps = sft_steps_for_epochs(epochs, static_cast<int64_t>(train.size()),
                                                data.batch, data.grad_accum);
     std::vector<std::string> with_steps = args;
     with_steps.push_back("--steps=" + std::to_string(steps));
@@ -98,8 +126,9 @@ int sft_main(const std::vector<std::string>& args) {
   }
   const std::vector<std::string> identity = [] {
     std::vector<std::string> keys = trainer_identity_flags();
-    for (const char* k : {"data", "val-data", "val-fraction", "eval-examples", "batch",
-                          "max-length", "max-prompt-length", "packing", "chat-template"}) {
+    for (const char* k :
+         {"data", "val-data", "val-fraction", "eval-examples", "batch", "max-length",
+          "max-prompt-length", "packing", "chat-template", "last-turn-only"}) {
       keys.emplace_back(k);
     }
     return keys;
@@ -112,23 +141,10 @@ int sft_main(const std::vector<std::string>& args) {
   Communicator& comm = world_communicator();
   options.comm = &comm;
   options.device_comm = &communicator_for(device);
-  const bool lead = comm.rank() == 0;
   data.rank = comm.rank();
   data.ranks = comm.size();
   options.tokenizer_source = model_dir;
 
-  std::vector<TokenizedExample> train =
-      tokenize_sft_examples(tok, chat, train_examples, truncation);
-  std::vector<TokenizedExample> val = tokenize_sft_examples(tok, chat, val_examples, truncation);
-  int64_t cut = 0;
-  for (const auto& e : train) cut += tok.eos_id() >= 0 && e.completion.back() != tok.eos_id();
-  if (lead && cut > 0) {
-    std::fprintf(
-        stderr,
-        "sft: warning: %lld of %zu completions were cut to fit --max-length %lld (their EOS "
-        "is not trained)\n",
-        static_cast<long long>(cut), train.size(), static_cast<long long>(truncation.max_length));
-  }
   if (lead)
     std::fprintf(
         stderr,

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 
+#include "algorithms/sequences.h"
 #include "io/model_dir.h"
 #include "runtime/error.h"
+#include "tools/chat_flags.h"
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
@@ -19,11 +21,9 @@ void declare_generation_flags(Flags& flags, const std::string& default_temperatu
       .option("batch", "8", "sequences generated together")
       .option("max-prompt-length", "0",
               "prompt tokens at most, cut from the left (0 = the context minus --max-new-tokens)")
-      .option("chat-template", std::string(ChatTemplate::kDefault),
-              "template with {prompt} that every prompt is rendered with (\"{prompt}\" for raw "
-              "prompts); \\n escapes allowed")
       .option("device", "cpu", "cpu or cuda[:N]")
       .option("dtype", "f32", "parameter dtype: f32, or bf16 (GPU only)");
+  declare_chat_template_flag(flags);  // "{prompt}" for raw prompts
 }
 
 namespace {
@@ -47,19 +47,11 @@ GenerationOptions generation_options(const Flags& flags) {
   return o;
 }
 
-ChatTemplate chat_template(const Flags& flags) {
-  try {
-    return ChatTemplate::from_escaped(flags.str("chat-template"));
-  } catch (const Error& e) {
-    throw UsageError(std::string("--chat-template: ") + e.what());
-  }
-}
-
 }  // namespace
 
 LocalGenerator::LocalGenerator(const Flags& flags)
     : options_(generation_options(flags)),
-      chat_(chat_template(flags)),
+      chat_(chat_template_from_flags(flags, flags.str("model"))),
       model_(load_model(flags.str("model"), parse_device(flags.str("device")), model_dtype(flags))),
       tokenizer_(Tokenizer::load_dir(flags.str("model"))),
       batch_(flags.integer("batch")),
@@ -79,16 +71,11 @@ std::vector<LocalCompletion> LocalGenerator::generate(const std::vector<std::str
               streams.size(), " streams");
   std::vector<std::vector<int32_t>> ids;
   for (const std::string& p : prompts) {
-    std::vector<int32_t> t;
-    if (tokenizer_.bos_id() >= 0) t.push_back(tokenizer_.bos_id());
-    const std::vector<int32_t> body = tokenizer_.encode(chat_.apply(p));
-    t.insert(t.end(), body.begin(), body.end());
+    // Cut from the left, keeping the end (where the template puts the question to answer) and
+    // a leading BOS.
+    std::vector<int32_t> t = tokenize_prompt(tokenizer_, chat_, p, INT64_MAX);
     if (static_cast<int64_t>(t.size()) > max_prompt_tokens_) {
-      // Keep the end (where the template puts the question to answer) and the first token.
-      const size_t keep = static_cast<size_t>(std::max<int64_t>(1, max_prompt_tokens_ - 1));
-      std::vector<int32_t> cut(t.begin(), t.begin() + 1);
-      cut.insert(cut.end(), t.end() - static_cast<long>(keep), t.end());
-      t = std::move(cut);
+      t = tokenize_prompt(tokenizer_, chat_, p, max_prompt_tokens_);
       ++truncated_;
     }
     ids.push_back(std::move(t));

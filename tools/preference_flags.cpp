@@ -5,6 +5,7 @@
 
 #include "io/chat_template.h"
 #include "io/datasets.h"
+#include "tools/chat_flags.h"
 
 namespace rlaif::cli {
 
@@ -20,9 +21,8 @@ void declare_preference_flags(Flags& flags) {
       .option("max-length", "512",
               "tokens per sequence at most (capped at the model's context "
               "when not given)")
-      .option("max-prompt-length", "256", "prompt tokens at most (cut from the left)")
-      .option("chat-template", std::string(ChatTemplate::kDefault),
-              "template with {prompt}; \\n escapes allowed");
+      .option("max-prompt-length", "256", "prompt tokens at most (cut from the left)");
+  declare_chat_template_flag(flags);
 }
 
 std::vector<std::string> preference_identity_flags() {
@@ -41,9 +41,10 @@ TruncationOptions truncation_from_flags(const Flags& flags, const ModelConfig& c
   return t;
 }
 
-PreferenceSplits load_preference_splits(const Flags& flags, const Tokenizer& tokenizer,
-                                        const ModelConfig& config, const std::string& margin_key,
-                                        const char* command, bool report) {
+PreferenceSplits load_preference_splits(const Flags& flags, const std::string& model_dir,
+                                        const Tokenizer& tokenizer, const ModelConfig& config,
+                                        const std::string& margin_key, const char* command,
+                                        bool report) {
   if (flags.integer("batch") <= 0) throw UsageError("--batch must be positive");
   std::vector<PreferencePair> train = load_preferences(flags.str("data"), margin_key), val;
   if (!flags.str("val-data").empty()) {
@@ -57,13 +58,15 @@ PreferenceSplits load_preference_splits(const Flags& flags, const Tokenizer& tok
   }
   RLAIF_CHECK(!train.empty(), flags.str("data"), ": no training pairs left after holding out ",
               val.size(), "; lower --val-fraction");
-  const ChatTemplate chat = ChatTemplate::from_escaped(flags.str("chat-template"));
+  const ChatTemplate chat = chat_template_from_flags(flags, model_dir, report ? command : nullptr);
   const TruncationOptions truncation = truncation_from_flags(flags, config);
   PreferenceSplits out{tokenize_pairs(tokenizer, chat, train, truncation),
                        tokenize_pairs(tokenizer, chat, val, truncation)};
-  if (report)
+  if (report) {
     std::fprintf(stderr, "%s: %zu training pairs, %zu held out, max length %lld\n", command,
                  out.train.size(), out.val.size(), static_cast<long long>(truncation.max_length));
+    print_training_sequence(tokenizer, out.train.front().chosen, command);
+  }
   return out;
 }
 

@@ -27,10 +27,12 @@ struct PreferenceSplits {
 };
 
 // Loads --data (margins from `margin_key` when non-empty), holds out --val-data or the last
-// --val-fraction of the pairs, and tokenises both. Reports the counts on stderr as `command`
-// when `report` (data-parallel ranks other than 0 stay quiet).
-PreferenceSplits load_preference_splits(const Flags& flags, const Tokenizer& tokenizer,
-                                        const ModelConfig& config, const std::string& margin_key,
-                                        const char* command, bool report = true);
+// --val-fraction of the pairs, and tokenises both with the chat template of the model in
+// `model_dir` (or --chat-template). Reports the template, the counts and the first chosen
+// sequence on stderr as `command` when `report` (data-parallel ranks other than 0 stay quiet).
+PreferenceSplits load_preference_splits(const Flags& flags, const std::string& model_dir,
+                                        const Tokenizer& tokenizer, const ModelConfig& config,
+                                        const std::string& margin_key, const char* command,
+                                        bool report = true);
 
 }  // namespace rlaif::cli

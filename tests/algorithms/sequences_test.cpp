@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 
 #include "autograd/grad_mode.h"
 #include "tests/algorithms/synthetic_sort.h"
@@ -88,6 +89,95 @@ std::vector<TokenizedExample> hand_examples() {
   return {{{1, 10, 11}, {20, 21, 2}},  // 6 tokens, 3 completion
           {{1, 12}, {22, 2}},          // 4 tokens, 2 completion
           {{1, 13}, {23}}};            // 3 tokens, 1 completion
+}
+
+TEST(TokenizeConversation, EveryReplyIsTrainedAndTruncationKeepsTheFlagsAligned) {
+  const Tokenizer& tok = sort_tokenizer();
+  ChatTemplate chat;
+  const Conversation conversation = {
+      {"user", "sort: b a"}, {"assistant", "a b"}, {"user", "sort: c a"}, {"assistant", "a c"}};
+  bool split = true;
+  std::vector<TokenizedExample> ex =
+      tokenize_conversation(tok, chat, conversation, TruncationOptions{}, false, true, &split);
+  ASSERT_EQ(ex.size(), 1u);
+  EXPECT_FALSE(split);
+  // The segments are encoded one by one: [BOS] "Human: sort: b a\n\nAssistant: " | "a b" |
+  // "\n\nHuman: sort: c a\n\nAssistant: " | "a c" EOS.
+  const std::vector<int32_t> head = tok.encode("Human: sort: b a\n\nAssistant: ");
+  const std::vector<int32_t> reply = tok.encode("a b");
+  const std::vector<int32_t> middle = tok.encode("\n\nHuman: sort: c a\n\nAssistant: ");
+  std::vector<int32_t> prompt = concat(concat(concat({tok.bos_id()}, head), reply), middle);
+  EXPECT_EQ(ex[0].prompt, prompt);
+  EXPECT_EQ(ex[0].completion, concat(tok.encode("a c"), {tok.eos_id()}));
+  std::vector<uint8_t> flags(prompt.size(), 0);
+  for (size_t i = 0; i < reply.size(); ++i) flags[1 + head.size() + i] = 1;
+  EXPECT_EQ(ex[0].prompt_trained, flags);
+  EXPECT_EQ(ex[0].trained_tokens(), static_cast<int64_t>(reply.size() + ex[0].completion.size()));
+
+  // The batch trains exactly the flagged tokens and the completion.
+  SequenceBatch b = make_batch(ex, Device::cpu());
+  const int32_t* targets = b.targets.data<int32_t>();
+  const std::vector<int32_t> all = concat(ex[0].prompt, ex[0].completion);
+  int64_t trained = 0;
+  for (size_t t = 0; t + 1 < all.size(); ++t) {
+    const bool want = t + 1 >= prompt.size() || flags[t + 1] != 0;
+    EXPECT_EQ(targets[t], want ? all[t + 1] : kIgnoreIndex) << "position " << t;
+    trained += want;
+  }
+  EXPECT_EQ(b.trained_tokens, trained);
+  EXPECT_EQ(b.trained_tokens, ex[0].trained_tokens());
+
+  // Cut from the left: BOS stays and the flags follow their tokens.
+  TruncationOptions t;
+  t.max_prompt_length = static_cast<int64_t>(middle.size() + 3);
+  TokenizedExample cut = tokenize_conversation(tok, chat, conversation, t, false)[0];
+  ASSERT_EQ(cut.prompt.size(), middle.size() + 3);
+  EXPECT_EQ(cut.prompt[0], tok.bos_id());
+  EXPECT_EQ(
+      std::vector<int32_t>(cut.prompt.begin() + 1, cut.prompt.end()),
+      std::vector<int32_t>(prompt.end() - static_cast<long>(middle.size() + 2), prompt.end()));
+  EXPECT_EQ(std::vector<uint8_t>(cut.prompt_trained.begin() + 1, cut.prompt_trained.end()),
+            std::vector<uint8_t>(flags.end() - static_cast<long>(middle.size() + 2), flags.end()));
+
+  // The last reply only: nothing in the prompt is trained.
+  TokenizedExample last =
+      tokenize_conversation(tok, chat, conversation, TruncationOptions{}, true)[0];
+  EXPECT_EQ(last.prompt, prompt);
+  EXPECT_TRUE(last.prompt_trained.empty());
+  EXPECT_EQ(last.trained_tokens(), static_cast<int64_t>(last.completion.size()));
+}
+
+// BOS comes from the tokenizer's own rule with a single-slot template (GPT-2's tokenizer.json adds
+// none, Llama 3.1's adds <|begin_of_text|>) and from the template itself with a Jinja one, never
+// twice.
+TEST(TokenizePrompt, BosFollowsTheTokenizerOrTheJinjaTemplate) {
+  const char* source = std::getenv("RLAIF_SOURCE_DIR");
+  const std::string dir = std::string(source ? source : ".") + "/data/tokenizers/";
+  const Tokenizer gpt2 = Tokenizer::load_dir(dir + "gpt2");
+  ChatTemplate slot;
+  EXPECT_EQ(tokenize_prompt(gpt2, slot, "Hi", 256), gpt2.encode(slot.apply("Hi"), false));
+
+  const Tokenizer llama = Tokenizer::load_dir(dir + "llama3_1");
+  ASSERT_TRUE(llama.adds_bos());
+  const std::vector<int32_t> ids = tokenize_prompt(llama, slot, "Hi", 256);
+  EXPECT_EQ(ids, concat({llama.bos_id()}, llama.encode(slot.apply("Hi"), false)));
+
+  ChatTemplate own = ChatTemplate::for_model(dir + "llama3_1", "");
+  ASSERT_TRUE(own.is_jinja());
+  const std::vector<int32_t> templated = tokenize_prompt(llama, own, "Hi", 256);
+  EXPECT_EQ(templated, llama.encode(own.apply("Hi"), false));
+  ASSERT_GE(templated.size(), 2u);
+  EXPECT_EQ(templated[0], llama.bos_id());
+  EXPECT_NE(templated[1], llama.bos_id());
+  // Cut from the left, the template's BOS is kept too.
+  const std::vector<int32_t> cut = tokenize_prompt(llama, own, "Hi", 5);
+  EXPECT_EQ(cut,
+            concat({llama.bos_id()}, std::vector<int32_t>(templated.end() - 4, templated.end())));
+  // Training on a reply: the completion is the template's, end-of-turn marker included, no EOS
+  // added.
+  TokenizedExample ex = tokenize_example(llama, own, "Hi", "Hello", TruncationOptions{});
+  EXPECT_EQ(ex.prompt, templated);
+  EXPECT_EQ(ex.completion, llama.encode("Hello<|eot_id|>", false));
 }
 
 TEST(MakeBatch, TargetsAndMaskCoverExactlyTheCompletion) {

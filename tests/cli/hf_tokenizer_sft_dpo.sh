@@ -4,7 +4,8 @@
 # tokens), `rlaif sft` and `rlaif dpo` train it a few steps on the shipped demo data, and every
 # directory written on the way (the init, each checkpoint, each final model) carries the
 # tokenizer, tokenizer_config and generation_config files byte for byte, so that transformers
-# loads the result as it loaded the input. `rlaif tokenize` and `rlaif generate` use the result.
+# loads the result as it loaded the input. Both train with the directory's own chat template
+# (multi-turn conversations included); `rlaif tokenize` and `rlaif generate` use the result.
 set -euo pipefail
 rlaif="$1"; root="$2"
 tmp="$(mktemp -d)"
@@ -52,6 +53,40 @@ losses "$tmp/sft/metrics.jsonl" | awk '{ if (!($2 > 5 && $2 < 20)) { print "sft 
   fail "sft losses are not those of a random 151,669-token model (ln 151669 = 11.9)"
 carries "$tmp/sft"
 carries "$tmp/sft/checkpoints/step_00000002"
+# It used the directory's own chat template, and showed the first sequence with the trained
+# reply (Qwen3's empty reasoning block and the answer, here cut by --max-length) between ⟦ ⟧.
+grep -q "sft: prompts use the chat template of $tmp/init/tokenizer_config.json" "$tmp/sft.err" ||
+  fail "sft did not use the model's template: $(cat "$tmp/sft.err")"
+grep -qx '<|im_start|>user' "$tmp/sft.err" && grep -qx '<|im_start|>assistant' "$tmp/sft.err" &&
+  grep -qx '⟦<think>' "$tmp/sft.err" && grep -qx '</think>' "$tmp/sft.err" && grep -q '⟧$' "$tmp/sft.err" ||
+  fail "sft's first sequence is not Qwen3's rendering: $(cat "$tmp/sft.err")"
+
+# Multi-turn conversations: Qwen3 renders earlier replies without the reasoning block it gives a
+# last reply, so each reply becomes its own sequence; --last-turn-only keeps one per record; a
+# {prompt} --chat-template overrides the model's.
+cat > "$tmp/turns.jsonl" <<'EOF'
+{"messages": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Red."}, {"role": "user", "content": "Another?"}, {"role": "assistant", "content": "Blue."}]}
+{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}, {"role": "user", "content": "3+3?"}, {"role": "assistant", "content": "6"}]}
+EOF
+sft_turns() {  # out-name, extra flags...
+  local name="$1"; shift
+  "$rlaif" sft --model "$tmp/init" --data "$tmp/turns.jsonl" --val-fraction 0 --steps 1 --batch 2 \
+    --max-length 64 --eval-every 0 --out "$tmp/$name" "$@" > /dev/null 2> "$tmp/$name.err" ||
+    { cat "$tmp/$name.err"; fail "sft on $name exited non-zero"; }
+}
+sft_turns turns
+grep -q "2 conversations are trained as one sequence per reply" "$tmp/turns.err" ||
+  fail "multi-turn split not reported: $(cat "$tmp/turns.err")"
+grep -q "sft: 4 training examples" "$tmp/turns.err" || fail "not 4 sequences: $(cat "$tmp/turns.err")"
+sft_turns last --last-turn-only
+grep -q "sft: 2 training examples" "$tmp/last.err" || fail "--last-turn-only: $(cat "$tmp/last.err")"
+grep -q "one sequence per reply" "$tmp/last.err" && fail "--last-turn-only split conversations"
+sft_turns slot --chat-template 'Q: {prompt}\nA: '
+grep -qF 'sft: prompts use "Q: {prompt}\nA: "' "$tmp/slot.err" || fail "override: $(cat "$tmp/slot.err")"
+grep -q "sft: 2 training examples" "$tmp/slot.err" || fail "single-slot turns: $(cat "$tmp/slot.err")"
+grep -qx 'Q: Name a colour.' "$tmp/slot.err" && grep -qx 'Assistant: ⟦Red.⟧' "$tmp/slot.err" &&
+  grep -qx 'A: ⟦Blue.<|im_end|>⟧' "$tmp/slot.err" ||
+  fail "single-slot rendering: $(cat "$tmp/slot.err")"
 
 # DPO from the SFT model: 2 steps, a checkpoint at step 1.
 "$rlaif" dpo --model "$tmp/sft" --data "$root/data/preferences/dpo_en_demo.json" --steps 2 \
@@ -59,6 +94,8 @@ carries "$tmp/sft/checkpoints/step_00000002"
   --keep 0 --out "$tmp/dpo" > "$tmp/dpo.out" 2> "$tmp/dpo.err" || { cat "$tmp/dpo.err"; fail "dpo exited non-zero"; }
 [[ $(losses "$tmp/dpo/metrics.jsonl" | wc -l) -eq 2 ]] || fail "dpo logged $(losses "$tmp/dpo/metrics.jsonl" | wc -l) steps"
 carries "$tmp/dpo"
+grep -q "dpo: prompts use the chat template of $tmp/sft/tokenizer_config.json" "$tmp/dpo.err" ||
+  fail "dpo did not use the model's template: $(cat "$tmp/dpo.err")"
 carries "$tmp/dpo/checkpoints/step_00000001"
 
 # The result tokenizes as the input did, chat template included, and generates.
