@@ -5,6 +5,7 @@
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -74,6 +75,14 @@ class Reader {
     return out;
   }
 
+  // A nested object; Error naming the key when it is not one.
+  const Json& object(const char* key) const {
+    require(key);
+    RLAIF_CHECK(obj_[key].IsObject(), source_, ": \"", key, "\" must be an object");
+    return obj_[key];
+  }
+  const std::string& source() const { return source_; }
+
   void require(const char* key) const {
     RLAIF_CHECK(has(key), source_, ": missing key \"", key, "\"");
   }
@@ -100,6 +109,30 @@ void parse_gpt2(const Reader& r, ModelConfig& c) {
               "\": rlaif's GPT-2 uses the tanh GELU (gelu_new)");
 }
 
+RopeScaling parse_rope_scaling(const Reader& r) {
+  const Json& v = r.object("rope_scaling");
+  Reader s(v, r.source());
+  RopeScaling out;
+  out.type = s.string("rope_type", s.string("type", ""));
+  if (out.type == "default") out.type.clear();
+  if (out.type.empty()) return out;
+  RLAIF_CHECK(out.type == "linear" || out.type == "llama3", "\"rope_scaling\" has type \"",
+              out.type, "\": rlaif implements \"linear\" and \"llama3\" RoPE scaling only");
+  out.factor = s.number("factor", 0.0);
+  RLAIF_CHECK(out.factor >= 1.0, "\"rope_scaling\".\"factor\" is ", out.factor,
+              ": it must be at least 1");
+  if (out.type == "llama3") {
+    out.low_freq_factor = s.number("low_freq_factor", 0.0);
+    out.high_freq_factor = s.number("high_freq_factor", 0.0);
+    out.original_max_position_embeddings = s.integer("original_max_position_embeddings");
+    RLAIF_CHECK(out.low_freq_factor > 0 && out.high_freq_factor > out.low_freq_factor &&
+                    out.original_max_position_embeddings > 0,
+                "\"rope_scaling\" (llama3) needs 0 < low_freq_factor < high_freq_factor and a "
+                "positive original_max_position_embeddings");
+  }
+  return out;
+}
+
 void parse_llama(const Reader& r, ModelConfig& c) {
   c.arch = Arch::llama;
   c.vocab_size = r.integer("vocab_size");
@@ -115,16 +148,16 @@ void parse_llama(const Reader& r, ModelConfig& c) {
       r.boolean("tie_word_embeddings", false);  // HF Llama/Mistral/Qwen2 default
   bool attention_bias = r.boolean("attention_bias", false);
   c.qkv_bias = attention_bias || c.model_type == "qwen2";  // Qwen2 always biases q/k/v
+  c.qk_norm = c.model_type == "qwen3";
   c.o_bias = attention_bias;
   c.mlp_bias = r.boolean("mlp_bias", false);
   if (r.has("head_dim")) c.head_dim = r.integer("head_dim");
   std::string act = r.string("hidden_act", "silu");
   RLAIF_CHECK(act == "silu", "\"hidden_act\" is \"", act, "\": rlaif's Llama MLP is SwiGLU (silu)");
-  if (r.has("rope_scaling")) {
-    throw Error("\"rope_scaling\" is set: rlaif implements plain RoPE only");
-  }
-  bool sliding = c.model_type == "mistral" ||
-                 (c.model_type == "qwen2" && r.boolean("use_sliding_window", false));
+  if (r.has("rope_scaling")) c.rope_scaling = parse_rope_scaling(r);
+  bool sliding =
+      c.model_type == "mistral" || ((c.model_type == "qwen2" || c.model_type == "qwen3") &&
+                                    r.boolean("use_sliding_window", false));
   if (sliding && r.has("sliding_window")) c.sliding_window = r.integer("sliding_window");
 }
 
@@ -143,11 +176,12 @@ ModelConfig ModelConfig::from_json(const std::string& json, const std::string& s
   try {
     if (c.model_type == "gpt2") {
       parse_gpt2(r, c);
-    } else if (c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2") {
+    } else if (c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2" ||
+               c.model_type == "qwen3") {
       parse_llama(r, c);
     } else {
       throw Error("\"model_type\" is \"", c.model_type,
-                  "\": rlaif supports gpt2, llama, mistral and qwen2");
+                  "\": rlaif supports gpt2, llama, mistral, qwen2 and qwen3");
     }
   } catch (const Error& e) {
     std::string msg = e.what();
@@ -214,11 +248,40 @@ int64_t ModelConfig::parameter_count() const {
   int64_t mlp = is_gpt2() ? 2 * d * intermediate_size : 3 * d * intermediate_size;
   if (mlp_bias) mlp += is_gpt2() ? intermediate_size + d : 2 * intermediate_size + d;
   int64_t norms = is_gpt2() ? 2 * 2 * d : 2 * d;
+  if (qk_norm) norms += 2 * head_dim;
   int64_t per_layer = attn + mlp + norms;
   int64_t total = num_layers * per_layer + vocab_size * d + (is_gpt2() ? 2 * d : d);
   if (is_gpt2()) total += max_position_embeddings * d;
   if (!tie_word_embeddings) total += vocab_size * d;
   return total;
+}
+
+std::vector<double> ModelConfig::rope_inverse_frequencies() const {
+  const int64_t half = head_dim / 2;
+  std::vector<double> out(static_cast<size_t>(half));
+  const RopeScaling& s = rope_scaling;
+  const double pi = 3.14159265358979323846;
+  for (int64_t i = 0; i < half; ++i) {
+    double f = std::pow(rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+    if (s.type == "linear") {
+      f /= s.factor;
+    } else if (s.type == "llama3") {
+      // transformers' _compute_llama3_parameters.
+      const double context = static_cast<double>(s.original_max_position_embeddings);
+      const double low_wavelength = context / s.low_freq_factor;
+      const double high_wavelength = context / s.high_freq_factor;
+      const double wavelength = 2 * pi / f;
+      if (wavelength > low_wavelength) {
+        f /= s.factor;
+      } else if (wavelength >= high_wavelength) {
+        const double smooth =
+            (context / wavelength - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        f = (1 - smooth) * f / s.factor + smooth * f;
+      }
+    }
+    out[static_cast<size_t>(i)] = f;
+  }
+  return out;
 }
 
 std::string ModelConfig::to_json() const {
@@ -233,6 +296,7 @@ std::string ModelConfig::to_json() const {
   std::string family = is_gpt2()                 ? "GPT2"
                        : model_type == "mistral" ? "Mistral"
                        : model_type == "qwen2"   ? "Qwen2"
+                       : model_type == "qwen3"   ? "Qwen3"
                                                  : "Llama";
   std::string head =
       num_labels == 1 ? "ForSequenceClassification" : (is_gpt2() ? "LMHeadModel" : "ForCausalLM");
@@ -259,6 +323,18 @@ std::string ModelConfig::to_json() const {
     key_int("max_position_embeddings", max_position_embeddings);
     w.Key("rms_norm_eps"), w.Double(norm_eps);
     w.Key("rope_theta"), w.Double(rope_theta);
+    if (!rope_scaling.type.empty()) {
+      w.Key("rope_scaling");
+      w.StartObject();
+      key_str("rope_type", rope_scaling.type);
+      w.Key("factor"), w.Double(rope_scaling.factor);
+      if (rope_scaling.type == "llama3") {
+        w.Key("low_freq_factor"), w.Double(rope_scaling.low_freq_factor);
+        w.Key("high_freq_factor"), w.Double(rope_scaling.high_freq_factor);
+        key_int("original_max_position_embeddings", rope_scaling.original_max_position_embeddings);
+      }
+      w.EndObject();
+    }
     key_str("hidden_act", "silu");
     if (model_type != "qwen2") w.Key("attention_bias"), w.Bool(qkv_bias);
     w.Key("mlp_bias"), w.Bool(mlp_bias);

@@ -2,10 +2,11 @@
 // `config.json`.
 //
 // Two families: GPT-2 (`model_type` gpt2: learned positions, LayerNorm, GELU-tanh MLP, biases
-// everywhere, head tied to the embedding) and Llama (`llama`, `mistral`, `qwen2`: RMSNorm,
-// rotate-half RoPE, SwiGLU MLP, grouped-query attention, tied or untied head; Qwen2 adds biases to
-// q/k/v). Anything the code cannot honour (an unknown model_type, rope_scaling, a non-default
-// activation) is an Error naming the key, never a silently different model.
+// everywhere, head tied to the embedding) and Llama (`llama`, `mistral`, `qwen2`, `qwen3`:
+// RMSNorm, rotate-half RoPE, SwiGLU MLP, grouped-query attention, tied or untied head; Qwen2 adds
+// biases to q/k/v; Qwen3 normalises each head's q and k with an RMSNorm before RoPE). Anything the
+// code cannot honour (an unknown model_type, rope_scaling, a non-default activation) is an Error
+// naming the key, never a silently different model.
 #pragma once
 
 #include <cstdint>
@@ -16,8 +17,20 @@ namespace rlaif {
 
 enum class Arch { gpt2, llama };
 
+// config.json's "rope_scaling": how RoPE's frequencies are rescaled for contexts longer than the
+// model was first trained on. Type "" is plain RoPE; "linear" divides every frequency by
+// `factor`; "llama3" (Llama 3.1/3.2) divides the low frequencies by `factor`, keeps the high
+// ones and interpolates between, by wavelength against original_max_position_embeddings.
+struct RopeScaling {
+  std::string type;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 0;
+};
+
 struct ModelConfig {
-  std::string model_type = "llama";  // gpt2 | llama | mistral | qwen2
+  std::string model_type = "llama";  // gpt2 | llama | mistral | qwen2 | qwen3
   Arch arch = Arch::llama;
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;              // d_model (GPT-2: n_embd)
@@ -29,10 +42,12 @@ struct ModelConfig {
   int64_t max_position_embeddings = 0;  // GPT-2: n_positions
   double norm_eps = 1e-5;               // GPT-2: layer_norm_epsilon; Llama: rms_norm_eps
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   bool tie_word_embeddings = true;
   bool qkv_bias = false;  // biases on q/k/v projections (GPT-2, Qwen2, Llama attention_bias)
   bool o_bias = false;    // bias on the attention output projection (GPT-2, Llama attention_bias)
   bool mlp_bias = false;  // biases in the MLP (GPT-2, Llama mlp_bias)
+  bool qk_norm = false;   // RMSNorm over each head's q and k, weights [head_dim] (Qwen3)
   int64_t sliding_window = 0;  // Mistral; 0 = none. Longer sequences are refused, not windowed.
   int32_t bos_token_id = -1;
   int32_t eos_token_id = -1;
@@ -54,6 +69,9 @@ struct ModelConfig {
   bool is_gpt2() const { return arch == Arch::gpt2; }
   // Number of trainable parameters of the language model (head counted once when tied).
   int64_t parameter_count() const;
+  // RoPE's inverse frequencies for i < head_dim/2, theta^(-2i/head_dim), rescaled as
+  // rope_scaling says (as transformers' rope initialisation functions compute them).
+  std::vector<double> rope_inverse_frequencies() const;
 };
 
 }  // namespace rlaif

@@ -8,6 +8,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "kernels/backend.h"
+#include "model/scaled_rope.h"
 
 namespace rlaif {
 namespace {
@@ -46,14 +47,23 @@ AddNorm add_block_norm(const ModelConfig& c, const Variable& x, const Variable& 
 }
 
 // The attention's inputs from h [B, T, D], the pre-norm of the residual stream: q [B, T, Hq, Dh]
-// and k, v [B, T, Hkv, Dh], q and k rotated (Llama).
+// and k, v [B, T, Hkv, Dh], q and k normalised per head (Qwen3) and then rotated (Llama).
 std::vector<Variable> project_qkv(const ModelConfig& c, const TransformerLayer& l,
                                   const Variable& h, const Tensor& positions) {
   const int64_t B = h.size(0), T = h.size(1);
   Variable q = reshape(linear(h, l.q_weight, l.q_bias), {B, T, c.num_heads, c.head_dim});
   Variable k = reshape(linear(h, l.k_weight, l.k_bias), {B, T, c.num_kv_heads, c.head_dim});
   Variable v = reshape(linear(h, l.v_weight, l.v_bias), {B, T, c.num_kv_heads, c.head_dim});
-  if (!c.is_gpt2()) {
+  if (c.qk_norm) {
+    const float eps = static_cast<float>(c.norm_eps);
+    q = rmsnorm(q, l.q_norm_weight, eps);
+    k = rmsnorm(k, l.k_norm_weight, eps);
+  }
+  if (!c.rope_scaling.type.empty()) {
+    const std::vector<double> frequencies = c.rope_inverse_frequencies();
+    q = rope_with_frequencies(q, positions, frequencies);
+    k = rope_with_frequencies(k, positions, frequencies);
+  } else if (!c.is_gpt2()) {
     const float theta = static_cast<float>(c.rope_theta);
     q = rope(q, positions, theta);
     k = rope(k, positions, theta);
@@ -114,6 +124,10 @@ Transformer::Transformer(ModelConfig config, Device device, DType dtype)
       l.v_bias = param({kv}, device, dtype);
     }
     if (c.o_bias) l.o_bias = param({d}, device, dtype);
+    if (c.qk_norm) {
+      l.q_norm_weight = param({c.head_dim}, device, dtype);
+      l.k_norm_weight = param({c.head_dim}, device, dtype);
+    }
     l.fc_in_weight = param({f, d}, device, dtype);
     l.fc_out_weight = param({d, f}, device, dtype);
     if (!c.is_gpt2()) l.up_weight = param({f, d}, device, dtype);
@@ -169,6 +183,8 @@ std::vector<std::pair<std::string, Variable>> Transformer::parameters() const {
       add(p + "self_attn.v_proj.bias", l.v_bias);
       add(p + "self_attn.o_proj.weight", l.o_weight);
       add(p + "self_attn.o_proj.bias", l.o_bias);
+      add(p + "self_attn.q_norm.weight", l.q_norm_weight);
+      add(p + "self_attn.k_norm.weight", l.k_norm_weight);
       add(p + "post_attention_layernorm.weight", l.mlp_norm_weight);
       add(p + "mlp.gate_proj.weight", l.fc_in_weight);
       add(p + "mlp.gate_proj.bias", l.fc_in_bias);
@@ -248,7 +264,7 @@ Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, 
           return project_qkv(c, l, block_norm(c, in[0], in[1], in[2]), positions);
         },
         {x, l.attn_norm_weight, l.attn_norm_bias, l.q_weight, l.q_bias, l.k_weight, l.k_bias,
-         l.v_weight, l.v_bias});
+         l.v_weight, l.v_bias, l.q_norm_weight, l.k_norm_weight});
   } else {
     qkv = project_qkv(c, l, h, input.positions);
   }

@@ -32,6 +32,7 @@ namespace rlaif {
 struct TransformerLayer {
   Variable attn_norm_weight, attn_norm_bias;  // bias: GPT-2 only
   Variable q_weight, q_bias, k_weight, k_bias, v_weight, v_bias, o_weight, o_bias;
+  Variable q_norm_weight, k_norm_weight;  // Qwen3: RMSNorm of each head's q and k, [head_dim]
   Variable mlp_norm_weight, mlp_norm_bias;
   // GPT-2: fc_in = c_fc, fc_out = c_proj. Llama: gate = fc_in, up, fc_out = down_proj.
   Variable fc_in_weight, fc_in_bias, up_weight, up_bias, fc_out_weight, fc_out_bias;

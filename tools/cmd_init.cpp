@@ -12,11 +12,14 @@ int init_main(const std::vector<std::string>& args) {
   Flags flags("init",
               "Write a randomly initialised model directory (GPT-2 style init: normal(0, 0.02),\n"
               "residual projections scaled by 1/sqrt(2*layers)).");
-  flags.option("arch", "llama", "gpt2, llama or qwen2 (llama with q/k/v biases)")
+  flags
+      .option("arch", "llama",
+              "gpt2, llama, qwen2 (llama with q/k/v biases) or qwen3 (llama with q/k norms)")
       .option("layers", "", "number of transformer layers", true)
       .option("d-model", "", "hidden size", true)
       .option("heads", "", "attention heads", true)
       .option("kv-heads", "0", "key/value heads for grouped-query attention (llama; 0 = --heads)")
+      .option("head-dim", "0", "size of each attention head (llama; 0 = --d-model / --heads)")
       .option("ffn", "0",
               "MLP width (0 = 4*d-model for gpt2, ~8/3*d-model rounded to 32 for llama)")
       .option("vocab", "0", "vocabulary size (0 = the tokenizer's)")
@@ -33,12 +36,13 @@ int init_main(const std::vector<std::string>& args) {
 
   ModelConfig c;
   std::string arch = flags.str("arch");
-  if (arch != "gpt2" && arch != "llama" && arch != "qwen2") {
-    throw UsageError("--arch must be gpt2, llama or qwen2");
+  if (arch != "gpt2" && arch != "llama" && arch != "qwen2" && arch != "qwen3") {
+    throw UsageError("--arch must be gpt2, llama, qwen2 or qwen3");
   }
   c.model_type = arch;
   c.arch = arch == "gpt2" ? Arch::gpt2 : Arch::llama;
   c.qkv_bias = arch == "qwen2";
+  c.qk_norm = arch == "qwen3";
   c.num_layers = flags.integer("layers");
   c.hidden_size = flags.integer("d-model");
   c.num_heads = flags.integer("heads");
@@ -46,10 +50,16 @@ int init_main(const std::vector<std::string>& args) {
   if (c.is_gpt2() && c.num_kv_heads != c.num_heads) {
     throw UsageError("--kv-heads: GPT-2 has no grouped-query attention");
   }
-  if (c.num_heads <= 0 || c.hidden_size % c.num_heads != 0) {
-    throw UsageError("--d-model must be a positive multiple of --heads");
+  c.head_dim = flags.integer("head-dim");
+  if (c.head_dim < 0 || (c.head_dim > 0 && c.is_gpt2())) {
+    throw UsageError("--head-dim must be positive, and GPT-2's is --d-model / --heads");
   }
-  c.head_dim = c.hidden_size / c.num_heads;
+  if (c.head_dim == 0) {
+    if (c.num_heads <= 0 || c.hidden_size % c.num_heads != 0) {
+      throw UsageError("--d-model must be a positive multiple of --heads (or give --head-dim)");
+    }
+    c.head_dim = c.hidden_size / c.num_heads;
+  }
   int64_t ffn = flags.integer("ffn");
   if (ffn <= 0) ffn = c.is_gpt2() ? 4 * c.hidden_size : (8 * c.hidden_size / 3 + 31) / 32 * 32;
   c.intermediate_size = ffn;

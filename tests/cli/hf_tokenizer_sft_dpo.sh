@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# A Hugging Face-style model directory end to end: `rlaif init --arch qwen2 --tokenizer DIR` makes
-# a random-weight Qwen2 model over Qwen3's real tokenizer files (151,669 ids with the added
-# tokens), `rlaif sft` and `rlaif dpo` train it a few steps on the shipped demo data, and every
+# A Hugging Face-style model directory end to end: `rlaif init --arch qwen3 --tokenizer DIR` makes
+# a random-weight Qwen3 model (q/k norms, a head size that is not hidden / heads) over Qwen3's real
+# tokenizer files (151,669 ids with the added tokens), `rlaif sft` and `rlaif dpo` train it a few steps on the shipped demo data, and every
 # directory written on the way (the init, each checkpoint, each final model) carries the
 # tokenizer, tokenizer_config and generation_config files byte for byte, so that transformers
 # loads the result as it loaded the input. Both train with the directory's own chat template
@@ -37,10 +37,10 @@ carries() {  # directory: it holds every tokenizer file of $tmp/qwen3, byte for 
   done
 }
 
-"$rlaif" init --arch qwen2 --layers 2 --d-model 32 --heads 4 --kv-heads 2 --seq 64 \
+"$rlaif" init --arch qwen3 --layers 2 --d-model 32 --heads 4 --kv-heads 2 --head-dim 12 --seq 64 \
   --tokenizer "$tmp/qwen3" --seed 1 --out "$tmp/init" > "$tmp/init.out"
 grep -q '"vocab_size": 151669' "$tmp/init/config.json" || fail "init vocab: $(cat "$tmp/init/config.json")"
-grep -q '"model_type": "qwen2"' "$tmp/init/config.json" || fail "init is not qwen2"
+grep -q '"model_type": "qwen3"' "$tmp/init/config.json" && grep -q '"head_dim": 12' "$tmp/init/config.json" || fail "init is not qwen3 with head_dim 12"
 grep -q '"eos_token_id": 151645' "$tmp/init/config.json" || fail "init eos is not <|im_end|>"
 carries "$tmp/init"
 
@@ -107,4 +107,4 @@ grep -qF '{"text":"<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n","ids
   fail "chat rendering: $(cat "$tmp/chat.got")"
 "$rlaif" generate --model "$tmp/dpo" --prompt "Hi" --max-new-tokens 4 --temperature 0 > /dev/null ||
   fail "generate cannot use the DPO model"
-echo "qwen2 over Qwen3's tokenizer: init, sft and dpo carry the tokenizer files byte for byte"
+echo "qwen3 over Qwen3's tokenizer: init, sft and dpo carry the tokenizer files byte for byte"

@@ -70,6 +70,30 @@ TEST(ModelConfig, Qwen2HasQkvBiasOnly) {
   EXPECT_EQ(c.num_kv_heads, 2);
 }
 
+// Qwen3-0.6B's shape: a head size (128) that is not hidden / heads, q/k norms, tied head, and the
+// keys its config carries that change nothing here (sliding_window null, use_sliding_window
+// false, max_window_layers, rope_scaling null).
+TEST(ModelConfig, Qwen3HasQkNormsAndItsOwnHeadSize) {
+  ModelConfig c = ModelConfig::from_json(
+      R"({"architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "head_dim": 128,
+          "hidden_act": "silu", "hidden_size": 1024, "intermediate_size": 3072,
+          "max_position_embeddings": 40960, "max_window_layers": 28, "model_type": "qwen3",
+          "num_attention_heads": 16, "num_hidden_layers": 28, "num_key_value_heads": 8,
+          "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000,
+          "sliding_window": null, "tie_word_embeddings": true, "use_sliding_window": false,
+          "vocab_size": 151936})",
+      "qwen3.json");
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_FALSE(c.qkv_bias || c.o_bias || c.mlp_bias);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.sliding_window, 0);
+  EXPECT_EQ(c.parameter_count(), 596049920);  // Qwen3-0.6B as transformers counts it
+  ModelConfig again = ModelConfig::from_json(c.to_json(), "again.json");
+  EXPECT_TRUE(again.qk_norm);
+  EXPECT_EQ(again.to_json(), c.to_json());
+  EXPECT_NE(c.to_json().find("Qwen3ForCausalLM"), std::string::npos);
+}
+
 TEST(ModelConfig, RoundTripsThroughJson) {
   for (const char* json :
        {R"({"model_type": "llama", "vocab_size": 300, "hidden_size": 48, "num_hidden_layers": 3,
@@ -100,8 +124,24 @@ TEST(ModelConfig, ErrorsNameTheFileAndKey) {
   EXPECT_NE(error_of("{" + base + "}").find("missing key \"model_type\""), std::string::npos);
   EXPECT_NE(error_of(R"({"model_type": "llama", "hidden_size": 32})").find("vocab_size"),
             std::string::npos);
+  // RoPE scaling: the types not implemented are named; a linear one needs its factor.
+  EXPECT_NE(error_of(R"({"model_type": "llama", "rope_scaling": {"rope_type": "yarn",
+                         "factor": 4.0}, )" +
+                     base + "}")
+                .find("\"rope_scaling\" has type \"yarn\""),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"model_type": "llama", "rope_scaling": {"type": "dynamic",
+                         "factor": 2.0}, )" +
+                     base + "}")
+                .find("type \"dynamic\""),
+            std::string::npos);
   EXPECT_NE(error_of(R"({"model_type": "llama", "rope_scaling": {"type": "linear"}, )" + base + "}")
-                .find("rope_scaling"),
+                .find("\"rope_scaling\".\"factor\""),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"model_type": "llama", "rope_scaling": {"rope_type": "llama3",
+                         "factor": 8.0}, )" +
+                     base + "}")
+                .find("original_max_position_embeddings"),
             std::string::npos);
   EXPECT_NE(
       error_of(R"({"model_type": "llama", "hidden_act": "gelu", )" + base + "}").find("hidden_act"),

@@ -57,6 +57,18 @@ inline ModelConfig tiny_llama() {
   return c;
 }
 
+// Qwen3's attention: per-head q/k RMSNorm, a head size (6) that is not hidden / heads (16 / 4),
+// no q/k/v biases, grouped-query attention, tied head.
+inline ModelConfig tiny_qwen3() {
+  ModelConfig c = tiny_llama();
+  c.model_type = "qwen3";
+  c.head_dim = 6;
+  c.qkv_bias = false;
+  c.qk_norm = true;
+  c.tie_word_embeddings = true;
+  return c;
+}
+
 // A [2, 5] batch: row 0 is 5 real tokens; row 1 is 2 left pads (own segment) then 3 tokens.
 inline TransformerInput tiny_batch(int64_t vocab) {
   std::vector<int32_t> ids = {1, 5, 7, 2, 9, 0, 0, 3, 11, 4};

@@ -15,6 +15,7 @@ namespace {
 using testing::tiny_batch;
 using testing::tiny_gpt2;
 using testing::tiny_llama;
+using testing::tiny_qwen3;
 using testing::tiny_targets;
 
 void check_model_gradients(const ModelConfig& config, const std::vector<std::string>& names) {
@@ -55,6 +56,14 @@ TEST(Transformer, LlamaGqaUntiedGradientsMatchFiniteDifferences) {
        "model.layers.1.input_layernorm.weight", "model.norm.weight"});
 }
 
+TEST(Transformer, Qwen3QkNormGradientsMatchFiniteDifferences) {
+  check_model_gradients(
+      tiny_qwen3(),
+      {"model.embed_tokens.weight", "model.layers.0.self_attn.q_norm.weight",
+       "model.layers.0.self_attn.k_norm.weight", "model.layers.1.self_attn.q_proj.weight",
+       "model.layers.1.self_attn.k_proj.weight", "model.layers.1.self_attn.o_proj.weight"});
+}
+
 TEST(Transformer, ScalarHeadGradients) {
   ModelConfig c = tiny_llama();
   c.num_labels = 1;
@@ -68,7 +77,7 @@ TEST(Transformer, ScalarHeadGradients) {
 }
 
 TEST(Transformer, LeftPaddingDoesNotChangeRealTokens) {
-  for (ModelConfig c : {tiny_gpt2(), tiny_llama()}) {
+  for (ModelConfig c : {tiny_gpt2(), tiny_llama(), tiny_qwen3()}) {
     Transformer model(c);
     model.init_weights(11);
     NoGradGuard no_grad;
@@ -91,7 +100,7 @@ TEST(Transformer, LeftPaddingDoesNotChangeRealTokens) {
 }
 
 TEST(Transformer, KvCacheMatchesFullForward) {
-  for (ModelConfig c : {tiny_gpt2(), tiny_llama()}) {
+  for (ModelConfig c : {tiny_gpt2(), tiny_llama(), tiny_qwen3()}) {
     Transformer model(c);
     model.init_weights(5);
     NoGradGuard no_grad;
