@@ -76,6 +76,9 @@ int bench_train_main(const std::vector<std::string>& args) {
                   bench_preset_help());
   flags.option("arch", "llama", "gpt2 or llama")
       .option("preset", "tiny", "tiny, 124M, 350M or 1B")
+      .option("like", "",
+              "a Hugging Face config.json whose model to time instead of a preset (e.g. a real "
+              "checkpoint's, to rehearse before using its weights)")
       .option("batch", "8", "sequences per step (B)")
       .option("seq", "0", "tokens per sequence (T; 0 = the preset's context)")
       .option("steps", "10", "timed steps")
@@ -91,7 +94,13 @@ int bench_train_main(const std::vector<std::string>& args) {
       .option("profile-top", "30", "rows of the --profile table (0 = all)");
   if (!flags.parse(args)) return 0;
 
-  ModelConfig config = bench_preset(flags.str("arch"), flags.str("preset"));
+  const bool like = flags.given("like");
+  if (like && (flags.given("arch") || flags.given("preset"))) {
+    throw UsageError("--like replaces --arch and --preset: give one or the other");
+  }
+  ModelConfig config = like ? ModelConfig::load(flags.str("like"))
+                            : bench_preset(flags.str("arch"), flags.str("preset"));
+  config.num_labels = 0;  // the language model is what is timed
   const int64_t B = flags.integer("batch"), steps = flags.integer("steps");
   const int64_t warmup = flags.integer("warmup");
   const int64_t T =
@@ -99,7 +108,7 @@ int bench_train_main(const std::vector<std::string>& args) {
   if (B <= 0) throw UsageError("--batch must be positive");
   if (flags.integer("seq") < 0 || T > config.max_position_embeddings) {
     throw UsageError("--seq must be in [1, " + std::to_string(config.max_position_embeddings) +
-                     "], the preset's context (0 = all of it)");
+                     "], the model's context (0 = all of it)");
   }
   if (steps <= 0) throw UsageError("--steps must be positive");
   if (warmup < 0) throw UsageError("--warmup must not be negative");
@@ -108,9 +117,10 @@ int bench_train_main(const std::vector<std::string>& args) {
   const DType dtype = bench_dtype(flags.str("dtype"), dev);
   const uint64_t seed = static_cast<uint64_t>(flags.integer("seed"));
 
-  std::fprintf(stderr, "bench train: %s %s, %lld parameters, on %s\n", flags.str("arch").c_str(),
-               flags.str("preset").c_str(), static_cast<long long>(config.parameter_count()),
-               dev.name.c_str());
+  const std::string name = like ? flags.str("like") + " (" + config.model_type + ")"
+                                : flags.str("arch") + " " + flags.str("preset");
+  std::fprintf(stderr, "bench train: %s, %lld parameters, on %s\n", name.c_str(),
+               static_cast<long long>(config.parameter_count()), dev.name.c_str());
   Transformer model(config, dev.device, dtype);
   model.init_weights(seed);
   model.set_requires_grad(true);

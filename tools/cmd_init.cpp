@@ -1,4 +1,5 @@
-// `rlaif init`: a randomly initialised GPT-2, Llama or Qwen2 model directory.
+// `rlaif init`: a randomly initialised GPT-2, Llama, Qwen2 or Qwen3 model directory, of a shape
+// given by flags or of a Hugging Face config.json's (--like).
 #include <cstdio>
 
 #include "io/model_dir.h"
@@ -8,6 +9,39 @@
 
 namespace rlaif::cli {
 
+namespace {
+
+// `rlaif init --like CONFIG.json`: the config as it stands (its vocabulary, ids and every shape),
+// checked against the tokenizer when one is given.
+int init_like(const Flags& flags) {
+  for (const char* shape : {"arch", "layers", "d-model", "heads", "kv-heads", "head-dim", "ffn",
+                            "vocab", "seq", "rope-theta", "untied"}) {
+    if (flags.given(shape)) {
+      throw UsageError(std::string("--like takes every shape from its config.json: drop --") +
+                       shape);
+    }
+  }
+  ModelConfig c = ModelConfig::load(flags.str("like"));
+  const std::string tokenizer = flags.str("tokenizer");
+  if (!tokenizer.empty()) {
+    const Tokenizer tok = Tokenizer::load(tokenizer);
+    if (c.vocab_size < tok.vocab_size()) {
+      throw UsageError(flags.str("like") + " has a vocabulary of " + std::to_string(c.vocab_size) +
+                       ", smaller than the " + std::to_string(tok.vocab_size()) + " ids of " +
+                       tokenizer);
+    }
+  }
+  Transformer model(c);
+  model.init_weights(static_cast<uint64_t>(flags.integer("seed")));
+  save_model(flags.str("out"), model, tokenizer);
+  std::printf("wrote %s: %s like %s, %lld parameters\n", flags.str("out").c_str(),
+              c.model_type.c_str(), flags.str("like").c_str(),
+              static_cast<long long>(c.parameter_count()));
+  return 0;
+}
+
+}  // namespace
+
 int init_main(const std::vector<std::string>& args) {
   Flags flags("init",
               "Write a randomly initialised model directory (GPT-2 style init: normal(0, 0.02),\n"
@@ -15,15 +49,15 @@ int init_main(const std::vector<std::string>& args) {
   flags
       .option("arch", "llama",
               "gpt2, llama, qwen2 (llama with q/k/v biases) or qwen3 (llama with q/k norms)")
-      .option("layers", "", "number of transformer layers", true)
-      .option("d-model", "", "hidden size", true)
-      .option("heads", "", "attention heads", true)
+      .option("layers", "", "number of transformer layers")
+      .option("d-model", "", "hidden size")
+      .option("heads", "", "attention heads")
       .option("kv-heads", "0", "key/value heads for grouped-query attention (llama; 0 = --heads)")
       .option("head-dim", "0", "size of each attention head (llama; 0 = --d-model / --heads)")
       .option("ffn", "0",
               "MLP width (0 = 4*d-model for gpt2, ~8/3*d-model rounded to 32 for llama)")
       .option("vocab", "0", "vocabulary size (0 = the tokenizer's)")
-      .option("seq", "", "context length (maximum positions)", true)
+      .option("seq", "", "context length (maximum positions)")
       .option("tokenizer", "",
               "tokenizer to ship with the model: a directory (its tokenizer.json, vocab.json, "
               "merges.txt, tokenizer_config.json, generation_config.json, chat_template.jinja, "
@@ -31,8 +65,16 @@ int init_main(const std::vector<std::string>& args) {
       .option("rope-theta", "10000", "RoPE base (llama)")
       .flag("untied", "give the llama model its own output head instead of reusing the embedding")
       .option("seed", "0", "initialisation seed")
+      .option("like", "",
+              "a Hugging Face config.json: make a random-weight model of exactly its shape (then "
+              "only --tokenizer, --seed and --out apply), to rehearse a pipeline before using the "
+              "real weights")
       .option("out", "", "output directory", true);
   if (!flags.parse(args)) return 0;
+  if (flags.given("like")) return init_like(flags);
+  for (const char* needed : {"layers", "d-model", "heads", "seq"}) {
+    if (!flags.given(needed)) throw UsageError(std::string("missing --") + needed + " (or --like)");
+  }
 
   ModelConfig c;
   std::string arch = flags.str("arch");
