@@ -170,12 +170,11 @@ int bench_train_main(const std::vector<std::string>& args) {
   const auto [min_s, max_s] = std::minmax_element(seconds.begin(), seconds.end());
 
   std::printf(
-      "bench train: %s %s (%.2fM parameters), %s, %s, batch %lld x seq %lld, %lld steps "
+      "bench train: %s (%.2fM parameters), %s, %s, batch %lld x seq %lld, %lld steps "
       "after %lld warm-up\n",
-      flags.str("arch").c_str(), flags.str("preset").c_str(),
-      static_cast<double>(config.parameter_count()) / 1e6, dev.name.c_str(), dtype_name(dtype),
-      static_cast<long long>(B), static_cast<long long>(T), static_cast<long long>(steps),
-      static_cast<long long>(warmup));
+      name.c_str(), static_cast<double>(config.parameter_count()) / 1e6, dev.name.c_str(),
+      dtype_name(dtype), static_cast<long long>(B), static_cast<long long>(T),
+      static_cast<long long>(steps), static_cast<long long>(warmup));
   Table table({"metric", "value"});
   table.add({"tokens/s", fixed(tokens_per_s, 0)});
   table.add({"ms/step (median)", fixed(step_s * 1e3, 2)});
@@ -228,8 +227,9 @@ int bench_train_main(const std::vector<std::string>& args) {
   if (!flags.str("json").empty()) {
     JsonObject json;
     json.str("bench", "train")
-        .str("arch", flags.str("arch"))
-        .str("preset", flags.str("preset"))
+        .str("arch", like ? config.model_type : flags.str("arch"))
+        .str("preset", like ? "" : flags.str("preset"))
+        .str("like", like ? flags.str("like") : "")
         .str("device", dev.device.str())
         .str("device_name", dev.name)
         .str("dtype", dtype_name(dtype))

@@ -33,7 +33,9 @@ set -e
 "$rlaif" bench train --like "$like" --batch 1 --seq 16 --steps 1 --warmup 0 --json "$tmp/b.json" \
   > "$tmp/bench.out" 2> "$tmp/bench.err" || { cat "$tmp/bench.err"; fail "bench train --like failed"; }
 grep -q "bench train: $like (llama)" "$tmp/bench.err" || fail "bench names: $(cat "$tmp/bench.err")"
-grep -q '"tokens_per_s"' "$tmp/b.json" || fail "bench json: $(cat "$tmp/b.json")"
+grep -q '"tokens_per_s"' "$tmp/b.json" && grep -qF "\"like\": \"$like\"" "$tmp/b.json" ||
+  fail "bench json: $(cat "$tmp/b.json")"
+grep -q "^bench train: $like (llama) (0.0" "$tmp/bench.out" || fail "bench table: $(cat "$tmp/bench.out")"
 set +e
 "$rlaif" bench train --like "$like" --preset 124M 2> "$tmp/err"; rc=$?
 set -e
