@@ -75,6 +75,11 @@ class Reader {
     return out;
   }
 
+  const Json& array(const char* key) const {
+    require(key);
+    RLAIF_CHECK(obj_[key].IsArray(), source_, ": \"", key, "\" must be a list");
+    return obj_[key];
+  }
   // A nested object; Error naming the key when it is not one.
   const Json& object(const char* key) const {
     require(key);
@@ -161,6 +166,55 @@ void parse_llama(const Reader& r, ModelConfig& c) {
   if (sliding && r.has("sliding_window")) c.sliding_window = r.integer("sliding_window");
 }
 
+// Gemma 3's text model (Gemma3ForCausalLM). Soft-capping (Gemma 2) is refused.
+void parse_gemma3(const Reader& r, ModelConfig& c) {
+  c.arch = Arch::llama;
+  c.gemma = true;
+  c.vocab_size = r.integer("vocab_size");
+  c.hidden_size = r.integer("hidden_size");
+  c.num_layers = r.integer("num_hidden_layers");
+  c.num_heads = r.integer("num_attention_heads");
+  c.num_kv_heads = r.integer("num_key_value_heads", c.num_heads);
+  c.head_dim = r.integer("head_dim", 256);
+  c.intermediate_size = r.integer("intermediate_size");
+  c.max_position_embeddings = r.integer("max_position_embeddings", 131072);
+  c.norm_eps = r.number("rms_norm_eps", 1e-6);
+  c.rope_theta = r.number("rope_theta", 1000000.0);
+  c.rope_local_theta = r.number("rope_local_base_freq", 10000.0);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
+  c.qkv_bias = c.o_bias = r.boolean("attention_bias", false);
+  c.qk_norm = true;
+  c.embedding_scale = std::sqrt(static_cast<double>(c.hidden_size));
+  c.attention_scale = 1.0 / std::sqrt(r.number("query_pre_attn_scalar", 256.0));
+  std::string act = r.string("hidden_activation", "gelu_pytorch_tanh");
+  RLAIF_CHECK(act == "gelu_pytorch_tanh", "\"hidden_activation\" is \"", act,
+              "\": rlaif's Gemma MLP gates with the tanh GELU (gelu_pytorch_tanh)");
+  for (const char* cap : {"final_logit_softcapping", "attn_logit_softcapping"}) {
+    RLAIF_CHECK(!r.has(cap), "\"", cap, "\" is set: rlaif does not implement soft-capping");
+  }
+  if (r.has("rope_scaling")) c.rope_scaling = parse_rope_scaling(r);
+  // Which layers slide: "layer_types", else every layer but each sliding_window_pattern-th.
+  c.sliding_layers.assign(static_cast<size_t>(c.num_layers), false);
+  if (r.has("layer_types")) {
+    const Json& types = r.array("layer_types");
+    RLAIF_CHECK(types.Size() == static_cast<rapidjson::SizeType>(c.num_layers),
+                "\"layer_types\" lists ", types.Size(), " layers, not ", c.num_layers);
+    for (rapidjson::SizeType i = 0; i < types.Size(); ++i) {
+      const std::string t = types[i].IsString() ? types[i].GetString() : "";
+      RLAIF_CHECK(t == "sliding_attention" || t == "full_attention", "\"layer_types\"[", i,
+                  "] is \"", t, "\": expected sliding_attention or full_attention");
+      c.sliding_layers[i] = t == "sliding_attention";
+    }
+  } else {
+    const int64_t pattern = r.integer("sliding_window_pattern", 6);
+    RLAIF_CHECK(pattern > 0, "\"sliding_window_pattern\" must be positive");
+    for (int64_t i = 0; i < c.num_layers; ++i) c.sliding_layers[i] = (i + 1) % pattern != 0;
+  }
+  bool any_sliding = false;
+  for (bool s : c.sliding_layers) any_sliding = any_sliding || s;
+  if (any_sliding) c.sliding_window = r.integer("sliding_window", 4096);
+}
+
 }  // namespace
 
 ModelConfig ModelConfig::from_json(const std::string& json, const std::string& source) {
@@ -179,9 +233,15 @@ ModelConfig ModelConfig::from_json(const std::string& json, const std::string& s
     } else if (c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2" ||
                c.model_type == "qwen3") {
       parse_llama(r, c);
+    } else if (c.model_type == "gemma3_text") {
+      parse_gemma3(r, c);
+    } else if (c.model_type == "gemma3") {
+      throw Error(
+          "\"model_type\" is \"gemma3\", Gemma 3's multimodal model: rlaif loads its "
+          "text model (\"gemma3_text\", Gemma3ForCausalLM) only");
     } else {
       throw Error("\"model_type\" is \"", c.model_type,
-                  "\": rlaif supports gpt2, llama, mistral, qwen2 and qwen3");
+                  "\": rlaif supports gpt2, llama, mistral, qwen2, qwen3 and gemma3_text");
     }
   } catch (const Error& e) {
     std::string msg = e.what();
@@ -249,6 +309,7 @@ int64_t ModelConfig::parameter_count() const {
   if (mlp_bias) mlp += is_gpt2() ? intermediate_size + d : 2 * intermediate_size + d;
   int64_t norms = is_gpt2() ? 2 * 2 * d : 2 * d;
   if (qk_norm) norms += 2 * head_dim;
+  if (gemma) norms += 2 * d;  // the post-norms of both blocks
   int64_t per_layer = attn + mlp + norms;
   int64_t total = num_layers * per_layer + vocab_size * d + (is_gpt2() ? 2 * d : d);
   if (is_gpt2()) total += max_position_embeddings * d;
@@ -297,6 +358,7 @@ std::string ModelConfig::to_json() const {
                        : model_type == "mistral" ? "Mistral"
                        : model_type == "qwen2"   ? "Qwen2"
                        : model_type == "qwen3"   ? "Qwen3"
+                       : gemma                   ? "Gemma3"
                                                  : "Llama";
   std::string head =
       num_labels == 1 ? "ForSequenceClassification" : (is_gpt2() ? "LMHeadModel" : "ForCausalLM");
@@ -335,9 +397,20 @@ std::string ModelConfig::to_json() const {
       }
       w.EndObject();
     }
-    key_str("hidden_act", "silu");
-    if (model_type != "qwen2") w.Key("attention_bias"), w.Bool(qkv_bias);
-    w.Key("mlp_bias"), w.Bool(mlp_bias);
+    if (gemma) {
+      key_str("hidden_activation", "gelu_pytorch_tanh");
+      w.Key("rope_local_base_freq"), w.Double(rope_local_theta);
+      w.Key("query_pre_attn_scalar"), w.Double(1.0 / (attention_scale * attention_scale));
+      w.Key("attention_bias"), w.Bool(qkv_bias);
+      w.Key("layer_types");
+      w.StartArray();
+      for (bool s : sliding_layers) w.String(s ? "sliding_attention" : "full_attention");
+      w.EndArray();
+    } else {
+      key_str("hidden_act", "silu");
+      if (model_type != "qwen2") w.Key("attention_bias"), w.Bool(qkv_bias);
+      w.Key("mlp_bias"), w.Bool(mlp_bias);
+    }
     if (sliding_window > 0) key_int("sliding_window", sliding_window);
   }
   w.Key("tie_word_embeddings"), w.Bool(tie_word_embeddings);

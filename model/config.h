@@ -4,7 +4,11 @@
 // Two families: GPT-2 (`model_type` gpt2: learned positions, LayerNorm, GELU-tanh MLP, biases
 // everywhere, head tied to the embedding) and Llama (`llama`, `mistral`, `qwen2`, `qwen3`:
 // RMSNorm, rotate-half RoPE, SwiGLU MLP, grouped-query attention, tied or untied head; Qwen2 adds
-// biases to q/k/v; Qwen3 normalises each head's q and k with an RMSNorm before RoPE). Anything the
+// biases to q/k/v; Qwen3 normalises each head's q and k with an RMSNorm before RoPE; Gemma 3
+// (`gemma3_text`) scales the embeddings by √hidden, weighs its RMSNorms by (1 + w), wraps each
+// block in a pre- and a post-norm, normalises q and k, scales attention by
+// query_pre_attn_scalar^-1/2, gates its MLP with the tanh GELU, and gives its sliding-window
+// layers their own RoPE base). Anything the
 // code cannot honour (an unknown model_type, rope_scaling, a non-default activation) is an Error
 // naming the key, never a silently different model.
 #pragma once
@@ -30,7 +34,7 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string model_type = "llama";  // gpt2 | llama | mistral | qwen2 | qwen3
+  std::string model_type = "llama";  // gpt2 | llama | mistral | qwen2 | qwen3 | gemma3_text
   Arch arch = Arch::llama;
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;              // d_model (GPT-2: n_embd)
@@ -47,8 +51,17 @@ struct ModelConfig {
   bool qkv_bias = false;  // biases on q/k/v projections (GPT-2, Qwen2, Llama attention_bias)
   bool o_bias = false;    // bias on the attention output projection (GPT-2, Llama attention_bias)
   bool mlp_bias = false;  // biases in the MLP (GPT-2, Llama mlp_bias)
-  bool qk_norm = false;   // RMSNorm over each head's q and k, weights [head_dim] (Qwen3)
-  int64_t sliding_window = 0;  // Mistral; 0 = none. Longer sequences are refused, not windowed.
+  bool qk_norm = false;   // RMSNorm over each head's q and k, weights [head_dim] (Qwen3, Gemma 3)
+  // Gemma 3. Its RMSNorms weigh by (1 + w); each block's output is normalised too, before the
+  // residual add; attention scores are scaled by attention_scale instead of head_dim^-1/2; the
+  // MLP gate is the tanh GELU; layer i attends within sliding_window and rotates by
+  // rope_local_theta (unscaled) when sliding_layers[i].
+  bool gemma = false;
+  double embedding_scale = 1.0;  // √hidden_size for Gemma
+  double attention_scale = 0.0;  // 0: head_dim^-1/2
+  double rope_local_theta = 10000.0;
+  std::vector<bool> sliding_layers;  // empty: none
+  int64_t sliding_window = 0;        // Mistral, Gemma 3; 0 = none. Longer sequences are refused.
   int32_t bos_token_id = -1;
   int32_t eos_token_id = -1;
   // Every id of config.json's eos_token_id when it is a list (Llama 3.1 instruct lists

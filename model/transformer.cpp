@@ -33,10 +33,15 @@ std::string layer_prefix(const ModelConfig& c, int64_t i) {
 // The pieces of a layer are free functions of (config, layer), so a checkpoint can run them again
 // in the backward pass without reference to the Transformer object.
 
+// Gemma's RMSNorms weigh by (1 + w): the same norm with the weight shifted.
+Variable norm_gain(const ModelConfig& c, const Variable& weight) {
+  return c.gemma ? affine(weight, 1.0f, 1.0f) : weight;
+}
+
 Variable block_norm(const ModelConfig& c, const Variable& x, const Variable& weight,
                     const Variable& bias) {
   const float eps = static_cast<float>(c.norm_eps);
-  return c.is_gpt2() ? layernorm(x, weight, bias, eps) : rmsnorm(x, weight, eps);
+  return c.is_gpt2() ? layernorm(x, weight, bias, eps) : rmsnorm(x, norm_gain(c, weight), eps);
 }
 
 // {x + r, norm(x + r)} by one fused kernel: the residual add and the norm that reads its result.
@@ -56,10 +61,14 @@ std::vector<Variable> project_qkv(const ModelConfig& c, const TransformerLayer& 
   Variable v = reshape(linear(h, l.v_weight, l.v_bias), {B, T, c.num_kv_heads, c.head_dim});
   if (c.qk_norm) {
     const float eps = static_cast<float>(c.norm_eps);
-    q = rmsnorm(q, l.q_norm_weight, eps);
-    k = rmsnorm(k, l.k_norm_weight, eps);
+    q = rmsnorm(q, norm_gain(c, l.q_norm_weight), eps);
+    k = rmsnorm(k, norm_gain(c, l.k_norm_weight), eps);
   }
-  if (!c.rope_scaling.type.empty()) {
+  if (l.sliding) {  // Gemma's sliding layers: their own base, never rescaled
+    const float theta = static_cast<float>(c.rope_local_theta);
+    q = rope(q, positions, theta);
+    k = rope(k, positions, theta);
+  } else if (!c.rope_scaling.type.empty()) {
     const std::vector<double> frequencies = c.rope_inverse_frequencies();
     q = rope_with_frequencies(q, positions, frequencies);
     k = rope_with_frequencies(k, positions, frequencies);
@@ -74,9 +83,11 @@ std::vector<Variable> project_qkv(const ModelConfig& c, const TransformerLayer& 
 // fc_in → GELU → fc_out (GPT-2), or silu(gate) ⊙ up → down (Llama), of the pre-norm h. GPT-2's
 // fc_in and GELU are one call (the GELU fused into the GEMM's epilogue on the GPU).
 Variable mlp(const ModelConfig& c, const TransformerLayer& l, const Variable& h) {
-  Variable inner = c.is_gpt2() ? linear_gelu(h, l.fc_in_weight, l.fc_in_bias)
-                               : swiglu(linear(h, l.fc_in_weight, l.fc_in_bias),
-                                        linear(h, l.up_weight, l.up_bias));
+  Variable inner =
+      c.is_gpt2() ? linear_gelu(h, l.fc_in_weight, l.fc_in_bias)
+      : c.gemma
+          ? mul(gelu(linear(h, l.fc_in_weight, l.fc_in_bias)), linear(h, l.up_weight, l.up_bias))
+          : swiglu(linear(h, l.fc_in_weight, l.fc_in_bias), linear(h, l.up_weight, l.up_bias));
   return linear(inner, l.fc_out_weight, l.fc_out_bias);
 }
 
@@ -127,6 +138,11 @@ Transformer::Transformer(ModelConfig config, Device device, DType dtype)
     if (c.qk_norm) {
       l.q_norm_weight = param({c.head_dim}, device, dtype);
       l.k_norm_weight = param({c.head_dim}, device, dtype);
+    }
+    if (c.gemma) {
+      l.post_attn_norm_weight = param({d}, device, dtype);
+      l.post_mlp_norm_weight = param({d}, device, dtype);
+      l.sliding = !c.sliding_layers.empty() && c.sliding_layers[static_cast<size_t>(i)];
     }
     l.fc_in_weight = param({f, d}, device, dtype);
     l.fc_out_weight = param({d, f}, device, dtype);
@@ -185,7 +201,13 @@ std::vector<std::pair<std::string, Variable>> Transformer::parameters() const {
       add(p + "self_attn.o_proj.bias", l.o_bias);
       add(p + "self_attn.q_norm.weight", l.q_norm_weight);
       add(p + "self_attn.k_norm.weight", l.k_norm_weight);
-      add(p + "post_attention_layernorm.weight", l.mlp_norm_weight);
+      if (c.gemma) {  // Gemma's post_attention_layernorm normalises the attention's output
+        add(p + "post_attention_layernorm.weight", l.post_attn_norm_weight);
+        add(p + "pre_feedforward_layernorm.weight", l.mlp_norm_weight);
+        add(p + "post_feedforward_layernorm.weight", l.post_mlp_norm_weight);
+      } else {
+        add(p + "post_attention_layernorm.weight", l.mlp_norm_weight);
+      }
       add(p + "mlp.gate_proj.weight", l.fc_in_weight);
       add(p + "mlp.gate_proj.bias", l.fc_in_bias);
       add(p + "mlp.up_proj.weight", l.up_weight);
@@ -235,7 +257,7 @@ void Transformer::init_weights(uint64_t seed) {
     bool is_bias = name.ends_with(".bias");
     bool is_norm = t.dim() == 1 && !is_bias;
     if (is_norm) {
-      backend.fill(t, 1.0);
+      backend.fill(t, config_.gemma ? 0.0 : 1.0);  // a gain of 1: Gemma stores w of (1 + w)
     } else if (is_bias) {
       backend.fill(t, 0.0);
     } else if (name == "score.weight") {
@@ -269,7 +291,8 @@ Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, 
     qkv = project_qkv(c, l, h, input.positions);
   }
   const Variable &q = qkv[0], &k = qkv[1], &v = qkv[2];
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const float scale = c.attention_scale > 0 ? static_cast<float>(c.attention_scale)
+                                            : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   Variable attended;
   if (cache == nullptr) {
     attended = attention(q, k, v, input.segment_ids, scale);
@@ -322,6 +345,8 @@ Variable Transformer::hidden_states(const TransformerInput& input, KVCache* cach
     cache->write_segments(T, input.segment_ids);
   }
 
+  if (c.gemma) return gemma_hidden_states(input, cache);
+
   // x is the residual stream and h the norm of x that the next block reads. Each residual add
   // that a norm follows is fused with it (add_layernorm / add_rmsnorm: one kernel writes x and h,
   // and the backward pass adds the norm's gradient into x's in place), with the numbers of add
@@ -364,6 +389,27 @@ Variable Transformer::hidden_states(const TransformerInput& input, KVCache* cach
   }
   if (cache != nullptr) cache->advance(T);
   return h;
+}
+
+Variable Transformer::gemma_hidden_states(const TransformerInput& input, KVCache* cache) const {
+  const ModelConfig& c = config_;
+  RLAIF_CHECK(!(recompute_ && grad_mode_enabled()),
+              "Transformer: activation recomputation (--recompute) is not implemented for ",
+              c.model_type);
+  const int64_t B = input.ids.size(0), T = input.ids.size(1);
+  Variable x = scale(embedding(tok_emb_, input.ids), static_cast<float>(c.embedding_scale));
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const TransformerLayer& l = layers_[static_cast<size_t>(i)];
+    const Variable none;
+    Variable h = block_norm(c, x, l.attn_norm_weight, none);
+    Variable attended = attention_block(l, i, x, h, input, cache, false);
+    x = add(x, block_norm(c, attended, l.post_attn_norm_weight, none));
+    h = block_norm(c, x, l.mlp_norm_weight, none);
+    Variable mlp_out = reshape(mlp_block(l, x, h, false), {B, T, c.hidden_size});
+    x = add(x, block_norm(c, mlp_out, l.post_mlp_norm_weight, none));
+  }
+  if (cache != nullptr) cache->advance(T);
+  return block_norm(c, x, final_norm_weight_, Variable());
 }
 
 Variable Transformer::logits(const Variable& hidden) const {

@@ -32,7 +32,11 @@ namespace rlaif {
 struct TransformerLayer {
   Variable attn_norm_weight, attn_norm_bias;  // bias: GPT-2 only
   Variable q_weight, q_bias, k_weight, k_bias, v_weight, v_bias, o_weight, o_bias;
-  Variable q_norm_weight, k_norm_weight;  // Qwen3: RMSNorm of each head's q and k, [head_dim]
+  Variable q_norm_weight, k_norm_weight;  // Qwen3, Gemma 3: RMSNorm of each head's q and k
+  // Gemma 3: the norms of the attention's and the MLP's outputs, and whether the layer's
+  // attention slides (its own RoPE base).
+  Variable post_attn_norm_weight, post_mlp_norm_weight;
+  bool sliding = false;
   Variable mlp_norm_weight, mlp_norm_bias;
   // GPT-2: fc_in = c_fc, fc_out = c_proj. Llama: gate = fc_in, up, fc_out = down_proj.
   Variable fc_in_weight, fc_in_bias, up_weight, up_bias, fc_out_weight, fc_out_bias;
@@ -127,6 +131,8 @@ class Transformer {
                            bool checkpointed) const;
   Variable mlp_block(const TransformerLayer& layer, const Variable& x, const Variable& h,
                      bool checkpointed) const;
+  // Gemma 3's layers: each block between a pre-norm and a post-norm, then the residual add.
+  Variable gemma_hidden_states(const TransformerInput& input, KVCache* cache) const;
 
   ModelConfig config_;
   Device device_;

@@ -2,6 +2,7 @@
 // errors for what rlaif cannot honour.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 
 #include "model/config.h"
@@ -92,6 +93,39 @@ TEST(ModelConfig, Qwen3HasQkNormsAndItsOwnHeadSize) {
   EXPECT_TRUE(again.qk_norm);
   EXPECT_EQ(again.to_json(), c.to_json());
   EXPECT_NE(c.to_json().find("Qwen3ForCausalLM"), std::string::npos);
+}
+
+// Gemma 3 1B's shape (gemma3_text): which layers slide comes from sliding_window_pattern (every
+// 6th layer is global) or from layer_types; soft-capping and the multimodal wrapper are refused.
+TEST(ModelConfig, Gemma3LayersNormsAndRefusals) {
+  const std::string shape =
+      R"("model_type": "gemma3_text", "vocab_size": 262144, "hidden_size": 1152,
+         "intermediate_size": 6912, "num_hidden_layers": 26, "num_attention_heads": 4,
+         "num_key_value_heads": 1, "head_dim": 256, "query_pre_attn_scalar": 256,
+         "rope_theta": 1000000, "rope_local_base_freq": 10000, "sliding_window": 512,
+         "max_position_embeddings": 32768, "rope_scaling": null)";
+  ModelConfig c = ModelConfig::from_json(
+      "{" + shape + R"(, "sliding_window_pattern": 6, "final_logit_softcapping": null,
+                         "attn_logit_softcapping": null})",
+      "g.json");
+  EXPECT_TRUE(c.gemma && c.qk_norm && c.tie_word_embeddings);
+  EXPECT_EQ(c.sliding_window, 512);
+  ASSERT_EQ(c.sliding_layers.size(), 26u);
+  for (size_t i = 0; i < 26; ++i) EXPECT_EQ(c.sliding_layers[i], (i + 1) % 6 != 0) << i;
+  EXPECT_DOUBLE_EQ(c.attention_scale, 1.0 / 16);
+  EXPECT_DOUBLE_EQ(c.embedding_scale, std::sqrt(1152.0));
+  EXPECT_EQ(c.parameter_count(), 999885952);  // Gemma 3 1B as transformers counts it
+  ModelConfig again = ModelConfig::from_json(c.to_json(), "again.json");
+  EXPECT_EQ(again.sliding_layers, c.sliding_layers);
+  EXPECT_EQ(again.to_json(), c.to_json());
+
+  EXPECT_NE(error_of("{" + shape + R"(, "layer_types": ["sliding_attention"]})")
+                .find("\"layer_types\" lists 1 layers, not 26"),
+            std::string::npos);
+  EXPECT_NE(error_of("{" + shape + R"(, "final_logit_softcapping": 30.0})").find("soft-capping"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"model_type": "gemma3", "text_config": {}})").find("gemma3_text"),
+            std::string::npos);
 }
 
 TEST(ModelConfig, RoundTripsThroughJson) {

@@ -41,8 +41,10 @@ class FamilyGoldens : public ::testing::TestWithParam<const char*> {};
 TEST_P(FamilyGoldens, LogitsLossAndGradientsMatchTheReference) {
   const std::string dir = golden_dir(GetParam());
   Transformer model = load_model(dir);
-  ASSERT_EQ(model.config().model_type,
-            std::string(GetParam()).starts_with("llama") ? "llama" : GetParam());
+  const std::string family = GetParam();
+  ASSERT_EQ(model.config().model_type, family.starts_with("llama") ? "llama"
+                                       : family == "gemma3"        ? "gemma3_text"
+                                                                   : family);
   const SafetensorsFile goldens = SafetensorsFile::open(dir + "/goldens.safetensors");
   const Tensor ids = goldens.tensor("ids"), targets = goldens.tensor("targets");
   // Row 1 starts at a late position, where rope_scaling changes the angles.
@@ -102,7 +104,8 @@ TEST_P(FamilyGoldens, GreedyDecodingWithTheKvCacheMatchesFullForwards) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyGoldens,
-                         ::testing::Values("llama", "qwen2", "qwen3", "llama3", "llama_linear"),
+                         ::testing::Values("llama", "qwen2", "qwen3", "llama3", "llama_linear",
+                                           "gemma3"),
                          [](const auto& info) { return std::string(info.param); });
 
 }  // namespace

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Golden logits, loss and gradients of small random-weight models of each Llama-like family,
 computed by an independent reference written from Hugging Face transformers' modeling equations
-(modeling_llama.py, modeling_qwen2.py, modeling_qwen3.py) in PyTorch, in float64.
+(modeling_llama.py, modeling_qwen2.py, modeling_qwen3.py, modeling_gemma3.py) in PyTorch, in
+float64.
 
 Run once, offline, with Debian's python3-torch (apt-get install python3-torch):
     /usr/bin/python3 tools/golden/make_model_goldens.py tests/data/model_goldens
@@ -54,6 +55,20 @@ FAMILIES = {
     "llama_linear": dict(BASE, model_type="llama", architectures=["LlamaForCausalLM"],
                          tie_word_embeddings=False, rope_scaling={"type": "linear",
                                                                   "factor": 4.0}),
+    # Gemma 3's text model (modeling_gemma3.py): a sliding layer (its own RoPE base, unscaled)
+    # and a full one (rope_theta with Gemma 3 4B's linear rope_scaling).
+    "gemma3": {
+        "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "vocab_size": 97,
+        "hidden_size": 40, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 12, "intermediate_size": 72,
+        "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+        "rope_local_base_freq": 10000.0, "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+        "query_pre_attn_scalar": 16, "sliding_window": 512,
+        "layer_types": ["sliding_attention", "full_attention"],
+        "hidden_activation": "gelu_pytorch_tanh", "final_logit_softcapping": None,
+        "attn_logit_softcapping": None, "attention_bias": False, "tie_word_embeddings": True,
+        "bos_token_id": 2, "eos_token_id": 1,
+    },
 }
 
 
@@ -62,6 +77,7 @@ def weight_shapes(c):
     q = c["num_attention_heads"] * c["head_dim"]
     kv = c["num_key_value_heads"] * c["head_dim"]
     qkv_bias = c["model_type"] == "qwen2" or c.get("attention_bias", False)
+    gemma = c["model_type"] == "gemma3_text"
     shapes = {"model.embed_tokens.weight": (c["vocab_size"], d)}
     for i in range(c["num_hidden_layers"]):
         p = f"model.layers.{i}."
@@ -76,15 +92,18 @@ def weight_shapes(c):
         shapes[p + "self_attn.o_proj.weight"] = (d, q)
         if c.get("attention_bias", False):
             shapes[p + "self_attn.o_proj.bias"] = (d,)
-        if c["model_type"] == "qwen3":
+        if c["model_type"] in ("qwen3", "gemma3_text"):
             shapes[p + "self_attn.q_norm.weight"] = (c["head_dim"],)
             shapes[p + "self_attn.k_norm.weight"] = (c["head_dim"],)
         shapes[p + "post_attention_layernorm.weight"] = (d,)
+        if gemma:
+            shapes[p + "pre_feedforward_layernorm.weight"] = (d,)
+            shapes[p + "post_feedforward_layernorm.weight"] = (d,)
         shapes[p + "mlp.gate_proj.weight"] = (f, d)
         shapes[p + "mlp.up_proj.weight"] = (f, d)
         shapes[p + "mlp.down_proj.weight"] = (d, f)
     shapes["model.norm.weight"] = (d,)
-    if not c["tie_word_embeddings"]:
+    if not c.get("tie_word_embeddings", gemma):
         shapes["lm_head.weight"] = (c["vocab_size"], d)
     return shapes
 
@@ -94,7 +113,9 @@ def random_weights(c, seed):
     w = {}
     for name, shape in weight_shapes(c).items():
         if name.endswith("norm.weight"):  # gains near 1, so that they matter but do not dominate
-            t = 1.0 + 0.1 * torch.randn(shape, generator=g, dtype=torch.float32)
+            t = 0.1 * torch.randn(shape, generator=g, dtype=torch.float32)
+            if c["model_type"] != "gemma3_text":  # Gemma stores w of the gain (1 + w)
+                t = t + 1.0
         elif name.endswith(".bias"):
             t = 0.1 * torch.randn(shape, generator=g, dtype=torch.float32)
         else:
@@ -138,7 +159,9 @@ def inverse_frequencies(c):  # transformers' ROPE_INIT_FUNCTIONS: default, linea
     return inv_freq
 
 
-def rope_cos_sin(c, positions):  # LlamaRotaryEmbedding (attention_scaling 1 for these types)
+def rope_cos_sin(c, positions, local=False):  # LlamaRotaryEmbedding (attention scaling 1 here)
+    if local:  # Gemma3's rotary_emb_local: rope_local_base_freq, default rope type
+        c = dict(c, rope_theta=c["rope_local_base_freq"], rope_scaling=None)
     inv_freq = inverse_frequencies(c)
     freqs = positions.double()[..., None] * inv_freq  # [B, T, dim/2]
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -152,14 +175,65 @@ def linear(x, w, name):
     return y
 
 
+def gemma_rms_norm(x, weight, eps):  # Gemma3RMSNorm: (1 + w)
+    variance = x.pow(2).mean(-1, keepdim=True)
+    return (x * torch.rsqrt(variance + eps)) * (1.0 + weight)
+
+
+def gelu_tanh(x):  # gelu_pytorch_tanh
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+
+
+def attention(q, k, v, H, KV, scaling, causal):
+    k = k.repeat_interleave(H // KV, dim=1)  # repeat_kv
+    v = v.repeat_interleave(H // KV, dim=1)
+    scores = q @ k.transpose(2, 3) * scaling + causal
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def forward_gemma3(c, w, ids, positions):
+    """Gemma3ForCausalLM; the sliding window (512) is longer than the sequence, so it masks
+    nothing here."""
+    B, T = ids.shape
+    H, KV, Dh = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
+    eps = c["rms_norm_eps"]
+    x = w["model.embed_tokens.weight"][ids] * c["hidden_size"] ** 0.5
+    causal = torch.full((T, T), float("-inf")).triu(1)
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        local = c["layer_types"][i] == "sliding_attention"
+        cos, sin = rope_cos_sin(c, positions, local)
+        cos, sin = cos[:, None], sin[:, None]
+        h = gemma_rms_norm(x, w[p + "input_layernorm.weight"], eps)
+        q = linear(h, w, p + "self_attn.q_proj").view(B, T, H, Dh)
+        k = linear(h, w, p + "self_attn.k_proj").view(B, T, KV, Dh)
+        v = linear(h, w, p + "self_attn.v_proj").view(B, T, KV, Dh)
+        q = gemma_rms_norm(q, w[p + "self_attn.q_norm.weight"], eps)
+        k = gemma_rms_norm(k, w[p + "self_attn.k_norm.weight"], eps)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        attn = attention(q, k, v, H, KV, c["query_pre_attn_scalar"] ** -0.5, causal)
+        attn = linear(attn.transpose(1, 2).reshape(B, T, H * Dh), w, p + "self_attn.o_proj")
+        x = x + gemma_rms_norm(attn, w[p + "post_attention_layernorm.weight"], eps)
+        h = gemma_rms_norm(x, w[p + "pre_feedforward_layernorm.weight"], eps)
+        mlp = linear(gelu_tanh(linear(h, w, p + "mlp.gate_proj")) * linear(h, w, p + "mlp.up_proj"),
+                     w, p + "mlp.down_proj")
+        x = x + gemma_rms_norm(mlp, w[p + "post_feedforward_layernorm.weight"], eps)
+    x = gemma_rms_norm(x, w["model.norm.weight"], eps)
+    return (x @ w["model.embed_tokens.weight"].T).reshape(B * T, -1)
+
+
 def forward(c, w, ids):
     B, T = ids.shape
     H, KV, Dh = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
     eps = c["rms_norm_eps"]
-    x = w["model.embed_tokens.weight"][ids]
     positions = torch.arange(T).expand(B, T)
     if POSITION_OFFSET:
         positions = positions + torch.tensor([[0], [POSITION_OFFSET]])
+    if c["model_type"] == "gemma3_text":
+        return forward_gemma3(c, w, ids, positions)
+    x = w["model.embed_tokens.weight"][ids]
     cos, sin = rope_cos_sin(c, positions)
     cos, sin = cos[:, None], sin[:, None]  # [B, 1, T, Dh]
     causal = torch.full((T, T), float("-inf")).triu(1)
