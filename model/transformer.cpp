@@ -393,19 +393,19 @@ Variable Transformer::hidden_states(const TransformerInput& input, KVCache* cach
 
 Variable Transformer::gemma_hidden_states(const TransformerInput& input, KVCache* cache) const {
   const ModelConfig& c = config_;
-  RLAIF_CHECK(!(recompute_ && grad_mode_enabled()),
-              "Transformer: activation recomputation (--recompute) is not implemented for ",
-              c.model_type);
   const int64_t B = input.ids.size(0), T = input.ids.size(1);
+  // Under recomputation the pre-norms run inside the blocks' checkpoints (h undefined); the
+  // post-norms and residual adds stay outside.
+  const bool checkpointed = recompute_ && cache == nullptr && grad_mode_enabled();
   Variable x = scale(embedding(tok_emb_, input.ids), static_cast<float>(c.embedding_scale));
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const TransformerLayer& l = layers_[static_cast<size_t>(i)];
     const Variable none;
-    Variable h = block_norm(c, x, l.attn_norm_weight, none);
-    Variable attended = attention_block(l, i, x, h, input, cache, false);
+    Variable h = checkpointed ? none : block_norm(c, x, l.attn_norm_weight, none);
+    Variable attended = attention_block(l, i, x, h, input, cache, checkpointed);
     x = add(x, block_norm(c, attended, l.post_attn_norm_weight, none));
-    h = block_norm(c, x, l.mlp_norm_weight, none);
-    Variable mlp_out = reshape(mlp_block(l, x, h, false), {B, T, c.hidden_size});
+    h = checkpointed ? none : block_norm(c, x, l.mlp_norm_weight, none);
+    Variable mlp_out = reshape(mlp_block(l, x, h, checkpointed), {B, T, c.hidden_size});
     x = add(x, block_norm(c, mlp_out, l.post_mlp_norm_weight, none));
   }
   if (cache != nullptr) cache->advance(T);

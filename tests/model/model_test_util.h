@@ -69,6 +69,20 @@ inline ModelConfig tiny_qwen3() {
   return c;
 }
 
+// Gemma 3's layer: (1 + w) norms around each block, q/k norms, a scaled embedding and attention,
+// a GELU-gated MLP; layer 0 slides (its own RoPE base), layer 1 is global.
+inline ModelConfig tiny_gemma3() {
+  ModelConfig c = tiny_qwen3();
+  c.model_type = "gemma3_text";
+  c.gemma = true;
+  c.embedding_scale = 4.0;
+  c.attention_scale = 0.3;
+  c.rope_local_theta = 100.0;
+  c.sliding_layers = {true, false};
+  c.sliding_window = 16;
+  return c;
+}
+
 // A [2, 5] batch: row 0 is 5 real tokens; row 1 is 2 left pads (own segment) then 3 tokens.
 inline TransformerInput tiny_batch(int64_t vocab) {
   std::vector<int32_t> ids = {1, 5, 7, 2, 9, 0, 0, 3, 11, 4};

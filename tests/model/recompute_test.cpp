@@ -118,6 +118,10 @@ TEST(Recompute, Qwen3GradientsAreBitwiseIdentical) {
   expect_identical_steps(testing::tiny_qwen3());
 }
 
+TEST(Recompute, Gemma3GradientsAreBitwiseIdentical) {
+  expect_identical_steps(testing::tiny_gemma3());
+}
+
 // The same on the GPU, in f32 and bf16, where its kernels are deterministic (two plain steps
 // agree bit for bit); otherwise only the loss is compared, loosely. Skipped without a device.
 void expect_identical_steps_on_gpu(const ModelConfig& config, DType dtype) {

@@ -13,6 +13,7 @@ namespace rlaif {
 namespace {
 
 using testing::tiny_batch;
+using testing::tiny_gemma3;
 using testing::tiny_gpt2;
 using testing::tiny_llama;
 using testing::tiny_qwen3;
@@ -64,6 +65,16 @@ TEST(Transformer, Qwen3QkNormGradientsMatchFiniteDifferences) {
        "model.layers.1.self_attn.k_proj.weight", "model.layers.1.self_attn.o_proj.weight"});
 }
 
+TEST(Transformer, Gemma3GradientsMatchFiniteDifferences) {
+  check_model_gradients(
+      tiny_gemma3(),
+      {"model.embed_tokens.weight", "model.layers.0.input_layernorm.weight",
+       "model.layers.0.post_attention_layernorm.weight", "model.layers.0.self_attn.q_norm.weight",
+       "model.layers.1.pre_feedforward_layernorm.weight",
+       "model.layers.1.post_feedforward_layernorm.weight", "model.layers.1.mlp.gate_proj.weight",
+       "model.norm.weight"});
+}
+
 TEST(Transformer, ScalarHeadGradients) {
   ModelConfig c = tiny_llama();
   c.num_labels = 1;
@@ -77,7 +88,7 @@ TEST(Transformer, ScalarHeadGradients) {
 }
 
 TEST(Transformer, LeftPaddingDoesNotChangeRealTokens) {
-  for (ModelConfig c : {tiny_gpt2(), tiny_llama(), tiny_qwen3()}) {
+  for (ModelConfig c : {tiny_gpt2(), tiny_llama(), tiny_qwen3(), tiny_gemma3()}) {
     Transformer model(c);
     model.init_weights(11);
     NoGradGuard no_grad;
@@ -100,7 +111,7 @@ TEST(Transformer, LeftPaddingDoesNotChangeRealTokens) {
 }
 
 TEST(Transformer, KvCacheMatchesFullForward) {
-  for (ModelConfig c : {tiny_gpt2(), tiny_llama(), tiny_qwen3()}) {
+  for (ModelConfig c : {tiny_gpt2(), tiny_llama(), tiny_qwen3(), tiny_gemma3()}) {
     Transformer model(c);
     model.init_weights(5);
     NoGradGuard no_grad;
