@@ -158,25 +158,17 @@ TEST(ModelConfig, ErrorsNameTheFileAndKey) {
   EXPECT_NE(error_of("{" + base + "}").find("missing key \"model_type\""), std::string::npos);
   EXPECT_NE(error_of(R"({"model_type": "llama", "hidden_size": 32})").find("vocab_size"),
             std::string::npos);
-  // RoPE scaling: the types not implemented are named; a linear one needs its factor.
-  EXPECT_NE(error_of(R"({"model_type": "llama", "rope_scaling": {"rope_type": "yarn",
-                         "factor": 4.0}, )" +
-                     base + "}")
-                .find("\"rope_scaling\" has type \"yarn\""),
-            std::string::npos);
-  EXPECT_NE(error_of(R"({"model_type": "llama", "rope_scaling": {"type": "dynamic",
-                         "factor": 2.0}, )" +
-                     base + "}")
-                .find("type \"dynamic\""),
-            std::string::npos);
-  EXPECT_NE(error_of(R"({"model_type": "llama", "rope_scaling": {"type": "linear"}, )" + base + "}")
-                .find("\"rope_scaling\".\"factor\""),
-            std::string::npos);
-  EXPECT_NE(error_of(R"({"model_type": "llama", "rope_scaling": {"rope_type": "llama3",
-                         "factor": 8.0}, )" +
-                     base + "}")
-                .find("original_max_position_embeddings"),
-            std::string::npos);
+  // RoPE scaling: the types not implemented are named; linear and llama3 need their numbers.
+  const std::pair<const char*, const char*> rope_errors[] = {
+      {R"({"rope_type": "yarn", "factor": 4.0})", "\"rope_scaling\" has type \"yarn\""},
+      {R"({"type": "dynamic", "factor": 2.0})", "type \"dynamic\""},
+      {R"({"type": "linear"})", "\"rope_scaling\".\"factor\""},
+      {R"({"rope_type": "llama3", "factor": 8.0})", "original_max_position_embeddings"}};
+  for (const auto& [scaling, expected] : rope_errors) {
+    const std::string json =
+        R"({"model_type": "llama", "rope_scaling": )" + std::string(scaling) + ", " + base + "}";
+    EXPECT_NE(error_of(json).find(expected), std::string::npos) << scaling;
+  }
   EXPECT_NE(
       error_of(R"({"model_type": "llama", "hidden_act": "gelu", )" + base + "}").find("hidden_act"),
       std::string::npos);
