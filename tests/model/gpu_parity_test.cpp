@@ -1,6 +1,6 @@
 // End-to-end parity of the CUDA backend with the CPU reference: the same training step of a small
-// GPT-2 and a small Llama (grouped-query heads, padding segments) gives the same loss, gradient
-// norm and gradients on both, and the same AdamW update. Skipped, saying why, where no CUDA device
+// model of each family (grouped-query heads, padding segments) gives the same loss, gradient norm
+// and gradients on both. Skipped, saying why, where no CUDA device
 // is present (the kernels' own conformance suite is tests/kernels/).
 //
 // Tolerances: f32 on both sides, so differences come from summation order only (cuBLASLt's GEMM
@@ -120,6 +120,19 @@ TEST(GpuParity, Gpt2TrainingStepMatchesCpu) {
 }
 TEST(GpuParity, LlamaTrainingStepMatchesCpu) {
   expect_parity(wider(tiny_llama()));
+}
+// The families composed from existing primitives: Qwen3's q/k norms, Gemma 3's (1 + w) norms,
+// post-norms, GELU gate and sliding layers' own RoPE base, and Llama 3's rescaled RoPE.
+TEST(GpuParity, Qwen3TrainingStepMatchesCpu) {
+  expect_parity(wider(tiny_qwen3()));
+}
+TEST(GpuParity, Gemma3TrainingStepMatchesCpu) {
+  expect_parity(wider(tiny_gemma3()));
+}
+TEST(GpuParity, Llama3ScaledRopeTrainingStepMatchesCpu) {
+  ModelConfig c = wider(tiny_llama());
+  c.rope_scaling = {"llama3", 8.0, 1.0, 4.0, 64};
+  expect_parity(c);
 }
 
 }  // namespace
