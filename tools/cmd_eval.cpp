@@ -62,9 +62,10 @@ int eval_main(const std::vector<std::string>& args) {
   judge.set_max_tokens(flags.integer("judge-max-tokens"));
 
   const std::string prompts_path = flags.str("prompts"), ref_path = flags.str("reference");
-  std::vector<std::string> prompts = load_single_turn_prompts(
-      prompts_path, chat_template_from_flags(flags, flags.str("model")), "eval");
-  if (limit > 0 && static_cast<size_t>(limit) < prompts.size()) prompts.resize(limit);
+  std::vector<Conversation> conversations = load_prompt_conversations(prompts_path);
+  if (limit > 0 && static_cast<size_t>(limit) < conversations.size()) conversations.resize(limit);
+  std::vector<std::string> prompts;  // the keys of the references (io/datasets.h's prompt text)
+  for (const Conversation& c : conversations) prompts.push_back(prompt_text(c));
   std::map<std::string, std::string> reference_of;
   for (SftExample& e : load_sft_examples(ref_path)) reference_of.emplace(e.prompt, e.completion);
   std::vector<std::string> references;
@@ -85,8 +86,8 @@ int eval_main(const std::vector<std::string>& args) {
     for (size_t start = 0; start < prompts.size() && stop.pending() == 0;
          start += static_cast<size_t>(generator.batch())) {
       const size_t end = std::min(prompts.size(), start + static_cast<size_t>(generator.batch()));
-      std::vector<std::string> batch(prompts.begin() + static_cast<long>(start),
-                                     prompts.begin() + static_cast<long>(end));
+      std::vector<Conversation> batch(conversations.begin() + static_cast<long>(start),
+                                      conversations.begin() + static_cast<long>(end));
       std::vector<uint64_t> streams;
       for (size_t i = start; i < end; ++i) streams.push_back(i);
       for (LocalCompletion& c : generator.generate(batch, streams)) {

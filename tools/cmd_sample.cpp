@@ -32,9 +32,10 @@ int sample_main(const std::vector<std::string>& args) {
   if (limit < 0) throw UsageError("--limit must not be negative");
   const std::string in_path = flags.str("prompts"), out_path = flags.str("out");
 
-  std::vector<std::string> prompts = load_single_turn_prompts(
-      in_path, chat_template_from_flags(flags, flags.str("model")), "sample");
-  if (limit > 0 && static_cast<size_t>(limit) < prompts.size()) prompts.resize(limit);
+  std::vector<Conversation> conversations = load_prompt_conversations(in_path);
+  if (limit > 0 && static_cast<size_t>(limit) < conversations.size()) conversations.resize(limit);
+  std::vector<std::string> prompts;  // as the output names them (io/datasets.h's prompt text)
+  for (const Conversation& c : conversations) prompts.push_back(prompt_text(c));
   ensure_parent_dir(out_path);
   truncate_to_complete_lines(out_path);
   const int64_t already = count_complete_lines(out_path);
@@ -60,11 +61,11 @@ int sample_main(const std::vector<std::string>& args) {
   int64_t tokens = 0, stopped = 0, sequences = 0;
   for (int64_t start = already; start < total; start += per_call) {
     const int64_t end = std::min(start + per_call, total);
-    std::vector<std::string> batch;
+    std::vector<Conversation> batch;
     std::vector<uint64_t> streams;
     for (int64_t i = start; i < end; ++i) {
       for (int64_t j = 0; j < n; ++j) {
-        batch.push_back(prompts[static_cast<size_t>(i)]);
+        batch.push_back(conversations[static_cast<size_t>(i)]);
         streams.push_back(static_cast<uint64_t>(i * n + j));
       }
     }

@@ -65,12 +65,12 @@ LocalGenerator::LocalGenerator(const Flags& flags)
   max_prompt_tokens_ = std::min(max_prompt_tokens_, context - 1);
 }
 
-std::vector<LocalCompletion> LocalGenerator::generate(const std::vector<std::string>& prompts,
+std::vector<LocalCompletion> LocalGenerator::generate(const std::vector<Conversation>& prompts,
                                                       const std::vector<uint64_t>& streams) {
   RLAIF_CHECK(prompts.size() == streams.size(), "generate: ", prompts.size(), " prompts but ",
               streams.size(), " streams");
   std::vector<std::vector<int32_t>> ids;
-  for (const std::string& p : prompts) {
+  for (const Conversation& p : prompts) {
     // Cut from the left, keeping the end (where the template puts the question to answer) and
     // a leading BOS.
     std::vector<int32_t> t = tokenize_prompt(tokenizer_, chat_, p, INT64_MAX);

@@ -32,10 +32,11 @@ class LocalGenerator {
   // Loads --model on --device; UsageError for flag values out of range.
   explicit LocalGenerator(const Flags& flags);
 
-  // One completion per prompt (raw, before the chat template); `streams` (one per prompt) pick
-  // the sampling streams. Prompts longer than --max-prompt-length tokens are cut from the left
-  // (BOS kept), and counted in truncated().
-  std::vector<LocalCompletion> generate(const std::vector<std::string>& prompts,
+  // One completion per prompt (a conversation ending with the user's turn, rendered with the
+  // chat template); `streams` (one per prompt) pick the sampling streams. Prompts longer than
+  // --max-prompt-length tokens are cut from the left (a leading BOS kept), and counted in
+  // truncated().
+  std::vector<LocalCompletion> generate(const std::vector<Conversation>& prompts,
                                         const std::vector<uint64_t>& streams);
 
   int64_t batch() const { return batch_; }

@@ -107,4 +107,14 @@ grep -qF '{"text":"<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n","ids
   fail "chat rendering: $(cat "$tmp/chat.got")"
 "$rlaif" generate --model "$tmp/dpo" --prompt "Hi" --max-new-tokens 4 --temperature 0 > /dev/null ||
   fail "generate cannot use the DPO model"
+# sample renders multi-turn prompt records with the template; its output names each prompt by
+# its text (the earlier turns flattened), the key that label and eval match on.
+cat > "$tmp/prompts.jsonl" <<'EOF'
+{"prompt": "Name a colour."}
+{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}, {"role": "user", "content": "3+3?"}]}
+EOF
+"$rlaif" sample --model "$tmp/dpo" --prompts "$tmp/prompts.jsonl" --n 1 --max-new-tokens 2 \
+  --out "$tmp/samples.jsonl" > /dev/null 2> "$tmp/sample.err" || { cat "$tmp/sample.err"; fail "sample failed"; }
+grep -qF '"prompt":"Be brief.\n\n2+2?\n\nAssistant: 4\n\nHuman: 3+3?"' "$tmp/samples.jsonl" ||
+  fail "sample's prompt keys: $(cat "$tmp/samples.jsonl")"
 echo "qwen3 over Qwen3's tokenizer: init, sft and dpo carry the tokenizer files byte for byte"
