@@ -97,9 +97,11 @@ Variable swiglu(const Variable& gate, const Variable& up);
 Variable rope(const Variable& x, const Tensor& positions, float theta);
 // Causal grouped-query attention over the whole sequence (training: no KV cache).
 // q [B, T, Hq, Dh]; k, v [B, T, Hkv, Dh], Hq % Hkv == 0; segment_ids [B, T] i32 or undefined
-// (keys attend only within their query's segment: padding, packed examples). Result [B, T, Hq, Dh].
+// (keys attend only within their query's segment: padding, packed examples); window > 0: query t
+// attends only keys t - window + 1 .. t (sliding-window layers), 0: every earlier key.
+// Result [B, T, Hq, Dh].
 Variable attention(const Variable& q, const Variable& k, const Variable& v,
-                   const Tensor& segment_ids, float scale);
+                   const Tensor& segment_ids, int64_t window, float scale);
 
 // ---- Losses over a vocabulary -----------------------------------------------------------------
 

@@ -218,7 +218,7 @@ Variable rope(const Variable& x, const Tensor& positions, float theta) {
 }
 
 Variable attention(const Variable& q, const Variable& k, const Variable& v,
-                   const Tensor& segment_ids, float scale) {
+                   const Tensor& segment_ids, int64_t window, float scale) {
   require("attention", "q", q);
   require("attention", "k", k);
   require("attention", "v", v);
@@ -227,16 +227,16 @@ Variable attention(const Variable& q, const Variable& k, const Variable& v,
   Tensor out = empty_like(tq);
   Tensor lse = Tensor::empty({tq.size(0), tq.size(2), tq.size(1)}, DType::f32, tq.device());
   // kv_len = -1: training attends over the whole sequence, not a partially filled cache.
-  backend_of(tq).attention(tq, tk, tv, segment_ids, -1, scale, out, lse);
+  backend_of(tq).attention(tq, tk, tv, segment_ids, -1, window, scale, out, lse);
   bool need_q = wants_grad(q), need_k = wants_grad(k), need_v = wants_grad(v);
   // Saves out and lse (the backward recomputes the probabilities; it never stores them).
   return record_op(
       "attention", out, {q, k, v},
-      [tq, tk, tv, segment_ids, scale, out, lse, need_q, need_k,
+      [tq, tk, tv, segment_ids, window, scale, out, lse, need_q, need_k,
        need_v](const Tensor& g) -> std::vector<Tensor> {
         Tensor dq = empty_like(tq), dk = empty_like(tk), dv = empty_like(tv);
-        backend_of(g).attention_backward(tq, tk, tv, segment_ids, -1, scale, out, lse, g, dq, dk,
-                                         dv);
+        backend_of(g).attention_backward(tq, tk, tv, segment_ids, -1, window, scale, out, lse, g,
+                                         dq, dk, dv);
         return {need_q ? dq : Tensor(), need_k ? dk : Tensor(), need_v ? dv : Tensor()};
       });
 }

@@ -284,21 +284,25 @@ class Backend {
   //   scaled scores, saved for the backward pass.
   //   kv_len: the number of valid keys (≤ Tk; -1 means Tk), so a preallocated KV cache can be
   //   passed whole. Query i sits at key position p(i) = kv_len - Tq + i and attends key j iff
-  //   j ≤ p(i) (causal) and, when segment_ids ([B, Tk] i32) is given, segment_ids[b, j] ==
-  //   segment_ids[b, p(i)]. Segments express padding (pads get their own id) and packed examples.
+  //   j ≤ p(i) (causal), when window > 0 also j > p(i) - window (a sliding window: the query's
+  //   own key and the window - 1 before it; window = 0 means no limit), and, when segment_ids
+  //   ([B, Tk] i32) is given, segment_ids[b, j] == segment_ids[b, p(i)]. Segments express padding
+  //   (pads get their own id) and packed examples.
   //   out = softmax(scale · q kᵀ over the allowed keys) v; a query with no allowed key gets
   //   out = 0 and lse = -inf.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                         const Tensor& segment_ids, int64_t kv_len, float scale, const Tensor& out,
-                         const Tensor& lse) = 0;
+                         const Tensor& segment_ids, int64_t kv_len, int64_t window, float scale,
+                         const Tensor& out, const Tensor& lse) = 0;
   // Gradients of attention from the saved out and lse (probabilities are recomputed, never
   // stored): with P = exp(scale·q kᵀ - lse) over the allowed keys and Δ_i = Σ_d dout·out:
   //   dv = Pᵀ dout;  dS = P ⊙ (dout vᵀ - Δ);  dq = scale·dS k;  dk = scale·dSᵀ q
-  // dk and dv sum over the query heads sharing a kv head; keys at or past kv_len get 0.
+  // dk and dv sum over the query heads sharing a kv head; keys at or past kv_len get 0. A window
+  // is optional for a port: one that lacks it refuses any call whose window masks a key.
   virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const Tensor& segment_ids, int64_t kv_len, float scale,
-                                  const Tensor& out, const Tensor& lse, const Tensor& dout,
-                                  const Tensor& dq, const Tensor& dk, const Tensor& dv) = 0;
+                                  const Tensor& segment_ids, int64_t kv_len, int64_t window,
+                                  float scale, const Tensor& out, const Tensor& lse,
+                                  const Tensor& dout, const Tensor& dq, const Tensor& dk,
+                                  const Tensor& dv) = 0;
 
   // ---- Optimizer -----------------------------------------------------------------------------
 

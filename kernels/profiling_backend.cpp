@@ -42,7 +42,8 @@ Sample simple(const std::string& name, const Tensor& key, double bytes) {
 }
 
 // Query/key pairs a causal attention evaluates per (batch, head): query i sits at key position
-// kv_len - Tq + i and sees keys 0..that position. Segments are ignored (an upper bound).
+// kv_len - Tq + i and sees keys 0..that position. Segments and sliding windows are ignored (an
+// upper bound).
 double causal_pairs(int64_t tq, int64_t kv_len) {
   const double q = static_cast<double>(tq), l = static_cast<double>(kv_len);
   if (kv_len >= tq) return q * (l - q) + q * (q + 1.0) / 2.0;
@@ -443,27 +444,29 @@ void ProfilingBackend::rope(const Tensor& x, const Tensor& positions, float thet
 }
 
 void ProfilingBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                                 const Tensor& segment_ids, int64_t kv_len, float scale,
-                                 const Tensor& out, const Tensor& lse) {
+                                 const Tensor& segment_ids, int64_t kv_len, int64_t window,
+                                 float scale, const Tensor& out, const Tensor& lse) {
   timed(
       [&] {
         return attention_sample("attention", q, k, segment_ids, kv_len, 4.0,
                                 bytes_of(q, k, v, segment_ids, out, lse));
       },
-      [&] { inner_.attention(q, k, v, segment_ids, kv_len, scale, out, lse); });
+      [&] { inner_.attention(q, k, v, segment_ids, kv_len, window, scale, out, lse); });
 }
 
 void ProfilingBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                          const Tensor& segment_ids, int64_t kv_len, float scale,
-                                          const Tensor& out, const Tensor& lse, const Tensor& dout,
-                                          const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+                                          const Tensor& segment_ids, int64_t kv_len, int64_t window,
+                                          float scale, const Tensor& out, const Tensor& lse,
+                                          const Tensor& dout, const Tensor& dq, const Tensor& dk,
+                                          const Tensor& dv) {
   timed(
       [&] {
         return attention_sample("attention_backward", q, k, segment_ids, kv_len, 10.0,
                                 bytes_of(q, k, v, segment_ids, out, lse, dout, dq, dk, dv));
       },
       [&] {
-        inner_.attention_backward(q, k, v, segment_ids, kv_len, scale, out, lse, dout, dq, dk, dv);
+        inner_.attention_backward(q, k, v, segment_ids, kv_len, window, scale, out, lse, dout, dq,
+                                  dk, dv);
       });
 }
 

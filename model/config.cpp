@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "runtime/error.h"
@@ -138,6 +139,34 @@ RopeScaling parse_rope_scaling(const Reader& r) {
   return out;
 }
 
+// Which layers attend within a sliding window of `window` keys: "layer_types" where the config
+// lists them, else default_sliding(i). A model with no sliding layer keeps no window.
+void read_sliding_layers(const Reader& r, ModelConfig& c, int64_t window,
+                         const std::function<bool(int64_t)>& default_sliding) {
+  c.sliding_layers.assign(static_cast<size_t>(c.num_layers), false);
+  if (r.has("layer_types")) {
+    const Json& types = r.array("layer_types");
+    RLAIF_CHECK(types.Size() == static_cast<rapidjson::SizeType>(c.num_layers),
+                "\"layer_types\" lists ", types.Size(), " layers, not ", c.num_layers);
+    for (rapidjson::SizeType i = 0; i < types.Size(); ++i) {
+      const std::string t = types[i].IsString() ? types[i].GetString() : "";
+      RLAIF_CHECK(t == "sliding_attention" || t == "full_attention", "\"layer_types\"[", i,
+                  "] is \"", t, "\": expected sliding_attention or full_attention");
+      c.sliding_layers[i] = t == "sliding_attention";
+    }
+  } else {
+    for (int64_t i = 0; i < c.num_layers; ++i) c.sliding_layers[i] = default_sliding(i);
+  }
+  bool any_sliding = false;
+  for (bool s : c.sliding_layers) any_sliding = any_sliding || s;
+  if (!any_sliding) {
+    c.sliding_layers.clear();
+    return;
+  }
+  RLAIF_CHECK(window > 0, "\"sliding_window\" is ", window, ": it must be positive");
+  c.sliding_window = window;
+}
+
 void parse_llama(const Reader& r, ModelConfig& c) {
   c.arch = Arch::llama;
   c.vocab_size = r.integer("vocab_size");
@@ -160,10 +189,17 @@ void parse_llama(const Reader& r, ModelConfig& c) {
   std::string act = r.string("hidden_act", "silu");
   RLAIF_CHECK(act == "silu", "\"hidden_act\" is \"", act, "\": rlaif's Llama MLP is SwiGLU (silu)");
   if (r.has("rope_scaling")) c.rope_scaling = parse_rope_scaling(r);
-  bool sliding =
-      c.model_type == "mistral" || ((c.model_type == "qwen2" || c.model_type == "qwen3") &&
-                                    r.boolean("use_sliding_window", false));
-  if (sliding && r.has("sliding_window")) c.sliding_window = r.integer("sliding_window");
+  // Mistral slides every layer when sliding_window is set; Qwen2 and Qwen3 only with
+  // use_sliding_window, and then (without layer_types) the layers from max_window_layers on.
+  if (!r.has("sliding_window")) return;
+  if (c.model_type == "mistral") {
+    read_sliding_layers(r, c, r.integer("sliding_window"), [](int64_t) { return true; });
+  } else if ((c.model_type == "qwen2" || c.model_type == "qwen3") &&
+             r.boolean("use_sliding_window", false)) {
+    const int64_t full_layers = r.integer("max_window_layers", 28);
+    read_sliding_layers(r, c, r.integer("sliding_window"),
+                        [full_layers](int64_t i) { return i >= full_layers; });
+  }
 }
 
 // Gemma 3's text model (Gemma3ForCausalLM). Soft-capping (Gemma 2) is refused.
@@ -194,25 +230,10 @@ void parse_gemma3(const Reader& r, ModelConfig& c) {
   }
   if (r.has("rope_scaling")) c.rope_scaling = parse_rope_scaling(r);
   // Which layers slide: "layer_types", else every layer but each sliding_window_pattern-th.
-  c.sliding_layers.assign(static_cast<size_t>(c.num_layers), false);
-  if (r.has("layer_types")) {
-    const Json& types = r.array("layer_types");
-    RLAIF_CHECK(types.Size() == static_cast<rapidjson::SizeType>(c.num_layers),
-                "\"layer_types\" lists ", types.Size(), " layers, not ", c.num_layers);
-    for (rapidjson::SizeType i = 0; i < types.Size(); ++i) {
-      const std::string t = types[i].IsString() ? types[i].GetString() : "";
-      RLAIF_CHECK(t == "sliding_attention" || t == "full_attention", "\"layer_types\"[", i,
-                  "] is \"", t, "\": expected sliding_attention or full_attention");
-      c.sliding_layers[i] = t == "sliding_attention";
-    }
-  } else {
-    const int64_t pattern = r.integer("sliding_window_pattern", 6);
-    RLAIF_CHECK(pattern > 0, "\"sliding_window_pattern\" must be positive");
-    for (int64_t i = 0; i < c.num_layers; ++i) c.sliding_layers[i] = (i + 1) % pattern != 0;
-  }
-  bool any_sliding = false;
-  for (bool s : c.sliding_layers) any_sliding = any_sliding || s;
-  if (any_sliding) c.sliding_window = r.integer("sliding_window", 4096);
+  const int64_t pattern = r.integer("sliding_window_pattern", 6);
+  RLAIF_CHECK(pattern > 0, "\"sliding_window_pattern\" must be positive");
+  read_sliding_layers(r, c, r.integer("sliding_window", 4096),
+                      [pattern](int64_t i) { return (i + 1) % pattern != 0; });
 }
 
 }  // namespace
@@ -404,12 +425,25 @@ std::string ModelConfig::to_json() const {
       w.Key("attention_bias"), w.Bool(qkv_bias);
       w.Key("layer_types");
       w.StartArray();
-      for (bool s : sliding_layers) w.String(s ? "sliding_attention" : "full_attention");
+      for (size_t i = 0; i < static_cast<size_t>(num_layers); ++i) {
+        const bool s = !sliding_layers.empty() && sliding_layers[i];
+        w.String(s ? "sliding_attention" : "full_attention");
+      }
       w.EndArray();
     } else {
       key_str("hidden_act", "silu");
       if (model_type != "qwen2") w.Key("attention_bias"), w.Bool(qkv_bias);
       w.Key("mlp_bias"), w.Bool(mlp_bias);
+      if (sliding_window > 0 && model_type != "mistral") {  // Qwen2, Qwen3
+        int64_t first_sliding = 0;
+        while (!sliding_layers[static_cast<size_t>(first_sliding)]) ++first_sliding;
+        w.Key("use_sliding_window"), w.Bool(true);
+        key_int("max_window_layers", first_sliding);
+        w.Key("layer_types");
+        w.StartArray();
+        for (bool s : sliding_layers) w.String(s ? "sliding_attention" : "full_attention");
+        w.EndArray();
+      }
     }
     if (sliding_window > 0) key_int("sliding_window", sliding_window);
   }

@@ -60,8 +60,10 @@ struct ModelConfig {
   double embedding_scale = 1.0;  // √hidden_size for Gemma
   double attention_scale = 0.0;  // 0: head_dim^-1/2
   double rope_local_theta = 10000.0;
+  // Layer i attends only to the sliding_window keys up to its query when sliding_layers[i]
+  // (Gemma 3; Mistral; Qwen2 and Qwen3 with use_sliding_window).
   std::vector<bool> sliding_layers;  // empty: none
-  int64_t sliding_window = 0;        // Mistral, Gemma 3; 0 = none. Longer sequences are refused.
+  int64_t sliding_window = 0;        // 0 = none
   int32_t bos_token_id = -1;
   int32_t eos_token_id = -1;
   // Every id of config.json's eos_token_id when it is a list (Llama 3.1 instruct lists

@@ -64,7 +64,7 @@ std::vector<Variable> project_qkv(const ModelConfig& c, const TransformerLayer& 
     q = rmsnorm(q, norm_gain(c, l.q_norm_weight), eps);
     k = rmsnorm(k, norm_gain(c, l.k_norm_weight), eps);
   }
-  if (l.sliding) {  // Gemma's sliding layers: their own base, never rescaled
+  if (l.sliding && c.gemma) {  // Gemma's sliding layers: their own base, never rescaled
     const float theta = static_cast<float>(c.rope_local_theta);
     q = rope(q, positions, theta);
     k = rope(k, positions, theta);
@@ -142,8 +142,8 @@ Transformer::Transformer(ModelConfig config, Device device, DType dtype)
     if (c.gemma) {
       l.post_attn_norm_weight = param({d}, device, dtype);
       l.post_mlp_norm_weight = param({d}, device, dtype);
-      l.sliding = !c.sliding_layers.empty() && c.sliding_layers[static_cast<size_t>(i)];
     }
+    l.sliding = !c.sliding_layers.empty() && c.sliding_layers[static_cast<size_t>(i)];
     l.fc_in_weight = param({f, d}, device, dtype);
     l.fc_out_weight = param({d, f}, device, dtype);
     if (!c.is_gpt2()) l.up_weight = param({f, d}, device, dtype);
@@ -293,9 +293,10 @@ Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, 
   const Variable &q = qkv[0], &k = qkv[1], &v = qkv[2];
   const float scale = c.attention_scale > 0 ? static_cast<float>(c.attention_scale)
                                             : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const int64_t window = l.sliding ? c.sliding_window : 0;
   Variable attended;
   if (cache == nullptr) {
-    attended = attention(q, k, v, input.segment_ids, scale);
+    attended = attention(q, k, v, input.segment_ids, window, scale);
   } else {
     // Inference: append this step's keys and values, then attend over the whole cache.
     RLAIF_CHECK(!grad_mode_enabled() || !x.requires_grad(),
@@ -304,7 +305,8 @@ Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, 
     Tensor out = Tensor::empty(q.shape(), q.dtype(), device_);
     Tensor lse = Tensor::empty({B, c.num_heads, T}, DType::f32, device_);
     backend_for(device_).attention(q.data(), cache->keys(index), cache->values(index),
-                                   cache->segment_ids(), cache->length() + T, scale, out, lse);
+                                   cache->segment_ids(), cache->length() + T, window, scale, out,
+                                   lse);
     attended = Variable(out);
   }
   Variable merged = reshape(attended, {B * T, c.num_heads * c.head_dim});
@@ -336,9 +338,6 @@ Variable Transformer::hidden_states(const TransformerInput& input, KVCache* cach
   const int64_t context = cache ? cache->length() + T : T;
   RLAIF_CHECK(context <= c.max_position_embeddings, "Transformer: ", context,
               " tokens exceed the model's context of ", c.max_position_embeddings);
-  RLAIF_CHECK(c.sliding_window == 0 || context <= c.sliding_window, "Transformer: ", context,
-              " tokens exceed the sliding window of ", c.sliding_window,
-              ", which rlaif does not implement");
   if (cache != nullptr) {
     RLAIF_CHECK(cache->batch() == B, "Transformer: cache batch ", cache->batch(),
                 " differs from the input batch ", B);

@@ -273,11 +273,11 @@ void KernelBench::attention() {
                      static_cast<double>(T) * static_cast<double>(Dh) / 2.0;
   const std::string text = attention_dims(B, H, T, Dh);
   run("attention fwd", text, fwd, true,
-      [&] { backend_.attention(q, k, v, Tensor(), -1, scale, out, lse); });
+      [&] { backend_.attention(q, k, v, Tensor(), -1, 0, scale, out, lse); });
   // The backward pass does 2.5x the forward's arithmetic (five GEMM-shaped products to two).
   run("attention fwd+bwd", text, 3.5 * fwd, true, [&] {
-    backend_.attention(q, k, v, Tensor(), -1, scale, out, lse);
-    backend_.attention_backward(q, k, v, Tensor(), -1, scale, out, lse, dout, dq, dk, dv);
+    backend_.attention(q, k, v, Tensor(), -1, 0, scale, out, lse);
+    backend_.attention_backward(q, k, v, Tensor(), -1, 0, scale, out, lse, dout, dq, dk, dv);
   });
 }
 

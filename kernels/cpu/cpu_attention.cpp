@@ -1,20 +1,22 @@
-// Scaled dot-product attention with causal masking, grouped-query heads, a KV-cache length and
-// optional segments; forward and backward, as blocked matrix products through cblas_sgemm.
+// Scaled dot-product attention with causal masking, grouped-query heads, a KV-cache length, an
+// optional sliding window and optional segments; forward and backward, as blocked matrix products
+// through cblas_sgemm.
 //
 // Layouts: q, out, dq [B, Tq, Hq, Dh]; k, v, dk, dv [B, Tk, Hkv, Dh]; lse [B, Hq, Tq];
 // segment_ids [B, Tk]. Query head h reads kv head g = h / (Hq/Hkv). One head's rows are strided:
 // query rows by Hq·Dh, key rows by Hkv·Dh; sgemm takes those as leading dimensions, so no input
 // is copied.
 //
-// Masking: query i sits at key position p(i) = kv_len - Tq + i and may attend key j iff j ≤ p(i)
-// and (with segments) segment_ids[b, j] == segment_ids[b, p(i)]. Key p(i) itself always passes
-// both tests, so the only queries with no allowed key are those with p(i) < 0 (Tq > kv_len);
-// they get out = 0, lse = -inf and no gradient.
+// Masking: query i sits at key position p(i) = kv_len - Tq + i and may attend key j iff j ≤ p(i),
+// (with a window W > 0) j > p(i) - W, and (with segments) segment_ids[b, j] == segment_ids[b,
+// p(i)]. Key p(i) itself always passes every test, so the only queries with no allowed key are
+// those with p(i) < 0 (Tq > kv_len); they get out = 0, lse = -inf and no gradient.
 //
 // Queries are taken in blocks of kBlock rows. Block [i0, i1) can only need keys [lo, n) with
-// n = p(i1 - 1) + 1 ≤ kv_len and, with segments, lo the first key sharing a segment with one of
-// its rows (0 without). Every product is restricted to those keys: this skips most of the
-// causally masked upper triangle and the earlier examples of a packed sequence, and keys at or
+// n = p(i1 - 1) + 1 ≤ kv_len and lo the larger of p(i0) - W + 1 (with a window) and, with
+// segments, the first key sharing a segment with one of its rows (0 without either). Every
+// product is restricted to those keys: this skips most of the causally masked upper triangle, the
+// keys behind every row's window and the earlier examples of a packed sequence, and keys at or
 // past kv_len are never read (tests fill them with NaN). Within the block, the entries of row i
 // that are not allowed get score -inf, hence probability exactly 0, and contribute exactly 0 to
 // every product (keys in [0, kv_len) hold finite values).
@@ -65,6 +67,7 @@ constexpr int64_t kBlock = 64;
 struct Dims {
   int64_t batch, tq, tk, hq, hkv, dh;
   int64_t kv_len;  // number of valid keys, in [0, tk]
+  int64_t window;  // sliding window, 0 = none
   int64_t group;   // query heads per kv head, hq / hkv
 
   // Element offsets of row (b, t, head) in the q-shaped and k-shaped tensors, and of lse[b, h, i].
@@ -80,7 +83,7 @@ struct Dims {
 };
 
 Dims check_attention(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
-                     const Tensor& segment_ids, int64_t kv_len, const Tensor& out,
+                     const Tensor& segment_ids, int64_t kv_len, int64_t window, const Tensor& out,
                      const Tensor& lse) {
   cpu::expect(op, "q", q, DType::f32);
   RLAIF_CHECK(q.dim() == 4, op, ": q is ", q, " but must be [B, Tq, Hq, Dh]");
@@ -102,6 +105,8 @@ Dims check_attention(const char* op, const Tensor& q, const Tensor& k, const Ten
   RLAIF_CHECK(kv_len == -1 || (kv_len >= 0 && kv_len <= d.tk), op, ": kv_len = ", kv_len,
               " must be -1 (all keys) or in [0, Tk = ", d.tk, "] (k is ", k, ")");
   d.kv_len = kv_len == -1 ? d.tk : kv_len;
+  RLAIF_CHECK(window >= 0, op, ": window = ", window, " must be 0 (none) or positive");
+  d.window = window;
   if (segment_ids.defined()) {
     cpu::expect(op, "segment_ids", segment_ids, DType::i32, {d.batch, d.tk});
   }
@@ -270,9 +275,10 @@ double row_sum(const float* x, int64_t n) {
 }
 
 // The keys [lo, n) that a block of query rows [i0, i0 + rows) may need: n = p(last row) + 1
-// (causal), and with segments lo = the first key that shares a segment with any of the rows
-// (the first occurrence of each row's id; ids need not be contiguous). Every key outside
-// [lo, n) is masked for every row of the block, so the products skip it.
+// (causal); lo = p(first row) - W + 1 with a window W, and with segments at least the first key
+// that shares a segment with any of the rows (the first occurrence of each row's id; ids need not
+// be contiguous). Every key outside [lo, n) is masked for every row of the block, so the products
+// skip it.
 struct Block {
   int64_t i0, rows, lo, n;
   int64_t width() const { return n - lo; }
@@ -282,13 +288,15 @@ Block make_block(const Dims& d, const int32_t* seg_b, int64_t i0) {
   Block blk{i0, std::min(kBlock, d.tq - i0), 0, 0};
   const int64_t p_first = d.pos(i0), p_last = d.pos(i0 + blk.rows - 1);
   blk.n = p_last + 1;
+  const int64_t window_lo = d.window > 0 ? std::max<int64_t>(0, p_first - d.window + 1) : 0;
+  blk.lo = window_lo;
   if (seg_b == nullptr) return blk;
   // Key p(i) is allowed for row i, so lo ≤ p_first; each new id only needs a search below the
   // current lo. Runs of equal ids (the usual case) are searched once.
   blk.lo = p_first;
   for (int64_t p = p_first; p <= p_last; ++p) {
     if (p > p_first && seg_b[p] == seg_b[p - 1]) continue;
-    for (int64_t j = 0; j < blk.lo; ++j) {
+    for (int64_t j = window_lo; j < blk.lo; ++j) {
       if (seg_b[j] == seg_b[p]) {
         blk.lo = j;
         break;
@@ -321,7 +329,11 @@ void block_probabilities(const Dims& d, const float* qp, const float* kp, const 
     float* pr = p + r * w;
     const int64_t pos = d.pos(blk.i0 + r);
     const int64_t n_i = pos + 1 - blk.lo;  // the row's causal keys [lo, p(i)]: pr[0, n_i)
-    if (seg_b != nullptr) {                // other segments: score -inf, so probability 0
+    if (d.window > 0) {  // keys behind the row's window: score -inf, so probability 0
+      const int64_t behind = std::max<int64_t>(0, pos - d.window + 1 - blk.lo);
+      std::fill_n(pr, behind, kNegInf);
+    }
+    if (seg_b != nullptr) {  // other segments: score -inf, so probability 0
       const int32_t own = seg_b[pos];
       const int32_t* seg_row = seg_b + blk.lo;
       for (int64_t j = 0; j < n_i; ++j) pr[j] = seg_row[j] == own ? pr[j] : kNegInf;
@@ -341,10 +353,10 @@ void block_probabilities(const Dims& d, const float* qp, const float* kp, const 
 }  // namespace
 
 void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                           const Tensor& segment_ids, int64_t kv_len, float scale,
+                           const Tensor& segment_ids, int64_t kv_len, int64_t window, float scale,
                            const Tensor& out, const Tensor& lse) {
   const char* op = "attention";
-  const Dims d = check_attention(op, q, k, v, segment_ids, kv_len, out, lse);
+  const Dims d = check_attention(op, q, k, v, segment_ids, kv_len, window, out, lse);
 
   const float* qp = q.data<float>();
   const float* kp = k.data<float>();
@@ -384,11 +396,12 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
 }
 
 void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                    const Tensor& segment_ids, int64_t kv_len, float scale,
-                                    const Tensor& out, const Tensor& lse, const Tensor& dout,
-                                    const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+                                    const Tensor& segment_ids, int64_t kv_len, int64_t window,
+                                    float scale, const Tensor& out, const Tensor& lse,
+                                    const Tensor& dout, const Tensor& dq, const Tensor& dk,
+                                    const Tensor& dv) {
   const char* op = "attention_backward";
-  const Dims d = check_attention(op, q, k, v, segment_ids, kv_len, out, lse);
+  const Dims d = check_attention(op, q, k, v, segment_ids, kv_len, window, out, lse);
   cpu::expect(op, "dout", dout, DType::f32, q.shape());
   cpu::expect(op, "dq", dq, DType::f32, q.shape());
   cpu::expect(op, "dk", dk, DType::f32, k.shape());

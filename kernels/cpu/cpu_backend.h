@@ -84,11 +84,12 @@ class CpuBackend final : public Backend {
             const Tensor& out) override;
 
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& segment_ids,
-                 int64_t kv_len, float scale, const Tensor& out, const Tensor& lse) override;
+                 int64_t kv_len, int64_t window, float scale, const Tensor& out,
+                 const Tensor& lse) override;
   void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
-                          const Tensor& segment_ids, int64_t kv_len, float scale, const Tensor& out,
-                          const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
-                          const Tensor& dv) override;
+                          const Tensor& segment_ids, int64_t kv_len, int64_t window, float scale,
+                          const Tensor& out, const Tensor& lse, const Tensor& dout,
+                          const Tensor& dq, const Tensor& dk, const Tensor& dv) override;
 
   void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                   const Tensor& master, const AdamWHyper& h) override;

@@ -44,6 +44,10 @@ AttnDims attention_dims(const char* op, const Tensor& q, const Tensor& k, const 
                         const Tensor& segment_ids, int64_t kv_len, const Tensor& out,
                         const Tensor& lse);
 
+// The CUDA kernels have no sliding window: refuses any call whose window would mask a key (the
+// backend.h contract lets a port leave windows out this way). Defined in cuda_attention_forward.cu.
+void require_no_window(const char* op, int64_t window, const AttnDims& d);
+
 // The tensor-core kernels (bf16, Dh 64 or 128, 16-byte aligned tensors): launch and return
 // true, or return false (nothing launched) where they do not apply. delta: Δ laid out like lse.
 bool attention_forward_tc(const AttnDims& d, const Tensor& q, const Tensor& k, const Tensor& v,

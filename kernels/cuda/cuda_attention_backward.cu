@@ -340,11 +340,13 @@ void launch_backward(const AttnDims& d, const BackwardArgs& a, float scale, cons
 }  // namespace
 
 void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                     const Tensor& segment_ids, int64_t kv_len, float scale,
-                                     const Tensor& out, const Tensor& lse, const Tensor& dout,
-                                     const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+                                     const Tensor& segment_ids, int64_t kv_len, int64_t window,
+                                     float scale, const Tensor& out, const Tensor& lse,
+                                     const Tensor& dout, const Tensor& dq, const Tensor& dk,
+                                     const Tensor& dv) {
   const char* op = "attention_backward";
   const AttnDims d = attention_dims(op, q, k, v, segment_ids, kv_len, out, lse);
+  require_no_window(op, window, d);
   for (auto [name, t] : {std::pair<const char*, const Tensor*>{"dout", &dout}, {"dq", &dq}}) {
     expect_float(op, name, *t);
     expect_same_dtype(op, "q", q, name, *t);

@@ -66,6 +66,15 @@ AttnDims attention_dims(const char* op, const Tensor& q, const Tensor& k, const 
   return d;
 }
 
+void require_no_window(const char* op, int64_t window, const AttnDims& d) {
+  RLAIF_CHECK(window >= 0, op, ": window = ", window, " must be 0 (none) or positive");
+  RLAIF_CHECK(window == 0 || d.kv_len <= window, op, ": a sliding window of ", window,
+              " keys would mask some of the ", d.kv_len,
+              " keys, and the CUDA backend has no sliding-window kernel; use the CPU backend or "
+              "sequences of at most ",
+              window, " tokens");
+}
+
 namespace {
 
 using namespace attn;
@@ -217,10 +226,11 @@ void launch_forward(const AttnDims& d, const Tensor& q, const Tensor& k, const T
 }  // namespace
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                            const Tensor& segment_ids, int64_t kv_len, float scale,
+                            const Tensor& segment_ids, int64_t kv_len, int64_t window, float scale,
                             const Tensor& out, const Tensor& lse) {
   const char* op = "attention";
   const AttnDims d = attention_dims(op, q, k, v, segment_ids, kv_len, out, lse);
+  require_no_window(op, window, d);
   if (static_cast<int64_t>(d.batch) * d.hq * d.tq == 0) return;  // no rows: nothing to write
   if (attention_forward_tc(d, q, k, v, segment_ids, scale, out, lse)) return;
   dispatch_float(q.dtype(), op, [&](auto tag) {

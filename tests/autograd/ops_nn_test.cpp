@@ -119,6 +119,7 @@ struct AttentionCase {
   std::string name;
   int64_t b, t, hq, hkv, dh;
   std::vector<int32_t> segments;  // empty: no segment ids
+  int64_t window = 0;             // sliding window, 0 = none
 };
 
 TEST(OpsNN, Attention) {
@@ -128,6 +129,8 @@ TEST(OpsNN, Attention) {
       {"gqa_padded", 2, 5, 4, 2, 8, {0, 0, 0, 1, 1, 0, 0, 2, 2, 2}},
       {"mha_odd", 1, 7, 3, 3, 6, {}},
       {"mqa_odd", 1, 7, 3, 1, 4, {5, 5, 5, 5, 5, 9, 9}},
+      {"gqa_window", 2, 7, 4, 2, 8, {}, 3},
+      {"gqa_padded_window", 2, 5, 4, 2, 8, {0, 0, 0, 1, 1, 0, 0, 2, 2, 2}, 2},
   };
   uint64_t seed = 2500;
   for (const AttentionCase& c : cases) {
@@ -138,8 +141,8 @@ TEST(OpsNN, Attention) {
     Tensor seg = c.segments.empty() ? Tensor() : i32(c.segments, {c.b, c.t});
     float scale = 1.0f / std::sqrt(static_cast<float>(c.dh));
     expect_gradcheck(
-        [seg, scale](const std::vector<Variable>& in) {
-          return attention(in[0], in[1], in[2], seg, scale);
+        [seg, scale, window = c.window](const std::vector<Variable>& in) {
+          return attention(in[0], in[1], in[2], seg, window, scale);
         },
         {q, k, v});
   }

@@ -233,6 +233,7 @@ struct AttentionCase {
   int64_t kv_len;  // -1: all keys
   bool segments;   // left-pad entry 0 and pack entry 1 when B ≥ 2
   std::string name;
+  int64_t window = 0;  // sliding window, 0 = none
 };
 
 std::vector<AttentionCase> attention_cases() {
@@ -243,6 +244,10 @@ std::vector<AttentionCase> attention_cases() {
       {2, 1, 9, 6, 2, 8, 5, false, "decode kv_len<Tk"},
       {2, 3, 8, 4, 1, 16, 6, true, "prefill chunk mqa segments"},
       {1, 4, 3, 2, 1, 4, 2, false, "queries before first key"},
+      {1, 6, 6, 2, 1, 4, -1, false, "window covering every key", 6},
+      {2, 9, 9, 6, 2, 8, -1, true, "window 3 gqa segments", 3},
+      {1, 80, 80, 2, 1, 16, -1, false, "window 20 over blocks", 20},
+      {2, 1, 9, 6, 2, 8, 5, false, "decode window 2", 2},
   };
 }
 
@@ -264,6 +269,24 @@ Tensor attention_segments(const AttentionCase& c) {
   return Tensor::from_vector(ids, {c.b, c.tk});
 }
 
+// A sliding window is optional for a port (backend.h): a backend without one refuses, naming the
+// window, every call whose window masks a key. Runs the call; true when it was refused that way.
+template <class Call>
+bool refused_window(const AttentionCase& c, Call call) {
+  const int64_t keys = c.kv_len == -1 ? c.tk : c.kv_len;
+  if (c.window == 0 || c.window >= keys) {
+    call();
+    return false;
+  }
+  try {
+    call();
+    return false;
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("sliding window"), std::string::npos) << e.what();
+    return true;
+  }
+}
+
 }  // namespace
 
 TEST_P(Conformance, Attention) {
@@ -274,10 +297,15 @@ TEST_P(Conformance, Attention) {
     Tensor v = random_tensor(ks, 25), seg = attention_segments(c);
     Tensor got = empty_on_backend(qs, float_dtype());
     Tensor got_lse = empty_on_backend({c.b, c.hq, c.tq}, DType::f32);
-    backend().attention(on_backend(q), on_backend(k), on_backend(v),
-                        seg.defined() ? on_backend(seg) : Tensor(), c.kv_len, scale, got, got_lse);
+    if (refused_window(c, [&] {
+          backend().attention(on_backend(q), on_backend(k), on_backend(v),
+                              seg.defined() ? on_backend(seg) : Tensor(), c.kv_len, c.window, scale,
+                              got, got_lse);
+        })) {
+      continue;
+    }
     Tensor want = host_f32(qs), lse = host_f32({c.b, c.hq, c.tq});
-    reference().attention(q, k, v, seg, c.kv_len, scale, want, lse);
+    reference().attention(q, k, v, seg, c.kv_len, c.window, scale, want, lse);
     backend().synchronize();
     expect_matches(got, want, "attention out (" + c.name + ")", 4.0);
     expect_matches(got_lse, lse, "attention lse (" + c.name + ")", 4.0);
@@ -291,17 +319,21 @@ TEST_P(Conformance, AttentionBackward) {
     Tensor q = random_tensor(qs, 26, -2.0f, 2.0f), k = random_tensor(ks, 27, -2.0f, 2.0f);
     Tensor v = random_tensor(ks, 28), dout = random_tensor(qs, 29), seg = attention_segments(c);
     Tensor out = host_f32(qs), lse = host_f32({c.b, c.hq, c.tq});
-    reference().attention(q, k, v, seg, c.kv_len, scale, out, lse);
+    reference().attention(q, k, v, seg, c.kv_len, c.window, scale, out, lse);
 
     Tensor dq = empty_on_backend(qs, float_dtype());
     Tensor dk = empty_on_backend(ks, float_dtype()), dv = empty_on_backend(ks, float_dtype());
-    backend().attention_backward(on_backend(q), on_backend(k), on_backend(v),
-                                 seg.defined() ? on_backend(seg) : Tensor(), c.kv_len, scale,
-                                 on_backend(out), on_backend(lse, DType::f32), on_backend(dout), dq,
-                                 dk, dv);
+    if (refused_window(c, [&] {
+          backend().attention_backward(on_backend(q), on_backend(k), on_backend(v),
+                                       seg.defined() ? on_backend(seg) : Tensor(), c.kv_len,
+                                       c.window, scale, on_backend(out),
+                                       on_backend(lse, DType::f32), on_backend(dout), dq, dk, dv);
+        })) {
+      continue;
+    }
     Tensor want_dq = host_f32(qs), want_dk = host_f32(ks), want_dv = host_f32(ks);
-    reference().attention_backward(q, k, v, seg, c.kv_len, scale, out, lse, dout, want_dq, want_dk,
-                                   want_dv);
+    reference().attention_backward(q, k, v, seg, c.kv_len, c.window, scale, out, lse, dout, want_dq,
+                                   want_dk, want_dv);
     backend().synchronize();
     // dk and dv sum over the query heads of a group and over queries.
     const double sums = 4.0 + static_cast<double>(c.tq * (c.hq / c.hkv)) / 8;

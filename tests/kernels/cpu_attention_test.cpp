@@ -1,6 +1,7 @@
 // CPU attention, forward and backward: against a double-precision loop written here (with the
 // mask spelled out as backend.h states it) and central finite differences of that loop, over
-// grouped-query heads, segments (padding and packing), a partly filled KV cache and decoding.
+// grouped-query heads, segments (padding and packing), sliding windows, a partly filled KV cache
+// and decoding.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -37,6 +38,7 @@ struct Problem {
 
   int64_t b, tq, tk, hq, hkv, dh;
   int64_t kv_len = -1;
+  int64_t window = 0;             // sliding window, 0 = none
   std::vector<int32_t> segments;  // [B, Tk], empty = none
   float scale = 0.0f;             // 0: 1/√Dh
 
@@ -51,6 +53,7 @@ struct Problem {
   bool allowed(int64_t bi, int64_t i, int64_t j) const {
     const int64_t p = valid() - tq + i;
     if (j > p || p < 0) return false;
+    if (window > 0 && j <= p - window) return false;
     return segments.empty() || segments[bi * tk + j] == segments[bi * tk + p];
   }
 };
@@ -135,7 +138,8 @@ void expect_near_all(const Tensor& got, const std::vector<double>& want, double 
 std::pair<Tensor, Tensor> check_forward(const Problem& pr, const Inputs& in) {
   Tensor out = Tensor::empty(pr.q_shape(), DType::f32);
   Tensor lse = Tensor::empty({pr.b, pr.hq, pr.tq}, DType::f32);
-  cpu().attention(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.the_scale(), out, lse);
+  cpu().attention(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.window, pr.the_scale(), out,
+                  lse);
   std::vector<double> want_out, want_lse;
   attention_ref(pr, to_double(in.q), to_double(in.k), to_double(in.v), &want_out, &want_lse);
   expect_near_all(out, want_out, 1e-6, "out");
@@ -151,8 +155,8 @@ void check_backward(const Problem& pr, const Inputs& in, uint64_t seed) {
   Tensor dq = Tensor::empty(pr.q_shape(), DType::f32);
   Tensor dk = Tensor::empty(pr.k_shape(), DType::f32), dv = Tensor::empty(pr.k_shape(), DType::f32);
   for (const Tensor& t : {dq, dk, dv}) std::fill_n(t.data<float>(), t.numel(), kNaN);
-  cpu().attention_backward(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.the_scale(), out,
-                           lse, dout, dq, dk, dv);
+  cpu().attention_backward(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.window,
+                           pr.the_scale(), out, lse, dout, dq, dk, dv);
 
   std::vector<double> q = to_double(in.q), k = to_double(in.k), v = to_double(in.v);
   // The reference must not see NaN keys: zero them (they are masked out anyway).
@@ -313,12 +317,12 @@ TEST(CpuAttention, BackwardIsBitwiseIndependentOfThreadCount) {
     ScopedThreads scoped(threads);
     Tensor out = Tensor::empty(pr.q_shape(), DType::f32);
     Tensor lse = Tensor::empty({pr.b, pr.hq, pr.tq}, DType::f32);
-    cpu().attention(in.q, in.k, in.v, Tensor(), pr.kv_len, pr.the_scale(), out, lse);
+    cpu().attention(in.q, in.k, in.v, Tensor(), pr.kv_len, pr.window, pr.the_scale(), out, lse);
     Tensor dq = Tensor::empty(pr.q_shape(), DType::f32);
     Tensor dk = Tensor::empty(pr.k_shape(), DType::f32);
     Tensor dv = Tensor::empty(pr.k_shape(), DType::f32);
-    cpu().attention_backward(in.q, in.k, in.v, Tensor(), pr.kv_len, pr.the_scale(), out, lse, dout,
-                             dq, dk, dv);
+    cpu().attention_backward(in.q, in.k, in.v, Tensor(), pr.kv_len, pr.window, pr.the_scale(), out,
+                             lse, dout, dq, dk, dv);
     std::vector<float> all;
     for (const Tensor& t : {out, lse, dq, dk, dv}) {
       std::vector<float> part = t.to_vector<float>();
@@ -382,8 +386,8 @@ void check_large(const Problem& pr, uint64_t seed) {
   Tensor dq = Tensor::empty(pr.q_shape(), DType::f32);
   Tensor dk = Tensor::empty(pr.k_shape(), DType::f32), dv = Tensor::empty(pr.k_shape(), DType::f32);
   for (const Tensor& t : {dq, dk, dv}) std::fill_n(t.data<float>(), t.numel(), kNaN);
-  cpu().attention_backward(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.the_scale(), out,
-                           lse, dout, dq, dk, dv);
+  cpu().attention_backward(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.window,
+                           pr.the_scale(), out, lse, dout, dq, dk, dv);
   std::vector<double> k = to_double(in.k), v = to_double(in.v);
   for (auto* x : {&k, &v}) {
     for (double& e : *x)
@@ -423,6 +427,66 @@ TEST(CpuAttention, ManyQueryBlocksMatchTheReference) {
   check_large(early, 32);
 }
 
+TEST(CpuAttention, SlidingWindowAttendsTheLastKeysOnly) {
+  // q = 0 makes every allowed key score 0: query i averages v over keys max(0, i - 2)..i, so
+  // lse = ln(min(i + 1, 3)).
+  Problem pr{1, 6, 6, 1, 1, 2};
+  pr.window = 3;
+  Inputs in = make_inputs(pr, 40);
+  std::fill_n(in.q.data<float>(), in.q.numel(), 0.0f);
+  auto [out, lse] = check_forward(pr, in);
+  for (int64_t i = 0; i < 6; ++i) {
+    const int64_t first = std::max<int64_t>(0, i - 2);
+    EXPECT_NEAR(lse.data<float>()[i], std::log(static_cast<double>(i - first + 1)), 1e-6);
+    for (int64_t c = 0; c < 2; ++c) {
+      double mean = 0.0;
+      for (int64_t j = first; j <= i; ++j) mean += in.v.data<float>()[j * 2 + c];
+      EXPECT_NEAR(out.data<float>()[i * 2 + c], mean / static_cast<double>(i - first + 1), 1e-6);
+    }
+  }
+  // Window 1: each query attends itself only.
+  pr.window = 1;
+  auto [self, self_lse] = check_forward(pr, in);
+  for (int64_t i = 0; i < 12; ++i) EXPECT_FLOAT_EQ(self.data<float>()[i], in.v.data<float>()[i]);
+}
+
+TEST(CpuAttention, SlidingWindowGradients) {
+  // With grouped-query heads and segments (left padding, packing), and in a partly filled cache
+  // (the window counts key positions, so a decoding query sees the window before it).
+  Problem pr{2, 7, 7, 6, 2, 8};
+  pr.window = 3;
+  pr.segments = {-1, -1, 0, 0, 0, 0, 0,  //
+                 0,  0,  0, 1, 1, 1, -1};
+  check_backward(pr, make_inputs(pr, 41), 42);
+  Problem decode{2, 2, 9, 4, 2, 8};
+  decode.kv_len = 7;
+  decode.window = 4;
+  check_backward(decode, make_inputs(decode, 43), 44);
+  // A window at least as long as the keys masks nothing: the result is the unwindowed one.
+  Problem wide{1, 5, 5, 2, 1, 4};
+  Inputs in = make_inputs(wide, 45);
+  auto [full, full_lse] = check_forward(wide, in);
+  wide.window = 5;
+  auto [windowed, windowed_lse] = check_forward(wide, in);
+  EXPECT_EQ(full.to_vector<float>(), windowed.to_vector<float>());
+}
+
+TEST(CpuAttention, SlidingWindowOverManyQueryBlocks) {
+  // Windows shorter and longer than the kernel's query block, with recurring segment ids and a
+  // partly filled cache; blocks skip the keys behind every row's window.
+  Problem narrow{2, 150, 150, 4, 2, 8};
+  narrow.window = 20;
+  check_large(narrow, 46);
+  Problem cache{1, 130, 160, 4, 1, 8};
+  cache.kv_len = 140;
+  cache.window = 90;
+  cache.segments.resize(160);
+  for (int64_t j = 0; j < 160; ++j) {
+    cache.segments[j] = j < 3 ? -1 : static_cast<int32_t>((j / 30) % 2);
+  }
+  check_large(cache, 47);
+}
+
 TEST(CpuAttention, ManyBlocksAreBitwiseIndependentOfThreadCount) {
   Problem pr{3, 140, 150, 6, 3, 16};
   pr.kv_len = 145;
@@ -434,12 +498,13 @@ TEST(CpuAttention, ManyBlocksAreBitwiseIndependentOfThreadCount) {
     ScopedThreads scoped(threads);
     Tensor out = Tensor::empty(pr.q_shape(), DType::f32);
     Tensor lse = Tensor::empty({pr.b, pr.hq, pr.tq}, DType::f32);
-    cpu().attention(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.the_scale(), out, lse);
+    cpu().attention(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.window, pr.the_scale(),
+                    out, lse);
     Tensor dq = Tensor::empty(pr.q_shape(), DType::f32);
     Tensor dk = Tensor::empty(pr.k_shape(), DType::f32);
     Tensor dv = Tensor::empty(pr.k_shape(), DType::f32);
-    cpu().attention_backward(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.the_scale(), out,
-                             lse, dout, dq, dk, dv);
+    cpu().attention_backward(in.q, in.k, in.v, pr.segment_tensor(), pr.kv_len, pr.window,
+                             pr.the_scale(), out, lse, dout, dq, dk, dv);
     std::vector<float> all;
     for (const Tensor& t : {out, lse, dq, dk, dv}) {
       std::vector<float> part = t.to_vector<float>();
@@ -462,7 +527,7 @@ TEST(CpuAttention, BadArgumentsAreErrors) {
   auto f32 = [](const Shape& s) { return Tensor::empty(s, DType::f32); };
   auto forward = [&](const Tensor& q_, const Tensor& k_, const Tensor& v_, const Tensor& seg,
                      int64_t kv_len, const Tensor& out_, const Tensor& lse_) {
-    cpu().attention(q_, k_, v_, seg, kv_len, 0.35f, out_, lse_);
+    cpu().attention(q_, k_, v_, seg, kv_len, 0, 0.35f, out_, lse_);
   };
   EXPECT_NO_THROW(forward(q, k, v, Tensor(), -1, out, lse));
   // Query heads not a multiple of the kv heads; head sizes or batches that differ; v unlike k.
@@ -471,7 +536,8 @@ TEST(CpuAttention, BadArgumentsAreErrors) {
   EXPECT_THROW(forward(q, f32({2, 5, 2, 8}), f32({2, 5, 2, 8}), Tensor(), -1, out, lse), Error);
   EXPECT_THROW(forward(q, k, f32({1, 4, 2, 8}), Tensor(), -1, out, lse), Error);
   EXPECT_THROW(forward(q.reshape({3, 4, 8}), k, v, Tensor(), -1, out, lse), Error);
-  // kv_len beyond Tk or below -1.
+  // kv_len beyond Tk or below -1; a negative window.
+  EXPECT_THROW(cpu().attention(q, k, v, Tensor(), -1, -1, 0.35f, out, lse), Error);
   EXPECT_THROW(forward(q, k, v, Tensor(), 6, out, lse), Error);
   EXPECT_THROW(forward(q, k, v, Tensor(), -2, out, lse), Error);
   // Outputs of the wrong shape; lse in the [B, Tq, Hq] layout; segment ids wrong.
@@ -481,13 +547,13 @@ TEST(CpuAttention, BadArgumentsAreErrors) {
   EXPECT_THROW(forward(q, k, v, Tensor::zeros({1, 5}, DType::f32), -1, out, lse), Error);
   EXPECT_THROW(forward(Tensor::empty(qs, DType::bf16), k, v, Tensor(), -1, out, lse), Error);
   // Backward: gradients shaped like the wrong tensor.
-  EXPECT_THROW(cpu().attention_backward(q, k, v, Tensor(), -1, 0.35f, out, lse, out, out, out, v),
-               Error);
-  EXPECT_THROW(cpu().attention_backward(q, k, v, Tensor(), -1, 0.35f, out, lse, out, k, k, v),
-               Error);
   EXPECT_THROW(
-      cpu().attention_backward(q, k, v, Tensor(), -1, 0.35f, out, lse, f32({1, 3, 4}), out, k, v),
-      Error);
+      cpu().attention_backward(q, k, v, Tensor(), -1, 0, 0.35f, out, lse, out, out, out, v), Error);
+  EXPECT_THROW(cpu().attention_backward(q, k, v, Tensor(), -1, 0, 0.35f, out, lse, out, k, k, v),
+               Error);
+  EXPECT_THROW(cpu().attention_backward(q, k, v, Tensor(), -1, 0, 0.35f, out, lse, f32({1, 3, 4}),
+                                        out, k, v),
+               Error);
 }
 
 }  // namespace

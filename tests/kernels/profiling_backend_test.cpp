@@ -65,13 +65,13 @@ TEST(ProfilingBackend, ResultsAreBitwiseIdenticalToThePlainBackend) {
   const Tensor v = random_tensor({2, 8, 2, 16}, 8), dout = random_tensor({2, 8, 4, 16}, 9);
   Tensor o0 = Tensor::empty({2, 8, 4, 16}, DType::f32), o1 = o0.clone();
   Tensor l0 = Tensor::empty({2, 4, 8}, DType::f32), l1 = l0.clone();
-  plain().attention(q, k, v, Tensor(), -1, 0.25f, o0, l0);
-  wrapped.attention(q, k, v, Tensor(), -1, 0.25f, o1, l1);
+  plain().attention(q, k, v, Tensor(), -1, 0, 0.25f, o0, l0);
+  wrapped.attention(q, k, v, Tensor(), -1, 0, 0.25f, o1, l1);
   EXPECT_TRUE(same_bits(o0, o1) && same_bits(l0, l1)) << "attention";
   Tensor dq0 = q.clone(), dq1 = q.clone(), dk0 = k.clone(), dk1 = k.clone();
   Tensor dv0 = v.clone(), dv1 = v.clone();
-  plain().attention_backward(q, k, v, Tensor(), -1, 0.25f, o0, l0, dout, dq0, dk0, dv0);
-  wrapped.attention_backward(q, k, v, Tensor(), -1, 0.25f, o1, l1, dout, dq1, dk1, dv1);
+  plain().attention_backward(q, k, v, Tensor(), -1, 0, 0.25f, o0, l0, dout, dq0, dk0, dv0);
+  wrapped.attention_backward(q, k, v, Tensor(), -1, 0, 0.25f, o1, l1, dout, dq1, dk1, dv1);
   EXPECT_TRUE(same_bits(dq0, dq1) && same_bits(dk0, dk1) && same_bits(dv0, dv1))
       << "attention_backward";
 
@@ -116,7 +116,7 @@ TEST(ProfilingBackend, AggregatesCallsUnderShapeLabels) {
   const Tensor x = random_tensor({8, 1024, 4}, 5);
   const Tensor q = random_tensor({2, 16, 3, 8}, 6);
   Tensor o = Tensor::empty({2, 16, 3, 8}, DType::f32), lse = Tensor::empty({2, 3, 16}, DType::f32);
-  prof.attention(q, q, q, Tensor(), -1, 0.3f, o, lse);
+  prof.attention(q, q, q, Tensor(), -1, 0, 0.3f, o, lse);
   Tensor gx = x.clone();
   prof.unary(UnaryOp::gelu_tanh, x, gx);
   prof.unary(UnaryOp::gelu_tanh, x, gx);

@@ -71,6 +71,47 @@ TEST(ModelConfig, Qwen2HasQkvBiasOnly) {
   EXPECT_EQ(c.num_kv_heads, 2);
 }
 
+// Which layers slide, as transformers' configuration classes decide it: Mistral every layer when
+// sliding_window is set; Qwen2 and Qwen3 only with use_sliding_window, then the layers from
+// max_window_layers on unless layer_types says otherwise. The choice survives a round trip.
+TEST(ModelConfig, SlidingWindowLayers) {
+  const std::string shape =
+      R"("vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4,
+         "intermediate_size": 64)";
+  auto parse = [&](const std::string& extra) {
+    return ModelConfig::from_json("{" + shape + ", " + extra + "}", "sliding.json");
+  };
+  ModelConfig mistral = parse(R"("model_type": "mistral", "sliding_window": 4096)");
+  EXPECT_EQ(mistral.sliding_window, 4096);
+  EXPECT_EQ(mistral.sliding_layers, std::vector<bool>(4, true));
+  EXPECT_TRUE(parse(R"("model_type": "mistral", "sliding_window": null)").sliding_layers.empty());
+
+  ModelConfig qwen2 = parse(
+      R"("model_type": "qwen2", "use_sliding_window": true, "sliding_window": 64,
+         "max_window_layers": 1)");
+  EXPECT_EQ(qwen2.sliding_window, 64);
+  EXPECT_EQ(qwen2.sliding_layers, (std::vector<bool>{false, true, true, true}));
+  // max_window_layers ≥ the layer count: no layer slides, so no window is kept.
+  ModelConfig none = parse(
+      R"("model_type": "qwen2", "use_sliding_window": true, "sliding_window": 64,
+         "max_window_layers": 28)");
+  EXPECT_EQ(none.sliding_window, 0);
+  EXPECT_TRUE(none.sliding_layers.empty());
+  ModelConfig listed = parse(
+      R"("model_type": "qwen3", "use_sliding_window": true, "sliding_window": 8,
+         "layer_types": ["sliding_attention", "full_attention", "sliding_attention",
+                         "full_attention"])");
+  EXPECT_EQ(listed.sliding_layers, (std::vector<bool>{true, false, true, false}));
+  for (const ModelConfig& c : {mistral, qwen2, listed}) {
+    ModelConfig again = ModelConfig::from_json(c.to_json(), "again.json");
+    EXPECT_EQ(again.sliding_layers, c.sliding_layers) << c.model_type;
+    EXPECT_EQ(again.sliding_window, c.sliding_window) << c.model_type;
+  }
+  EXPECT_NE(error_of("{" + shape + R"(, "model_type": "mistral", "sliding_window": 0})")
+                .find("\"sliding_window\" is 0"),
+            std::string::npos);
+}
+
 // Qwen3-0.6B's shape: a head size (128) that is not hidden / heads, q/k norms, tied head, and the
 // keys its config carries that change nothing here (sliding_window null, use_sliding_window
 // false, max_window_layers, rope_scaling null).

@@ -70,7 +70,8 @@ inline ModelConfig tiny_qwen3() {
 }
 
 // Gemma 3's layer: (1 + w) norms around each block, q/k norms, a scaled embedding and attention,
-// a GELU-gated MLP; layer 0 slides (its own RoPE base), layer 1 is global.
+// a GELU-gated MLP; layer 0 slides (its own RoPE base and a 3-key window, shorter than the test
+// batches), layer 1 is global.
 inline ModelConfig tiny_gemma3() {
   ModelConfig c = tiny_qwen3();
   c.model_type = "gemma3_text";
@@ -79,7 +80,7 @@ inline ModelConfig tiny_gemma3() {
   c.attention_scale = 0.3;
   c.rope_local_theta = 100.0;
   c.sliding_layers = {true, false};
-  c.sliding_window = 16;
+  c.sliding_window = 3;
   return c;
 }
 

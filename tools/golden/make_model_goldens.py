@@ -37,9 +37,11 @@ POSITION_OFFSET = 3000
 FAMILIES = {
     "llama": dict(BASE, model_type="llama", architectures=["LlamaForCausalLM"],
                   tie_word_embeddings=False, attention_bias=False, mlp_bias=False),
+    # Qwen2 with its sliding window on: the layers from max_window_layers on slide (layer 1 here),
+    # and the window (3 keys) is shorter than the sequence.
     "qwen2": dict(BASE, model_type="qwen2", architectures=["Qwen2ForCausalLM"],
-                  tie_word_embeddings=False, use_sliding_window=False, sliding_window=None,
-                  max_window_layers=2, rope_theta=1000000.0),
+                  tie_word_embeddings=False, use_sliding_window=True, sliding_window=3,
+                  max_window_layers=1, rope_theta=1000000.0),
     "qwen3": dict(BASE, model_type="qwen3", architectures=["Qwen3ForCausalLM"],
                   tie_word_embeddings=True, attention_bias=False, use_sliding_window=False,
                   sliding_window=None, max_window_layers=2, rope_scaling=None,
@@ -55,15 +57,16 @@ FAMILIES = {
     "llama_linear": dict(BASE, model_type="llama", architectures=["LlamaForCausalLM"],
                          tie_word_embeddings=False, rope_scaling={"type": "linear",
                                                                   "factor": 4.0}),
-    # Gemma 3's text model (modeling_gemma3.py): a sliding layer (its own RoPE base, unscaled)
-    # and a full one (rope_theta with Gemma 3 4B's linear rope_scaling).
+    # Gemma 3's text model (modeling_gemma3.py): a sliding layer (its own RoPE base, unscaled,
+    # and a 4-key window, shorter than the sequence) and a full one (rope_theta with Gemma 3 4B's
+    # linear rope_scaling).
     "gemma3": {
         "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "vocab_size": 97,
         "hidden_size": 40, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 2, "head_dim": 12, "intermediate_size": 72,
         "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
         "rope_local_base_freq": 10000.0, "rope_scaling": {"rope_type": "linear", "factor": 8.0},
-        "query_pre_attn_scalar": 16, "sliding_window": 512,
+        "query_pre_attn_scalar": 16, "sliding_window": 4,
         "layer_types": ["sliding_attention", "full_attention"],
         "hidden_activation": "gelu_pytorch_tanh", "final_logit_softcapping": None,
         "attn_logit_softcapping": None, "attention_bias": False, "tie_word_embeddings": True,
@@ -184,6 +187,31 @@ def gelu_tanh(x):  # gelu_pytorch_tanh
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
 
 
+def sliding_layers(c):
+    """Which layers attend within c["sliding_window"] keys, as transformers' configuration
+    classes decide it: "layer_types" where given; Qwen2/Qwen3 only with use_sliding_window, then the
+    layers from max_window_layers on."""
+    n = c["num_hidden_layers"]
+    if c.get("sliding_window") is None:
+        return [False] * n
+    if c["model_type"] in ("qwen2", "qwen3") and not c.get("use_sliding_window", False):
+        return [False] * n
+    if "layer_types" in c:
+        return [t == "sliding_attention" for t in c["layer_types"]]
+    return [i >= c["max_window_layers"] for i in range(n)]
+
+
+def layer_mask(c, T, sliding):
+    """The additive mask: causal (key j ≤ query i), and on a sliding layer also j > i - window
+    (masking_utils' sliding_window_overlay: kv_idx > q_idx - sliding_window)."""
+    i = torch.arange(T)[:, None]
+    j = torch.arange(T)[None, :]
+    allowed = j <= i
+    if sliding:
+        allowed = allowed & (j > i - c["sliding_window"])
+    return torch.zeros(T, T).masked_fill(~allowed, float("-inf"))
+
+
 def attention(q, k, v, H, KV, scaling, causal):
     k = k.repeat_interleave(H // KV, dim=1)  # repeat_kv
     v = v.repeat_interleave(H // KV, dim=1)
@@ -192,16 +220,16 @@ def attention(q, k, v, H, KV, scaling, causal):
 
 
 def forward_gemma3(c, w, ids, positions):
-    """Gemma3ForCausalLM; the sliding window (512) is longer than the sequence, so it masks
-    nothing here."""
+    """Gemma3ForCausalLM."""
     B, T = ids.shape
     H, KV, Dh = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
     eps = c["rms_norm_eps"]
     x = w["model.embed_tokens.weight"][ids] * c["hidden_size"] ** 0.5
-    causal = torch.full((T, T), float("-inf")).triu(1)
+    sliding = sliding_layers(c)
     for i in range(c["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        local = c["layer_types"][i] == "sliding_attention"
+        local = sliding[i]
+        causal = layer_mask(c, T, local)
         cos, sin = rope_cos_sin(c, positions, local)
         cos, sin = cos[:, None], sin[:, None]
         h = gemma_rms_norm(x, w[p + "input_layernorm.weight"], eps)
@@ -236,9 +264,10 @@ def forward(c, w, ids):
     x = w["model.embed_tokens.weight"][ids]
     cos, sin = rope_cos_sin(c, positions)
     cos, sin = cos[:, None], sin[:, None]  # [B, 1, T, Dh]
-    causal = torch.full((T, T), float("-inf")).triu(1)
+    sliding = sliding_layers(c)
     for i in range(c["num_hidden_layers"]):
         p = f"model.layers.{i}."
+        causal = layer_mask(c, T, sliding[i])
         h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
         q = linear(h, w, p + "self_attn.q_proj").view(B, T, H, Dh)
         k = linear(h, w, p + "self_attn.k_proj").view(B, T, KV, Dh)
