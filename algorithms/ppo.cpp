@@ -340,7 +340,7 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
   std::optional<Progress> progress;
   if (lead) {
     log.emplace((fs::path(trainer.out_dir) / "metrics.jsonl").string(),
-                trainer.resume.empty() ? -1 : start);
+                trainer.resume.empty() ? -1 : start, trainer.tensorboard_dir);
     progress.emplace(trainer.label, trainer.steps - start, "steps");
   }
   auto save = [&](int64_t step) {

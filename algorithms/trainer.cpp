@@ -182,7 +182,7 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
   std::optional<MetricsLog> metrics;
   if (lead) {
     metrics.emplace((fs::path(options.out_dir) / "metrics.jsonl").string(),
-                    options.resume.empty() ? -1 : start);
+                    options.resume.empty() ? -1 : start, options.tensorboard_dir);
   }
 
   auto save = [&](int64_t step) {

@@ -69,6 +69,7 @@ struct TrainerOptions {
   int64_t save_every = 0;  // steps between checkpoints (0 = only on a signal)
   int64_t keep = 2;        // checkpoints kept (0 = all)
   std::string resume;      // checkpoint or run directory to continue from ("" = fresh)
+  std::string tensorboard_dir;  // also log the metrics as TensorBoard events here ("" = no)
   // Where the tokenizer files copied into checkpoints and the final model directory come from: a
   // model directory or a tokenizer file (see save_model in io/model_dir.h); empty copies none.
   std::string tokenizer_source;

@@ -9,7 +9,12 @@
 
 namespace rlaif {
 
-MetricsLog::MetricsLog(const std::string& path, int64_t resume_step) : path_(path) {
+MetricsLog::MetricsLog(const std::string& path, int64_t resume_step,
+                       const std::string& tensorboard_dir)
+    : path_(path) {
+  if (!tensorboard_dir.empty()) {
+    tensorboard_ = std::make_unique<TensorBoardWriter>(tensorboard_dir, resume_step);
+  }
   if (resume_step >= 0 && std::filesystem::exists(path)) {
     truncate_to_complete_lines(path);
     std::string kept;
@@ -41,6 +46,9 @@ void MetricsLog::write(int64_t step, const std::string& kind,
     }
   }
   writer_->write(doc);
+  if (tensorboard_) {
+    for (const auto& [name, value] : values) tensorboard_->scalar(kind + "/" + name, step, value);
+  }
 }
 
 }  // namespace rlaif

@@ -27,6 +27,9 @@ void declare_trainer_flags(Flags& flags, const std::string& default_steps,
               "steps between checkpoints (0 = none; SIGINT/SIGTERM still save)")
       .option("keep", "2", "checkpoints to keep (0 = all)")
       .option("resume", "", "checkpoint, or run directory, to continue from bit for bit")
+      .option("tensorboard", "",
+              "also write the logged metrics as TensorBoard event files in this directory (one "
+              "directory per run; `tensorboard --logdir` its parent to compare runs)")
       .option("device", "cpu",
               "cpu or cuda[:N]; under mpirun, a bare cuda is the GPU numbered by the rank's "
               "place on its machine (one GPU per rank)")
@@ -83,6 +86,7 @@ TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string
   o.save_every = flags.integer("save-every");
   o.keep = flags.integer("keep");
   o.resume = flags.str("resume");
+  o.tensorboard_dir = flags.str("tensorboard");
   if (o.steps <= 0) throw UsageError("--steps must be positive");
   if (o.grad_accum <= 0) throw UsageError("--grad-accum must be positive");
   o.overlap_reduction = !flags.on("no-overlap");

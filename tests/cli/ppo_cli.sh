@@ -28,7 +28,11 @@ run() {  # name, "extra metric names", then flags
   done
 }
 
-run gae "value_loss explained_variance value_clip_fraction" --steps 2 --mini-batches 2
+run gae "value_loss explained_variance value_clip_fraction" --steps 2 --mini-batches 2 \
+  --tensorboard "$tmp/gae_tb"
+# The same metrics as TensorBoard scalars, tagged train/NAME.
+grep -aq "train/explained_variance" "$tmp"/gae_tb/events.out.tfevents.* ||
+  { echo "ppo --tensorboard wrote no train/explained_variance scalar"; ls -la "$tmp/gae_tb"; exit 1; }
 [[ -f "$tmp/gae/value_model/model.safetensors" ]] || { echo "no value model written"; exit 1; }
 [[ $(wc -l < "$tmp/gae/metrics.jsonl") -eq 2 ]] || { echo "gae logged $(wc -l < "$tmp/gae/metrics.jsonl") steps"; exit 1; }
 run rloo "non_score_reward" --steps 2 --advantage rloo --samples-per-prompt 2 --kl-estimator k3

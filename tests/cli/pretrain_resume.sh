@@ -22,19 +22,25 @@ losses "$tmp/full/metrics.jsonl" > "$tmp/full.txt"
 # SIGKILL after a checkpoint exists, at two different moments.
 for wait_for in 00000010 00000025; do
   out="$tmp/killed_$wait_for"
-  "$rlaif" pretrain "${common[@]}" --out "$out" >/dev/null 2>&1 &
+  "$rlaif" pretrain "${common[@]}" --out "$out" --tensorboard "$out.tb" >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 600); do [[ -d "$out/checkpoints/step_$wait_for" ]] && break; sleep 0.05; done
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   [[ -d "$out/checkpoints/step_$wait_for" ]] || { echo "no checkpoint step_$wait_for appeared"; exit 1; }
-  "$rlaif" pretrain "${common[@]}" --out "$out" --resume "$out" >/dev/null 2>&1
+  "$rlaif" pretrain "${common[@]}" --out "$out" --resume "$out" --tensorboard "$out.tb" >/dev/null 2>&1
   losses "$out/metrics.jsonl" > "$out.txt"
   if ! diff -q "$tmp/full.txt" "$out.txt" >/dev/null; then
     echo "losses after SIGKILL near step $wait_for and resume differ from the uninterrupted run:"
     diff "$tmp/full.txt" "$out.txt" | head -10
     exit 1
   fi
+  # --tensorboard: the killed run's event file and the resumed run's, both with train/loss.
+  files=("$out.tb"/events.out.tfevents.*)
+  [[ ${#files[@]} -eq 2 ]] || { echo "want 2 TensorBoard event files, got: ${files[*]}"; exit 1; }
+  for f in "${files[@]}"; do
+    grep -aq "train/loss" "$f" || { echo "$f holds no train/loss scalar"; exit 1; }
+  done
 done
 
 # SIGINT: saves a checkpoint and exits with 128+2; resuming finishes the same run.
