@@ -29,6 +29,13 @@ Flags& Flags::flag(const std::string& name, const std::string& help) {
   return *this;
 }
 
+Flags& Flags::positional(const std::string& name, const std::string& help, bool required) {
+  positional_name_ = name;
+  positional_help_ = help;
+  positional_required_ = required;
+  return *this;
+}
+
 const Flags::Spec& Flags::spec(const std::string& name) const {
   auto it = specs_.find(name);
   if (it == specs_.end()) throw UsageError("unknown flag --" + name);
@@ -46,6 +53,10 @@ bool Flags::parse(const std::vector<std::string>& args) {
     const std::string& arg = args[i];
     if (arg == "-h") return std::fputs(help().c_str(), stdout), false;
     if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
+      if (!positional_name_.empty() && arg != "--") {
+        positionals_.push_back(arg);
+        continue;
+      }
       throw UsageError("unexpected argument '" + arg + "' (flags look like --name value)");
     }
     std::string name = arg.substr(2), value;
@@ -74,6 +85,9 @@ bool Flags::parse(const std::vector<std::string>& args) {
   }
   if (from_command_line.count("config")) load_config(from_command_line["config"]);
   for (auto& [name, value] : from_command_line) values_[name] = value;
+  if (positional_required_ && positionals_.empty()) {
+    throw UsageError("missing " + positional_name_ + " (" + positional_help_ + ")");
+  }
   for (const auto& name : order_) {
     const Spec& s = specs_.at(name);
     if (s.required && (!values_.count(name) || values_[name].empty())) {
@@ -160,7 +174,11 @@ bool Flags::given(const std::string& name) const {
 
 std::string Flags::help() const {
   std::ostringstream os;
-  os << "usage: rlaif " << command_ << " [flags]\n\n" << summary_ << "\n\nflags:\n";
+  os << "usage: rlaif " << command_;
+  if (!positional_name_.empty()) os << " " << positional_name_ << "...";
+  os << " [flags]\n\n" << summary_ << "\n\n";
+  if (!positional_name_.empty()) os << positional_name_ << "...: " << positional_help_ << "\n\n";
+  os << "flags:\n";
   for (const auto& name : order_) {
     const Spec& s = specs_.at(name);
     std::string left = "  --" + name + (s.is_switch ? "" : " VALUE");

@@ -27,6 +27,9 @@ class Flags {
                 bool required = false);
   // Declares a switch (present = true).
   Flags& flag(const std::string& name, const std::string& help);
+  // Accepts bare arguments (not starting with --), shown in the usage line as NAME...; without
+  // this call a bare argument is a UsageError. At least one is required when `required`.
+  Flags& positional(const std::string& name, const std::string& help, bool required = true);
 
   // Parses argv (after the command words). Returns false when --help was asked for (the help
   // text has then been printed to stdout). Throws UsageError for unknown or malformed flags.
@@ -38,6 +41,8 @@ class Flags {
   bool on(const std::string& name) const;
   // Whether the user gave the flag (on the command line or in --config).
   bool given(const std::string& name) const;
+  // The bare arguments, in order.
+  const std::vector<std::string>& positionals() const { return positionals_; }
 
   std::string help() const;
 
@@ -57,6 +62,10 @@ class Flags {
   std::vector<std::string> order_;
   std::map<std::string, Spec> specs_;
   std::map<std::string, std::string> values_;
+  std::string positional_name_;  // empty: no bare arguments accepted
+  std::string positional_help_;
+  bool positional_required_ = false;
+  std::vector<std::string> positionals_;
 };
 
 }  // namespace rlaif::cli

@@ -34,6 +34,7 @@ int distill_main(const std::vector<std::string>& args);
 int sample_main(const std::vector<std::string>& args);
 int label_main(const std::vector<std::string>& args);
 int eval_main(const std::vector<std::string>& args);
+int report_main(const std::vector<std::string>& args);
 int serve_main(const std::vector<std::string>& args);
 int bench_main(const std::vector<std::string>& args);
 int bench_train_main(const std::vector<std::string>& args);

@@ -7,6 +7,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-openmp-dev   # CPU GEMM (cblas_sgemm), sharing the OpenMP thread pool
   libgtest-dev             # tests
+  libxml2-dev              # tests: parsing the SVG charts of reports
+  libpng-dev chromium      # tests: rendering a report in a real browser and reading its screenshot
   libsentencepiece-dev sentencepiece  # tokenizer library, and spm_encode for tests
   rapidjson-dev            # JSON (configs, datasets, the API client)
   libcurl4-openssl-dev     # HTTP client for teachers and critics

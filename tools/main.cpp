@@ -23,7 +23,9 @@ namespace rlaif::cli {
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> commands = {
       {"version", "print the version and what this binary was built with", version_main},
-      {"init", "write a randomly initialised GPT-2, Llama or Qwen2 model directory", init_main},
+      {"init",
+       "write a randomly initialised model directory (GPT-2, Llama, Qwen, or --like a config)",
+       init_main},
       {"generate", "generate text from a prompt or a JSONL file of prompts", generate_main},
       {"eval-loss", "mean next-token cross-entropy of a model on text or a token shard",
        eval_loss_main},
@@ -42,6 +44,7 @@ const std::vector<Command>& all_commands() {
       {"label", "a critic's pairwise judgments over the API as preference pairs", label_main},
       {"eval", "win rate of a model against reference answers, judged by a critic over the API",
        eval_main},
+      {"report", "one standalone HTML file with the training curves of runs", report_main},
       {"serve", "serve a model over an OpenAI-compatible HTTP API (batched generation)",
        serve_main},
       {"bench", "benchmarks: bench train, bench kernels, bench generate, bench tokenizer",

@@ -26,6 +26,8 @@ jobs="$(nproc)"
 # Idle OpenMP workers sleep instead of spinning: with ctest running tests in parallel on few
 # cores, spinning workers starve the threads doing the work (a 11 s test took 93 s).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+# install_deps.sh installed Chromium: the report's browser test must run, not skip.
+export RLAIF_REQUIRE_BROWSER=1
 
 run_suite() {  # build dir, ctest exclusion regex ("" = none), then extra cmake flags
   local dir="$1" exclude="$2"
