@@ -205,7 +205,13 @@ JudgeTemplate JudgeTemplate::from_file(Kind kind, const std::string& path) {
   RLAIF_CHECK(in.good(), "cannot open judge template ", path);
   std::stringstream buffer;
   buffer << in.rdbuf();
-  return JudgeTemplate(kind, buffer.str(), "", path);
+  std::string text = buffer.str();
+  // The newline that ends a text file's last line is not part of the message.
+  if (text.ends_with("\r\n"))
+    text.resize(text.size() - 2);
+  else if (text.ends_with("\n"))
+    text.pop_back();
+  return JudgeTemplate(kind, text, "", path);
 }
 
 CompletionRequest JudgeTemplate::request(std::string user_message, const std::string& item) const {

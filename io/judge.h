@@ -68,8 +68,9 @@ class JudgeTemplate {
   // The built-in templates (with a system message).
   static JudgeTemplate default_pairwise();
   static JudgeTemplate default_rating();
-  // A template file: its whole text is the user message (no system message). Error naming the
-  // file when it cannot be read or lacks one of its kind's placeholders.
+  // A template file: its whole text is the user message (no system message), less the newline
+  // that ends its last line. Error naming the file when it cannot be read or lacks one of its
+  // kind's placeholders.
   static JudgeTemplate from_file(Kind kind, const std::string& path);
   // Error naming `where` when `user` lacks one of the kind's placeholders.
   JudgeTemplate(Kind kind, std::string user, std::string system, const std::string& where);

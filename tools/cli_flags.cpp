@@ -29,6 +29,12 @@ Flags& Flags::flag(const std::string& name, const std::string& help) {
   return *this;
 }
 
+Flags& Flags::config_is_input(const std::string& help) {
+  config_holds_flags_ = false;
+  specs_["config"] = Spec{"", help, false, true};
+  return *this;
+}
+
 Flags& Flags::positional(const std::string& name, const std::string& help, bool required) {
   positional_name_ = name;
   positional_help_ = help;
@@ -83,7 +89,9 @@ bool Flags::parse(const std::vector<std::string>& args) {
     std::fputs(help().c_str(), stdout);
     return false;
   }
-  if (from_command_line.count("config")) load_config(from_command_line["config"]);
+  if (config_holds_flags_ && from_command_line.count("config")) {
+    load_config(from_command_line["config"]);
+  }
   for (auto& [name, value] : from_command_line) values_[name] = value;
   if (positional_required_ && positionals_.empty()) {
     throw UsageError("missing " + positional_name_ + " (" + positional_help_ + ")");

@@ -41,6 +41,8 @@ class Flags {
   bool on(const std::string& name) const;
   // Whether the user gave the flag (on the command line or in --config).
   bool given(const std::string& name) const;
+  // Makes --config this command's own input file (required), not a file of flag values.
+  Flags& config_is_input(const std::string& help);
   // The bare arguments, in order.
   const std::vector<std::string>& positionals() const { return positionals_; }
 
@@ -65,6 +67,7 @@ class Flags {
   std::string positional_name_;  // empty: no bare arguments accepted
   std::string positional_help_;
   bool positional_required_ = false;
+  bool config_holds_flags_ = true;
   std::vector<std::string> positionals_;
 };
 

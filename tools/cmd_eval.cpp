@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 
+#include "algorithms/checkable_tasks.h"
 #include "algorithms/stop_signals.h"
 #include "io/atomic_file.h"
 #include "io/datasets.h"
@@ -43,7 +44,10 @@ int eval_main(const std::vector<std::string>& args) {
       .option("template", "",
               "judge template file with {instruction}, {output_1}, {output_2} (default: "
               "AlpacaEval-style)")
-      .option("judge-max-tokens", "16", "tokens the critic may answer with");
+      .option("judge-max-tokens", "16", "tokens the critic may answer with")
+      .flag("exact-match",
+            "also score each answer by exact match with the reference (surrounding whitespace "
+            "ignored), for tasks with one right answer: accuracy and its standard error");
   declare_generation_flags(flags, "0", "256");
   declare_api_flags(flags, "critic");
   if (!flags.parse(args)) return 0;
@@ -126,6 +130,8 @@ int eval_main(const std::vector<std::string>& args) {
     return 128 + stop.pending();
   }
 
+  const bool check_exact = flags.on("exact-match");
+  std::vector<double> exact_scores;
   std::map<std::string, int64_t> counts;
   std::vector<double> scores;
   std::string text;
@@ -161,6 +167,11 @@ int eval_main(const std::vector<std::string>& args) {
     doc.AddMember("judgments", string_array({r1.ok ? r1.text : "", r2.ok ? r2.text : ""}, a), a);
     add_string(doc, "outcome", outcome, a);
     doc.AddMember("score", score ? rapidjson::Value(*score) : rapidjson::Value(), a);
+    if (check_exact) {
+      const bool exact = exact_match(outputs[i], references[i]);
+      exact_scores.push_back(exact ? 1.0 : 0.0);
+      doc.AddMember("exact_match", exact, a);
+    }
     if (!r1.ok || !r2.ok) add_string(doc, "error", r1.ok ? r2.error : r1.error, a);
     text += to_json_line(doc) + "\n";
   }
@@ -177,6 +188,13 @@ int eval_main(const std::vector<std::string>& args) {
   summary.AddMember("stderr", number_or_null(w.standard_error), a);
   summary.AddMember("items", static_cast<int64_t>(prompts.size()), a);
   summary.AddMember("judged", w.n, a);
+  if (check_exact) {
+    const WinRate acc = win_rate(exact_scores);
+    summary.AddMember("accuracy", number_or_null(acc.mean), a);
+    summary.AddMember("accuracy_stderr", number_or_null(acc.standard_error), a);
+    std::fprintf(stderr, "eval: exact-match accuracy %.4f +- %.4f over %lld items\n", acc.mean,
+                 acc.standard_error, static_cast<long long>(acc.n));
+  }
   for (const char* k : {"win", "tie", "loss", "unparsed", "failed"}) {
     summary.AddMember(rapidjson::StringRef(k), counts[k], a);
   }

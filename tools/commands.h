@@ -35,6 +35,8 @@ int sample_main(const std::vector<std::string>& args);
 int label_main(const std::vector<std::string>& args);
 int eval_main(const std::vector<std::string>& args);
 int report_main(const std::vector<std::string>& args);
+int tasks_main(const std::vector<std::string>& args);
+int experiment_main(const std::vector<std::string>& args);
 int serve_main(const std::vector<std::string>& args);
 int bench_main(const std::vector<std::string>& args);
 int bench_train_main(const std::vector<std::string>& args);

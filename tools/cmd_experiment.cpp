@@ -1,0 +1,280 @@
+// `rlaif experiment`: the arms of Sharma et al. (2024), "A Critical Evaluation of AI Feedback for
+// Aligning LLMs", end to end, as a sequence of rlaif commands run as child processes:
+//
+//   SFT on the strong teacher's answers            sft_strong      (distill → sft)
+//   SFT on the weak teacher's answers              sft_weak        (distill → sft)
+//   sft_weak, then DPO on the critic's labels      sft_weak_dpo    (sample → label → dpo)
+//     of its own samples (AI feedback)
+//   the same on sft_strong                         sft_strong_dpo
+//
+// and every arm scored on held-out prompts: win rate against the reference answers, judged in
+// both orders (± standard error), and exact-match accuracy where the task has one right answer.
+// Each stage writes a marker (OUT/stages/NAME.json, its summary) when it is done; a re-run skips
+// finished stages and continues the others where they stopped (training from its checkpoints,
+// API stages from their request caches), so nothing is trained or paid for twice.
+#include <rapidjson/document.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#include "io/atomic_file.h"
+#include "io/jsonl.h"
+#include "runtime/error.h"
+#include "tools/cli_flags.h"
+#include "tools/commands.h"
+#include "tools/experiment_config.h"
+#include "tools/experiment_report.h"
+#include "tools/subprocess.h"
+
+namespace rlaif::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+int64_t count_records(const std::string& path) {
+  std::ifstream in(path);
+  int64_t n = 0;
+  std::string line;
+  while (std::getline(in, line)) n += line.find_first_not_of(" \t\r") != std::string::npos;
+  return n;
+}
+
+// The last line of a command's stdout that parses as a JSON object: its summary.
+std::string summary_line(const std::string& out) {
+  std::istringstream lines(out);
+  std::string line, last = "{}";
+  while (std::getline(lines, line)) {
+    rapidjson::Document doc;
+    doc.Parse(line.c_str());
+    if (!doc.HasParseError() && doc.IsObject()) last = line;
+  }
+  return last;
+}
+
+bool has_checkpoint(const std::string& run_dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec)) {
+    if (e.path().filename().string().starts_with("step_")) return true;
+  }
+  return false;
+}
+
+class Experiment {
+ public:
+  Experiment(ExperimentConfig config, std::string out, bool dry_run)
+      : c_(std::move(config)), out_(std::move(out)), dry_run_(dry_run), self_(own_executable()) {}
+
+  int run();
+
+ private:
+  // The flags that point an API command at `e`, serving a local model first when needed.
+  std::vector<std::string> api_args(const Endpoint& e, const std::string& role);
+  // Runs one stage unless its marker exists; returns its summary (a JSON object's text), or
+  // nullopt when it failed or was interrupted (exit code in failed_code_).
+  std::optional<std::string> stage(const std::string& name, std::vector<std::string> argv,
+                                   const std::string& dry_run_note);
+  std::string path(const std::string& relative) const {
+    return (fs::path(out_) / relative).string();
+  }
+
+  ExperimentConfig c_;
+  std::string out_;
+  bool dry_run_;
+  std::string self_;
+  std::map<std::string, std::unique_ptr<ServedModel>> served_;  // by model directory
+  int failed_code_ = 0;
+};
+
+std::vector<std::string> Experiment::api_args(const Endpoint& e, const std::string& role) {
+  std::vector<std::string> args;
+  if (e.local()) {
+    if (dry_run_) return {"--api-base", "http://127.0.0.1:PORT/v1", "--api-model", role};
+    auto it = served_.find(e.model_dir);
+    if (it == served_.end()) {
+      std::fprintf(stderr, "experiment: serving %s as \"%s\"\n", e.model_dir.c_str(), role.c_str());
+      it = served_
+               .emplace(e.model_dir, std::make_unique<ServedModel>(
+                                         e.model_dir, role, path("logs/serve_" + role + ".log")))
+               .first;
+    }
+    args = {"--api-base", it->second->api_base(), "--api-model", it->second->name()};
+  } else {
+    args = {"--api-base", e.api_base, "--api-model", e.model};
+    append_flags(args, e.api_flags);
+  }
+  return args;
+}
+
+std::optional<std::string> Experiment::stage(const std::string& name, std::vector<std::string> argv,
+                                             const std::string& dry_run_note) {
+  const std::string marker = path("stages/" + name + ".json");
+  argv.insert(argv.begin(), self_);
+  if (dry_run_) {
+    std::printf("== %s%s\n   %s\n", name.c_str(), fs::exists(marker) ? " (done)" : "",
+                shell_quote(argv).c_str());
+    if (!dry_run_note.empty()) std::printf("   %s\n", dry_run_note.c_str());
+    return "{}";
+  }
+  if (fs::exists(marker)) {
+    std::ifstream in(marker);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::fprintf(stderr, "experiment: %s done earlier\n", name.c_str());
+    return text.str();
+  }
+  std::fprintf(stderr, "experiment: %s\n", name.c_str());
+  {
+    std::ofstream log(path("logs/commands.txt"), std::ios::app);
+    log << name << ": " << shell_quote(argv) << "\n";
+  }
+  const ProcessResult r = run_process(argv);
+  if (r.exit_code != 0) {
+    failed_code_ = r.exit_code;
+    std::fprintf(stderr, "experiment: %s %s (exit %d); re-run the same command to continue\n",
+                 name.c_str(), r.exit_code >= 128 ? "was interrupted" : "failed", r.exit_code);
+    return std::nullopt;
+  }
+  const std::string summary = summary_line(r.out);
+  write_file_atomically(marker, summary + "\n");
+  return summary;
+}
+
+int Experiment::run() {
+  if (!dry_run_) {
+    fs::create_directories(path("stages"));
+    fs::create_directories(path("logs"));
+    fs::create_directories(path("data"));
+  }
+  const int64_t n_prompts = count_records(c_.train_prompts),
+                n_eval = count_records(c_.eval_prompts);
+  int64_t samples_per_prompt = 2;
+  for (const auto& [k, v] : c_.sample) {
+    if (k == "n") samples_per_prompt = std::stoll(v);
+  }
+  bool both_orders = true;
+  for (const auto& [k, v] : c_.label) {
+    if (k == "both-orders") both_orders = v != "false";
+  }
+  std::map<std::string, std::string> summaries;  // stage → summary
+  auto need = [&](const std::string& stage_name, std::optional<std::string> s) {
+    if (!s) return false;
+    summaries[stage_name] = *s;
+    return true;
+  };
+
+  // SFT arms: a teacher answers the prompts, the base model learns from the answers.
+  for (const char* strength : {"strong", "weak"}) {
+    const std::string sft = std::string("sft_") + strength;
+    bool wanted = false;
+    for (const std::string& arm : c_.arms) wanted = wanted || arm.starts_with(sft);
+    if (!wanted) continue;
+    const Endpoint& teacher =
+        std::string(strength) == "strong" ? c_.strong_teacher : c_.weak_teacher;
+    const std::string data = path("data/" + sft + ".jsonl");
+    std::vector<std::string> distill = {"distill", "--prompts", c_.train_prompts, "--out", data};
+    append_flags(distill, c_.distill);
+    for (const std::string& a : api_args(teacher, std::string(strength) + "_teacher"))
+      distill.push_back(a);
+    if (!need("distill_" + std::string(strength),
+              stage("distill_" + std::string(strength), distill,
+                    std::to_string(n_prompts) + " requests to the " + strength + " teacher (" +
+                        teacher.describe() + ")")))
+      return failed_code_;
+    const std::string run_dir = path("arms/" + sft);
+    std::vector<std::string> train = {"sft", "--model", c_.base_model, "--data",
+                                      data,  "--out",   run_dir};
+    append_flags(train, c_.sft);
+    if (has_checkpoint(run_dir)) train.insert(train.end(), {"--resume", run_dir});
+    if (!need(sft, stage(sft, train, ""))) return failed_code_;
+  }
+
+  // DPO arms: the SFT model's own samples, labelled by the critic, then DPO against it.
+  for (const std::string& arm : c_.arms) {
+    if (!arm.ends_with("_dpo")) continue;
+    const std::string sft = arm.substr(0, arm.size() - 4), sft_dir = path("arms/" + sft);
+    const std::string samples = path("data/" + arm + "_samples.jsonl");
+    std::vector<std::string> sample = {"sample",         "--model", sft_dir, "--prompts",
+                                       c_.train_prompts, "--out",   samples};
+    append_flags(sample, c_.sample);
+    if (!need("sample_" + arm, stage("sample_" + arm, sample, ""))) return failed_code_;
+    const std::string prefs = path("data/" + arm + "_prefs.jsonl");
+    std::vector<std::string> label = {"label", "--pairs", samples, "--out", prefs};
+    if (!c_.critic_template.empty()) label.insert(label.end(), {"--template", c_.critic_template});
+    FlagList label_flags = c_.label;
+    bool given = false;
+    for (const auto& [k, v] : label_flags) given = given || k == "both-orders";
+    if (!given) label_flags.emplace_back("both-orders", "true");
+    append_flags(label, label_flags);
+    for (const std::string& a : api_args(c_.critic, "critic")) label.push_back(a);
+    const int64_t pairs = n_prompts * samples_per_prompt * (samples_per_prompt - 1) / 2;
+    if (!need("label_" + arm, stage("label_" + arm, label,
+                                    "about " + std::to_string(pairs * (both_orders ? 2 : 1)) +
+                                        " requests to the critic (" + c_.critic.describe() + ")")))
+      return failed_code_;
+    const std::string run_dir = path("arms/" + arm);
+    std::vector<std::string> dpo = {"dpo", "--model", sft_dir, "--data", prefs, "--out", run_dir};
+    append_flags(dpo, c_.dpo);
+    if (has_checkpoint(run_dir)) dpo.insert(dpo.end(), {"--resume", run_dir});
+    if (!need(arm, stage(arm, dpo, ""))) return failed_code_;
+  }
+
+  // Every arm on the held-out prompts, judged against the references in both orders.
+  for (const std::string& arm : c_.arms) {
+    std::vector<std::string> eval = {
+        "eval",          "--model",       path("arms/" + arm),
+        "--prompts",     c_.eval_prompts, "--reference",
+        c_.eval_prompts, "--out",         path("eval/" + arm + ".jsonl")};
+    if (!c_.critic_template.empty()) eval.insert(eval.end(), {"--template", c_.critic_template});
+    if (c_.exact_match) eval.push_back("--exact-match");
+    append_flags(eval, c_.eval);
+    for (const std::string& a : api_args(c_.judge, "judge")) eval.push_back(a);
+    if (!dry_run_) fs::create_directories(path("eval"));
+    if (!need("eval_" + arm, stage("eval_" + arm, eval,
+                                   std::to_string(2 * n_eval) + " requests to the judge (" +
+                                       c_.judge.describe() + ")")))
+      return failed_code_;
+  }
+  served_.clear();  // stop the servers before the report
+  if (dry_run_) return 0;
+
+  const ExperimentResults results = collect_results(c_, out_, summaries);
+  write_results(results, out_);
+  std::fputs(results_markdown(results).c_str(), stdout);
+  std::printf("\nreport: %s\n", path("report.html").c_str());
+  return 0;
+}
+
+}  // namespace
+
+int experiment_main(const std::vector<std::string>& args) {
+  Flags flags(
+      "experiment",
+      "Run the arms of Sharma et al. (2024), \"A Critical Evaluation of AI Feedback for\n"
+      "Aligning LLMs\", end to end, and score them: SFT on a strong teacher's answers "
+      "(sft_strong),\n"
+      "SFT on a weak teacher's answers (sft_weak), and that SFT model followed by DPO on a\n"
+      "critic's pairwise labels of its own samples, asked in both orders (sft_weak_dpo;\n"
+      "sft_strong_dpo likewise). Each arm is scored on held-out prompts by its win rate against\n"
+      "the reference answers, judged in both orders, with its standard error, and by exact-match\n"
+      "accuracy where the task has one right answer. Teachers, critic and judge are\n"
+      "OpenAI-compatible APIs or local model directories, which rlaif serves on loopback ports so\n"
+      "that every call takes the API path. The config file is described in\n"
+      "tools/experiment_config.h; data/miniature/experiment.json runs offline on 2 CPU cores.\n"
+      "Writes OUT/results.json, OUT/results.md and OUT/report.html. Every stage is resumable: a\n"
+      "re-run after Ctrl-C, a crash or an exhausted quota continues where it stopped and sends\n"
+      "no request twice.");
+  flags.config_is_input("the experiment's JSON file (tools/experiment_config.h)")
+      .option("out", "", "experiment directory", true)
+      .flag("dry-run", "print each stage's command and the requests it would send; run nothing");
+  if (!flags.parse(args)) return 0;
+  const ExperimentConfig config = ExperimentConfig::load(flags.str("config"));
+  Experiment experiment(config, flags.str("out"), flags.on("dry-run"));
+  return experiment.run();
+}
+
+}  // namespace rlaif::cli
