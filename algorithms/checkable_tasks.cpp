@@ -69,10 +69,18 @@ CheckableTask CheckableTaskGenerator::next() {
   return {"sort", "Sort the letters " + shown + ".", join_letters(letters)};
 }
 
-std::string CheckableTaskGenerator::near_miss(const CheckableTask& task) {
+std::string CheckableTaskGenerator::wrong_answer(const CheckableTask& task) {
   for (int attempt = 0; attempt < 32; ++attempt) {
     std::string wrong;
-    if (task.family == "add") {
+    if (below(4) == 0) {  // unrelated: another answer of the same form
+      if (task.family == "add") {
+        wrong = std::to_string(below(199));
+      } else {
+        std::vector<char> letters = split_letters(task.answer);
+        for (char& c : letters) c = static_cast<char>('a' + below(26));
+        wrong = join_letters(letters);
+      }
+    } else if (task.family == "add") {
       static const int kOffsets[] = {-10, -2, -1, 1, 2, 10};
       const int64_t v = std::stoll(task.answer) + kOffsets[below(6)];
       wrong = std::to_string(std::max<int64_t>(0, v));
@@ -105,6 +113,10 @@ std::string compact_pairwise_prompt(const std::string& instruction, const std::s
   return fill_template(
       kCompactPairwiseTemplate,
       {{"instruction", instruction}, {"output_1", output_1}, {"output_2", output_2}});
+}
+
+std::string critic_answer(const CheckableTask& task, bool right_is_a) {
+  return "<think>" + task.answer + "</think>" + (right_is_a ? "Output (a)" : "Output (b)");
 }
 
 bool exact_match(const std::string& completion, const std::string& reference) {

@@ -10,10 +10,16 @@
 // Words have 3 to 5 letters; addends are 0..99. The answer is a function of the prompt alone,
 // so exact match against it (after trimming surrounding whitespace) is the checker.
 //
-// Critic examples follow the seed paper's pairwise format (the answer is "Output (a)" or
-// "Output (b)") in a compact template that fits a small model's context; the wrong output is a
-// near miss of the right one (two neighbours swapped, a letter changed, the letters left
-// unreversed or unsorted, a sum off by 1, 2 or 10), on a random side.
+// Critic examples follow the seed paper's pairwise format (the verdict is "Output (a)" or
+// "Output (b)"), reasoning first as reasoning models do: the critic writes the right answer in a
+// <think> block, which the judge's parser sets aside (io/judge.h), then the verdict, e.g.
+//   "<think>a q v k</think>Output (b)"
+// so that a small critic compares the outputs with an answer it has just written instead of
+// working the task out silently. The prompt is a compact template that fits a small model's
+// context; the wrong output, on a random side, is a near miss of the right one (two neighbours
+// swapped, a letter changed, the letters left unreversed or unsorted, a sum off by 1, 2 or 10) or,
+// one time in four, an unrelated answer of the same form (other letters, another sum), which a
+// critic learns to spot first.
 #pragma once
 
 #include <cstdint>
@@ -37,8 +43,8 @@ class CheckableTaskGenerator {
   explicit CheckableTaskGenerator(uint64_t seed) : state_(seed) {}
 
   CheckableTask next();
-  // A wrong answer close to task.answer (never equal to it).
-  std::string near_miss(const CheckableTask& task);
+  // A wrong answer to `task` as described above (never equal to task.answer).
+  std::string wrong_answer(const CheckableTask& task);
   // Uniform in [0, n).
   uint64_t below(uint64_t n);
 
@@ -50,6 +56,10 @@ class CheckableTaskGenerator {
 // The pairwise critic prompt for (instruction, output_1, output_2) in the compact template.
 std::string compact_pairwise_prompt(const std::string& instruction, const std::string& output_1,
                                     const std::string& output_2);
+
+// A critic's answer: its reasoning (the right answer) and the verdict for the output shown as (a)
+// when right_is_a, else (b).
+std::string critic_answer(const CheckableTask& task, bool right_is_a);
 
 // Whether `completion` answers `reference` exactly (surrounding whitespace ignored).
 bool exact_match(const std::string& completion, const std::string& reference);

@@ -69,6 +69,13 @@ std::string lower(std::string_view s) {
 // The answer trimmed, lower-cased, without one trailing '.'.
 std::string normalise(std::string_view answer) {
   std::string_view s = trim(answer);
+  // A reasoning model's thinking comes first, in <think>...</think> (as DeepSeek-R1 and Qwen3
+  // write it, and as servers without a reasoning parser pass it on): the verdict is what follows.
+  if (s.starts_with("<think>")) {
+    const size_t end = s.find("</think>");
+    if (end == std::string_view::npos) return "";  // cut off while thinking: no verdict
+    s = trim(s.substr(end + 8));
+  }
   if (!s.empty() && s.back() == '.') s = trim(s.substr(0, s.size() - 1));
   return lower(s);
 }

@@ -9,8 +9,9 @@
 //
 // Parsing is strict on purpose: an answer that is not exactly one of the accepted forms is
 // "unparsed" and recorded as such, never guessed at (a critic that rambles is a critic that is
-// not doing the task, and guessing would hide that). Accepted, after trimming whitespace,
-// case-insensitively, with at most one trailing '.':
+// not doing the task, and guessing would hide that). A reasoning model's leading
+// <think>...</think> block is set aside first (an answer cut off inside it is unparsed); then are
+// accepted, after trimming whitespace, case-insensitively, with at most one trailing '.':
 //   pairwise: "Output (a)", "(a)", "a" (and the same for b)
 //   rating:   "Rating: N", "N" with N an integer from 1 to 10
 #pragma once

@@ -22,7 +22,9 @@
 #include <optional>
 #include <sstream>
 
+#include "algorithms/stop_signals.h"
 #include "io/atomic_file.h"
+#include "io/datasets.h"
 #include "io/jsonl.h"
 #include "runtime/error.h"
 #include "tools/cli_flags.h"
@@ -36,12 +38,32 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int64_t count_records(const std::string& path) {
-  std::ifstream in(path);
-  int64_t n = 0;
-  std::string line;
-  while (std::getline(in, line)) n += line.find_first_not_of(" \t\r") != std::string::npos;
-  return n;
+// The prompts of a prompts file (JSONL or JSON) and their characters: at about 4 characters a
+// token, what the requests about them will hold.
+struct PromptStats {
+  int64_t count = 0, characters = 0;
+};
+PromptStats prompt_stats(const std::string& path) {
+  PromptStats stats;
+  for (const Conversation& c : load_prompt_conversations(path)) {
+    ++stats.count;
+    stats.characters += static_cast<int64_t>(prompt_text(c).size());
+  }
+  return stats;
+}
+
+std::string approx_tokens(int64_t characters) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "up to ~%lld prompt tokens",
+                static_cast<long long>((characters + 3) / 4));
+  return buf;
+}
+
+int64_t flag_integer(const FlagList& flags, const std::string& name, int64_t fallback) {
+  for (const auto& [k, v] : flags) {
+    if (k == name) return std::stoll(v);
+  }
+  return fallback;
 }
 
 // The last line of a command's stdout that parses as a JSON object: its summary.
@@ -78,6 +100,10 @@ class Experiment {
   // nullopt when it failed or was interrupted (exit code in failed_code_).
   std::optional<std::string> stage(const std::string& name, std::vector<std::string> argv,
                                    const std::string& dry_run_note);
+  // Whether a stage finished in an earlier run (its endpoints then need no server).
+  bool done(const std::string& stage_name) const {
+    return fs::exists(path("stages/" + stage_name + ".json"));
+  }
   std::string path(const std::string& relative) const {
     return (fs::path(out_) / relative).string();
   }
@@ -88,6 +114,9 @@ class Experiment {
   std::string self_;
   std::map<std::string, std::unique_ptr<ServedModel>> served_;  // by model directory
   int failed_code_ = 0;
+  // Ctrl-C reaches the running stage too (same process group), which stops cleanly on its own;
+  // this process only records it, then stops its servers and says how to continue.
+  StopSignals stop_;
 };
 
 std::vector<std::string> Experiment::api_args(const Endpoint& e, const std::string& role) {
@@ -127,12 +156,23 @@ std::optional<std::string> Experiment::stage(const std::string& name, std::vecto
     std::fprintf(stderr, "experiment: %s done earlier\n", name.c_str());
     return text.str();
   }
+  if (stop_.pending() != 0) {
+    failed_code_ = 128 + stop_.pending();
+    return std::nullopt;
+  }
   std::fprintf(stderr, "experiment: %s\n", name.c_str());
   {
     std::ofstream log(path("logs/commands.txt"), std::ios::app);
     log << name << ": " << shell_quote(argv) << "\n";
   }
   const ProcessResult r = run_process(argv);
+  if (r.exit_code == 0 && stop_.pending() != 0) {  // finished despite the signal: keep it
+    write_file_atomically(marker, summary_line(r.out) + "\n");
+    failed_code_ = 128 + stop_.pending();
+    std::fprintf(stderr, "experiment: stopped after %s; re-run the same command to continue\n",
+                 name.c_str());
+    return std::nullopt;
+  }
   if (r.exit_code != 0) {
     failed_code_ = r.exit_code;
     std::fprintf(stderr, "experiment: %s %s (exit %d); re-run the same command to continue\n",
@@ -150,12 +190,19 @@ int Experiment::run() {
     fs::create_directories(path("logs"));
     fs::create_directories(path("data"));
   }
-  const int64_t n_prompts = count_records(c_.train_prompts),
-                n_eval = count_records(c_.eval_prompts);
-  int64_t samples_per_prompt = 2;
-  for (const auto& [k, v] : c_.sample) {
-    if (k == "n") samples_per_prompt = std::stoll(v);
+  const PromptStats train = prompt_stats(c_.train_prompts),
+                    held_out = prompt_stats(c_.eval_prompts);
+  const int64_t n_prompts = train.count, n_eval = held_out.count;
+  const int64_t samples_per_prompt = flag_integer(c_.sample, "n", 2);
+  // What the requests will hold, for --dry-run: the prompts, the critic's template around them,
+  // and answers of at most max-new-tokens.
+  const int64_t train_chars = train.characters, eval_chars = held_out.characters;
+  int64_t template_chars = 600;  // about the default AlpacaEval-style template
+  if (!c_.critic_template.empty() && fs::exists(c_.critic_template)) {
+    template_chars = static_cast<int64_t>(fs::file_size(c_.critic_template));
   }
+  const int64_t answer_chars = 4 * flag_integer(c_.sample, "max-new-tokens", 256);
+  const int64_t eval_answer_chars = 4 * flag_integer(c_.eval, "max-new-tokens", 256);
   bool both_orders = true;
   for (const auto& [k, v] : c_.label) {
     if (k == "both-orders") both_orders = v != "false";
@@ -178,12 +225,13 @@ int Experiment::run() {
     const std::string data = path("data/" + sft + ".jsonl");
     std::vector<std::string> distill = {"distill", "--prompts", c_.train_prompts, "--out", data};
     append_flags(distill, c_.distill);
-    for (const std::string& a : api_args(teacher, std::string(strength) + "_teacher"))
-      distill.push_back(a);
+    if (!done("distill_" + std::string(strength)))
+      for (const std::string& a : api_args(teacher, std::string(strength) + "_teacher"))
+        distill.push_back(a);
     if (!need("distill_" + std::string(strength),
               stage("distill_" + std::string(strength), distill,
                     std::to_string(n_prompts) + " requests to the " + strength + " teacher (" +
-                        teacher.describe() + ")")))
+                        teacher.describe() + "), " + approx_tokens(train_chars))))
       return failed_code_;
     const std::string run_dir = path("arms/" + sft);
     std::vector<std::string> train = {"sft", "--model", c_.base_model, "--data",
@@ -210,11 +258,17 @@ int Experiment::run() {
     for (const auto& [k, v] : label_flags) given = given || k == "both-orders";
     if (!given) label_flags.emplace_back("both-orders", "true");
     append_flags(label, label_flags);
-    for (const std::string& a : api_args(c_.critic, "critic")) label.push_back(a);
+    if (!done("label_" + arm)) {
+      for (const std::string& a : api_args(c_.critic, "critic")) label.push_back(a);
+    }
     const int64_t pairs = n_prompts * samples_per_prompt * (samples_per_prompt - 1) / 2;
+    const int64_t label_chars =
+        (both_orders ? 2 : 1) * (pairs * (template_chars + 2 * answer_chars) +
+                                 train_chars * pairs / std::max<int64_t>(1, n_prompts));
     if (!need("label_" + arm, stage("label_" + arm, label,
                                     "about " + std::to_string(pairs * (both_orders ? 2 : 1)) +
-                                        " requests to the critic (" + c_.critic.describe() + ")")))
+                                        " requests to the critic (" + c_.critic.describe() + "), " +
+                                        approx_tokens(label_chars))))
       return failed_code_;
     const std::string run_dir = path("arms/" + arm);
     std::vector<std::string> dpo = {"dpo", "--model", sft_dir, "--data", prefs, "--out", run_dir};
@@ -232,11 +286,16 @@ int Experiment::run() {
     if (!c_.critic_template.empty()) eval.insert(eval.end(), {"--template", c_.critic_template});
     if (c_.exact_match) eval.push_back("--exact-match");
     append_flags(eval, c_.eval);
-    for (const std::string& a : api_args(c_.judge, "judge")) eval.push_back(a);
+    if (!done("eval_" + arm)) {
+      for (const std::string& a : api_args(c_.judge, "judge")) eval.push_back(a);
+    }
     if (!dry_run_) fs::create_directories(path("eval"));
-    if (!need("eval_" + arm, stage("eval_" + arm, eval,
-                                   std::to_string(2 * n_eval) + " requests to the judge (" +
-                                       c_.judge.describe() + ")")))
+    if (!need("eval_" + arm,
+              stage("eval_" + arm, eval,
+                    std::to_string(2 * n_eval) + " requests to the judge (" + c_.judge.describe() +
+                        "), " +
+                        approx_tokens(
+                            2 * (n_eval * (template_chars + 2 * eval_answer_chars) + eval_chars)))))
       return failed_code_;
   }
   served_.clear();  // stop the servers before the report

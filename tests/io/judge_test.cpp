@@ -55,6 +55,13 @@ TEST(ParsePairwise, TableOfAnswers) {
       {"Output (a)..", PairVerdict::unparsed},
       {"ab", PairVerdict::unparsed},
       {"Once upon a time, there was a little girl", PairVerdict::unparsed},
+      // A reasoning model's thinking first: the verdict is what follows it.
+      {"<think>a q v k</think>Output (b)", PairVerdict::b},
+      {"<think>\nthe sum is 71\n</think>\n\nOutput (a).", PairVerdict::a},
+      {"<think>a q v k</think>", PairVerdict::unparsed},
+      {"<think>a q v k", PairVerdict::unparsed},  // cut off while thinking
+      {"<think>x</think>Output (a) <think>y</think>", PairVerdict::unparsed},
+      {"Output (a)<think>x</think>", PairVerdict::unparsed},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(parse_pairwise_answer(c.answer), c.want) << "answer: \"" << c.answer << "\"";
