@@ -115,8 +115,31 @@ std::string compact_pairwise_prompt(const std::string& instruction, const std::s
       {{"instruction", instruction}, {"output_1", output_1}, {"output_2", output_2}});
 }
 
-std::string critic_answer(const CheckableTask& task, bool right_is_a) {
-  return "<think>" + task.answer + "</think>" + (right_is_a ? "Output (a)" : "Output (b)");
+std::string critic_answer(const CheckableTask& task, const std::string& output_1,
+                          const std::string& output_2) {
+  // Letters are compared letter by letter, sums digit by digit.
+  auto tokens = [&](const std::string& s) {
+    std::vector<std::string> out;
+    if (task.family == "add") {
+      for (char c : s) out.emplace_back(1, c);
+    } else {
+      for (char c : split_letters(s)) out.emplace_back(1, c);
+    }
+    return out;
+  };
+  const std::vector<std::string> right = tokens(task.answer);
+  std::string text = "<think>";
+  for (const auto& [name, output] :
+       {std::pair<const char*, const std::string*>{"(a)", &output_1}, {"(b)", &output_2}}) {
+    const std::vector<std::string> given = tokens(*output);
+    text += std::string(name == std::string("(a)") ? "" : " ") + name;
+    for (size_t i = 0; i < std::max(right.size(), given.size()); ++i) {
+      const std::string r = i < right.size() ? right[i] : "_",
+                        g = i < given.size() ? given[i] : "_";
+      text += " " + r + g + (r == g ? "=" : "!");
+    }
+  }
+  return text + "</think>" + (output_1 == task.answer ? "Output (a)" : "Output (b)");
 }
 
 bool exact_match(const std::string& completion, const std::string& reference) {

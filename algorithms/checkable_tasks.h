@@ -11,11 +11,14 @@
 // so exact match against it (after trimming surrounding whitespace) is the checker.
 //
 // Critic examples follow the seed paper's pairwise format (the verdict is "Output (a)" or
-// "Output (b)"), reasoning first as reasoning models do: the critic writes the right answer in a
-// <think> block, which the judge's parser sets aside (io/judge.h), then the verdict, e.g.
-//   "<think>a q v k</think>Output (b)"
-// so that a small critic compares the outputs with an answer it has just written instead of
-// working the task out silently. The prompt is a compact template that fits a small model's
+// "Output (b)"), reasoning first as reasoning models do, in a <think> block that the judge's
+// parser sets aside (io/judge.h). The reasoning checks each output against the right answer
+// position by position: the right token, the output's token, and "=" where they agree or "!"
+// where they differ ("_" stands for a missing token), e.g. for the right answer "a q v k":
+//   "<think>(a) aa= qq= vv= kk= (b) aa= qv! vq! kk=</think>Output (a)"
+// Every step is then local (copy two tokens, compare neighbours), which a small critic learns;
+// asked for the verdict alone, or after writing the answer only, it stays at chance. The prompt
+// is a compact template that fits a small model's
 // context; the wrong output, on a random side, is a near miss of the right one (two neighbours
 // swapped, a letter changed, the letters left unreversed or unsorted, a sum off by 1, 2 or 10) or,
 // one time in four, an unrelated answer of the same form (other letters, another sum), which a
@@ -57,9 +60,10 @@ class CheckableTaskGenerator {
 std::string compact_pairwise_prompt(const std::string& instruction, const std::string& output_1,
                                     const std::string& output_2);
 
-// A critic's answer: its reasoning (the right answer) and the verdict for the output shown as (a)
-// when right_is_a, else (b).
-std::string critic_answer(const CheckableTask& task, bool right_is_a);
+// A critic's answer to the pair (output_1 as (a), output_2 as (b)), one of which is task.answer:
+// the reasoning above and the verdict for the right one.
+std::string critic_answer(const CheckableTask& task, const std::string& output_1,
+                          const std::string& output_2);
 
 // Whether `completion` answers `reference` exactly (surrounding whitespace ignored).
 bool exact_match(const std::string& completion, const std::string& reference);

@@ -36,8 +36,9 @@ int tasks_main(const std::vector<std::string>& args) {
       "  train.jsonl         correct demonstrations {prompt, completion, family}\n"
       "  prompts.jsonl       other prompts {prompt, family}, for a teacher to answer\n"
       "  eval.jsonl          held-out prompts with reference answers {prompt, completion, family}\n"
-      "  critic_train.jsonl  pairwise critic examples {prompt, completion}: the right answer\n"
-      "                      in <think>...</think>, then \"Output (a)\" or \"Output (b)\"\n"
+      "  critic_train.jsonl  pairwise critic examples {prompt, completion}: each output checked\n"
+      "                      against the right answer in <think>...</think>, then the verdict\n"
+      "                      \"Output (a)\" or \"Output (b)\"\n"
       "  critic_template.txt the critic's compact pairwise template\n"
       "  pretrain.txt        the demonstrations as plain text (\"Q: ...\\nA: ...\"), no chat "
       "format\n"
@@ -94,7 +95,8 @@ int tasks_main(const std::vector<std::string>& args) {
     const bool right_first = critic_gen.below(2) == 0;
     const std::string prompt = right_first ? compact_pairwise_prompt(t.prompt, t.answer, wrong)
                                            : compact_pairwise_prompt(t.prompt, wrong, t.answer);
-    const std::string verdict = critic_answer(t, right_first);
+    const std::string verdict =
+        right_first ? critic_answer(t, t.answer, wrong) : critic_answer(t, wrong, t.answer);
     critic += record({{"prompt", prompt}, {"completion", verdict}});
     if (i < n_train) tokenizer_text += "Human: " + prompt + "\nAssistant: " + verdict + "\n";
   }

@@ -97,10 +97,15 @@ TEST(CheckableTasks, ExactMatchIgnoresSurroundingWhitespaceOnly) {
   EXPECT_FALSE(exact_match("", "71"));
 }
 
-TEST(CheckableTasks, CriticAnswersReasonThenGiveTheVerdict) {
+TEST(CheckableTasks, CriticAnswersCheckEachPositionThenGiveTheVerdict) {
   const CheckableTask t{"reverse", "Reverse the letters k v q a.", "a q v k"};
-  EXPECT_EQ(critic_answer(t, true), "<think>a q v k</think>Output (a)");
-  EXPECT_EQ(critic_answer(t, false), "<think>a q v k</think>Output (b)");
+  EXPECT_EQ(critic_answer(t, "a q v k", "a v q k"),
+            "<think>(a) aa= qq= vv= kk= (b) aa= qv! vq! kk=</think>Output (a)");
+  EXPECT_EQ(critic_answer(t, "x q v", "a q v k"),
+            "<think>(a) ax! qq= vv= k_! (b) aa= qq= vv= kk=</think>Output (b)");
+  const CheckableTask sum{"add", "What is 23 + 48?", "71"};
+  EXPECT_EQ(critic_answer(sum, "710", "71"),
+            "<think>(a) 77= 11= _0! (b) 77= 11=</think>Output (b)");
 }
 
 TEST(CheckableTasks, CriticPromptFillsThePairwiseTemplateOnce) {

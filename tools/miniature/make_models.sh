@@ -15,7 +15,7 @@ mkdir -p "$work"
 "$rlaif" tokenizer train --input "$work/tasks/tokenizer.txt" --vocab-size 400 \
   --out "$work/tokenizer.model"
 if [[ ! -f "$work/init/config.json" ]]; then
-  "$rlaif" init --arch llama --layers 4 --d-model 128 --heads 4 --kv-heads 2 --seq 128 \
+  "$rlaif" init --arch llama --layers 4 --d-model 128 --heads 4 --kv-heads 2 --seq 256 \
     --tokenizer "$work/tokenizer.model" --seed 1 --out "$work/init"
 fi
 resume() { [[ -d "$1/checkpoints" ]] && ls "$1/checkpoints" | grep -q '^step_' && echo "--resume $1"; }
@@ -38,7 +38,7 @@ resume() { [[ -d "$1/checkpoints" ]] && ls "$1/checkpoints" | grep -q '^step_' &
 cat "$work/tasks/critic_train.jsonl" "$work/tasks/train.jsonl" > "$work/critic_data.jsonl"
 [[ -f "$work/critic/model.safetensors" ]] ||
   "$rlaif" sft --model "$work/teacher" --data "$work/critic_data.jsonl" --out "$work/critic" \
-    --steps 3000 --batch 32 --lr 2e-3 --min-lr 2e-4 --warmup 100 --max-length 128 \
+    --steps 2000 --batch 32 --lr 2e-3 --min-lr 2e-4 --warmup 50 --max-length 160 \
     --max-prompt-length 128 --eval-every 1000 --save-every 500 --keep 0 $(resume "$work/critic")
 
 # Installs the shipped files into data/miniature: the base, the weak teacher (the teacher's
