@@ -177,11 +177,13 @@ std::string training_curves_html(const std::vector<RunMetrics>& runs, double smo
   html << "<div class=\"charts\">\n";
   for (const std::string& key : order) {
     std::vector<ChartSeries> series;
-    for (const RunMetrics& r : runs) {
-      auto it = r.curves.find(key);
-      if (it != r.curves.end()) series.push_back({r.label, it->second});
+    for (size_t i = 0; i < runs.size(); ++i) {
+      auto it = runs[i].curves.find(key);
+      if (it != runs[i].curves.end())
+        series.push_back({runs[i].label, it->second, static_cast<int>(i)});
     }
     ChartOptions options;
+    options.legend = runs.size() > 1;  // which run a lone curve belongs to
     options.title = metric_title(key);
     options.x_label = "step";
     options.y_label = key.substr(key.find('/') + 1);

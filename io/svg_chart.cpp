@@ -103,14 +103,15 @@ void draw_axes(std::ostringstream& svg, const ChartOptions& o, const Frame& f,
       << "</text>\n";
 }
 
-void draw_legend(std::ostringstream& svg, const Frame& f, const std::vector<std::string>& labels) {
+void draw_legend(std::ostringstream& svg, const Frame& f, const std::vector<std::string>& labels,
+                 const std::vector<std::string>& colours) {
   // A translucent panel keeps the names readable over the curves.
   svg << "<rect x=\"" << f.width - kRight - 154 << "\" y=\"" << kTop + 2
       << "\" width=\"150\" height=\"" << 14 * labels.size() + 6
       << "\" fill=\"#ffffff\" fill-opacity=\"0.8\"/>\n";
   double y = kTop + 8;
   for (size_t i = 0; i < labels.size(); ++i, y += 14) {
-    const std::string& colour = chart_palette()[i % chart_palette().size()];
+    const std::string& colour = colours[i];
     const double x = f.width - kRight - 150;
     svg << "<rect x=\"" << x << "\" y=\"" << y - 8 << "\" width=\"10\" height=\"10\" fill=\""
         << colour << "\"/>\n";
@@ -232,8 +233,13 @@ std::string line_chart_svg(const std::vector<ChartSeries>& series, const ChartOp
   open_svg(svg, o, f);
   draw_axes(svg, o, f, x_ticks, y_ticks);
   const bool smooth = o.smoothing > 0 && o.smoothing < 1;
+  std::vector<std::string> colours;
+  for (size_t i = 0; i < series.size(); ++i) {
+    const size_t index = series[i].colour >= 0 ? static_cast<size_t>(series[i].colour) : i;
+    colours.push_back(chart_palette()[index % chart_palette().size()]);
+  }
   for (size_t i = 0; i < clean.size(); ++i) {
-    const std::string& colour = chart_palette()[i % chart_palette().size()];
+    const std::string& colour = colours[i];
     if (smooth) {
       polyline(svg, f, clean[i], series[i].label, colour, 1.0, 0.25, "raw");
       polyline(svg, f, smoothed(clean[i], o.smoothing), series[i].label, colour, 1.8, 1.0,
@@ -242,10 +248,10 @@ std::string line_chart_svg(const std::vector<ChartSeries>& series, const ChartOp
       polyline(svg, f, clean[i], series[i].label, colour, 1.6, 1.0, "series");
     }
   }
-  if (series.size() > 1) {
+  if (series.size() > 1 || (o.legend && !series.empty())) {
     std::vector<std::string> labels;
     for (const ChartSeries& s : series) labels.push_back(s.label);
-    draw_legend(svg, f, labels);
+    draw_legend(svg, f, labels, colours);
   }
   svg << "</svg>\n";
   return svg.str();
@@ -254,8 +260,11 @@ std::string line_chart_svg(const std::vector<ChartSeries>& series, const ChartOp
 std::string bar_chart_svg(const std::vector<ChartBar>& bars, const ChartOptions& o) {
   Range yr;
   yr.add(0.0);
-  for (const ChartBar& b : bars)
-    yr.add(b.value + std::fabs(b.error)), yr.add(b.value - std::fabs(b.error));
+  for (const ChartBar& b : bars) {
+    yr.add(b.value + std::fabs(b.error));
+    yr.add(b.value - std::fabs(b.error));
+  }
+  if (yr.hi <= 0 && yr.lo >= 0) yr.add(1.0);  // all zero: show the scale of a rate
   const std::vector<double> y_ticks = axis_ticks(yr.lo, yr.hi);
   const double n = static_cast<double>(std::max<size_t>(1, bars.size()));
   const Frame f{static_cast<double>(o.width),

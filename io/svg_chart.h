@@ -19,6 +19,8 @@ namespace rlaif {
 struct ChartSeries {
   std::string label;
   std::vector<std::pair<double, double>> points;  // (x, y), in x order
+  int colour = -1;  // index into chart_palette(), so a run keeps its colour across charts;
+                    // -1 = the series' position in the chart
 };
 
 struct ChartOptions {
@@ -28,9 +30,11 @@ struct ChartOptions {
   int width = 560;
   int height = 320;
   double smoothing = 0.0;  // EMA weight in [0, 1); 0 draws the raw curves only
+  bool legend = false;     // a legend even for a single series (several always get one)
 };
 
-// A line chart of every series on shared axes, with a legend when there are several.
+// A line chart of every series on shared axes, with a legend when there are several (or when
+// options.legend asks for one).
 std::string line_chart_svg(const std::vector<ChartSeries>& series, const ChartOptions& options);
 
 struct ChartBar {

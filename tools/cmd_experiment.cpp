@@ -26,6 +26,7 @@
 #include "io/atomic_file.h"
 #include "io/datasets.h"
 #include "io/jsonl.h"
+#include "io/sha256.h"
 #include "runtime/error.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
@@ -119,16 +120,29 @@ class Experiment {
   StopSignals stop_;
 };
 
+// The name a local model is served under. Requests are cached by their body, which holds this
+// name, so it depends on the model alone: a resumed run that starts its servers in another order
+// or for another role still finds the answers it already has. The directory's name keeps it
+// readable; a hash of its full path keeps two directories named alike apart.
+std::string served_model_name(const std::string& model_dir) {
+  const fs::path full = fs::weakly_canonical(fs::absolute(model_dir));
+  std::string base = full.filename().string();
+  if (base.empty()) base = full.parent_path().filename().string();
+  return base + "-" + sha256_hex(full.string()).substr(0, 8);
+}
+
 std::vector<std::string> Experiment::api_args(const Endpoint& e, const std::string& role) {
   std::vector<std::string> args;
   if (e.local()) {
-    if (dry_run_) return {"--api-base", "http://127.0.0.1:PORT/v1", "--api-model", role};
+    const std::string name = served_model_name(e.model_dir);
+    if (dry_run_) return {"--api-base", "http://127.0.0.1:PORT/v1", "--api-model", name};
     auto it = served_.find(e.model_dir);
     if (it == served_.end()) {
-      std::fprintf(stderr, "experiment: serving %s as \"%s\"\n", e.model_dir.c_str(), role.c_str());
+      std::fprintf(stderr, "experiment: serving %s as \"%s\" (%s)\n", e.model_dir.c_str(),
+                   name.c_str(), role.c_str());
       it = served_
                .emplace(e.model_dir, std::make_unique<ServedModel>(
-                                         e.model_dir, role, path("logs/serve_" + role + ".log")))
+                                         e.model_dir, name, path("logs/serve_" + role + ".log")))
                .first;
     }
     args = {"--api-base", it->second->api_base(), "--api-model", it->second->name()};

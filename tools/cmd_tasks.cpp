@@ -34,7 +34,8 @@ int tasks_main(const std::vector<std::string>& args) {
       "Write instruction tasks whose answers can be checked exactly (reverse the letters, sort\n"
       "the letters, add two numbers; see algorithms/checkable_tasks.h) into --out:\n"
       "  train.jsonl         correct demonstrations {prompt, completion, family}\n"
-      "  prompts.jsonl       other prompts {prompt, family}, for a teacher to answer\n"
+      "  prompts.jsonl       other prompts {prompt, answer, family}, for a teacher to answer\n"
+      "                      (the right answer is there to measure teachers and critics)\n"
       "  eval.jsonl          held-out prompts with reference answers {prompt, completion, family}\n"
       "  critic_train.jsonl  pairwise critic examples {prompt, completion}: each output checked\n"
       "                      against the right answer in <think>...</think>, then the verdict\n"
@@ -73,19 +74,17 @@ int tasks_main(const std::vector<std::string>& args) {
     tokenizer_text += "Human: " + t.prompt + "\n" + "Assistant: " + t.answer + "\n";
   }
   // Fresh prompts, never a demonstration's and never repeated: the next ones not seen yet.
-  auto fresh = [&](int64_t n, bool with_answer) {
+  auto fresh = [&](int64_t n, const char* answer_key) {
     std::string text;
     for (int64_t kept = 0; kept < n;) {
       const CheckableTask t = gen.next();
       if (!seen.insert(t.prompt).second) continue;
-      text += with_answer
-                  ? record({{"prompt", t.prompt}, {"completion", t.answer}, {"family", t.family}})
-                  : record({{"prompt", t.prompt}, {"family", t.family}});
+      text += record({{"prompt", t.prompt}, {answer_key, t.answer}, {"family", t.family}});
       ++kept;
     }
     return text;
   };
-  const std::string prompts = fresh(n_prompts, false), eval = fresh(n_eval, true);
+  const std::string prompts = fresh(n_prompts, "answer"), eval = fresh(n_eval, "completion");
   // Critic examples come from their own stream, so their count changes no other file.
   CheckableTaskGenerator critic_gen(seed ^ 0x5bd1e995u);
   std::string critic;

@@ -4,6 +4,7 @@
 #include <rapidjson/error/en.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -20,10 +21,11 @@ std::string flag_value(const rapidjson::Value& v, const std::string& where) {
   if (v.IsBool()) return v.GetBool() ? "true" : "false";
   if (v.IsInt64()) return std::to_string(v.GetInt64());
   if (v.IsNumber()) {
-    std::ostringstream os;
-    os.precision(17);
-    os << v.GetDouble();
-    return os.str();
+    // The shortest text that reads back as the same double: 0.0003, not 0.00029999999999999997.
+    char text[32];
+    const auto [end, ec] = std::to_chars(text, text + sizeof text, v.GetDouble());
+    RLAIF_CHECK(ec == std::errc(), where, ": cannot format the number");
+    return std::string(text, end);
   }
   throw Error(where + ": a flag value must be a string, number or boolean");
 }

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "algorithms/checkable_tasks.h"
 #include "io/atomic_file.h"
 #include "io/jsonl.h"
 #include "io/run_report.h"
@@ -45,6 +46,12 @@ std::string percent(double v, double se) {
     std::snprintf(buf, sizeof buf, "%.1f", 100 * v);
   }
   return buf;
+}
+
+// "64.3 of 70": a share in percent and how many items it is of ("–" when unmeasured).
+std::string checked(double share, int64_t of) {
+  if (!std::isfinite(share)) return "–";
+  return percent(share, std::nan("")) + " of " + std::to_string(of);
 }
 
 std::string escape(const std::string& s) {
@@ -92,21 +99,100 @@ std::string answers_html(const ExperimentResults& results, const std::string& ou
   return html.str();
 }
 
+// The right answer of each train prompt that carries one ({"prompt", "answer"}, as `rlaif tasks`
+// writes them); empty when none does.
+std::map<std::string, std::string> train_answers(const std::string& path) {
+  std::map<std::string, std::string> answers;
+  if (path.empty() || !fs::exists(path)) return answers;
+  try {
+    read_jsonl(path, [&](const rapidjson::Value& r, int64_t) {
+      if (r.IsObject() && r.HasMember("prompt") && r["prompt"].IsString() &&
+          r.HasMember("answer") && r["answer"].IsString()) {
+        answers[r["prompt"].GetString()] = r["answer"].GetString();
+      }
+    });
+  } catch (const std::exception&) {
+    answers.clear();  // a JSON array or another format: nothing to check against
+  }
+  return answers;
+}
+
+const std::string* answer_of(const std::map<std::string, std::string>& answers,
+                             const rapidjson::Value& r) {
+  if (!r.IsObject() || !r.HasMember("prompt") || !r["prompt"].IsString()) return nullptr;
+  auto it = answers.find(r["prompt"].GetString());
+  return it == answers.end() ? nullptr : &it->second;
+}
+
+std::string text_of(const rapidjson::Value& r, const char* key) {
+  return r.HasMember(key) && r[key].IsString() ? r[key].GetString() : "";
+}
+
+// The teacher's kept answers (an SFT file) that the checker finds right.
+void check_teacher(const std::map<std::string, std::string>& answers, const std::string& sft_file,
+                   ArmResult& r) {
+  if (answers.empty() || !fs::exists(sft_file)) return;
+  int64_t right = 0;
+  read_jsonl(sft_file, [&](const rapidjson::Value& rec, int64_t) {
+    const std::string* answer = answer_of(answers, rec);
+    if (answer == nullptr) return;
+    ++r.teacher_checked;
+    right += exact_match(text_of(rec, "completion"), *answer);
+  });
+  if (r.teacher_checked > 0) r.teacher_accuracy = static_cast<double>(right) / r.teacher_checked;
+}
+
+// The critic's labels on decisive pairs: kept pairs from PREFS, the rest from its excluded file.
+void check_critic(const std::map<std::string, std::string>& answers, const std::string& prefs,
+                  ArmResult& r) {
+  const std::string excluded = prefs.substr(0, prefs.size() - 6) + ".excluded.jsonl";
+  if (answers.empty() || !fs::exists(prefs)) return;
+  int64_t right = 0;
+  read_jsonl(prefs, [&](const rapidjson::Value& rec, int64_t) {
+    const std::string* answer = answer_of(answers, rec);
+    if (answer == nullptr) return;
+    const bool chosen = exact_match(text_of(rec, "chosen"), *answer);
+    const bool rejected = exact_match(text_of(rec, "rejected"), *answer);
+    if (chosen == rejected) return;
+    ++r.critic_decisive;
+    right += chosen;
+  });
+  if (fs::exists(excluded)) {
+    read_jsonl(excluded, [&](const rapidjson::Value& rec, int64_t) {
+      const std::string* answer = answer_of(answers, rec);
+      if (answer == nullptr || !rec.HasMember("completions") || !rec["completions"].IsArray() ||
+          rec["completions"].Size() < 2) {
+        return;
+      }
+      const auto& c = rec["completions"];
+      if (!c[0].IsString() || !c[1].IsString()) return;
+      if (exact_match(c[0].GetString(), *answer) != exact_match(c[1].GetString(), *answer))
+        ++r.critic_decisive;
+    });
+  }
+  if (r.critic_decisive > 0) r.critic_accuracy = static_cast<double>(right) / r.critic_decisive;
+}
+
 }  // namespace
 
 ExperimentResults collect_results(const ExperimentConfig& config, const std::string& out_dir,
                                   const std::map<std::string, std::string>& summaries) {
-  (void)out_dir;
   ExperimentResults results{config.path, config.judge.describe(), {}};
+  const std::map<std::string, std::string> answers = config.exact_match
+                                                         ? train_answers(config.train_prompts)
+                                                         : std::map<std::string, std::string>{};
+  const fs::path data = fs::path(out_dir) / "data";
   for (const std::string& arm : config.arms) {
     ArmResult r;
     r.arm = arm;
+    r.teacher_accuracy = r.critic_accuracy = std::nan("");
     const bool strong = arm.starts_with("sft_strong");
     r.teacher = (strong ? config.strong_teacher : config.weak_teacher).describe();
     const rapidjson::Document distill =
         parse(summaries, strong ? "distill_strong" : "distill_weak");
     const rapidjson::Document eval = parse(summaries, "eval_" + arm);
     r.sft_examples = count(distill, "written");
+    check_teacher(answers, (data / (strong ? "sft_strong.jsonl" : "sft_weak.jsonl")).string(), r);
     auto add_cost = [&](const rapidjson::Document& d) {
       r.requests += count(d, "requests_sent") + count(d, "cached");
       r.tokens += count(d, "prompt_tokens") + count(d, "completion_tokens");
@@ -116,6 +202,7 @@ ExperimentResults collect_results(const ExperimentConfig& config, const std::str
       r.critic = config.critic.describe();
       const rapidjson::Document label = parse(summaries, "label_" + arm);
       r.preference_pairs = count(label, "written");
+      check_critic(answers, (data / (arm + "_prefs.jsonl")).string(), r);
       add_cost(label);
     }
     add_cost(eval);
@@ -124,6 +211,25 @@ ExperimentResults collect_results(const ExperimentConfig& config, const std::str
     r.accuracy = number(eval, "accuracy");
     r.accuracy_stderr = number(eval, "accuracy_stderr");
     r.judged = count(eval, "judged");
+    r.judge_agreement = std::nan("");
+    const std::string records = (fs::path(out_dir) / "eval" / (arm + ".jsonl")).string();
+    if (fs::exists(records)) {
+      int64_t agreed = 0;
+      read_jsonl(records, [&](const rapidjson::Value& rec, int64_t) {
+        if (!rec.HasMember("exact_match") || !rec["exact_match"].IsBool() ||
+            rec["exact_match"].GetBool() || !rec.HasMember("outcome") ||
+            !rec["outcome"].IsString()) {
+          return;
+        }
+        const std::string outcome = rec["outcome"].GetString();
+        if (outcome != "win" && outcome != "loss" && outcome != "tie") return;
+        ++r.wrong_judged;
+        agreed += outcome == "loss";
+      });
+      if (r.wrong_judged > 0) {
+        r.judge_agreement = static_cast<double>(agreed) / static_cast<double>(r.wrong_judged);
+      }
+    }
     results.arms.push_back(r);
   }
   return results;
@@ -131,18 +237,30 @@ ExperimentResults collect_results(const ExperimentConfig& config, const std::str
 
 std::string results_markdown(const ExperimentResults& results) {
   std::ostringstream md;
-  md << "| arm | teacher | critic | SFT examples | preference pairs | win rate vs reference (%) "
-        "| exact-match accuracy (%) | requests | tokens |\n"
-     << "|---|---|---|---:|---:|---:|---:|---:|---:|\n";
+  md << "| arm | teacher | teacher right (%) | critic | critic right (%) | SFT examples "
+        "| preference pairs | win rate vs reference (%) | exact-match accuracy (%) "
+        "| judge agrees on wrong answers (%) | requests | tokens |\n"
+     << "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const ArmResult& r : results.arms) {
-    md << "| " << r.arm << " | " << r.teacher << " | " << (r.critic.empty() ? "–" : r.critic)
-       << " | " << r.sft_examples << " | "
-       << (r.critic.empty() ? "–" : std::to_string(r.preference_pairs)) << " | "
-       << percent(r.win_rate, r.win_rate_stderr) << " | " << percent(r.accuracy, r.accuracy_stderr)
-       << " | " << r.requests << " | " << r.tokens << " |\n";
+    md << "| " << r.arm << " | " << r.teacher << " | "
+       << checked(r.teacher_accuracy, r.teacher_checked) << " | "
+       << (r.critic.empty() ? "–" : r.critic) << " | "
+       << (r.critic.empty() ? "–" : checked(r.critic_accuracy, r.critic_decisive)) << " | "
+       << r.sft_examples << " | " << (r.critic.empty() ? "–" : std::to_string(r.preference_pairs))
+       << " | " << percent(r.win_rate, r.win_rate_stderr) << " | "
+       << percent(r.accuracy, r.accuracy_stderr) << " | "
+       << checked(r.judge_agreement, r.wrong_judged) << " | " << r.requests << " | " << r.tokens
+       << " |\n";
   }
   md << "\nWin rates are judged by " << results.judge
-     << " in both orders (a tie when the two orders disagree), ± one standard error.\n";
+     << " in both orders (a tie when the two orders disagree), ± one standard error. An answer\n"
+        "identical to the reference can at best tie with it, so a perfect arm scores 50%. The\n"
+        "judge agrees with the checker on a wrong answer when it prefers the reference in both\n"
+        "orders. Where the train prompts carry their right answers, \"teacher right\" is the "
+        "share\n"
+        "of the teacher's kept answers that are right, and \"critic right\" the share of the "
+        "pairs\n"
+        "with exactly one right sample in which the critic preferred that one in both orders.\n";
   return md.str();
 }
 
@@ -166,6 +284,12 @@ void write_results(const ExperimentResults& results, const std::string& out_dir)
     o.AddMember("accuracy", num(r.accuracy), a);
     o.AddMember("accuracy_stderr", num(r.accuracy_stderr), a);
     o.AddMember("judged", r.judged, a);
+    o.AddMember("judge_agreement", num(r.judge_agreement), a);
+    o.AddMember("wrong_judged", r.wrong_judged, a);
+    o.AddMember("teacher_accuracy", num(r.teacher_accuracy), a);
+    o.AddMember("teacher_checked", r.teacher_checked, a);
+    o.AddMember("critic_accuracy", num(r.critic_accuracy), a);
+    o.AddMember("critic_decisive", r.critic_decisive, a);
     o.AddMember("requests", r.requests, a);
     o.AddMember("tokens", r.tokens, a);
     arms.PushBack(o, a);
@@ -181,13 +305,19 @@ void write_results(const ExperimentResults& results, const std::string& out_dir)
        << " · judge: " << escape(results.judge)
        << "</p>\n<h2>Results</h2>\n<table>\n<tr><th>arm</th><th>teacher</th><th>critic</th><th>SFT "
           "examples</th><th>preference pairs</th><th>win rate vs reference (%)</th><th>exact-match "
-          "accuracy (%)</th><th>requests</th><th>tokens</th></tr>\n";
+          "accuracy (%)</th><th>judge agrees on wrong answers (%)</th><th>requests</th>"
+          "<th>tokens</th></tr>\n";
   for (const ArmResult& r : results.arms) {
-    body << "<tr><td>" << escape(r.arm) << "</td><td>" << escape(r.teacher) << "</td><td>"
-         << escape(r.critic.empty() ? "–" : r.critic) << "</td><td>" << r.sft_examples
-         << "</td><td>" << (r.critic.empty() ? "–" : std::to_string(r.preference_pairs))
-         << "</td><td>" << percent(r.win_rate, r.win_rate_stderr) << "</td><td>"
-         << percent(r.accuracy, r.accuracy_stderr) << "</td><td>" << r.requests << "</td><td>"
+    body << "<tr><td>" << escape(r.arm) << "</td><td>" << escape(r.teacher) << "<br>"
+         << checked(r.teacher_accuracy, r.teacher_checked) << " right</td><td>"
+         << escape(r.critic.empty() ? "–" : r.critic)
+         << (r.critic.empty() ? ""
+                              : "<br>" + checked(r.critic_accuracy, r.critic_decisive) + " right")
+         << "</td><td>" << r.sft_examples << "</td><td>"
+         << (r.critic.empty() ? "–" : std::to_string(r.preference_pairs)) << "</td><td>"
+         << percent(r.win_rate, r.win_rate_stderr) << "</td><td>"
+         << percent(r.accuracy, r.accuracy_stderr) << "</td><td>"
+         << checked(r.judge_agreement, r.wrong_judged) << "</td><td>" << r.requests << "</td><td>"
          << r.tokens << "</td></tr>\n";
   }
   body << "</table>\n<p class=\"note\">Win rates judged in both orders (a tie when they disagree); "

@@ -21,6 +21,20 @@ struct ArmResult {
   double win_rate = 0, win_rate_stderr = 0;  // NaN when unknown
   double accuracy = 0, accuracy_stderr = 0;  // NaN without exact match
   int64_t judged = 0;
+  // How often the judge agreed with the exact-match checker on this arm's wrong answers:
+  // the share of them it judged worse than the reference in both orders (NaN without exact
+  // match or without wrong answers), over `wrong_judged` of them.
+  double judge_agreement = 0;
+  int64_t wrong_judged = 0;
+  // Measured against the checker where the train prompts carry their right "answer" (NaN
+  // otherwise): the share of the teacher's kept answers that are right, over `teacher_checked`;
+  // and, over the `critic_decisive` pairs the critic was shown in which exactly one sample is
+  // right, the share in which it preferred that one in both orders (a tie, an unparsed answer
+  // or a failed request counts as not right).
+  double teacher_accuracy = 0;
+  int64_t teacher_checked = 0;
+  double critic_accuracy = 0;
+  int64_t critic_decisive = 0;
   int64_t requests = 0;  // API requests behind this arm (teacher, critic and judge)
   int64_t tokens = 0;    // their prompt + completion tokens
 };

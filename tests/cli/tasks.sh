@@ -24,6 +24,7 @@ for f in prompts eval; do
   [[ $(sort -u "$tmp/$f.txt" | wc -l) -eq $(wc -l < "$tmp/$f.txt") ]] || { echo "$f.jsonl repeats a prompt"; exit 1; }
 done
 [[ -z "$(comm -12 "$tmp/prompts.txt" "$tmp/eval.txt")" ]] || { echo "eval and prompts overlap"; exit 1; }
+[[ $(grep -c '"answer":"' "$tmp/a/prompts.jsonl") -eq 120 ]] || { echo "prompts.jsonl lacks the answers"; exit 1; }
 bad=$(grep -v -c -E '"completion":"<think>\(a\)( [a-z0-9_]{2}[=!])+ \(b\)( [a-z0-9_]{2}[=!])+</think>Output \((a|b)\)"\}$' "$tmp/a/critic_train.jsonl" || true)
 [[ $bad -eq 0 ]] || { echo "$bad critic examples without an Output (a)/(b) answer"; exit 1; }
 a=$(grep -c 'Output (a)"}' "$tmp/a/critic_train.jsonl"); [[ $a -gt 60 && $a -lt 140 ]] ||

@@ -145,6 +145,27 @@ TEST(LineChart, WellFormedRangesCoverTheDataAndPointsStayInside) {
   EXPECT_NE(svg.find(">second</text>"), std::string::npos);
 }
 
+TEST(LineChart, ASeriesKeepsItsColourAndALoneSeriesCanHaveALegend) {
+  // The third run's curve, alone in a chart, is drawn in the third colour and named.
+  ChartSeries s{"third run", {{0, 1}, {1, 2}}, 2};
+  ChartOptions o = options("t", "step", "y");
+  o.legend = true;
+  const std::string svg = line_chart_svg({s}, o);
+  Xml xml(svg);
+  ASSERT_NE(xml.doc, nullptr) << svg;
+  const std::vector<xmlNode*> curves = elements(xml, "polyline");
+  ASSERT_EQ(curves.size(), 1u);
+  EXPECT_EQ(attribute(curves[0], "stroke"), chart_palette()[2]);
+  EXPECT_NE(svg.find(">third run</text>"), std::string::npos);
+  // Without the option a lone series gets no legend, and position picks the colour.
+  const std::string plain =
+      line_chart_svg({ChartSeries{"only", {{0, 1}, {1, 2}}}}, options("t", "", ""));
+  EXPECT_EQ(plain.find(">only</text>"), std::string::npos);
+  Xml plain_xml(plain);
+  ASSERT_NE(plain_xml.doc, nullptr);
+  EXPECT_EQ(attribute(elements(plain_xml, "polyline")[0], "stroke"), chart_palette()[0]);
+}
+
 TEST(LineChart, SmoothingIsTensorBoardsDebiasedAverage) {
   // y = 1, 0, 1, 0 with weight 0.5: m = 0.5, 0.25, 0.625, 0.3125 over 1 - 0.5^(i+1) gives
   // 1, 1/3, 5/7, 1/3.

@@ -45,7 +45,7 @@ cat "$work/tasks/critic_train.jsonl" "$work/tasks/train.jsonl" > "$work/critic_d
 # checkpoint at WEAK_STEP), the strong teacher and critic, and the experiment's prompts.
 if [[ "${INSTALL:-0}" == 1 ]]; then
   dest="$root/data/miniature"
-  weak=$(printf '%s/teacher/checkpoints/step_%08d' "$work" "${WEAK_STEP:-1000}")
+  weak=$(printf '%s/teacher/checkpoints/step_%08d' "$work" "${WEAK_STEP:-500}")
   for pair in "base:$work/base" "teacher_weak:$weak" "teacher_strong:$work/critic"; do
     name="${pair%%:*}" src="${pair#*:}"
     mkdir -p "$dest/$name"
