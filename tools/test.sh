@@ -43,8 +43,9 @@ run_suite() {  # build dir, ctest exclusion regex ("" = none), then extra cmake 
 learning_tests='PpoLearning\.|Raises|LearnsTo|ValidationLossFalls|OverfitsASingleBatch'
 # The end-to-end run over Qwen3's 151,669-token vocabulary takes a minute under the sanitizers;
 # the tokenizer, model-directory and training code it drives run there in their own tests. The
-# README's recipe runs commands that each have their own tests too; it checks the README.
-sanitizer_skips="$learning_tests|cli\.hf_tokenizer_sft_dpo|cli\.readme_recipe"
+# README's recipe runs commands that each have their own tests too; it checks the README. The
+# benchmarks time kernels that the conformance suite runs under the sanitizers.
+sanitizer_skips="$learning_tests|cli\.hf_tokenizer_sft_dpo|cli\.readme_recipe|cli\.bench"
 
 # OpenBLAS picks its kernels by CPU (Haswell, Zen, SkylakeX, Sandybridge, ...), and results differ
 # between kernel sets in their last bits, so a test tuned on one machine may hold only on its
