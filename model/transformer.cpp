@@ -52,13 +52,17 @@ AddNorm add_block_norm(const ModelConfig& c, const Variable& x, const Variable& 
 }
 
 // The attention's inputs from h [B, T, D], the pre-norm of the residual stream: q [B, T, Hq, Dh]
-// and k, v [B, T, Hkv, Dh], q and k normalised per head (Qwen3) and then rotated (Llama).
+// and k, v [B, T, Hkv, Dh], q and k normalised per head (Qwen3) and then rotated (Llama). The
+// projections carry the layer's adapters, if any.
 std::vector<Variable> project_qkv(const ModelConfig& c, const TransformerLayer& l,
-                                  const Variable& h, const Tensor& positions) {
+                                  const LoraLayerRun& lora, const Variable& h,
+                                  const Tensor& positions) {
   const int64_t B = h.size(0), T = h.size(1);
-  Variable q = reshape(linear(h, l.q_weight, l.q_bias), {B, T, c.num_heads, c.head_dim});
-  Variable k = reshape(linear(h, l.k_weight, l.k_bias), {B, T, c.num_kv_heads, c.head_dim});
-  Variable v = reshape(linear(h, l.v_weight, l.v_bias), {B, T, c.num_kv_heads, c.head_dim});
+  std::vector<Variable> qkv =
+      lora.qkv_linear(h, {l.q_weight, l.k_weight, l.v_weight}, {l.q_bias, l.k_bias, l.v_bias});
+  Variable q = reshape(qkv[0], {B, T, c.num_heads, c.head_dim});
+  Variable k = reshape(qkv[1], {B, T, c.num_kv_heads, c.head_dim});
+  Variable v = reshape(qkv[2], {B, T, c.num_kv_heads, c.head_dim});
   if (c.qk_norm) {
     const float eps = static_cast<float>(c.norm_eps);
     q = rmsnorm(q, norm_gain(c, l.q_norm_weight), eps);
@@ -80,15 +84,32 @@ std::vector<Variable> project_qkv(const ModelConfig& c, const TransformerLayer& 
   return {q, k, v};
 }
 
-// fc_in → GELU → fc_out (GPT-2), or silu(gate) ⊙ up → down (Llama), of the pre-norm h. GPT-2's
-// fc_in and GELU are one call (the GELU fused into the GEMM's epilogue on the GPU).
-Variable mlp(const ModelConfig& c, const TransformerLayer& l, const Variable& h) {
-  Variable inner =
-      c.is_gpt2() ? linear_gelu(h, l.fc_in_weight, l.fc_in_bias)
-      : c.gemma
-          ? mul(gelu(linear(h, l.fc_in_weight, l.fc_in_bias)), linear(h, l.up_weight, l.up_bias))
-          : swiglu(linear(h, l.fc_in_weight, l.fc_in_bias), linear(h, l.up_weight, l.up_bias));
-  return linear(inner, l.fc_out_weight, l.fc_out_bias);
+// fc_in → GELU → fc_out (GPT-2), or silu(gate) ⊙ up → down (Llama), of the pre-norm h, each
+// projection with its adapter, if any. GPT-2's fc_in and GELU are one call (the GELU fused into
+// the GEMM's epilogue on the GPU), or gelu(fc_in) when an adapter adds to fc_in's output.
+Variable mlp(const ModelConfig& c, const TransformerLayer& l, const LoraLayerRun& lora,
+             const Variable& h) {
+  const LayerAdapters& a = lora.adapters;
+  auto fc_in = [&] {
+    return lora.linear(h, l.fc_in_weight, l.fc_in_bias, a.fc_in, LoraSlot::fc_in);
+  };
+  auto up = [&] { return lora.linear(h, l.up_weight, l.up_bias, a.up, LoraSlot::up); };
+  Variable inner;
+  if (c.is_gpt2()) {
+    inner = a.fc_in.defined() ? gelu(fc_in()) : linear_gelu(h, l.fc_in_weight, l.fc_in_bias);
+  } else if (c.gemma) {
+    inner = mul(gelu(fc_in()), up());
+  } else {
+    inner = swiglu(fc_in(), up());
+  }
+  return lora.linear(inner, l.fc_out_weight, l.fc_out_bias, a.fc_out, LoraSlot::fc_out);
+}
+
+// inputs followed by extra ones.
+std::vector<Variable> concat_inputs(std::vector<Variable> inputs,
+                                    const std::vector<Variable>& extra) {
+  inputs.insert(inputs.end(), extra.begin(), extra.end());
+  return inputs;
 }
 
 }  // namespace
@@ -272,23 +293,25 @@ void Transformer::init_weights(uint64_t seed) {
   }
 }
 
-Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, const Variable& x,
-                                      const Variable& h, const TransformerInput& input,
-                                      KVCache* cache, bool checkpointed) const {
+Variable Transformer::attention_block(const TransformerLayer& l, const LoraLayerRun& lora,
+                                      int64_t index, const Variable& x, const Variable& h,
+                                      const TransformerInput& input, KVCache* cache,
+                                      bool checkpointed) const {
   const ModelConfig& c = config_;
   const int64_t B = input.ids.size(0), T = input.ids.size(1);
   std::vector<Variable> qkv;
   if (checkpointed) {
-    // The closure holds copies (config, layer handles, positions), not `this`: it runs again in
-    // the backward pass.
+    // The closure holds copies (config, layer and adapter handles, positions), not `this`: it
+    // runs again in the backward pass.
     qkv = checkpoint_multi(
-        [c, l, positions = input.positions](const std::vector<Variable>& in) {
-          return project_qkv(c, l, block_norm(c, in[0], in[1], in[2]), positions);
+        [c, l, lora, positions = input.positions](const std::vector<Variable>& in) {
+          return project_qkv(c, l, lora, block_norm(c, in[0], in[1], in[2]), positions);
         },
-        {x, l.attn_norm_weight, l.attn_norm_bias, l.q_weight, l.q_bias, l.k_weight, l.k_bias,
-         l.v_weight, l.v_bias, l.q_norm_weight, l.k_norm_weight});
+        concat_inputs({x, l.attn_norm_weight, l.attn_norm_bias, l.q_weight, l.q_bias, l.k_weight,
+                       l.k_bias, l.v_weight, l.v_bias, l.q_norm_weight, l.k_norm_weight},
+                      lora.attention_inputs()));
   } else {
-    qkv = project_qkv(c, l, h, input.positions);
+    qkv = project_qkv(c, l, lora, h, input.positions);
   }
   const Variable &q = qkv[0], &k = qkv[1], &v = qkv[2];
   const float scale = c.attention_scale > 0 ? static_cast<float>(c.attention_scale)
@@ -310,18 +333,20 @@ Variable Transformer::attention_block(const TransformerLayer& l, int64_t index, 
     attended = Variable(out);
   }
   Variable merged = reshape(attended, {B * T, c.num_heads * c.head_dim});
-  return reshape(linear(merged, l.o_weight, l.o_bias), {B, T, c.hidden_size});
+  Variable out = lora.linear(merged, l.o_weight, l.o_bias, lora.adapters.o, LoraSlot::o);
+  return reshape(out, {B, T, c.hidden_size});
 }
 
-Variable Transformer::mlp_block(const TransformerLayer& l, const Variable& x, const Variable& h,
-                                bool checkpointed) const {
-  if (!checkpointed) return mlp(config_, l, h);
+Variable Transformer::mlp_block(const TransformerLayer& l, const LoraLayerRun& lora,
+                                const Variable& x, const Variable& h, bool checkpointed) const {
+  if (!checkpointed) return mlp(config_, l, lora, h);
   return checkpoint(
-      [c = config_, l](const std::vector<Variable>& in) {
-        return mlp(c, l, block_norm(c, in[0], in[1], in[2]));
+      [c = config_, l, lora](const std::vector<Variable>& in) {
+        return mlp(c, l, lora, block_norm(c, in[0], in[1], in[2]));
       },
-      {x, l.mlp_norm_weight, l.mlp_norm_bias, l.fc_in_weight, l.fc_in_bias, l.up_weight, l.up_bias,
-       l.fc_out_weight, l.fc_out_bias});
+      concat_inputs({x, l.mlp_norm_weight, l.mlp_norm_bias, l.fc_in_weight, l.fc_in_bias,
+                     l.up_weight, l.up_bias, l.fc_out_weight, l.fc_out_bias},
+                    lora.mlp_inputs()));
 }
 
 Variable Transformer::hidden_states(const TransformerInput& input, KVCache* cache) const {
@@ -376,9 +401,10 @@ Variable Transformer::hidden_states(const TransformerInput& input, KVCache* cach
   }
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const TransformerLayer& l = layers_[static_cast<size_t>(i)];
-    Variable attended = attention_block(l, i, x, h, input, cache, checkpointed);
+    const LoraLayerRun lora = lora_run(i);
+    Variable attended = attention_block(l, lora, i, x, h, input, cache, checkpointed);
     residual_add(attended, l.mlp_norm_weight, l.mlp_norm_bias, !checkpointed);
-    Variable mlp_out = reshape(mlp_block(l, x, h, checkpointed), {B, T, c.hidden_size});
+    Variable mlp_out = reshape(mlp_block(l, lora, x, h, checkpointed), {B, T, c.hidden_size});
     if (i + 1 < c.num_layers) {
       const TransformerLayer& next = layers_[static_cast<size_t>(i + 1)];
       residual_add(mlp_out, next.attn_norm_weight, next.attn_norm_bias, !checkpointed);
@@ -399,12 +425,13 @@ Variable Transformer::gemma_hidden_states(const TransformerInput& input, KVCache
   Variable x = scale(embedding(tok_emb_, input.ids), static_cast<float>(c.embedding_scale));
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const TransformerLayer& l = layers_[static_cast<size_t>(i)];
+    const LoraLayerRun lora = lora_run(i);
     const Variable none;
     Variable h = checkpointed ? none : block_norm(c, x, l.attn_norm_weight, none);
-    Variable attended = attention_block(l, i, x, h, input, cache, checkpointed);
+    Variable attended = attention_block(l, lora, i, x, h, input, cache, checkpointed);
     x = add(x, block_norm(c, attended, l.post_attn_norm_weight, none));
     h = checkpointed ? none : block_norm(c, x, l.mlp_norm_weight, none);
-    Variable mlp_out = reshape(mlp_block(l, x, h, checkpointed), {B, T, c.hidden_size});
+    Variable mlp_out = reshape(mlp_block(l, lora, x, h, checkpointed), {B, T, c.hidden_size});
     x = add(x, block_norm(c, mlp_out, l.post_mlp_norm_weight, none));
   }
   if (cache != nullptr) cache->advance(T);
@@ -433,7 +460,7 @@ Variable Transformer::masked_logits(const Variable& hidden) const {
 Variable Transformer::scalar_head(const Variable& hidden) const {
   RLAIF_CHECK(score_.defined(), "Transformer: this model has no scalar head (score.weight)");
   Variable flat = reshape(hidden, {-1, config_.hidden_size});
-  return reshape(matmul(flat, score_, false, true), {-1});
+  return reshape(matmul(flat, active_score(), false, true), {-1});
 }
 
 Variable Transformer::token_logprobs(const TransformerInput& input, const Tensor& targets) const {

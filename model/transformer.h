@@ -16,8 +16,13 @@
 // and optional segment ids [B, T] i32 (attention stays inside a segment: padding gets its own
 // segment, packed examples one each). Training runs through autograd; inference runs the same
 // code under NoGradGuard, optionally with a KV cache.
+//
+// LoRA adapters (model/lora.h) may sit on the layers' linear projections: q, k, v, o and the MLP's
+// (y = W x + b + (alpha/r) · B A x). They are kept apart from the base weights (see add_lora).
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +30,7 @@
 #include "autograd/variable.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "model/lora.h"
 #include "runtime/tensor.h"
 
 namespace rlaif {
@@ -123,14 +129,65 @@ class Transformer {
   bool has_scalar_head() const { return score_.defined(); }
   void add_scalar_head();
 
+  // ---- LoRA adapters (model/lora.h; these methods are defined in model/lora.cpp) --------------
+  //
+  // The adapters are kept out of parameters(), which stays the base model's list (what
+  // save_model, load_model, checkpoints and model hashes read). A copy of a Transformer is
+  // another handle to the same model: it shares the base weights and the adapters, so adding,
+  // merging or removing adapters through one handle shows through every copy, made before or
+  // after. Whether the adapters are applied is each handle's own setting: a copy with
+  // set_adapters_enabled(false) is the base model (a reference policy) at no memory cost.
+
+  // Adds an adapter to every layer module that config.targets names (PEFT's matching, see
+  // LoraConfig; empty targets: PEFT's family default; "all-linear": every projection), in the
+  // model's device and dtype: A ~ U(-1/√in, 1/√in) drawn from Philox(seed), each adapter from its
+  // own region of the stream, and B = 0, so the model computes exactly what it did before.
+  // A model with a scalar head also trains a copy of it (modules_to_save "score", as PEFT's
+  // SEQ_CLS task does). Error when the model has adapters already, for an invalid config, or for
+  // a target that matches no module rlaif adapts (naming it).
+  void add_lora(const LoraConfig& config, uint64_t seed);
+  bool has_adapters() const;
+  // The adapters' configuration, targets explicit; Error without adapters.
+  const LoraConfig& lora_config() const;
+  // Every adapter tensor with its PEFT name, layer by layer in module order (lora_A then
+  // lora_B), then the head's copy: base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight
+  // [r, in], ....lora_B.weight [out, r]; GPT-2's base_model.model.transformer.h.0.attn.c_attn
+  // .lora_B.weight is [q + 2·kv, r]; base_model.model.score.weight [1, d]. Empty without adapters.
+  std::vector<std::pair<std::string, Variable>> adapter_parameters() const;
+  // Freezes the base weights (requires_grad false) and makes the adapters trainable.
+  void freeze_base();
+  // Whether this handle applies the adapters (on by default). Off, the forward pass is the base
+  // model's, the same calls and bits as before add_lora.
+  void set_adapters_enabled(bool enabled) { adapters_enabled_ = enabled; }
+  bool adapters_enabled() const { return adapters_enabled_; }
+  // Folds the adapters into the base weights, W ← W + s · B A (GPT-2's c_attn: each of q, k and v
+  // with its row block of B), and the head's copy into the head, then drops the adapters: a plain
+  // model computing what the adapted one did (up to rounding). The base weights change in place,
+  // for every handle sharing them.
+  void merge_adapters();
+  // Drops the adapters unmerged (the base model is left as it was).
+  void remove_adapters();
+  // The seed of LoRA dropout's masks, which are a pure function of (seed, layer, module,
+  // element): a trainer sets it from (run seed, step, micro-batch) before each forward pass.
+  // Dropout applies only in grad mode (training); without it the adapters' inputs pass as is.
+  void set_lora_dropout_seed(uint64_t seed) { lora_dropout_seed_ = seed; }
+  uint64_t lora_dropout_seed() const { return lora_dropout_seed_; }
+
  private:
   // A block's output (before its residual add) from h, the pre-norm of the residual stream x; or,
   // when checkpointed, from x, normalising it inside the checkpoint (h is then undefined).
-  Variable attention_block(const TransformerLayer& layer, int64_t index, const Variable& x,
-                           const Variable& h, const TransformerInput& input, KVCache* cache,
-                           bool checkpointed) const;
-  Variable mlp_block(const TransformerLayer& layer, const Variable& x, const Variable& h,
-                     bool checkpointed) const;
+  // `lora` is the layer's adapters as this pass applies them (see lora_run).
+  Variable attention_block(const TransformerLayer& layer, const LoraLayerRun& lora, int64_t index,
+                           const Variable& x, const Variable& h, const TransformerInput& input,
+                           KVCache* cache, bool checkpointed) const;
+  Variable mlp_block(const TransformerLayer& layer, const LoraLayerRun& lora, const Variable& x,
+                     const Variable& h, bool checkpointed) const;
+  // What layer `layer`'s forward pass applies of the adapters: none when this handle has them
+  // disabled, dropout only in grad mode (decided here, outside the checkpoints, whose first run
+  // is without grad mode).
+  LoraLayerRun lora_run(int64_t layer) const;
+  // The scalar head the forward pass uses: the adapters' copy when applied, else the base one.
+  const Variable& active_score() const;
   // Gemma 3's layers: each block between a pre-norm and a post-norm, then the residual add.
   Variable gemma_hidden_states(const TransformerInput& input, KVCache* cache) const;
 
@@ -144,6 +201,10 @@ class Transformer {
   // padded logits (undefined otherwise).
   Tensor head_buffer_, head_mask_;
   std::vector<TransformerLayer> layers_;
+  // Shared by copies (see add_lora); the enabled flag and the dropout seed are per handle.
+  std::shared_ptr<LoraState> lora_ = std::make_shared<LoraState>();
+  bool adapters_enabled_ = true;
+  uint64_t lora_dropout_seed_ = 0;
 };
 
 }  // namespace rlaif
