@@ -128,10 +128,12 @@ std::string text_of(const rapidjson::Value& r, const char* key) {
   return r.HasMember(key) && r[key].IsString() ? r[key].GetString() : "";
 }
 
-// The teacher's kept answers (an SFT file) that the checker finds right.
-void check_teacher(const std::map<std::string, std::string>& answers, const std::string& sft_file,
-                   ArmResult& r) {
-  if (answers.empty() || !fs::exists(sft_file)) return;
+// The teacher's kept answers that the checker finds right, from the SFT file the distill stage's
+// summary names ("out").
+void check_teacher(const std::map<std::string, std::string>& answers,
+                   const rapidjson::Value& distill, ArmResult& r) {
+  const std::string sft_file = text_of(distill, "out");
+  if (answers.empty() || sft_file.empty() || !fs::exists(sft_file)) return;
   int64_t right = 0;
   read_jsonl(sft_file, [&](const rapidjson::Value& rec, int64_t) {
     const std::string* answer = answer_of(answers, rec);
@@ -142,11 +144,12 @@ void check_teacher(const std::map<std::string, std::string>& answers, const std:
   if (r.teacher_checked > 0) r.teacher_accuracy = static_cast<double>(right) / r.teacher_checked;
 }
 
-// The critic's labels on decisive pairs: kept pairs from PREFS, the rest from its excluded file.
-void check_critic(const std::map<std::string, std::string>& answers, const std::string& prefs,
+// The critic's labels on decisive pairs: the kept pairs and the excluded ones, from the files the
+// label stage's summary names ("out" and "excluded").
+void check_critic(const std::map<std::string, std::string>& answers, const rapidjson::Value& label,
                   ArmResult& r) {
-  const std::string excluded = prefs.substr(0, prefs.size() - 6) + ".excluded.jsonl";
-  if (answers.empty() || !fs::exists(prefs)) return;
+  const std::string prefs = text_of(label, "out"), excluded = text_of(label, "excluded");
+  if (answers.empty() || prefs.empty() || !fs::exists(prefs)) return;
   int64_t right = 0;
   read_jsonl(prefs, [&](const rapidjson::Value& rec, int64_t) {
     const std::string* answer = answer_of(answers, rec);
@@ -157,7 +160,7 @@ void check_critic(const std::map<std::string, std::string>& answers, const std::
     ++r.critic_decisive;
     right += chosen;
   });
-  if (fs::exists(excluded)) {
+  if (!excluded.empty() && fs::exists(excluded)) {
     read_jsonl(excluded, [&](const rapidjson::Value& rec, int64_t) {
       const std::string* answer = answer_of(answers, rec);
       if (answer == nullptr || !rec.HasMember("completions") || !rec["completions"].IsArray() ||
@@ -181,7 +184,6 @@ ExperimentResults collect_results(const ExperimentConfig& config, const std::str
   const std::map<std::string, std::string> answers = config.exact_match
                                                          ? train_answers(config.train_prompts)
                                                          : std::map<std::string, std::string>{};
-  const fs::path data = fs::path(out_dir) / "data";
   for (const std::string& arm : config.arms) {
     ArmResult r;
     r.arm = arm;
@@ -192,7 +194,7 @@ ExperimentResults collect_results(const ExperimentConfig& config, const std::str
         parse(summaries, strong ? "distill_strong" : "distill_weak");
     const rapidjson::Document eval = parse(summaries, "eval_" + arm);
     r.sft_examples = count(distill, "written");
-    check_teacher(answers, (data / (strong ? "sft_strong.jsonl" : "sft_weak.jsonl")).string(), r);
+    check_teacher(answers, distill, r);
     auto add_cost = [&](const rapidjson::Document& d) {
       r.requests += count(d, "requests_sent") + count(d, "cached");
       r.tokens += count(d, "prompt_tokens") + count(d, "completion_tokens");
@@ -202,7 +204,7 @@ ExperimentResults collect_results(const ExperimentConfig& config, const std::str
       r.critic = config.critic.describe();
       const rapidjson::Document label = parse(summaries, "label_" + arm);
       r.preference_pairs = count(label, "written");
-      check_critic(answers, (data / (arm + "_prefs.jsonl")).string(), r);
+      check_critic(answers, label, r);
       add_cost(label);
     }
     add_cost(eval);

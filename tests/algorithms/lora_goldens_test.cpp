@@ -16,26 +16,16 @@
 #include "io/model_dir.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
+#include "tests/expect_close.h"
 
 namespace rlaif {
 namespace {
 
+using test::expect_all_close;
+
 std::string golden_dir(const std::string& family) {
   const char* root = std::getenv("RLAIF_SOURCE_DIR");
   return std::string(root ? root : ".") + "/tests/data/lora_goldens/" + family;
-}
-
-// |got - want| ≤ atol + rtol·|want| for every element; reports the worst one.
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double atol,
-                  double rtol, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  double worst = 0;
-  size_t at = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double excess = std::fabs(got[i] - want[i]) - (atol + rtol * std::fabs(want[i]));
-    if (i == 0 || excess > worst) worst = excess, at = i;
-  }
-  EXPECT_LE(worst, 0.0) << what << ": element " << at << " is " << got[at] << ", want " << want[at];
 }
 
 struct Golden {
@@ -71,8 +61,8 @@ TEST_P(LoraGoldens, FiveAdamWStepsOfTheAdapterMatchTheReference) {
   load_adapter(model, dir + "/adapter");
   model.freeze_base();
   const Golden g = read_golden(dir);
-  expect_close(logits_of(model, g), g.file.tensor("logits").to_vector<float>(), 2e-5, 2e-5,
-               "logits with the adapter");
+  expect_all_close(logits_of(model, g), g.file.tensor("logits").to_vector<float>(), 2e-5, 2e-5,
+                   "logits with the adapter");
 
   // The reference's settings: constant lr 1e-2, betas (0.9, 0.95), eps 1e-8, weight decay 0.1
   // on every A and B, gradients clipped to a global norm of 1 before each step.
@@ -80,9 +70,9 @@ TEST_P(LoraGoldens, FiveAdamWStepsOfTheAdapterMatchTheReference) {
   AdamW optimizer(adapters, AdamWOptions{0.9, 0.95, 1e-8, 0.1});
   for (int step = 0; step < 5; ++step) {
     Variable loss = mean_loss(model, g);
-    expect_close(loss.data().to_vector<float>(),
-                 g.file.tensor("loss.step" + std::to_string(step)).to_vector<float>(), 2e-6, 1e-6,
-                 "loss before step " + std::to_string(step));
+    expect_all_close(loss.data().to_vector<float>(),
+                     g.file.tensor("loss.step" + std::to_string(step)).to_vector<float>(), 2e-6,
+                     1e-6, "loss before step " + std::to_string(step));
     loss.backward();
     if (step == 0) {
       for (const auto& [name, p] : model.parameters()) {
@@ -90,23 +80,25 @@ TEST_P(LoraGoldens, FiveAdamWStepsOfTheAdapterMatchTheReference) {
       }
       for (const auto& [name, p] : adapters) {
         ASSERT_TRUE(g.file.contains("grad." + name)) << "no reference gradient for " << name;
-        expect_close(p.grad().to_vector<float>(), g.file.tensor("grad." + name).to_vector<float>(),
-                     2e-6, 1e-4, "step-0 gradient of " + name);
+        expect_all_close(p.grad().to_vector<float>(),
+                         g.file.tensor("grad." + name).to_vector<float>(), 2e-6, 1e-4,
+                         "step-0 gradient of " + name);
       }
     }
     const double norm = global_grad_norm(adapters);
-    expect_close({static_cast<float>(norm)},
-                 g.file.tensor("grad_norm.step" + std::to_string(step)).to_vector<float>(), 1e-6,
-                 1e-5, "gradient norm at step " + std::to_string(step));
+    expect_all_close({static_cast<float>(norm)},
+                     g.file.tensor("grad_norm.step" + std::to_string(step)).to_vector<float>(),
+                     1e-6, 1e-5, "gradient norm at step " + std::to_string(step));
     optimizer.step(1e-2, static_cast<float>(clip_factor(norm, 1.0)));
     for (auto [name, p] : adapters) p.zero_grad();
   }
-  expect_close(mean_loss(model, g).data().to_vector<float>(),
-               g.file.tensor("loss.final").to_vector<float>(), 2e-6, 1e-5, "loss after 5 steps");
+  expect_all_close(mean_loss(model, g).data().to_vector<float>(),
+                   g.file.tensor("loss.final").to_vector<float>(), 2e-6, 1e-5,
+                   "loss after 5 steps");
   int64_t compared = 0;
   for (const auto& [name, p] : adapters) {
-    expect_close(p.data().to_vector<float>(), g.file.tensor("final." + name).to_vector<float>(),
-                 2e-6, 1e-4, "adapter tensor " + name + " after 5 steps");
+    expect_all_close(p.data().to_vector<float>(), g.file.tensor("final." + name).to_vector<float>(),
+                     2e-6, 1e-4, "adapter tensor " + name + " after 5 steps");
     ++compared;
   }
   int64_t references = 0;
@@ -121,8 +113,8 @@ TEST_P(LoraGoldens, TheMergedModelGivesTheReferenceLogits) {
   model.merge_adapters();
   ASSERT_FALSE(model.has_adapters());
   const Golden g = read_golden(dir);
-  expect_close(logits_of(model, g), g.file.tensor("merged.logits").to_vector<float>(), 2e-5, 2e-5,
-               "logits of the merged model");
+  expect_all_close(logits_of(model, g), g.file.tensor("merged.logits").to_vector<float>(), 2e-5,
+                   2e-5, "logits of the merged model");
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, LoraGoldens, ::testing::Values("llama", "gpt2"),

@@ -64,12 +64,13 @@ cat > "$out/eval/sft_weak.jsonl" <<'EOF'
 {"prompt":"p5","output":"a","reference":"b","outcome":"unparsed","exact_match":false}
 EOF
 stage() { printf '%s\n' "$2" > "$out/stages/$1.json"; }
-stage distill_strong '{"written":4,"requests_sent":3,"cached":2,"prompt_tokens":100,"completion_tokens":10}'
-stage distill_weak '{"written":5,"requests_sent":5,"cached":0,"prompt_tokens":100,"completion_tokens":20}'
+# Each summary names the files its stage wrote, as the commands' own summaries do.
+stage distill_strong "{\"written\":4,\"requests_sent\":3,\"cached\":2,\"prompt_tokens\":100,\"completion_tokens\":10,\"out\":\"$out/data/sft_strong.jsonl\"}"
+stage distill_weak "{\"written\":5,\"requests_sent\":5,\"cached\":0,\"prompt_tokens\":100,\"completion_tokens\":20,\"out\":\"$out/data/sft_weak.jsonl\"}"
 stage sft_strong '{"steps":1}'
 stage sft_weak '{"steps":1}'
 stage sample_sft_weak_dpo '{"written":5}'
-stage label_sft_weak_dpo '{"written":3,"requests_sent":10,"cached":0,"prompt_tokens":1000,"completion_tokens":50}'
+stage label_sft_weak_dpo "{\"written\":3,\"requests_sent\":10,\"cached\":0,\"prompt_tokens\":1000,\"completion_tokens\":50,\"out\":\"$out/data/sft_weak_dpo_prefs.jsonl\",\"excluded\":\"$out/data/sft_weak_dpo_prefs.excluded.jsonl\"}"
 stage sft_weak_dpo '{"steps":1}'
 for arm in sft_strong sft_weak sft_weak_dpo; do
   stage "eval_$arm" '{"win_rate":0.25,"stderr":0.05,"judged":4,"accuracy":0.5,"accuracy_stderr":0.1,"requests_sent":4,"cached":0,"prompt_tokens":40,"completion_tokens":4}'

@@ -23,19 +23,12 @@ namespace {
 
 using test::error_of;
 using test::TempDir;
+using testing::lora;
 
 Transformer base_model(const ModelConfig& config) {
   Transformer m(config);
   m.init_weights(3);
   return m;
-}
-
-LoraConfig lora(std::vector<std::string> targets, int64_t r = 4, double alpha = 8) {
-  LoraConfig c;
-  c.r = r;
-  c.alpha = alpha;
-  c.targets = std::move(targets);
-  return c;
 }
 
 // Every adapter tensor (A and B) drawn at random, so that a round trip has something to keep.

@@ -14,26 +14,16 @@
 #include "io/model_dir.h"
 #include "io/safetensors.h"
 #include "model/generate.h"
+#include "tests/expect_close.h"
 #include "tests/model/model_test_util.h"
 
 namespace rlaif {
 namespace {
 
+using test::expect_all_close;
+
 std::string golden_dir(const std::string& family) {
   return testing::source_dir() + "/tests/data/model_goldens/" + family;
-}
-
-// |got - want| ≤ atol + rtol·|want| for every element; reports the worst one.
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double atol,
-                  double rtol, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  double worst = 0;
-  size_t at = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double excess = std::fabs(got[i] - want[i]) - (atol + rtol * std::fabs(want[i]));
-    if (i == 0 || excess > worst) worst = excess, at = i;
-  }
-  EXPECT_LE(worst, 0.0) << what << ": element " << at << " is " << got[at] << ", want " << want[at];
 }
 
 class FamilyGoldens : public ::testing::TestWithParam<const char*> {};
@@ -52,8 +42,8 @@ TEST_P(FamilyGoldens, LogitsLossAndGradientsMatchTheReference) {
 
   {
     NoGradGuard no_grad;
-    expect_close(model.logits(model.hidden_states(input)).data().to_vector<float>(),
-                 goldens.tensor("logits").to_vector<float>(), 2e-5, 2e-5, "logits");
+    expect_all_close(model.logits(model.hidden_states(input)).data().to_vector<float>(),
+                     goldens.tensor("logits").to_vector<float>(), 2e-5, 2e-5, "logits");
   }
 
   model.set_requires_grad(true);
@@ -61,14 +51,14 @@ TEST_P(FamilyGoldens, LogitsLossAndGradientsMatchTheReference) {
   int64_t counted = 0;
   for (int32_t t : targets.to_vector<int32_t>()) counted += t != -100;
   Variable loss = scale(sum_all(losses), 1.0f / static_cast<float>(counted));
-  expect_close(loss.data().to_vector<float>(), goldens.tensor("loss").to_vector<float>(), 1e-6,
-               1e-6, "loss");
+  expect_all_close(loss.data().to_vector<float>(), goldens.tensor("loss").to_vector<float>(), 1e-6,
+                   1e-6, "loss");
   loss.backward();
   int64_t compared = 0;
   for (const auto& [name, p] : model.parameters()) {
     ASSERT_TRUE(goldens.contains("grad." + name)) << "no reference gradient for " << name;
-    expect_close(p.grad().to_vector<float>(), goldens.tensor("grad." + name).to_vector<float>(),
-                 2e-6, 1e-4, "gradient of " + name);
+    expect_all_close(p.grad().to_vector<float>(), goldens.tensor("grad." + name).to_vector<float>(),
+                     2e-6, 1e-4, "gradient of " + name);
     ++compared;
   }
   int64_t references = 0;

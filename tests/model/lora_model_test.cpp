@@ -24,20 +24,14 @@ namespace rlaif {
 namespace {
 
 using test::error_of;
+using testing::count_ops;
+using testing::lora;
 using testing::tiny_batch;
 using testing::tiny_gemma3;
 using testing::tiny_gpt2;
 using testing::tiny_llama;
 using testing::tiny_qwen3;
 using testing::tiny_targets;
-
-LoraConfig lora(std::vector<std::string> targets, int64_t r = 4, double alpha = 8) {
-  LoraConfig c;
-  c.r = r;
-  c.alpha = alpha;
-  c.targets = std::move(targets);
-  return c;
-}
 
 Transformer base_model(const ModelConfig& config) {
   Transformer m(config);
@@ -301,24 +295,6 @@ TEST(LoraModel, BackwardReachesOnlyTheAdaptersWithFiniteDifferenceGradients) {
     EXPECT_TRUE(r.ok) << r.report;
     EXPECT_EQ(r.checked, 4 * 12);
   }
-}
-
-// How many nodes of the graph behind v run `op`.
-int count_ops(const Variable& v, const std::string& op) {
-  int n = 0;
-  std::vector<const Node*> stack;
-  std::unordered_set<const Node*> seen;
-  if (v.grad_fn()) stack.push_back(v.grad_fn().get());
-  while (!stack.empty()) {
-    const Node* node = stack.back();
-    stack.pop_back();
-    if (!seen.insert(node).second) continue;
-    n += node->op == op;
-    for (const Variable& in : node->inputs) {
-      if (in.defined() && in.grad_fn()) stack.push_back(in.grad_fn().get());
-    }
-  }
-  return n;
 }
 
 // The adapters' gradients of two micro-batches, accumulated; `checkpoints` counts the

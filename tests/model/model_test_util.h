@@ -6,8 +6,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
+#include "autograd/node.h"
+#include "model/lora.h"
 #include "model/transformer.h"
 
 namespace rlaif::testing {
@@ -121,5 +125,32 @@ class TempDir {
   std::filesystem::path path_;
   static inline int counter_ = 0;
 };
+
+// How many nodes of the graph behind v run `op`.
+inline int count_ops(const Variable& v, const std::string& op) {
+  int n = 0;
+  std::vector<const Node*> stack;
+  std::unordered_set<const Node*> seen;
+  if (v.grad_fn()) stack.push_back(v.grad_fn().get());
+  while (!stack.empty()) {
+    const Node* node = stack.back();
+    stack.pop_back();
+    if (!seen.insert(node).second) continue;
+    n += node->op == op;
+    for (const Variable& in : node->inputs) {
+      if (in.defined() && in.grad_fn()) stack.push_back(in.grad_fn().get());
+    }
+  }
+  return n;
+}
+
+// A LoRA configuration of rank r on `targets` (PEFT module names).
+inline LoraConfig lora(std::vector<std::string> targets, int64_t r = 4, double alpha = 8) {
+  LoraConfig c;
+  c.r = r;
+  c.alpha = alpha;
+  c.targets = std::move(targets);
+  return c;
+}
 
 }  // namespace rlaif::testing

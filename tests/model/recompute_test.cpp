@@ -19,6 +19,7 @@
 namespace rlaif {
 namespace {
 
+using testing::count_ops;
 using testing::tiny_batch;
 using testing::tiny_gpt2;
 using testing::tiny_llama;
@@ -29,24 +30,6 @@ std::vector<unsigned char> bits_of(const Tensor& t) {
   Tensor host = t.to(Device::cpu());
   const auto* p = static_cast<const unsigned char*>(host.raw_data());
   return {p, p + host.nbytes()};
-}
-
-// How many nodes of the graph behind v run `op`.
-int count_ops(const Variable& v, const std::string& op) {
-  int n = 0;
-  std::vector<const Node*> stack;
-  std::unordered_set<const Node*> seen;
-  if (v.grad_fn()) stack.push_back(v.grad_fn().get());
-  while (!stack.empty()) {
-    const Node* node = stack.back();
-    stack.pop_back();
-    if (!seen.insert(node).second) continue;
-    n += node->op == op;
-    for (const Variable& in : node->inputs) {
-      if (in.defined() && in.grad_fn()) stack.push_back(in.grad_fn().get());
-    }
-  }
-  return n;
 }
 
 struct StepResult {
