@@ -168,6 +168,15 @@ uint64_t model_hash(const Transformer& model) {
     Tensor t = v.data().to(Device::cpu());
     f.bytes(t.raw_data(), t.nbytes());
   }
+  // Adapters change the model only where they are applied: a handle with them off hashes as its
+  // base (and computes the base's log-probs).
+  if (model.has_adapters() && model.adapters_enabled()) {
+    for (const auto& [name, v] : model.adapter_parameters()) {
+      f.bytes(name.data(), name.size());
+      Tensor t = v.data().to(Device::cpu());
+      f.bytes(t.raw_data(), t.nbytes());
+    }
+  }
   return f.h;
 }
 

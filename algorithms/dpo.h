@@ -64,7 +64,8 @@ RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<Tok
 RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<TokenizedPair>& pairs,
                                  int64_t begin, int64_t end, int64_t batch);
 
-// A content hash of a model (config and every weight) and of tokenised pairs (their token ids):
+// A content hash of a model (config, every weight, and the adapters where the handle applies them)
+// and of tokenised pairs (their token ids):
 // together they key the reference log-prob cache.
 uint64_t model_hash(const Transformer& model);
 uint64_t pairs_hash(const std::vector<TokenizedPair>& pairs);

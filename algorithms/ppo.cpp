@@ -19,6 +19,7 @@
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
 #include "io/model_dir.h"
+#include "io/peft_adapter.h"
 #include "io/progress.h"
 #include "runtime/communicator.h"
 #include "runtime/rng.h"
@@ -37,12 +38,13 @@ using Params = std::vector<std::pair<std::string, Variable>>;
 using Metrics = std::vector<std::pair<std::string, double>>;
 
 Params trainable(const Transformer* model) {
-  Params out;
-  if (model == nullptr) return out;
-  for (auto& [name, v] : model->parameters()) {
-    if (v.requires_grad()) out.emplace_back(name, v);
-  }
-  return out;
+  return model == nullptr ? Params() : trainable_parameters(*model);
+}
+
+// The value model's weights a checkpoint holds: its adapters (and the head they train) when it
+// has them, else every weight.
+Params saved_value_weights(const Transformer& value) {
+  return value.has_adapters() ? value.adapter_parameters() : value.parameters();
 }
 
 // Running means of the update's diagnostics, in first-seen order.
@@ -123,6 +125,13 @@ UpdateResult update(const PpoModels& models, DataParallelOptimizer& optimizer, C
         std::optional<GradientReadyScope> overlap;
         if (micro + 1 == A && trainer.overlap_reduction)
           overlap.emplace(optimizer.overlap_backward());
+        // LoRA dropout masks: a pure function of the run's seed and this micro-batch's place.
+        const int64_t pass = (rollout.step * o.ppo_epochs + epoch) * o.mini_batches + mb;
+        models.policy->set_lora_dropout_seed(
+            micro_batch_seed(trainer.seed, pass, micro, comm.rank()));
+        if (models.value != nullptr)
+          models.value->set_lora_dropout_seed(
+              micro_batch_seed(trainer.seed ^ kMiniBatchSeedSalt, pass, micro, comm.rank()));
         const auto at = order.begin() + mb * per_mini + micro * per_micro;
         const MicroBatchShare share = micro_batch_share(std::vector<int64_t>(at, at + per_micro),
                                                         rollout.samples, comm.rank(), comm.size());
@@ -218,7 +227,7 @@ NamedTensors checkpoint_tensors(const PpoModels& models, const DataParallelOptim
   NamedTensors out;
   for (auto& [name, t] : optimizer.state(wanted)) out.emplace_back(checkpoint_name(name), t);
   if (use_value && wanted) {
-    for (auto& [name, v] : models.value->parameters()) {
+    for (auto& [name, v] : saved_value_weights(*models.value)) {
       out.emplace_back(kValueModelPrefix + name, v.data().to(Device::cpu()));
     }
   }
@@ -258,7 +267,7 @@ int64_t restore(const PpoModels& models, DataParallelOptimizer& optimizer, bool 
               use_value ? ": it holds no value model (made with another --advantage?)"
                         : ": it holds a value model, and this run has none");
   if (use_value) {
-    for (auto& [name, v] : models.value->parameters()) {
+    for (auto& [name, v] : saved_value_weights(*models.value)) {
       auto it = value_weights.find(name);
       RLAIF_CHECK(it != value_weights.end() && it->second.shape() == v.shape(),
                   "cannot resume from ", ckpt.dir, ": its value model lacks ", name,
@@ -351,7 +360,7 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
     if (lead) {
       result.checkpoint =
           save_checkpoint(trainer.out_dir, step, *models.policy, trainer.tokenizer_source,
-                          trainer_state_json(step, trainer, extra), tensors);
+                          trainer_state_json(step, trainer, extra), tensors, trainer.base_model);
       prune_checkpoints(trainer.out_dir, trainer.keep);
     }
     // No rank runs ahead (or exits after a signal) before the checkpoint is complete.
@@ -417,10 +426,11 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
   result.kl_coef = kl_coef;
   if (lead) {
     progress->finish(note);
-    save_model(trainer.out_dir, *models.policy, trainer.tokenizer_source);
+    save_trained_model(trainer.out_dir, *models.policy, trainer.tokenizer_source,
+                       trainer.base_model);
     if (use_value) {
-      save_model((fs::path(trainer.out_dir) / "value_model").string(), *models.value,
-                 trainer.tokenizer_source);
+      save_trained_model((fs::path(trainer.out_dir) / "value_model").string(), *models.value,
+                         trainer.tokenizer_source, options.value_base_model);
     }
   }
   comm.barrier();  // every rank returns once the models are written

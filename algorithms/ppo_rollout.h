@@ -71,6 +71,10 @@ struct PpoOptions {
   uint64_t seed = 0;
   int64_t forward_batch = 16;  // sequences per no-grad forward pass (generation, scoring)
 
+  // The value model's base directory, recorded in value_model/adapter_config.json when the value
+  // model trains LoRA adapters (the policy's is TrainerOptions::base_model).
+  std::string value_base_model;
+
   // Error naming the flag for values out of range.
   void validate() const;
   int64_t sequences_per_step() const { return batch_prompts * samples_per_prompt; }

@@ -17,6 +17,7 @@
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
 #include "io/model_dir.h"
+#include "io/peft_adapter.h"
 #include "io/progress.h"
 #include "runtime/communicator.h"
 
@@ -52,6 +53,15 @@ int reduce_step(Communicator& comm, double& loss, int64_t& tokens,
 }  // namespace
 
 void load_checkpoint_weights(Transformer& model, const std::string& checkpoint) {
+  namespace fs = std::filesystem;
+  if (model.has_adapters()) {
+    load_adapter_weights(model, checkpoint);
+    return;
+  }
+  RLAIF_CHECK(!fs::exists(fs::path(checkpoint) / "adapter_config.json"), "cannot resume from ",
+              checkpoint,
+              ": it holds LoRA adapters, but this run trains the whole model (give the same "
+              "--lora-r or --adapter flags as the run that wrote it)");
   Transformer saved = load_model(checkpoint, Device::cpu());
   RLAIF_CHECK(saved.config().to_json() == model.config().to_json(), "cannot resume from ",
               checkpoint, ": its model config differs from --model's:\n", saved.config().to_json(),
@@ -66,6 +76,32 @@ void load_checkpoint_weights(Transformer& model, const std::string& checkpoint) 
       backend_for(dst.device()).cast(src.to(dst.device()), dst);
     }
   }
+}
+
+std::vector<std::pair<std::string, Variable>> trainable_parameters(const Transformer& model) {
+  std::vector<std::pair<std::string, Variable>> trainable;
+  for (auto& [name, v] : model.parameters()) {
+    if (v.requires_grad()) trainable.emplace_back(name, v);
+  }
+  for (auto& [name, v] : model.adapter_parameters()) {
+    if (v.requires_grad()) trainable.emplace_back(name, v);
+  }
+  return trainable;
+}
+
+uint64_t micro_batch_seed(uint64_t seed, int64_t step, int64_t micro, int rank) {
+  // splitmix64's finaliser over each field in turn: every bit of every field moves the result.
+  auto mix = [](uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  uint64_t h = mix(seed + 0x9e3779b97f4a7c15ULL);
+  for (uint64_t field :
+       {static_cast<uint64_t>(step), static_cast<uint64_t>(micro), static_cast<uint64_t>(rank)}) {
+    h = mix(h ^ (field + 0x9e3779b97f4a7c15ULL));
+  }
+  return h;
 }
 
 std::string trainer_state_json(int64_t step, const TrainerOptions& o,
@@ -155,10 +191,7 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
   const bool lead = setup.lead;
   if (lead) fs::create_directories(options.out_dir);
 
-  std::vector<std::pair<std::string, Variable>> trainable;
-  for (auto& [name, v] : model.parameters()) {
-    if (v.requires_grad()) trainable.emplace_back(name, v);
-  }
+  const std::vector<std::pair<std::string, Variable>> trainable = trainable_parameters(model);
   RLAIF_CHECK(!trainable.empty(), options.label, ": the model has no trainable parameters");
   DataParallelOptimizer optimizer(trainable, options.adamw, device_comm, options.zero_stage);
 
@@ -190,8 +223,9 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
     // writer gets it.
     const std::vector<std::pair<std::string, Tensor>> state = optimizer.state(lead);
     if (lead) {
-      result.checkpoint = save_checkpoint(options.out_dir, step, model, options.tokenizer_source,
-                                          trainer_state_json(step, options), state);
+      result.checkpoint =
+          save_checkpoint(options.out_dir, step, model, options.tokenizer_source,
+                          trainer_state_json(step, options), state, options.base_model);
       prune_checkpoints(options.out_dir, options.keep);
     }
     // No rank runs ahead (or exits after a signal) before the checkpoint is complete.
@@ -219,6 +253,7 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
       std::optional<GradientReadyScope> overlap;
       if (micro + 1 == options.grad_accum && options.overlap_reduction)
         overlap.emplace(optimizer.overlap_backward());
+      model.set_lora_dropout_seed(micro_batch_seed(options.seed, step, micro, comm.rank()));
       MicroBatchResult r =
           task.micro_batch(step, micro, 1.0 / static_cast<double>(options.grad_accum));
       loss += r.loss / static_cast<double>(options.grad_accum);
@@ -289,7 +324,7 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
   }
   if (lead) {
     progress->finish(note);
-    save_model(options.out_dir, model, options.tokenizer_source);
+    save_trained_model(options.out_dir, model, options.tokenizer_source, options.base_model);
   }
   comm.barrier();  // every rank returns once the model is written
   return result;

@@ -64,15 +64,21 @@ struct TrainerOptions {
   int64_t grad_accum = 1;  // micro-batches per step
   LrSchedule schedule;     // total_steps is set from `steps`
   AdamWOptions adamw;
-  double grad_clip = 1.0;  // max global gradient norm; 0 = no clipping
-  int64_t eval_every = 0;  // steps between evaluations (0 = only at the end)
-  int64_t save_every = 0;  // steps between checkpoints (0 = only on a signal)
-  int64_t keep = 2;        // checkpoints kept (0 = all)
-  std::string resume;      // checkpoint or run directory to continue from ("" = fresh)
+  double grad_clip = 1.0;       // max global gradient norm; 0 = no clipping
+  int64_t eval_every = 0;       // steps between evaluations (0 = only at the end)
+  int64_t save_every = 0;       // steps between checkpoints (0 = only on a signal)
+  int64_t keep = 2;             // checkpoints kept (0 = all)
+  std::string resume;           // checkpoint or run directory to continue from ("" = fresh)
   std::string tensorboard_dir;  // also log the metrics as TensorBoard events here ("" = no)
   // Where the tokenizer files copied into checkpoints and the final model directory come from: a
   // model directory or a tokenizer file (see save_model in io/model_dir.h); empty copies none.
   std::string tokenizer_source;
+  // The base model a run that trains LoRA adapters started from, recorded in its adapter
+  // directories as base_model_name_or_path (io/peft_adapter.h).
+  std::string base_model;
+  // The run's seed. The loop itself draws one thing from it: the LoRA dropout masks of each
+  // micro-batch (micro_batch_seed), so that a resumed step repeats them.
+  uint64_t seed = 0;
   // The settings that define the run ({flag: value}); stored in every checkpoint, and a resume
   // whose settings differ in any of `identity_keys` is refused, naming each difference.
   std::vector<std::pair<std::string, std::string>> settings;
@@ -118,9 +124,11 @@ struct TrainResult {
   std::string checkpoint;  // the last checkpoint written ("" if none)
 };
 
-// Trains `model`'s trainable parameters (those with requires_grad) with `task`. With
-// options.resume, the model's weights and the optimizer state are first restored from the
-// checkpoint. At the end (not when interrupted) the model is saved to options.out_dir.
+// Trains `model`'s trainable parameters (those with requires_grad: its weights, or, on a model
+// with LoRA adapters and a frozen base, the adapters and the modules they save) with `task`. With
+// options.resume, the trained weights and the optimizer state are first restored from the
+// checkpoint. At the end (not when interrupted) the model is saved to options.out_dir: the whole
+// model, or the adapters only (a PEFT adapter directory, io/peft_adapter.h), as are checkpoints.
 // A non-finite loss or gradient norm stops training with an Error naming the step and the last
 // good checkpoint, which is left in place.
 TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& options);
@@ -144,7 +152,14 @@ void check_resume_settings(const TrainerCheckpoint& checkpoint, const TrainerOpt
 // predates the record.
 std::string resume_kernels_note(const TrainerCheckpoint& checkpoint, Device device);
 // Copies the weights of the model saved in a checkpoint directory into `model`; Error when its
-// config differs.
+// config differs. A model with adapters takes the checkpoint's adapters instead (its base stays
+// as loaded); Error when the checkpoint holds a whole model, or adapters shaped otherwise.
 void load_checkpoint_weights(Transformer& model, const std::string& checkpoint);
+// The trainable parameters: those of parameters() and adapter_parameters() with requires_grad,
+// in that order.
+std::vector<std::pair<std::string, Variable>> trainable_parameters(const Transformer& model);
+// The seed of the random draws inside one micro-batch (LoRA dropout masks): a hash of the run's
+// seed, the step, the micro-batch and the data-parallel rank (whose rows differ).
+uint64_t micro_batch_seed(uint64_t seed, int64_t step, int64_t micro, int rank);
 
 }  // namespace rlaif

@@ -120,6 +120,14 @@ Variable matmul(const Variable& a, const Variable& b, bool trans_a = false, bool
 // x @ weightᵀ + bias, Hugging Face's Linear: x [..., in], weight [out, in], bias [out] or
 // undefined. Result [..., out].
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias = Variable());
+// A linear layer plus a low-rank update (a LoRA layer once a = A x):
+//   y = x @ weightᵀ + bias + alpha · a @ bᵀ,   x [..., in], a [..., r], b [out, r] → y [..., out].
+// One node: it keeps x, a and the result only (the composition linear + scale + add would keep
+// three more [..., out] tensors until the backward pass). The update is accumulated into the
+// linear layer's output by the GEMM (beta = 1). Gradients: dx = g W, dweight = gᵀ x,
+// dbias = Σ over rows of g, da = alpha · g b, db = alpha · gᵀ a (each only when wanted).
+Variable linear_low_rank(const Variable& x, const Variable& weight, const Variable& bias,
+                         const Variable& a, const Variable& b, float alpha);
 // gelu(linear(x, weight, bias)) in one backend call (Backend::linear_gelu: the GELU in the
 // GEMM's epilogue where the backend can). The CPU gives exactly the composition's bits.
 Variable linear_gelu(const Variable& x, const Variable& weight, const Variable& bias = Variable());

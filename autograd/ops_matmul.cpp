@@ -171,6 +171,52 @@ Variable linear(const Variable& x, const Variable& weight, const Variable& bias)
       });
 }
 
+Variable linear_low_rank(const Variable& x, const Variable& weight, const Variable& bias,
+                         const Variable& a, const Variable& b, float alpha) {
+  const int64_t in_features = check_linear("linear_low_rank", x, weight, bias);
+  require("linear_low_rank", "a", a);
+  require("linear_low_rank", "b", b);
+  const int64_t out_features = weight.size(0);
+  RLAIF_CHECK(b.dim() == 2 && b.size(0) == out_features, "linear_low_rank: b ", b.str(),
+              " must be [out = ", out_features, ", r]");
+  const int64_t rank = b.size(1);
+  Shape a_expected = x.shape();
+  a_expected.back() = rank;
+  RLAIF_CHECK(a.shape() == a_expected, "linear_low_rank: a ", a.str(), " must be x ", x.str(),
+              " with its last dimension r = ", rank);
+  Tensor X = x.data().reshape({-1, in_features}), W = weight.data();
+  Tensor Am = a.data().reshape({-1, rank}), Bm = b.data();
+  Tensor out = empty_as({X.size(0), out_features}, X);
+  Backend& backend = backend_of(X);
+  backend.matmul(X, W, out, false, true, bias.defined() ? bias.data() : Tensor());
+  backend.matmul(Am, Bm, out, false, true, Tensor(), alpha, 1.0f);
+  Shape out_shape = x.shape();
+  out_shape.back() = out_features;
+  const bool need_x = wants_grad(x), need_w = wants_grad(weight), need_bias = wants_grad(bias);
+  const bool need_a = wants_grad(a), need_b = wants_grad(b);
+  const Shape x_shape = x.shape(), a_shape = a.shape();
+  return record_op("linear_low_rank", out.reshape(out_shape), {x, weight, bias, a, b},
+                   [X, W, Am, Bm, x_shape, a_shape, alpha, need_x, need_w, need_bias, need_a,
+                    need_b](const Tensor& g) {
+                     const Tensor g2 = g.reshape({-1, W.size(0)});
+                     std::vector<Tensor> grads =
+                         linear_grads(X, W, x_shape, g2, need_x, need_w, need_bias);
+                     Tensor da, db;
+                     if (need_a) {
+                       da = empty_as(Am.shape(), g2);
+                       backend_of(g2).matmul(g2, Bm, da, false, false, Tensor(), alpha);
+                       da = da.reshape(a_shape);
+                     }
+                     if (need_b) {
+                       db = empty_as(Bm.shape(), g2);
+                       backend_of(g2).matmul(g2, Am, db, true, false, Tensor(), alpha);
+                     }
+                     grads.push_back(da);
+                     grads.push_back(db);
+                     return grads;
+                   });
+}
+
 Variable linear_gelu(const Variable& x, const Variable& weight, const Variable& bias) {
   const int64_t in_features = check_linear("linear_gelu", x, weight, bias);
   const int64_t out_features = weight.size(0);

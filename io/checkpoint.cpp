@@ -12,6 +12,7 @@
 
 #include "io/atomic_file.h"
 #include "io/model_dir.h"
+#include "io/peft_adapter.h"
 
 namespace rlaif {
 namespace fs = std::filesystem;
@@ -38,7 +39,7 @@ std::string checkpoint_dir(const std::string& run_dir, int64_t step) {
 
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const Transformer& model,
                             const std::string& tokenizer_source, const std::string& state_json,
-                            const NamedTensors& state_tensors) {
+                            const NamedTensors& state_tensors, const std::string& base_model) {
   const fs::path final_dir = checkpoint_dir(run_dir, step);
   const fs::path parent = final_dir.parent_path();
   fs::create_directories(parent);
@@ -48,7 +49,7 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Tran
   fs::create_directories(temp / "trainer_state");
   // Every file below is written through AtomicFileWriter (fsynced before its rename), so once
   // the directory is renamed its contents are durable.
-  save_model(temp.string(), model, tokenizer_source);
+  save_trained_model(temp.string(), model, tokenizer_source, base_model);
   write_safetensors((temp / "trainer_state" / "state.safetensors").string(), state_tensors);
   write_file_atomically((temp / "trainer_state" / "state.json").string(), state_json);
   fsync_directory((temp / "trainer_state").string());

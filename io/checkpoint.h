@@ -1,5 +1,7 @@
-// Training checkpoints: a model directory (loadable by every command and by Hugging Face
-// transformers) plus `trainer_state/`:
+// Training checkpoints: what the run trains, as the run's final output holds it (a model directory,
+// loadable by every command and by Hugging Face transformers; or, for a run that trains LoRA
+// adapters, a PEFT adapter directory: adapter_config.json and adapter_model.safetensors, with the
+// tokenizer files), plus `trainer_state/`:
 //   trainer_state/state.safetensors  named tensors the trainer hands over (optimizer moments,
 //                                    master weights); io/ does not know what they mean
 //   trainer_state/state.json         {"format": 1, "step": N, ...the trainer's own fields}
@@ -32,10 +34,11 @@ std::string checkpoint_dir(const std::string& run_dir, int64_t step);
 
 // Writes model + trainer state atomically to checkpoint_dir(run_dir, step), with the tokenizer
 // files of `tokenizer_source` (as save_model copies them); `state_json` must be a JSON object
-// holding at least "step". Returns the directory.
+// holding at least "step". A model with adapters is written as its adapters only
+// (save_trained_model; `base_model` goes into adapter_config.json). Returns the directory.
 std::string save_checkpoint(const std::string& run_dir, int64_t step, const Transformer& model,
                             const std::string& tokenizer_source, const std::string& state_json,
-                            const NamedTensors& state_tensors);
+                            const NamedTensors& state_tensors, const std::string& base_model = "");
 
 // The checkpoint directories of a run, oldest first (complete ones only: temporary directories
 // of an interrupted save are ignored, and removed by prune_checkpoints).

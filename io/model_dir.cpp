@@ -275,4 +275,13 @@ void save_model(const std::string& dir, const Transformer& model,
   }
 }
 
+void copy_tokenizer(const std::string& tokenizer_source, const std::string& dir) {
+  const std::vector<std::pair<std::string, std::string>> tokenizer =
+      tokenizer_contents(tokenizer_source);
+  fs::create_directories(dir);
+  for (const auto& [file, bytes] : tokenizer) {
+    write_file_atomically((fs::path(dir) / file).string(), bytes);
+  }
+}
+
 }  // namespace rlaif

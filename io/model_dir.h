@@ -33,6 +33,11 @@ Transformer load_model(const std::string& dir, Device device = Device::cpu(),
 void save_model(const std::string& dir, const Transformer& model,
                 const std::string& tokenizer_source = "");
 
+// Copies the tokenizer files of `tokenizer_source` (a model directory, a tokenizer.json(.xz) file
+// or a SentencePiece file, as save_model takes it; empty copies none) into `dir`, each atomically.
+// Every file is read before any is written, so a bad source fails first.
+void copy_tokenizer(const std::string& tokenizer_source, const std::string& dir);
+
 // The files of `dir` that transformers reads for a tokenizer and for generation settings, each
 // plain or xz-compressed: tokenizer.json, tokenizer_config.json, generation_config.json,
 // special_tokens_map.json, added_tokens.json, vocab.json, merges.txt, chat_template.jinja,

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "io/model_dir.h"
 #include "io/safetensors.h"
 #include "kernels/backend.h"
 
@@ -105,6 +106,31 @@ Tensor stored_f32(const Tensor& stored, const std::string& name, const std::stri
   Tensor out = Tensor::empty(stored.shape(), DType::f32);
   backend_for(Device::cpu()).cast(stored, out);
   return out;
+}
+
+// Copies the tensors of an adapter file into `model`'s adapters, refusing (naming the file and
+// the tensor) a missing, left-over or misshapen one.
+void copy_adapter_tensors(Transformer& model, const SafetensorsFile& st, const std::string& file) {
+  const LoraConfig& lc = model.lora_config();
+  std::set<std::string> expected;
+  for (const auto& [name, v] : model.adapter_parameters()) {
+    expected.insert(name);
+    RLAIF_CHECK(st.contains(name), file, ": missing tensor '", name, "' (", kConfigFile,
+                " targets ", joined(lc.targets), " with r = ", lc.r, ")");
+    const TensorInfo& info = st.info(name);
+    RLAIF_CHECK(info.shape == v.shape(), file, ": tensor '", name, "' has shape ",
+                shape_str(info.shape), " but r = ", lc.r, " and the model imply ",
+                shape_str(v.shape()));
+  }
+  for (const std::string& name : st.names()) {
+    RLAIF_CHECK(expected.count(name), file, ": unexpected tensor '", name,
+                "' (not an adapter of the modules ", kConfigFile, " targets in this ",
+                model.config().model_type, " model)");
+  }
+  for (const auto& [name, v] : model.adapter_parameters()) {
+    Tensor host = stored_f32(st.tensor(name), name, file);
+    backend_for(v.device()).cast(host.to(v.device()), v.data());
+  }
 }
 
 }  // namespace
@@ -261,30 +287,47 @@ void load_adapter(Transformer& model, const std::string& dir) {
     throw Error(config_path, ": ", e.what());
   }
   try {
-    const LoraConfig& lc = model.lora_config();
-    std::set<std::string> expected;
-    for (const auto& [name, v] : model.adapter_parameters()) {
-      expected.insert(name);
-      RLAIF_CHECK(st.contains(name), file, ": missing tensor '", name, "' (", kConfigFile,
-                  " targets ", joined(lc.targets), " with r = ", lc.r, ")");
-      const TensorInfo& info = st.info(name);
-      RLAIF_CHECK(info.shape == v.shape(), file, ": tensor '", name, "' has shape ",
-                  shape_str(info.shape), " but r = ", lc.r, " and the model imply ",
-                  shape_str(v.shape()));
-    }
-    for (const std::string& name : st.names()) {
-      RLAIF_CHECK(expected.count(name), file, ": unexpected tensor '", name,
-                  "' (not an adapter of the modules ", kConfigFile, " targets in this ",
-                  model.config().model_type, " model)");
-    }
-    for (const auto& [name, v] : model.adapter_parameters()) {
-      Tensor host = stored_f32(st.tensor(name), name, file);
-      backend_for(v.device()).cast(host.to(v.device()), v.data());
-    }
+    copy_adapter_tensors(model, st, file);
   } catch (...) {
     model.remove_adapters();
     throw;
   }
+}
+
+void load_adapter_weights(Transformer& model, const std::string& dir) {
+  RLAIF_CHECK(model.has_adapters(), "load_adapter_weights: the model has no adapters to fill");
+  const std::string config_path = (fs::path(dir) / kConfigFile).string();
+  const std::string file = (fs::path(dir) / kWeightsFile).string();
+  std::error_code ec;
+  RLAIF_CHECK(fs::is_regular_file(config_path, ec) && fs::is_regular_file(file, ec), "'", dir,
+              "' holds no LoRA adapter (", kConfigFile, " and ", kWeightsFile,
+              "), but this run trains adapters");
+  const LoraConfig saved = read_adapter_config(dir).lora, &now = model.lora_config();
+  std::string diffs;
+  auto differs = [&](const char* key, const std::string& was, const std::string& is) {
+    if (was != is) diffs += "\n  " + std::string(key) + ": '" + was + "' there, '" + is + "' here";
+  };
+  differs("r", std::to_string(saved.r), std::to_string(now.r));
+  differs("lora_alpha", std::to_string(saved.alpha), std::to_string(now.alpha));
+  differs("use_rslora", saved.use_rslora ? "true" : "false", now.use_rslora ? "true" : "false");
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return joined(v);
+  };
+  differs("target_modules", sorted(saved.targets), sorted(now.targets));
+  differs("modules_to_save", sorted(saved.modules_to_save), sorted(now.modules_to_save));
+  RLAIF_CHECK(diffs.empty(), config_path, ": the adapter is not shaped as this run's:", diffs);
+  copy_adapter_tensors(model, SafetensorsFile::open(file), file);
+}
+
+void save_trained_model(const std::string& dir, const Transformer& model,
+                        const std::string& tokenizer_source, const std::string& base_model) {
+  if (!model.has_adapters()) {
+    save_model(dir, model, tokenizer_source);
+    return;
+  }
+  copy_tokenizer(tokenizer_source, dir);
+  save_adapter(dir, model, base_model);
 }
 
 }  // namespace rlaif

@@ -52,4 +52,17 @@ void save_adapter(const std::string& dir, const Transformer& model,
 // F16 in the file). On an error the model is left without adapters.
 void load_adapter(Transformer& model, const std::string& dir);
 
+// Copies the tensors of the adapter in `dir` into `model`'s adapters, which must be shaped alike:
+// the same r, lora_alpha, use_rslora, targets and modules to save (Error naming each difference),
+// and every tensor present with its shape (Error naming the file and the tensor). How a training
+// run resumes its adapters from a checkpoint.
+void load_adapter_weights(Transformer& model, const std::string& dir);
+
+// What a training run writes as its model: with adapters, the PEFT adapter directory
+// (save_adapter, base_model recorded as base_model_name_or_path) plus the tokenizer files of
+// `tokenizer_source`, so that the directory and its base load together (--model BASE --adapter
+// DIR) or through PEFT; without adapters, the whole model (save_model).
+void save_trained_model(const std::string& dir, const Transformer& model,
+                        const std::string& tokenizer_source, const std::string& base_model);
+
 }  // namespace rlaif

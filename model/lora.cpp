@@ -165,15 +165,12 @@ Variable lora_dropout(const Variable& x, const LoraDropout& dropout) {
   return mul(x, Variable(mask));
 }
 
-Variable lora_delta(const Variable& x, const Variable& A, const Variable& B, float s) {
-  return scale(linear(linear(x, A), B), s);
-}
-
 Variable lora_linear(const Variable& x, const Variable& weight, const Variable& bias,
                      const LoraPair& adapter, float s, const LoraDropout& dropout) {
-  Variable base = linear(x, weight, bias);
-  if (!adapter.defined()) return base;
-  return add(base, lora_delta(lora_dropout(x, dropout), adapter.A, adapter.B, s));
+  if (!adapter.defined()) return linear(x, weight, bias);
+  // One node for W x + b + s · B a: the [..., out] intermediates are never kept.
+  return linear_low_rank(x, weight, bias, linear(lora_dropout(x, dropout), adapter.A), adapter.B,
+                         s);
 }
 
 LoraDropout LoraLayerRun::dropout_of(LoraSlot slot) const {
@@ -201,8 +198,8 @@ std::vector<Variable> LoraLayerRun::qkv_linear(const Variable& x,
   int64_t row = 0;
   for (size_t j = 0; j < 3; ++j) {
     const int64_t rows = weights[j].size(0);
-    Variable delta = rlaif::scale(rlaif::linear(a, slice(fused.B, row, row + rows)), scale);
-    out.push_back(add(rlaif::linear(x, weights[j], biases[j]), delta));
+    out.push_back(
+        linear_low_rank(x, weights[j], biases[j], a, slice(fused.B, row, row + rows), scale));
     row += rows;
   }
   RLAIF_CHECK(row == fused.B.size(0), "LoRA: c_attn's B ", fused.B.str(), " does not have the ",

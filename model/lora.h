@@ -9,9 +9,11 @@
 // bound is √(6 / ((1 + a²)·in)) = 1/√in), B = 0, so the adapted model starts as the base model
 // exactly. Merging folds the update into the weight: W' = W + s · B A.
 //
-// Everything is composed from the autograd ops of autograd/ops.h (linear, scale, add, mul), so
-// gradients need no rule of their own: dA = s · Bᵀ g dropout(x)ᵀ summed over rows, dB = s · g (A
-// dropout(x))ᵀ, and a frozen W or b costs no gradient product (linear skips them).
+// Everything is composed from the autograd ops of autograd/ops.h (linear, linear_low_rank, mul),
+// so gradients need no rule of their own: dA = s · Bᵀ g dropout(x)ᵀ summed over rows, dB = s · g
+// (A dropout(x))ᵀ, and a frozen W or b costs no gradient product. linear_low_rank computes
+// W x + b + s · B a as one node, so an adapted layer keeps no more activations than a plain one
+// beyond a = A dropout(x) ([..., r]) and, with dropout, the dropped-out input.
 //
 // Dropout (PEFT's lora_dropout, applied to the adapter's input only) is a fixed mask times
 // x / (1 - p). The mask is a pure function of (seed, offset, element): element i is kept iff
@@ -99,8 +101,6 @@ struct LoraDropout {
 // dropout(x): x ⊙ mask / (1 - p), the mask a constant of the graph (gradient g ⊙ mask / (1 - p)).
 // Returns x itself when p = 0. Error for p outside [0, 1).
 Variable lora_dropout(const Variable& x, const LoraDropout& dropout);
-// s · B (A x): x [..., in] → [..., out], with x already dropped out.
-Variable lora_delta(const Variable& x, const Variable& A, const Variable& B, float scale);
 // W x + b + s · B (A (dropout(x))): x [..., in], weight [out, in], bias [out] or undefined.
 Variable lora_linear(const Variable& x, const Variable& weight, const Variable& bias,
                      const LoraPair& adapter, float scale, const LoraDropout& dropout = {});

@@ -120,6 +120,25 @@ size_t peak_memory_bytes(Device device) {
   return cpu_peak_bytes();
 }
 
+size_t memory_in_use_bytes(Device device) {
+#ifdef RLAIF_HAVE_CUDA
+  if (device.is_cuda()) return cuda::cuda_bytes_in_use();
+#endif
+  (void)device;
+  return cpu_bytes_in_use();
+}
+
+void reset_peak_memory(Device device) {
+#ifdef RLAIF_HAVE_CUDA
+  if (device.is_cuda()) {
+    cuda::cuda_reset_peak_bytes();
+    return;
+  }
+#endif
+  (void)device;
+  reset_cpu_peak_bytes();
+}
+
 std::string fixed(double value, int decimals) {
   if (!std::isfinite(value) || value <= 0) return "n/a";
   char buf[64];

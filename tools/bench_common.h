@@ -41,8 +41,13 @@ double median(std::vector<double> samples);
 std::vector<double> time_runs(Backend& backend, const std::function<void()>& fn, int warmup,
                               int reps, const std::function<void()>& backlog = nullptr);
 
-// Peak bytes held by tensors on the device's type since the process started.
+// Peak bytes held by tensors on the device's type since the process started, or since the last
+// reset_peak_memory.
 size_t peak_memory_bytes(Device device);
+// Restarts that peak from the bytes held now, so that a benchmark can measure one phase.
+void reset_peak_memory(Device device);
+// Bytes held by tensors on the device's type now.
+size_t memory_in_use_bytes(Device device);
 
 // "n/a" for a non-finite or non-positive value, else printf("%.*f").
 std::string fixed(double value, int decimals);

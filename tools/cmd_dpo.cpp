@@ -8,6 +8,7 @@
 #include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
 #include "tools/commands.h"
+#include "tools/lora_flags.h"
 #include "tools/preference_flags.h"
 #include "tools/train_flags.h"
 
@@ -67,10 +68,11 @@ int dpo_main(const std::vector<std::string>& args) {
   const Device device = training_device(flags);
   options.device_comm = &communicator_for(device);  // gradients and optimizer shards
   Transformer policy = load_model(model_dir, device, model_dtype(flags));
-  policy.set_requires_grad(true);
-  policy.set_recompute(flags.on("recompute"));
+  const bool adapters = prepare_for_training(
+      policy, flags, static_cast<uint64_t>(flags.integer("seed")), "dpo", lead);
   const Tokenizer tokenizer = Tokenizer::load_dir(model_dir);
   options.tokenizer_source = model_dir;
+  options.base_model = model_dir;
   PreferenceSplits data =
       load_preference_splits(flags, model_dir, tokenizer, policy.config(), "", "dpo", lead);
   dpo.batch = flags.integer("batch");
@@ -83,6 +85,10 @@ int dpo_main(const std::vector<std::string>& args) {
   const std::string ref_dir = flags.str("ref").empty() ? model_dir : flags.str("ref");
   DpoReference reference;
   std::unique_ptr<Transformer> live;
+  // With adapters and no --ref, the reference is the policy with its adapters off (as TRL does
+  // with PEFT): a second handle on the same frozen base, no copy of the weights.
+  Transformer base_view = policy;
+  base_view.set_adapters_enabled(false);
   if (flags.on("precompute-ref")) {
     const std::string cache =
         (std::filesystem::path(options.out_dir) / "ref_logprobs.safetensors").string();
@@ -90,8 +96,8 @@ int dpo_main(const std::vector<std::string>& args) {
     if (flags.str("ref").empty()) {
       // The reference is the starting policy, and the policy still holds those weights (a resume
       // restores its checkpoint only inside train()): no second copy is needed.
-      std::tie(reference.train, reference.val) =
-          cached_ref_logprobs(cache, policy, data.train, data.val, dpo.batch, &reused, &comm);
+      std::tie(reference.train, reference.val) = cached_ref_logprobs(
+          cache, adapters ? base_view : policy, data.train, data.val, dpo.batch, &reused, &comm);
     } else {
       Transformer ref =
           load_model(ref_dir, device, model_dtype(flags));  // freed at the end of this block
@@ -101,6 +107,8 @@ int dpo_main(const std::vector<std::string>& args) {
     if (lead)
       std::fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "read from" : "written to",
                    cache.c_str());
+  } else if (adapters && flags.str("ref").empty()) {
+    reference.model = &base_view;
   } else {
     live = std::make_unique<Transformer>(load_model(ref_dir, device, model_dtype(flags)));
     live->set_requires_grad(false);

@@ -11,6 +11,7 @@
 #include "io/token_data.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
+#include "tools/lora_flags.h"
 
 namespace rlaif::cli {
 
@@ -24,9 +25,11 @@ int eval_loss_main(const std::vector<std::string>& args) {
       .option("seq", "0", "tokens per sequence (T; 0 = min(context, 256))")
       .option("batches", "0", "batches to evaluate (0 = all that fit)")
       .option("device", "cpu", "cpu or cuda[:N]");
+  declare_adapter_flag(flags);
   if (!flags.parse(args)) return 0;
   const std::string dir = flags.str("model"), data = flags.str("data");
   Transformer model = load_model(dir, parse_device(flags.str("device")));
+  apply_adapter_flag(model, flags);
   std::optional<Tokenizer> tok;
   if (Tokenizer::exists_in_dir(dir)) tok = Tokenizer::load_dir(dir);
   std::vector<int32_t> tokens = load_tokens(data, tok ? &*tok : nullptr);

@@ -14,6 +14,7 @@
 #include "tools/chat_flags.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
+#include "tools/lora_flags.h"
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
@@ -56,6 +57,7 @@ int generate_main(const std::vector<std::string>& args) {
       .option("device", "cpu", "cpu or cuda[:N]")
       .option("dtype", "f32", "parameter dtype: f32, or bf16 (GPU only)");
   declare_chat_template_flag(flags);
+  declare_adapter_flag(flags);
   if (!flags.parse(args)) return 0;
   const bool single = flags.given("prompt");
   if (single == flags.given("prompts"))
@@ -64,6 +66,7 @@ int generate_main(const std::vector<std::string>& args) {
 
   Transformer model =
       load_model(flags.str("model"), parse_device(flags.str("device")), model_dtype(flags));
+  apply_adapter_flag(model, flags);
   Tokenizer tok = Tokenizer::load_dir(flags.str("model"));
   const ChatTemplate chat = chat_template_from_flags(flags, flags.str("model"));
   auto prompt_tokens = [&](const std::string& p) {

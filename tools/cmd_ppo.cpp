@@ -16,6 +16,7 @@
 #include "tools/api_flags.h"
 #include "tools/chat_flags.h"
 #include "tools/commands.h"
+#include "tools/lora_flags.h"
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
@@ -221,12 +222,18 @@ int ppo_main(const std::vector<std::string>& args) {
   options.device_comm = &communicator_for(device);  // gradients and optimizer shards
   const std::string model_dir = flags.str("model");
   Transformer policy = load_model(model_dir, device, model_dtype(flags));
-  policy.set_requires_grad(true);
-  policy.set_recompute(flags.on("recompute"));
-  Transformer reference = load_model(model_dir, device, model_dtype(flags));
-  reference.set_requires_grad(false);
+  const bool adapters = prepare_for_training(policy, flags, o.seed, "ppo", lead);
+  // The reference is the starting policy. With adapters it is the same base with the adapters
+  // off (a second handle, no copy of the weights); otherwise a frozen copy.
+  Transformer reference = adapters ? policy : load_model(model_dir, device, model_dtype(flags));
+  if (adapters) {
+    reference.set_adapters_enabled(false);
+  } else {
+    reference.set_requires_grad(false);
+  }
   const Tokenizer tokenizer = Tokenizer::load_dir(model_dir);
   options.tokenizer_source = model_dir;
+  options.base_model = model_dir;
   o.chat = chat_template_from_flags(flags, model_dir, lead ? "ppo" : nullptr);
 
   const std::string rm_dir = critic ? model_dir : flags.str("reward-model");
@@ -262,8 +269,17 @@ int ppo_main(const std::vector<std::string>& args) {
       std::fprintf(stderr, "ppo: %s has no scalar head; added score.weight for the value model\n",
                    value_dir.c_str());
     }
-    value->set_requires_grad(true);
     value->set_recompute(flags.on("recompute"));
+    if (adapters) {
+      // The value model trains adapters shaped as the policy's, and its own copy of the head.
+      LoraConfig lora = policy.lora_config();
+      lora.modules_to_save = {"score"};
+      value->add_lora(lora, o.seed ^ 0x5eedULL);
+      value->freeze_base();
+      o.value_base_model = value_dir;
+    } else {
+      value->set_requires_grad(true);
+    }
   }
 
   const std::vector<std::string> prompts =

@@ -9,6 +9,7 @@
 #include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
 #include "tools/commands.h"
+#include "tools/lora_flags.h"
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
@@ -49,8 +50,9 @@ int pretrain_main(const std::vector<std::string>& args) {
   const Device device = training_device(flags);
   options.device_comm = &communicator_for(device);
   Transformer model = load_model(model_dir, device, model_dtype(flags));
-  model.set_requires_grad(true);
-  model.set_recompute(flags.on("recompute"));
+  prepare_for_training(model, flags, static_cast<uint64_t>(flags.integer("seed")), "pretrain",
+                       lead);
+  options.base_model = model_dir;
   std::optional<Tokenizer> tok;
   if (Tokenizer::exists_in_dir(model_dir)) {
     tok = Tokenizer::load_dir(model_dir);

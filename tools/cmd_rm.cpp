@@ -6,6 +6,7 @@
 #include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
 #include "tools/commands.h"
+#include "tools/lora_flags.h"
 #include "tools/preference_flags.h"
 #include "tools/train_flags.h"
 
@@ -42,15 +43,15 @@ int rm_main(const std::vector<std::string>& args) {
   const Device device = training_device(flags);
   Transformer model = load_model(model_dir, device, model_dtype(flags));
   options.device_comm = &communicator_for(device);  // gradients and optimizer shards
-  model.set_requires_grad(true);
-  model.set_recompute(flags.on("recompute"));
   const auto seed = static_cast<uint64_t>(flags.integer("seed"));
   if (ensure_scalar_head(model, seed) && lead) {
     std::fprintf(stderr, "rm: %s has no scalar head; added score.weight (seed %llu)\n",
                  model_dir.c_str(), static_cast<unsigned long long>(seed));
   }
+  prepare_for_training(model, flags, seed, "rm", lead);
   const Tokenizer tokenizer = Tokenizer::load_dir(model_dir);
   options.tokenizer_source = model_dir;
+  options.base_model = model_dir;
   PreferenceSplits data = load_preference_splits(flags, model_dir, tokenizer, model.config(),
                                                  flags.str("margin-key"), "rm", lead);
 

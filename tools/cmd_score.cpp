@@ -11,6 +11,7 @@
 #include "io/model_dir.h"
 #include "tools/chat_flags.h"
 #include "tools/commands.h"
+#include "tools/lora_flags.h"
 #include "tools/preference_flags.h"
 
 namespace rlaif::cli {
@@ -32,11 +33,13 @@ int score_main(const std::vector<std::string>& args) {
       .option("max-prompt-length", "256", "prompt tokens at most (cut from the left)")
       .option("device", "cpu", "cpu or cuda[:N]");
   declare_chat_template_flag(flags);
+  declare_adapter_flag(flags);
   if (!flags.parse(args)) return 0;
   if (flags.integer("batch") <= 0) throw UsageError("--batch must be positive");
 
   const std::string model_dir = flags.str("model");
   Transformer model = load_model(model_dir, parse_device(flags.str("device")));
+  apply_adapter_flag(model, flags);
   RLAIF_CHECK(model.has_scalar_head(), model_dir,
               " has no scalar head (score.weight): it is not a reward model; train one with "
               "`rlaif rm`");

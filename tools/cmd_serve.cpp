@@ -13,6 +13,7 @@
 #include "tools/chat_flags.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
+#include "tools/lora_flags.h"
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
@@ -53,6 +54,7 @@ int serve_main(const std::vector<std::string>& args) {
       .option("seed", "0", "sampling seed of requests that send none")
       .flag("quiet", "do not log one line per request on stderr");
   declare_chat_template_flag(flags);
+  declare_adapter_flag(flags);
   if (!flags.parse(args)) return 0;
 
   ServerOptions options;
@@ -78,6 +80,7 @@ int serve_main(const std::vector<std::string>& args) {
 
   const std::string dir = flags.str("model");
   Transformer model = load_model(dir, parse_device(flags.str("device")), model_dtype(flags));
+  apply_adapter_flag(model, flags);
   Tokenizer tokenizer = Tokenizer::load_dir(dir);
 
   StopSignals signals;  // before start(): a signal from then on stops the server cleanly

@@ -7,6 +7,7 @@
 #include "runtime/communicator.h"
 #include "tools/chat_flags.h"
 #include "tools/commands.h"
+#include "tools/lora_flags.h"
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
@@ -46,8 +47,8 @@ int sft_main(const std::vector<std::string>& args) {
   const std::string model_dir = flags.str("model");
   const Device device = training_device(flags);
   Transformer model = load_model(model_dir, device, model_dtype(flags));
-  model.set_requires_grad(true);
-  model.set_recompute(flags.on("recompute"));
+  prepare_for_training(model, flags, static_cast<uint64_t>(flags.integer("seed")), "sft",
+                       world_communicator().rank() == 0);
   Tokenizer tok = Tokenizer::load_dir(model_dir);
 
   const int64_t context = model.config().max_position_embeddings;
@@ -144,6 +145,7 @@ int sft_main(const std::vector<std::string>& args) {
   data.rank = comm.rank();
   data.ranks = comm.size();
   options.tokenizer_source = model_dir;
+  options.base_model = model_dir;
 
   if (lead)
     std::fprintf(

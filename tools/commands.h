@@ -37,6 +37,7 @@ int eval_main(const std::vector<std::string>& args);
 int report_main(const std::vector<std::string>& args);
 int tasks_main(const std::vector<std::string>& args);
 int experiment_main(const std::vector<std::string>& args);
+int merge_main(const std::vector<std::string>& args);
 int serve_main(const std::vector<std::string>& args);
 int bench_main(const std::vector<std::string>& args);
 int bench_train_main(const std::vector<std::string>& args);

@@ -6,6 +6,7 @@
 #include "io/model_dir.h"
 #include "runtime/error.h"
 #include "tools/chat_flags.h"
+#include "tools/lora_flags.h"
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
@@ -24,6 +25,7 @@ void declare_generation_flags(Flags& flags, const std::string& default_temperatu
       .option("device", "cpu", "cpu or cuda[:N]")
       .option("dtype", "f32", "parameter dtype: f32, or bf16 (GPU only)");
   declare_chat_template_flag(flags);  // "{prompt}" for raw prompts
+  declare_adapter_flag(flags);
 }
 
 namespace {
@@ -56,6 +58,7 @@ LocalGenerator::LocalGenerator(const Flags& flags)
       tokenizer_(Tokenizer::load_dir(flags.str("model"))),
       batch_(flags.integer("batch")),
       max_prompt_tokens_(flags.integer("max-prompt-length")) {
+  apply_adapter_flag(model_, flags);
   options_.eos_ids = generation_stop_ids(model_.config(), tokenizer_);
   const int64_t context = model_.config().max_position_embeddings;
   if (max_prompt_tokens_ == 0) {

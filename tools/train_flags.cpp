@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "runtime/communicator.h"
+#include "tools/lora_flags.h"
 
 namespace rlaif::cli {
 
@@ -46,6 +47,7 @@ void declare_trainer_flags(Flags& flags, const std::string& default_steps,
       .flag("recompute",
             "recompute each layer's norms, q/k/v projections and MLP in the backward pass "
             "instead of storing their activations: less memory, more compute, same gradients");
+  declare_lora_flags(flags);
 }
 
 Device training_device(const Flags& flags) {
@@ -63,8 +65,11 @@ DType model_dtype(const Flags& flags) {
 }
 
 std::vector<std::string> trainer_identity_flags() {
-  return {"lr",    "min-lr", "warmup",    "schedule",   "weight-decay", "beta1",
-          "beta2", "eps",    "grad-clip", "grad-accum", "seed"};
+  std::vector<std::string> keys = {"lr",           "min-lr",     "warmup", "schedule",
+                                   "weight-decay", "beta1",      "beta2",  "eps",
+                                   "grad-clip",    "grad-accum", "seed"};
+  for (std::string& name : lora_flag_names()) keys.push_back(std::move(name));
+  return keys;
 }
 
 TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string>& all_flags,
@@ -87,6 +92,7 @@ TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string
   o.keep = flags.integer("keep");
   o.resume = flags.str("resume");
   o.tensorboard_dir = flags.str("tensorboard");
+  o.seed = static_cast<uint64_t>(flags.integer("seed"));
   if (o.steps <= 0) throw UsageError("--steps must be positive");
   if (o.grad_accum <= 0) throw UsageError("--grad-accum must be positive");
   o.overlap_reduction = !flags.on("no-overlap");

@@ -12,7 +12,7 @@ namespace rlaif::cli {
 
 // Declares --out --steps --lr --min-lr --warmup --schedule --weight-decay --beta1 --beta2 --eps
 // --grad-clip --grad-accum --seed --eval-every --save-every --keep --resume --device --dtype --zero
-// --recompute, with the given defaults for steps and lr.
+// --recompute, and the LoRA flags (tools/lora_flags.h), with the given defaults for steps and lr.
 void declare_trainer_flags(Flags& flags, const std::string& default_steps,
                            const std::string& default_lr);
 
@@ -29,7 +29,8 @@ DType model_dtype(const Flags& flags);
 TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string>& all_flags,
                                const std::vector<std::string>& identity);
 
-// The flags that define a run's optimisation (everything but steps, logging and checkpointing).
+// The flags that define a run's optimisation (everything but steps, logging and checkpointing),
+// the LoRA flags included.
 std::vector<std::string> trainer_identity_flags();
 
 // How a training command ends: 128 + the signal when one stopped it (after saving); else rank 0

@@ -72,6 +72,36 @@ TEST(OpsMatmul, LinearWithAndWithoutBias) {
   }
 }
 
+TEST(OpsMatmul, LinearLowRankIsLinearPlusScaledUpdate) {
+  uint64_t seed = 3125;
+  for (const Shape& x_shape : {Shape{3, 7}, Shape{2, 5, 7}}) {
+    SCOPED_TRACE(shape_str(x_shape));
+    Shape a_shape = x_shape;
+    a_shape.back() = 2;
+    Variable x = param(uniform(x_shape, seed++), "x");
+    Variable w = param(uniform({5, 7}, seed++), "weight");
+    Variable bias = param(uniform({5}, seed++), "bias");
+    Variable a = param(uniform(a_shape, seed++), "a");
+    Variable b = param(uniform({5, 2}, seed++), "b");
+    expect_gradcheck(
+        [](const std::vector<Variable>& v) {
+          return linear_low_rank(v[0], v[1], v[2], v[3], v[4], 1.5f);
+        },
+        {x, w, bias, a, b});
+    expect_gradcheck(
+        [](const std::vector<Variable>& v) {
+          return linear_low_rank(v[0], v[1], Variable(), v[2], v[3], -0.5f);
+        },
+        {x, w, a, b});
+    // The value is the composition's: linear + alpha · a bᵀ.
+    Variable composed = add(linear(x, w, bias), scale(linear(a, b), 1.5f));
+    const std::vector<float> want = values(composed.data());
+    const std::vector<float> got = values(linear_low_rank(x, w, bias, a, b, 1.5f).data());
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6f) << i;
+  }
+}
+
 TEST(OpsMatmul, LinearGeluIsGeluOfLinear) {
   uint64_t seed = 3150;
   for (const Shape& x_shape : {Shape{3, 7}, Shape{2, 5, 7}}) {

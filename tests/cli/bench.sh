@@ -46,6 +46,61 @@ for arch in llama gpt2; do
   grep -q "\"arch\": \"$arch\"" "$tmp/train_$arch.json" || flunk "train JSON lacks arch $arch"
 done
 
+# The memory split is in the JSON of every run: weights, gradients and AdamW's two moments of
+# every f32 parameter (no master copies in f32), and the activations the forward pass keeps.
+f="$tmp/train_llama.json"
+for key in weights_bytes grad_bytes optimizer_bytes trainable_params; do positive "$f" "$key"; done
+params="$(values "$f" params)"
+[[ "$(values "$f" trainable_params)" == "$params" ]] || flunk "full run: trainable_params != params"
+[[ "$(values "$f" weights_bytes)" == "$((4 * params))" ]] || flunk "full run: weights != 4 B/param"
+[[ "$(values "$f" grad_bytes)" == "$((4 * params))" ]] || flunk "full run: gradients != 4 B/param"
+[[ "$(values "$f" optimizer_bytes)" == "$((8 * params))" ]] || flunk "full run: optimizer != 8 B/param"
+positive "$f" activation_bytes
+
+# --lora-r: the full fine-tune, then LoRA on all-linear, in one table and in the JSON (the LoRA
+# run in a "lora" object). The adapters' element count comes from the preset's shape as --help
+# prints it: r·(in + out) for each of q, k, v, o, gate, up and down in every layer.
+run "bench train --lora-r" "$rlaif" bench train --preset tiny --lora-r 4 --steps 2 --warmup 1 \
+  --batch 4 --seq 64 --device cpu --json "$tmp/lora.json"
+grep -q "^metric .*full .*LoRA r=4 .*LoRA/full" "$tmp/out.txt" || flunk "--lora-r: no comparison table"
+for row in "trainable parameters" weights gradients "optimizer state" activations \
+           "peak tensor memory" "ms/step (median)" tokens/s "final loss"; do
+  grep -q "^$row " "$tmp/out.txt" || flunk "--lora-r table lacks '$row'"
+done
+lora_json="$(grep -o '"lora": {[^}]*}' "$tmp/lora.json")"
+echo "$lora_json" > "$tmp/lora_run.json"
+sed 's/, "lora": {[^}]*}//' "$tmp/lora.json" > "$tmp/full_run.json"
+[[ -n "$lora_json" ]] || flunk "--lora-r: no \"lora\" object in the JSON"
+shape="$("$rlaif" bench train --help | grep "llama tiny:")"
+read -r L D H KV F < <(sed -E 's/.*: ([0-9]+) layers, d ([0-9]+), ([0-9]+) heads \(([0-9]+) kv\), ffn ([0-9]+).*/\1 \2 \3 \4 \5/' <<<"$shape")
+kvd=$((KV * D / H))
+want=$((L * 4 * ((D + D) + 2 * (D + kvd) + (D + D) + 2 * (D + F) + (F + D))))
+[[ "$(values "$tmp/lora_run.json" trainable_params)" == "$want" ]] ||
+  flunk "LoRA trainable_params $(values "$tmp/lora_run.json" trainable_params), want $want ($shape)"
+[[ "$(values "$tmp/lora_run.json" lora_r)" == 4 && "$(values "$tmp/lora_run.json" lora_alpha)" == 4 ]] ||
+  flunk "LoRA JSON: r and alpha are not 4 and 4: $lora_json"
+grep -q '"lora_targets": "all-linear"' "$tmp/lora_run.json" || flunk "LoRA JSON: targets not all-linear"
+for key in trainable_params weights_bytes grad_bytes optimizer_bytes activation_bytes tokens_per_s \
+           ms_per_step peak_memory_bytes loss; do
+  positive "$tmp/full_run.json" "$key"; positive "$tmp/lora_run.json" "$key"
+done
+full() { values "$tmp/full_run.json" "$1"; }
+lora() { values "$tmp/lora_run.json" "$1"; }
+(( $(lora optimizer_bytes) * 10 < $(full optimizer_bytes) )) ||
+  flunk "LoRA optimizer state $(lora optimizer_bytes) not under 10% of $(full optimizer_bytes)"
+(( $(lora grad_bytes) * 10 < $(full grad_bytes) )) ||
+  flunk "LoRA gradients $(lora grad_bytes) not under 10% of $(full grad_bytes)"
+(( $(lora weights_bytes) == $(full weights_bytes) + 4 * want )) ||
+  flunk "LoRA weights $(lora weights_bytes) != full $(full weights_bytes) + the adapters' f32 bytes"
+# An adapted layer keeps only its rank-r intermediate beyond a plain layer's activations (one
+# autograd node per adapted projection): at r = 4 on a d = 128 model, well under 25% more.
+(( $(lora activation_bytes) * 4 < $(full activation_bytes) * 5 )) ||
+  flunk "LoRA keeps $(lora activation_bytes) bytes of activations, the full run $(full activation_bytes)"
+(( $(lora trainable_params) * 20 < $(full trainable_params) )) ||
+  flunk "LoRA trains $(lora trainable_params) parameters, not under 5% of $(full trainable_params)"
+expect_usage "lora flag without r" "--lora-alpha needs --lora-r" "$rlaif" bench train --lora-alpha 8
+expect_usage "unknown lora target" "--lora-targets" "$rlaif" bench train --lora-r 4 --lora-targets c_fc
+
 # --profile: a table of primitives after the metrics, and a non-empty "profile" list in the JSON
 # whose shares (with the time outside primitives) account for the profiled wall time.
 run "bench train --profile" "$rlaif" bench train --arch gpt2 --preset tiny --steps 1 --warmup 0 \

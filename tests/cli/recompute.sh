@@ -28,6 +28,7 @@ for arch in gpt2 llama; do
 done
 for cmd in pretrain sft rm dpo ppo "bench train"; do
   # shellcheck disable=SC2086
-  "$rlaif" $cmd --help 2>&1 | grep -q -- "--recompute" || { echo "$cmd --help lacks --recompute"; exit 1; }
+  help="$("$rlaif" $cmd --help 2>&1)"  # whole, not piped: grep -q may exit before the writer ends
+  grep -q -- "--recompute" <<<"$help" || { echo "$cmd --help lacks --recompute"; exit 1; }
 done
 echo "ok"
