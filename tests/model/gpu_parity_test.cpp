@@ -1,6 +1,6 @@
 // End-to-end parity of the CUDA backend with the CPU reference: the same training step of a small
 // model of each family (grouped-query heads, padding segments) gives the same loss, gradient norm
-// and gradients on both. Skipped, saying why, where no CUDA device
+// and gradients on both, LoRA adapters included. Skipped, saying why, where no CUDA device
 // is present (the kernels' own conformance suite is tests/kernels/).
 //
 // Tolerances: f32 on both sides, so differences come from summation order only (cuBLASLt's GEMM
@@ -51,14 +51,19 @@ TransformerInput to_device(const TransformerInput& in, Device d) {
 }
 
 Step train_step(Transformer& model, const TransformerInput& input, const Tensor& targets) {
-  model.set_requires_grad(true);
+  if (!model.has_adapters()) model.set_requires_grad(true);
   Variable losses =
       model.token_losses(to_device(input, model.device()), targets.to(model.device()));
   Variable loss = mean_all(losses);
   loss.backward();
   Step s;
   s.loss = loss.data().item();
+  std::vector<std::pair<std::string, Variable>> trained;
   for (auto& [name, p] : model.parameters()) {
+    if (p.requires_grad()) trained.emplace_back(name, p);
+  }
+  for (auto& [name, p] : model.adapter_parameters()) trained.emplace_back(name, p);
+  for (auto& [name, p] : trained) {
     Tensor g = p.grad().to(Device::cpu());
     for (float x : g.to_vector<float>()) s.grad_norm += static_cast<double>(x) * x;
     s.grads.emplace_back(name, g);
@@ -67,12 +72,32 @@ Step train_step(Transformer& model, const TransformerInput& input, const Tensor&
   return s;
 }
 
-void expect_parity(ModelConfig config) {
+// With `lora`, both models train adapters over a frozen base (B made non-zero, so every path
+// counts, and dropout masks drawn on each device from the same Philox stream).
+void expect_parity(ModelConfig config, const LoraConfig* lora = nullptr) {
   std::string why;
   if (!cuda_usable(&why)) GTEST_SKIP() << "no CUDA device: " << why;
   Transformer cpu(config, Device::cpu()), gpu(config, Device::cuda(0));
   cpu.init_weights(7);
   for (auto& [name, p] : cpu.parameters()) gpu.parameter(name).data().copy_from(p.data());
+  if (lora != nullptr) {
+    cpu.add_lora(*lora, 5);
+    gpu.add_lora(*lora, 5);
+    auto cpu_adapters = cpu.adapter_parameters(), gpu_adapters = gpu.adapter_parameters();
+    for (size_t i = 0; i < cpu_adapters.size(); ++i) {
+      Tensor w = cpu_adapters[i].second.data();
+      if (cpu_adapters[i].first.ends_with("lora_B.weight")) {
+        float* d = w.data<float>();
+        for (int64_t j = 0; j < w.numel(); ++j)
+          d[j] = 0.05f * std::sin(0.7f * static_cast<float>(j + i));
+      }
+      gpu_adapters[i].second.data().copy_from(w);
+    }
+    for (Transformer* m : {&cpu, &gpu}) {
+      m->freeze_base();
+      m->set_lora_dropout_seed(11);
+    }
+  }
 
   // A [2, 12] batch with left padding in row 1 (its own segment), targets ignoring the pads.
   std::vector<int32_t> ids, pos, seg, tgt;
@@ -130,6 +155,17 @@ TEST(GpuParity, Gemma3TrainingStepMatchesCpu) {
   ModelConfig c = wider(tiny_gemma3());
   c.sliding_window = 1 << 20;  // the CUDA backend has no sliding-window kernel
   expect_parity(c);
+}
+// LoRA adapters (linear_low_rank: matmul with alpha and beta = 1) with dropout, on every
+// projection of Llama and on GPT-2's fused c_attn.
+TEST(GpuParity, LoraTrainingStepMatchesCpu) {
+  LoraConfig lora;
+  lora.r = 4;
+  lora.alpha = 8;
+  lora.dropout = 0.1;
+  lora.targets = {"all-linear"};
+  expect_parity(wider(tiny_llama()), &lora);
+  expect_parity(wider(tiny_gpt2()), &lora);
 }
 TEST(GpuParity, Llama3ScaledRopeTrainingStepMatchesCpu) {
   ModelConfig c = wider(tiny_llama());
