@@ -144,4 +144,9 @@ size_t cuda_peak_bytes();
 void cuda_reset_peak_bytes();
 size_t cuda_bytes_cached();
 
+// cuBLASLt's version (cublasLtGetVersion), opening the library first if no GPU product has yet
+// (kernels/cuda/cublaslt_library.h: it is opened on first use, not linked). Error naming the
+// library or a missing function.
+size_t cublaslt_version();
+
 }  // namespace rlaif::cuda

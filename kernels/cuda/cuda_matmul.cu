@@ -45,6 +45,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "kernels/cuda/cublaslt_library.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/matmul_dims.h"
 
@@ -70,7 +71,7 @@ struct CallInfo {
 void check_cublas(cublasStatus_t status, const char* what, const CallInfo& info) {
   if (status == CUBLAS_STATUS_SUCCESS) return;
   throw Error("matmul: cuBLASLt error in ", what, " (", info.str(),
-              "): ", cublasLtGetStatusName(status), ": ", cublasLtGetStatusString(status));
+              "): ", cublaslt().GetStatusName(status), ": ", cublaslt().GetStatusString(status));
 }
 
 // out = beta·out + bias over rows × n elements (bias optional, [n]); beta = 0 ignores out's old
@@ -199,12 +200,12 @@ DeviceState& device_state(int device, const CallInfo& info) {
   check_cuda(cudaGetDevice(&previous), "matmul", "cudaGetDevice");
   check_cuda(cudaSetDevice(device), "matmul", "cudaSetDevice");
   auto* state = new DeviceState;
-  cublasStatus_t status = cublasLtCreate(&state->handle);
+  cublasStatus_t status = cublaslt().Create(&state->handle);
   cudaError_t err = status == CUBLAS_STATUS_SUCCESS ? cudaMalloc(&state->workspace, kWorkspaceBytes)
                                                     : cudaSuccess;
   cudaSetDevice(previous);
   if (status != CUBLAS_STATUS_SUCCESS || err != cudaSuccess) {
-    if (state->handle != nullptr) cublasLtDestroy(state->handle);
+    if (state->handle != nullptr) cublaslt().Destroy(state->handle);
     delete state;
     check_cublas(status, "cublasLtCreate", info);
     check_cuda(err, "matmul", "allocating the 32 MiB cuBLASLt workspace");
@@ -214,10 +215,10 @@ DeviceState& device_state(int device, const CallInfo& info) {
 }
 
 void destroy(Plan& plan) {
-  if (plan.a != nullptr) cublasLtMatrixLayoutDestroy(plan.a);
-  if (plan.b != nullptr) cublasLtMatrixLayoutDestroy(plan.b);
-  if (plan.d != nullptr) cublasLtMatrixLayoutDestroy(plan.d);
-  if (plan.desc != nullptr) cublasLtMatmulDescDestroy(plan.desc);
+  if (plan.a != nullptr) cublaslt().MatrixLayoutDestroy(plan.a);
+  if (plan.b != nullptr) cublaslt().MatrixLayoutDestroy(plan.b);
+  if (plan.d != nullptr) cublaslt().MatrixLayoutDestroy(plan.d);
+  if (plan.desc != nullptr) cublaslt().MatmulDescDestroy(plan.desc);
   plan = Plan{};
 }
 
@@ -226,7 +227,7 @@ void destroy(Plan& plan) {
 template <typename T>
 void set_desc(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, const T& value,
               const char* name, const CallInfo& info) {
-  const cublasStatus_t status = cublasLtMatmulDescSetAttribute(desc, attr, &value, sizeof value);
+  const cublasStatus_t status = cublaslt().MatmulDescSetAttribute(desc, attr, &value, sizeof value);
   if (status == CUBLAS_STATUS_SUCCESS) return;
   check_cublas(status, (std::string("cublasLtMatmulDescSetAttribute(") + name + ")").c_str(), info);
 }
@@ -234,18 +235,18 @@ void set_desc(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, co
 cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld,
                                    int64_t batch, int64_t stride, const CallInfo& info) {
   cublasLtMatrixLayout_t layout = nullptr;
-  check_cublas(cublasLtMatrixLayoutCreate(&layout, type, static_cast<uint64_t>(rows),
+  check_cublas(cublaslt().MatrixLayoutCreate(&layout, type, static_cast<uint64_t>(rows),
                                           static_cast<uint64_t>(cols), ld),
                "cublasLtMatrixLayoutCreate", info);
   if (batch > 1) {
     const int32_t count = static_cast<int32_t>(batch);
-    cublasStatus_t status = cublasLtMatrixLayoutSetAttribute(
+    cublasStatus_t status = cublaslt().MatrixLayoutSetAttribute(
         layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count);
     if (status == CUBLAS_STATUS_SUCCESS) {
-      status = cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+      status = cublaslt().MatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
                                                 &stride, sizeof stride);
     }
-    if (status != CUBLAS_STATUS_SUCCESS) cublasLtMatrixLayoutDestroy(layout);
+    if (status != CUBLAS_STATUS_SUCCESS) cublaslt().MatrixLayoutDestroy(layout);
     check_cublas(status, "cublasLtMatrixLayoutSetAttribute", info);
   }
   return layout;
@@ -258,7 +259,7 @@ Plan make_descriptors(const Problem& p, bool fused_bias, const void* bias_ptr, v
   Plan plan;
   plan.fused_bias = fused_bias;
   try {
-    check_cublas(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+    check_cublas(cublaslt().MatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
                  "cublasLtMatmulDescCreate", info);
     const int32_t ta = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     const int32_t tb = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -297,9 +298,9 @@ Plan make_descriptors(const Problem& p, bool fused_bias, const void* bias_ptr, v
 bool find_algorithm(cublasLtHandle_t handle, const Problem& p, Plan& plan, uint32_t reduction_mask,
                     cublasStatus_t& status, const CallInfo& info) {
   cublasLtMatmulPreference_t pref = nullptr;
-  check_cublas(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate", info);
+  check_cublas(cublaslt().MatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate", info);
   const uint64_t workspace = kWorkspaceBytes;
-  status = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+  status = cublaslt().MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                 &workspace, sizeof workspace);
   const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> attributes[] = {
       {CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, reduction_mask},
@@ -310,17 +311,17 @@ bool find_algorithm(cublasLtHandle_t handle, const Problem& p, Plan& plan, uint3
   };
   for (const auto& [attribute, value] : attributes) {
     if (status != CUBLAS_STATUS_SUCCESS) break;
-    status = cublasLtMatmulPreferenceSetAttribute(pref, attribute, &value, sizeof value);
+    status = cublaslt().MatmulPreferenceSetAttribute(pref, attribute, &value, sizeof value);
   }
   if (status != CUBLAS_STATUS_SUCCESS) {
-    cublasLtMatmulPreferenceDestroy(pref);
+    cublaslt().MatmulPreferenceDestroy(pref);
     check_cublas(status, "cublasLtMatmulPreferenceSetAttribute", info);
   }
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  status = cublasLtMatmulAlgoGetHeuristic(handle, plan.desc, plan.a, plan.b, plan.d, plan.d, pref,
+  status = cublaslt().MatmulAlgoGetHeuristic(handle, plan.desc, plan.a, plan.b, plan.d, plan.d, pref,
                                           1, &result, &found);
-  cublasLtMatmulPreferenceDestroy(pref);
+  cublaslt().MatmulPreferenceDestroy(pref);
   if (status != CUBLAS_STATUS_SUCCESS || found < 1) return false;
   if (result.state != CUBLAS_STATUS_SUCCESS) {
     status = result.state;
@@ -360,7 +361,7 @@ Plan make_plan(cublasLtHandle_t handle, const Problem& p, const void* bias_ptr, 
   }
   if (p.gelu) return Plan{};  // no fused GELU here: linear_gelu composes
   throw Error("matmul: cuBLASLt has no algorithm for ", info.str(),
-              " (cublasLtMatmulAlgoGetHeuristic: ", cublasLtGetStatusName(status), ")");
+              " (cublasLtMatmulAlgoGetHeuristic: ", cublaslt().GetStatusName(status), ")");
 }
 
 // Caller holds matmul_mutex(). p's plan, made on the first call with its shape.
@@ -501,7 +502,7 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bo
   if (padded_d.defined() && beta_gemm != 0.0f) {
     copy_matrix(d_ptr, p.ld_d, out.raw_data(), p.m, p.m, p.n, elem, info);
   }
-  check_cublas(cublasLtMatmul(state.handle, plan.desc, &alpha, a_ptr, plan.a, b_ptr, plan.b,
+  check_cublas(cublaslt().Matmul(state.handle, plan.desc, &alpha, a_ptr, plan.a, b_ptr, plan.b,
                               &beta_gemm, d_ptr, plan.d, d_ptr, plan.d, &plan.algo, state.workspace,
                               kWorkspaceBytes, /*stream=*/0),
                "cublasLtMatmul", info);
@@ -573,7 +574,7 @@ void CudaBackend::linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bi
                "EPILOGUE_AUX_POINTER", info);
       const float alpha = 1.0f, beta = 0.0f;
       check_cublas(
-          cublasLtMatmul(state.handle, plan.desc, &alpha, w.raw_data(), plan.a, x.raw_data(),
+          cublaslt().Matmul(state.handle, plan.desc, &alpha, w.raw_data(), plan.a, x.raw_data(),
                          plan.b, &beta, out.raw_data(), plan.d, out.raw_data(), plan.d, &plan.algo,
                          state.workspace, kWorkspaceBytes, /*stream=*/0),
           "cublasLtMatmul (GELU epilogue)", info);
