@@ -236,15 +236,15 @@ cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t co
                                    int64_t batch, int64_t stride, const CallInfo& info) {
   cublasLtMatrixLayout_t layout = nullptr;
   check_cublas(cublaslt().MatrixLayoutCreate(&layout, type, static_cast<uint64_t>(rows),
-                                          static_cast<uint64_t>(cols), ld),
+                                             static_cast<uint64_t>(cols), ld),
                "cublasLtMatrixLayoutCreate", info);
   if (batch > 1) {
     const int32_t count = static_cast<int32_t>(batch);
     cublasStatus_t status = cublaslt().MatrixLayoutSetAttribute(
         layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count);
     if (status == CUBLAS_STATUS_SUCCESS) {
-      status = cublaslt().MatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
-                                                &stride, sizeof stride);
+      status = cublaslt().MatrixLayoutSetAttribute(
+          layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride);
     }
     if (status != CUBLAS_STATUS_SUCCESS) cublaslt().MatrixLayoutDestroy(layout);
     check_cublas(status, "cublasLtMatrixLayoutSetAttribute", info);
@@ -301,7 +301,7 @@ bool find_algorithm(cublasLtHandle_t handle, const Problem& p, Plan& plan, uint3
   check_cublas(cublaslt().MatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate", info);
   const uint64_t workspace = kWorkspaceBytes;
   status = cublaslt().MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                &workspace, sizeof workspace);
+                                                   &workspace, sizeof workspace);
   const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> attributes[] = {
       {CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, reduction_mask},
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, p.align_a},
@@ -319,8 +319,8 @@ bool find_algorithm(cublasLtHandle_t handle, const Problem& p, Plan& plan, uint3
   }
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  status = cublaslt().MatmulAlgoGetHeuristic(handle, plan.desc, plan.a, plan.b, plan.d, plan.d, pref,
-                                          1, &result, &found);
+  status = cublaslt().MatmulAlgoGetHeuristic(handle, plan.desc, plan.a, plan.b, plan.d, plan.d,
+                                             pref, 1, &result, &found);
   cublaslt().MatmulPreferenceDestroy(pref);
   if (status != CUBLAS_STATUS_SUCCESS || found < 1) return false;
   if (result.state != CUBLAS_STATUS_SUCCESS) {
@@ -503,8 +503,8 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out, bo
     copy_matrix(d_ptr, p.ld_d, out.raw_data(), p.m, p.m, p.n, elem, info);
   }
   check_cublas(cublaslt().Matmul(state.handle, plan.desc, &alpha, a_ptr, plan.a, b_ptr, plan.b,
-                              &beta_gemm, d_ptr, plan.d, d_ptr, plan.d, &plan.algo, state.workspace,
-                              kWorkspaceBytes, /*stream=*/0),
+                                 &beta_gemm, d_ptr, plan.d, d_ptr, plan.d, &plan.algo,
+                                 state.workspace, kWorkspaceBytes, /*stream=*/0),
                "cublasLtMatmul", info);
   if (padded_d.defined()) copy_matrix(out.raw_data(), p.m, d_ptr, p.ld_d, p.m, p.n, elem, info);
 }
@@ -575,8 +575,8 @@ void CudaBackend::linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bi
       const float alpha = 1.0f, beta = 0.0f;
       check_cublas(
           cublaslt().Matmul(state.handle, plan.desc, &alpha, w.raw_data(), plan.a, x.raw_data(),
-                         plan.b, &beta, out.raw_data(), plan.d, out.raw_data(), plan.d, &plan.algo,
-                         state.workspace, kWorkspaceBytes, /*stream=*/0),
+                            plan.b, &beta, out.raw_data(), plan.d, out.raw_data(), plan.d,
+                            &plan.algo, state.workspace, kWorkspaceBytes, /*stream=*/0),
           "cublasLtMatmul (GELU epilogue)", info);
       return;
     }
