@@ -63,7 +63,13 @@ LoraConfig lora_config_from_flags(const Flags& flags) {
   c.targets = comma_list(flags.str("lora-targets"));
   c.modules_to_save = comma_list(flags.str("lora-modules-to-save"));
   c.use_rslora = flags.on("lora-rslora");
-  if (c.r > 0) {
+  if (c.r == 0) {
+    for (const char* name :
+         {"lora-alpha", "lora-dropout", "lora-targets", "lora-modules-to-save", "lora-rslora"}) {
+      if (flags.given(name))
+        throw UsageError(std::string("--") + name + " configures adapters: give --lora-r too");
+    }
+  } else {
     try {
       c.validate("--lora-*");
     } catch (const Error& e) {

@@ -56,7 +56,10 @@ set +e
 "$rlaif" sft "${sft[@]}" --lora-r 8 --steps 4 --out "$tmp/x" --resume "$tmp/sft" >/dev/null 2>"$tmp/e1.txt"; c1=$?
 "$rlaif" sft "${sft[@]}" --adapter "$tmp/sft" --steps 1 --out "$tmp/x" >/dev/null 2>"$tmp/e2.txt"; c2=$?
 "$rlaif" sft "${sft[@]}" --lora-targets q_proj,w_proj --steps 1 --out "$tmp/x" >/dev/null 2>"$tmp/e3.txt"; c3=$?
+sft_plain=("${sft[@]/--lora-r/--seed}")  # --lora-r 4 becomes --seed 4: adapter flags without a rank
+"$rlaif" sft "${sft_plain[@]}" --steps 1 --out "$tmp/x" >/dev/null 2>"$tmp/e5.txt"; c5=$?
 set -e
+[[ $c5 -eq 2 ]] && grep -q "give --lora-r too" "$tmp/e5.txt" || fail "adapter flags without --lora-r: exit $c5: $(cat "$tmp/e5.txt")"
 [[ $c1 -eq 1 ]] && grep -q "lora-r: checkpoint has '4', this run has '8'" "$tmp/e1.txt" || fail "resume with another --lora-r: exit $c1: $(cat "$tmp/e1.txt")"
 [[ $c2 -eq 2 ]] && grep -q "cannot be given with --adapter" "$tmp/e2.txt" || fail "--adapter with --lora-r: exit $c2: $(cat "$tmp/e2.txt")"
 [[ $c3 -eq 1 ]] && grep -q "w_proj" "$tmp/e3.txt" || fail "unknown target: exit $c3: $(cat "$tmp/e3.txt")"
