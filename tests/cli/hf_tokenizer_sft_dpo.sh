@@ -11,9 +11,7 @@ rlaif="$1"; root="$2"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-losses() {  # "step loss" per train line of a metrics.jsonl
-  grep '"kind":"train"' "$1" | sed -E 's/.*"step":([0-9]+).*"loss":([^,}]+).*/\1 \2/'
-}
+source "$root/tests/cli/lib/losses.sh"  # losses METRICS: "step loss" per train line
 
 # The tokenizer directory as the Hub ships Qwen3: tokenizer.json (here xz-compressed),
 # tokenizer_config.json (with the chat template) and generation_config.json.

@@ -9,9 +9,7 @@ rlaif="$1"; root="$2"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-losses() {  # "step loss" per train line of a metrics.jsonl
-  grep '"kind":"train"' "$1" | sed -E 's/.*"step":([0-9]+).*"loss":([^,}]+).*/\1 \2/'
-}
+source "$root/tests/cli/lib/losses.sh"  # losses METRICS: "step loss" per train line
 json_number() {  # key, JSON text: the number after "key":
   sed -E "s/.*\"$1\": *([-0-9.eE+]+).*/\1/" <<<"$2"
 }

@@ -11,9 +11,7 @@ head -c 120000 "$root/data/text/tinyshakespeare.txt" > "$tmp/text.txt"
   --tokenizer "$root/data/models/stories260K/tokenizer.model" --seed 1 --out "$tmp/init" >/dev/null
 common=(--model "$tmp/init" --data "$tmp/text.txt" --batch 4 --seq 32 --steps 40 --lr 3e-3
         --warmup 4 --eval-every 10 --eval-batches 2 --save-every 5 --keep 3 --grad-accum 2)
-losses() {  # the train losses of a metrics.jsonl, one "step loss" per line
-  grep '"kind":"train"' "$1" | sed -E 's/.*"step":([0-9]+).*"loss":([^,}]+).*/\1 \2/'
-}
+source "$root/tests/cli/lib/losses.sh"  # losses METRICS: "step loss" per train line
 
 "$rlaif" pretrain "${common[@]}" --out "$tmp/full" >/dev/null 2>&1
 losses "$tmp/full/metrics.jsonl" > "$tmp/full.txt"

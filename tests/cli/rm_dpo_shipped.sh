@@ -10,9 +10,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 prefs="$root/data/preferences/dpo_en_demo.json"
 fail() { echo "FAIL: $*"; exit 1; }
-losses() {  # "step loss" per train line of a metrics.jsonl
-  grep '"kind":"train"' "$1" | sed -E 's/.*"step":([0-9]+).*"loss":([^,}]+).*/\1 \2/'
-}
+source "$root/tests/cli/lib/losses.sh"  # losses METRICS: "step loss" per train line
 
 "$rlaif" init --arch llama --layers 2 --d-model 32 --heads 4 --kv-heads 2 --seq 64 \
   --tokenizer "$root/data/models/stories260K/tokenizer.model" --seed 1 --out "$tmp/init" >/dev/null

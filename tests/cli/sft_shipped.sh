@@ -12,9 +12,7 @@ data="$root/data/instructions/alpaca_en_demo.json"
   --tokenizer "$root/data/models/stories260K/tokenizer.model" --seed 1 --out "$tmp/init" >/dev/null
 common=(--model "$tmp/init" --data "$data" --batch 4 --max-length 256 --max-prompt-length 96
         --lr 1e-3 --eval-every 2 --eval-examples 16 --save-every 2 --keep 0)
-losses() {  # "step loss" per train line of a metrics.jsonl
-  grep '"kind":"train"' "$1" | sed -E 's/.*"step":([0-9]+).*"loss":([^,}]+).*/\1 \2/'
-}
+source "$root/tests/cli/lib/losses.sh"  # losses METRICS: "step loss" per train line
 
 # A few steps; the result is a model directory that generate loads.
 "$rlaif" sft "${common[@]}" --steps 4 --out "$tmp/sft" >"$tmp/out.json" 2>"$tmp/err.txt" \
