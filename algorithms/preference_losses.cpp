@@ -1,5 +1,8 @@
 #include "algorithms/preference_losses.h"
 
+#include <cmath>
+#include <utility>
+
 #include "autograd/ops.h"
 #include "runtime/error.h"
 
@@ -23,26 +26,44 @@ Variable bradley_terry_loss(const Variable& r_chosen, const Variable& r_rejected
   return loss;
 }
 
+namespace {
+
+constexpr std::pair<DpoLoss, const char*> kDpoLosses[] = {{DpoLoss::sigmoid, "sigmoid"},
+                                                          {DpoLoss::ipo, "ipo"},
+                                                          {DpoLoss::hinge, "hinge"},
+                                                          {DpoLoss::robust, "robust"},
+                                                          {DpoLoss::sigmoid_norm, "sigmoid_norm"},
+                                                          {DpoLoss::sppo_hard, "sppo_hard"},
+                                                          {DpoLoss::nca_pair, "nca_pair"},
+                                                          {DpoLoss::exo_pair, "exo_pair"},
+                                                          {DpoLoss::apo_zero, "apo_zero"},
+                                                          {DpoLoss::apo_down, "apo_down"}};
+
+// σ(x) as a Variable: exp(log σ(x)).
+Variable sigmoid_of(const Variable& x) {
+  return exp(log_sigmoid(x));
+}
+
+}  // namespace
+
 DpoLoss parse_dpo_loss(const std::string& name) {
-  if (name == "sigmoid") return DpoLoss::sigmoid;
-  if (name == "ipo") return DpoLoss::ipo;
-  if (name == "hinge") return DpoLoss::hinge;
-  if (name == "robust") return DpoLoss::robust;
-  throw Error("unknown DPO loss '", name, "': expected sigmoid, ipo, hinge or robust");
+  for (const auto& [kind, text] : kDpoLosses) {
+    if (name == text) return kind;
+  }
+  throw Error("unknown DPO loss '", name, "': expected one of ", dpo_loss_names());
 }
 
 const char* dpo_loss_name(DpoLoss kind) {
-  switch (kind) {
-    case DpoLoss::sigmoid:
-      return "sigmoid";
-    case DpoLoss::ipo:
-      return "ipo";
-    case DpoLoss::hinge:
-      return "hinge";
-    case DpoLoss::robust:
-      return "robust";
+  for (const auto& [k, text] : kDpoLosses) {
+    if (k == kind) return text;
   }
   return "?";
+}
+
+std::string dpo_loss_names() {
+  std::string out;
+  for (const auto& [kind, text] : kDpoLosses) out += (out.empty() ? "" : ", ") + std::string(text);
+  return out;
 }
 
 Variable dpo_loss(const Variable& policy_chosen, const Variable& policy_rejected,
@@ -56,13 +77,17 @@ Variable dpo_loss(const Variable& policy_chosen, const Variable& policy_rejected
   RLAIF_CHECK(beta > 0.0, "dpo_loss: beta must be positive, got ", beta);
   const double eps = label_smoothing;
   RLAIF_CHECK(eps >= 0.0 && eps < 0.5, "dpo_loss: label smoothing must be in [0, 0.5), got ", eps);
-  RLAIF_CHECK(eps == 0.0 || kind == DpoLoss::sigmoid || kind == DpoLoss::robust,
-              "dpo_loss: label smoothing applies to the sigmoid and robust losses, not ",
+  RLAIF_CHECK(eps == 0.0 || dpo_uses_label_smoothing(kind),
+              "dpo_loss: label smoothing applies to the sigmoid, robust and exo_pair losses, not ",
               dpo_loss_name(kind));
   // h = (log π(c) − log π(r)) − (log π_ref(c) − log π_ref(r))
   Variable h = sub(sub(policy_chosen, policy_rejected), sub(ref_chosen, ref_rejected));
   const float b = static_cast<float>(beta);
+  // The log-ratios of each side: a = log π(c) − log π_ref(c), b = log π(r) − log π_ref(r).
+  auto chosen_ratio = [&] { return sub(policy_chosen, ref_chosen); };
+  auto rejected_ratio = [&] { return sub(policy_rejected, ref_rejected); };
   switch (kind) {
+    case DpoLoss::sigmoid_norm:  // the caller passes per-token averages
     case DpoLoss::sigmoid: {
       Variable loss = scale(log_sigmoid(scale(h, b)), static_cast<float>(-(1.0 - eps)));
       if (eps > 0.0) {
@@ -83,6 +108,28 @@ Variable dpo_loss(const Variable& policy_chosen, const Variable& policy_rejected
       return square(affine(h, 1.0f, static_cast<float>(-1.0 / (2.0 * beta))));
     case DpoLoss::hinge:
       return relu(affine(h, -b, 1.0f));
+    case DpoLoss::sppo_hard: {
+      const float target = static_cast<float>(1.0 / (2.0 * beta));
+      return add(square(affine(chosen_ratio(), 1.0f, -target)),
+                 square(affine(rejected_ratio(), 1.0f, target)));
+    }
+    case DpoLoss::nca_pair: {
+      Variable a = chosen_ratio(), r = rejected_ratio();
+      return add(add(neg(log_sigmoid(scale(a, b))), scale(log_sigmoid(scale(a, -b)), -0.5f)),
+                 scale(log_sigmoid(scale(r, -b)), -0.5f));
+    }
+    case DpoLoss::exo_pair: {
+      const double e = eps == 0.0 ? 1e-3 : eps;
+      Variable up = log_sigmoid(scale(h, b)), down = log_sigmoid(scale(h, -b));
+      return add(mul(exp(up), affine(up, 1.0f, static_cast<float>(-std::log(1.0 - e)))),
+                 mul(exp(down), affine(down, 1.0f, static_cast<float>(-std::log(e)))));
+    }
+    case DpoLoss::apo_zero:
+      return add(affine(sigmoid_of(scale(chosen_ratio(), b)), -1.0f, 1.0f),
+                 sigmoid_of(scale(rejected_ratio(), b)));
+    case DpoLoss::apo_down:
+      return add(sigmoid_of(scale(chosen_ratio(), b)),
+                 affine(sigmoid_of(scale(h, b)), -1.0f, 1.0f));
   }
   throw Error("dpo_loss: unknown loss kind");
 }

@@ -24,6 +24,26 @@
 //            AVERAGE log-probs, as TRL does, so the target does not depend on length)
 //   hinge    L = max(0, 1 − βh)                                 (Zhao et al., 2023, SLiC-HF;
 //            β plays the role of 1/margin)
+//   sigmoid_norm  L = −log σ(βh) on per-token AVERAGE log-probs (TRL's sigmoid_norm: the
+//            length-normalised margin of SimPO, Meng et al., 2024, kept against a reference)
+// The losses below see the two sides apart, through the log-ratios of each answer,
+//   a = log π(c) − log π_ref(c),   b = log π(r) − log π_ref(r)   (h = a − b):
+//   sppo_hard  L = (a − 1/(2β))² + (b + 1/(2β))²                (Wu et al., 2024, SPPO with hard
+//            win probabilities 1 and 0: each side regresses to its own target)
+//   nca_pair  L = −log σ(βa) − ½ log σ(−βa) − ½ log σ(−βb)      (Chen et al., 2024, NCA: raises
+//            the chosen answer's likelihood itself, not only the margin)
+//   exo_pair  L = σ(βh)·(log σ(βh) − log(1−ε)) + σ(−βh)·(log σ(−βh) − log ε)   (Ji et al., 2024,
+//            EXO: the reverse KL from the smoothed labels (1−ε, ε) to the model's σ(±βh); ε = 0
+//            means TRL's 1e−3, as log 0 is undefined)
+//   apo_zero  L = (1 − σ(βa)) + σ(βb)                            (D'Oosterlinck et al., 2024,
+//            APO-zero: chosen answers better than the policy's own: raise a, lower b)
+//   apo_down  L = σ(βa) + (1 − σ(βh))                            (APO-down: chosen answers worse
+//            than the policy's own: lower a, but keep the margin)
+// Known values (tests/algorithms/preference_losses_test.cpp): log π(c) = −10, log π(r) = −12,
+// log π_ref(c) = −11, log π_ref(r) = −11.5, β = 0.1 (a = 1, b = −0.5, h = 1.5): sppo_hard 36.25,
+// nca_pair 1.350825, exo_pair 2.505517, apo_zero 0.962523, apo_down 0.987549. With the policy
+// equal to the reference (a = b = 0): nca_pair 2·log 2, apo_zero and apo_down 1, sppo_hard
+// 2/(2β)², exo_pair ½(log ½ − log(1−ε)) + ½(log ½ − log ε).
 // Which log-probs go in (summed or averaged) is the caller's choice; dpo_uses_average_logprobs
 // says which the trainer uses for each loss.
 #pragma once
@@ -40,14 +60,31 @@ namespace rlaif {
 Variable bradley_terry_loss(const Variable& r_chosen, const Variable& r_rejected,
                             const Tensor& margin = Tensor(), double center_coef = 0.0);
 
-enum class DpoLoss { sigmoid, ipo, hinge, robust };
+enum class DpoLoss {
+  sigmoid,
+  ipo,
+  hinge,
+  robust,
+  sigmoid_norm,
+  sppo_hard,
+  nca_pair,
+  exo_pair,
+  apo_zero,
+  apo_down
+};
 
-// "sigmoid" | "ipo" | "hinge" | "robust" → DpoLoss; Error listing the choices otherwise.
+// A loss's name as --loss spells it (the enum's names) → DpoLoss; Error listing the choices.
 DpoLoss parse_dpo_loss(const std::string& name);
 const char* dpo_loss_name(DpoLoss kind);
-// IPO regresses per-token averages; the others use summed log-probs.
+// Every loss's name, comma-separated, for help texts.
+std::string dpo_loss_names();
+// IPO and sigmoid_norm take per-token averages; the others use summed log-probs.
 inline bool dpo_uses_average_logprobs(DpoLoss kind) {
-  return kind == DpoLoss::ipo;
+  return kind == DpoLoss::ipo || kind == DpoLoss::sigmoid_norm;
+}
+// Whether the loss reads label_smoothing ε: sigmoid (cDPO), robust and exo_pair.
+inline bool dpo_uses_label_smoothing(DpoLoss kind) {
+  return kind == DpoLoss::sigmoid || kind == DpoLoss::robust || kind == DpoLoss::exo_pair;
 }
 
 // Per-pair DPO-family loss [N] from the log-probs of chosen and rejected completions under the

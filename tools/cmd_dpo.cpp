@@ -21,16 +21,19 @@ int dpo_main(const std::vector<std::string>& args) {
               "chosen answers over rejected ones. With h = (log pi(c) - log pi(r)) - (log ref(c)\n"
               "- log ref(r)) over the answers' summed log-probs: sigmoid -log sigmoid(beta h)\n"
               "(with --label-smoothing e: cDPO), robust, ipo (h - 1/(2 beta))^2 on per-token\n"
-              "average log-probs, hinge max(0, 1 - beta h). --precompute-ref computes the\n"
+              "average log-probs, hinge max(0, 1 - beta h), sigmoid_norm (sigmoid on per-token\n"
+              "averages), and with a, b the chosen and rejected log-ratios to the reference:\n"
+              "sppo_hard, nca_pair, exo_pair, apo_zero, apo_down (equations:\n"
+              "algorithms/preference_losses.h). --precompute-ref computes the\n"
               "reference's log-probs once, caches them in OUT/ref_logprobs.safetensors, and frees\n"
               "the reference. Logs TRL's metrics (rewards/chosen, rewards/margins, ...).");
   flags.option("model", "", "policy to start from (an SFT model)", true)
       .option("ref", "", "reference model directory (default: --model)")
       .option("beta", "0.1", "beta: strength of the tie to the reference")
-      .option("loss", "sigmoid", "sigmoid, ipo, hinge or robust")
+      .option("loss", "sigmoid", dpo_loss_names())
       .option("label-smoothing", "0",
               "e in [0, 0.5): assumed rate of flipped labels "
-              "(sigmoid = cDPO, robust)")
+              "(sigmoid = cDPO, robust, exo_pair: 0 there means 1e-3)")
       .flag("precompute-ref", "compute the reference log-probs once and cache them");
   declare_preference_flags(flags);
   declare_trainer_flags(flags, "100", "1e-6");
@@ -60,8 +63,8 @@ int dpo_main(const std::vector<std::string>& args) {
   if (dpo.label_smoothing < 0 || dpo.label_smoothing >= 0.5) {
     throw UsageError("--label-smoothing must be in [0, 0.5)");
   }
-  if (dpo.label_smoothing > 0 && dpo.loss != DpoLoss::sigmoid && dpo.loss != DpoLoss::robust) {
-    throw UsageError("--label-smoothing applies to --loss sigmoid and robust only");
+  if (dpo.label_smoothing > 0 && !dpo_uses_label_smoothing(dpo.loss)) {
+    throw UsageError("--label-smoothing applies to --loss sigmoid, robust and exo_pair only");
   }
 
   const std::string model_dir = flags.str("model");

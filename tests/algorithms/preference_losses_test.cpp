@@ -36,6 +36,37 @@ TEST(DpoLoss, KnownAnswers) {
   EXPECT_NEAR(dpo_example(DpoLoss::hinge), 0.85, 1e-5);            // 1 − 0.15
 }
 
+// The same example through the losses that see each side's log-ratio (a = 1, b = −0.5), worked
+// by hand from the equations of algorithms/preference_losses.h.
+TEST(DpoLoss, KnownAnswersOfThePerSideLosses) {
+  EXPECT_NEAR(dpo_example(DpoLoss::sigmoid_norm), 0.620957, 1e-5);  // sigmoid on its inputs
+  EXPECT_NEAR(dpo_example(DpoLoss::sppo_hard), 36.25, 1e-4);        // (1 − 5)² + (−0.5 + 5)²
+  // −log σ(0.1) − ½ log σ(−0.1) − ½ log σ(0.05)
+  EXPECT_NEAR(dpo_example(DpoLoss::nca_pair), 1.350825, 1e-5);
+  // σ(0.15)(log σ(0.15) − log 0.999) + σ(−0.15)(log σ(−0.15) − log 0.001): ε = 0 means 1e-3
+  EXPECT_NEAR(dpo_example(DpoLoss::exo_pair), 2.505517, 1e-5);
+  EXPECT_NEAR(dpo_example(DpoLoss::exo_pair, 1e-3), 2.505517, 1e-5);
+  EXPECT_NEAR(dpo_example(DpoLoss::exo_pair, 0.1), 0.431388, 1e-5);
+  EXPECT_NEAR(dpo_example(DpoLoss::apo_zero), 0.962523, 1e-5);  // 1 − σ(0.1) + σ(−0.05)
+  EXPECT_NEAR(dpo_example(DpoLoss::apo_down), 0.987549, 1e-5);  // σ(0.1) + 1 − σ(0.15)
+  EXPECT_TRUE(dpo_uses_average_logprobs(DpoLoss::sigmoid_norm));
+  EXPECT_FALSE(dpo_uses_average_logprobs(DpoLoss::nca_pair));
+}
+
+TEST(DpoLoss, PerSideLossesWithThePolicyAtTheReference) {
+  Variable c = vec({-10, -3.5}), r = vec({-12, -7});
+  auto at_start = [&](DpoLoss kind, double beta) {
+    return dpo_loss(c, r, c, r, beta, kind).data().to_vector<float>();
+  };
+  for (float l : at_start(DpoLoss::nca_pair, 0.1)) EXPECT_NEAR(l, 2 * std::log(2.0), 1e-6);
+  for (float l : at_start(DpoLoss::apo_zero, 0.1)) EXPECT_NEAR(l, 1.0, 1e-6);
+  for (float l : at_start(DpoLoss::apo_down, 0.1)) EXPECT_NEAR(l, 1.0, 1e-6);
+  for (float l : at_start(DpoLoss::sppo_hard, 0.5)) EXPECT_NEAR(l, 2.0, 1e-6);  // 2·(1/(2β))²
+  const double exo =
+      0.5 * (std::log(0.5) - std::log(0.999)) + 0.5 * (std::log(0.5) - std::log(1e-3));
+  for (float l : at_start(DpoLoss::exo_pair, 0.1)) EXPECT_NEAR(l, exo, 1e-5);
+}
+
 TEST(DpoLoss, GradientOfTheSigmoidLoss) {
   // ∂L/∂log π(c) = −β·σ(−βh) = −0.1·σ(−0.15); the rejected side and the reference get the
   // opposite signs.
@@ -77,6 +108,12 @@ TEST(DpoLoss, RejectsBadSettings) {
   EXPECT_EQ(parse_dpo_loss("robust"), DpoLoss::robust);
   EXPECT_EQ(parse_dpo_loss("ipo"), DpoLoss::ipo);
   EXPECT_THROW(parse_dpo_loss("kto"), Error);
+  EXPECT_THROW(dpo_loss(x, x, x, x, 0.1, DpoLoss::nca_pair, 0.1), Error);
+  EXPECT_NO_THROW(dpo_loss(x, x, x, x, 0.1, DpoLoss::exo_pair, 0.1));
+  for (const char* name :
+       {"sigmoid_norm", "sppo_hard", "nca_pair", "exo_pair", "apo_zero", "apo_down"}) {
+    EXPECT_STREQ(dpo_loss_name(parse_dpo_loss(name)), name);
+  }
 }
 
 TEST(BradleyTerryLoss, KnownAnswers) {
@@ -109,8 +146,11 @@ TEST(DpoLoss, Gradchecks) {
     DpoLoss kind;
     double eps;
   };
-  for (Case c : {Case{DpoLoss::sigmoid, 0.0}, Case{DpoLoss::sigmoid, 0.2},
-                 Case{DpoLoss::robust, 0.2}, Case{DpoLoss::ipo, 0.0}, Case{DpoLoss::hinge, 0.0}}) {
+  for (Case c :
+       {Case{DpoLoss::sigmoid, 0.0}, Case{DpoLoss::sigmoid, 0.2}, Case{DpoLoss::robust, 0.2},
+        Case{DpoLoss::ipo, 0.0}, Case{DpoLoss::hinge, 0.0}, Case{DpoLoss::sigmoid_norm, 0.0},
+        Case{DpoLoss::sppo_hard, 0.0}, Case{DpoLoss::nca_pair, 0.0}, Case{DpoLoss::exo_pair, 0.0},
+        Case{DpoLoss::exo_pair, 0.2}, Case{DpoLoss::apo_zero, 0.0}, Case{DpoLoss::apo_down, 0.0}}) {
     auto inputs = random_logps(11, -6.0f, -1.0f);
     auto f = [&](const std::vector<Variable>& x) {
       return dpo_loss(x[0], x[1], x[2], x[3], 0.1, c.kind, c.eps);
