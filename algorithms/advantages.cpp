@@ -83,7 +83,8 @@ std::vector<double> rloo_advantages(const std::vector<double>& scores, int64_t K
   return out;
 }
 
-std::vector<double> grpo_advantages(const std::vector<double>& scores, int64_t K, double eps) {
+std::vector<double> grpo_advantages(const std::vector<double>& scores, int64_t K, double eps,
+                                    bool scale_by_std) {
   check_groups("grpo", scores.size(), K);
   const size_t k = static_cast<size_t>(K);
   std::vector<double> out(scores.size());
@@ -94,9 +95,22 @@ std::vector<double> grpo_advantages(const std::vector<double>& scores, int64_t K
     double squares = 0.0;
     for (size_t i = g; i < g + k; ++i) squares += (scores[i] - mean) * (scores[i] - mean);
     const double std = std::sqrt(squares / static_cast<double>(K - 1));
-    for (size_t i = g; i < g + k; ++i) out[i] = (scores[i] - mean) / (std + eps);
+    const double divisor = scale_by_std ? std + eps : 1.0;
+    for (size_t i = g; i < g + k; ++i) out[i] = (scores[i] - mean) / divisor;
   }
   return out;
+}
+
+double zero_std_group_fraction(const std::vector<double>& scores, int64_t K) {
+  check_groups("zero_std_group_fraction", scores.size(), K);
+  const size_t k = static_cast<size_t>(K);
+  size_t flat = 0;
+  for (size_t g = 0; g < scores.size(); g += k) {
+    bool equal = true;
+    for (size_t i = g + 1; i < g + k; ++i) equal = equal && scores[i] == scores[g];
+    flat += equal ? 1 : 0;
+  }
+  return static_cast<double>(flat) / static_cast<double>(scores.size() / k);
 }
 
 }  // namespace rlaif

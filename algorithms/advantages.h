@@ -46,8 +46,13 @@ std::vector<double> whiten(const std::vector<double>& x, bool shift_mean = true)
 // Leave-one-out advantages; scores.size() must be a multiple of K ≥ 2.
 std::vector<double> rloo_advantages(const std::vector<double>& scores, int64_t K);
 
-// Group-normalised advantages; scores.size() must be a multiple of K ≥ 2.
-std::vector<double> grpo_advantages(const std::vector<double>& scores, int64_t K,
-                                    double eps = 1e-4);
+// Group-normalised advantages; scores.size() must be a multiple of K ≥ 2. Without
+// `scale_by_std`, A_i = r_i − mean(r) (Dr. GRPO, Liu et al., 2025: dividing by the group's std
+// weighs questions that are almost always or almost never solved the most).
+std::vector<double> grpo_advantages(const std::vector<double>& scores, int64_t K, double eps = 1e-4,
+                                    bool scale_by_std = true);
+// The fraction of groups of K whose scores are all equal (zero variance): their GRPO and RLOO
+// advantages are 0, so they teach nothing (TRL's frac_reward_zero_std).
+double zero_std_group_fraction(const std::vector<double>& scores, int64_t K);
 
 }  // namespace rlaif

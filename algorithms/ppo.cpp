@@ -145,7 +145,7 @@ UpdateResult update(const PpoModels& models, DataParallelOptimizer& optimizer, C
         Variable logp = response_logprobs(*models.policy, batch, o.temperature);
         PolicyLoss pl = ppo_policy_loss(logp, per_token_tensor(part, &Sample::logprobs, T, device),
                                         per_token_tensor(part, &Sample::advantages, T, device),
-                                        batch.completion_mask, o.cliprange);
+                                        batch.completion_mask, o.cliprange, o.cliprange_high);
         Variable loss = pl.loss;
         metrics.add("policy_loss", w * pl.loss.data().item());
         metrics.add("clip_fraction", w * pl.clip_fraction);

@@ -41,15 +41,17 @@ Variable masked_token_mean(const Variable& x, const Tensor& mask) {
 }
 
 PolicyLoss ppo_policy_loss(const Variable& logp, const Tensor& old_logp, const Tensor& advantages,
-                           const Tensor& mask, double cliprange) {
+                           const Tensor& mask, double cliprange, double cliprange_high) {
   check_operands("ppo_policy_loss", logp, {old_logp, advantages, mask});
   RLAIF_CHECK(cliprange > 0, "ppo_policy_loss: the clip range must be positive, got ", cliprange);
+  const double high = cliprange_high < 0 ? cliprange : cliprange_high;
+  RLAIF_CHECK(high > 0, "ppo_policy_loss: the upper clip range must be positive, got ", high);
   const Device dev = logp.device();
   Variable A = constant(advantages, dev);
   Variable ratio = exp(sub(logp, constant(old_logp, dev)));
   Variable unclipped = neg(mul(ratio, A));
-  Variable clipped = neg(mul(
-      clamp(ratio, static_cast<float>(1.0 - cliprange), static_cast<float>(1.0 + cliprange)), A));
+  Variable clipped = neg(
+      mul(clamp(ratio, static_cast<float>(1.0 - cliprange), static_cast<float>(1.0 + high)), A));
   // maximum() sends the gradient to its first operand on ties, so inside the trust region
   // (where both terms are equal) the unclipped term carries it, as it should.
   PolicyLoss out;

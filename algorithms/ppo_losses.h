@@ -5,8 +5,11 @@
 //
 // Clipped policy loss (Schulman et al., 2017, "Proximal Policy Optimization Algorithms", eq. 7),
 // with ρ_t = π_θ(y_t) / π_old(y_t) = exp(log π_θ − log π_old):
-//   L_π = mean_t max(−A_t·ρ_t, −A_t·clip(ρ_t, 1−ε, 1+ε))
-// Known answers (ε = 0.2): A = 2, ρ = 1.5 → −2.4;  A = −2, ρ = 0.5 → 1.6.
+//   L_π = mean_t max(−A_t·ρ_t, −A_t·clip(ρ_t, 1−ε_low, 1+ε_high))
+// with ε_low = ε_high = ε in PPO; DAPO (Yu et al., 2025, "clip-higher") raises ε_high alone, so
+// that unlikely tokens with positive advantages can grow further before the clip cuts them off.
+// Known answers (ε = 0.2): A = 2, ρ = 1.5 → −2.4;  A = −2, ρ = 0.5 → 1.6; with ε_low = 0.2,
+// ε_high = 0.28: A = 2, ρ = 1.5 → −2.56;  A = −2, ρ = 0.5 → 1.6.
 //
 // Clipped value loss (the PPO2 baselines form; Huang et al., 2024, detail 10):
 //   V_clip = V_old + clip(V − V_old, −ε_v, ε_v)
@@ -43,8 +46,9 @@ struct ValueLoss {
 // logp: [B, T] log π_θ of the taken tokens (differentiable). old_logp, advantages, mask: [B, T]
 // f32 tensors on logp's device (or the CPU: they are moved). Error on shape mismatch or an
 // empty mask.
+// cliprange_high < 0 means cliprange_high = cliprange (symmetric).
 PolicyLoss ppo_policy_loss(const Variable& logp, const Tensor& old_logp, const Tensor& advantages,
-                           const Tensor& mask, double cliprange);
+                           const Tensor& mask, double cliprange, double cliprange_high = -1.0);
 
 // values: [B, T] V_θ (differentiable); old_values, returns, mask: [B, T] f32 tensors.
 ValueLoss ppo_value_loss(const Variable& values, const Tensor& old_values, const Tensor& returns,

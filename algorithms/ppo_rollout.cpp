@@ -45,6 +45,7 @@ void PpoOptions::validate() const {
   RLAIF_CHECK(adaptive_kl_target >= 0, "--adaptive-kl must be ≥ 0 (0 = a fixed coefficient)");
   RLAIF_CHECK(cliprange > 0 && cliprange_value > 0,
               "--cliprange and --cliprange-value must be positive");
+  RLAIF_CHECK(cliprange_high < 0 || cliprange_high > 0, "--clip-high must be positive");
   RLAIF_CHECK(vf_coef >= 0, "--vf-coef must be ≥ 0");
   RLAIF_CHECK(gamma >= 0 && gamma <= 1 && lambda >= 0 && lambda <= 1,
               "--gamma and --lambda must be in [0, 1]");
@@ -302,9 +303,10 @@ void assign_advantages(Rollout& rollout, const PpoOptions& options, double kl_co
   }
 
   if (options.advantage != AdvantageKind::gae) {
-    const std::vector<double> A = options.advantage == AdvantageKind::rloo
-                                      ? rloo_advantages(sequence_reward, K)
-                                      : grpo_advantages(sequence_reward, K);
+    const std::vector<double> A =
+        options.advantage == AdvantageKind::rloo
+            ? rloo_advantages(sequence_reward, K)
+            : grpo_advantages(sequence_reward, K, 1e-4, options.scale_rewards);
     for (size_t i = 0; i < rollout.samples.size(); ++i) {
       Sample& s = rollout.samples[i];
       s.advantages.assign(s.tokens.completion.size(), static_cast<float>(A[i]));
@@ -382,6 +384,13 @@ std::vector<std::pair<std::string, double>> rollout_metrics(const Rollout& rollo
        tokens > 0 ? std::sqrt(std::max(0.0, adv_sq / tokens - adv_mean * adv_mean)) : 0.0},
   };
   if (options.advantage != AdvantageKind::grpo) out.emplace_back("non_score_reward", penalty / n);
+  if (options.advantage != AdvantageKind::gae) {
+    // Groups whose K samples scored alike: zero advantages, nothing learnt from them.
+    std::vector<double> scores;
+    for (const Sample& s : rollout.samples) scores.push_back(s.score);
+    out.emplace_back("frac_reward_zero_std",
+                     zero_std_group_fraction(scores, options.samples_per_prompt));
+  }
   if (options.advantage == AdvantageKind::gae && !returns.empty()) {
     // 1 − Var(R − V) / Var(R): how much of the returns' spread the values explain.
     auto variance = [](const std::vector<double>& x) {

@@ -55,7 +55,9 @@ struct PpoOptions {
   KlEstimator kl_estimator = KlEstimator::k1;  // in the reward (gae, rloo); grpo's loss uses k3
   double adaptive_kl_target = 0.0;             // > 0: adapt β towards this KL per sequence
   double adaptive_kl_horizon = 10000.0;
-  double cliprange = 0.2;        // ε of the policy ratio
+  double cliprange = 0.2;        // ε (ε_low) of the policy ratio
+  double cliprange_high = -1.0;  // ε_high (DAPO's clip-higher); < 0: the same as cliprange
+  bool scale_rewards = true;     // grpo: divide by the group's std (false: Dr. GRPO)
   double cliprange_value = 0.2;  // ε_v of the value prediction
   double vf_coef = 0.1;          // weight of the value loss (gae)
   double gamma = 1.0;

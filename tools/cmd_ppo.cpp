@@ -26,7 +26,8 @@ namespace {
 // clang-format off
 const char* const kPpoIdentity[] = {
     "model", "reward-model", "value-model", "prompts", "batch", "advantage", "samples-per-prompt",
-    "kl-coef", "kl-estimator", "adaptive-kl", "adaptive-kl-horizon", "cliprange",
+    "kl-coef", "kl-estimator", "adaptive-kl", "adaptive-kl-horizon", "cliprange", "clip-high",
+    "scale-rewards",
     "cliprange-value", "vf-coef", "gamma", "lambda", "ppo-epochs", "mini-batches",
     "whiten-rewards", "max-new-tokens", "temperature", "missing-eos-penalty", "chat-template",
     "max-prompt-length", "rm-max-length", "critic-model", "critic-mode", "critic-reference",
@@ -130,7 +131,14 @@ int ppo_main(const std::vector<std::string>& args) {
       .option("adaptive-kl", "0",
               "target KL per response for the adaptive controller (0 = fixed beta)")
       .option("adaptive-kl-horizon", "10000", "horizon of the adaptive KL controller")
-      .option("cliprange", "0.2", "epsilon: clip range of the policy ratio")
+      .option("cliprange", "0.2",
+              "epsilon: clip range of the policy ratio (its lower side with --clip-high)")
+      .option("clip-high", "0",
+              "epsilon_high: the ratio's upper clip 1 + epsilon_high (DAPO's clip-higher, e.g. "
+              "0.28; 0: --cliprange)")
+      .option("scale-rewards", "on",
+              "grpo: divide each group's advantages by its std (on), or only centre them (off: "
+              "Dr. GRPO)")
       .option("cliprange-value", "0.2", "epsilon_v: clip range of the value prediction")
       .option("vf-coef", "0.1", "weight of the value loss (gae)")
       .option("gamma", "1.0", "discount")
@@ -175,6 +183,15 @@ int ppo_main(const std::vector<std::string>& args) {
   o.adaptive_kl_target = flags.number("adaptive-kl");
   o.adaptive_kl_horizon = flags.number("adaptive-kl-horizon");
   o.cliprange = flags.number("cliprange");
+  o.cliprange_high = flags.number("clip-high");
+  if (o.cliprange_high < 0) throw UsageError("--clip-high must be ≥ 0 (0: --cliprange)");
+  if (o.cliprange_high == 0) o.cliprange_high = -1.0;
+  const std::string scale_rewards = flags.str("scale-rewards");
+  if (scale_rewards != "on" && scale_rewards != "off")
+    throw UsageError("--scale-rewards must be on or off, got '" + scale_rewards + "'");
+  o.scale_rewards = scale_rewards == "on";
+  if (!o.scale_rewards && o.advantage != AdvantageKind::grpo)
+    throw UsageError("--scale-rewards off is for --advantage grpo");
   o.cliprange_value = flags.number("cliprange-value");
   o.vf_coef = flags.number("vf-coef");
   o.gamma = flags.number("gamma");

@@ -132,6 +132,35 @@ TEST(PpoMath, WhitenAndGroupAdvantages) {
   EXPECT_EQ(g[2], 0.0);  // a group with one score has no signal
   EXPECT_THROW(rloo_advantages({1, 2, 3}, 2), Error);
   EXPECT_THROW(grpo_advantages({1, 2}, 1), Error);
+  // Dr. GRPO: centred only: {3, 0, 0} → 2, −1, −1 (GRPO's would be 2/√3, −1/√3, −1/√3);
+  // {1, 1, 1} → 0.
+  std::vector<double> d = grpo_advantages({3, 0, 0, 1, 1, 1}, 3, 1e-4, /*scale_by_std=*/false);
+  EXPECT_NEAR(d[0], 2.0, 1e-12);
+  EXPECT_NEAR(d[1], -1.0, 1e-12);
+  EXPECT_NEAR(d[2], -1.0, 1e-12);
+  EXPECT_NEAR(d[3], 0.0, 1e-12);
+  // Two of three groups scored alike: {1, 1}, {0, 2}, {5, 5}.
+  EXPECT_NEAR(zero_std_group_fraction({1, 1, 0, 2, 5, 5}, 2), 2.0 / 3, 1e-12);
+  EXPECT_EQ(zero_std_group_fraction({0, 1, 2, 3}, 2), 0.0);
+}
+
+TEST(PpoMath, ClipHigherLetsPositiveAdvantagesGrowFurther) {
+  // ε_low = 0.2, ε_high = 0.28. A = 2, ρ = 1.5: max(−3, −2·1.28) = −2.56.
+  Variable up(row({static_cast<float>(std::log(1.5))}), true);
+  EXPECT_NEAR(
+      ppo_policy_loss(up, row({0.0f}), row({2.0f}), row({1.0f}), 0.2, 0.28).loss.data().item(),
+      -2.56, 1e-6);
+  // The lower side is unchanged: A = −2, ρ = 0.5 → max(1, 2·0.8) = 1.6.
+  Variable down(row({static_cast<float>(std::log(0.5))}), true);
+  EXPECT_NEAR(
+      ppo_policy_loss(down, row({0.0f}), row({-2.0f}), row({1.0f}), 0.2, 0.28).loss.data().item(),
+      1.6, 1e-6);
+  // Inside (1 − 0.2, 1 + 0.28) nothing is clipped: ρ = 1.25, A = 2 → −2.5 with its gradient.
+  Variable inside(row({static_cast<float>(std::log(1.25))}), true);
+  PolicyLoss l = ppo_policy_loss(inside, row({0.0f}), row({2.0f}), row({1.0f}), 0.2, 0.28);
+  EXPECT_NEAR(l.loss.data().item(), -2.5, 1e-6);
+  EXPECT_EQ(l.clip_fraction, 0.0);
+  EXPECT_THROW(ppo_policy_loss(inside, row({0.0f}), row({2.0f}), row({1.0f}), 0.2, 0.0), Error);
 }
 
 TEST(PpoMath, AdaptiveKlController) {

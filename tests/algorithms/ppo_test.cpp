@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "algorithms/advantages.h"
 #include "algorithms/ppo.h"
@@ -153,7 +154,8 @@ struct LearningRun {
   PpoResult result;
 };
 
-LearningRun run_learning(AdvantageKind kind, uint64_t seed, int64_t steps) {
+LearningRun run_learning(AdvantageKind kind, uint64_t seed, int64_t steps,
+                         const std::function<void(PpoOptions&)>& adjust = nullptr) {
   RewardModelScorer rm(sort_reward_model_dir(), RewardModelOptions{});
   Transformer policy = sft_policy(kSftSteps, 1);
   Transformer reference = clone_model(policy);
@@ -165,8 +167,10 @@ LearningRun run_learning(AdvantageKind kind, uint64_t seed, int64_t steps) {
   const std::string out = temp_dir(std::string("learn_") + advantage_kind_name(kind));
   PpoModels models{&policy, &reference, kind == AdvantageKind::gae ? &value : nullptr,
                    &sort_tokenizer(), &rm};
-  run.result = train_ppo(models, sort_prompts(2000, 5, SortSplit::train),
-                         learning_options(kind, seed), learning_trainer(steps, out));
+  PpoOptions options = learning_options(kind, seed);
+  if (adjust) adjust(options);
+  run.result = train_ppo(models, sort_prompts(2000, 5, SortSplit::train), options,
+                         learning_trainer(steps, out));
   run.after = evaluate(policy, rm);
   fs::remove_all(out);
   std::printf("%s: RM score %.3f -> %.3f, exact match %.3f -> %.3f\n", advantage_kind_name(kind),
@@ -188,8 +192,8 @@ LearningRun run_learning(AdvantageKind kind, uint64_t seed, int64_t steps) {
 // letters, and the policy learns what it rewards. The tests are about the optimiser.)
 constexpr double kMinGain = 1.0;
 
-void expect_learning(AdvantageKind kind) {
-  LearningRun run = run_learning(kind, /*seed=*/1, /*steps=*/20);
+void expect_learning(AdvantageKind kind, const std::function<void(PpoOptions&)>& adjust = nullptr) {
+  LearningRun run = run_learning(kind, /*seed=*/1, /*steps=*/20, adjust);
   ::testing::Test::RecordProperty("rm_score_before", std::to_string(run.before.rm_score));
   ::testing::Test::RecordProperty("rm_score_after", std::to_string(run.after.rm_score));
   EXPECT_GT(run.after.rm_score, run.before.rm_score + kMinGain)
@@ -206,6 +210,13 @@ TEST(PpoLearning, RlooRaisesTheRewardModelScore) {
 }
 TEST(PpoLearning, GrpoRaisesTheRewardModelScore) {
   expect_learning(AdvantageKind::grpo);
+}
+// Dr. GRPO's centred advantages (no division by the group's std) with DAPO's clip-higher.
+TEST(PpoLearning, DrGrpoWithClipHigherRaisesTheRewardModelScore) {
+  expect_learning(AdvantageKind::grpo, [](PpoOptions& o) {
+    o.scale_rewards = false;
+    o.cliprange_high = 0.28;
+  });
 }
 
 // ---- Mechanics ------------------------------------------------------------------------------

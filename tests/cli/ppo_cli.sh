@@ -37,6 +37,9 @@ grep -aq "train/explained_variance" "$tmp"/gae_tb/events.out.tfevents.* ||
 [[ $(wc -l < "$tmp/gae/metrics.jsonl") -eq 2 ]] || { echo "gae logged $(wc -l < "$tmp/gae/metrics.jsonl") steps"; exit 1; }
 run rloo "non_score_reward" --steps 2 --advantage rloo --samples-per-prompt 2 --kl-estimator k3
 run grpo "kl_loss" --steps 2 --advantage grpo --samples-per-prompt 3 --adaptive-kl 0.5
+# Dr. GRPO's centred advantages with DAPO's clip-higher, and the share of groups scored alike.
+run drgrpo "kl_loss frac_reward_zero_std" --steps 2 --advantage grpo --samples-per-prompt 3 \
+  --scale-rewards off --clip-high 0.28
 "$rlaif" generate --model "$tmp/grpo" --prompt "sort: b a" --max-new-tokens 3 >/dev/null 2>&1 ||
   { echo "the trained policy does not load"; exit 1; }
 
@@ -83,4 +86,7 @@ expect_usage "--samples-per-prompt" --advantage rloo --samples-per-prompt 1
 expect_usage "--value-model" --advantage grpo --value-model "$tmp/rm"
 expect_usage "--mini-batches" --mini-batches 3
 expect_usage "gae, rloo or grpo" --advantage ppo
+expect_usage "--scale-rewards off is for --advantage grpo" --scale-rewards off
+expect_usage "--scale-rewards must be on or off" --advantage grpo --scale-rewards maybe
+expect_usage "--clip-high" --clip-high -1
 echo "rlaif ppo: gae, rloo and grpo train and write models; resume is exact, after SIGINT too; bad flags exit 2"
