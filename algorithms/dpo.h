@@ -4,8 +4,15 @@
 // default). With completion log-probs given the prompt (summed over the answer's tokens, or per
 // token average for IPO),
 //   h = (log π(c) − log π(r)) − (log π_ref(c) − log π_ref(r))
-// and the per-pair losses sigmoid (DPO), cDPO (label smoothing), robust, IPO and hinge of
-// algorithms/preference_losses.h, averaged over the micro-batch's pairs.
+// and the per-pair losses of algorithms/preference_losses.h (sigmoid, cDPO, robust, IPO, hinge,
+// ...), averaged over the micro-batch's pairs.
+//
+// Combined losses (TRL's loss_type list with loss_weights): the loss is Σ_k w_k · L_k, each L_k
+// on the log-probs it takes (summed, or per-token averages), plus, with sft_weight α > 0, α times
+// the negative log-likelihood of the chosen answers per token (RPO, Pang et al., 2024):
+//   L_sft = −Σ_i log π(c_i) / Σ_i |c_i|   over the micro-batch's pairs (its rank's share).
+// Known value: two pairs whose chosen answers have summed log-probs −6 and −2 over 3 and 1
+// tokens give L_sft = 8 / 4 = 2.
 //
 // The reference is either a live model, run without gradients on every batch, or precomputed:
 // every pair's reference log-probs (summed and averaged, chosen and rejected) computed once
@@ -42,7 +49,11 @@ struct DpoOptions {
   uint64_t seed = 0;       // data order
   double beta = 0.1;
   DpoLoss loss = DpoLoss::sigmoid;
-  double label_smoothing = 0.0;  // ε (sigmoid: cDPO; robust)
+  double loss_weight = 1.0;  // w of `loss`
+  // Further DPO-family losses added with their weights (TRL's loss_type list).
+  std::vector<std::pair<DpoLoss, double>> more_losses;
+  double sft_weight = 0.0;       // α: the chosen answers' per-token NLL, added (0: none)
+  double label_smoothing = 0.0;  // ε (sigmoid: cDPO; robust; exo_pair), for the losses that read it
   int rank = 0;                  // data-parallel rank (see above)
   int ranks = 1;                 // R: --batch must be a multiple
 };
@@ -100,7 +111,7 @@ class DpoTask : public TrainingTask {
           std::vector<TokenizedPair> val, DpoOptions options);
 
   // Metrics: rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen,
-  // logps/rejected.
+  // logps/rejected (of the first loss's log-probs), and nll_loss with sft_weight > 0.
   MicroBatchResult micro_batch(int64_t step, int64_t micro, double scale) override;
   // val_loss and the val_-prefixed metrics over every held-out pair.
   std::vector<std::pair<std::string, double>> evaluate() override;
@@ -112,6 +123,9 @@ class DpoTask : public TrainingTask {
   double pair_loss(const std::vector<TokenizedPair>& pairs, const RefLogprobs& ref,
                    const std::vector<int64_t>& indices, double scale, bool backward, Sums& sums,
                    int64_t& tokens) const;
+
+  // The DPO-family losses with their weights: `loss`, then more_losses.
+  std::vector<std::pair<DpoLoss, double>> loss_terms() const;
 
   const Transformer& policy_;
   DpoReference reference_;

@@ -1,5 +1,7 @@
 // `rlaif dpo`: align a policy to preference pairs with DPO or a variant (algorithms/dpo.h).
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 
@@ -13,6 +15,63 @@
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
+namespace {
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// --loss NAME[,NAME...] and --loss-weights W[,W...] as DpoOptions' loss terms: the first
+// DPO-family loss is `loss`, the others more_losses, and sft the NLL weight.
+DpoOptions dpo_loss_options(const std::string& losses, const std::string& weights) {
+  const std::vector<std::string> names = split_commas(losses);
+  std::vector<double> w(names.size(), 1.0);
+  if (!weights.empty()) {
+    const std::vector<std::string> given = split_commas(weights);
+    if (given.size() != names.size())
+      throw UsageError("--loss-weights gives " + std::to_string(given.size()) + " weights for " +
+                       std::to_string(names.size()) + " --loss terms");
+    for (size_t i = 0; i < given.size(); ++i) {
+      char* end = nullptr;
+      w[i] = std::strtod(given[i].c_str(), &end);
+      if (given[i].empty() || *end != '\0' || !(w[i] >= 0))
+        throw UsageError("--loss-weights: '" + given[i] + "' is not a weight ≥ 0");
+    }
+  }
+  DpoOptions o;
+  bool first = true;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == "sft") {
+      if (o.sft_weight > 0) throw UsageError("--loss names sft twice");
+      o.sft_weight = w[i];
+      continue;
+    }
+    DpoLoss kind;
+    try {
+      kind = parse_dpo_loss(names[i]);
+    } catch (const Error& e) {
+      throw UsageError(e.what());
+    }
+    if (first) {
+      o.loss = kind;
+      o.loss_weight = w[i];
+      first = false;
+    } else {
+      o.more_losses.emplace_back(kind, w[i]);
+    }
+  }
+  if (first) throw UsageError("--loss needs a preference loss beside sft, e.g. sigmoid,sft");
+  return o;
+}
+
+}  // namespace
 
 int dpo_main(const std::vector<std::string>& args) {
   Flags flags("dpo",
@@ -30,7 +89,12 @@ int dpo_main(const std::vector<std::string>& args) {
   flags.option("model", "", "policy to start from (an SFT model)", true)
       .option("ref", "", "reference model directory (default: --model)")
       .option("beta", "0.1", "beta: strength of the tie to the reference")
-      .option("loss", "sigmoid", dpo_loss_names())
+      .option("loss", "sigmoid",
+              "a loss, or several comma-separated and summed (TRL's loss_type list): " +
+                  dpo_loss_names() +
+                  ", and sft (the chosen answers' per-token NLL: with sigmoid, RPO)")
+      .option("loss-weights", "",
+              "comma-separated weights of the --loss terms, in order (default: 1 each)")
       .option("label-smoothing", "0",
               "e in [0, 0.5): assumed rate of flipped labels "
               "(sigmoid = cDPO, robust, exo_pair: 0 there means 1e-3)")
@@ -41,7 +105,7 @@ int dpo_main(const std::vector<std::string>& args) {
 
   std::vector<std::string> identity = trainer_identity_flags();
   for (const std::string& k : preference_identity_flags()) identity.push_back(k);
-  identity.insert(identity.end(), {"ref", "beta", "loss", "label-smoothing"});
+  identity.insert(identity.end(), {"ref", "beta", "loss", "loss-weights", "label-smoothing"});
   std::vector<std::string> recorded = identity;
   recorded.insert(recorded.end(), {"model", "steps", "precompute-ref"});
   TrainerOptions options = trainer_options(flags, recorded, identity);
@@ -51,19 +115,16 @@ int dpo_main(const std::vector<std::string>& args) {
   options.comm = &comm;
   const bool lead = comm.rank() == 0;
 
-  DpoOptions dpo;
-  try {
-    dpo.loss = parse_dpo_loss(flags.str("loss"));
-  } catch (const Error& e) {
-    throw UsageError(e.what());
-  }
+  DpoOptions dpo = dpo_loss_options(flags.str("loss"), flags.str("loss-weights"));
   dpo.beta = flags.number("beta");
   dpo.label_smoothing = flags.number("label-smoothing");
   if (dpo.beta <= 0) throw UsageError("--beta must be positive");
   if (dpo.label_smoothing < 0 || dpo.label_smoothing >= 0.5) {
     throw UsageError("--label-smoothing must be in [0, 0.5)");
   }
-  if (dpo.label_smoothing > 0 && !dpo_uses_label_smoothing(dpo.loss)) {
+  bool smoothed = dpo_uses_label_smoothing(dpo.loss);
+  for (const auto& [kind, weight] : dpo.more_losses) smoothed |= dpo_uses_label_smoothing(kind);
+  if (dpo.label_smoothing > 0 && !smoothed) {
     throw UsageError("--label-smoothing applies to --loss sigmoid, robust and exo_pair only");
   }
 

@@ -106,6 +106,43 @@ TEST(Dpo, StartsAtLn2AndTrainMetricsFollowTrl) {
   EXPECT_NEAR(eval[0].second, std::log(2.0), 1e-6);
 }
 
+// Combined losses at the start (policy = reference): sigmoid gives log 2 and IPO (0 − 1/(2β))²,
+// each weighted; sft adds α times the chosen answers' NLL per token, −Σ log π(c) / Σ |c|, here
+// recomputed from the logged mean log-prob of the chosen answers and their token counts.
+TEST(Dpo, CombinedLossesAddTheirWeightedTerms) {
+  Transformer policy = tiny_model(3, 1.0f), reference = tiny_model(3, 1.0f);
+  policy.set_requires_grad(true);
+  const std::vector<TokenizedPair> pairs = preference_tiny_pairs();
+  DpoOptions o;
+  o.batch = 3;
+  o.beta = 0.1;
+  o.loss_weight = 1.0;
+  o.more_losses = {{DpoLoss::ipo, 2.0}};
+  o.sft_weight = 0.5;
+  DpoReference ref;
+  ref.model = &reference;
+  DpoTask task(policy, ref, pairs, {}, o);
+  MicroBatchResult r = task.micro_batch(0, 0, 1.0);
+  double mean_chosen_logp = NAN, nll = NAN;
+  for (const auto& [name, value] : r.metrics) {
+    if (name == "logps/chosen") mean_chosen_logp = value;
+    if (name == "nll_loss") nll = value;
+  }
+  // The micro-batch is all three pairs (batch 3 of 3), in some order: the sums do not care.
+  double chosen_tokens = 0;
+  for (const TokenizedPair& p : pairs)
+    chosen_tokens += static_cast<double>(p.chosen.trained_tokens());
+  const double want_nll = -3.0 * mean_chosen_logp / chosen_tokens;
+  EXPECT_NEAR(nll, want_nll, 1e-5 * std::fabs(want_nll));
+  EXPECT_NEAR(r.loss, std::log(2.0) + 2.0 * 25.0 + 0.5 * want_nll, 1e-4);
+  // Without sft the metric is absent and the loss is the weighted DPO terms alone.
+  o.sft_weight = 0.0;
+  DpoTask plain(policy, ref, pairs, {}, o);
+  MicroBatchResult q = plain.micro_batch(0, 0, 1.0);
+  EXPECT_NEAR(q.loss, std::log(2.0) + 50.0, 1e-4);
+  for (const auto& [name, value] : q.metrics) EXPECT_NE(name, "nll_loss");
+}
+
 TEST(Dpo, RejectsATargetTokenOutsideTheVocabulary) {
   // The last token of a sequence is only a target: no embedding lookup sees it, and with a padded
   // vocabulary the loss kernels would accept an id up to the padded width. The task must refuse

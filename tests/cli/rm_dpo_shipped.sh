@@ -78,9 +78,16 @@ diff <(losses "$tmp/dpo_ck/metrics.jsonl" | tail -2) <(losses "$tmp/dpo_resumed/
 "$rlaif" dpo "${dpo[@]}" --steps 1 --out "$tmp/ipo" --loss ipo >/dev/null 2>&1 || fail "ipo failed"
 "$rlaif" dpo "${dpo[@]}" --steps 1 --out "$tmp/robust" --loss robust --label-smoothing 0.1 >/dev/null 2>&1 ||
   fail "robust failed"
+# TRL's combined form: DPO plus the chosen answers' NLL (RPO), which is then logged.
+"$rlaif" dpo "${dpo[@]}" --steps 1 --out "$tmp/rpo" --loss sigmoid,sft --loss-weights 1,0.5 \
+  >/dev/null 2>&1 || fail "sigmoid,sft failed"
+grep '"kind":"train"' "$tmp/rpo/metrics.jsonl" | grep -q '"nll_loss":' || fail "sigmoid,sft logged no nll_loss"
 set +e
 "$rlaif" dpo "${dpo[@]}" --out "$tmp/x" --loss kto >/dev/null 2>&1; c1=$?
 "$rlaif" dpo "${dpo[@]}" --out "$tmp/x" --loss hinge --label-smoothing 0.1 >/dev/null 2>&1; c2=$?
+"$rlaif" dpo "${dpo[@]}" --out "$tmp/x" --loss sigmoid,sft --loss-weights 1 >/dev/null 2>&1; c3=$?
+"$rlaif" dpo "${dpo[@]}" --out "$tmp/x" --loss sft >/dev/null 2>&1; c4=$?
 set -e
-[[ $c1 -eq 2 && $c2 -eq 2 ]] || fail "bad DPO settings exited $c1 and $c2, want 2"
+[[ $c1 -eq 2 && $c2 -eq 2 && $c3 -eq 2 && $c4 -eq 2 ]] ||
+  fail "bad DPO settings exited $c1, $c2, $c3 and $c4, want 2"
 echo "rm, score and dpo ran on the shipped preference data"
