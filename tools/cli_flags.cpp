@@ -1,5 +1,7 @@
 #include "tools/cli_flags.h"
 
+#include <algorithm>
+
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
@@ -51,6 +53,19 @@ const Flags::Spec& Flags::spec(const std::string& name) const {
 void Flags::set(const std::string& name, const std::string& value, const std::string& source) {
   if (!specs_.count(name)) throw UsageError("unknown flag --" + name + source);
   values_[name] = value;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    std::string item = text.substr(start, end - start);
+    const size_t first = item.find_first_not_of(' '), last = item.find_last_not_of(' ');
+    out.push_back(first == std::string::npos ? "" : item.substr(first, last - first + 1));
+    if (end == text.size()) return out;
+    start = end + 1;
+  }
 }
 
 bool Flags::parse(const std::vector<std::string>& args) {

@@ -17,6 +17,10 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The items of a comma-separated flag value, spaces around each trimmed, empty items kept (so a
+// caller can refuse them): "a, b,,c" → {"a", "b", "", "c"}; "" → {""}.
+std::vector<std::string> split_list(const std::string& text);
+
 class Flags {
  public:
   // `command` as typed ("pretrain", "tokenizer train"), `summary` one line for --help.

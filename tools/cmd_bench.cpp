@@ -228,17 +228,6 @@ std::string ratio_text(double l, double f) {
   return buf;
 }
 
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  size_t begin = 0;
-  while (true) {
-    const size_t end = text.find(',', begin);
-    out.push_back(text.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
-    if (end == std::string::npos) return out;
-    begin = end + 1;
-  }
-}
-
 // The LoRA configuration of --lora-r, --lora-alpha, --lora-targets and --lora-rslora; none
 // without --lora-r. Targets are checked against the family's module names here, before the
 // full fine-tune runs (add_lora checks dotted paths completely).
@@ -255,7 +244,7 @@ std::optional<LoraConfig> bench_lora_config(const Flags& flags, const ModelConfi
   lc.r = r;
   lc.alpha = flags.str("lora-alpha").empty() ? static_cast<double>(r) : flags.number("lora-alpha");
   lc.use_rslora = flags.on("lora-rslora");
-  lc.targets = split_commas(flags.str("lora-targets"));
+  lc.targets = split_list(flags.str("lora-targets"));
   const std::vector<std::string> names = lora_module_names(config);
   for (const std::string& t : lc.targets) {
     if (t == "all-linear" && lc.targets.size() == 1) continue;

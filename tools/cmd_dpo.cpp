@@ -17,24 +17,13 @@
 namespace rlaif::cli {
 namespace {
 
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t end = std::min(text.find(',', start), text.size());
-    out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 // --loss NAME[,NAME...] and --loss-weights W[,W...] as DpoOptions' loss terms: the first
 // DPO-family loss is `loss`, the others more_losses, and sft the NLL weight.
 DpoOptions dpo_loss_options(const std::string& losses, const std::string& weights) {
-  const std::vector<std::string> names = split_commas(losses);
+  const std::vector<std::string> names = split_list(losses);
   std::vector<double> w(names.size(), 1.0);
   if (!weights.empty()) {
-    const std::vector<std::string> given = split_commas(weights);
+    const std::vector<std::string> given = split_list(weights);
     if (given.size() != names.size())
       throw UsageError("--loss-weights gives " + std::to_string(given.size()) + " weights for " +
                        std::to_string(names.size()) + " --loss terms");

@@ -12,16 +12,11 @@ constexpr const char* kAdapterHelp =
     "a PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors, e.g. the "
     "--out of a run with --lora-r) to apply to --model";
 
-std::vector<std::string> comma_list(const std::string& text) {
+// The non-empty items of a comma-separated list.
+std::vector<std::string> names_in(const std::string& text) {
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t end = std::min(text.find(',', start), text.size());
-    std::string item = text.substr(start, end - start);
-    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-    while (!item.empty() && item.back() == ' ') item.pop_back();
-    if (!item.empty()) out.push_back(item);
-    start = end + 1;
+  for (std::string& item : split_list(text)) {
+    if (!item.empty()) out.push_back(std::move(item));
   }
   return out;
 }
@@ -60,8 +55,8 @@ LoraConfig lora_config_from_flags(const Flags& flags) {
     throw UsageError("--lora-r must be ≥ 0 (0: no adapters), got " + flags.str("lora-r"));
   c.alpha = flags.number("lora-alpha");
   c.dropout = flags.number("lora-dropout");
-  c.targets = comma_list(flags.str("lora-targets"));
-  c.modules_to_save = comma_list(flags.str("lora-modules-to-save"));
+  c.targets = names_in(flags.str("lora-targets"));
+  c.modules_to_save = names_in(flags.str("lora-modules-to-save"));
   c.use_rslora = flags.on("lora-rslora");
   if (c.r == 0) {
     for (const char* name :
