@@ -37,6 +37,13 @@ constexpr uint64_t kMiniBatchSeedSalt = 0x9E3779B97F4A7C15ull;
 using Params = std::vector<std::pair<std::string, Variable>>;
 using Metrics = std::vector<std::pair<std::string, double>>;
 
+double metric(const Metrics& m, const std::string& name) {
+  for (const auto& [k, v] : m) {
+    if (k == name) return v;
+  }
+  return 0.0;
+}
+
 Params trainable(const Transformer* model) {
   return model == nullptr ? Params() : trainable_parameters(*model);
 }
@@ -92,6 +99,43 @@ void rank_mean(Communicator& comm, std::vector<double*> values) {
   for (size_t i = 0; i < values.size(); ++i) *values[i] = v[i];
 }
 
+// The step's metrics again under the names TRL's PPOTrainer (and, for grpo, GRPOTrainer) logs,
+// so dashboards and scripts written for TRL read rlaif's logs: objective/* of the rollout (TRL's
+// objective/entropy is the per-response sum, not the per-token mean), policy/*, loss/* and val/*
+// of the updates. The short names stay.
+void add_trl_names(Metrics& values, double sequences, AdvantageKind advantage) {
+  auto has = [&](const char* name) {
+    for (const auto& [k, v] : values)
+      if (k == name) return true;
+    return false;
+  };
+  Metrics trl;
+  auto alias = [&](const char* trl_name, const char* name) {
+    if (has(name)) trl.emplace_back(trl_name, metric(values, name));
+  };
+  alias("objective/kl", "kl");
+  trl.emplace_back("objective/entropy",
+                   metric(values, "entropy") * metric(values, "response_length"));
+  alias("objective/non_score_reward", "non_score_reward");
+  trl.emplace_back("objective/rlhf_reward",
+                   metric(values, "score") +
+                       (has("non_score_reward") ? metric(values, "non_score_reward") : 0.0));
+  alias("objective/scores", "score");
+  alias("policy/approxkl_avg", "approx_kl");
+  alias("policy/clipfrac_avg", "clip_fraction");
+  alias("loss/policy_avg", "policy_loss");
+  alias("loss/value_avg", "value_loss");
+  alias("val/clipfrac_avg", "value_clip_fraction");
+  alias("val/ratio", "ratio");
+  trl.emplace_back("val/num_eos_tokens", metric(values, "eos_fraction") * sequences);
+  if (advantage == AdvantageKind::grpo) {
+    alias("reward", "score");
+    alias("completions/mean_length", "response_length");
+    alias("clip_ratio/region_mean", "clip_fraction");
+  }
+  values.insert(values.end(), trl.begin(), trl.end());
+}
+
 // ppo_epochs × mini_batches updates on one rollout (the whole rollout, on every rank). Rank r
 // trains on its share of each micro-batch, weighted so that the mean over ranks is the
 // micro-batch's token mean (algorithms/ppo_data_parallel.h); `optimizer` averages the gradients.
@@ -119,6 +163,18 @@ UpdateResult update(const PpoModels& models, DataParallelOptimizer& optimizer, C
       std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
     }
     for (int64_t mb = 0; mb < o.mini_batches; ++mb) {
+      // Each sequence's token weight in the mini-batch's loss (--loss-aggregation).
+      std::map<int64_t, double> token_weight;
+      {
+        const auto first = order.begin() + mb * per_mini;
+        std::vector<int64_t> lengths;
+        for (auto it = first; it != first + per_mini; ++it)
+          lengths.push_back(static_cast<int64_t>(
+              rollout.samples[static_cast<size_t>(*it)].tokens.completion.size()));
+        const std::vector<double> w =
+            aggregation_weights(o.loss_aggregation, lengths, o.max_new_tokens);
+        for (int64_t i = 0; i < per_mini; ++i) token_weight[first[i]] = w[static_cast<size_t>(i)];
+      }
       double loss_sum = 0.0;
       for (int64_t micro = 0; micro < A; ++micro) {
         // The last micro-batch's backward pass sends each bucket of gradients as it completes.
@@ -137,38 +193,48 @@ UpdateResult update(const PpoModels& models, DataParallelOptimizer& optimizer, C
                                                         rollout.samples, comm.rank(), comm.size());
         std::vector<const Sample*> part;
         for (int64_t i : share.samples) part.push_back(&rollout.samples[static_cast<size_t>(i)]);
-        // w·(the share's token means): the share's part of the micro-batch's token means.
+        // The diagnostics are token means over the share, weighted by w so that their mean over
+        // ranks is the micro-batch's token mean.
         const double w = share.weight;
         SequenceBatch batch = sample_batch(part, device, pad);
         const int64_t T = batch.width();
         for (int64_t len : batch.lengths) result.tokens += len;
+        // The losses are this share's part of the mini-batch's loss: Σ over the share's tokens
+        // of weight·term. The parts add up over micro-batches and ranks; the optimizer averages
+        // the ranks' gradients, hence the factor R in the backward pass. A loss logged per
+        // micro-batch is scaled by R·A so that the mean of the logged values is the mini-batch's.
+        std::vector<double> row_weights;
+        for (int64_t i : share.samples) row_weights.push_back(token_weight.at(i));
+        const Tensor weights = per_token_constant(part, row_weights, T, device);
+        const double ranks = comm.size();
+        const double log_scale = ranks * static_cast<double>(A);
         Variable logp = response_logprobs(*models.policy, batch, o.temperature);
-        PolicyLoss pl = ppo_policy_loss(logp, per_token_tensor(part, &Sample::logprobs, T, device),
-                                        per_token_tensor(part, &Sample::advantages, T, device),
-                                        batch.completion_mask, o.cliprange, o.cliprange_high);
+        PolicyLoss pl =
+            ppo_policy_loss(logp, per_token_tensor(part, &Sample::logprobs, T, device),
+                            per_token_tensor(part, &Sample::advantages, T, device),
+                            batch.completion_mask, o.cliprange, o.cliprange_high, weights);
         Variable loss = pl.loss;
-        metrics.add("policy_loss", w * pl.loss.data().item());
+        metrics.add("policy_loss", log_scale * pl.loss.data().item());
         metrics.add("clip_fraction", w * pl.clip_fraction);
         metrics.add("approx_kl", w * pl.approx_kl);
         metrics.add("ratio", w * pl.ratio_mean);
         if (o.advantage == AdvantageKind::grpo && kl_coef > 0) {
           Variable kl = k3_kl_loss(logp, per_token_tensor(part, &Sample::ref_logprobs, T, device),
-                                   batch.completion_mask);
-          metrics.add("kl_loss", w * kl.data().item());
+                                   batch.completion_mask, weights);
+          metrics.add("kl_loss", log_scale * kl.data().item());
           loss = add(loss, scale(kl, static_cast<float>(kl_coef)));
         }
         if (o.advantage == AdvantageKind::gae) {
           ValueLoss vl = ppo_value_loss(position_values(*models.value, batch),
                                         per_token_tensor(part, &Sample::values, T, device),
                                         per_token_tensor(part, &Sample::returns, T, device),
-                                        batch.completion_mask, o.cliprange_value);
-          metrics.add("value_loss", w * vl.loss.data().item());
+                                        batch.completion_mask, o.cliprange_value, weights);
+          metrics.add("value_loss", log_scale * vl.loss.data().item());
           metrics.add("value_clip_fraction", w * vl.clip_fraction);
           loss = add(loss, scale(vl.loss, static_cast<float>(o.vf_coef)));
         }
-        const double value = w * loss.data().item();
-        loss_sum += value / static_cast<double>(A);
-        scale(loss, static_cast<float>(w / static_cast<double>(A))).backward();
+        loss_sum += ranks * loss.data().item();
+        scale(loss, static_cast<float>(ranks)).backward();
       }
       // Every rank must agree on stopping; the loss is the ranks' mean (the micro-batches').
       rank_mean(comm, {&loss_sum});
@@ -286,13 +352,6 @@ std::string format_metric(double v) {
   return buf;
 }
 
-double metric(const Metrics& m, const std::string& name) {
-  for (const auto& [k, v] : m) {
-    if (k == name) return v;
-  }
-  return 0.0;
-}
-
 }  // namespace
 
 PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& prompts,
@@ -388,6 +447,7 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
     // a rank stopping alone would leave the others waiting in the next collective.
     const int signal = agree_on_stop(comm, upd.tokens, signals.pending());
     const int64_t generated = rollout.response_tokens();
+    add_trl_names(values, static_cast<double>(rollout.samples.size()), options.advantage);
     values.emplace_back("lr", lr);
     values.emplace_back(
         "rollout_tokens_per_s",

@@ -31,7 +31,68 @@ void check_operands(const char* what, const Variable& x, std::initializer_list<T
   }
 }
 
+// The loss's reduction: Σ weights·x when weights are given, else the token mean over the mask.
+Variable reduce(const Variable& x, const Tensor& mask, const Tensor& weights) {
+  if (!weights.defined()) return masked_token_mean(x, mask);
+  RLAIF_CHECK(weights.shape() == x.shape(), "ppo losses: weights ", weights.str(), " do not match ",
+              x.str());
+  return weighted_token_sum(x, weights);
+}
+
 }  // namespace
+
+LossAggregation parse_loss_aggregation(const std::string& name) {
+  if (name == "dapo") return LossAggregation::dapo;
+  if (name == "grpo") return LossAggregation::grpo;
+  if (name == "dr_grpo") return LossAggregation::dr_grpo;
+  throw Error("unknown loss aggregation '", name, "' (choose dapo, grpo or dr_grpo)");
+}
+
+const char* loss_aggregation_name(LossAggregation kind) {
+  switch (kind) {
+    case LossAggregation::dapo:
+      return "dapo";
+    case LossAggregation::grpo:
+      return "grpo";
+    case LossAggregation::dr_grpo:
+      return "dr_grpo";
+  }
+  return "?";
+}
+
+std::vector<double> aggregation_weights(LossAggregation kind,
+                                        const std::vector<int64_t>& response_tokens,
+                                        int64_t max_new_tokens) {
+  RLAIF_CHECK(!response_tokens.empty(), "aggregation_weights: no sequences");
+  const auto S = static_cast<double>(response_tokens.size());
+  double N = 0.0;
+  for (int64_t n : response_tokens) {
+    RLAIF_CHECK(n > 0, "aggregation_weights: a sequence without response tokens");
+    N += static_cast<double>(n);
+  }
+  std::vector<double> w;
+  w.reserve(response_tokens.size());
+  for (int64_t n : response_tokens) {
+    switch (kind) {
+      case LossAggregation::dapo:
+        w.push_back(1.0 / N);
+        break;
+      case LossAggregation::grpo:
+        w.push_back(1.0 / (S * static_cast<double>(n)));
+        break;
+      case LossAggregation::dr_grpo:
+        RLAIF_CHECK(max_new_tokens >= n, "aggregation_weights: a sequence of ", n,
+                    " tokens exceeds L_max = ", max_new_tokens);
+        w.push_back(1.0 / (S * static_cast<double>(max_new_tokens)));
+        break;
+    }
+  }
+  return w;
+}
+
+Variable weighted_token_sum(const Variable& x, const Tensor& weights) {
+  return sum_all(masked_sum(x, weights.device() == x.device() ? weights : weights.to(x.device())));
+}
 
 Variable masked_token_mean(const Variable& x, const Tensor& mask) {
   const double n = mask_count(host(mask));
@@ -41,7 +102,8 @@ Variable masked_token_mean(const Variable& x, const Tensor& mask) {
 }
 
 PolicyLoss ppo_policy_loss(const Variable& logp, const Tensor& old_logp, const Tensor& advantages,
-                           const Tensor& mask, double cliprange, double cliprange_high) {
+                           const Tensor& mask, double cliprange, double cliprange_high,
+                           const Tensor& weights) {
   check_operands("ppo_policy_loss", logp, {old_logp, advantages, mask});
   RLAIF_CHECK(cliprange > 0, "ppo_policy_loss: the clip range must be positive, got ", cliprange);
   const double high = cliprange_high < 0 ? cliprange : cliprange_high;
@@ -55,7 +117,7 @@ PolicyLoss ppo_policy_loss(const Variable& logp, const Tensor& old_logp, const T
   // maximum() sends the gradient to its first operand on ties, so inside the trust region
   // (where both terms are equal) the unclipped term carries it, as it should.
   PolicyLoss out;
-  out.loss = masked_token_mean(maximum(unclipped, clipped), mask);
+  out.loss = reduce(maximum(unclipped, clipped), mask, weights);
 
   const std::vector<float> m = host(mask), r = host(ratio.data()), lp = host(logp.data()),
                            old = host(old_logp), u = host(unclipped.data()),
@@ -76,7 +138,7 @@ PolicyLoss ppo_policy_loss(const Variable& logp, const Tensor& old_logp, const T
 }
 
 ValueLoss ppo_value_loss(const Variable& values, const Tensor& old_values, const Tensor& returns,
-                         const Tensor& mask, double cliprange_value) {
+                         const Tensor& mask, double cliprange_value, const Tensor& weights) {
   check_operands("ppo_value_loss", values, {old_values, returns, mask});
   RLAIF_CHECK(cliprange_value > 0, "ppo_value_loss: the value clip range must be positive, got ",
               cliprange_value);
@@ -87,7 +149,7 @@ ValueLoss ppo_value_loss(const Variable& values, const Tensor& old_values, const
   Variable unclipped = square(sub(values, R));
   Variable clipped = square(sub(v_clipped, R));
   ValueLoss out;
-  out.loss = scale(masked_token_mean(maximum(unclipped, clipped), mask), 0.5f);
+  out.loss = scale(reduce(maximum(unclipped, clipped), mask, weights), 0.5f);
 
   const std::vector<float> m = host(mask), u = host(unclipped.data()), c = host(clipped.data());
   double n = 0.0, clipped_n = 0.0;
@@ -100,11 +162,12 @@ ValueLoss ppo_value_loss(const Variable& values, const Tensor& old_values, const
   return out;
 }
 
-Variable k3_kl_loss(const Variable& logp, const Tensor& ref_logp, const Tensor& mask) {
+Variable k3_kl_loss(const Variable& logp, const Tensor& ref_logp, const Tensor& mask,
+                    const Tensor& weights) {
   check_operands("k3_kl_loss", logp, {ref_logp, mask});
   Variable log_ratio = sub(constant(ref_logp, logp.device()), logp);  // log π_ref − log π_θ
   Variable k3 = sub(affine(exp(log_ratio), 1.0f, -1.0f), log_ratio);
-  return masked_token_mean(k3, mask);
+  return reduce(k3, mask, weights);
 }
 
 }  // namespace rlaif

@@ -21,15 +21,44 @@
 //   − 1]
 // differentiated through log π_θ.
 //
+// Aggregation: how the per-token terms ℓ_it of a mini-batch of S sequences (n_i response tokens
+// each, N = Σ_i n_i; L_max = --max-new-tokens) become one loss:
+//   dapo     L = Σ_i Σ_t ℓ_it / N            (token-level mean: every token weighs the same; DAPO,
+//            Yu et al., 2025, and TRL's PPO)
+//   grpo     L = (1/S) Σ_i (1/n_i) Σ_t ℓ_it   (each sequence's mean, then the mean over sequences;
+//            Shao et al., 2024: a short answer's tokens weigh more than a long one's)
+//   dr_grpo  L = Σ_i Σ_t ℓ_it / (S·L_max)     (a constant normaliser; Liu et al., 2025, "Dr. GRPO":
+//            no length bias, and the scale does not change with the batch's lengths)
+// Known answers: two sequences whose token terms are {1, 1, 1} and {4}: dapo 7/4 = 1.75, grpo
+// (1 + 4)/2 = 2.5, dr_grpo with L_max = 4: 7/8 = 0.875. Each is a weighted sum Σ w_it·ℓ_it with
+// w_it = 1/N, 1/(S·n_i) or 1/(S·L_max) (aggregation_weights), so a micro-batch, or one rank's
+// share of it, contributes exactly its part of the mini-batch's loss. Without weights, the
+// losses below take the token-level mean over their own mask.
+//
 // Diagnostics (no gradient): the clip fractions (tokens whose clipped term is the larger, i.e.
 // where the gradient is cut off) and the approximate KL between π_θ and π_old,
 // ½·mean_t (log π_θ − log π_old)² (TRL's "approxkl").
 #pragma once
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "autograd/variable.h"
 #include "runtime/tensor.h"
 
 namespace rlaif {
+
+enum class LossAggregation { dapo, grpo, dr_grpo };
+// "dapo", "grpo" or "dr_grpo"; Error listing them otherwise.
+LossAggregation parse_loss_aggregation(const std::string& name);
+const char* loss_aggregation_name(LossAggregation kind);
+
+// The weight w_i of each token of sequence i (above), for a mini-batch whose sequences have
+// `response_tokens` n_i (each > 0); max_new_tokens is L_max (dr_grpo).
+std::vector<double> aggregation_weights(LossAggregation kind,
+                                        const std::vector<int64_t>& response_tokens,
+                                        int64_t max_new_tokens);
 
 struct PolicyLoss {
   Variable loss;               // scalar
@@ -46,18 +75,26 @@ struct ValueLoss {
 // logp: [B, T] log π_θ of the taken tokens (differentiable). old_logp, advantages, mask: [B, T]
 // f32 tensors on logp's device (or the CPU: they are moved). Error on shape mismatch or an
 // empty mask.
-// cliprange_high < 0 means cliprange_high = cliprange (symmetric).
+// cliprange_high < 0 means cliprange_high = cliprange (symmetric). `weights` ([B, T], zero off
+// the mask), when defined, makes the loss Σ weights·ℓ instead of the mean over the mask; the
+// diagnostics stay means over the mask.
 PolicyLoss ppo_policy_loss(const Variable& logp, const Tensor& old_logp, const Tensor& advantages,
-                           const Tensor& mask, double cliprange, double cliprange_high = -1.0);
+                           const Tensor& mask, double cliprange, double cliprange_high = -1.0,
+                           const Tensor& weights = Tensor());
 
-// values: [B, T] V_θ (differentiable); old_values, returns, mask: [B, T] f32 tensors.
+// values: [B, T] V_θ (differentiable); old_values, returns, mask: [B, T] f32 tensors; `weights`
+// as for ppo_policy_loss.
 ValueLoss ppo_value_loss(const Variable& values, const Tensor& old_values, const Tensor& returns,
-                         const Tensor& mask, double cliprange_value);
+                         const Tensor& mask, double cliprange_value,
+                         const Tensor& weights = Tensor());
 
-// mean_t k3(log π_θ, log π_ref) over the mask; ref_logp, mask: [B, T] f32 tensors.
-Variable k3_kl_loss(const Variable& logp, const Tensor& ref_logp, const Tensor& mask);
+// mean_t k3(log π_θ, log π_ref) over the mask (or Σ weights·k3); ref_logp, mask: [B, T] f32.
+Variable k3_kl_loss(const Variable& logp, const Tensor& ref_logp, const Tensor& mask,
+                    const Tensor& weights = Tensor());
 
-// Σ_t mask·x / Σ_t mask over all of x ([B, T]): the token-level mean every loss above takes.
+// Σ_t mask·x / Σ_t mask over all of x ([B, T]): the token-level mean the losses take by default.
 Variable masked_token_mean(const Variable& x, const Tensor& mask);
+// Σ weights·x over all of x ([B, T]).
+Variable weighted_token_sum(const Variable& x, const Tensor& weights);
 
 }  // namespace rlaif

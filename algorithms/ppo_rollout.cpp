@@ -142,6 +142,24 @@ Tensor per_token_tensor(const std::vector<const Sample*>& samples,
   return Tensor::from_vector(out, {B, width}).to(device);
 }
 
+Tensor per_token_constant(const std::vector<const Sample*>& samples,
+                          const std::vector<double>& values, int64_t width, Device device) {
+  RLAIF_CHECK(values.size() == samples.size(), "per_token_constant: ", values.size(),
+              " values for ", samples.size(), " samples");
+  const int64_t B = static_cast<int64_t>(samples.size());
+  std::vector<float> out(static_cast<size_t>(B * width), 0.0f);
+  for (int64_t b = 0; b < B; ++b) {
+    const Sample& s = *samples[static_cast<size_t>(b)];
+    const int64_t start = static_cast<int64_t>(s.tokens.prompt.size()) - 1;
+    const auto n = static_cast<int64_t>(s.tokens.completion.size());
+    RLAIF_CHECK(start + n <= width, "per_token_constant: sample ", b, " does not fit width ",
+                width);
+    std::fill(out.begin() + b * width + start, out.begin() + b * width + start + n,
+              static_cast<float>(values[static_cast<size_t>(b)]));
+  }
+  return Tensor::from_vector(out, {B, width}).to(device);
+}
+
 namespace {
 
 // The response positions' entries of a [B, T] host tensor, per row.

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "algorithms/kl_penalty.h"
+#include "algorithms/ppo_losses.h"
 #include "algorithms/reward_function.h"
 #include "algorithms/sequences.h"
 #include "io/chat_template.h"
@@ -58,8 +59,9 @@ struct PpoOptions {
   double cliprange = 0.2;        // ε (ε_low) of the policy ratio
   double cliprange_high = -1.0;  // ε_high (DAPO's clip-higher); < 0: the same as cliprange
   bool scale_rewards = true;     // grpo: divide by the group's std (false: Dr. GRPO)
-  double cliprange_value = 0.2;  // ε_v of the value prediction
-  double vf_coef = 0.1;          // weight of the value loss (gae)
+  LossAggregation loss_aggregation = LossAggregation::dapo;  // algorithms/ppo_losses.h
+  double cliprange_value = 0.2;                              // ε_v of the value prediction
+  double vf_coef = 0.1;                                      // weight of the value loss (gae)
   double gamma = 1.0;
   double lambda = 0.95;
   int64_t ppo_epochs = 4;       // passes over each rollout
@@ -128,6 +130,9 @@ SequenceBatch sample_batch(const std::vector<const Sample*>& samples, Device dev
 // elsewhere; T = width.
 Tensor per_token_tensor(const std::vector<const Sample*>& samples,
                         std::vector<float> Sample::*field, int64_t width, Device device);
+// values[b] at every response position of sample b, [B, T] f32 on `device`, zero elsewhere.
+Tensor per_token_constant(const std::vector<const Sample*>& samples,
+                          const std::vector<double>& values, int64_t width, Device device);
 
 // Samples, scores and evaluates one rollout (everything but rewards and advantages). Collective
 // when `comm` has several ranks: each generates, scores and evaluates its share of the sequences,

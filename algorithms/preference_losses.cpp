@@ -1,5 +1,7 @@
 #include "algorithms/preference_losses.h"
 
+#include <vector>
+
 #include <cmath>
 #include <utility>
 
@@ -37,7 +39,8 @@ constexpr std::pair<DpoLoss, const char*> kDpoLosses[] = {{DpoLoss::sigmoid, "si
                                                           {DpoLoss::nca_pair, "nca_pair"},
                                                           {DpoLoss::exo_pair, "exo_pair"},
                                                           {DpoLoss::apo_zero, "apo_zero"},
-                                                          {DpoLoss::apo_down, "apo_down"}};
+                                                          {DpoLoss::apo_down, "apo_down"},
+                                                          {DpoLoss::bco_pair, "bco_pair"}};
 
 // σ(x) as a Variable: exp(log σ(x)).
 Variable sigmoid_of(const Variable& x) {
@@ -130,8 +133,25 @@ Variable dpo_loss(const Variable& policy_chosen, const Variable& policy_rejected
     case DpoLoss::apo_down:
       return add(sigmoid_of(scale(chosen_ratio(), b)),
                  affine(sigmoid_of(scale(h, b)), -1.0f, 1.0f));
+    case DpoLoss::bco_pair: {
+      // δ: the mean implicit reward over both sides of every pair, from the values alone.
+      const std::vector<float> a = chosen_ratio().data().to(Device::cpu()).to_vector<float>(),
+                               r = rejected_ratio().data().to(Device::cpu()).to_vector<float>();
+      double sum = 0.0;
+      for (size_t i = 0; i < a.size(); ++i) sum += beta * (static_cast<double>(a[i]) + r[i]);
+      const double delta = a.empty() ? 0.0 : sum / (2.0 * static_cast<double>(a.size()));
+      return bco_pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta, delta);
+    }
   }
   throw Error("dpo_loss: unknown loss kind");
+}
+
+Variable bco_pair_loss(const Variable& policy_chosen, const Variable& policy_rejected,
+                       const Variable& ref_chosen, const Variable& ref_rejected, double beta,
+                       double delta) {
+  const float b = static_cast<float>(beta), d = static_cast<float>(delta);
+  Variable a = sub(policy_chosen, ref_chosen), r = sub(policy_rejected, ref_rejected);
+  return add(neg(log_sigmoid(affine(a, b, -d))), neg(log_sigmoid(affine(r, -b, d))));
 }
 
 }  // namespace rlaif

@@ -39,10 +39,16 @@
 //            APO-zero: chosen answers better than the policy's own: raise a, lower b)
 //   apo_down  L = σ(βa) + (1 − σ(βh))                            (APO-down: chosen answers worse
 //            than the policy's own: lower a, but keep the margin)
+//   bco_pair  L = −log σ(βa − δ) − log σ(−(βb − δ)),  δ = the mean of βa and βb over the pairs
+//            (Jung et al., 2024, BCO: a binary classifier of chosen vs rejected, its rewards
+//            shifted by δ, which carries no gradient). TRL's δ is a running mean over every batch
+//            seen; here it is the mean over the pairs the loss sees (one rank's share under data
+//            parallelism), a function of the batch alone, so a resumed run repeats exactly.
 // Known values (tests/algorithms/preference_losses_test.cpp): log π(c) = −10, log π(r) = −12,
 // log π_ref(c) = −11, log π_ref(r) = −11.5, β = 0.1 (a = 1, b = −0.5, h = 1.5): sppo_hard 36.25,
-// nca_pair 1.350825, exo_pair 2.505517, apo_zero 0.962523, apo_down 0.987549. With the policy
-// equal to the reference (a = b = 0): nca_pair 2·log 2, apo_zero and apo_down 1, sppo_hard
+// nca_pair 1.350825, exo_pair 2.505517, apo_zero 0.962523, apo_down 0.987549, bco_pair (one pair:
+// δ = 0.025) 2·(−log σ(0.075)) = 1.312700. With the policy equal to the reference (a = b = 0):
+// nca_pair and bco_pair 2·log 2, apo_zero and apo_down 1, sppo_hard
 // 2/(2β)², exo_pair ½(log ½ − log(1−ε)) + ½(log ½ − log ε).
 // Which log-probs go in (summed or averaged) is the caller's choice; dpo_uses_average_logprobs
 // says which the trainer uses for each loss.
@@ -70,7 +76,8 @@ enum class DpoLoss {
   nca_pair,
   exo_pair,
   apo_zero,
-  apo_down
+  apo_down,
+  bco_pair
 };
 
 // A loss's name as --loss spells it (the enum's names) → DpoLoss; Error listing the choices.
@@ -94,5 +101,10 @@ inline bool dpo_uses_label_smoothing(DpoLoss kind) {
 Variable dpo_loss(const Variable& policy_chosen, const Variable& policy_rejected,
                   const Variable& ref_chosen, const Variable& ref_rejected, double beta,
                   DpoLoss kind, double label_smoothing = 0.0);
+
+// bco_pair with its shift δ given (dpo_loss computes δ from the pairs): for gradient checks.
+Variable bco_pair_loss(const Variable& policy_chosen, const Variable& policy_rejected,
+                       const Variable& ref_chosen, const Variable& ref_rejected, double beta,
+                       double delta);
 
 }  // namespace rlaif

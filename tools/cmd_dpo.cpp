@@ -1,7 +1,6 @@
 // `rlaif dpo`: align a policy to preference pairs with DPO or a variant (algorithms/dpo.h).
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 
@@ -10,57 +9,12 @@
 #include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
 #include "tools/commands.h"
+#include "tools/dpo_loss_flags.h"
 #include "tools/lora_flags.h"
 #include "tools/preference_flags.h"
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
-namespace {
-
-// --loss NAME[,NAME...] and --loss-weights W[,W...] as DpoOptions' loss terms: the first
-// DPO-family loss is `loss`, the others more_losses, and sft the NLL weight.
-DpoOptions dpo_loss_options(const std::string& losses, const std::string& weights) {
-  const std::vector<std::string> names = split_list(losses);
-  std::vector<double> w(names.size(), 1.0);
-  if (!weights.empty()) {
-    const std::vector<std::string> given = split_list(weights);
-    if (given.size() != names.size())
-      throw UsageError("--loss-weights gives " + std::to_string(given.size()) + " weights for " +
-                       std::to_string(names.size()) + " --loss terms");
-    for (size_t i = 0; i < given.size(); ++i) {
-      char* end = nullptr;
-      w[i] = std::strtod(given[i].c_str(), &end);
-      if (given[i].empty() || *end != '\0' || !(w[i] >= 0))
-        throw UsageError("--loss-weights: '" + given[i] + "' is not a weight ≥ 0");
-    }
-  }
-  DpoOptions o;
-  bool first = true;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == "sft") {
-      if (o.sft_weight > 0) throw UsageError("--loss names sft twice");
-      o.sft_weight = w[i];
-      continue;
-    }
-    DpoLoss kind;
-    try {
-      kind = parse_dpo_loss(names[i]);
-    } catch (const Error& e) {
-      throw UsageError(e.what());
-    }
-    if (first) {
-      o.loss = kind;
-      o.loss_weight = w[i];
-      first = false;
-    } else {
-      o.more_losses.emplace_back(kind, w[i]);
-    }
-  }
-  if (first) throw UsageError("--loss needs a preference loss beside sft, e.g. sigmoid,sft");
-  return o;
-}
-
-}  // namespace
 
 int dpo_main(const std::vector<std::string>& args) {
   Flags flags("dpo",
@@ -71,30 +25,22 @@ int dpo_main(const std::vector<std::string>& args) {
               "(with --label-smoothing e: cDPO), robust, ipo (h - 1/(2 beta))^2 on per-token\n"
               "average log-probs, hinge max(0, 1 - beta h), sigmoid_norm (sigmoid on per-token\n"
               "averages), and with a, b the chosen and rejected log-ratios to the reference:\n"
-              "sppo_hard, nca_pair, exo_pair, apo_zero, apo_down (equations:\n"
+              "sppo_hard, nca_pair, exo_pair, apo_zero, apo_down, bco_pair (equations:\n"
               "algorithms/preference_losses.h). --precompute-ref computes the\n"
               "reference's log-probs once, caches them in OUT/ref_logprobs.safetensors, and frees\n"
               "the reference. Logs TRL's metrics (rewards/chosen, rewards/margins, ...).");
   flags.option("model", "", "policy to start from (an SFT model)", true)
       .option("ref", "", "reference model directory (default: --model)")
-      .option("beta", "0.1", "beta: strength of the tie to the reference")
-      .option("loss", "sigmoid",
-              "a loss, or several comma-separated and summed (TRL's loss_type list): " +
-                  dpo_loss_names() +
-                  ", and sft (the chosen answers' per-token NLL: with sigmoid, RPO)")
-      .option("loss-weights", "",
-              "comma-separated weights of the --loss terms, in order (default: 1 each)")
-      .option("label-smoothing", "0",
-              "e in [0, 0.5): assumed rate of flipped labels "
-              "(sigmoid = cDPO, robust, exo_pair: 0 there means 1e-3)")
       .flag("precompute-ref", "compute the reference log-probs once and cache them");
+  declare_dpo_loss_flags(flags);
   declare_preference_flags(flags);
   declare_trainer_flags(flags, "100", "1e-6");
   if (!flags.parse(args)) return 0;
 
   std::vector<std::string> identity = trainer_identity_flags();
   for (const std::string& k : preference_identity_flags()) identity.push_back(k);
-  identity.insert(identity.end(), {"ref", "beta", "loss", "loss-weights", "label-smoothing"});
+  for (const std::string& k : dpo_loss_identity_flags()) identity.push_back(k);
+  identity.emplace_back("ref");
   std::vector<std::string> recorded = identity;
   recorded.insert(recorded.end(), {"model", "steps", "precompute-ref"});
   TrainerOptions options = trainer_options(flags, recorded, identity);
@@ -104,18 +50,7 @@ int dpo_main(const std::vector<std::string>& args) {
   options.comm = &comm;
   const bool lead = comm.rank() == 0;
 
-  DpoOptions dpo = dpo_loss_options(flags.str("loss"), flags.str("loss-weights"));
-  dpo.beta = flags.number("beta");
-  dpo.label_smoothing = flags.number("label-smoothing");
-  if (dpo.beta <= 0) throw UsageError("--beta must be positive");
-  if (dpo.label_smoothing < 0 || dpo.label_smoothing >= 0.5) {
-    throw UsageError("--label-smoothing must be in [0, 0.5)");
-  }
-  bool smoothed = dpo_uses_label_smoothing(dpo.loss);
-  for (const auto& [kind, weight] : dpo.more_losses) smoothed |= dpo_uses_label_smoothing(kind);
-  if (dpo.label_smoothing > 0 && !smoothed) {
-    throw UsageError("--label-smoothing applies to --loss sigmoid, robust and exo_pair only");
-  }
+  DpoOptions dpo = dpo_loss_options(flags);
 
   const std::string model_dir = flags.str("model");
   const Device device = training_device(flags);

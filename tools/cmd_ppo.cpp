@@ -26,8 +26,8 @@ namespace {
 // clang-format off
 const char* const kPpoIdentity[] = {
     "model", "reward-model", "value-model", "prompts", "batch", "advantage", "samples-per-prompt",
-    "kl-coef", "kl-estimator", "adaptive-kl", "adaptive-kl-horizon", "cliprange", "clip-high",
-    "scale-rewards",
+    "kl-coef", "kl-estimator", "adaptive-kl", "adaptive-kl-horizon", "cliprange", "clip-low",
+    "clip-high", "scale-rewards", "loss-aggregation",
     "cliprange-value", "vf-coef", "gamma", "lambda", "ppo-epochs", "mini-batches",
     "whiten-rewards", "max-new-tokens", "temperature", "missing-eos-penalty", "chat-template",
     "max-prompt-length", "rm-max-length", "critic-model", "critic-mode", "critic-reference",
@@ -133,12 +133,18 @@ int ppo_main(const std::vector<std::string>& args) {
       .option("adaptive-kl-horizon", "10000", "horizon of the adaptive KL controller")
       .option("cliprange", "0.2",
               "epsilon: clip range of the policy ratio (its lower side with --clip-high)")
+      .option("clip-low", "0",
+              "epsilon_low: the ratio's lower clip 1 - epsilon_low (0: --cliprange)")
       .option("clip-high", "0",
               "epsilon_high: the ratio's upper clip 1 + epsilon_high (DAPO's clip-higher, e.g. "
               "0.28; 0: --cliprange)")
       .option("scale-rewards", "on",
               "grpo: divide each group's advantages by its std (on), or only centre them (off: "
               "Dr. GRPO)")
+      .option("loss-aggregation", "dapo",
+              "how token terms become the loss: dapo (token mean over the mini-batch), grpo "
+              "(each response's mean, then their mean) or dr_grpo (sum / (responses x "
+              "--max-new-tokens))")
       .option("cliprange-value", "0.2", "epsilon_v: clip range of the value prediction")
       .option("vf-coef", "0.1", "weight of the value loss (gae)")
       .option("gamma", "1.0", "discount")
@@ -183,9 +189,21 @@ int ppo_main(const std::vector<std::string>& args) {
   o.adaptive_kl_target = flags.number("adaptive-kl");
   o.adaptive_kl_horizon = flags.number("adaptive-kl-horizon");
   o.cliprange = flags.number("cliprange");
-  o.cliprange_high = flags.number("clip-high");
-  if (o.cliprange_high < 0) throw UsageError("--clip-high must be ≥ 0 (0: --cliprange)");
-  if (o.cliprange_high == 0) o.cliprange_high = -1.0;
+  const double clip_low = flags.number("clip-low");
+  if (clip_low < 0) throw UsageError("--clip-low must be ≥ 0 (0: --cliprange)");
+  if (clip_low > 0) {
+    if (clip_low >= 1) throw UsageError("--clip-low must be below 1 (the ratio stays positive)");
+    o.cliprange_high = o.cliprange;  // the upper side keeps --cliprange unless --clip-high
+    o.cliprange = clip_low;
+  }
+  const double clip_high = flags.number("clip-high");
+  if (clip_high < 0) throw UsageError("--clip-high must be ≥ 0 (0: --cliprange)");
+  if (clip_high > 0) o.cliprange_high = clip_high;
+  try {
+    o.loss_aggregation = parse_loss_aggregation(flags.str("loss-aggregation"));
+  } catch (const Error& e) {
+    throw UsageError(std::string("--loss-aggregation: ") + e.what());
+  }
   const std::string scale_rewards = flags.str("scale-rewards");
   if (scale_rewards != "on" && scale_rewards != "off")
     throw UsageError("--scale-rewards must be on or off, got '" + scale_rewards + "'");

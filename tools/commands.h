@@ -29,6 +29,7 @@ int tokenize_main(const std::vector<std::string>& args);
 int rm_main(const std::vector<std::string>& args);
 int score_main(const std::vector<std::string>& args);
 int dpo_main(const std::vector<std::string>& args);
+int online_dpo_main(const std::vector<std::string>& args);
 int ppo_main(const std::vector<std::string>& args);
 int distill_main(const std::vector<std::string>& args);
 int sample_main(const std::vector<std::string>& args);

@@ -37,6 +37,8 @@ const std::vector<Command>& all_commands() {
       {"rm", "train a reward model on preference pairs (Bradley-Terry)", rm_main},
       {"score", "score answers or preference pairs with a reward model", score_main},
       {"dpo", "align a policy to preference pairs (DPO, cDPO, robust, IPO, hinge)", dpo_main},
+      {"online-dpo", "DPO on the policy's own samples, judged as it trains (online, iterative)",
+       online_dpo_main},
       {"ppo", "reinforcement learning against a reward model: PPO, RLOO or GRPO", ppo_main},
       {"distill", "a teacher's answers over the OpenAI-compatible API as SFT demonstrations",
        distill_main},

@@ -248,9 +248,10 @@ TEST(Dpo, PrecomputedReferenceGivesTheLiveReferencesLosses) {
 TEST(Dpo, EveryLossRaisesTheMarginFromTheReference) {
   const Transformer start = tiny_model(5, 1.0f);
   const std::vector<TokenizedPair> pairs = preference_tiny_pairs();
-  for (DpoLoss kind : {DpoLoss::sigmoid, DpoLoss::robust, DpoLoss::ipo, DpoLoss::hinge,
-                       DpoLoss::sigmoid_norm, DpoLoss::sppo_hard, DpoLoss::nca_pair,
-                       DpoLoss::exo_pair, DpoLoss::apo_zero, DpoLoss::apo_down}) {
+  for (DpoLoss kind :
+       {DpoLoss::sigmoid, DpoLoss::robust, DpoLoss::ipo, DpoLoss::hinge, DpoLoss::sigmoid_norm,
+        DpoLoss::sppo_hard, DpoLoss::nca_pair, DpoLoss::exo_pair, DpoLoss::apo_zero,
+        DpoLoss::apo_down, DpoLoss::bco_pair}) {
     DpoOptions o;
     o.batch = 3;
     o.loss = kind;

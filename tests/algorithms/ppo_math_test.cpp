@@ -163,6 +163,36 @@ TEST(PpoMath, ClipHigherLetsPositiveAdvantagesGrowFurther) {
   EXPECT_THROW(ppo_policy_loss(inside, row({0.0f}), row({2.0f}), row({1.0f}), 0.2, 0.0), Error);
 }
 
+TEST(PpoMath, LossAggregationKnownAnswers) {
+  // Two responses of 3 and 1 tokens, token terms {1, 1, 1} and {4}, L_max = 4.
+  const std::vector<int64_t> lengths = {3, 1};
+  const Tensor terms =
+      Tensor::from_vector(std::vector<float>{1, 1, 1, 4, 0, 0}, {2, 3});  // row 2: one token
+  const std::vector<float> mask = {1, 1, 1, 1, 0, 0};
+  auto loss = [&](LossAggregation kind) {
+    const std::vector<double> w = aggregation_weights(kind, lengths, 4);
+    std::vector<float> wt(mask.size());
+    for (size_t i = 0; i < wt.size(); ++i) wt[i] = mask[i] * static_cast<float>(w[i / 3]);
+    return weighted_token_sum(Variable(terms), Tensor::from_vector(wt, {2, 3})).data().item();
+  };
+  EXPECT_NEAR(loss(LossAggregation::dapo), 7.0 / 4, 1e-6);     // (1 + 1 + 1 + 4) / 4 tokens
+  EXPECT_NEAR(loss(LossAggregation::grpo), 2.5, 1e-6);         // (3/3 + 4/1) / 2 responses
+  EXPECT_NEAR(loss(LossAggregation::dr_grpo), 7.0 / 8, 1e-6);  // 7 / (2 responses × 4)
+  // dapo's weights are the token mean every loss takes without weights.
+  Variable logp(Tensor::from_vector(std::vector<float>{0.1f, -0.2f, 0.3f, 0.05f, 0, 0}, {2, 3}),
+                true);
+  const Tensor m = Tensor::from_vector(mask, {2, 3});
+  const Tensor adv = Tensor::from_vector(std::vector<float>{1, -1, 2, 0.5f, 0, 0}, {2, 3});
+  const Tensor dapo = Tensor::from_vector(std::vector<float>{.25f, .25f, .25f, .25f, 0, 0}, {2, 3});
+  const Tensor zero = Tensor::zeros({2, 3}, DType::f32);
+  EXPECT_NEAR(ppo_policy_loss(logp, zero, adv, m, 0.2, -1, dapo).loss.data().item(),
+              ppo_policy_loss(logp, zero, adv, m, 0.2).loss.data().item(), 1e-7);
+  EXPECT_EQ(parse_loss_aggregation("dr_grpo"), LossAggregation::dr_grpo);
+  EXPECT_STREQ(loss_aggregation_name(LossAggregation::grpo), "grpo");
+  EXPECT_THROW(parse_loss_aggregation("bnpo"), Error);
+  EXPECT_THROW(aggregation_weights(LossAggregation::dr_grpo, {5}, 4), Error);  // longer than L_max
+}
+
 TEST(PpoMath, AdaptiveKlController) {
   AdaptiveKlController c(0.1, /*target=*/6.0, /*horizon=*/10000);
   c.update(12.0, 64);  // KL twice the target: e clipped to 0.2
@@ -222,6 +252,23 @@ TEST(PpoMath, PolicyLossGradcheckThroughTinyModel) {
     };
     GradcheckResult r = gradcheck(f, checked_params(m));
     EXPECT_TRUE(r.ok) << cfg.model_type << "\n" << r.report;
+    // The same with per-sequence (grpo) weights: each row's tokens weigh 1/(rows · its count).
+    const std::vector<float> mv = mask.to_vector<float>();
+    const int64_t rows = mask.shape()[0], T = mask.shape()[1];
+    std::vector<float> wv(mv.size());
+    for (int64_t b = 0; b < rows; ++b) {
+      float n = 0;
+      for (int64_t t = 0; t < T; ++t) n += mv[static_cast<size_t>(b * T + t)];
+      for (int64_t t = 0; t < T; ++t)
+        wv[static_cast<size_t>(b * T + t)] = mv[static_cast<size_t>(b * T + t)] / (n * rows);
+    }
+    const Tensor weights = Tensor::from_vector(wv, mask.shape());
+    auto g = [&](const std::vector<Variable>&) {
+      return ppo_policy_loss(response_logprobs(m, batch, 0.7), old, A, mask, 0.2, 0.28, weights)
+          .loss;
+    };
+    GradcheckResult rw = gradcheck(g, checked_params(m));
+    EXPECT_TRUE(rw.ok) << cfg.model_type << " (grpo weights)\n" << rw.report;
     PolicyLoss l = ppo_policy_loss(response_logprobs(m, batch, 0.7), old, A, mask, 0.2);
     EXPECT_GT(l.clip_fraction, 0.0);  // both regimes are exercised
     EXPECT_LT(l.clip_fraction, 1.0);

@@ -421,6 +421,89 @@ TEST(PpoOptions, BadSettingsAreRefusedNamingTheFlag) {
   EXPECT_THROW(parse_advantage_kind("ppo"), Error);
 }
 
+// ---- Loss aggregation -------------------------------------------------------------------------
+
+TEST(PpoUpdate, GradAccumSplitsTheMiniBatchLossExactly) {
+  // One GRPO step on a rollout whose responses differ in length, the mini-batch in one
+  // micro-batch and in two: each aggregation's loss is the mini-batch's (not a mean of the
+  // micro-batches' means), so the logged loss and the trained weights agree; and the three
+  // aggregations weigh the tokens differently, so their losses differ.
+  // A briefly trained policy: its answers end with EOS at different lengths.
+  const Transformer initial = sft_policy(20, 1);
+  // An untrained policy's answers are all wrong; their lengths in characters differ.
+  FunctionReward reward(
+      [](const std::string&, const std::string& c) { return static_cast<double>(c.size()); });
+  const std::vector<std::string> prompts = sort_prompts(4, 17);
+  PpoOptions o;
+  o.advantage = AdvantageKind::grpo;
+  o.batch_prompts = 2;
+  o.samples_per_prompt = 2;
+  o.max_new_tokens = 6;
+  o.ppo_epochs = 1;
+  o.seed = 3;
+  auto run = [&](LossAggregation kind, int64_t grad_accum, Transformer& policy) {
+    Transformer reference = clone_model(initial);
+    reference.set_requires_grad(false);
+    o.loss_aggregation = kind;
+    TrainerOptions t;
+    t.out_dir =
+        temp_dir(std::string("agg_") + loss_aggregation_name(kind) + std::to_string(grad_accum));
+    t.steps = 1;
+    // ε ≫ |m̂|/√v̂ makes AdamW's first step lr·ĝ/(|ĝ| + ε) ≈ lr·g: linear in the gradient, so
+    // the weights compare the gradients themselves, not only their signs.
+    t.schedule.lr = 1.0;
+    t.adamw.eps = 1.0;
+    t.adamw.weight_decay = 0.0;
+    t.grad_accum = grad_accum;
+    PpoModels models{&policy, &reference, nullptr, &sort_tokenizer(), &reward};
+    PpoResult r = train_ppo(models, prompts, o, t);
+    fs::remove_all(t.out_dir);
+    return r.last_metrics;
+  };
+  auto get = [](const std::vector<std::pair<std::string, double>>& m, const std::string& name) {
+    for (auto& [k, v] : m)
+      if (k == name) return v;
+    ADD_FAILURE() << "no " << name << " logged";
+    return 0.0;
+  };
+  std::vector<double> losses;
+  std::vector<std::pair<std::string, double>> dapo_metrics;
+  for (LossAggregation kind :
+       {LossAggregation::dapo, LossAggregation::grpo, LossAggregation::dr_grpo}) {
+    Transformer one = clone_model(initial), two = clone_model(initial);
+    one.set_requires_grad(true);
+    two.set_requires_grad(true);
+    const auto ma = run(kind, 1, one), mb = run(kind, 2, two);
+    const double a = get(ma, "policy_loss"), b = get(mb, "policy_loss");
+    EXPECT_NEAR(a, b, 1e-6 * std::max(1.0, std::abs(a))) << loss_aggregation_name(kind);
+    auto pa = one.parameters(), pb = two.parameters();
+    double worst = 0.0;
+    for (size_t i = 0; i < pa.size(); ++i) {
+      const std::vector<float> x = pa[i].second.data().to_vector<float>(),
+                               y = pb[i].second.data().to_vector<float>();
+      for (size_t j = 0; j < x.size(); ++j)
+        worst = std::max(worst, static_cast<double>(std::abs(x[j] - y[j])));
+    }
+    EXPECT_LT(worst, 1e-6) << loss_aggregation_name(kind);
+    losses.push_back(a);
+    if (kind == LossAggregation::dapo) dapo_metrics = ma;
+  }
+  // The logged metrics again under TRL's names.
+  const auto& m = dapo_metrics;
+  EXPECT_EQ(get(m, "objective/kl"), get(m, "kl"));
+  EXPECT_EQ(get(m, "objective/scores"), get(m, "score"));
+  EXPECT_EQ(get(m, "objective/rlhf_reward"), get(m, "score"));  // grpo: the KL is in the loss
+  EXPECT_EQ(get(m, "reward"), get(m, "score"));
+  EXPECT_NEAR(get(m, "objective/entropy"), get(m, "entropy") * get(m, "response_length"), 1e-9);
+  EXPECT_EQ(get(m, "policy/clipfrac_avg"), get(m, "clip_fraction"));
+  EXPECT_EQ(get(m, "loss/policy_avg"), get(m, "policy_loss"));
+  EXPECT_NEAR(get(m, "val/num_eos_tokens"), get(m, "eos_fraction") * 4, 1e-12);
+  EXPECT_EQ(get(m, "completions/mean_length"), get(m, "response_length"));
+  EXPECT_NE(losses[0], losses[1]);
+  EXPECT_NE(losses[0], losses[2]);
+  EXPECT_NE(losses[1], losses[2]);
+}
+
 // ---- Checkpoints ----------------------------------------------------------------------------
 
 std::vector<std::string> deterministic_lines(const std::string& metrics) {

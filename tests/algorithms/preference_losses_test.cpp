@@ -49,6 +49,15 @@ TEST(DpoLoss, KnownAnswersOfThePerSideLosses) {
   EXPECT_NEAR(dpo_example(DpoLoss::exo_pair, 0.1), 0.431388, 1e-5);
   EXPECT_NEAR(dpo_example(DpoLoss::apo_zero), 0.962523, 1e-5);  // 1 − σ(0.1) + σ(−0.05)
   EXPECT_NEAR(dpo_example(DpoLoss::apo_down), 0.987549, 1e-5);  // σ(0.1) + 1 − σ(0.15)
+  // One pair: δ = (0.1·1 + 0.1·(−0.5))/2 = 0.025; −log σ(0.1 − δ) − log σ(−(−0.05 − δ)).
+  EXPECT_NEAR(dpo_example(DpoLoss::bco_pair), 1.312700, 1e-5);
+  // Two pairs share δ: βa = 0.1, 0.3 and βb = −0.05, 0.05 give δ = 0.1, so the second pair's
+  // loss is −log σ(0.2) − log σ(0.05).
+  const std::vector<float> two = dpo_loss(vec({-10, -7}), vec({-12, -9}), vec({-11, -10}),
+                                          vec({-11.5, -9.5}), 0.1, DpoLoss::bco_pair)
+                                     .data()
+                                     .to_vector<float>();
+  EXPECT_NEAR(two[1], std::log1p(std::exp(-0.2)) + std::log1p(std::exp(-0.05)), 1e-5);
   EXPECT_TRUE(dpo_uses_average_logprobs(DpoLoss::sigmoid_norm));
   EXPECT_FALSE(dpo_uses_average_logprobs(DpoLoss::nca_pair));
 }
@@ -59,6 +68,7 @@ TEST(DpoLoss, PerSideLossesWithThePolicyAtTheReference) {
     return dpo_loss(c, r, c, r, beta, kind).data().to_vector<float>();
   };
   for (float l : at_start(DpoLoss::nca_pair, 0.1)) EXPECT_NEAR(l, 2 * std::log(2.0), 1e-6);
+  for (float l : at_start(DpoLoss::bco_pair, 0.1)) EXPECT_NEAR(l, 2 * std::log(2.0), 1e-6);
   for (float l : at_start(DpoLoss::apo_zero, 0.1)) EXPECT_NEAR(l, 1.0, 1e-6);
   for (float l : at_start(DpoLoss::apo_down, 0.1)) EXPECT_NEAR(l, 1.0, 1e-6);
   for (float l : at_start(DpoLoss::sppo_hard, 0.5)) EXPECT_NEAR(l, 2.0, 1e-6);  // 2·(1/(2β))²
@@ -111,7 +121,7 @@ TEST(DpoLoss, RejectsBadSettings) {
   EXPECT_THROW(dpo_loss(x, x, x, x, 0.1, DpoLoss::nca_pair, 0.1), Error);
   EXPECT_NO_THROW(dpo_loss(x, x, x, x, 0.1, DpoLoss::exo_pair, 0.1));
   for (const char* name :
-       {"sigmoid_norm", "sppo_hard", "nca_pair", "exo_pair", "apo_zero", "apo_down"}) {
+       {"sigmoid_norm", "sppo_hard", "nca_pair", "exo_pair", "apo_zero", "apo_down", "bco_pair"}) {
     EXPECT_STREQ(dpo_loss_name(parse_dpo_loss(name)), name);
   }
 }
@@ -158,6 +168,16 @@ TEST(DpoLoss, Gradchecks) {
     GradcheckResult r = gradcheck(f, inputs);
     EXPECT_TRUE(r.ok) << dpo_loss_name(c.kind) << " eps " << c.eps << "\n" << r.report;
     EXPECT_EQ(r.checked, 24);
+  }
+  // bco_pair's δ is a batch statistic without gradient: checked with δ held fixed.
+  {
+    auto bco_inputs = random_logps(12, -6.0f, -1.0f);
+    GradcheckResult r = gradcheck(
+        [](const std::vector<Variable>& x) {
+          return bco_pair_loss(x[0], x[1], x[2], x[3], 0.1, 0.07);
+        },
+        bco_inputs);
+    EXPECT_TRUE(r.ok) << "bco_pair\n" << r.report;
   }
   // Large summed log-probs with a large β: log σ must stay stable far into its tails.
   auto inputs = random_logps(21, -30.0f, -1.0f);
