@@ -60,7 +60,8 @@ ReferenceFreeTask::ReferenceFreeTask(const Transformer& policy, std::vector<Toke
   }
   const int64_t context = policy_.config().max_position_embeddings;
   check_pairs_fit(train_, context, policy_.config().vocab_size, what);
-  check_pairs_fit(val_, context, policy_.config().vocab_size, "held-out pairs");
+  check_pairs_fit(val_, context, policy_.config().vocab_size,
+                  orpo() ? "orpo (held-out pairs)" : "cpo (held-out pairs)");
 }
 
 double ReferenceFreeTask::pair_loss(const std::vector<TokenizedPair>& pairs,

@@ -12,7 +12,8 @@
 // pairs; "val_" prefix on held-out pairs), with the log-probs the loss uses (per-token averages
 // for ORPO, ipo and simpo; sums otherwise): rewards/chosen = β·log π(c), rewards/rejected
 // likewise, rewards/accuracies = the fraction with rewards/chosen > rewards/rejected,
-// rewards/margins = their difference, logps/chosen, logps/rejected, nll_loss; ORPO adds
+// rewards/margins = their difference, logps/chosen, logps/rejected, nll_loss (the chosen answers'
+// NLL, logged also with α = 0, where TRL logs 0 as it skips computing it); ORPO adds
 // log_odds_ratio = mean log σ(log odds(c) − log odds(r)) and log_odds_chosen = mean
 // (log odds(c) − log odds(r)).
 //
