@@ -200,6 +200,48 @@ std::vector<SftExample> load_sft_examples(const std::string& path) {
   return out;
 }
 
+std::vector<LabeledCompletion> load_labeled_completions(const std::string& path) {
+  std::vector<LabeledCompletion> out;
+  for_each_record(path, [&](const Json& r, const std::string& where) {
+    auto label = r.FindMember("label");
+    RLAIF_CHECK(label != r.MemberEnd(), where,
+                ": an unpaired record needs \"label\": true (desirable) or false");
+    RLAIF_CHECK(label->value.IsBool(), where, ": \"label\" must be true or false");
+    SftExample e;
+    if (has_string(r, "prompt") && has_string(r, "completion")) {
+      e = sft_example({{"user", get_string(r, "prompt", where)},
+                       {"assistant", get_string(r, "completion", where)}},
+                      where);
+    } else if (r.HasMember("prompt") && r["prompt"].IsArray() && r.HasMember("completion")) {
+      e = sft_example(joined_turns(r["prompt"], r["completion"], where), where);
+    } else {
+      throw Error(where,
+                  ": an unpaired record needs \"prompt\" and \"completion\" (texts, or lists "
+                  "of turns)");
+    }
+    LabeledCompletion c;
+    c.completion = std::move(e.completion);
+    e.messages.pop_back();
+    c.prompt = std::move(e.prompt);
+    c.prompt_messages = std::move(e.messages);
+    c.desirable = label->value.GetBool();
+    out.push_back(std::move(c));
+  });
+  RLAIF_CHECK(!out.empty(), path, ": no examples");
+  return out;
+}
+
+std::vector<LabeledCompletion> unpair_preferences(const std::vector<PreferencePair>& pairs) {
+  std::vector<LabeledCompletion> out;
+  out.reserve(2 * pairs.size());
+  for (bool desirable : {true, false}) {
+    for (const PreferencePair& p : pairs) {
+      out.push_back({p.prompt, desirable ? p.chosen : p.rejected, desirable, p.prompt_messages});
+    }
+  }
+  return out;
+}
+
 std::vector<PreferencePair> load_preferences(const std::string& path,
                                              const std::string& margin_key) {
   std::vector<PreferencePair> out;

@@ -14,6 +14,10 @@
 //    chosen/rejected)
 //   {"conversations": [{"from": "human"|"gpt", "value": "..."}], "chosen": {"from": "gpt",
 //    "value": "..."}, "rejected": {...}}                               (LLaMA-Factory)
+// Unpaired (KTO) records, a completion labelled desirable or not:
+//   {"prompt": "...", "completion": "...", "label": true|false}
+//   {"prompt": [messages...], "completion": [{"role": "assistant", ...}], "label": ...} (TRL
+//    conversational)
 // Prompt records: {"prompt": "..."} or {"prompt": [messages...]} (an Alpaca "instruction", with
 // its input, is accepted too, as in AlpacaEval's file).
 //
@@ -46,7 +50,20 @@ struct PreferencePair {
   Conversation prompt_messages{};  // the turns before the reply
 };
 
+// A completion labelled desirable (KTO's "label": true) or undesirable.
+struct LabeledCompletion {
+  std::string prompt;
+  std::string completion;
+  bool desirable = true;
+  Conversation prompt_messages{};  // the turns before the reply
+};
+
 std::vector<SftExample> load_sft_examples(const std::string& path);
+// Unpaired records (above); a record whose "label" is missing or not a boolean is an Error.
+std::vector<LabeledCompletion> load_labeled_completions(const std::string& path);
+// Preference pairs as unpaired examples, as TRL unpairs them: every chosen answer (desirable),
+// in order, then every rejected one (undesirable).
+std::vector<LabeledCompletion> unpair_preferences(const std::vector<PreferencePair>& pairs);
 // With a `margin_key`, every record must hold a number under that key (e.g. the gap between two
 // ratings), which becomes PreferencePair::margin; without one, margins are 0.
 std::vector<PreferencePair> load_preferences(const std::string& path,

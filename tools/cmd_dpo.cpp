@@ -12,6 +12,7 @@
 #include "tools/dpo_loss_flags.h"
 #include "tools/lora_flags.h"
 #include "tools/preference_flags.h"
+#include "tools/reference_model.h"
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
@@ -70,38 +71,10 @@ int dpo_main(const std::vector<std::string>& args) {
   dpo.ranks = comm.size();
   check_rank_shard(dpo.batch, dpo.rank, dpo.ranks, "dpo");  // before any reference pass
 
-  const std::string ref_dir = flags.str("ref").empty() ? model_dir : flags.str("ref");
-  DpoReference reference;
   std::unique_ptr<Transformer> live;
-  // With adapters and no --ref, the reference is the policy with its adapters off (as TRL does
-  // with PEFT): a second handle on the same frozen base, no copy of the weights.
-  Transformer base_view = policy;
-  base_view.set_adapters_enabled(false);
-  if (flags.on("precompute-ref")) {
-    const std::string cache =
-        (std::filesystem::path(options.out_dir) / "ref_logprobs.safetensors").string();
-    bool reused = false;
-    if (flags.str("ref").empty()) {
-      // The reference is the starting policy, and the policy still holds those weights (a resume
-      // restores its checkpoint only inside train()): no second copy is needed.
-      std::tie(reference.train, reference.val) = cached_ref_logprobs(
-          cache, adapters ? base_view : policy, data.train, data.val, dpo.batch, &reused, &comm);
-    } else {
-      Transformer ref =
-          load_model(ref_dir, device, model_dtype(flags));  // freed at the end of this block
-      std::tie(reference.train, reference.val) =
-          cached_ref_logprobs(cache, ref, data.train, data.val, dpo.batch, &reused, &comm);
-    }
-    if (lead)
-      std::fprintf(stderr, "dpo: reference log-probs %s %s\n", reused ? "read from" : "written to",
-                   cache.c_str());
-  } else if (adapters && flags.str("ref").empty()) {
-    reference.model = &base_view;
-  } else {
-    live = std::make_unique<Transformer>(load_model(ref_dir, device, model_dtype(flags)));
-    live->set_requires_grad(false);
-    reference.model = live.get();
-  }
+  DpoReference reference =
+      reference_from_flags(flags, policy, adapters, model_dir, options.out_dir, data.train,
+                           data.val, dpo.batch, comm, lead, "dpo", live);
 
   DpoTask task(policy, std::move(reference), std::move(data.train), std::move(data.val), dpo);
   TrainResult result = rlaif::train(policy, task, options);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Data-parallel reward modelling and DPO on CPU ranks, on the shipped preference data with a small
-# model: `mpirun -np 2 rlaif rm` and `rlaif dpo` (live reference, and --precompute-ref with its
+# Data-parallel reward modelling, DPO and KTO on CPU ranks, on the shipped preference data with a
+# small model: `mpirun -np 2 rlaif rm` and `rlaif dpo` (live reference, and --precompute-ref with its
 # tables computed in two slices and gathered) log the per-step losses of the same runs on one
 # process, and train the same tokens; rank 0 alone writes (the result line, the reference cache;
 # its reuse over ranks is in tests/mpi/alignment_mpi_test.cpp); a --batch the ranks cannot share
-# is refused, naming it.
+# is refused, naming it. KTO's reference point, a mean over the whole batch, is summed over the
+# ranks' shares, so its 2-rank run logs the 1-rank losses too.
 set -euo pipefail
 rlaif="$1"; root="$2"
 source "$root/tests/cli/lib/mpi_env.sh"  # skips without MPI; Open MPI settings for CI
@@ -41,7 +42,7 @@ two() {  # command, out name, flags: a 2-rank run
   mpirun -np 2 "$rlaif" "$cmd" "${common[@]}" "$@" --out "$tmp/$name" >"$tmp/$name.out" \
     2>"$tmp/$name.err" || { cat "$tmp/$name.err"; fail "mpirun -np 2 $cmd ($name) failed"; }
   [[ $(grep -c '"loss":' "$tmp/$name.out") -eq 1 ]] || { cat "$tmp/$name.out"; fail "$name: want one result line"; }
-  [[ $(grep -c 'training pairs' "$tmp/$name.err") -eq 1 ]] || { cat "$tmp/$name.err"; fail "$name: ranks other than 0 report"; }
+  [[ $(grep -c 'training \(pairs\|examples\)' "$tmp/$name.err") -eq 1 ]] || { cat "$tmp/$name.err"; fail "$name: ranks other than 0 report"; }
 }
 
 # ---- rm: Bradley-Terry with the centring term ------------------------------------------------
@@ -60,6 +61,11 @@ same dpo1 pre2
   { cat "$tmp/pre2.err"; fail "want one 'written to' line"; }
 [[ -f "$tmp/pre2/ref_logprobs.safetensors" ]] || fail "no ref_logprobs.safetensors"
 
+# ---- kto: z0 over both ranks' shares --------------------------------------------------------
+"$rlaif" kto "${common[@]}" --out "$tmp/kto1" >/dev/null 2>&1 || fail "kto on 1 rank"
+two kto kto2
+same kto1 kto2
+
 # ---- a --batch the ranks cannot share (dpo checks it with the same function before its
 # reference passes; tests/algorithms/alignment_data_parallel_test.cpp) ----------------------------
 set +e
@@ -68,4 +74,4 @@ set -e
 [[ $code -ne 0 ]] || fail "rm --batch 3 on 2 ranks was accepted"
 grep -q -- "rm: --batch 3 is not divisible by the 2 data-parallel ranks" <<<"$msg" ||
   fail "rm: uneven batch not refused clearly: $msg"
-echo "2-rank data-parallel rm and dpo (live and precomputed reference) match 1 rank; rank 0 alone writes; uneven batches refused"
+echo "2-rank data-parallel rm, dpo (live and precomputed reference) and kto match 1 rank; rank 0 alone writes; uneven batches refused"
