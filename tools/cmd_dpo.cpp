@@ -1,7 +1,4 @@
 // `rlaif dpo`: align a policy to preference pairs with DPO or a variant (algorithms/dpo.h).
-#include <algorithm>
-#include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include "algorithms/dpo.h"
