@@ -26,6 +26,7 @@
 #include "io/atomic_file.h"
 #include "io/datasets.h"
 #include "io/jsonl.h"
+#include "io/run_directory.h"
 #include "io/sha256.h"
 #include "runtime/error.h"
 #include "tools/cli_flags.h"
@@ -85,6 +86,17 @@ bool has_checkpoint(const std::string& run_dir) {
     if (e.path().filename().string().starts_with("step_")) return true;
   }
   return false;
+}
+
+// How a training stage continues in its own run directory: from its last checkpoint; else, when
+// an interrupted attempt left files but no checkpoint, afresh over them (the directory belongs to
+// the experiment, and its stage has no marker yet, so nothing in it is a finished result).
+void continue_or_restart(std::vector<std::string>& command, const std::string& run_dir) {
+  if (has_checkpoint(run_dir)) {
+    command.insert(command.end(), {"--resume", run_dir});
+  } else if (!run_entries(run_dir).empty()) {
+    command.emplace_back("--overwrite");
+  }
 }
 
 class Experiment {
@@ -251,7 +263,7 @@ int Experiment::run() {
     std::vector<std::string> train = {"sft", "--model", c_.base_model, "--data",
                                       data,  "--out",   run_dir};
     append_flags(train, c_.sft);
-    if (has_checkpoint(run_dir)) train.insert(train.end(), {"--resume", run_dir});
+    continue_or_restart(train, run_dir);
     if (!need(sft, stage(sft, train, ""))) return failed_code_;
   }
 
@@ -287,7 +299,7 @@ int Experiment::run() {
     const std::string run_dir = path("arms/" + arm);
     std::vector<std::string> dpo = {"dpo", "--model", sft_dir, "--data", prefs, "--out", run_dir};
     append_flags(dpo, c_.dpo);
-    if (has_checkpoint(run_dir)) dpo.insert(dpo.end(), {"--resume", run_dir});
+    continue_or_restart(dpo, run_dir);
     if (!need(arm, stage(arm, dpo, ""))) return failed_code_;
   }
 

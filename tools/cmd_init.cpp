@@ -6,6 +6,7 @@
 #include "io/tokenizer.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
+#include "tools/train_flags.h"
 
 namespace rlaif::cli {
 
@@ -69,8 +70,10 @@ int init_main(const std::vector<std::string>& args) {
               "a Hugging Face config.json: make a random-weight model of exactly its shape (then "
               "only --tokenizer, --seed and --out apply), to rehearse a pipeline before using the "
               "real weights")
-      .option("out", "", "output directory", true);
+      .option("out", "", "output directory", true)
+      .flag("overwrite", "replace the model or run already in --out (its files are removed first)");
   if (!flags.parse(args)) return 0;
+  check_run_directory(flags.str("out"), /*resume=*/false, flags.on("overwrite"));
   if (flags.given("like")) return init_like(flags);
   for (const char* needed : {"layers", "d-model", "heads", "seq"}) {
     if (!flags.given(needed)) throw UsageError(std::string("missing --") + needed + " (or --like)");

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "io/run_directory.h"
 #include "runtime/communicator.h"
 #include "tools/lora_flags.h"
 
@@ -28,6 +29,9 @@ void declare_trainer_flags(Flags& flags, const std::string& default_steps,
               "steps between checkpoints (0 = none; SIGINT/SIGTERM still save)")
       .option("keep", "2", "checkpoints to keep (0 = all)")
       .option("resume", "", "checkpoint, or run directory, to continue from bit for bit")
+      .flag("overwrite",
+            "start afresh in an --out that holds a run or a model: its metrics, checkpoints and "
+            "model files are removed first (API answer caches are kept)")
       .option("tensorboard", "",
               "also write the logged metrics as TensorBoard event files in this directory (one "
               "directory per run; `tensorboard --logdir` its parent to compare runs)")
@@ -62,6 +66,25 @@ DType model_dtype(const Flags& flags) {
   if (name == "f32") return DType::f32;
   if (name == "bf16") return DType::bf16;
   throw UsageError("--dtype must be f32 or bf16, got '" + name + "'");
+}
+
+void check_run_directory(const std::string& dir, bool resume, bool overwrite) {
+  if (overwrite && resume)
+    throw UsageError(
+        "--overwrite and --resume contradict each other: --resume continues the run "
+        "in " +
+        dir + ", --overwrite removes it");
+  // Rank 0 alone looks and removes: the other ranks, started together, could otherwise see the
+  // files rank 0 has just begun to write.
+  if (resume || world_communicator().rank() != 0) return;
+  const std::vector<std::string> entries = run_entries(dir);
+  if (entries.empty()) return;
+  if (!overwrite)
+    throw UsageError(dir + " already holds a run or a model (" +
+                     describe_run_entries(dir, entries) + "): continue it with --resume " + dir +
+                     ", start afresh with --overwrite (which removes them first), or choose "
+                     "another --out");
+  remove_run_entries(dir);
 }
 
 std::vector<std::string> trainer_identity_flags() {
@@ -106,6 +129,7 @@ TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string
   } catch (const Error& e) {
     throw UsageError(e.what());
   }
+  check_run_directory(o.out_dir, !o.resume.empty(), flags.on("overwrite"));
   for (const std::string& name : all_flags) o.settings.emplace_back(name, flags.str(name));
   o.identity_keys = identity;
   return o;

@@ -33,6 +33,11 @@ TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string
 // the LoRA flags included.
 std::vector<std::string> trainer_identity_flags();
 
+// Refuses (UsageError naming the directory and both flags) an --out `dir` that holds a run or a
+// model (io/run_directory.h) unless `resume`; with `overwrite`, removes those entries first
+// (rank 0 alone checks and removes). --overwrite with --resume is a UsageError.
+void check_run_directory(const std::string& dir, bool resume, bool overwrite);
+
 // How a training command ends: 128 + the signal when one stopped it (after saving); else rank 0
 // (`lead`) prints one JSON line, {"steps", "loss", the last evaluation's metrics,
 // "tokens_per_s", "model"}, and the exit code is 0.

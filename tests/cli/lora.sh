@@ -90,12 +90,12 @@ is_adapter_dir "$tmp/more"
 # ---- rm and score: the head trains beside the adapters -------------------------------------------
 prefs="$root/data/preferences/dpo_en_demo.json"
 short=(--max-length 64 --max-prompt-length 40 --batch 4 --eval-every 0 --save-every 0)
-"$rlaif" rm --model "$tmp/init" --data "$prefs" --out "$tmp/rm" --steps 2 --lr 1e-3 --lora-r 2 \
+"$rlaif" rm --model "$tmp/init" --data "$prefs" --out "$tmp/rm_lora" --steps 2 --lr 1e-3 --lora-r 2 \
   "${short[@]}" >/dev/null 2>"$tmp/rm.err" || { cat "$tmp/rm.err"; fail "rm --lora-r"; }
-is_adapter_dir "$tmp/rm"
-grep -q '"task_type": "SEQ_CLS"' "$tmp/rm/adapter_config.json" || fail "rm adapter is not SEQ_CLS"
-grep -q '"score"' "$tmp/rm/adapter_config.json" || fail "rm adapter does not save the head"
-"$rlaif" score --model "$tmp/init" --adapter "$tmp/rm" --data "$prefs" --max-length 64 \
+is_adapter_dir "$tmp/rm_lora"
+grep -q '"task_type": "SEQ_CLS"' "$tmp/rm_lora/adapter_config.json" || fail "rm adapter is not SEQ_CLS"
+grep -q '"score"' "$tmp/rm_lora/adapter_config.json" || fail "rm adapter does not save the head"
+"$rlaif" score --model "$tmp/init" --adapter "$tmp/rm_lora" --data "$prefs" --max-length 64 \
   --max-prompt-length 40 >"$tmp/scores.jsonl" 2>/dev/null || fail "score --adapter"
 [[ $(wc -l < "$tmp/scores.jsonl") -eq 300 ]] || fail "score --adapter wrote $(wc -l < "$tmp/scores.jsonl") lines"
 
