@@ -35,9 +35,12 @@ PromptColumns::PromptColumns(const std::vector<PromptRecord>& records, const std
     for (const auto& [name, json] : r.columns) {
       if (keep(name)) record.columns.emplace(name, json);
     }
-    auto [it, inserted] = records_.emplace(record.prompt, record);
-    if (inserted) continue;
-    const PromptRecord& first = it->second;
+    auto [it, inserted] = index_.emplace(record.prompt, records_.size());
+    if (inserted) {
+      records_.push_back(std::move(record));
+      continue;
+    }
+    const PromptRecord& first = records_[it->second];
     std::vector<std::string> names;
     for (const auto& [name, json] : first.columns) names.push_back(name);
     for (const auto& [name, json] : record.columns) names.push_back(name);
@@ -60,10 +63,10 @@ PromptColumns PromptColumns::load(const std::string& path,
 }
 
 const PromptRecord& PromptColumns::record(const std::string& prompt) const {
-  auto it = records_.find(prompt);
-  RLAIF_CHECK(it != records_.end(), source_, ": no record has the prompt \"", shortened(prompt),
+  auto it = index_.find(prompt);
+  RLAIF_CHECK(it != index_.end(), source_, ": no record has the prompt \"", shortened(prompt),
               "\"");
-  return it->second;
+  return records_[it->second];
 }
 
 std::string PromptColumns::text(const PromptRecord& record, const std::string& column) {

@@ -37,12 +37,13 @@ class PromptColumns {
   }
 
   const std::string& source() const { return source_; }
-  // One record per distinct prompt (the first of those that agree), by prompt.
-  const std::map<std::string, PromptRecord>& records() const { return records_; }
+  // One record per distinct prompt (the first of those that agree), in file order.
+  const std::vector<PromptRecord>& records() const { return records_; }
 
  private:
   std::string source_;
-  std::map<std::string, PromptRecord> records_;  // by prompt
+  std::vector<PromptRecord> records_;
+  std::map<std::string, size_t> index_;  // prompt -> its record
 };
 
 // The text a column's JSON stands for: a string's characters, or a number's JSON text; nullopt

@@ -209,7 +209,7 @@ RuleReward::RuleReward(std::vector<RewardRule> rules, PromptColumns columns)
   for (const RewardRule& rule : rules_) {
     const std::string column = rule.column();
     if (column.empty()) continue;
-    for (const auto& [prompt, record] : columns_.records()) {
+    for (const PromptRecord& record : columns_.records()) {
       const std::string text = PromptColumns::text(record, column);  // Error when absent
       RLAIF_CHECK(rule.kind != RewardRuleKind::number || canonical_number(text).has_value(),
                   record.where, ": column \"", column, "\" holds '", text, "', not a number (",
