@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,20 @@ class FunctionReward : public RewardFunction {
 
  private:
   Fn fn_;
+};
+
+// The sum of several rewards, R = Σ_j R_j (e.g. a reward model's score plus rule rewards): it
+// scores on the lead rank when any part does (rank 0 then computes every part for every
+// sequence).
+class SumOfRewards : public RewardFunction {
+ public:
+  explicit SumOfRewards(std::vector<std::unique_ptr<RewardFunction>> parts);
+  std::vector<double> score(const std::vector<std::string>& prompts,
+                            const std::vector<std::string>& completions) override;
+  bool scores_on_lead_rank() const override;
+
+ private:
+  std::vector<std::unique_ptr<RewardFunction>> parts_;
 };
 
 struct RewardModelOptions {
