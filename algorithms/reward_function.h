@@ -1,7 +1,8 @@
 // Where the reward of reinforcement learning comes from: anything that scores a prompt's
 // completion with one number. PPO, RLOO and GRPO see only this interface, so the score can come
-// from a trained reward model (here), a programmatic verifier (tests, tasks with checkable
-// answers) or, later, an LLM critic over the API.
+// from a trained reward model (here), rules on the prompts' dataset columns
+// (algorithms/rule_rewards.h), a function (tests), an LLM critic over the API
+// (algorithms/critic_reward.h) or the user's own reward server (algorithms/server_reward.h).
 #pragma once
 
 #include <cstdint>

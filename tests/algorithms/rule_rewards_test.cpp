@@ -173,6 +173,30 @@ TEST(RuleRewards, WeightedSumOverRules) {
   EXPECT_TRUE(contains(e, "no record has the prompt \"sort: c a\"")) << e;
 }
 
+TEST(RuleRewards, AddToAnotherReward) {
+  TempDir dir;
+  const std::string path =
+      write(dir, "prompts.jsonl", "{\"prompt\": \"sort: b a\", \"answer\": \"a b\"}\n");
+  std::vector<std::unique_ptr<RewardFunction>> parts;
+  // A stand-in for a reward model: the completion's length in bytes.
+  parts.push_back(std::make_unique<FunctionReward>(
+      [](const std::string&, const std::string& c) { return static_cast<double>(c.size()); }));
+  parts.push_back(std::make_unique<RuleReward>(
+      std::vector<RewardRule>{parse_reward_rule("exact-match:answer@0.5")},
+      PromptColumns::load(path)));
+  SumOfRewards sum(std::move(parts));
+  // "a b": 3 + 0.5·1 = 3.5; "b a c": 5 + 0.5·0 = 5.
+  EXPECT_EQ(sum.score({"sort: b a", "sort: b a"}, {"a b", "b a c"}),
+            (std::vector<double>{3.5, 5.0}));
+  EXPECT_FALSE(sum.scores_on_lead_rank());
+  // With a part that scores on rank 0 (a critic, a reward server), the sum does too.
+  std::vector<std::unique_ptr<RewardFunction>> lead;
+  lead.push_back(std::make_unique<LeadRankScores>());
+  lead.push_back(std::make_unique<RuleReward>(std::vector<RewardRule>{parse_reward_rule("json")},
+                                              PromptColumns::load(path)));
+  EXPECT_TRUE(SumOfRewards(std::move(lead)).scores_on_lead_rank());
+}
+
 TEST(RuleRewards, ColumnsMustBeThereAndBeNumbersForNumber) {
   TempDir dir;
   const std::string path = write(dir, "prompts.jsonl",
