@@ -131,10 +131,10 @@ int ppo_main(const std::vector<std::string>& args) {
       "Rules can score the responses instead (--reward, repeatable; the rules' weighted scores\n"
       "add up, and add to a reward model's, a critic's or a reward server's): exact-match:COL,\n"
       "regex:PATTERN, number:COL, json and length:N, where COL is a column of the --prompts\n"
-      "records, e.g. {\"prompt\": \"Sort the letters b a.\", \"answer\": \"a b\"}. A reward "
-      "server\n"
-      "(--reward-url) gets POST {\"items\": [{\"prompt\", \"completion\", \"columns\"}, ...]} and\n"
-      "answers {\"scores\": [...]}; its answers are cached in --out/reward_requests.jsonl.\n"
+      "records, e.g. {\"prompt\": \"Sort the letters b a.\", \"answer\": \"a b\"}.\n"
+      "A reward server (--reward-url) gets POST {\"items\": [{\"prompt\", \"completion\",\n"
+      "\"columns\"}, ...]} and answers {\"scores\": [...]}; its answers are cached in\n"
+      "--out/reward_requests.jsonl.\n"
       "Instead of a reward model, an LLM critic over the OpenAI-compatible API can score the\n"
       "responses (--critic-api, --critic-model): with --critic-mode rating it rates each from 1\n"
       "to 10 (the reward is the rating); with pairwise it compares each with the reference\n"
@@ -320,7 +320,6 @@ int ppo_main(const std::vector<std::string>& args) {
   // Without a reward model, the value model of gae starts from the policy.
   const std::string rm_dir = reward_model ? flags.str("reward-model") : model_dir;
   const std::string prompts_path = flags.str("prompts");
-  std::vector<std::unique_ptr<RewardFunction>> rewards;
   std::unique_ptr<RewardFunction> reward;
   CriticReward* critic_reward = nullptr;
   ServerReward* server_reward = nullptr;
@@ -366,6 +365,7 @@ int ppo_main(const std::vector<std::string>& args) {
     auto rule_reward =
         std::make_unique<RuleReward>(rules, PromptColumns::load(prompts_path, columns));
     if (reward) {
+      std::vector<std::unique_ptr<RewardFunction>> rewards;
       rewards.push_back(std::move(reward));
       rewards.push_back(std::move(rule_reward));
       reward = std::make_unique<SumOfRewards>(std::move(rewards));
