@@ -60,7 +60,7 @@ struct RewardRule {
   std::string column() const;
 };
 
-// Parses KIND[:ARGUMENT][@WEIGHT]. Error naming the spec for an unknown kind (listing the
+// Parses KIND[:ARGUMENT][@WEIGHT]. Error "reward 'SPEC': ..." for an unknown kind (listing the
 // kinds), a missing or unexpected argument, a weight that is not a finite number, N that is not
 // a positive integer, and a pattern PCRE2 rejects (naming the offset in the pattern).
 RewardRule parse_reward_rule(const std::string& spec);

@@ -79,7 +79,7 @@ std::vector<RewardRule> reward_rules(const Flags& flags) {
     try {
       rules.push_back(parse_reward_rule(spec));
     } catch (const Error& e) {
-      throw UsageError(std::string("--reward: ") + e.what());
+      throw UsageError(std::string("--") + e.what());  // "--reward 'SPEC': ..."
     }
   }
   return rules;
