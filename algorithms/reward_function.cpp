@@ -30,6 +30,29 @@ std::vector<double> FunctionReward::score(const std::vector<std::string>& prompt
   return out;
 }
 
+SumOfRewards::SumOfRewards(std::vector<std::unique_ptr<RewardFunction>> parts)
+    : parts_(std::move(parts)) {
+  RLAIF_CHECK(!parts_.empty(), "a sum of rewards needs at least one reward");
+}
+
+std::vector<double> SumOfRewards::score(const std::vector<std::string>& prompts,
+                                        const std::vector<std::string>& completions) {
+  check_pairs(prompts, completions);
+  std::vector<double> total(prompts.size(), 0.0);
+  for (const auto& part : parts_) {
+    const std::vector<double> scores = part->score(prompts, completions);
+    RLAIF_CHECK(scores.size() == total.size(), "reward: a part gave ", scores.size(),
+                " scores for ", total.size(), " completions");
+    for (size_t i = 0; i < total.size(); ++i) total[i] += scores[i];
+  }
+  return total;
+}
+
+bool SumOfRewards::scores_on_lead_rank() const {
+  return std::any_of(parts_.begin(), parts_.end(),
+                     [](const auto& part) { return part->scores_on_lead_rank(); });
+}
+
 RewardModelScorer::RewardModelScorer(const std::string& dir, RewardModelOptions options,
                                      Device device)
     : RewardModelScorer(load_model(dir, device), Tokenizer::load_dir(dir), std::move(options)) {}

@@ -1,11 +1,13 @@
 // Where the reward of reinforcement learning comes from: anything that scores a prompt's
 // completion with one number. PPO, RLOO and GRPO see only this interface, so the score can come
-// from a trained reward model (here), a programmatic verifier (tests, tasks with checkable
-// answers) or, later, an LLM critic over the API.
+// from a trained reward model (here), rules on the prompts' dataset columns
+// (algorithms/rule_rewards.h), a function (tests), an LLM critic over the API
+// (algorithms/critic_reward.h) or the user's own reward server (algorithms/server_reward.h).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,20 @@ class FunctionReward : public RewardFunction {
 
  private:
   Fn fn_;
+};
+
+// The sum of several rewards, R = Σ_j R_j (e.g. a reward model's score plus rule rewards): it
+// scores on the lead rank when any part does (rank 0 then computes every part for every
+// sequence).
+class SumOfRewards : public RewardFunction {
+ public:
+  explicit SumOfRewards(std::vector<std::unique_ptr<RewardFunction>> parts);
+  std::vector<double> score(const std::vector<std::string>& prompts,
+                            const std::vector<std::string>& completions) override;
+  bool scores_on_lead_rank() const override;
+
+ private:
+  std::vector<std::unique_ptr<RewardFunction>> parts_;
 };
 
 struct RewardModelOptions {

@@ -321,6 +321,22 @@ std::vector<Conversation> load_prompt_conversations(const std::string& path) {
   return out;
 }
 
+std::vector<PromptRecord> load_prompt_records(const std::string& path) {
+  std::vector<PromptRecord> out;
+  const std::vector<Conversation> prompts = load_prompt_conversations(path);
+  for_each_record(path, [&](const Json& r, const std::string& where) {
+    PromptRecord record;
+    record.prompt = prompt_text(prompts[out.size()]);
+    record.where = where;
+    for (auto it = r.MemberBegin(); it != r.MemberEnd(); ++it) {
+      std::string name(it->name.GetString(), it->name.GetStringLength());
+      if (name != "prompt") record.columns.insert_or_assign(name, to_json_line(it->value));
+    }
+    out.push_back(std::move(record));
+  });
+  return out;
+}
+
 std::vector<std::string> load_prompts(const std::string& path) {
   std::vector<std::string> out;
   for (const Conversation& c : load_prompt_conversations(path)) out.push_back(prompt_text(c));

@@ -29,6 +29,7 @@
 // A malformed record is an Error naming the file and line (or array index); nothing is skipped.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -76,5 +77,16 @@ std::vector<std::string> load_prompts(const std::string& path);
 std::vector<Conversation> load_prompt_conversations(const std::string& path);
 // The text of a prompt conversation, as load_prompts gives it.
 std::string prompt_text(const Conversation& prompt);
+
+// A prompt record with the rest of its fields (the dataset's columns), for rewards that check a
+// completion against them (e.g. {"prompt": "Sort the letters b a.", "answer": "a b"}).
+struct PromptRecord {
+  std::string prompt;  // as load_prompts gives it
+  std::string where;   // "PATH:LINE" or "PATH[INDEX]"
+  // Every top-level field but "prompt", as compact JSON text: "answer" -> "\"a b\"", "n" -> "71".
+  std::map<std::string, std::string> columns;
+};
+// The records of a prompts file, in file order (the prompts of load_prompts, with their fields).
+std::vector<PromptRecord> load_prompt_records(const std::string& path);
 
 }  // namespace rlaif

@@ -107,6 +107,26 @@ bool is_valid_utf8(std::string_view text) {
   return true;
 }
 
+std::string replace_invalid_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  while (pos < text.size()) {
+    if (static_cast<unsigned char>(text[pos]) < 0x80) {
+      out += text[pos++];
+      continue;
+    }
+    const Utf8Sequence seq = utf8_sequence_at(text, pos);
+    if (seq.length != 0 && seq.valid == seq.length) {
+      out.append(text.substr(pos, seq.length));
+    } else {
+      utf8_append(out, 0xFFFD);  // one for each maximal ill-formed subpart (Unicode 3.9)
+    }
+    pos += seq.length != 0 && seq.valid == seq.length ? seq.length : seq.valid;
+  }
+  return out;
+}
+
 bool is_unicode_whitespace(char32_t cp) {
   if (cp < 0x80) return cp == ' ' || (cp >= 0x09 && cp <= 0x0D);
   return u_hasBinaryProperty(static_cast<UChar32>(cp), UCHAR_WHITE_SPACE);
@@ -171,8 +191,9 @@ std::string oniguruma_to_pcre2(std::string_view pattern, const std::string& orig
   return out;
 }
 
-Regex::Regex(const std::string& onig_pattern, const std::string& origin) {
-  const std::string pattern = oniguruma_to_pcre2(onig_pattern, origin);
+Regex::Regex(const std::string& source_pattern, const std::string& origin, Syntax syntax) {
+  const std::string pattern =
+      syntax == Syntax::oniguruma ? oniguruma_to_pcre2(source_pattern, origin) : source_pattern;
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),

@@ -35,6 +35,8 @@ struct Utf8Sequence {
 Utf8Sequence utf8_sequence_at(std::string_view text, size_t pos);
 // Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
 bool is_valid_utf8(std::string_view text);
+// `text` with each malformed UTF-8 sequence replaced by U+FFFD (as utf8_next reads it).
+std::string replace_invalid_utf8(std::string_view text);
 // Rust's char::is_whitespace (Unicode White_Space).
 bool is_unicode_whitespace(char32_t cp);
 
@@ -42,9 +44,12 @@ bool is_unicode_whitespace(char32_t cp);
 // search allocates its own match data).
 class Regex {
  public:
-  // `pattern` is in Oniguruma syntax (see oniguruma_to_pcre2). Throws Error naming `origin` (the
-  // file and component that supplied the pattern) when PCRE2 rejects it.
-  Regex(const std::string& onig_pattern, const std::string& origin);
+  enum class Syntax { oniguruma, pcre2 };
+  // `pattern` is in Oniguruma syntax (see oniguruma_to_pcre2), or in PCRE2's own (as a user
+  // writes it: no rewriting, so an error's offset points into `pattern`). Throws Error naming
+  // `origin` (the file and component, or the flag, that supplied the pattern) and the offset
+  // when PCRE2 rejects it. Matching is in UTF + UCP mode either way.
+  Regex(const std::string& pattern, const std::string& origin, Syntax syntax = Syntax::oniguruma);
   ~Regex();
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;
@@ -52,6 +57,7 @@ class Regex {
   // Byte ranges [begin, end) of the successive non-overlapping matches, as Rust's find_iter: an
   // empty match advances one character.
   std::vector<std::pair<size_t, size_t>> find_all(std::string_view text) const;
+  // `text` must be well-formed UTF-8 (is_valid_utf8; see replace_invalid_utf8).
   bool matches_somewhere(std::string_view text) const;
 
  private:

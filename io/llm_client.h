@@ -17,6 +17,8 @@
 //   cache, logs or errors; it is sent only over TLS (https) unless the base URL is loopback.
 //   TLS certificates are verified.
 // - Token usage is summed over every response (cached ones included, counted apart).
+// The transport (concurrency, retries, the cache) is io/http_batch.h; this client writes the
+// OpenAI request bodies and reads the completions.
 #pragma once
 
 #include <cstdint>

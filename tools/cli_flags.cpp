@@ -4,6 +4,8 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <charconv>
 #include <cstdio>
@@ -28,6 +30,12 @@ Flags& Flags::option(const std::string& name, const std::string& default_value,
 Flags& Flags::flag(const std::string& name, const std::string& help) {
   if (!specs_.count(name)) order_.push_back(name);
   specs_[name] = Spec{"false", help, true, false};
+  return *this;
+}
+
+Flags& Flags::repeatable(const std::string& name, const std::string& help) {
+  if (!specs_.count(name)) order_.push_back(name);
+  specs_[name] = Spec{"", help, false, false, true};
   return *this;
 }
 
@@ -70,6 +78,7 @@ std::vector<std::string> split_list(const std::string& text) {
 
 bool Flags::parse(const std::vector<std::string>& args) {
   std::map<std::string, std::string> from_command_line;
+  std::map<std::string, std::vector<std::string>> repeated_on_command_line;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "-h") return std::fputs(help().c_str(), stdout), false;
@@ -98,6 +107,7 @@ bool Flags::parse(const std::vector<std::string>& args) {
       if (i + 1 >= args.size()) throw UsageError("--" + name + " needs a value");
       value = args[++i];
     }
+    if (s.repeatable) repeated_on_command_line[name].push_back(value);
     from_command_line[name] = value;
   }
   if (from_command_line.count("help") && from_command_line["help"] == "true") {
@@ -108,6 +118,7 @@ bool Flags::parse(const std::vector<std::string>& args) {
     load_config(from_command_line["config"]);
   }
   for (auto& [name, value] : from_command_line) values_[name] = value;
+  for (auto& [name, list] : repeated_on_command_line) repeated_[name] = std::move(list);
   if (positional_required_ && positionals_.empty()) {
     throw UsageError("missing " + positional_name_ + " (" + positional_help_ + ")");
   }
@@ -141,6 +152,24 @@ void Flags::load_config(const std::string& path) {
     std::string name = it->name.GetString();
     const auto& v = it->value;
     std::string value;
+    if (auto found = specs_.find(name); found != specs_.end() && found->second.repeatable) {
+      const std::string wrong =
+          "--config: " + path + ": \"" + name + "\" must be a string or an array of strings";
+      std::vector<std::string> list;
+      if (v.IsString()) {
+        list.emplace_back(v.GetString(), v.GetStringLength());
+      } else if (v.IsArray()) {
+        for (const auto& item : v.GetArray()) {
+          if (!item.IsString()) throw UsageError(wrong);
+          list.emplace_back(item.GetString(), item.GetStringLength());
+        }
+      } else {
+        throw UsageError(wrong);
+      }
+      repeated_[name] = std::move(list);
+      values_[name] = "";
+      continue;
+    }
     if (v.IsString()) {
       value = v.GetString();
     } else if (v.IsBool()) {
@@ -162,6 +191,17 @@ void Flags::load_config(const std::string& path) {
 
 std::string Flags::str(const std::string& name) const {
   const Spec& s = spec(name);
+  if (s.repeatable) {
+    auto it = repeated_.find(name);
+    if (it == repeated_.end()) return "";
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+    w.StartArray();
+    for (const std::string& v : it->second)
+      w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+    w.EndArray();
+    return std::string(buffer.GetString(), buffer.GetSize());
+  }
   auto it = values_.find(name);
   return it != values_.end() ? it->second : s.default_value;
 }
@@ -191,6 +231,12 @@ bool Flags::on(const std::string& name) const {
   return str(name) == "true";
 }
 
+std::vector<std::string> Flags::values(const std::string& name) const {
+  if (!spec(name).repeatable) throw UsageError("--" + name + " is not a repeatable flag");
+  auto it = repeated_.find(name);
+  return it == repeated_.end() ? std::vector<std::string>{} : it->second;
+}
+
 bool Flags::given(const std::string& name) const {
   return values_.count(name) > 0;
 }
@@ -204,7 +250,7 @@ std::string Flags::help() const {
   os << "flags:\n";
   for (const auto& name : order_) {
     const Spec& s = specs_.at(name);
-    std::string left = "  --" + name + (s.is_switch ? "" : " VALUE");
+    std::string left = "  --" + name + (s.is_switch ? "" : s.repeatable ? " VALUE..." : " VALUE");
     os << left;
     if (left.size() < 28)
       os << std::string(28 - left.size(), ' ');

@@ -31,6 +31,11 @@ class Flags {
                 bool required = false);
   // Declares a switch (present = true).
   Flags& flag(const std::string& name, const std::string& help);
+  // Declares a flag that may be given several times (--name A --name B), each value whole (no
+  // splitting, so a value may hold commas); in --config, a string or an array of strings. The
+  // command line's values replace --config's. values() gives them in order; str() gives them
+  // as one JSON array text (what a checkpoint records), "" when none was given.
+  Flags& repeatable(const std::string& name, const std::string& help);
   // Accepts bare arguments (not starting with --), shown in the usage line as NAME...; without
   // this call a bare argument is a UsageError. At least one is required when `required`.
   Flags& positional(const std::string& name, const std::string& help, bool required = true);
@@ -43,6 +48,8 @@ class Flags {
   int64_t integer(const std::string& name) const;
   double number(const std::string& name) const;
   bool on(const std::string& name) const;
+  // The values of a repeatable flag, in the order given; UsageError for another kind of flag.
+  std::vector<std::string> values(const std::string& name) const;
   // Whether the user gave the flag (on the command line or in --config).
   bool given(const std::string& name) const;
   // Makes --config this command's own input file (required), not a file of flag values.
@@ -58,6 +65,7 @@ class Flags {
     std::string help;
     bool is_switch = false;
     bool required = false;
+    bool repeatable = false;
   };
   const Spec& spec(const std::string& name) const;
   void set(const std::string& name, const std::string& value, const std::string& source);
@@ -68,7 +76,8 @@ class Flags {
   std::vector<std::string> order_;
   std::map<std::string, Spec> specs_;
   std::map<std::string, std::string> values_;
-  std::string positional_name_;  // empty: no bare arguments accepted
+  std::map<std::string, std::vector<std::string>> repeated_;  // repeatable flags' values
+  std::string positional_name_;                               // empty: no bare arguments accepted
   std::string positional_help_;
   bool positional_required_ = false;
   bool config_holds_flags_ = true;

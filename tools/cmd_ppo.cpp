@@ -9,7 +9,10 @@
 #include "algorithms/ppo.h"
 #include "algorithms/ppo_data_parallel.h"
 #include "algorithms/reward.h"
+#include "algorithms/rule_rewards.h"
+#include "algorithms/server_reward.h"
 #include "io/datasets.h"
+#include "io/http_batch.h"
 #include "io/model_dir.h"
 #include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
@@ -31,7 +34,8 @@ const char* const kPpoIdentity[] = {
     "cliprange-value", "vf-coef", "gamma", "lambda", "ppo-epochs", "mini-batches",
     "whiten-rewards", "max-new-tokens", "temperature", "missing-eos-penalty", "chat-template",
     "max-prompt-length", "rm-max-length", "critic-model", "critic-mode", "critic-reference",
-    "critic-template", "critic-both-orders", "critic-unparsed-reward", "critic-max-tokens"};
+    "critic-template", "critic-both-orders", "critic-unparsed-reward", "critic-max-tokens",
+    "reward"};
 // clang-format on
 
 // The critic's client: --critic-* flags, the key from OPENAI_API_KEY, answers cached in
@@ -49,6 +53,36 @@ ClientOptions critic_client_options(const Flags& flags, const std::string& out_d
   if (!(c.timeout_s > 0)) throw UsageError("--critic-timeout must be positive");
   c.cache_path = (std::filesystem::path(out_dir) / "requests.jsonl").string();
   return c;
+}
+
+// The reward server's client: --reward-url and its flags, answers cached in
+// OUT/reward_requests.jsonl. Creates nothing.
+RewardServerOptions reward_server_options(const Flags& flags, const std::string& out_dir) {
+  RewardServerOptions r;
+  r.url = flags.str("reward-url");
+  r.concurrency = static_cast<int>(flags.integer("reward-url-concurrency"));
+  r.items_per_request = static_cast<int>(flags.integer("reward-url-batch"));
+  r.timeout_s = flags.number("reward-url-timeout");
+  if (r.concurrency < 1) throw UsageError("--reward-url-concurrency must be at least 1");
+  if (r.items_per_request < 1) throw UsageError("--reward-url-batch must be at least 1");
+  if (!(r.timeout_s > 0)) throw UsageError("--reward-url-timeout must be positive");
+  if (!is_http_url(r.url))
+    throw UsageError("--reward-url " + r.url + ": not an http:// or https:// URL");
+  r.cache_path = (std::filesystem::path(out_dir) / "reward_requests.jsonl").string();
+  return r;
+}
+
+// --reward's rules, each parsed and checked (a regex compiled) before anything loads.
+std::vector<RewardRule> reward_rules(const Flags& flags) {
+  std::vector<RewardRule> rules;
+  for (const std::string& spec : flags.values("reward")) {
+    try {
+      rules.push_back(parse_reward_rule(spec));
+    } catch (const Error& e) {
+      throw UsageError(std::string("--") + e.what());  // "--reward 'SPEC': ..."
+    }
+  }
+  return rules;
 }
 
 CriticRewardOptions critic_reward_options(const Flags& flags) {
@@ -94,6 +128,13 @@ int ppo_main(const std::vector<std::string>& args) {
       "value loss, explained variance, response length and tokens/s to metrics.jsonl; writes\n"
       "the policy to --out (and the value model to --out/value_model). --steps counts\n"
       "rollouts; --grad-accum splits each mini-batch; --eval-every is unused.\n"
+      "Rules can score the responses instead (--reward, repeatable; the rules' weighted scores\n"
+      "add up, and add to a reward model's, a critic's or a reward server's): exact-match:COL,\n"
+      "regex:PATTERN, number:COL, json and length:N, where COL is a column of the --prompts\n"
+      "records, e.g. {\"prompt\": \"Sort the letters b a.\", \"answer\": \"a b\"}.\n"
+      "A reward server (--reward-url) gets POST {\"items\": [{\"prompt\", \"completion\",\n"
+      "\"columns\"}, ...]} and answers {\"scores\": [...]}; its answers are cached in\n"
+      "--out/reward_requests.jsonl.\n"
       "Instead of a reward model, an LLM critic over the OpenAI-compatible API can score the\n"
       "responses (--critic-api, --critic-model): with --critic-mode rating it rates each from 1\n"
       "to 10 (the reward is the rating); with pairwise it compares each with the reference\n"
@@ -102,10 +143,21 @@ int ppo_main(const std::vector<std::string>& args) {
       "The critic's answers are cached in --out/requests.jsonl.");
   flags.option("model", "", "policy model directory (also the frozen reference)", true)
       .option("reward-model", "",
-              "reward model directory (score head; see `rlaif rm`); or use --critic-api")
+              "reward model directory (score head; see `rlaif rm`); or use --critic-api, "
+              "--reward-url or --reward")
+      .repeatable("reward",
+                  "a rule reward KIND[:ARG][@WEIGHT], repeat for several (their weighted sum): "
+                  "exact-match:COL, regex:PATTERN, number:COL, json, length:N; e.g. --reward "
+                  "exact-match:answer --reward length:64@0.1 (see README)")
+      .option("reward-url", "",
+              "a reward server's URL: POST {\"items\": [{\"prompt\", \"completion\", "
+              "\"columns\"}]}, answer {\"scores\": [...]} (instead of a reward model)")
+      .option("reward-url-batch", "64", "reward server: items per request at most")
+      .option("reward-url-concurrency", "4", "reward server: requests in flight at once")
+      .option("reward-url-timeout", "120", "reward server: seconds per request")
       .option("value-model", "",
-              "value model directory for gae (default: --reward-model, or --model with a "
-              "critic; a plain LM gets a head)")
+              "value model directory for gae (default: --reward-model, else --model; a plain "
+              "LM gets a head)")
       .option("critic-api", "",
               "the critic's OpenAI-compatible base URL (instead of a reward model)")
       .option("critic-model", "", "the critic's model name")
@@ -231,8 +283,20 @@ int ppo_main(const std::vector<std::string>& args) {
     throw UsageError(e.what());
   }
   const bool critic = flags.given("critic-api");
-  if (critic == flags.given("reward-model"))
-    throw UsageError("give exactly one of --reward-model and --critic-api");
+  const bool reward_model = flags.given("reward-model");
+  const bool server = flags.given("reward-url");
+  const std::vector<RewardRule> rules = reward_rules(flags);
+  if (int(critic) + int(reward_model) + int(server) > 1)
+    throw UsageError(
+        "give at most one of --reward-model, --critic-api and --reward-url (--reward rules add "
+        "to any of them)");
+  if (!critic && !reward_model && !server && rules.empty())
+    throw UsageError("give a reward: --reward-model, --critic-api, --reward-url or --reward");
+  if (!server) {
+    for (const char* f : {"reward-url-batch", "reward-url-concurrency", "reward-url-timeout"}) {
+      if (flags.given(f)) throw UsageError(std::string("--") + f + " needs --reward-url");
+    }
+  }
   if (critic && flags.str("critic-model").empty())
     throw UsageError("--critic-api needs --critic-model");
   if (!critic) {
@@ -271,10 +335,25 @@ int ppo_main(const std::vector<std::string>& args) {
   options.base_model = model_dir;
   o.chat = chat_template_from_flags(flags, model_dir, lead ? "ppo" : nullptr);
 
-  const std::string rm_dir = critic ? model_dir : flags.str("reward-model");
+  // Without a reward model, the value model of gae starts from the policy.
+  const std::string rm_dir = reward_model ? flags.str("reward-model") : model_dir;
+  const std::string prompts_path = flags.str("prompts");
   std::unique_ptr<RewardFunction> reward;
   CriticReward* critic_reward = nullptr;
-  if (critic) {
+  ServerReward* server_reward = nullptr;
+  if (server) {
+    // As the critic: every rank checks the flags, rank 0 alone asks the server.
+    RewardServerOptions server_options = reward_server_options(flags, options.out_dir);
+    if (lead) {
+      std::filesystem::create_directories(options.out_dir);
+      auto r = std::make_unique<ServerReward>(std::move(server_options),
+                                              PromptColumns::load(prompts_path));
+      server_reward = r.get();
+      reward = std::move(r);
+    } else {
+      reward = std::make_unique<LeadRankScores>();
+    }
+  } else if (critic) {
     // Every rank checks the flags; rank 0 alone talks to the critic (CriticReward's
     // scores_on_lead_rank), the others hold a stand-in that says so.
     ClientOptions client = critic_client_options(flags, options.out_dir);
@@ -287,13 +366,30 @@ int ppo_main(const std::vector<std::string>& args) {
     } else {
       reward = std::make_unique<LeadRankScores>();
     }
-  } else {
+  } else if (reward_model) {
     RewardModelOptions rm_options;
     rm_options.chat = chat_template_from_flags(flags, rm_dir);
     rm_options.truncation.max_length = flags.integer("rm-max-length");
     rm_options.truncation.max_prompt_length = o.max_prompt_length;
     rm_options.batch = o.forward_batch;
     reward = std::make_unique<RewardModelScorer>(rm_dir, rm_options, device);
+  }
+  if (!rules.empty()) {
+    // Each rank scores its own sequences by the rules, which read only the columns they name.
+    std::vector<std::string> columns;
+    for (const RewardRule& rule : rules) {
+      if (!rule.column().empty()) columns.push_back(rule.column());
+    }
+    auto rule_reward =
+        std::make_unique<RuleReward>(rules, PromptColumns::load(prompts_path, columns));
+    if (reward) {
+      std::vector<std::unique_ptr<RewardFunction>> rewards;
+      rewards.push_back(std::move(reward));
+      rewards.push_back(std::move(rule_reward));
+      reward = std::make_unique<SumOfRewards>(std::move(rewards));
+    } else {
+      reward = std::move(rule_reward);
+    }
   }
 
   std::optional<Transformer> value;
@@ -339,6 +435,10 @@ int ppo_main(const std::vector<std::string>& args) {
                  static_cast<long long>(critic_reward->judged()),
                  static_cast<long long>(critic_reward->unparsed()),
                  critic_reward->client().usage_summary().c_str());
+  }
+  if (server_reward != nullptr) {
+    std::fprintf(stderr, "ppo: reward server: %s\n",
+                 server_reward->client().usage_summary().c_str());
   }
   if (result.interrupted) return 128 + result.signal;
   if (!lead) return 0;

@@ -51,6 +51,8 @@ int tasks_main(const std::vector<std::string>& args) {
       .option("prompts", "2000", "prompts for a teacher to answer")
       .option("eval", "300", "held-out prompts with reference answers")
       .option("critic", "20000", "critic examples")
+      .option("families", "reverse,sort,add",
+              "the task families to write (comma-separated: reverse, sort, add)")
       .option("seed", "1", "generator seed");
   if (!flags.parse(args)) return 0;
   const int64_t n_train = flags.integer("train"), n_prompts = flags.integer("prompts"),
@@ -59,15 +61,28 @@ int tasks_main(const std::vector<std::string>& args) {
     if (flags.integer(name) < 0)
       throw UsageError(std::string("--") + name + " must not be negative");
   }
+  std::set<std::string> families;
+  for (const std::string& f : split_list(flags.str("families"))) {
+    if (f != "reverse" && f != "sort" && f != "add")
+      throw UsageError("--families: unknown family '" + f + "' (reverse, sort, add)");
+    families.insert(f);
+  }
   const std::filesystem::path out = flags.str("out");
   std::filesystem::create_directories(out);
   const uint64_t seed = static_cast<uint64_t>(flags.integer("seed"));
 
   CheckableTaskGenerator gen(seed);
+  // The next task of the families asked for (all three: every task the generator makes).
+  auto next = [&](CheckableTaskGenerator& g) {
+    for (;;) {
+      CheckableTask t = g.next();
+      if (families.count(t.family)) return t;
+    }
+  };
   std::set<std::string> seen;
   std::string train, pretrain, tokenizer_text;
   for (int64_t i = 0; i < n_train; ++i) {
-    const CheckableTask t = gen.next();
+    const CheckableTask t = next(gen);
     seen.insert(t.prompt);
     train += record({{"prompt", t.prompt}, {"completion", t.answer}, {"family", t.family}});
     pretrain += "Q: " + t.prompt + "\nA: " + t.answer + "\n";
@@ -77,7 +92,7 @@ int tasks_main(const std::vector<std::string>& args) {
   auto fresh = [&](int64_t n, const char* answer_key) {
     std::string text;
     for (int64_t kept = 0; kept < n;) {
-      const CheckableTask t = gen.next();
+      const CheckableTask t = next(gen);
       if (!seen.insert(t.prompt).second) continue;
       text += record({{"prompt", t.prompt}, {answer_key, t.answer}, {"family", t.family}});
       ++kept;
@@ -89,7 +104,7 @@ int tasks_main(const std::vector<std::string>& args) {
   CheckableTaskGenerator critic_gen(seed ^ 0x5bd1e995u);
   std::string critic;
   for (int64_t i = 0; i < n_critic; ++i) {
-    const CheckableTask t = critic_gen.next();
+    const CheckableTask t = next(critic_gen);
     const std::string wrong = critic_gen.wrong_answer(t);
     const bool right_first = critic_gen.below(2) == 0;
     const std::string prompt = right_first ? compact_pairwise_prompt(t.prompt, t.answer, wrong)

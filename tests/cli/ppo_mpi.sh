@@ -67,6 +67,12 @@ grpo=(--advantage grpo --batch 2 --samples-per-prompt 3 --mini-batches 3 --adapt
 one grpo1 "${grpo[@]}"
 two grpo2 "${grpo[@]}" --zero 1
 same grpo1 grpo2
+# The reward model plus a rule (--reward; a vowel somewhere, which about half of this policy's
+# answers hold): each rank scores its own sequences by both.
+one rule1 "${grpo[@]}" --reward 'regex:[aeiou]@2'
+two rule2 "${grpo[@]}" --reward 'regex:[aeiou]@2'
+same rule1 rule2
+cmp -s "$tmp/grpo1.txt" "$tmp/rule1.txt" && fail "the rule changed no score"
 
 # A checkpoint of 2 ranks (ZeRO-1: the state gathered by every rank, written by rank 0) resumes
 # on 1 rank, and its last step repeats the uninterrupted 1-rank run's.
@@ -91,4 +97,4 @@ set -e
 [[ $code -ne 0 ]] || fail "--batch 3 on 2 ranks was accepted"
 grep -q -- "--batch 3 × 1 samples per prompt / (1 mini-batches × --grad-accum 1) = 3 sequences per micro-batch, which is not divisible by the 2 data-parallel ranks" <<<"$msg" ||
   fail "uneven batch not refused clearly: $msg"
-echo "2-rank data-parallel ppo (gae, rloo, grpo with ZeRO-1) matches 1 rank; a 2-rank checkpoint resumes on 1; uneven batches refused"
+echo "2-rank data-parallel ppo (gae, rloo, grpo with ZeRO-1, a rule beside the reward model) matches 1 rank; a 2-rank checkpoint resumes on 1; uneven batches refused"
