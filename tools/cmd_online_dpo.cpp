@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "algorithms/online_dpo.h"
+#include "algorithms/prompt_columns.h"
 #include "algorithms/reward_function.h"
 #include "io/model_dir.h"
 #include "kernels/device_communicator.h"
@@ -14,6 +15,7 @@
 #include "tools/critic_flags.h"
 #include "tools/dpo_loss_flags.h"
 #include "tools/lora_flags.h"
+#include "tools/reward_flags.h"
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
@@ -43,8 +45,10 @@ int online_dpo_main(const std::vector<std::string>& args) {
       "Online DPO (Guo et al., 2024): every micro-batch samples two completions for each of\n"
       "--batch prompts from the current policy, a judge picks the better (the chosen answer;\n"
       "ties and unparsed verdicts are skipped), and the policy takes a DPO step on those pairs\n"
-      "against the frozen reference (every --loss of `rlaif dpo`). The judge is a reward model\n"
-      "(--reward-model: the higher score wins) or an LLM critic over the OpenAI-compatible API\n"
+      "against the frozen reference (every --loss of `rlaif dpo`). The judge is a reward: a\n"
+      "reward model (--reward-model), a reward server (--reward-url) and/or rule rewards\n"
+      "(--reward, as `rlaif ppo` takes them), where the higher score wins; or an LLM critic\n"
+      "over the OpenAI-compatible API comparing the two\n"
       "(--critic-api, --critic-model; --critic-both-orders asks in both orders and counts a\n"
       "disagreement as a tie), whose answers are cached in --out/requests.jsonl so a resumed\n"
       "run asks nothing twice. With --rounds N the run is iterative: N rounds, each sampling\n"
@@ -65,6 +69,7 @@ int online_dpo_main(const std::vector<std::string>& args) {
       .option("critic-template", "", "judge: a pairwise template file (see `rlaif label`)")
       .flag("critic-both-orders", "judge: ask the critic in both orders (a disagreement ties)")
       .option("critic-max-tokens", "16", "tokens the critic may answer with");
+  declare_reward_flags(flags);
   declare_critic_client_flags(flags);
   declare_dpo_loss_flags(flags);
   declare_chat_template_flag(flags);
@@ -105,8 +110,17 @@ int online_dpo_main(const std::vector<std::string>& args) {
   if (o.max_prompt_length < 1) throw UsageError("--max-prompt-length must be at least 1");
   if (o.forward_batch < 1) throw UsageError("--forward-batch must be at least 1");
   const bool critic = flags.given("critic-api");
-  if (critic == flags.given("reward-model"))
-    throw UsageError("give exactly one judge: --reward-model or --critic-api");
+  const std::vector<RewardRule> rules = reward_rules(flags);
+  const bool scored = flags.given("reward-model") || flags.given("reward-url") || !rules.empty();
+  if (critic == scored)
+    throw UsageError(
+        "give exactly one judge: a reward (--reward-model, --reward-url, --reward) or "
+        "--critic-api");
+  if (flags.given("reward-model") && flags.given("reward-url"))
+    throw UsageError(
+        "give at most one of --reward-model and --reward-url (--reward rules add to "
+        "either)");
+  check_reward_url_flags(flags);
   if (!critic) {
     for (const char* f : {"critic-model", "critic-template", "critic-both-orders"}) {
       if (flags.given(f)) throw UsageError(std::string("--") + f + " needs --critic-api");
@@ -152,13 +166,20 @@ int online_dpo_main(const std::vector<std::string>& args) {
     critic_judge = j.get();
     judge = std::move(j);
   } else {
-    const std::string rm_dir = flags.str("reward-model");
-    RewardModelOptions rm_options;
-    rm_options.chat = chat_template_from_flags(flags, rm_dir);
-    rm_options.truncation.max_length = flags.integer("rm-max-length");
-    rm_options.truncation.max_prompt_length = o.max_prompt_length;
-    rm_options.batch = o.forward_batch;
-    reward = std::make_unique<RewardModelScorer>(rm_dir, rm_options, device);
+    if (flags.given("reward-model")) {
+      const std::string rm_dir = flags.str("reward-model");
+      RewardModelOptions rm_options;
+      rm_options.chat = chat_template_from_flags(flags, rm_dir);
+      rm_options.truncation.max_length = flags.integer("rm-max-length");
+      rm_options.truncation.max_prompt_length = o.max_prompt_length;
+      rm_options.batch = o.forward_batch;
+      reward = std::make_unique<RewardModelScorer>(rm_dir, rm_options, device);
+    } else if (flags.given("reward-url")) {
+      std::filesystem::create_directories(options.out_dir);
+      reward = std::make_unique<ServerReward>(reward_server_options(flags, options.out_dir),
+                                              PromptColumns::load(flags.str("prompts")));
+    }
+    reward = with_rule_rewards(std::move(reward), rules, flags.str("prompts"));
     judge = std::make_unique<ScoreJudge>(*reward);
   }
 

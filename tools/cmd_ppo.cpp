@@ -12,14 +12,14 @@
 #include "algorithms/rule_rewards.h"
 #include "algorithms/server_reward.h"
 #include "io/datasets.h"
-#include "io/http_batch.h"
 #include "io/model_dir.h"
 #include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
-#include "tools/api_flags.h"
 #include "tools/chat_flags.h"
 #include "tools/commands.h"
+#include "tools/critic_flags.h"
 #include "tools/lora_flags.h"
+#include "tools/reward_flags.h"
 #include "tools/train_flags.h"
 
 namespace rlaif::cli {
@@ -37,53 +37,6 @@ const char* const kPpoIdentity[] = {
     "critic-template", "critic-both-orders", "critic-unparsed-reward", "critic-max-tokens",
     "reward"};
 // clang-format on
-
-// The critic's client: --critic-* flags, the key from OPENAI_API_KEY, answers cached in
-// OUT/requests.jsonl (so a resumed run re-asks nothing it already asked). Creates nothing.
-ClientOptions critic_client_options(const Flags& flags, const std::string& out_dir) {
-  ClientOptions c;
-  c.api_base = flags.str("critic-api");
-  c.model = flags.str("critic-model");
-  c.api_key = api_key_from_env();
-  c.concurrency = static_cast<int>(flags.integer("critic-concurrency"));
-  c.max_rpm = flags.number("critic-max-rpm");
-  c.timeout_s = flags.number("critic-timeout");
-  if (c.concurrency < 1) throw UsageError("--critic-concurrency must be at least 1");
-  if (c.max_rpm < 0) throw UsageError("--critic-max-rpm must not be negative");
-  if (!(c.timeout_s > 0)) throw UsageError("--critic-timeout must be positive");
-  c.cache_path = (std::filesystem::path(out_dir) / "requests.jsonl").string();
-  return c;
-}
-
-// The reward server's client: --reward-url and its flags, answers cached in
-// OUT/reward_requests.jsonl. Creates nothing.
-RewardServerOptions reward_server_options(const Flags& flags, const std::string& out_dir) {
-  RewardServerOptions r;
-  r.url = flags.str("reward-url");
-  r.concurrency = static_cast<int>(flags.integer("reward-url-concurrency"));
-  r.items_per_request = static_cast<int>(flags.integer("reward-url-batch"));
-  r.timeout_s = flags.number("reward-url-timeout");
-  if (r.concurrency < 1) throw UsageError("--reward-url-concurrency must be at least 1");
-  if (r.items_per_request < 1) throw UsageError("--reward-url-batch must be at least 1");
-  if (!(r.timeout_s > 0)) throw UsageError("--reward-url-timeout must be positive");
-  if (!is_http_url(r.url))
-    throw UsageError("--reward-url " + r.url + ": not an http:// or https:// URL");
-  r.cache_path = (std::filesystem::path(out_dir) / "reward_requests.jsonl").string();
-  return r;
-}
-
-// --reward's rules, each parsed and checked (a regex compiled) before anything loads.
-std::vector<RewardRule> reward_rules(const Flags& flags) {
-  std::vector<RewardRule> rules;
-  for (const std::string& spec : flags.values("reward")) {
-    try {
-      rules.push_back(parse_reward_rule(spec));
-    } catch (const Error& e) {
-      throw UsageError(std::string("--") + e.what());  // "--reward 'SPEC': ..."
-    }
-  }
-  return rules;
-}
 
 CriticRewardOptions critic_reward_options(const Flags& flags) {
   CriticRewardOptions r;
@@ -145,22 +98,9 @@ int ppo_main(const std::vector<std::string>& args) {
       .option("reward-model", "",
               "reward model directory (score head; see `rlaif rm`); or use --critic-api, "
               "--reward-url or --reward")
-      .repeatable("reward",
-                  "a rule reward KIND[:ARG][@WEIGHT], repeat for several (their weighted sum): "
-                  "exact-match:COL, regex:PATTERN, number:COL, json, length:N; e.g. --reward "
-                  "exact-match:answer --reward length:64@0.1 (see README)")
-      .option("reward-url", "",
-              "a reward server's URL: POST {\"items\": [{\"prompt\", \"completion\", "
-              "\"columns\"}]}, answer {\"scores\": [...]} (instead of a reward model)")
-      .option("reward-url-batch", "64", "reward server: items per request at most")
-      .option("reward-url-concurrency", "4", "reward server: requests in flight at once")
-      .option("reward-url-timeout", "120", "reward server: seconds per request")
       .option("value-model", "",
               "value model directory for gae (default: --reward-model, else --model; a plain "
               "LM gets a head)")
-      .option("critic-api", "",
-              "the critic's OpenAI-compatible base URL (instead of a reward model)")
-      .option("critic-model", "", "the critic's model name")
       .option("critic-mode", "rating", "rating (1-10) or pairwise (against --critic-reference)")
       .option("critic-reference", "",
               "pairwise: SFT file of reference completions, one for every prompt")
@@ -169,9 +109,6 @@ int ppo_main(const std::vector<std::string>& args) {
       .option("critic-unparsed-reward", "",
               "reward for an unparsed critic answer (default: 5.5 rating, 0.5 pairwise)")
       .option("critic-max-tokens", "16", "tokens the critic may answer with")
-      .option("critic-concurrency", "8", "critic requests in flight at once")
-      .option("critic-max-rpm", "0", "critic requests per minute at most (0 = no limit)")
-      .option("critic-timeout", "120", "seconds per critic request")
       .option("prompts", "", "prompts: JSONL or JSON ({\"prompt\": ...} per record)", true)
       .option("batch", "8", "prompts per step")
       .option("advantage", "gae", "gae (value model), rloo or grpo")
@@ -211,6 +148,8 @@ int ppo_main(const std::vector<std::string>& args) {
       .option("rm-max-length", "512",
               "tokens the reward model reads at most (capped at its context)")
       .option("forward-batch", "16", "sequences per no-grad forward pass (rollouts, scoring)");
+  declare_reward_flags(flags);
+  declare_critic_client_flags(flags);
   declare_chat_template_flag(flags);
   declare_trainer_flags(flags, "100", "3e-6");
   if (!flags.parse(args)) return 0;
@@ -292,11 +231,7 @@ int ppo_main(const std::vector<std::string>& args) {
         "to any of them)");
   if (!critic && !reward_model && !server && rules.empty())
     throw UsageError("give a reward: --reward-model, --critic-api, --reward-url or --reward");
-  if (!server) {
-    for (const char* f : {"reward-url-batch", "reward-url-concurrency", "reward-url-timeout"}) {
-      if (flags.given(f)) throw UsageError(std::string("--") + f + " needs --reward-url");
-    }
-  }
+  check_reward_url_flags(flags);
   if (critic && flags.str("critic-model").empty())
     throw UsageError("--critic-api needs --critic-model");
   if (!critic) {
@@ -374,23 +309,8 @@ int ppo_main(const std::vector<std::string>& args) {
     rm_options.batch = o.forward_batch;
     reward = std::make_unique<RewardModelScorer>(rm_dir, rm_options, device);
   }
-  if (!rules.empty()) {
-    // Each rank scores its own sequences by the rules, which read only the columns they name.
-    std::vector<std::string> columns;
-    for (const RewardRule& rule : rules) {
-      if (!rule.column().empty()) columns.push_back(rule.column());
-    }
-    auto rule_reward =
-        std::make_unique<RuleReward>(rules, PromptColumns::load(prompts_path, columns));
-    if (reward) {
-      std::vector<std::unique_ptr<RewardFunction>> rewards;
-      rewards.push_back(std::move(reward));
-      rewards.push_back(std::move(rule_reward));
-      reward = std::make_unique<SumOfRewards>(std::move(rewards));
-    } else {
-      reward = std::move(rule_reward);
-    }
-  }
+  // Each rank scores its own sequences by the rules.
+  reward = with_rule_rewards(std::move(reward), rules, prompts_path);
 
   std::optional<Transformer> value;
   if (o.advantage == AdvantageKind::gae) {

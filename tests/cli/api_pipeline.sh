@@ -28,7 +28,8 @@ lines() { if [[ -f "$1" ]]; then wc -l < "$1" | tr -d ' '; else echo 0; fi; }
 server_pid=$!
 port=""
 for _ in $(seq 200); do
-  port="$(sed -nE 's|^listening on http://127\.0\.0\.1:([0-9]+)$|\1|p' "$tmp/serve.out")"
+  # The background job may not have opened its output yet: no file is no port, not an error.
+  port="$(sed -nE 's|^listening on http://127\.0\.0\.1:([0-9]+)$|\1|p' "$tmp/serve.out" 2>/dev/null || true)"
   [[ -n "$port" ]] && break
   kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/serve.err"; fail "the server exited"; }
   sleep 0.05

@@ -25,7 +25,8 @@ source "$root/tests/cli/lib/sort_ppo_fixture.sh"  # $tmp/policy, prompts.jsonl, 
 server_pid=$!
 port=""
 for _ in $(seq 200); do
-  port="$(sed -nE 's|^listening on http://127\.0\.0\.1:([0-9]+)$|\1|p' "$tmp/serve.out")"
+  # The background job may not have opened its output yet: no file is no port, not an error.
+  port="$(sed -nE 's|^listening on http://127\.0\.0\.1:([0-9]+)$|\1|p' "$tmp/serve.out" 2>/dev/null || true)"
   [[ -n "$port" ]] && break
   kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/serve.err"; fail "the server exited"; }
   sleep 0.05
@@ -92,6 +93,11 @@ done
 grep -q '"objective/scores":' "$tmp/rounds/metrics.jsonl" || fail "a scoring judge logs objective/scores"
 same "$(field round "$(tail -1 "$tmp/rounds/metrics.jsonl")")" 2 || fail "the last step is not round 2"
 
+# Judged by rule rewards (as `ppo --reward` takes them): the higher rule score wins.
+"$rlaif" online-dpo "${common[@]}" --reward 'regex:^\s*[a-h]' --reward length:4@0.5 --steps 2 \
+  --out "$tmp/rules" > /dev/null 2> "$tmp/rules.err" || { cat "$tmp/rules.err"; fail "rule rewards"; }
+grep -q '"objective/scores_margin":' "$tmp/rules/metrics.jsonl" || fail "the rule judge logs no scores"
+
 # Usage errors exit with 2 and name the flag.
 expect_usage() {  # message, then flags
   local want="$1"; shift
@@ -105,6 +111,9 @@ expect_usage "exactly one judge" "${common[@]}"
 expect_usage "exactly one judge" "${common[@]}" "${critic[@]}" --reward-model "$tmp/rm"
 expect_usage "--critic-both-orders needs --critic-api" "${common[@]}" --reward-model "$tmp/rm" --critic-both-orders
 expect_usage "--rounds 5 exceeds --steps 4" "${common[@]}" --reward-model "$tmp/rm" --rounds 5 --steps 4
+expect_usage "at most one of --reward-model and --reward-url" "${common[@]}" --reward-model "$tmp/rm" --reward-url http://127.0.0.1:9/score
+expect_usage "exactly one judge" "${common[@]}" "${critic[@]}" --reward json
+expect_usage "--reward-url-batch needs --reward-url" "${common[@]}" --reward json --reward-url-batch 4
 expect_usage "--critic-api needs --critic-model" "${common[@]}" --critic-api "http://127.0.0.1:$port/v1"
 expect_usage "--loss" "${common[@]}" --reward-model "$tmp/rm" --loss nope
-echo "online-dpo: critic in one and both orders, resume without a new request, rounds, usage errors: ok"
+echo "online-dpo: critic in one and both orders, resume without a new request, rounds, rules, usage errors: ok"
