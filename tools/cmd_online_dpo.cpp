@@ -167,13 +167,8 @@ int online_dpo_main(const std::vector<std::string>& args) {
     judge = std::move(j);
   } else {
     if (flags.given("reward-model")) {
-      const std::string rm_dir = flags.str("reward-model");
-      RewardModelOptions rm_options;
-      rm_options.chat = chat_template_from_flags(flags, rm_dir);
-      rm_options.truncation.max_length = flags.integer("rm-max-length");
-      rm_options.truncation.max_prompt_length = o.max_prompt_length;
-      rm_options.batch = o.forward_batch;
-      reward = std::make_unique<RewardModelScorer>(rm_dir, rm_options, device);
+      reward = reward_model_from_flags(flags, flags.str("reward-model"), o.max_prompt_length,
+                                       o.forward_batch, device);
     } else if (flags.given("reward-url")) {
       std::filesystem::create_directories(options.out_dir);
       reward = std::make_unique<ServerReward>(reward_server_options(flags, options.out_dir),

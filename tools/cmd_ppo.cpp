@@ -302,12 +302,7 @@ int ppo_main(const std::vector<std::string>& args) {
       reward = std::make_unique<LeadRankScores>();
     }
   } else if (reward_model) {
-    RewardModelOptions rm_options;
-    rm_options.chat = chat_template_from_flags(flags, rm_dir);
-    rm_options.truncation.max_length = flags.integer("rm-max-length");
-    rm_options.truncation.max_prompt_length = o.max_prompt_length;
-    rm_options.batch = o.forward_batch;
-    reward = std::make_unique<RewardModelScorer>(rm_dir, rm_options, device);
+    reward = reward_model_from_flags(flags, rm_dir, o.max_prompt_length, o.forward_batch, device);
   }
   // Each rank scores its own sequences by the rules.
   reward = with_rule_rewards(std::move(reward), rules, prompts_path);

@@ -4,6 +4,7 @@
 
 #include "algorithms/prompt_columns.h"
 #include "io/http_batch.h"
+#include "tools/chat_flags.h"
 
 namespace rlaif::cli {
 
@@ -53,6 +54,17 @@ RewardServerOptions reward_server_options(const Flags& flags, const std::string&
     throw UsageError("--reward-url " + r.url + ": not an http:// or https:// URL");
   r.cache_path = (std::filesystem::path(out_dir) / "reward_requests.jsonl").string();
   return r;
+}
+
+std::unique_ptr<RewardFunction> reward_model_from_flags(const Flags& flags, const std::string& dir,
+                                                        int64_t max_prompt_length, int64_t batch,
+                                                        Device device) {
+  RewardModelOptions o;
+  o.chat = chat_template_from_flags(flags, dir);
+  o.truncation.max_length = flags.integer("rm-max-length");
+  o.truncation.max_prompt_length = max_prompt_length;
+  o.batch = batch;
+  return std::make_unique<RewardModelScorer>(dir, o, device);
 }
 
 std::unique_ptr<RewardFunction> with_rule_rewards(std::unique_ptr<RewardFunction> reward,

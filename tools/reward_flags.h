@@ -28,6 +28,13 @@ std::vector<RewardRule> reward_rules(const Flags& flags);
 RewardServerOptions reward_server_options(const Flags& flags, const std::string& out_dir);
 void check_reward_url_flags(const Flags& flags);
 
+// The reward model of --reward-model `dir`, reading prompts as its own chat template (or
+// --chat-template) renders them, at most --rm-max-length tokens (prompts cut to
+// `max_prompt_length`), `batch` sequences per forward pass.
+std::unique_ptr<RewardFunction> reward_model_from_flags(const Flags& flags, const std::string& dir,
+                                                        int64_t max_prompt_length, int64_t batch,
+                                                        Device device);
+
 // `reward` plus the rules' weighted scores (SumOfRewards), or the rules alone when `reward` is
 // null; unchanged without rules. The rules read the columns they name from the records of the
 // prompts file `prompts_path`.

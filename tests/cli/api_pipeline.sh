@@ -24,21 +24,9 @@ fail() { echo "FAIL: $*"; exit 1; }
 field() { sed -nE "s/.*\"$1\": *(-?[0-9.]+|null).*/\1/p" <<<"$2"; }
 lines() { if [[ -f "$1" ]]; then wc -l < "$1" | tr -d ' '; else echo 0; fi; }
 
-"$rlaif" serve --model "$model" --port 0 --chat-template '{prompt}' > "$tmp/serve.out" 2> "$tmp/serve.err" &
-server_pid=$!
-port=""
-for _ in $(seq 200); do
-  # The background job may not have opened its output yet: no file is no port, not an error.
-  port="$(sed -nE 's|^listening on http://127\.0\.0\.1:([0-9]+)$|\1|p' "$tmp/serve.out" 2>/dev/null || true)"
-  [[ -n "$port" ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/serve.err"; fail "the server exited"; }
-  sleep 0.05
-done
-[[ -n "$port" ]] || fail "the server never said where it listens"
+source "$root/tests/cli/lib/biased_critic.sh"  # $port, served(), $tmp/biased.txt
 api=(--api-base "http://127.0.0.1:$port/v1" --api-model stories260K)
-served() { grep -c 'POST /v1/chat/completions' "$tmp/serve.err" || true; }
 
-printf '{instruction}\n(a) {output_1}\n(b) {output_2}\nOne day, Lily saw' > "$tmp/biased.txt"
 printf 'Instruction: {instruction}\n(a) {output_1}\n(b) {output_2}\nThe better output is' > "$tmp/short.txt"
 alpaca="$root/data/instructions/alpaca_en_demo.json"
 

@@ -20,20 +20,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 source "$root/tests/cli/lib/sort_ppo_fixture.sh"  # $tmp/policy, prompts.jsonl, rm
 
-"$rlaif" serve --model "$root/data/models/stories260K" --port 0 --chat-template '{prompt}' \
-  > "$tmp/serve.out" 2> "$tmp/serve.err" &
-server_pid=$!
-port=""
-for _ in $(seq 200); do
-  # The background job may not have opened its output yet: no file is no port, not an error.
-  port="$(sed -nE 's|^listening on http://127\.0\.0\.1:([0-9]+)$|\1|p' "$tmp/serve.out" 2>/dev/null || true)"
-  [[ -n "$port" ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/serve.err"; fail "the server exited"; }
-  sleep 0.05
-done
-[[ -n "$port" ]] || fail "the server never said where it listens"
-served() { grep -c 'POST /v1/chat/completions' "$tmp/serve.err" || true; }
-printf '{instruction}\n(a) {output_1}\n(b) {output_2}\nOne day, Lily saw' > "$tmp/biased.txt"
+source "$root/tests/cli/lib/biased_critic.sh"  # $port, served(), $tmp/biased.txt
 
 common=(--model "$tmp/policy" --prompts "$tmp/prompts.jsonl" --batch 2 --max-new-tokens 4
         --max-prompt-length 24 --lr 1e-4 --seed 3)
