@@ -211,12 +211,19 @@ TEST(PpoLearning, RlooRaisesTheRewardModelScore) {
 TEST(PpoLearning, GrpoRaisesTheRewardModelScore) {
   expect_learning(AdvantageKind::grpo);
 }
-// Dr. GRPO's centred advantages (no division by the group's std) with DAPO's clip-higher.
+// Dr. GRPO (centred advantages, no division by the group's std, and its constant loss
+// normaliser) with DAPO's clip-higher.
 TEST(PpoLearning, DrGrpoWithClipHigherRaisesTheRewardModelScore) {
   expect_learning(AdvantageKind::grpo, [](PpoOptions& o) {
     o.scale_rewards = false;
+    o.loss_aggregation = LossAggregation::dr_grpo;
     o.cliprange_high = 0.28;
   });
+}
+// GRPO's own aggregation: each response's mean, then the mean over responses.
+TEST(PpoLearning, GrpoWithPerSequenceMeansRaisesTheRewardModelScore) {
+  expect_learning(AdvantageKind::grpo,
+                  [](PpoOptions& o) { o.loss_aggregation = LossAggregation::grpo; });
 }
 
 // ---- Mechanics ------------------------------------------------------------------------------
