@@ -8,6 +8,9 @@
 //   "a"      → 0xaf63dc4c8601ec8c
 //   "foobar" → 0x85944171f73967e8
 //
+// A hash may start from another value than the offset basis (a seed): each starting value gives
+// another, equally well-mixed hash of the same bytes. Only the offset basis gives FNV-1a itself.
+//
 // add_word mixes a whole 64-bit word in one step (the same update with w in place of b): fewer
 // multiplies for large inputs such as model weights. It is not FNV-1a of the word's 8 bytes, so a
 // hash keeps to one way of feeding each field.
@@ -23,6 +26,10 @@ class Fnv1a64 {
  public:
   static constexpr uint64_t offset_basis = 14695981039346656037ull;
   static constexpr uint64_t prime = 1099511628211ull;
+
+  constexpr Fnv1a64() = default;
+  // Starts from `seed` instead of the offset basis (see above).
+  explicit constexpr Fnv1a64(uint64_t seed) : h_(seed) {}
 
   constexpr void add_byte(unsigned char b) { h_ = (h_ ^ b) * prime; }
   void add_bytes(const void* data, size_t n) {

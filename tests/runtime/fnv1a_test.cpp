@@ -33,6 +33,17 @@ TEST(Fnv1a64, PiecesHashAsTheirConcatenation) {
   EXPECT_EQ(h.value(), fnv1a64("foobar"));
 }
 
+TEST(Fnv1a64, ASeedReplacesTheOffsetBasis) {
+  // From seed 0, "a" = 0x61 gives (0 XOR 0x61) · p = 0x61 · 2^40 + 0x61 · 0x1b3
+  // = 0x610000000000 + 0xa4d3 (97 · 435 = 42195).
+  Fnv1a64 zero(0);
+  zero.add("a");
+  EXPECT_EQ(zero.value(), 0x61000000a4d3ull);
+  Fnv1a64 basis(Fnv1a64::offset_basis);
+  basis.add("foobar");
+  EXPECT_EQ(basis.value(), fnv1a64("foobar"));
+}
+
 TEST(Fnv1a64, AddWordIsOneUpdateOfTheWholeWord) {
   // A word below 256 is the same update as that byte: 'a' = 0x61.
   Fnv1a64 word;
