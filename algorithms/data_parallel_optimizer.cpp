@@ -294,8 +294,8 @@ void DataParallelOptimizer::step(double lr) {
                        s.master.defined() ? s.master.slice(a, b) : Tensor(), s.decay[q.param]});
   }
   be.adamw_steps(entries, adamw_hyper(options_, lr, s.step_count), grad_scale);
-  // 4. Bucket by bucket, every rank's updated pieces to every rank, through a buffer the
-  // reduce-scatter no longer uses.
+  // 4. Bucket by bucket, every rank's updated pieces to every rank, through the bucket scratch
+  // buffer (the reduce-scatter is done with it by this point).
   const Tensor& bucket = buckets_->scratch();
   const int64_t ranks = comm_.size(), rank = comm_.rank(), span = s.per_rank * ranks;
   for (int64_t b = 0; b < s.buckets; ++b) {

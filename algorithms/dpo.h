@@ -16,7 +16,8 @@
 //
 // The reference is either a live model, run without gradients on every batch, or precomputed:
 // every pair's reference log-probs (summed and averaged, chosen and rejected) computed once
-// before training and cached on disk, so the reference model need not stay in memory.
+// before training and cached on disk (algorithms/reference_logprobs.h), so the reference model
+// need not stay in memory.
 //
 // Metrics, named as TRL names them (means over the micro-batch's pairs; "val_" prefix on held-out
 // pairs): rewards/chosen = β·(log π(c) − log π_ref(c)) (the implicit reward), rewards/rejected
@@ -28,8 +29,8 @@
 // micro-batch's pairs (rank_shard, algorithms/preference_data.h), its loss and metrics the means
 // over that share, so the trainer's mean over ranks gives the micro-batch's values. A live
 // reference scores each rank's own share, never gathered. Precomputed tables cover every pair on
-// every rank (any pair can fall in any rank's share): each rank computes a slice of whole
-// batches, the slices are gathered, and rank 0 alone reads and writes the cache file.
+// every rank (any pair can fall in any rank's share): algorithms/reference_logprobs.h computes
+// them in slices over the ranks.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +40,7 @@
 
 #include "algorithms/preference_data.h"
 #include "algorithms/preference_losses.h"
+#include "algorithms/reference_logprobs.h"
 #include "algorithms/trainer.h"
 
 namespace rlaif {
@@ -56,51 +58,6 @@ struct DpoOptions {
   double label_smoothing = 0.0;  // ε (sigmoid: cDPO; robust; exo_pair), for the losses that read it
   int rank = 0;                  // data-parallel rank (see above)
   int ranks = 1;                 // R: --batch must be a multiple
-};
-
-class Communicator;  // runtime/communicator.h
-
-// Reference log-probs of a list of pairs, by pair index.
-struct RefLogprobs {
-  std::vector<float> chosen_sum, rejected_sum;  // Σ_t log π_ref over each answer's tokens
-  std::vector<float> chosen_avg, rejected_avg;  // the same divided by the answer's token count
-  size_t size() const { return chosen_sum.size(); }
-};
-
-// Log-probs of every pair under `model` (no gradients), `batch` pairs per forward pass.
-RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<TokenizedPair>& pairs,
-                                 int64_t batch);
-// The same for pairs [begin, end) only (entry i of the result is pair begin + i), `batch` pairs
-// per forward pass from `begin`.
-RefLogprobs compute_ref_logprobs(const Transformer& model, const std::vector<TokenizedPair>& pairs,
-                                 int64_t begin, int64_t end, int64_t batch);
-
-// A content hash of a model (config, every weight, and the adapters where the handle applies them)
-// and of tokenised pairs (their token ids):
-// together they key the reference log-prob cache.
-uint64_t model_hash(const Transformer& model);
-uint64_t pairs_hash(const std::vector<TokenizedPair>& pairs);
-
-// The reference log-probs of `train` and `val` under `reference`, read from `cache_path` when it
-// holds them for this reference and these pairs (same hashes), otherwise computed and written
-// there (atomically). `reused` (optional) says which happened.
-//
-// Collective when `comm` is given (every rank calls it with the same pairs and an identical
-// reference): rank 0 alone reads or writes `cache_path`; the tables are computed in slices of
-// whole `batch`-pair chunks, rank r the r-th slice (so each value comes from the forward pass one
-// rank would make), gathered, and every rank returns the whole tables.
-std::pair<RefLogprobs, RefLogprobs> cached_ref_logprobs(const std::string& cache_path,
-                                                        const Transformer& reference,
-                                                        const std::vector<TokenizedPair>& train,
-                                                        const std::vector<TokenizedPair>& val,
-                                                        int64_t batch, bool* reused = nullptr,
-                                                        Communicator* comm = nullptr);
-
-// Where the reference log-probs come from: a live model (non-null `model`, which must outlive
-// the task) or tables precomputed for the train and val pairs.
-struct DpoReference {
-  const Transformer* model = nullptr;
-  RefLogprobs train, val;
 };
 
 class DpoTask : public TrainingTask {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "algorithms/preference_metrics.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "runtime/communicator.h"
@@ -26,6 +27,43 @@ std::vector<float> pick(const std::vector<float>& table, const std::vector<int64
 }
 
 }  // namespace
+
+Variable kto_loss(const Variable& policy_logps, const Variable& ref_logps,
+                  const std::vector<uint8_t>& desirable, double z0, double beta,
+                  double desirable_weight, double undesirable_weight) {
+  const Shape& s = policy_logps.shape();
+  RLAIF_CHECK(
+      s.size() == 1 && ref_logps.shape() == s && static_cast<int64_t>(desirable.size()) == s[0],
+      "kto_loss: log-probs must be two [N] vectors with N labels, got ", policy_logps.str(), ", ",
+      ref_logps.str(), " and ", desirable.size(), " labels");
+  RLAIF_CHECK(beta > 0.0, "kto_loss: beta must be positive, got ", beta);
+  RLAIF_CHECK(desirable_weight >= 0.0 && undesirable_weight >= 0.0,
+              "kto_loss: the weights must be ≥ 0, got ", desirable_weight, " and ",
+              undesirable_weight);
+  // u = β(r − z0); desirable: 1 − σ(u) = σ(−u), undesirable: 1 − σ(−u) = σ(u).
+  const Variable u = affine(sub(policy_logps, ref_logps), static_cast<float>(beta),
+                            static_cast<float>(-beta * z0));
+  std::vector<float> sign, weight;
+  for (uint8_t d : desirable) {
+    sign.push_back(d ? -1.0f : 1.0f);
+    weight.push_back(static_cast<float>(d ? desirable_weight : undesirable_weight));
+  }
+  const Device device = policy_logps.data().device();
+  return mul(Variable(column(weight, device)), sigmoid(mul(Variable(column(sign, device)), u)));
+}
+
+double kto_reference_point(const std::vector<float>& policy_mismatched,
+                           const std::vector<float>& ref_mismatched) {
+  RLAIF_CHECK(policy_mismatched.size() == ref_mismatched.size(),
+              "kto_reference_point: ", policy_mismatched.size(), " policy log-probs for ",
+              ref_mismatched.size(), " reference ones");
+  if (policy_mismatched.empty()) return 0.0;
+  double sum = 0.0;
+  for (size_t i = 0; i < policy_mismatched.size(); ++i) {
+    sum += static_cast<double>(policy_mismatched[i]) - ref_mismatched[i];
+  }
+  return std::max(0.0, sum / static_cast<double>(policy_mismatched.size()));
+}
 
 std::vector<KtoExample> tokenize_kto_examples(const Tokenizer& tokenizer, const ChatTemplate& chat,
                                               const std::vector<LabeledCompletion>& examples,
@@ -68,47 +106,12 @@ std::vector<TokenizedPair> kto_as_pairs(const std::vector<KtoExample>& examples)
   return out;
 }
 
-Variable kto_loss(const Variable& policy_logps, const Variable& ref_logps,
-                  const std::vector<uint8_t>& desirable, double z0, double beta,
-                  double desirable_weight, double undesirable_weight) {
-  const Shape& s = policy_logps.shape();
-  RLAIF_CHECK(
-      s.size() == 1 && ref_logps.shape() == s && static_cast<int64_t>(desirable.size()) == s[0],
-      "kto_loss: log-probs must be two [N] vectors with N labels, got ", policy_logps.str(), ", ",
-      ref_logps.str(), " and ", desirable.size(), " labels");
-  RLAIF_CHECK(beta > 0.0, "kto_loss: beta must be positive, got ", beta);
-  RLAIF_CHECK(desirable_weight >= 0.0 && undesirable_weight >= 0.0,
-              "kto_loss: the weights must be ≥ 0, got ", desirable_weight, " and ",
-              undesirable_weight);
-  // u = β(r − z0); desirable: 1 − σ(u) = σ(−u), undesirable: 1 − σ(−u) = σ(u).
-  const Variable u = affine(sub(policy_logps, ref_logps), static_cast<float>(beta),
-                            static_cast<float>(-beta * z0));
-  std::vector<float> sign, weight;
-  for (uint8_t d : desirable) {
-    sign.push_back(d ? -1.0f : 1.0f);
-    weight.push_back(static_cast<float>(d ? desirable_weight : undesirable_weight));
-  }
-  const Device device = policy_logps.data().device();
-  return mul(Variable(column(weight, device)), sigmoid(mul(Variable(column(sign, device)), u)));
-}
-
-double kto_reference_point(const std::vector<float>& policy_mismatched,
-                           const std::vector<float>& ref_mismatched) {
-  RLAIF_CHECK(policy_mismatched.size() == ref_mismatched.size(),
-              "kto_reference_point: ", policy_mismatched.size(), " policy log-probs for ",
-              ref_mismatched.size(), " reference ones");
-  if (policy_mismatched.empty()) return 0.0;
-  double sum = 0.0;
-  for (size_t i = 0; i < policy_mismatched.size(); ++i) {
-    sum += static_cast<double>(policy_mismatched[i]) - ref_mismatched[i];
-  }
-  return std::max(0.0, sum / static_cast<double>(policy_mismatched.size()));
-}
-
 struct KtoTask::Sums {
   double loss = 0, chosen_rewards = 0, rejected_rewards = 0, chosen_logps = 0, rejected_logps = 0,
          kl = 0;
   int64_t examples = 0, chosen = 0, rejected = 0, chunks = 0;
+
+  int64_t count() const { return examples; }
 
   std::vector<std::pair<std::string, double>> means(const std::string& prefix) const {
     auto mean = [](double sum, int64_t n) { return n > 0 ? sum / static_cast<double>(n) : 0.0; };
@@ -122,39 +125,6 @@ struct KtoTask::Sums {
             {prefix + "kl", mean(kl, chunks)}};
   }
 };
-
-KtoTask::KtoTask(const Transformer& policy, DpoReference reference, std::vector<KtoExample> train,
-                 std::vector<KtoExample> val, KtoOptions options)
-    : policy_(policy),
-      reference_(std::move(reference)),
-      train_(std::move(train)),
-      val_(std::move(val)),
-      options_(options),
-      order_(static_cast<int64_t>(train_.size()), options.seed) {
-  RLAIF_CHECK(options_.batch > 0, "kto: --batch must be positive");
-  check_rank_shard(options_.batch, options_.rank, options_.ranks, "kto");
-  RLAIF_CHECK(options_.ranks == 1 || options_.comm != nullptr, "kto: data parallelism over ",
-              options_.ranks,
-              " ranks needs their communicator (the reference point is a mean over all ranks)");
-  RLAIF_CHECK(options_.beta > 0.0, "kto: --beta must be positive");
-  RLAIF_CHECK(options_.desirable_weight >= 0.0 && options_.undesirable_weight >= 0.0,
-              "kto: --desirable-weight and --undesirable-weight must be ≥ 0");
-  const int64_t context = policy_.config().max_position_embeddings;
-  check_pairs_fit(kto_as_pairs(train_), context, policy_.config().vocab_size, "kto");
-  check_pairs_fit(kto_as_pairs(val_), context, policy_.config().vocab_size,
-                  "kto (held-out examples)");
-  if (reference_.model != nullptr) {
-    RLAIF_CHECK(reference_.model->config().vocab_size == policy_.config().vocab_size,
-                "kto: the reference's vocabulary (", reference_.model->config().vocab_size,
-                ") differs from the policy's (", policy_.config().vocab_size, ")");
-    RLAIF_CHECK(reference_.model->config().max_position_embeddings >= context,
-                "kto: the reference's context is shorter than the policy's");
-  } else {
-    RLAIF_CHECK(reference_.train.size() == train_.size() && reference_.val.size() == val_.size(),
-                "kto: precomputed reference log-probs cover ", reference_.train.size(), "+",
-                reference_.val.size(), " examples, the data ", train_.size(), "+", val_.size());
-  }
-}
 
 double KtoTask::example_loss(const std::vector<KtoExample>& examples, const RefLogprobs& ref,
                              const std::vector<int64_t>& indices, double scale, bool backward,
@@ -225,10 +195,32 @@ double KtoTask::example_loss(const std::vector<KtoExample>& examples, const RefL
   return value;
 }
 
+KtoTask::KtoTask(const Transformer& policy, DpoReference reference, std::vector<KtoExample> train,
+                 std::vector<KtoExample> val, KtoOptions options)
+    : policy_(policy),
+      reference_(std::move(reference)),
+      train_(std::move(train)),
+      val_(std::move(val)),
+      options_(options),
+      order_(static_cast<int64_t>(train_.size()), options.seed) {
+  RLAIF_CHECK(options_.batch > 0, "kto: --batch must be positive");
+  check_rank_shard(options_.batch, options_.rank, options_.ranks, "kto");
+  RLAIF_CHECK(options_.ranks == 1 || options_.comm != nullptr, "kto: data parallelism over ",
+              options_.ranks,
+              " ranks needs their communicator (the reference point is a mean over all ranks)");
+  RLAIF_CHECK(options_.beta > 0.0, "kto: --beta must be positive");
+  RLAIF_CHECK(options_.desirable_weight >= 0.0 && options_.undesirable_weight >= 0.0,
+              "kto: --desirable-weight and --undesirable-weight must be ≥ 0");
+  const int64_t context = policy_.config().max_position_embeddings;
+  check_pairs_fit(kto_as_pairs(train_), context, policy_.config().vocab_size, "kto");
+  check_pairs_fit(kto_as_pairs(val_), context, policy_.config().vocab_size,
+                  "kto (held-out examples)");
+  check_reference(reference_, policy_, train_.size(), val_.size(), "kto", "examples");
+}
+
 MicroBatchResult KtoTask::micro_batch(int64_t step, int64_t micro, double scale) {
-  const std::vector<int64_t> indices =
-      rank_shard(order_.batch(step * options_.grad_accum + micro, options_.batch), options_.rank,
-                 options_.ranks);
+  const std::vector<int64_t> indices = micro_batch_indices(
+      order_, step, micro, options_.grad_accum, options_.batch, options_.rank, options_.ranks);
   Sums sums;
   MicroBatchResult r;
   r.loss = example_loss(train_, reference_.train, indices, scale, /*backward=*/true,
@@ -238,19 +230,12 @@ MicroBatchResult KtoTask::micro_batch(int64_t step, int64_t micro, double scale)
 }
 
 std::vector<std::pair<std::string, double>> KtoTask::evaluate() {
-  if (val_.empty()) return {};
-  NoGradGuard no_grad;
-  Sums sums;
-  int64_t tokens = 0;
-  const auto total = static_cast<int64_t>(val_.size());
-  for (int64_t begin = 0; begin < total; begin += options_.batch) {
-    example_loss(val_, reference_.val, index_range(begin, std::min(total, begin + options_.batch)),
-                 1.0, /*backward=*/false, /*share_kl=*/false, sums, tokens);
-  }
-  std::vector<std::pair<std::string, double>> out = {
-      {"val_loss", sums.loss / static_cast<double>(sums.examples)}};
-  for (auto& m : sums.means("val_")) out.push_back(m);
-  return out;
+  return evaluate_in_batches<Sums>(
+      static_cast<int64_t>(val_.size()), options_.batch,
+      [&](const std::vector<int64_t>& indices, Sums& sums, int64_t& tokens) {
+        example_loss(val_, reference_.val, indices, 1.0, /*backward=*/false, /*share_kl=*/false,
+                     sums, tokens);
+      });
 }
 
 }  // namespace rlaif

@@ -67,9 +67,9 @@ std::vector<KtoExample> tokenize_kto_examples(const Tokenizer& tokenizer, const 
 // least one token).
 void pair_mismatched(std::vector<KtoExample>& examples, int64_t max_length);
 
-// The examples as pairs for the reference log-prob tables of algorithms/dpo.h: "chosen" is the
-// example, "rejected" its mismatched pair (so RefLogprobs::chosen_sum holds log π_ref(y_i|x_i)
-// and rejected_sum log π_ref(y_{i−1}|x_i)).
+// The examples as pairs for the reference log-prob tables of algorithms/reference_logprobs.h:
+// "chosen" is the example, "rejected" its mismatched pair (so RefLogprobs::chosen_sum holds
+// log π_ref(y_i|x_i) and rejected_sum log π_ref(y_{i−1}|x_i)).
 std::vector<TokenizedPair> kto_as_pairs(const std::vector<KtoExample>& examples);
 
 // Per-example KTO loss [N] from the policy's and the reference's log-probs of the completions,

@@ -1,7 +1,5 @@
 #include "algorithms/ppo.h"
 
-#include <rapidjson/document.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,8 +10,10 @@
 #include <optional>
 
 #include "algorithms/data_parallel_optimizer.h"
+#include "algorithms/ppo_checkpoint.h"
 #include "algorithms/ppo_data_parallel.h"
 #include "algorithms/ppo_losses.h"
+#include "algorithms/ppo_metrics.h"
 #include "algorithms/stop_signals.h"
 #include "autograd/ops.h"
 #include "io/checkpoint.h"
@@ -29,112 +29,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kValueModelPrefix = "value_model.";
-constexpr const char* kValueOptimizerPrefix = "value_optimizer.";
 // Mini-batch orders draw from their own Philox key, apart from the prompt order's.
 constexpr uint64_t kMiniBatchSeedSalt = 0x9E3779B97F4A7C15ull;
 
 using Params = std::vector<std::pair<std::string, Variable>>;
-using Metrics = std::vector<std::pair<std::string, double>>;
-
-double metric(const Metrics& m, const std::string& name) {
-  for (const auto& [k, v] : m) {
-    if (k == name) return v;
-  }
-  return 0.0;
-}
 
 Params trainable(const Transformer* model) {
   return model == nullptr ? Params() : trainable_parameters(*model);
 }
-
-// The value model's weights a checkpoint holds: its adapters (and the head they train) when it
-// has them, else every weight.
-Params saved_value_weights(const Transformer& value) {
-  return value.has_adapters() ? value.adapter_parameters() : value.parameters();
-}
-
-// Running means of the update's diagnostics, in first-seen order.
-class MeanMetrics {
- public:
-  void add(const std::string& name, double value) {
-    for (auto& e : entries_) {
-      if (e.name == name) {
-        e.sum += value;
-        e.count += 1;
-        return;
-      }
-    }
-    entries_.push_back({name, value, 1});
-  }
-  Metrics means() const {
-    Metrics out;
-    for (const auto& e : entries_) out.emplace_back(e.name, e.sum / e.count);
-    return out;
-  }
-
- private:
-  struct Entry {
-    std::string name;
-    double sum;
-    double count;
-  };
-  std::vector<Entry> entries_;
-};
 
 struct UpdateResult {
   Metrics metrics;
   int64_t tokens = 0;  // real tokens through forward and backward
   double seconds = 0.0;
 };
-
-// The mean of each of `values` over the ranks (f32, as the trainer's metrics); as they are on one.
-void rank_mean(Communicator& comm, std::vector<double*> values) {
-  if (comm.size() == 1 || values.empty()) return;
-  std::vector<float> v;
-  for (double* x : values) v.push_back(static_cast<float>(*x));
-  Tensor t = Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
-  comm.all_reduce_mean(t);
-  v = t.to_vector<float>();
-  for (size_t i = 0; i < values.size(); ++i) *values[i] = v[i];
-}
-
-// The step's metrics again under the names TRL's PPOTrainer (and, for grpo, GRPOTrainer) logs,
-// so dashboards and scripts written for TRL read rlaif's logs: objective/* of the rollout (TRL's
-// objective/entropy is the per-response sum, not the per-token mean), policy/*, loss/* and val/*
-// of the updates. The short names stay.
-void add_trl_names(Metrics& values, double sequences, AdvantageKind advantage) {
-  auto has = [&](const char* name) {
-    for (const auto& [k, v] : values)
-      if (k == name) return true;
-    return false;
-  };
-  Metrics trl;
-  auto alias = [&](const char* trl_name, const char* name) {
-    if (has(name)) trl.emplace_back(trl_name, metric(values, name));
-  };
-  alias("objective/kl", "kl");
-  trl.emplace_back("objective/entropy",
-                   metric(values, "entropy") * metric(values, "response_length"));
-  alias("objective/non_score_reward", "non_score_reward");
-  trl.emplace_back("objective/rlhf_reward",
-                   metric(values, "score") +
-                       (has("non_score_reward") ? metric(values, "non_score_reward") : 0.0));
-  alias("objective/scores", "score");
-  alias("policy/approxkl_avg", "approx_kl");
-  alias("policy/clipfrac_avg", "clip_fraction");
-  alias("loss/policy_avg", "policy_loss");
-  alias("loss/value_avg", "value_loss");
-  alias("val/clipfrac_avg", "value_clip_fraction");
-  alias("val/ratio", "ratio");
-  trl.emplace_back("val/num_eos_tokens", metric(values, "eos_fraction") * sequences);
-  if (advantage == AdvantageKind::grpo) {
-    alias("reward", "score");
-    alias("completions/mean_length", "response_length");
-    alias("clip_ratio/region_mean", "clip_fraction");
-  }
-  values.insert(values.end(), trl.begin(), trl.end());
-}
 
 // ppo_epochs × mini_batches updates on one rollout (the whole rollout, on every rank). Rank r
 // trains on its share of each micro-batch, weighted so that the mean over ranks is the
@@ -264,88 +172,6 @@ UpdateResult update(const PpoModels& models, DataParallelOptimizer& optimizer, C
   return result;
 }
 
-bool starts_with(const std::string& s, const char* prefix) {
-  return s.rfind(prefix, 0) == 0;
-}
-
-// One optimizer holds the policy's and the value model's parameters (the gradient norm is clipped
-// over both), the latter named "value_model.NAME". Checkpoints keep the format of a policy
-// optimizer beside a value optimizer: its state "KIND.value_model.NAME" is written as
-// "value_optimizer.KIND.NAME", and read back.
-std::string checkpoint_name(const std::string& state_name) {
-  const size_t dot = state_name.find('.');
-  if (dot == std::string::npos || !starts_with(state_name.substr(dot + 1), kValueModelPrefix))
-    return state_name;
-  return kValueOptimizerPrefix + state_name.substr(0, dot + 1) +
-         state_name.substr(dot + 1 + std::string(kValueModelPrefix).size());
-}
-std::string state_name(const std::string& checkpoint_name) {
-  if (!starts_with(checkpoint_name, kValueOptimizerPrefix)) return checkpoint_name;
-  const std::string rest = checkpoint_name.substr(std::string(kValueOptimizerPrefix).size());
-  const size_t dot = rest.find('.');
-  if (dot == std::string::npos) return checkpoint_name;
-  return rest.substr(0, dot + 1) + kValueModelPrefix + rest.substr(dot + 1);
-}
-
-// Collective (the optimizer's state may be sharded); only the writer (`wanted`) gets the tensors.
-NamedTensors checkpoint_tensors(const PpoModels& models, const DataParallelOptimizer& optimizer,
-                                bool use_value, bool wanted) {
-  NamedTensors out;
-  for (auto& [name, t] : optimizer.state(wanted)) out.emplace_back(checkpoint_name(name), t);
-  if (use_value && wanted) {
-    for (auto& [name, v] : saved_value_weights(*models.value)) {
-      out.emplace_back(kValueModelPrefix + name, v.data().to(Device::cpu()));
-    }
-  }
-  return out;
-}
-
-// Restores weights, optimizer state and β from a checkpoint; returns its step. Every rank reads
-// the checkpoint.
-int64_t restore(const PpoModels& models, DataParallelOptimizer& optimizer, bool use_value,
-                const TrainerOptions& trainer, double& kl_coef, std::string& checkpoint) {
-  TrainerCheckpoint ckpt = read_trainer_state(resolve_checkpoint(trainer.resume));
-  check_resume_settings(ckpt, trainer);
-  const std::string note = resume_kernels_note(ckpt, models.policy->device());
-  if (!note.empty() && (trainer.comm == nullptr || trainer.comm->rank() == 0))
-    std::fprintf(stderr, "%s: %s\n", trainer.label.c_str(), note.c_str());
-  rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(ckpt.state_json.c_str());  // β exactly
-  RLAIF_CHECK(!doc.HasParseError() && doc.IsObject() && doc.HasMember("kl_coef") &&
-                  doc["kl_coef"].IsNumber() && doc.HasMember("optimizer_steps") &&
-                  doc["optimizer_steps"].IsNumber(),
-              "cannot resume from ", ckpt.dir,
-              ": its state.json lacks kl_coef and optimizer_steps (not a PPO checkpoint?)");
-  kl_coef = doc["kl_coef"].GetDouble();
-  const auto optimizer_steps = static_cast<int64_t>(doc["optimizer_steps"].GetDouble());
-
-  load_checkpoint_weights(*models.policy, ckpt.dir);
-  NamedTensors state;
-  std::map<std::string, Tensor> value_weights;
-  for (auto& [name, t] : ckpt.tensors) {
-    if (starts_with(name, kValueModelPrefix)) {
-      value_weights[name.substr(std::string(kValueModelPrefix).size())] = t;
-    } else {
-      state.emplace_back(state_name(name), t);
-    }
-  }
-  RLAIF_CHECK(use_value == !value_weights.empty(), "cannot resume from ", ckpt.dir,
-              use_value ? ": it holds no value model (made with another --advantage?)"
-                        : ": it holds a value model, and this run has none");
-  if (use_value) {
-    for (auto& [name, v] : saved_value_weights(*models.value)) {
-      auto it = value_weights.find(name);
-      RLAIF_CHECK(it != value_weights.end() && it->second.shape() == v.shape(),
-                  "cannot resume from ", ckpt.dir, ": its value model lacks ", name,
-                  " or has another shape");
-      v.data().copy_from(it->second);
-    }
-  }
-  optimizer.load_state(state, optimizer_steps);
-  checkpoint = ckpt.dir;
-  return ckpt.step;
-}
-
 std::string format_metric(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.4g", v);
@@ -382,7 +208,7 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
   if (use_value) {
     const Params value_params = trainable(models.value);
     RLAIF_CHECK(!value_params.empty(), "ppo: the value model has no trainable parameters");
-    for (const auto& [name, v] : value_params) params.emplace_back(kValueModelPrefix + name, v);
+    for (const auto& [name, v] : value_params) params.emplace_back(kPpoValueModelPrefix + name, v);
   }
   // Gradients and optimizer shards live on the model's device and move through device_comm
   // (NCCL for a GPU); the loop's host numbers (rollouts, metrics, signals) through `comm`.
@@ -392,7 +218,8 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
   double kl_coef = options.kl_coef;
   int64_t start = 0;
   if (!trainer.resume.empty()) {
-    start = restore(models, optimizer, use_value, trainer, kl_coef, result.checkpoint);
+    start =
+        restore_ppo_checkpoint(models, optimizer, use_value, trainer, kl_coef, result.checkpoint);
     if (lead)
       std::fprintf(stderr, "%s: resuming from %s at step %lld\n", trainer.label.c_str(),
                    result.checkpoint.c_str(), static_cast<long long>(start));
@@ -415,7 +242,7 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
     const Metrics extra = {{"kl_coef", kl_coef},
                            {"optimizer_steps", static_cast<double>(optimizer.step_count())}};
     const NamedTensors tensors =
-        checkpoint_tensors(models, optimizer, use_value, lead);  // collective
+        ppo_checkpoint_tensors(models, optimizer, use_value, lead);  // collective
     if (lead) {
       result.checkpoint =
           save_checkpoint(trainer.out_dir, step, *models.policy, trainer.tokenizer_source,
@@ -459,7 +286,8 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
         std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count());
     if (controller) {
       controller->set_value(kl_coef);
-      controller->update(metric(values, "kl"), static_cast<int64_t>(rollout.samples.size()));
+      controller->update(metric_or_zero(values, "kl"),
+                         static_cast<int64_t>(rollout.samples.size()));
       kl_coef = controller->value();
     }
     const int64_t done = step + 1;
@@ -467,8 +295,8 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
     result.last_metrics = values;
     result.steps_done = done;
     tokens_total += generated;
-    note = "score " + format_metric(metric(values, "score")) + " | kl " +
-           format_metric(metric(values, "kl"));
+    note = "score " + format_metric(metric_or_zero(values, "score")) + " | kl " +
+           format_metric(metric_or_zero(values, "kl"));
     if (lead) progress->update(done - start, tokens_total, note);
     if (trainer.save_every > 0 && done % trainer.save_every == 0) save(done);
     if (signal != 0 && done != trainer.steps) {

@@ -1,4 +1,4 @@
-// Instruction and preference datasets in the formats DESIGN.md lists (TRL's field names), read
+// Instruction and preference datasets in the formats docs/DESIGN.md lists (TRL's field names), read
 // from JSONL (one object per line) or from a JSON array (`.json`, as LLaMA-Factory ships them).
 //
 // SFT records (one of):

@@ -1,4 +1,4 @@
-// JSON Lines: one JSON object per line (DESIGN.md's dataset format). Reading names the file and
+// JSON Lines: one JSON object per line (docs/DESIGN.md, Data formats). Reading names the file and
 // line of any malformed record; writing appends one flushed line at a time, so a crash loses at
 // most the line being written and a re-run can continue after the last complete one.
 #pragma once

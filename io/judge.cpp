@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "runtime/error.h"
+#include "runtime/fnv1a.h"
 
 namespace rlaif {
 namespace {
@@ -134,13 +135,11 @@ const char* pair_outcome_name(PairOutcome o) {
 }
 
 bool show_swapped(std::string_view x, std::string_view y) {
-  uint64_t h = 14695981039346656037ull;
-  auto mix = [&](std::string_view s) {
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  };
-  mix(x);
-  mix(std::string_view("\0", 1));  // ("ab", "c") and ("a", "bc") hash apart
-  mix(y);
+  Fnv1a64 hash;
+  hash.add(x);
+  hash.add_byte(0);  // ("ab", "c") and ("a", "bc") hash apart
+  hash.add(y);
+  const uint64_t h = hash.value();
   return ((h >> 32) ^ h) & 1;
 }
 

@@ -7,6 +7,7 @@
 
 #include "io/atomic_file.h"
 #include "runtime/error.h"
+#include "runtime/fnv1a.h"
 
 namespace rlaif {
 
@@ -69,18 +70,16 @@ std::vector<int32_t> load_tokens(const std::string& path, const Tokenizer* token
 
 namespace {
 
-// FNV-1a over the bytes of a file: cheap, stable across runs and machines.
+// FNV-1a (runtime/fnv1a.h) over the bytes of a file: cheap, stable across runs and machines.
 uint64_t file_hash(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   RLAIF_CHECK(in.good(), "cannot read ", path);
-  uint64_t h = 1469598103934665603ull;
+  Fnv1a64 h;
   char buf[65536];
   while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    for (std::streamsize i = 0; i < in.gcount(); ++i) {
-      h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ull;
-    }
+    h.add_bytes(buf, static_cast<size_t>(in.gcount()));
   }
-  return h;
+  return h.value();
 }
 
 }  // namespace

@@ -449,7 +449,7 @@ int64_t Transformer::padded_vocab() const {
 
 Variable Transformer::masked_logits(const Variable& hidden) const {
   const Variable& head = lm_head_.defined() ? lm_head_ : tok_emb_;
-  // A head whose data was replaced by another tensor is no longer the buffer's first rows.
+  // A head whose data is another tensor than the buffer's first rows takes the plain path.
   if (!pad_vocab_ || !head_buffer_.defined() || head.data().raw_data() != head_buffer_.raw_data()) {
     return logits(hidden);
   }

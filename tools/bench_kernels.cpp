@@ -315,9 +315,9 @@ void KernelBench::loss_and_optimizer() {
 }
 
 // The optimizer's work on a whole model's tensors (rlaif's GPT-2 124M has 196: q, k and v are
-// separate, and most are biases and norm gains of 768 elements), done per tensor as before
-// adamw_steps and squared_norms existed and with them. Bytes as the adamw_step row counts them (the
-// norm reads each gradient once).
+// separate, and most are biases and norm gains of 768 elements), done per tensor (adamw_step and
+// squared_norm per tensor) and with adamw_steps and squared_norms. Bytes as the adamw_step row
+// counts them (the norm reads each gradient once).
 void KernelBench::model_optimizer() {
   const int64_t D = s_.d, F = s_.ffn;
   std::vector<Shape> shapes = {{s_.vocab, D}, {1024, D}};

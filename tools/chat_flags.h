@@ -14,7 +14,7 @@ namespace rlaif::cli {
 
 void declare_chat_template_flag(Flags& flags);
 // The template for the model in `model_dir`; UsageError naming the flag when its value is not a
-// template. With a `command` name, prints which template is used to stderr, prefixed by it.
+// template. With a `command` name, prints to stderr which template applies, prefixed by it.
 ChatTemplate chat_template_from_flags(const Flags& flags, const std::string& model_dir,
                                       const char* command = nullptr);
 

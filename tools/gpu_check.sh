@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # The GPU check: builds rlaif with the CUDA backend, runs every GPU test and the benchmarks, and
-# prints a short table last. Made for the bare GPU machine a session borrows (CUDA toolkit, CMake
-# and ninja, but none of Debian's -dev packages and no network):
+# prints a short table last. Made for a bare GPU machine (CUDA toolkit, CMake and ninja, but none
+# of Debian's -dev packages and no network):
 #
-#   here, once:   tools/gpu_check.sh --fetch-deps     (apt-get download into .gpu-deps/, ignored)
-#   there:        device run, carry [".gpu-deps"], command "tools/gpu_check.sh"
+#   on a machine with network, once:   tools/gpu_check.sh --fetch-deps   (apt-get download into
+#                                       .gpu-deps/, ignored by git)
+#   on the GPU machine, with .gpu-deps/ copied into the checkout:   tools/gpu_check.sh
 #
-# Faster (no build on the device: saves about 2 minutes of device time): build here with
+# Faster (no build on the GPU machine: saves about 2 minutes there): build elsewhere with
 #   cmake -S . -B build-gpu -G Ninja -DRLAIF_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
 #         -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON && ninja -C build-gpu kernels_tests model_tests rlaif
-# and run "tools/gpu_check.sh --skip-build" with carry [".gpu-deps", "build-gpu/tests/kernels_tests",
-# "build-gpu/tests/model_tests", "build-gpu/tools/rlaif"] (kernels/cuda/NOTES.md has the history).
+# copy .gpu-deps/ and build-gpu/tests/kernels_tests, build-gpu/tests/model_tests and
+# build-gpu/tools/rlaif into the GPU machine's checkout, and run "tools/gpu_check.sh --skip-build"
+# (kernels/cuda/NOTES.md has the latest figures).
 #
 # The .deb files are unpacked with dpkg -x under /tmp/rlaif-deps (never over /), and CMake finds
 # them through CMAKE_PREFIX_PATH. Full logs go to $OUT (or /tmp/gpu_check) as build.log,
@@ -152,7 +154,7 @@ if [[ $quick -eq 0 ]]; then
   RLAIF_GELU_EPILOGUE=0 bench train_gpt2_124M_unfused_gelu train --arch gpt2 --preset 124M \
     --batch 8 --seq 1024 --steps 5 --warmup 2 --device cuda --dtype bf16 \
     --json "$out/bench_train_gpt2_unfused_gelu.json"
-  # The MFU target fixes T = 1024 but not the batch: llm.c's ~50% uses larger batches.
+  # The MFU target (llm.c's ~50%) fixes T = 1024 but not the batch: llm.c uses larger batches.
   bench train_gpt2_124M_b32 train --arch gpt2 --preset 124M --batch 32 --seq 1024 --steps 5 \
     --warmup 2 --device cuda --dtype bf16 --json "$out/bench_train_gpt2_b32.json"
   bench train_gpt2_124M_profile train --arch gpt2 --preset 124M --batch 8 --seq 1024 --steps 3 \

@@ -1,6 +1,6 @@
 // The frozen reference of `rlaif dpo` and `rlaif kto` (--ref, --precompute-ref), set up in one
 // place: a live model scored on every batch, or log-prob tables computed once and cached in
-// OUT/ref_logprobs.safetensors (algorithms/dpo.h, cached_ref_logprobs).
+// OUT/ref_logprobs.safetensors (algorithms/reference_logprobs.h, cached_ref_logprobs).
 #pragma once
 
 #include <memory>

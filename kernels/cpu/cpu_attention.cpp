@@ -33,8 +33,8 @@
 // accumulate over heads and blocks in f32); the row sums σ and Δ accumulate in double, and lse
 // is formed in double from them. exp is the Cephes single-precision polynomial (relative error
 // below 1e-7) on SIMD vectors, about 2.5 times faster per score than glibc's scalar expf, which
-// would otherwise be a large share of the time. Against the double-precision loop this file
-// used to be, outputs differ by a few f32 ulps.
+// would otherwise be a large share of the time. Against a reference loop in double precision,
+// outputs differ by a few f32 ulps.
 //
 // Determinism: a task owns its outputs (forward: one (batch entry, query head); backward: one
 // (batch entry, kv head), which owns dk/dv of that head and dq of its query heads) and runs a

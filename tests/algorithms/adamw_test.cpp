@@ -12,6 +12,7 @@
 #include "algorithms/adamw.h"
 #include "kernels/backend.h"
 #include "runtime/philox.h"
+#include "tests/support/backends.h"
 
 namespace rlaif {
 namespace {
@@ -19,9 +20,7 @@ namespace {
 using NamedParams = std::vector<std::pair<std::string, Variable>>;
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
-Backend& cpu() {
-  return backend_for(Device::cpu());
-}
+using test::cpu;
 
 Tensor random_f32(const Shape& shape, uint64_t seed) {
   Tensor t = Tensor::empty(shape, DType::f32);

@@ -1,5 +1,6 @@
-// DPO: the loss gradient through a tiny model for every variant, the precomputed reference (same
-// losses as a live one; the cache and its key), and alignment on the letter-sorting task.
+// DPO: the loss gradient through a tiny model for every variant, the precomputed reference (the
+// same losses as a live one; its cache: reference_logprobs_test.cpp), and alignment on the
+// letter-sorting task.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -21,18 +22,6 @@ namespace {
 
 using namespace rlaif::testing;
 namespace fs = std::filesystem;
-
-Transformer tiny_model(uint64_t seed, float gain) {
-  Transformer model(preference_tiny_config());
-  model.init_weights(seed);
-  // Larger weights than the init make every path matter to the loss.
-  for (auto& [name, p] : model.parameters()) {
-    if (name.ends_with("norm.weight")) continue;
-    float* d = p.data().data<float>();
-    for (int64_t i = 0; i < p.numel(); ++i) d[i] *= gain;
-  }
-  return model;
-}
 
 TEST(Dpo, LossGradientsThroughATinyModel) {
   Transformer policy = tiny_model(3, 4.0f), reference = tiny_model(4, 4.0f);
@@ -183,7 +172,7 @@ DpoRun run_dpo(const Transformer& start, DpoReference reference,
   policy.set_requires_grad(true);
   DpoTask task(policy, std::move(reference), train, val, o);
   TrainerOptions t;
-  t.out_dir = preference_temp_dir(name);
+  t.out_dir = temp_dir(name);
   t.steps = steps;
   t.schedule.kind = "constant";
   t.schedule.lr = 1e-2;
@@ -216,10 +205,9 @@ TEST(Dpo, PrecomputedReferenceGivesTheLiveReferencesLosses) {
       DpoReference live;
       live.model = reference;
       DpoReference pre;
-      std::tie(pre.train, pre.val) =
-          cached_ref_logprobs(preference_temp_dir("ref_cache") + "/ref_logprobs.safetensors",
-                              *reference, train, val, 3);
-      fs::remove_all(preference_temp_dir("ref_cache"));
+      std::tie(pre.train, pre.val) = cached_ref_logprobs(
+          temp_dir("ref_cache") + "/ref_logprobs.safetensors", *reference, train, val, 3);
+      fs::remove_all(temp_dir("ref_cache"));
       DpoRun a = run_dpo(start, live, train, val, o, 4, "dpo_live");
       DpoRun b = run_dpo(start, pre, train, val, o, 4, "dpo_pre");
       ASSERT_EQ(a.losses.size(), 4u);
@@ -270,42 +258,6 @@ TEST(Dpo, EveryLossRaisesTheMarginFromTheReference) {
   }
 }
 
-TEST(Dpo, ReferenceCacheIsReusedOnlyForTheSameReferenceAndPairs) {
-  const std::string dir = preference_temp_dir("cache_key");
-  const std::string path = dir + "/ref_logprobs.safetensors";
-  const Transformer a = tiny_model(5, 1.0f), b = tiny_model(6, 1.0f);
-  std::vector<TokenizedPair> pairs = preference_tiny_pairs();
-  bool reused = true;
-  auto first = cached_ref_logprobs(path, a, pairs, {}, 2, &reused);
-  EXPECT_FALSE(reused);
-  ASSERT_TRUE(fs::exists(path));
-  auto again = cached_ref_logprobs(path, a, pairs, {}, 2, &reused);
-  EXPECT_TRUE(reused);
-  EXPECT_EQ(again.first.chosen_sum, first.first.chosen_sum);
-  EXPECT_EQ(again.first.rejected_avg, first.first.rejected_avg);
-  EXPECT_EQ(again.second.size(), 0u);
-  // Batching does not change the values (padding is inert).
-  RefLogprobs one_by_one = compute_ref_logprobs(a, pairs, 1);
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    EXPECT_NEAR(one_by_one.chosen_sum[i], first.first.chosen_sum[i], 1e-5);
-    EXPECT_NEAR(one_by_one.rejected_avg[i], first.first.rejected_avg[i], 1e-6);
-    // The average is the sum over the answer's tokens divided by their number.
-    EXPECT_NEAR(first.first.chosen_avg[i] * static_cast<float>(pairs[i].chosen.completion.size()),
-                first.first.chosen_sum[i], 1e-4);
-  }
-  cached_ref_logprobs(path, b, pairs, {}, 2, &reused);  // another reference
-  EXPECT_FALSE(reused);
-  pairs[0].rejected.completion[0] = 5;  // other data
-  cached_ref_logprobs(path, b, pairs, {}, 2, &reused);
-  EXPECT_FALSE(reused);
-  cached_ref_logprobs(path, b, pairs, {pairs[1]}, 2, &reused);  // a held-out set now
-  EXPECT_FALSE(reused);
-  auto with_val = cached_ref_logprobs(path, b, pairs, {pairs[1]}, 2, &reused);
-  EXPECT_TRUE(reused);
-  EXPECT_EQ(with_val.second.size(), 1u);
-  fs::remove_all(dir);
-}
-
 double metric(const std::vector<std::pair<std::string, double>>& m, const std::string& name) {
   for (const auto& [k, v] : m) {
     if (k == name) return v;
@@ -317,19 +269,6 @@ double metric(const std::vector<std::pair<std::string, double>>& m, const std::s
 // Alignment on the sorting task: a partly trained SFT policy, aligned with DPO on sorted-vs-wrong
 // pairs of train-split prompts (reference: the SFT policy, precomputed), prefers the sorted
 // answers of held-out test-split prompts by a wider margin and answers more of them exactly.
-TEST(Dpo, ModelHashCoversBf16Weights) {
-  // A reference on the GPU may hold bf16 weights: they are hashed as bytes, not read as floats.
-  Transformer model(preference_tiny_config(), Device::cpu(), DType::bf16);
-  for (auto& [name, p] : model.parameters()) {
-    std::memset(p.data().raw_data(), 0x3c, p.data().nbytes());
-  }
-  const uint64_t hash = model_hash(model);
-  EXPECT_EQ(model_hash(model), hash);
-  const Tensor last = model.parameters().back().second.data();
-  static_cast<uint8_t*>(last.raw_data())[last.nbytes() - 1] ^= 1;
-  EXPECT_NE(model_hash(model), hash) << "a changed bf16 weight left the hash unchanged";
-}
-
 TEST(Dpo, RaisesTheMarginAndExactMatchBeyondSft) {
   auto t0 = std::chrono::steady_clock::now();
   // 120 SFT steps leave the policy right on 8 to 9 in 10 held-out prompts (the CPU's kernels
@@ -346,8 +285,8 @@ TEST(Dpo, RaisesTheMarginAndExactMatchBeyondSft) {
   const std::vector<TokenizedPair> train = sort_tokenized_pairs(2000, 21, SortSplit::train);
   const std::vector<TokenizedPair> val = sort_tokenized_pairs(200, 22, SortSplit::test);
   DpoReference reference;
-  std::tie(reference.train, reference.val) = cached_ref_logprobs(
-      preference_temp_dir("dpo_learn") + "/ref_logprobs.safetensors", sft, train, val, 64);
+  std::tie(reference.train, reference.val) =
+      cached_ref_logprobs(temp_dir("dpo_learn") + "/ref_logprobs.safetensors", sft, train, val, 64);
   Transformer policy = clone_model(sft);
   policy.set_requires_grad(true);
   DpoOptions o;
@@ -357,7 +296,7 @@ TEST(Dpo, RaisesTheMarginAndExactMatchBeyondSft) {
   DpoTask task(policy, std::move(reference), train, val, o);
   const auto before = task.evaluate();
   TrainerOptions t;
-  t.out_dir = preference_temp_dir("dpo_learn");
+  t.out_dir = temp_dir("dpo_learn");
   t.steps = 100;
   t.schedule.kind = "constant";
   t.schedule.lr = 1e-4;

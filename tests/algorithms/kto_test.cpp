@@ -116,12 +116,6 @@ TEST(Kto, MismatchedPairsTakeThePreviousCompletion) {
   EXPECT_EQ(pairs[3].rejected.completion, e[3].mismatched.completion);
 }
 
-Transformer tiny_model(uint64_t seed) {
-  Transformer model(preference_tiny_config());
-  model.init_weights(seed);
-  return model;
-}
-
 double metric(const std::vector<std::pair<std::string, double>>& m, const std::string& name) {
   for (const auto& [k, v] : m) {
     if (k == name) return v;
@@ -209,7 +203,7 @@ std::vector<double> run_kto(const Transformer& start, DpoReference reference,
   policy.set_requires_grad(true);
   KtoTask task(policy, std::move(reference), train, {}, o);
   TrainerOptions t;
-  t.out_dir = preference_temp_dir("kto_run");
+  t.out_dir = temp_dir("kto_run");
   t.steps = steps;
   t.schedule.kind = "constant";
   t.schedule.lr = 1e-2;
@@ -230,9 +224,9 @@ TEST(Kto, PrecomputedReferenceGivesTheLiveReferencesLosses) {
   DpoReference live;
   live.model = &other;
   DpoReference pre;
-  std::tie(pre.train, pre.val) = cached_ref_logprobs(
-      preference_temp_dir("kto_cache") + "/ref.safetensors", other, kto_as_pairs(train), {}, 4);
-  fs::remove_all(preference_temp_dir("kto_cache"));
+  std::tie(pre.train, pre.val) = cached_ref_logprobs(temp_dir("kto_cache") + "/ref.safetensors",
+                                                     other, kto_as_pairs(train), {}, 4);
+  fs::remove_all(temp_dir("kto_cache"));
   const std::vector<double> a = run_kto(start, live, train, o, 4);
   const std::vector<double> b = run_kto(start, pre, train, o, 4);
   ASSERT_EQ(a.size(), 4u);
@@ -242,7 +236,7 @@ TEST(Kto, PrecomputedReferenceGivesTheLiveReferencesLosses) {
 }
 
 TEST(KtoData, ReadsLabelsAndRejectsABadOne) {
-  const std::string dir = preference_temp_dir("kto_data");
+  const std::string dir = temp_dir("kto_data");
   fs::create_directories(dir);
   const std::string good = dir + "/good.jsonl", bad = dir + "/bad.jsonl";
   std::ofstream(good)
@@ -298,9 +292,8 @@ TEST(Kto, LearningRaisesExactMatch) {
   const std::vector<KtoExample> train = examples(1000, 21, SortSplit::train);
   const std::vector<KtoExample> val = examples(100, 22, SortSplit::test);
   DpoReference reference;
-  std::tie(reference.train, reference.val) =
-      cached_ref_logprobs(preference_temp_dir("kto_learn") + "/ref.safetensors", sft,
-                          kto_as_pairs(train), kto_as_pairs(val), 64);
+  std::tie(reference.train, reference.val) = cached_ref_logprobs(
+      temp_dir("kto_learn") + "/ref.safetensors", sft, kto_as_pairs(train), kto_as_pairs(val), 64);
   Transformer policy = clone_model(sft);
   policy.set_requires_grad(true);
   KtoOptions o;
@@ -314,7 +307,7 @@ TEST(Kto, LearningRaisesExactMatch) {
   KtoTask task(policy, std::move(reference), train, val, o);
   const auto before = task.evaluate();
   TrainerOptions t;
-  t.out_dir = preference_temp_dir("kto_learn");
+  t.out_dir = temp_dir("kto_learn");
   t.steps = 60;
   t.schedule.kind = "constant";
   t.schedule.lr = 3e-4;

@@ -17,6 +17,7 @@
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "tests/expect_close.h"
+#include "tests/support/source_dir.h"
 
 namespace rlaif {
 namespace {
@@ -24,8 +25,7 @@ namespace {
 using test::expect_all_close;
 
 std::string golden_dir(const std::string& family) {
-  const char* root = std::getenv("RLAIF_SOURCE_DIR");
-  return std::string(root ? root : ".") + "/tests/data/lora_goldens/" + family;
+  return test::source_dir() + "/tests/data/lora_goldens/" + family;
 }
 
 struct Golden {

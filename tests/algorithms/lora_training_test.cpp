@@ -16,6 +16,7 @@
 #include "runtime/allocator.h"
 #include "tests/algorithms/preference_test_util.h"
 #include "tests/algorithms/synthetic_sort.h"
+#include "tests/support/temp_dir.h"
 
 namespace rlaif {
 namespace {
@@ -23,12 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace rlaif::testing;
 
-std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() /
-               ("rlaif_lora_training_" + std::to_string(::getpid()) + "_" + name);
-  fs::remove_all(p);
-  return p.string();
-}
+using test::temp_dir;
 
 std::vector<float> weights_of(const std::vector<std::pair<std::string, Variable>>& params) {
   std::vector<float> out;

@@ -21,7 +21,7 @@ float only(const Variable& v) {
   return v.data().to_vector<float>().at(0);
 }
 
-// The example: log π(c) = −10, log π(r) = −12, log π_ref(c) = −11, log π_ref(r) = −11.5,
+// A worked example: log π(c) = −10, log π(r) = −12, log π_ref(c) = −11, log π_ref(r) = −11.5,
 // β = 0.1, so h = 2 − 0.5 = 1.5 and βh = 0.15.
 float dpo_example(DpoLoss kind, double eps = 0.0) {
   return only(dpo_loss(vec({-10}), vec({-12}), vec({-11}), vec({-11.5}), 0.1, kind, eps));

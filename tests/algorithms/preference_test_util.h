@@ -1,9 +1,7 @@
-// Shared by reward_test.cpp and dpo_test.cpp: a tiny model with hand-made token pairs (for
-// gradchecks), the letter-sorting task's pairs tokenised for training (synthetic_sort.h), and a
-// temporary directory per test.
+// What the preference tests (reward, dpo, kto, reference_free) share: hand-made token pairs for
+// the tiny model of tests/support/tiny_models.h (for gradchecks), and the letter-sorting task's
+// pairs tokenised for training (synthetic_sort.h).
 #pragma once
-
-#include <unistd.h>
 
 #include <filesystem>
 #include <string>
@@ -11,24 +9,25 @@
 
 #include "algorithms/preference_data.h"
 #include "tests/algorithms/synthetic_sort.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/tiny_models.h"
 
 namespace rlaif::testing {
 
-// 2 layers, d = 16, grouped-query attention, untied head, context 16.
-inline ModelConfig preference_tiny_config() {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.arch = Arch::llama;
-  c.vocab_size = 23;
-  c.hidden_size = 16;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 4;
-  c.intermediate_size = 24;
-  c.max_position_embeddings = 16;
-  c.tie_word_embeddings = false;
-  return c;
+using test::preference_tiny_config;
+
+// The tiny preference model initialised from `seed`, every weight but the norms' multiplied by
+// `gain` (larger weights than the init make every path matter to a loss).
+inline Transformer tiny_model(uint64_t seed, float gain = 1.0f) {
+  Transformer model(preference_tiny_config());
+  model.init_weights(seed);
+  if (gain == 1.0f) return model;
+  for (auto& [name, p] : model.parameters()) {
+    if (name.ends_with("norm.weight")) continue;
+    float* d = p.data().data<float>();
+    for (int64_t i = 0; i < p.numel(); ++i) d[i] *= gain;
+  }
+  return model;
 }
 
 // Three pairs of different lengths (so rows are padded), sharing prompts as real pairs do.
@@ -52,12 +51,6 @@ inline std::vector<TokenizedPair> sort_tokenized_pairs(int64_t n, uint64_t seed,
                         t);
 }
 
-inline std::string preference_temp_dir(const std::string& name) {
-  namespace fs = std::filesystem;
-  fs::path p =
-      fs::temp_directory_path() / ("rlaif_pref_test_" + std::to_string(::getpid()) + "_" + name);
-  fs::remove_all(p);
-  return p.string();
-}
+using test::temp_dir;
 
 }  // namespace rlaif::testing

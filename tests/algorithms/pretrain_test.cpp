@@ -2,7 +2,6 @@
 // not depend on the thread count, overfitting a single batch, and a learning curve on real text
 // that must fall.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -11,32 +10,19 @@
 #include "algorithms/pretrain.h"
 #include "io/token_data.h"
 #include "io/tokenizer.h"
+#include "tests/support/source_dir.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/threads.h"
+#include "tests/support/tiny_models.h"
 
 namespace rlaif {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string source_dir() {
-  const char* dir = std::getenv("RLAIF_SOURCE_DIR");
-  return dir ? dir : ".";
-}
+using test::source_dir;
 
-ModelConfig small_llama(int64_t vocab, int64_t seq) {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.arch = Arch::llama;
-  c.vocab_size = vocab;
-  c.hidden_size = 32;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.intermediate_size = 64;
-  c.max_position_embeddings = seq;
-  c.tie_word_embeddings = true;
-  return c;
-}
+using test::small_llama;
 
 std::vector<int32_t> counting_tokens(int64_t n, int32_t vocab) {
   std::vector<int32_t> t(static_cast<size_t>(n));
@@ -45,12 +31,7 @@ std::vector<int32_t> counting_tokens(int64_t n, int32_t vocab) {
   return t;
 }
 
-std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() /
-               ("rlaif_pretrain_test_" + std::to_string(::getpid()) + "_" + name);
-  fs::remove_all(p);
-  return p.string();
-}
+using test::temp_dir;
 
 TEST(PretrainData, SequentialWindowsFollowLlmC) {
   Transformer model(small_llama(50, 8));
@@ -127,7 +108,6 @@ TEST(Pretrain, GradientAccumulationEqualsTheLargeBatch) {
 // tiles each way, and the elementwise, norm, attention and optimizer loops are above their fork
 // thresholds.
 TEST(Pretrain, WeightsDoNotDependOnTheThreadCount) {
-  const int saved = omp_get_max_threads();
   for (Arch arch : {Arch::llama, Arch::gpt2}) {
     ModelConfig config = small_llama(600, 64);
     config.hidden_size = 64;
@@ -141,7 +121,7 @@ TEST(Pretrain, WeightsDoNotDependOnTheThreadCount) {
     }
     const std::vector<int32_t> tokens = counting_tokens(8 * 64 * 4 + 1, 600);
     auto train_on = [&](int threads) {
-      omp_set_num_threads(threads);
+      const test::ScopedThreads scope(threads);
       Transformer model(config);
       model.init_weights(5);
       model.set_requires_grad(true);
@@ -175,7 +155,6 @@ TEST(Pretrain, WeightsDoNotDependOnTheThreadCount) {
           << " threads: the weights differ from one thread's";
     }
   }
-  omp_set_num_threads(saved);
 }
 
 TEST(Pretrain, OverfitsASingleBatch) {

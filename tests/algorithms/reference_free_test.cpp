@@ -27,12 +27,6 @@ double metric(const std::vector<std::pair<std::string, double>>& m, const std::s
   return 0.0;
 }
 
-Transformer tiny_model(uint64_t seed) {
-  Transformer model(preference_tiny_config());
-  model.init_weights(seed);
-  return model;
-}
-
 // The loss of one micro-batch, rebuilt from its own metrics: ORPO's is nll_loss − λ·
 // log_odds_ratio; CPO sigmoid's mean −log σ(β·(log π(c) − log π(r))) needs the pairs, so it is
 // checked on a batch of one pair, where the logged means are that pair's values.
@@ -156,7 +150,7 @@ TEST(ReferenceFree, EveryMethodRaisesExactMatch) {
     ReferenceFreeTask task(policy, train, val, o);
     const auto before = task.evaluate();
     TrainerOptions t;
-    t.out_dir = preference_temp_dir(std::string("reference_free_") + c.name);
+    t.out_dir = temp_dir(std::string("reference_free_") + c.name);
     t.steps = c.steps;
     t.schedule.kind = "constant";
     t.schedule.lr = c.lr;

@@ -36,7 +36,7 @@ TEST(Reward, AddedHeadIsTheOneInitWeightsDraws) {
 }
 
 TEST(Reward, MarginsComeFromARecordField) {
-  const std::string dir = preference_temp_dir("margins");
+  const std::string dir = temp_dir("margins");
   std::filesystem::create_directories(dir);
   const std::string good = dir + "/good.jsonl", bad = dir + "/bad.jsonl", sft = dir + "/sft.jsonl";
   auto write = [](const std::string& path, const std::string& text) {
@@ -161,7 +161,7 @@ TEST(Reward, LearnsToPreferSortedAnswersOnHeldOutPrompts) {
                   sort_tokenized_pairs(200, 12, SortSplit::test), o);
   const PairMetrics before = task.measure(sort_tokenized_pairs(200, 12, SortSplit::test));
   TrainerOptions t;
-  t.out_dir = preference_temp_dir("rm_learn");
+  t.out_dir = temp_dir("rm_learn");
   t.steps = 200;
   t.schedule.kind = "cosine";
   t.schedule.lr = 5e-3;

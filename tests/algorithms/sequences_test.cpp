@@ -9,6 +9,7 @@
 
 #include "autograd/grad_mode.h"
 #include "tests/algorithms/synthetic_sort.h"
+#include "tests/support/source_dir.h"
 
 namespace rlaif {
 namespace {
@@ -151,8 +152,7 @@ TEST(TokenizeConversation, EveryReplyIsTrainedAndTruncationKeepsTheFlagsAligned)
 // none, Llama 3.1's adds <|begin_of_text|>) and from the template itself with a Jinja one, never
 // twice.
 TEST(TokenizePrompt, BosFollowsTheTokenizerOrTheJinjaTemplate) {
-  const char* source = std::getenv("RLAIF_SOURCE_DIR");
-  const std::string dir = std::string(source ? source : ".") + "/data/tokenizers/";
+  const std::string dir = test::source_dir() + "/data/tokenizers/";
   const Tokenizer gpt2 = Tokenizer::load_dir(dir + "gpt2");
   ChatTemplate slot;
   EXPECT_EQ(tokenize_prompt(gpt2, slot, "Hi", 256), gpt2.encode(slot.apply("Hi"), false));

@@ -19,6 +19,7 @@
 
 #include "autograd/grad_mode.h"
 #include "tests/algorithms/synthetic_sort.h"
+#include "tests/support/temp_dir.h"
 
 namespace rlaif {
 namespace {
@@ -26,12 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace rlaif::testing;
 
-std::string temp_dir(const std::string& name) {
-  fs::path p =
-      fs::temp_directory_path() / ("rlaif_sft_test_" + std::to_string(::getpid()) + "_" + name);
-  fs::remove_all(p);
-  return p.string();
-}
+using test::temp_dir;
 
 std::vector<float> all_grads(const Transformer& model) {
   std::vector<float> out;

@@ -12,25 +12,15 @@
 #include "io/checkpoint.h"
 #include "kernels/cpu/cpu_info.h"
 #include "tests/algorithms/in_flight_communicator.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/tiny_models.h"
 
 namespace rlaif {
 namespace {
 
 namespace fs = std::filesystem;
 
-ModelConfig micro_llama() {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.vocab_size = 11;
-  c.hidden_size = 8;
-  c.num_layers = 1;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 4;
-  c.intermediate_size = 16;
-  c.max_position_embeddings = 8;
-  return c;
-}
+using test::micro_llama;
 
 // Next-token loss on a fixed batch; returns NaN from step `nan_at` on.
 class ScriptedTask : public TrainingTask {
@@ -55,12 +45,7 @@ class ScriptedTask : public TrainingTask {
   test::InFlightCommunicator* comm_;
 };
 
-std::string temp_run(const std::string& name) {
-  fs::path p =
-      fs::temp_directory_path() / ("rlaif_trainer_test_" + std::to_string(::getpid()) + "_" + name);
-  fs::remove_all(p);
-  return p.string();
-}
+using test::temp_dir;
 
 TEST(Trainer, NonFiniteLossStopsNamingTheStepAndKeepsTheLastCheckpoint) {
   Transformer model(micro_llama());
@@ -68,7 +53,7 @@ TEST(Trainer, NonFiniteLossStopsNamingTheStepAndKeepsTheLastCheckpoint) {
   model.set_requires_grad(true);
   ScriptedTask task(model, /*nan_at=*/5);  // the 6th step (1-based) goes bad
   TrainerOptions o;
-  o.out_dir = temp_run("nan");
+  o.out_dir = temp_dir("nan");
   o.steps = 10;
   o.save_every = 2;
   o.keep = 0;
@@ -93,7 +78,7 @@ TEST(Trainer, LogsEveryStepAndKeepsTheNewestCheckpoints) {
   model.set_requires_grad(true);
   ScriptedTask task(model, /*nan_at=*/1000);
   TrainerOptions o;
-  o.out_dir = temp_run("log");
+  o.out_dir = temp_dir("log");
   o.steps = 7;
   o.save_every = 2;
   o.keep = 2;
@@ -134,7 +119,7 @@ TEST(Trainer, ResumeUnderAnotherCpuKernelSetSaysSo) {
   model.set_requires_grad(true);
   ScriptedTask task(model, /*nan_at=*/1000);
   TrainerOptions o;
-  o.out_dir = temp_run("kernels");
+  o.out_dir = temp_dir("kernels");
   o.steps = 2;
   o.save_every = 2;
   o.schedule.lr = 1e-3;
@@ -169,7 +154,7 @@ TEST(Trainer, SendsGradientsDuringTheLastMicroBatchsBackward) {
     test::InFlightCommunicator comm;
     ScriptedTask task(model, /*nan_at=*/1000, &comm);
     TrainerOptions o;
-    o.out_dir = temp_run(overlap ? "overlap" : "no_overlap");
+    o.out_dir = temp_dir(overlap ? "overlap" : "no_overlap");
     o.steps = 3;
     o.save_every = 0;
     o.grad_accum = 3;

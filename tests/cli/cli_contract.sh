@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The command-line contract of DESIGN.md: --help everywhere (exit 0), usage errors exit 2 with a
-# hint, runtime failures exit 1 with one clear message.
+# The command-line contract of docs/DESIGN.md (Command line): --help everywhere (exit 0), usage
+# errors exit 2 with a hint, runtime failures exit 1 with one clear message.
 set -uo pipefail
 rlaif="$1"; root="$2"
 fail=0

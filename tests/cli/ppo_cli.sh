@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `rlaif ppo` end to end on tiny models: a reward model made by `rlaif init` + a short `rlaif rm`
 # run; PPO (gae, the value model starting from the reward model), RLOO and GRPO each run a few
-# steps and write a model directory and the metrics the issue lists; a run resumed from its
+# steps and write a model directory and their metrics (TRL's names); a run resumed from its
 # checkpoint logs what the uninterrupted run logged, and so does one stopped by SIGINT; bad flag
 # combinations exit with 2.
 set -euo pipefail

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reward modelling and DPO on the shipped LLaMA-Factory preference data (data/preferences/
 # dpo_en_demo.json, 300 pairs) with a small model: `rlaif rm`, `rlaif score` and `rlaif dpo` each
-# run a few steps, log their metrics under the names the issue lists, and write model directories;
+# run a few steps, log their metrics under TRL's names (loss, rewards/*, logps/*), and write model directories;
 # --precompute-ref matches a live reference, its cache is reused, and a resumed DPO run repeats
 # the uninterrupted one.
 set -euo pipefail

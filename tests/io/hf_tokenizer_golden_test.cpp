@@ -107,8 +107,8 @@ TEST(HfTokenizerGolden, OnigurumaWhitespaceWhereTokenizersJsDiffers) {
             (std::vector<int32_t>{628, 126, 227, 36}));
   // U+FEFF is not space: " ?[^\s\p{L}\p{N}]+" takes it alone, then " y".
   EXPECT_EQ(gpt2.encode("x\xEF\xBB\xBF y"), (std::vector<int32_t>{87, 171, 119, 123, 331}));
-  // U+180E (no longer White_Space, but PCRE2's own \s takes it): it joins the "'" after it as
-  // punctuation, so "'s" is not a contraction; equal to @huggingface/tokenizers.
+  // U+180E (a format character, not White_Space, but PCRE2's own \s takes it): it joins the "'"
+  // after it as punctuation, so "'s" is not a contraction; equal to @huggingface/tokenizers.
   const Tokenizer qwen = Tokenizer::load_dir(tokenizer_dir("qwen3"));
   EXPECT_EQ(qwen.encode("a\xE1\xA0\x8E's"), (std::vector<int32_t>{64, 123970, 236, 6, 82}));
 }

@@ -498,7 +498,7 @@ TEST_F(OpenAiServerTest, StoppingAnswersQueuedRequestsWith503) {
   waiting.join();
   EXPECT_EQ(status, 503);
   EXPECT_NE(body.find("shutting down"), std::string::npos) << body;
-  EXPECT_FALSE(client().Get("/v1/models"));  // no longer listening
+  EXPECT_FALSE(client().Get("/v1/models"));  // not listening after stop()
   server_->stop();                           // a second stop is harmless
 }
 
@@ -520,7 +520,7 @@ TEST(OpenAiServerOptions, BadOptionsAreErrorsNamingTheFlag) {
 }
 
 TEST_F(OpenAiServerTest, AnswersTheProjectsOwnClient) {
-  // The pipeline offline: io/llm_client.h against `rlaif serve`, concurrently.
+  // The critic/teacher pipeline offline: io/llm_client.h against `rlaif serve`, concurrently.
   ClientOptions co;
   co.api_base = "http://127.0.0.1:" + std::to_string(port_) + "/v1";
   co.model = "stories260K";

@@ -18,18 +18,14 @@
 
 #include "io/metrics_log.h"
 #include "runtime/error.h"
+#include "tests/support/temp_dir.h"
 
 namespace rlaif {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("rlaif_tb_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  return dir.string();
-}
+using test::temp_dir;
 
 std::vector<std::string> event_files(const std::string& dir) {
   std::vector<std::string> files;

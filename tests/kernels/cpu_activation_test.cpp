@@ -7,15 +7,14 @@
 
 #include "kernels/backend.h"
 #include "tests/kernels/conformance.h"
+#include "tests/support/backends.h"
 
 namespace rlaif {
 namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() {
-  return backend_for(Device::cpu());
-}
+using test::cpu;
 
 // silu(g)·u in double, written independently of the kernel (σ via tanh: no overflow either).
 double swiglu_ref(double g, double u) {

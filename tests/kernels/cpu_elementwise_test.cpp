@@ -10,15 +10,14 @@
 
 #include "kernels/backend.h"
 #include "tests/kernels/conformance.h"
+#include "tests/support/backends.h"
 
 namespace rlaif {
 namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() {
-  return backend_for(Device::cpu());
-}
+using test::cpu;
 
 const UnaryOp kUnaryOps[] = {UnaryOp::neg,  UnaryOp::exp,       UnaryOp::log,
                              UnaryOp::sqrt, UnaryOp::square,    UnaryOp::abs,
@@ -123,7 +122,7 @@ TEST(CpuElementwise, TanhAndGeluAreWithinAnUlp) {
   cpu().unary_backward(UnaryOp::gelu_tanh, x, y, ones, dx);
   for (int64_t i = 0; i < n; ++i) {
     const float v = xs[i];
-    if (std::fabs(v) > 1e15f) continue;  // x³ overflows in float: inf or NaN, as before
+    if (std::fabs(v) > 1e15f) continue;  // x³ overflows in float: inf or NaN
     const float u = scale * (v + cubic * v * v * v);
     const double t = std::tanh(static_cast<double>(u)), c = std::cosh(static_cast<double>(u));
     const double fwd = 0.5 * v * (1.0 + t);

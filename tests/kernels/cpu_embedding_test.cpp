@@ -1,6 +1,5 @@
 // CPU embedding and its scatter-add gradient, checked against plain loops.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <limits>
@@ -8,6 +7,8 @@
 
 #include "kernels/backend.h"
 #include "tests/kernels/conformance.h"
+#include "tests/support/backends.h"
+#include "tests/support/threads.h"
 
 namespace rlaif {
 namespace {
@@ -15,16 +16,9 @@ namespace {
 using testing::random_ids;
 using testing::random_tensor;
 
-Backend& cpu() {
-  return backend_for(Device::cpu());
-}
+using test::cpu;
 
-// Runs the enclosed code with n OpenMP threads, restoring the previous count afterwards.
-struct ScopedThreads {
-  int saved = omp_get_max_threads();
-  explicit ScopedThreads(int n) { omp_set_num_threads(n); }
-  ~ScopedThreads() { omp_set_num_threads(saved); }
-};
+using test::ScopedThreads;
 
 TEST(CpuEmbedding, ForwardGathersRowsWithLeadingDimensions) {
   const int64_t vocab = 11, d = 13;

@@ -8,6 +8,7 @@
 
 #include "kernels/backend.h"
 #include "tests/kernels/conformance.h"
+#include "tests/support/backends.h"
 
 namespace rlaif {
 namespace {
@@ -15,9 +16,7 @@ namespace {
 using testing::random_ids;
 using testing::random_tensor;
 
-Backend& cpu() {
-  return backend_for(Device::cpu());
-}
+using test::cpu;
 
 constexpr int kIgnore = -100;
 

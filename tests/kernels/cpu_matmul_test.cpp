@@ -2,7 +2,6 @@
 // every transpose combination, batching, a shared 2-D b, bias, alpha and beta.
 #include <cblas.h>
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <limits>
@@ -10,15 +9,15 @@
 
 #include "kernels/backend.h"
 #include "tests/kernels/conformance.h"
+#include "tests/support/backends.h"
+#include "tests/support/threads.h"
 
 namespace rlaif {
 namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() {
-  return backend_for(Device::cpu());
-}
+using test::cpu;
 
 struct Case {
   Shape a, b;  // as stored (already transposed where the flag is set)
@@ -162,7 +161,7 @@ TEST(CpuMatmul, ResultsDoNotDependOnTheThreadCount) {
       {{3, 300, 64}, {3, 64, 520}, false, false},  // per-batch b
       {{40, 3000}, {3000, 24}, false, false},      // one tile, long inner dimension
   };
-  const int saved_blas = openblas_get_num_threads(), saved_omp = omp_get_max_threads();
+  const int saved_blas = openblas_get_num_threads();
   for (const Shapes& s : cases) {
     SCOPED_TRACE(::testing::Message() << "a " << shape_str(s.a) << ", b " << shape_str(s.b));
     Tensor a = random_tensor(s.a, 70), b = random_tensor(s.b, 71);
@@ -176,7 +175,7 @@ TEST(CpuMatmul, ResultsDoNotDependOnTheThreadCount) {
     std::vector<std::vector<float>> results;
     for (int threads : {1, 2, 3, 4, 7}) {
       openblas_set_num_threads(threads);
-      omp_set_num_threads(threads);
+      const test::ScopedThreads scope(threads);
       Tensor out = init.clone();
       cpu().matmul(a, b, out, s.trans_a, s.trans_b, bias, 0.75f, 0.5f);
       results.push_back(out.to_vector<float>());
@@ -186,7 +185,6 @@ TEST(CpuMatmul, ResultsDoNotDependOnTheThreadCount) {
     }
   }
   openblas_set_num_threads(saved_blas);
-  omp_set_num_threads(saved_omp);
 }
 
 TEST(CpuMatmul, RejectsBadArguments) {

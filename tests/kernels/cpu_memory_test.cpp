@@ -11,15 +11,14 @@
 #include "runtime/half.h"
 #include "runtime/philox.h"
 #include "tests/kernels/conformance.h"
+#include "tests/support/backends.h"
 
 namespace rlaif {
 namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() {
-  return backend_for(Device::cpu());
-}
+using test::cpu;
 
 const DType kAllDtypes[] = {DType::f32, DType::bf16, DType::f16, DType::i32, DType::i64, DType::u8};
 

@@ -1,7 +1,6 @@
 // CPU LayerNorm and RMSNorm, forward and backward, checked against a double-precision forward
 // written here and central finite differences of it.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <limits>
@@ -9,21 +8,17 @@
 
 #include "kernels/backend.h"
 #include "tests/kernels/conformance.h"
+#include "tests/support/backends.h"
+#include "tests/support/threads.h"
 
 namespace rlaif {
 namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() {
-  return backend_for(Device::cpu());
-}
+using test::cpu;
 
-struct ScopedThreads {
-  int saved = omp_get_max_threads();
-  explicit ScopedThreads(int n) { omp_set_num_threads(n); }
-  ~ScopedThreads() { omp_set_num_threads(saved); }
-};
+using test::ScopedThreads;
 
 std::vector<double> to_double(const Tensor& t) {
   std::vector<float> f = t.to_vector<float>();

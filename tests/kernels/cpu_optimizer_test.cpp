@@ -2,7 +2,6 @@
 // reimplementation of PyTorch's AdamW, the master-copy path, and squared_norm's known answers and
 // thread-count independence.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -10,21 +9,17 @@
 
 #include "kernels/backend.h"
 #include "tests/kernels/conformance.h"
+#include "tests/support/backends.h"
+#include "tests/support/threads.h"
 
 namespace rlaif {
 namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() {
-  return backend_for(Device::cpu());
-}
+using test::cpu;
 
-struct ScopedThreads {
-  int saved = omp_get_max_threads();
-  explicit ScopedThreads(int n) { omp_set_num_threads(n); }
-  ~ScopedThreads() { omp_set_num_threads(saved); }
-};
+using test::ScopedThreads;
 
 AdamWHyper hyper(double lr, double beta1, double beta2, double eps, double wd, int64_t step) {
   AdamWHyper h;

@@ -7,6 +7,7 @@
 
 #include "kernels/backend.h"
 #include "tests/kernels/conformance.h"
+#include "tests/support/backends.h"
 
 namespace rlaif {
 namespace {
@@ -14,9 +15,7 @@ namespace {
 using testing::random_ids;
 using testing::random_tensor;
 
-Backend& cpu() {
-  return backend_for(Device::cpu());
-}
+using test::cpu;
 
 // RoPE in double, straight from backend.h's formula. x: [B, T, H, Dh]; positions: [B, T].
 std::vector<double> rope_ref(const Tensor& x, const Tensor& positions, double theta, bool inverse) {

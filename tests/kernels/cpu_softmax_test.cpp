@@ -9,15 +9,14 @@
 
 #include "kernels/backend.h"
 #include "tests/kernels/conformance.h"
+#include "tests/support/backends.h"
 
 namespace rlaif {
 namespace {
 
 using testing::random_tensor;
 
-Backend& cpu() {
-  return backend_for(Device::cpu());
-}
+using test::cpu;
 
 // log softmax of one row, in double.
 std::vector<double> log_softmax_ref(const double* x, int64_t D) {

@@ -7,14 +7,12 @@
 
 #include "model/config.h"
 #include "runtime/error.h"
+#include "tests/support/source_dir.h"
 
 namespace rlaif {
 namespace {
 
-std::string source_dir() {
-  const char* dir = std::getenv("RLAIF_SOURCE_DIR");
-  return dir ? dir : ".";
-}
+using test::source_dir;
 
 std::string error_of(const std::string& json) {
   try {

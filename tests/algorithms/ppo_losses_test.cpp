@@ -1,21 +1,22 @@
-// The arithmetic of PPO, RLOO and GRPO against known answers (the figures), and the
-// gradients of every loss checked by finite differences through a tiny transformer.
+// The losses of algorithms/ppo_losses.h (PPO's clipped policy loss, the clipped value loss,
+// GRPO's k3 KL loss, the token aggregations) against known answers worked by hand, and their
+// gradients checked by finite differences through a tiny transformer.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "algorithms/advantages.h"
-#include "algorithms/kl_penalty.h"
 #include "algorithms/ppo_losses.h"
 #include "algorithms/ppo_rollout.h"
 #include "autograd/grad_mode.h"
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "tests/model/model_test_util.h"
+#include "tests/support/tiny_sequences.h"
 
 namespace rlaif {
 namespace {
 
+using test::tiny_sequences;
 Tensor row(const std::vector<float>& v) {
   return Tensor::from_vector(v, {1, static_cast<int64_t>(v.size())});
 }
@@ -79,71 +80,6 @@ TEST(PpoMath, ValueLossKnownAnswer) {
   EXPECT_NEAR(w.grad().item(), -0.9, 1e-6);
 }
 
-TEST(PpoMath, GaeKnownAnswer) {
-  GaeResult g = gae({0, 0, 1}, {0.5, 0.6, 0.7}, 1.0, 0.95);
-  ASSERT_EQ(g.advantages.size(), 3u);
-  EXPECT_NEAR(g.advantages[0], 0.46575, 1e-12);
-  EXPECT_NEAR(g.advantages[1], 0.385, 1e-12);
-  EXPECT_NEAR(g.advantages[2], 0.3, 1e-12);
-  EXPECT_NEAR(g.returns[0], 0.96575, 1e-12);
-  EXPECT_NEAR(g.returns[2], 1.0, 1e-12);
-  // γ = 0.5, λ = 0: one-step TD errors δ_t = r_t + 0.5·V_{t+1} − V_t.
-  GaeResult td = gae({1, 2}, {0.5, 1.0}, 0.5, 0.0);
-  EXPECT_NEAR(td.advantages[0], 1.0 + 0.5 - 0.5, 1e-12);
-  EXPECT_NEAR(td.advantages[1], 2.0 - 1.0, 1e-12);
-  EXPECT_THROW(gae({1, 2}, {1}, 1, 1), Error);
-}
-
-TEST(PpoMath, KlEstimatorsKnownAnswers) {
-  EXPECT_NEAR(kl_k1(-1.0, -1.2), 0.2, 1e-12);
-  EXPECT_NEAR(kl_k3(-1.0, -1.2), 0.0187308, 1e-7);
-  EXPECT_NEAR(kl_k3(-1.0, -1.2), std::exp(-0.2) - 1.0 + 0.2, 1e-15);
-  EXPECT_EQ(kl_k3(-0.7, -0.7), 0.0);
-  EXPECT_GE(kl_k3(-3.0, -0.1), 0.0);  // k3 is never negative; k1 can be
-  EXPECT_LT(kl_k1(-3.0, -0.1), 0.0);
-  EXPECT_EQ(parse_kl_estimator("k3"), KlEstimator::k3);
-  EXPECT_THROW(parse_kl_estimator("k2"), Error);
-}
-
-TEST(PpoMath, WhitenAndGroupAdvantages) {
-  std::vector<double> w = whiten({1, 2, 3, 4});
-  double mean = 0, var = 0;
-  for (double x : w) mean += x / 4;
-  for (double x : w) var += (x - mean) * (x - mean) / 3;  // unbiased
-  EXPECT_NEAR(mean, 0.0, 1e-12);
-  EXPECT_NEAR(var, 1.0, 1e-6);
-  std::vector<double> kept = whiten({1, 2, 3, 4}, /*shift_mean=*/false);
-  EXPECT_NEAR(kept[0] + kept[1] + kept[2] + kept[3], 10.0, 1e-9);  // the mean stays 2.5
-  std::vector<double> masked = whiten({1, 100, 3}, {1, 0, 1});
-  EXPECT_EQ(masked[1], 100.0);
-  EXPECT_NEAR(masked[0], -1.0 / std::sqrt(2.0), 1e-6);  // (1 − 2) / √2
-
-  // RLOO: baseline = the mean of the others.
-  std::vector<double> r = rloo_advantages({1, 0, 0, 3, 6, 0}, 3);
-  EXPECT_NEAR(r[0], 1 - 0.0, 1e-12);
-  EXPECT_NEAR(r[1], 0 - 0.5, 1e-12);
-  EXPECT_NEAR(r[3], 3 - 3.0, 1e-12);
-  EXPECT_NEAR(r[4], 6 - 1.5, 1e-12);
-  EXPECT_NEAR(r[5], 0 - 4.5, 1e-12);
-  // GRPO: (r − mean) / (std + eps), std unbiased: {1, 0} → ±0.5/0.70711.
-  std::vector<double> g = grpo_advantages({1, 0, 2, 2}, 2);
-  EXPECT_NEAR(g[0], 0.5 / (std::sqrt(0.5) + 1e-4), 1e-9);
-  EXPECT_NEAR(g[1], -g[0], 1e-12);
-  EXPECT_EQ(g[2], 0.0);  // a group with one score has no signal
-  EXPECT_THROW(rloo_advantages({1, 2, 3}, 2), Error);
-  EXPECT_THROW(grpo_advantages({1, 2}, 1), Error);
-  // Dr. GRPO: centred only: {3, 0, 0} → 2, −1, −1 (GRPO's would be 2/√3, −1/√3, −1/√3);
-  // {1, 1, 1} → 0.
-  std::vector<double> d = grpo_advantages({3, 0, 0, 1, 1, 1}, 3, 1e-4, /*scale_by_std=*/false);
-  EXPECT_NEAR(d[0], 2.0, 1e-12);
-  EXPECT_NEAR(d[1], -1.0, 1e-12);
-  EXPECT_NEAR(d[2], -1.0, 1e-12);
-  EXPECT_NEAR(d[3], 0.0, 1e-12);
-  // Two of three groups scored alike: {1, 1}, {0, 2}, {5, 5}.
-  EXPECT_NEAR(zero_std_group_fraction({1, 1, 0, 2, 5, 5}, 2), 2.0 / 3, 1e-12);
-  EXPECT_EQ(zero_std_group_fraction({0, 1, 2, 3}, 2), 0.0);
-}
-
 TEST(PpoMath, ClipHigherLetsPositiveAdvantagesGrowFurther) {
   // ε_low = 0.2, ε_high = 0.28. A = 2, ρ = 1.5: max(−3, −2·1.28) = −2.56.
   Variable up(row({static_cast<float>(std::log(1.5))}), true);
@@ -193,22 +129,7 @@ TEST(PpoMath, LossAggregationKnownAnswers) {
   EXPECT_THROW(aggregation_weights(LossAggregation::dr_grpo, {5}, 4), Error);  // longer than L_max
 }
 
-TEST(PpoMath, AdaptiveKlController) {
-  AdaptiveKlController c(0.1, /*target=*/6.0, /*horizon=*/10000);
-  c.update(12.0, 64);  // KL twice the target: e clipped to 0.2
-  EXPECT_NEAR(c.value(), 0.1 * (1 + 0.2 * 64 / 10000.0), 1e-15);
-  c.update(5.4, 100);  // e = 5.4/6 − 1 = −0.1
-  EXPECT_NEAR(c.value(), 0.1 * (1 + 0.2 * 64 / 10000.0) * (1 - 0.1 * 100 / 10000.0), 1e-15);
-  EXPECT_THROW(AdaptiveKlController(0.1, 0.0), Error);
-}
-
 // ---- Gradients through a tiny model -----------------------------------------------------------
-
-// A batch of two prompt + response sequences for the tiny models (vocab ≥ 23, context ≥ 9).
-SequenceBatch tiny_sequences() {
-  std::vector<TokenizedExample> ex = {{{1, 5, 7}, {9, 4, 2, 11}}, {{1, 3}, {6, 8, 2}}};
-  return make_batch(ex, Device::cpu());
-}
 
 // The leaves to check: the parameters the loss reaches first and last (the head/embedding and
 // the first layer's attention query), kept small so the check stays quick.
@@ -329,67 +250,6 @@ TEST(PpoMath, KlLossGradcheckThroughTinyModel) {
     n += 1;
   }
   EXPECT_NEAR(f({}).data().item(), sum / n, 1e-6);
-}
-
-TEST(PpoMath, ResponseLogprobsMatchTheModelAtTemperatureOne) {
-  Transformer m(testing::tiny_llama());
-  m.init_weights(11);
-  SequenceBatch batch = tiny_sequences();
-  NoGradGuard g;
-  Tensor entropy;
-  std::vector<float> ours = response_logprobs(m, batch, 1.0, &entropy).data().to_vector<float>();
-  Variable summed = completion_logprobs(m, batch);  // Σ over each row's response
-  std::vector<float> mask = batch.completion_mask.to_vector<float>(),
-                     h = entropy.to_vector<float>();
-  const int64_t T = batch.width();
-  for (int64_t b = 0; b < 2; ++b) {
-    double s = 0;
-    for (int64_t t = 0; t < T; ++t)
-      s += mask[static_cast<size_t>(b * T + t)] * ours[static_cast<size_t>(b * T + t)];
-    EXPECT_NEAR(s, summed.data().to_vector<float>()[static_cast<size_t>(b)], 1e-5);
-  }
-  for (float e : h) {
-    EXPECT_GE(e, 0.0f);
-    EXPECT_LE(e, std::log(29.0f) + 1e-5f);  // at most log V
-  }
-}
-
-// PPO's log-probs (at a temperature), their gradient and the entropies are the same through
-// the padded head (tiny vocabularies of 23 and 29 padded to 64) as through the plain one.
-TEST(PpoMath, ResponseLogprobsAndEntropyIgnoreTheVocabularyPadding) {
-  for (ModelConfig cfg : {testing::tiny_gpt2(), testing::tiny_llama()}) {
-    Transformer m(cfg);
-    m.init_weights(4);
-    m.set_requires_grad(true);
-    ASSERT_GT(m.padded_vocab(), cfg.vocab_size);
-    const SequenceBatch batch = tiny_sequences();
-    Variable head = m.parameter(cfg.is_gpt2() ? "transformer.wte.weight" : "lm_head.weight");
-    auto run = [&](bool padded, std::vector<float>& logp, std::vector<float>& entropy,
-                   std::vector<float>& grad) {
-      m.set_vocab_padding(padded);
-      head.zero_grad();
-      Tensor h;
-      Variable lp = response_logprobs(m, batch, 0.7, &h);
-      sum_all(mul(lp, Variable(batch.completion_mask))).backward();
-      logp = lp.data().to_vector<float>();
-      entropy = h.to_vector<float>();
-      grad = head.grad().to_vector<float>();
-    };
-    std::vector<float> lp0, h0, g0, lp1, h1, g1;
-    run(true, lp1, h1, g1);
-    run(false, lp0, h0, g0);
-    auto near = [&](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
-      ASSERT_EQ(a.size(), b.size()) << what;
-      for (size_t i = 0; i < a.size(); ++i) {
-        ASSERT_TRUE(std::isfinite(a[i])) << cfg.model_type << " " << what << " [" << i << "]";
-        ASSERT_NEAR(a[i], b[i], 1e-6 + 1e-6 * std::fabs(b[i]))
-            << cfg.model_type << " " << what << " [" << i << "]";
-      }
-    };
-    near(lp1, lp0, "log-prob");
-    near(h1, h0, "entropy");
-    near(g1, g0, "head gradient");
-  }
 }
 
 }  // namespace

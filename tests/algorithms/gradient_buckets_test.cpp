@@ -1,4 +1,5 @@
-// DataParallelOptimizer::overlap_backward on one rank, through a communicator that behaves like
+// The gradient buckets of algorithms/gradient_buckets.h as DataParallelOptimizer::overlap_backward
+// drives them, on one rank, through a communicator that behaves like
 // NCCL's started collectives: a started collective's tensors hold garbage until wait(), and a
 // buffer written while its collective is in flight is caught. The reduction must start buckets
 // during the backward pass, last bucket first, and give bitwise the weights of the same training
