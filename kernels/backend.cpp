@@ -1,19 +1,10 @@
+// The names of the primitives' operations, and the optional primitives' default
+// implementations: each composes required primitives.
 #include "kernels/backend.h"
 
-#include <array>
-#include <atomic>
 #include <cmath>
-#include <map>
-#include <memory>
-#include <mutex>
 
-#include "kernels/cpu/cpu_backend.h"
-#include "kernels/profiling_backend.h"
 #include "kernels/shape_checks.h"
-#ifdef RLAIF_HAVE_CUDA
-#include "kernels/cuda/cuda_backend.h"
-#include "runtime/allocator.h"
-#endif
 
 namespace rlaif {
 
@@ -77,34 +68,6 @@ const char* reduce_op_name(ReduceOp op) {
   return "?";
 }
 
-namespace {
-
-struct Registry {
-  std::mutex mutex;
-#ifdef RLAIF_HAVE_CUDA
-  // Compiled in: the CUDA backend and its memory manager are installed here, explicitly (a static
-  // initialiser inside the static CUDA library would be dropped by the linker).
-  Registry() {
-    register_device_memory(DeviceType::cuda, cuda::cuda_device_memory());
-  }
-  Backend* (*cuda_factory)(int) = &cuda::make_cuda_backend;
-#else
-  Backend* (*cuda_factory)(int) = nullptr;
-#endif
-  std::map<int, std::unique_ptr<Backend>> cuda_backends;
-};
-
-Registry& registry() {
-  static Registry r;
-  return r;
-}
-
-// Installs the CUDA memory manager at start-up, so CUDA tensors can be made before the first
-// backend_for(cuda) call.
-[[maybe_unused]] const bool g_registered = (registry(), true);
-
-}  // namespace
-
 void Backend::linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& pre,
                           const Tensor& out) {
   RLAIF_CHECK(x.dim() == 2 && w.dim() == 2 && pre.dim() == 2, "linear_gelu: x ", x, ", w ", w,
@@ -156,98 +119,6 @@ void Backend::squared_norms(std::span<const Tensor> xs, const Tensor& out) {
     const int64_t k = static_cast<int64_t>(i);
     squared_norm(xs[i], out.slice(k, k + 1).reshape({}));
   }
-}
-
-void register_backend(DeviceType type, Backend* (*factory)(int index)) {
-  RLAIF_CHECK(type == DeviceType::cuda, "register_backend: the cpu backend is built in");
-  std::lock_guard<std::mutex> lock(registry().mutex);
-  registry().cuda_factory = factory;
-}
-
-bool backend_available(DeviceType type) {
-  if (type == DeviceType::cpu) return true;
-  std::lock_guard<std::mutex> lock(registry().mutex);
-  return registry().cuda_factory != nullptr;
-}
-
-namespace {
-
-// Profiling (kernels/profiling_backend.h). One slot per device, holding the wrapper that
-// backend_for returns while profiling is on; wrappers are never destroyed, since code may still
-// hold a Backend& it got while profiling was on. g_profiling counts the active slots, so
-// backend_for pays one relaxed atomic load when nothing is profiled.
-constexpr int kMaxProfiledCuda = 64;
-std::atomic<int> g_profiling{0};
-std::array<std::atomic<ProfilingBackend*>, 1 + kMaxProfiledCuda> g_active{};
-
-struct Profilers {
-  std::mutex mutex;  // serialises enable/disable and the creation of wrappers
-  std::array<std::unique_ptr<ProfilingBackend>, 1 + kMaxProfiledCuda> wrappers;
-};
-
-// Never destroyed: a static destructor running backend_for at exit must not find a dead wrapper.
-Profilers& profilers() {
-  static Profilers* p = new Profilers;
-  return *p;
-}
-
-// The slot of a device: 0 for the CPU, 1 + index for cuda:index.
-size_t profile_slot(Device device) {
-  if (device.is_cpu()) return 0;
-  RLAIF_CHECK(device.index >= 0 && device.index < kMaxProfiledCuda, "profiling ", device,
-              ": only cuda:0 to cuda:", kMaxProfiledCuda - 1, " can be profiled");
-  return 1 + static_cast<size_t>(device.index);
-}
-
-// The real backend: what backend_for returns when the device is not profiled.
-Backend& plain_backend_for(Device device) {
-  if (device.is_cpu()) {
-    static CpuBackend cpu;
-    return cpu;
-  }
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mutex);
-  RLAIF_CHECK(r.cuda_factory != nullptr, "backend_for(", device,
-              "): this binary was built without the CUDA backend (configure with "
-              "-DRLAIF_CUDA=ON on a machine with the CUDA Toolkit)");
-  auto& slot = r.cuda_backends[device.index];
-  if (!slot) slot.reset(r.cuda_factory(device.index));
-  return *slot;
-}
-
-}  // namespace
-
-Backend& backend_for(Device device) {
-  if (g_profiling.load(std::memory_order_relaxed) > 0) [[unlikely]] {
-    if (device.is_cpu() || (device.index >= 0 && device.index < kMaxProfiledCuda)) {
-      const size_t slot = device.is_cpu() ? 0 : 1 + static_cast<size_t>(device.index);
-      if (ProfilingBackend* p = g_active[slot].load(std::memory_order_acquire)) return *p;
-    }
-  }
-  return plain_backend_for(device);
-}
-
-ProfilingBackend* enable_profiling(Device device) {
-  const size_t slot = profile_slot(device);
-  Profilers& p = profilers();
-  std::lock_guard<std::mutex> lock(p.mutex);
-  auto& wrapper = p.wrappers[slot];
-  if (!wrapper) wrapper = std::make_unique<ProfilingBackend>(plain_backend_for(device));
-  wrapper->enable();
-  if (g_active[slot].exchange(wrapper.get(), std::memory_order_acq_rel) == nullptr) {
-    g_profiling.fetch_add(1, std::memory_order_relaxed);
-  }
-  return wrapper.get();
-}
-
-void disable_profiling(Device device) {
-  const size_t slot = profile_slot(device);
-  Profilers& p = profilers();
-  std::lock_guard<std::mutex> lock(p.mutex);
-  if (g_active[slot].exchange(nullptr, std::memory_order_acq_rel) != nullptr) {
-    g_profiling.fetch_sub(1, std::memory_order_relaxed);
-  }
-  if (p.wrappers[slot]) p.wrappers[slot]->disable();
 }
 
 }  // namespace rlaif

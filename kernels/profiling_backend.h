@@ -13,18 +13,22 @@
 // Calls are aggregated under a label: the primitive's name plus a short shape/dtype signature
 // ("matmul 8192x3072x768 bf16 nt", "attention B8 T1024 H12 Dh64 bf16"), with the call count,
 // total seconds, and cheap FLOP and byte estimates (FLOPs for matmul and attention only; bytes
-// as the sum of the tensors' sizes, each counted once).
+// as the sum of the tensors' sizes, each counted once). kernels/profile_label.h makes the labels
+// from the arguments, so the wrapper itself is generated from backend.h's list of primitives.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/profile_label.h"
 
 namespace rlaif {
 
@@ -70,99 +74,14 @@ class ProfilingBackend final : public Backend {
   void synchronize() override { inner_.synchronize(); }
   std::unique_ptr<QueueMark> mark() override { return inner_.mark(); }
 
-  void fill(const Tensor& out, double value) override;
-  void copy(const Tensor& src, const Tensor& dst) override;
-  void cast(const Tensor& src, const Tensor& dst) override;
-  void random_uniform(const Tensor& out, uint64_t seed, uint64_t offset, float lo,
-                      float hi) override;
-  void random_normal(const Tensor& out, uint64_t seed, uint64_t offset, float mean,
-                     float std) override;
-  void concat(const std::vector<Tensor>& inputs, const Tensor& out) override;
-
-  void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,
-              const Tensor& bias, float alpha, float beta) override;
-  void linear_gelu(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& pre,
-                   const Tensor& out) override;
-
-  void unary(UnaryOp op, const Tensor& x, const Tensor& out) override;
-  void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& dy,
-                      const Tensor& dx) override;
-  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) override;
-  void binary_backward(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& dout,
-                       const Tensor& da, const Tensor& db) override;
-  void affine(const Tensor& x, float alpha, float beta, const Tensor& out) override;
-  void clamp(const Tensor& x, float lo, float hi, const Tensor& out) override;
-  void clamp_backward(const Tensor& x, float lo, float hi, const Tensor& dy,
-                      const Tensor& dx) override;
-  void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) override;
-
-  void reduce(ReduceOp op, const Tensor& x, int dim, const Tensor& out) override;
-  void reduce_backward(ReduceOp op, const Tensor& x, const Tensor& y, const Tensor& dy, int dim,
-                       const Tensor& dx) override;
-  void argmax(const Tensor& x, const Tensor& out) override;
-  void masked_reduce(const Tensor& x, const Tensor& mask, bool mean, const Tensor& out) override;
-  void masked_reduce_backward(const Tensor& mask, const Tensor& dy, bool mean,
-                              const Tensor& dx) override;
-
-  void softmax(const Tensor& x, const Tensor& out) override;
-  void log_softmax(const Tensor& x, const Tensor& out) override;
-  void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx) override;
-  void log_softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx) override;
-
-  void embedding(const Tensor& weight, const Tensor& ids, const Tensor& out) override;
-  void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dweight,
-                          bool accumulate = false) override;
-
-  void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
-                 const Tensor& out, const Tensor& mean, const Tensor& rstd) override;
-  void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
-                          const Tensor& rstd, const Tensor& dout, const Tensor& dx,
-                          const Tensor& dgamma, const Tensor& dbeta, bool accumulate_dx) override;
-  void rmsnorm(const Tensor& x, const Tensor& gamma, float eps, const Tensor& out,
-               const Tensor& rstd) override;
-  void rmsnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& rstd,
-                        const Tensor& dout, const Tensor& dx, const Tensor& dgamma,
-                        bool accumulate_dx) override;
-  void add_layernorm(const Tensor& x, const Tensor& residual, const Tensor& gamma,
-                     const Tensor& beta, float eps, const Tensor& sum, const Tensor& out,
-                     const Tensor& mean, const Tensor& rstd) override;
-  void add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& gamma, float eps,
-                   const Tensor& sum, const Tensor& out, const Tensor& rstd) override;
-
-  void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override;
-  void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout,
-                       const Tensor& dgate, const Tensor& dup) override;
-
-  void rope(const Tensor& x, const Tensor& positions, float theta, bool inverse,
-            const Tensor& out) override;
-
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& segment_ids,
-                 int64_t kv_len, int64_t window, float scale, const Tensor& out,
-                 const Tensor& lse) override;
-  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
-                          const Tensor& segment_ids, int64_t kv_len, int64_t window, float scale,
-                          const Tensor& out, const Tensor& lse, const Tensor& dout,
-                          const Tensor& dq, const Tensor& dk, const Tensor& dv) override;
-
-  void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
-                  const Tensor& master, const AdamWHyper& h) override;
-  void squared_norm(const Tensor& x, const Tensor& out) override;
-  void adamw_steps(std::span<const AdamWTensors> params, const AdamWHyper& h,
-                   float grad_scale) override;
-  void squared_norms(std::span<const Tensor> xs, const Tensor& out) override;
-
-  void cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_index,
-                     const Tensor& losses, const Tensor& lse) override;
-  void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                              const Tensor& dlosses, int ignore_index,
-                              const Tensor& dlogits) override;
-  void gather_logprobs(const Tensor& logits, const Tensor& targets, const Tensor& logp,
-                       const Tensor& lse) override;
-  void gather_logprobs_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
-                                const Tensor& dlogp, const Tensor& dlogits) override;
-
-  void sample_tokens(const Tensor& logits, const Tensor& uniforms, float temperature, int64_t top_k,
-                     float top_p, const Tensor& out) override;
+  // Every primitive of kernels/backend.h, required and optional: forwarded to the inner
+  // backend, and timed while enabled.
+#define RLAIF_PROFILE_PRIMITIVE(name, params, args)                    \
+  void name params override {                                          \
+    timed(#name, #args, profile_args args, [&] { inner_.name args; }); \
+  }
+  RLAIF_BACKEND_PRIMITIVES(RLAIF_PROFILE_PRIMITIVE, RLAIF_PROFILE_PRIMITIVE)
+#undef RLAIF_PROFILE_PRIMITIVE
 
  private:
   // A timed call whose marks have not been read yet (reading waits for the device).
@@ -176,11 +95,24 @@ class ProfilingBackend final : public Backend {
   static constexpr size_t kMaxPending = 16384;
 
   // Runs `call`; when enabled, marks the queue before and after it and adds its time (once the
-  // marks are read) to the aggregate whose label, FLOPs and bytes `describe()` returns (called
-  // only then, and only after `call` returned: a disabled wrapper formats nothing, and the
-  // shapes have been checked).
-  template <typename Describe, typename Call>
-  void timed(Describe&& describe, Call&& call);
+  // marks are read) to the aggregate of the call's label (profile_label.h: made only then, and
+  // only after `call` returned, so a disabled wrapper formats nothing and the shapes have been
+  // checked). `names` is the primitive's argument list as written in backend.h, "(out, value)".
+  template <typename Call>
+  void timed(const char* primitive, const char* names, std::span<const ProfileArg> args,
+             Call&& call) {
+    if (!enabled()) {
+      call();
+      return;
+    }
+    std::unique_ptr<QueueMark> start = inner_.mark();
+    call();
+    std::unique_ptr<QueueMark> stop = inner_.mark();
+    record(profile_label(primitive, names, args), std::move(start), std::move(stop));
+  }
+  // Queues a timed call for resolve_pending.
+  void record(ProfileLabel label, std::unique_ptr<QueueMark> start,
+              std::unique_ptr<QueueMark> stop);
   // Reads the pending calls' marks into stats_. Needs mutex_.
   void resolve_pending() const;
 

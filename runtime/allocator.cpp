@@ -1,9 +1,12 @@
 #include "runtime/allocator.h"
 
+#include <array>
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 
 #include "runtime/error.h"
 
@@ -45,23 +48,35 @@ class CpuMemory final : public DeviceMemory {
 };
 
 CpuMemory g_cpu_memory;
-DeviceMemory* g_cuda_memory = nullptr;
+// The other device types' managers, by DeviceType value; registered once at start-up, before any
+// tensor of the type exists.
+std::array<std::atomic<DeviceMemory*>, kDeviceTypeCount> g_device_memory{};
+
+std::string upper(const char* name) {
+  std::string s(name);
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
 
 }  // namespace
 
 DeviceMemory& device_memory(DeviceType type) {
   if (type == DeviceType::cpu) return g_cpu_memory;
-  if (g_cuda_memory == nullptr) {
-    throw Error(
-        "device memory: no CUDA memory manager is registered (this build has no CUDA backend, or "
-        "it was not initialised)");
+  DeviceMemory* memory = g_device_memory.at(static_cast<size_t>(type)).load();
+  if (memory == nullptr) {
+    const std::string name = upper(device_type_name(type));
+    throw Error("device memory: no ", name, " memory manager is registered (this build has no ",
+                name, " backend, or it was not initialised)");
   }
-  return *g_cuda_memory;
+  return *memory;
 }
 
 void register_device_memory(DeviceType type, DeviceMemory* memory) {
-  RLAIF_CHECK(type == DeviceType::cuda, "register_device_memory: the cpu memory manager is fixed");
-  g_cuda_memory = memory;
+  RLAIF_CHECK(type != DeviceType::cpu || memory == &g_cpu_memory,
+              "register_device_memory: the cpu memory manager is built in");
+  RLAIF_CHECK(memory != nullptr, "register_device_memory: no memory manager given for ",
+              device_type_name(type));
+  if (type != DeviceType::cpu) g_device_memory.at(static_cast<size_t>(type)).store(memory);
 }
 
 size_t cpu_bytes_in_use() {

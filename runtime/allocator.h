@@ -1,6 +1,7 @@
 // Device memory: every device type has one DeviceMemory that allocates, frees, zeroes and copies
 // its bytes. The CPU one lives here (64-byte aligned, so SIMD loads never straddle a cache line);
-// the CUDA backend registers its caching allocator when it starts.
+// every other device type registers its own at start-up (kernels/device_registry.cpp: the CUDA
+// backend's caching allocator). This is the memory half of a port (docs/PORTING.md).
 #pragma once
 
 #include <cstddef>
@@ -9,10 +10,14 @@
 
 namespace rlaif {
 
+// Every method is called with the device the bytes live on (its index selects the device of a
+// multi-device type). Errors are thrown as rlaif::Error, naming the device and the byte count.
 class DeviceMemory {
  public:
   virtual ~DeviceMemory() = default;
+  // Bytes for a tensor, suitably aligned for any dtype; a valid, unique pointer for 0 bytes.
   virtual void* allocate(size_t bytes, Device device) = 0;
+  // Returns allocate's pointer with the byte count it was allocated with.
   virtual void deallocate(void* ptr, size_t bytes, Device device) = 0;
   virtual void memset_zero(void* ptr, size_t bytes, Device device) = 0;
   // Copies between this device type and the host (one of the two pointers is host memory) or
@@ -25,9 +30,10 @@ class DeviceMemory {
 constexpr size_t kCpuAlignment = 64;
 
 // The memory manager for `type`; throws Error when none is registered (e.g. cuda in a CPU-only
-// build, or before the CUDA backend started).
+// build, or in a binary that links the runtime alone).
 DeviceMemory& device_memory(DeviceType type);
-// Installs the memory manager of a device type (the CUDA backend calls this at start-up).
+// Installs the memory manager of any device type (kernels/device_registry.cpp does, for every
+// registered type). The cpu one is built in: registering another for cpu is an Error.
 void register_device_memory(DeviceType type, DeviceMemory* memory);
 
 // Bytes currently held by CPU tensors, and the peak since start; for tests and benchmarks.

@@ -1,4 +1,4 @@
-// Where a tensor's memory lives: the host (cpu) or one CUDA device (cuda:N).
+// Where a tensor's memory lives: the host (cpu) or one device of an accelerator type (cuda:N).
 #pragma once
 
 #include <cstddef>
@@ -9,7 +9,14 @@
 
 namespace rlaif {
 
+// The device types rlaif knows. A port to a new accelerator adds its value here and its name to
+// device_type_name (runtime/device.cpp); its memory, backend and communicator are registered at
+// start-up under that type (kernels/device_registry.h, docs/PORTING.md).
 enum class DeviceType : uint8_t { cpu, cuda };
+inline constexpr int kDeviceTypeCount = 2;
+
+// "cpu", "cuda": the name a device type is parsed from and printed as.
+const char* device_type_name(DeviceType type);
 
 struct Device {
   DeviceType type = DeviceType::cpu;
@@ -20,11 +27,12 @@ struct Device {
   bool is_cpu() const { return type == DeviceType::cpu; }
   bool is_cuda() const { return type == DeviceType::cuda; }
   bool operator==(const Device&) const = default;
-  // "cpu" or "cuda:N".
+  // "cpu", or the type's name and index ("cuda:N").
   std::string str() const;
 };
 
-// Parses "cpu", "cuda" (= cuda:0) or "cuda:N"; throws Error naming the text otherwise.
+// Parses "cpu", or a device type's name ("cuda" = cuda:0) or name and index ("cuda:N"); throws
+// Error naming the text otherwise.
 Device parse_device(std::string_view text);
 std::ostream& operator<<(std::ostream& os, const Device& device);
 

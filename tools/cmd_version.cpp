@@ -1,8 +1,10 @@
 // `rlaif version`: the version, the build type, and which backends and libraries are compiled in
-// (and, for CUDA, what the runtime sees on this machine).
+// (the registered device types; for CUDA, also what the runtime sees on this machine).
 #include <cstdio>
+#include <string>
 
 #include "kernels/cpu/cpu_info.h"
+#include "kernels/device_registry.h"
 #include "runtime/build_info.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
@@ -23,6 +25,18 @@ int version_main(const std::vector<std::string>& args) {
   std::printf("OpenBLAS: %s (kernels %s), CPU threads: %d\n", bi::kOpenBlas ? "yes" : "no",
               cpu::blas_core_name().c_str(), cpu::thread_count());
   std::printf("MPI: %s\n", bi::kMpi ? "yes (runtime/communicator.h; launch with mpirun)" : "no");
+  // The registered device types (kernels/device_registry.h), each with the float dtypes its
+  // backend accepts: "backends: cpu (f32), cuda (f32, bf16)".
+  std::string backends;
+  for (const DeviceTypeRegistration& type : registered_device_types()) {
+    if (!backends.empty()) backends += ", ";
+    backends += std::string(device_type_name(type.type)) + " (";
+    for (size_t i = 0; i < type.float_dtypes.size(); ++i) {
+      backends += (i ? ", " : "") + std::string(dtype_name(type.float_dtypes[i]));
+    }
+    backends += ")";
+  }
+  std::printf("backends: %s\n", backends.c_str());
   if (!bi::kCuda) {
     std::printf("CUDA: no (built without the CUDA Toolkit)\nNCCL: no\n");
     return 0;

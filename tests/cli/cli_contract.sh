@@ -23,6 +23,8 @@ for cmd in version init generate eval-loss "tokenizer train" tokenize; do
   expect 0 "$cmd --help" "$rlaif" $cmd --help
   grep -q -- "--config" <<<"$LAST_OUTPUT" || { echo "FAIL: $cmd --help lacks --config"; fail=1; }
 done
+expect 0 "version" "$rlaif" version
+grep -q "^backends: cpu (f32)" <<<"$LAST_OUTPUT" || { echo "FAIL: version lacks the backends"; fail=1; }
 expect 2 "unknown flag" "$rlaif" generate --model x --bogus 1
 grep -q "unknown flag --bogus" <<<"$LAST_OUTPUT" || { echo "FAIL: unknown flag not named"; fail=1; }
 expect 2 "missing required flag" "$rlaif" init --layers 2

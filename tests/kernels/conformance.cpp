@@ -1,25 +1,37 @@
 #include "tests/kernels/conformance.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 
+#include "kernels/device_registry.h"
 #include "runtime/half.h"
 #include "runtime/philox.h"
 
 namespace rlaif::testing {
 
-std::vector<std::string> conformance_backends() {
-  std::vector<std::string> names = {"cpu"};
-  if (backend_available(DeviceType::cuda)) {
+std::vector<ConformanceTarget> conformance_targets() {
+  std::vector<ConformanceTarget> targets;
+  for (const DeviceTypeRegistration& type : registered_device_types()) {
+    const Device device{type.type, 0};
     try {
-      backend_for(Device::cuda(0));
-      names.push_back("cuda");
-      names.push_back("cuda_bf16");
+      backend_for(device);
     } catch (const Error&) {
-      // Reported once by ConformanceBackends.GpuBackendIsTested below.
+      continue;  // Reported once by ConformanceBackends.EveryRegisteredBackendIsTested below.
+    }
+    for (DType dtype : type.float_dtypes) {
+      std::string name = device_type_name(type.type);
+      if (dtype != DType::f32) name += std::string("_") + dtype_name(dtype);
+      targets.push_back({name, device, dtype});
     }
   }
+  return targets;
+}
+
+std::vector<std::string> conformance_backends() {
+  std::vector<std::string> names;
+  for (const ConformanceTarget& t : conformance_targets()) names.push_back(t.name);
   return names;
 }
 
@@ -103,12 +115,29 @@ void Conformance::TearDown() {
   g_input_dtype = DType::f32;
 }
 
+namespace {
+// The target of parameter `name` (one of conformance_backends()).
+const ConformanceTarget& target_named(const std::string& name) {
+  static const std::vector<ConformanceTarget> targets = conformance_targets();
+  for (const ConformanceTarget& t : targets) {
+    if (t.name == name) return t;
+  }
+  throw Error("conformance: no backend target named ", name);
+}
+}  // namespace
+
 DType Conformance::float_dtype() const {
-  return GetParam() == "cuda_bf16" ? DType::bf16 : DType::f32;
+  return target_named(GetParam()).float_dtype;
+}
+
+bool Conformance::backend_accepts(DType dtype) const {
+  const std::vector<DType> dtypes =
+      device_type_registration(target_named(GetParam()).device.type).float_dtypes;
+  return std::find(dtypes.begin(), dtypes.end(), dtype) != dtypes.end();
 }
 
 Backend& Conformance::backend() {
-  return GetParam() == "cpu" ? backend_for(Device::cpu()) : backend_for(Device::cuda(0));
+  return backend_for(target_named(GetParam()).device);
 }
 
 Backend& Conformance::reference() {
@@ -138,18 +167,29 @@ void Conformance::expect_matches(const Tensor& got, const Tensor& want, const st
   expect_close(got, want, {tol.atol * scale, tol.rtol * scale}, GetParam() + ": " + what);
 }
 
-// Makes the absence of a GPU backend visible as a skipped test with its reason.
-TEST(ConformanceBackends, GpuBackendIsTested) {
-  std::vector<std::string> names = conformance_backends();
-  if (names.size() > 1) return;
-  if (!backend_available(DeviceType::cuda)) {
-    GTEST_SKIP() << "no GPU backend in this binary: the suite checks the cpu reference only";
+// Every registered device type's f32 target is among the suite's parameters, unless its device 0
+// is unusable here: that (a GPU backend compiled in on a machine without a GPU), like a binary
+// with no backend but the cpu reference, shows as a skipped test with its reason.
+TEST(ConformanceBackends, EveryRegisteredBackendIsTested) {
+  const std::vector<std::string> names = conformance_backends();
+  ASSERT_FALSE(names.empty());
+  EXPECT_EQ(names[0], "cpu");
+  const std::vector<DeviceTypeRegistration> types = registered_device_types();
+  if (types.size() == 1) {
+    GTEST_SKIP() << "no backend but the cpu reference in this binary: the suite checks it only";
   }
-  try {
-    backend_for(Device::cuda(0));
-  } catch (const Error& e) {
-    GTEST_SKIP() << "CUDA backend compiled in but not usable here: " << e.what();
+  std::string unusable;
+  for (const DeviceTypeRegistration& type : types) {
+    const std::string name = device_type_name(type.type);
+    if (std::find(names.begin(), names.end(), name) != names.end()) continue;
+    try {
+      backend_for(Device{type.type, 0});
+      ADD_FAILURE() << name << ":0 is usable but not tested";
+    } catch (const Error& e) {
+      unusable += name + " (" + e.what() + ") ";
+    }
   }
+  if (!unusable.empty()) GTEST_SKIP() << "registered but not usable here: " << unusable;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Conformance, ::testing::ValuesIn(conformance_backends()),

@@ -1,11 +1,13 @@
 // The backend conformance suite's harness.
 //
-// Every test written with TEST_P(Conformance, Name) runs once per backend present in this binary
-// and on this machine: "cpu" always (it then checks the reference against itself, which keeps the
-// harness honest and runs in CI), "cuda" when the CUDA backend is compiled in and a device is
-// present. Inputs are made on the host with a fixed Philox seed, copied to the backend under
-// test, run there and on the CPU reference, and the results compared with per-dtype tolerances.
-// A new backend that passes this suite implements kernels/backend.h correctly.
+// Every test written with TEST_P(Conformance, Name) runs once per registered backend
+// (kernels/device_registry.h) whose device 0 is usable on this machine, and per float dtype it
+// registers: "cpu" always (it then checks the reference against itself, which keeps the harness
+// honest and runs in CI); "cuda" and "cuda_bf16" when the CUDA backend is compiled in and a
+// device is present. A new backend joins by registering. Inputs are made on the host with a
+// fixed Philox seed, copied to the backend under test, run there and on the CPU reference, and
+// the results compared with per-dtype tolerances. A new backend that passes this suite
+// implements kernels/backend.h correctly (docs/PORTING.md).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -17,8 +19,18 @@
 
 namespace rlaif::testing {
 
-// Names of the backends to test here: "cpu" always; "cuda" (f32 tensors) and "cuda_bf16" (bf16
-// tensors, f32 statistics) when the CUDA backend is compiled in and a device is present.
+// What one conformance parameter tests: a backend's device 0, in one float dtype.
+struct ConformanceTarget {
+  std::string name;  // "cpu", "cuda" (f32 tensors), "cuda_bf16" (bf16 tensors, f32 statistics)
+  Device device;
+  DType float_dtype;
+};
+
+// The targets to test here: for every registered device type whose device 0 is usable, one per
+// float dtype it registers, named by the type ("cuda") for f32 and type_dtype ("cuda_bf16") for
+// the others.
+std::vector<ConformanceTarget> conformance_targets();
+// Their names, the suite's parameters.
 std::vector<std::string> conformance_backends();
 
 // Per-dtype tolerances: |got - want| ≤ atol + rtol·|want|.
@@ -52,6 +64,8 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   // The float dtype the backend under test is checked in (f32 for cpu; bf16 where a backend
   // computes in bf16).
   DType float_dtype() const;
+  // Whether the backend under test accepts float tensors of `dtype` (one it registers).
+  bool backend_accepts(DType dtype) const;
   // A copy of host tensor `host` on the backend under test (floats cast to `dtype` when given).
   Tensor on_backend(const Tensor& host);
   Tensor on_backend(const Tensor& host, DType dtype);

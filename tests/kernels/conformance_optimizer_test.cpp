@@ -207,9 +207,9 @@ TEST_P(MultiTensor, AdamwStepsIsAdamwStepOnScaledGradients) {
       const Tensor g_backend = at_offset(g, c.grad_offset, c.dtype);
       grads_before.push_back(g_backend.to(Device::cpu()));
       // The promise is bitwise affine(g, scale, 0) followed by adamw_step: the host's scaling
-      // above must be the backend's affine (no FMA, the same rounding to bf16). The CPU
-      // reference's affine takes f32 only.
-      if (backend().device().is_cuda() || c.dtype == DType::f32) {
+      // above must be the backend's affine (no FMA, the same rounding to bf16), where the backend
+      // takes that dtype (the CPU reference's affine takes f32 only).
+      if (backend_accepts(c.dtype)) {
         Tensor g_affine = empty_on_backend({c.size}, c.dtype);
         backend().affine(g_backend, scale, 0.0f, g_affine);
         EXPECT_TRUE(same_bits(g_affine, g_scaled))
