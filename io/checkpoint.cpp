@@ -46,14 +46,22 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Tran
   const fs::path temp =
       parent / (kTempPrefix + std::to_string(step) + "." + std::to_string(getpid()));
   fs::remove_all(temp);
-  fs::create_directories(temp / "trainer_state");
-  // Every file below is written through AtomicFileWriter (fsynced before its rename), so once
-  // the directory is renamed its contents are durable.
-  save_trained_model(temp.string(), model, tokenizer_source, base_model);
-  write_safetensors((temp / "trainer_state" / "state.safetensors").string(), state_tensors);
-  write_file_atomically((temp / "trainer_state" / "state.json").string(), state_json);
-  fsync_directory((temp / "trainer_state").string());
-  fsync_directory(temp.string());
+  try {
+    fs::create_directories(temp / "trainer_state");
+    // Every file below is written through AtomicFileWriter (fsynced before its rename), so once
+    // the directory is renamed its contents are durable.
+    save_trained_model(temp.string(), model, tokenizer_source, base_model);
+    write_safetensors((temp / "trainer_state" / "state.safetensors").string(), state_tensors);
+    write_file_atomically((temp / "trainer_state" / "state.json").string(), state_json);
+    fsync_directory((temp / "trainer_state").string());
+    fsync_directory(temp.string());
+  } catch (...) {
+    // A write that failed (a full disk, a file size limit) leaves nothing behind; the previous
+    // checkpoints were never touched.
+    std::error_code ec;
+    fs::remove_all(temp, ec);
+    throw;
+  }
   if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-run of the same step replaces it
   fs::rename(temp, final_dir);
   fsync_directory(parent.string());
