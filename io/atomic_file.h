@@ -1,7 +1,8 @@
 // Crash-safe file writes: a reader (or a process restarted after a crash) sees either the old
 // file or the complete new one, never a torn mix.
 //
-// The bytes go to `PATH.tmp.<pid>` in the same directory; commit() fsyncs it, renames it over
+// The bytes go to `PATH.tmp.<pid>` in the same directory (one left by a killed process is removed
+// by the next writer of PATH); commit() fsyncs it, renames it over
 // PATH (atomic within one filesystem) and fsyncs the directory so the rename itself survives a
 // power loss. Anything that maps the old file keeps seeing the old bytes: the old inode lives on
 // until its last mapping goes away.
@@ -40,6 +41,12 @@ class AtomicFileWriter {
   size_t written_ = 0;
   bool committed_ = false;
 };
+
+// Removes the temporary files `PATH.tmp.<pid>` that processes no longer running left beside
+// `path` (killed mid-write: their destructor never ran). AtomicFileWriter calls it before it
+// writes, so the next write of the same file clears what a crash left; another live process's
+// temporary is never touched.
+void remove_stale_temporaries(const std::string& path);
 
 // Writes `contents` to `path` through an AtomicFileWriter.
 void write_file_atomically(const std::string& path, std::string_view contents);
