@@ -69,7 +69,8 @@ int64_t restore_ppo_checkpoint(const PpoModels& models, DataParallelOptimizer& o
   if (!note.empty() && (trainer.comm == nullptr || trainer.comm->rank() == 0))
     std::fprintf(stderr, "%s: %s\n", trainer.label.c_str(), note.c_str());
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(ckpt.state_json.c_str());  // β exactly
+  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(
+      ckpt.state_json.c_str());  // β exactly
   RLAIF_CHECK(!doc.HasParseError() && doc.IsObject() && doc.HasMember("kl_coef") &&
                   doc["kl_coef"].IsNumber() && doc.HasMember("optimizer_steps") &&
                   doc["optimizer_steps"].IsNumber(),

@@ -17,7 +17,7 @@ std::string shortened(const std::string& text, size_t max_chars = 80) {
 
 std::optional<std::string> column_text(const std::string& json) {
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
   if (doc.HasParseError()) return std::nullopt;
   if (doc.IsString()) return std::string(doc.GetString(), doc.GetStringLength());
   if (doc.IsNumber()) return json;

@@ -127,7 +127,7 @@ std::string trainer_state_json(int64_t step, const TrainerOptions& o,
 
 void check_resume_settings(const TrainerCheckpoint& ckpt, const TrainerOptions& o) {
   rapidjson::Document doc;
-  doc.Parse(ckpt.state_json.c_str());
+  doc.Parse<rapidjson::kParseIterativeFlag>(ckpt.state_json.c_str());
   std::map<std::string, std::string> saved;
   if (doc.HasMember("settings") && doc["settings"].IsObject()) {
     for (auto& m : doc["settings"].GetObject()) {
@@ -149,7 +149,7 @@ void check_resume_settings(const TrainerCheckpoint& ckpt, const TrainerOptions& 
 std::string resume_kernels_note(const TrainerCheckpoint& ckpt, Device device) {
   if (!device.is_cpu()) return "";
   rapidjson::Document doc;
-  doc.Parse(ckpt.state_json.c_str());
+  doc.Parse<rapidjson::kParseIterativeFlag>(ckpt.state_json.c_str());
   if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("cpu_kernels") ||
       !doc["cpu_kernels"].IsString())
     return "";

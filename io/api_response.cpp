@@ -34,7 +34,7 @@ std::string read_count(const rapidjson::Value& usage, const char* key, int64_t& 
 
 std::string parse_completion_response(std::string_view body, bool chat, ParsedCompletion& out) {
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
   if (doc.HasParseError()) {
     return std::string("invalid JSON at offset ") + std::to_string(doc.GetErrorOffset()) + " (" +
            rapidjson::GetParseError_En(doc.GetParseError()) + "): " + one_line(body, 200);
@@ -90,7 +90,7 @@ std::string parse_completion_response(std::string_view body, bool chat, ParsedCo
 
 std::string api_error_message(std::string_view body) {
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
   if (!doc.HasParseError() && doc.IsObject()) {
     auto error = doc.FindMember("error");
     if (error != doc.MemberEnd()) {

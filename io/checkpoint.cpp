@@ -110,7 +110,7 @@ TrainerCheckpoint read_trainer_state(const std::string& checkpoint) {
               " is incomplete: trainer_state/state.json is missing");
   ckpt.state_json = read_text(json_path);
   rapidjson::Document doc;
-  doc.Parse(ckpt.state_json.c_str());
+  doc.Parse<rapidjson::kParseIterativeFlag>(ckpt.state_json.c_str());
   RLAIF_CHECK(
       !doc.HasParseError() && doc.IsObject(), json_path, " is corrupt: ",
       doc.HasParseError() ? rapidjson::GetParseError_En(doc.GetParseError()) : "not a JSON object");

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "io/chat_message.h"
+#include "io/json_depth.h"
 #include "io/jsonl.h"
 #include "runtime/error.h"
 
@@ -33,13 +34,15 @@ void for_each_record(const std::string& path, const RecordFn& fn) {
     buffer << in.rdbuf();
     std::string text = buffer.str();
     rapidjson::Document doc;
-    doc.Parse(text.c_str());
+    doc.Parse<rapidjson::kParseIterativeFlag>(text.c_str());
     if (doc.HasParseError()) {
       size_t offset = doc.GetErrorOffset(), line = 1;
       for (size_t i = 0; i < offset && i < text.size(); ++i) line += text[i] == '\n';
       throw Error(path, ":", line,
                   ": invalid JSON: ", rapidjson::GetParseError_En(doc.GetParseError()));
     }
+    RLAIF_CHECK(json_depth(doc) <= kMaxJsonDepth, path, ": JSON nested deeper than ", kMaxJsonDepth,
+                " levels");
     for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
       std::string where = path + "[" + std::to_string(i) + "]";
       RLAIF_CHECK(doc[i].IsObject(), where, ": each record must be a JSON object");

@@ -240,7 +240,7 @@ std::unique_ptr<BpeModel> BpeModel::from_files(const std::string& vocab_path,
                                                const std::string& merges_path) {
   const std::string vocab_text = read_maybe_compressed(vocab_path);
   rapidjson::Document doc;
-  doc.Parse(vocab_text.data(), vocab_text.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(vocab_text.data(), vocab_text.size());
   RLAIF_CHECK(!doc.HasParseError(), vocab_path, ": not valid JSON (offset ", doc.GetErrorOffset(),
               ")");
   TokenMap vocab = vocab_of(doc, vocab_path);

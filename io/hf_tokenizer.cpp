@@ -13,7 +13,7 @@ namespace {
 
 rapidjson::Document parse_json(const std::string& text, const std::string& path) {
   rapidjson::Document doc;
-  doc.Parse(text.data(), text.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   RLAIF_CHECK(!doc.HasParseError(), path, ": not valid JSON (offset ", doc.GetErrorOffset(), ")");
   RLAIF_CHECK(doc.IsObject(), path, ": expected a JSON object");
   return doc;
@@ -185,7 +185,8 @@ std::unique_ptr<HfTokenizer> HfTokenizer::from_vocab_and_merges(
   tok->format_ = "vocab.json+merges.txt";
   tok->model_ = BpeModel::from_files(vocab_path, merges_path);
   rapidjson::Document pre;
-  pre.Parse(R"({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true})");
+  pre.Parse<rapidjson::kParseIterativeFlag>(
+      R"({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true})");
   tok->pre_tokenizer_ = make_pre_tokenizer(pre, vocab_path);
   tok->decoder_ = make_byte_level_decoder();
   std::vector<AddedToken> added;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "io/json_depth.h"
 #include "runtime/error.h"
 
 namespace rlaif::jinja {
@@ -176,9 +177,12 @@ struct JsonWriter {
 
 Value value_from_json_text(std::string_view json, const std::string& what) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
+  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(json.data(),
+                                                                                 json.size());
   RLAIF_CHECK(!doc.HasParseError(), what, ": invalid JSON at offset ", doc.GetErrorOffset(), ": ",
               rapidjson::GetParseError_En(doc.GetParseError()));
+  RLAIF_CHECK(json_depth(doc) <= kMaxJsonDepth, what, ": JSON nested deeper than ", kMaxJsonDepth,
+              " levels");
   return from_rapidjson(doc);
 }
 

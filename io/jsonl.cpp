@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/json_depth.h"
 #include "runtime/error.h"
 
 namespace rlaif {
@@ -24,10 +25,12 @@ void read_jsonl(const std::string& path,
     rapidjson::Document doc;
     // Full precision: numbers read back to the doubles that were written (a resumed run rewrites
     // the kept lines of its metrics log, which must not change them).
-    doc.Parse<rapidjson::kParseFullPrecisionFlag>(line.c_str());
+    doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(line.c_str());
     RLAIF_CHECK(!doc.HasParseError(), path, ":", number, ": invalid JSON at column ",
                 doc.GetErrorOffset() + 1, ": ", rapidjson::GetParseError_En(doc.GetParseError()));
     RLAIF_CHECK(doc.IsObject(), path, ":", number, ": each line must be a JSON object");
+    RLAIF_CHECK(json_depth(doc) <= kMaxJsonDepth, path, ":", number, ": JSON nested deeper than ",
+                kMaxJsonDepth, " levels");
     fn(doc, number);
   }
 }
@@ -70,6 +73,8 @@ JsonlWriter::~JsonlWriter() {
 }
 
 std::string to_json_line(const rapidjson::Value& value) {
+  RLAIF_CHECK(json_depth(value) <= kMaxJsonDepth, "cannot write a JSON value nested deeper than ",
+              kMaxJsonDepth, " levels");
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
   value.Accept(writer);

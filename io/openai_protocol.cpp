@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "io/json_depth.h"
 #include "runtime/error.h"
 
 namespace rlaif {
@@ -330,12 +331,14 @@ std::string render_chat(const std::vector<ChatMessage>& messages, const ChatTemp
 
 ApiRequest parse_api_request(std::string_view body, Endpoint endpoint, const ChatTemplate& chat) {
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
   if (doc.HasParseError())
     throw bad_request(
         "", "the body is not valid JSON: ", rapidjson::GetParseError_En(doc.GetParseError()),
         " (at byte ", doc.GetErrorOffset(), ")");
   if (!doc.IsObject()) throw bad_request("", "the body must be a JSON object");
+  if (json_depth(doc) > kMaxJsonDepth)
+    throw bad_request("", "the body nests deeper than ", kMaxJsonDepth, " levels");
 
   ApiRequest r;
   if (const Value* m = member(doc, "model")) {

@@ -137,7 +137,7 @@ void copy_adapter_tensors(Transformer& model, const SafetensorsFile& st, const s
 
 PeftAdapterConfig parse_adapter_config(const std::string& json, const std::string& source) {
   rapidjson::Document doc;
-  doc.Parse(json.c_str());
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.c_str());
   RLAIF_CHECK(!doc.HasParseError(), source, ": invalid JSON at byte ", doc.GetErrorOffset(), ": ",
               rapidjson::GetParseError_En(doc.GetParseError()));
   RLAIF_CHECK(doc.IsObject(), source, ": must hold a JSON object");

@@ -66,7 +66,7 @@ void RequestCache::load() {
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     std::string where = path_ + ":" + std::to_string(line_number);
     rapidjson::Document doc;
-    doc.Parse(line.data(), line.size());
+    doc.Parse<rapidjson::kParseIterativeFlag>(line.data(), line.size());
     RLAIF_CHECK(!doc.HasParseError(), where, ": invalid JSON in the request cache at column ",
                 doc.GetErrorOffset() + 1, ": ", rapidjson::GetParseError_En(doc.GetParseError()),
                 " (delete the line, or the file, to ask for those responses again)");

@@ -63,7 +63,7 @@ std::string reward_server_body(const std::vector<RewardServerItem>& items) {
 std::string parse_reward_server_answer(std::string_view body, size_t expected,
                                        std::vector<double>& scores) {
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
   if (doc.HasParseError()) {
     return std::string("not JSON (") + rapidjson::GetParseError_En(doc.GetParseError()) +
            " at offset " + std::to_string(doc.GetErrorOffset()) + ")";

@@ -68,7 +68,7 @@ RunMetrics read_run_metrics(const std::string& dir, const std::string& label) {
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     rapidjson::Document doc;
-    doc.Parse(line.c_str());
+    doc.Parse<rapidjson::kParseIterativeFlag>(line.c_str());
     RLAIF_CHECK(!doc.HasParseError() && doc.IsObject(), path, ":", number, ": not a JSON object");
     if (!doc.HasMember("step") || !doc["step"].IsNumber()) continue;
     const double step = doc["step"].GetDouble();

@@ -191,7 +191,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   RLAIF_CHECK(std::memchr(header, '\0', n) == nullptr, where, "header contains a NUL byte");
 
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseValidateEncodingFlag>(header, n);
+  doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(header, n);
   RLAIF_CHECK(!doc.HasParseError(), where,
               "header is not valid JSON: ", rapidjson::GetParseError_En(doc.GetParseError()),
               " (at header byte ", doc.GetErrorOffset(), ")");

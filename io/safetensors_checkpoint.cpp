@@ -90,7 +90,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
   const std::string where = "safetensors index '" + index_path + "': ";
   std::string text = read_text(index_path);
   rapidjson::Document doc;
-  doc.Parse(text.data(), text.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   RLAIF_CHECK(!doc.HasParseError(), where,
               "not valid JSON: ", rapidjson::GetParseError_En(doc.GetParseError()), " (at byte ",
               doc.GetErrorOffset(), ")");

@@ -240,7 +240,7 @@ void parse_gemma3(const Reader& r, ModelConfig& c) {
 
 ModelConfig ModelConfig::from_json(const std::string& json, const std::string& source) {
   rapidjson::Document doc;
-  doc.Parse(json.c_str());
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.c_str());
   RLAIF_CHECK(!doc.HasParseError(), source, ": invalid JSON at byte ", doc.GetErrorOffset(), ": ",
               rapidjson::GetParseError_En(doc.GetParseError()));
   RLAIF_CHECK(doc.IsObject(), source, ": must hold a JSON object");

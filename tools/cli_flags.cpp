@@ -138,7 +138,7 @@ void Flags::load_config(const std::string& path) {
   buffer << in.rdbuf();
   std::string text = buffer.str();
   rapidjson::Document doc;
-  doc.Parse(text.c_str());
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.c_str());
   if (doc.HasParseError()) {
     // Turn the byte offset into a line number the user can jump to.
     size_t offset = doc.GetErrorOffset();

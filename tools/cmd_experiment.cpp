@@ -74,7 +74,7 @@ std::string summary_line(const std::string& out) {
   std::string line, last = "{}";
   while (std::getline(lines, line)) {
     rapidjson::Document doc;
-    doc.Parse(line.c_str());
+    doc.Parse<rapidjson::kParseIterativeFlag>(line.c_str());
     if (!doc.HasParseError() && doc.IsObject()) last = line;
   }
   return last;

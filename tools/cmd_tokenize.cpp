@@ -91,7 +91,7 @@ int tokenize_main(const std::vector<std::string>& args) {
     const std::string where = "stdin line " + std::to_string(number);
     RLAIF_CHECK(!blank(line), where, ": blank line (every line must be a JSON object)");
     rapidjson::Document record;
-    record.Parse(line.data(), line.size());
+    record.Parse<rapidjson::kParseIterativeFlag>(line.data(), line.size());
     RLAIF_CHECK(!record.HasParseError(), where, ": invalid JSON at column ",
                 record.GetErrorOffset() + 1, ": ",
                 rapidjson::GetParseError_En(record.GetParseError()));

@@ -67,7 +67,7 @@ ExperimentConfig ExperimentConfig::load(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   rapidjson::Document doc;
-  doc.Parse(text.str().c_str());
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.str().c_str());
   RLAIF_CHECK(!doc.HasParseError(), path, ": invalid JSON at byte ", doc.GetErrorOffset(), ": ",
               rapidjson::GetParseError_En(doc.GetParseError()));
   RLAIF_CHECK(doc.IsObject(), path, ": must hold a JSON object");

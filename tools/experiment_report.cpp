@@ -32,8 +32,8 @@ rapidjson::Document parse(const std::map<std::string, std::string>& summaries,
                           const std::string& stage) {
   rapidjson::Document doc;
   auto it = summaries.find(stage);
-  doc.Parse(it == summaries.end() ? "{}" : it->second.c_str());
-  if (doc.HasParseError()) doc.Parse("{}");
+  doc.Parse<rapidjson::kParseIterativeFlag>(it == summaries.end() ? "{}" : it->second.c_str());
+  if (doc.HasParseError()) doc.Parse<rapidjson::kParseIterativeFlag>("{}");
   return doc;
 }
 
