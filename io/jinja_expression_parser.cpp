@@ -22,6 +22,7 @@ ExprPtr ExpressionParser::parse_tuple(bool with_condexpr) {
 }
 
 ExprPtr ExpressionParser::parse_expression(bool with_condexpr) {
+  NestingGuard guard(nesting_, peek().line);
   ExprPtr value = parse_or();
   if (!with_condexpr) return value;
   while (at_name("if")) {
@@ -69,6 +70,7 @@ ExprPtr ExpressionParser::parse_and() {
 
 ExprPtr ExpressionParser::parse_not() {
   if (at_name("not")) {
+    NestingGuard guard(nesting_, peek().line);
     auto e = make_expr(Expr::Kind::kUnary, next().line);
     e->name = "not";
     e->operands.push_back(parse_not());
@@ -146,6 +148,7 @@ ExprPtr ExpressionParser::parse_pow() {
 ExprPtr ExpressionParser::parse_unary(bool with_filter) {
   ExprPtr node;
   if (at_operator("-") || at_operator("+")) {
+    NestingGuard guard(nesting_, peek().line);
     const Token& op = next();
     node = make_expr(Expr::Kind::kUnary, op.line);
     node->name = op.text;

@@ -23,6 +23,30 @@ class ExpressionParser : public TokenStream {
   // Arguments "(a, b, key=c)" appended to `e`: positional ones after operands[0].
   void parse_call_args(Expr& e);
 
+ protected:
+  // How deeply expressions and blocks nest at most: a hostile template ("((((...", thousands of
+  // nested ifs) is an error naming its line, never a stack overflow in the recursive parser or
+  // renderer.
+  static constexpr int kMaxNesting = 256;
+  // Counts one level of nesting for its scope; Error naming `line` past kMaxNesting.
+  class NestingGuard {
+   public:
+    NestingGuard(int& depth, int line) : depth_(depth) {
+      if (++depth_ > kMaxNesting) {
+        --depth_;
+        throw Error("jinja: line ", line, ": the template nests deeper than ", kMaxNesting,
+                    " levels");
+      }
+    }
+    ~NestingGuard() { --depth_; }
+    NestingGuard(const NestingGuard&) = delete;
+    NestingGuard& operator=(const NestingGuard&) = delete;
+
+   private:
+    int& depth_;
+  };
+  int nesting_ = 0;
+
  private:
   ExprPtr binary(const std::string& op, ExprPtr left, ExprPtr right, int line);
   ExprPtr parse_or();

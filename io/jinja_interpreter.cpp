@@ -66,7 +66,8 @@ Value builtin_dict(const CallArgs& args, bool as_namespace) {
 
 class Interpreter {
  public:
-  explicit Interpreter(const Dict& context) : root_(std::make_shared<Scope>()) {
+  Interpreter(const Dict& context, const RenderLimits& limits)
+      : limits_(limits), root_(std::make_shared<Scope>()) {
     for (const auto& [key, value] : context.entries) root_->vars[key] = value;
   }
   // A namespace may come to hold itself ({% set ns.me = ns %}); emptying every namespace the
@@ -116,6 +117,9 @@ class Interpreter {
   Flow exec_body(const Body& body, const ScopePtr& scope, std::string& out) {
     for (const NodePtr& node : body) {
       Flow flow = exec(*node, scope, out);
+      if (out.size() > limits_.max_output_bytes)
+        fail(node->line,
+             "the rendered text exceeds " + std::to_string(limits_.max_output_bytes) + " bytes");
       if (flow != Flow::kNormal) return flow;
     }
     return Flow::kNormal;
@@ -227,6 +231,9 @@ class Interpreter {
     }
     const int64_t length = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < length; ++i) {
+      if (++iterations_ > limits_.max_iterations)
+        fail(node.line, "the template runs more than " + std::to_string(limits_.max_iterations) +
+                            " loop iterations");
       auto frame = std::make_shared<Scope>();
       frame->parent = scope;
       assign(node.targets, items[i], *frame, node.line);
@@ -541,6 +548,8 @@ class Interpreter {
   // Macros may call themselves; a bound keeps a runaway template from exhausting the stack.
   static constexpr int kMaxMacroDepth = 200;
   int macro_depth_ = 0;
+  RenderLimits limits_;
+  int64_t iterations_ = 0;
   std::vector<ScopePtr> scopes_with_macros_;
   std::vector<Value> namespaces_;
   ScopePtr root_;
@@ -548,8 +557,8 @@ class Interpreter {
 
 }  // namespace
 
-std::string render_body(const Body& body, const Dict& context) {
-  return Interpreter(context).render(body);
+std::string render_body(const Body& body, const Dict& context, const RenderLimits& limits) {
+  return Interpreter(context, limits).render(body);
 }
 
 }  // namespace rlaif::jinja

@@ -12,6 +12,8 @@
 // Errors name the template line and the construct at fault.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "io/jinja_ast.h"
@@ -19,7 +21,17 @@
 
 namespace rlaif::jinja {
 
+// What one render may do at most. A template from a downloaded model renders a conversation:
+// the defaults are far above any real chat template's work and stop a hostile one (loops within
+// loops, output that doubles) with an error naming its line, instead of a hang or an exhausted
+// memory. (Recursion is bounded separately: macros 200 calls deep, nesting 256 levels.)
+struct RenderLimits {
+  int64_t max_iterations = 10'000'000;         // for-loop iterations, all loops together
+  size_t max_output_bytes = size_t{64} << 20;  // the rendered text, and any block's
+};
+
 // `context` holds the template's variables (and callables such as raise_exception).
-std::string render_body(const Body& body, const Dict& context);
+std::string render_body(const Body& body, const Dict& context,
+                        const RenderLimits& limits = RenderLimits{});
 
 }  // namespace rlaif::jinja

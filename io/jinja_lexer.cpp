@@ -114,7 +114,11 @@ size_t skip_space(const std::string& s, size_t pos) {
 
 class Lexer {
  public:
-  explicit Lexer(std::string_view source) : src_(normalize_newlines(source)) {}
+  explicit Lexer(std::string_view source) : src_(normalize_newlines(source)) {
+    for (size_t i = 0; i < src_.size(); ++i) {
+      if (src_[i] == '\n') newlines_.push_back(i);
+    }
+  }
 
   std::vector<Token> run() {
     size_t pos = 0;
@@ -154,8 +158,11 @@ class Lexer {
   }
 
  private:
+  // 1 + the newlines before `pos`, found by binary search (every token asks: counting from the
+  // start each time would make lexing quadratic in the template's length).
   int line_at(size_t pos) const {
-    return 1 + static_cast<int>(std::count(src_.begin(), src_.begin() + pos, '\n'));
+    return 1 + static_cast<int>(std::lower_bound(newlines_.begin(), newlines_.end(), pos) -
+                                newlines_.begin());
   }
 
   void emit_text(const std::string& text, size_t at) {
@@ -345,6 +352,7 @@ class Lexer {
   }
 
   std::string src_;
+  std::vector<size_t> newlines_;  // the positions of every newline in src_, ascending
   std::vector<Token> tokens_;
 };
 

@@ -28,6 +28,7 @@ class Parser : public ExpressionParser {
  private:
   // Statements and text up to a {% tag %} whose keyword is in `ends` (left unconsumed).
   Body parse_body(std::initializer_list<const char*> ends) {
+    NestingGuard guard(nesting_, peek().line);
     Body body;
     while (true) {
       const Token& t = peek();

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "io/jinja_ast.h"
+#include "io/jinja_interpreter.h"
 #include "io/jinja_value.h"
 
 namespace rlaif {
@@ -25,8 +26,10 @@ class JinjaTemplate {
   // anything outside the supported subset.
   explicit JinjaTemplate(std::string_view source);
 
-  // Renders with the variables in `context`; throws Error on the template's run-time errors.
-  std::string render(const jinja::Dict& context) const;
+  // Renders with the variables in `context`; throws Error on the template's run-time errors,
+  // and on a render past `limits` (io/jinja_interpreter.h).
+  std::string render(const jinja::Dict& context,
+                     const jinja::RenderLimits& limits = jinja::RenderLimits{}) const;
 
  private:
   std::shared_ptr<const jinja::Body> body_;

@@ -84,5 +84,44 @@ TEST(JinjaErrors, RecursiveMacrosWithinTheBoundWork) {
   EXPECT_EQ(t.render(jinja::Dict{}), "54321|81|4611686018427387904");
 }
 
+TEST(JinjaErrors, HostileTemplatesStopWithAnErrorNotAHangOrACrash) {
+  auto repeat = [](const std::string& s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+  };
+  // Nesting far past any real template: an error naming the line, not a stack overflow.
+  expect_contains(parse_error("{{ " + repeat("(", 100000) + "1" + repeat(")", 100000) + " }}"),
+                  "line 1: the template nests deeper than 256 levels");
+  expect_contains(parse_error("{{ " + repeat("[", 100000) + "1" + repeat("]", 100000) + " }}"),
+                  "nests deeper than 256");
+  expect_contains(parse_error("{{ " + repeat("not ", 100000) + "x }}"), "nests deeper than 256");
+  expect_contains(parse_error("{{ " + repeat("-", 100000) + "1 }}"), "nests deeper than 256");
+  expect_contains(parse_error(repeat("{% if x %}", 100000)), "nests deeper than 256");
+  // Within the bound, nesting renders.
+  EXPECT_EQ(JinjaTemplate("{{ " + repeat("(", 200) + "7" + repeat(")", 200) + " }}")
+                .render(jinja::Dict{}),
+            "7");
+  // Loops within loops, and output that grows without bound: stopped at the render's limits,
+  // naming the line (small limits here; the defaults, 10 million iterations and 64 MiB, stop the
+  // same templates, only later).
+  jinja::RenderLimits limits;
+  limits.max_iterations = 10000;
+  limits.max_output_bytes = 1 << 20;
+  const std::string loops =
+      "{% for i in range(100000) %}\n{% for j in range(100000) %}{% endfor %}{% endfor %}";
+  expect_contains(test::error_of([&] { JinjaTemplate(loops).render(jinja::Dict{}, limits); }),
+                  "line 2: the template runs more than 10000 loop iterations");
+  const std::string grows = "{% for i in range(1000) %}{{ 'x' * 100000 }}{% endfor %}";
+  expect_contains(test::error_of([&] { JinjaTemplate(grows).render(jinja::Dict{}, limits); }),
+                  "the rendered text exceeds 1048576 bytes");
+  EXPECT_EQ(jinja::RenderLimits{}.max_iterations, 10'000'000);
+  EXPECT_EQ(jinja::RenderLimits{}.max_output_bytes, size_t{64} << 20);
+  // A real template's work stays far inside the limits: 500 messages of 20 parts each.
+  const std::string chat =
+      "{% for m in range(500) %}{% for p in range(20) %}{{ p }}{% endfor %}{% endfor %}";
+  EXPECT_NO_THROW(JinjaTemplate(chat).render(jinja::Dict{}, jinja::RenderLimits{}));
+}
+
 }  // namespace
 }  // namespace rlaif
