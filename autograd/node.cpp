@@ -36,6 +36,7 @@ Node::~Node() {
 
 void Node::release() {
   backward = nullptr;
+  backward_into_leaves = nullptr;
   inputs.clear();
   released = true;
 }
@@ -50,6 +51,16 @@ bool should_record(const std::vector<Variable>& inputs) {
 
 Variable record_op(std::string op, Tensor output, std::vector<Variable> inputs,
                    BackwardFn backward) {
+  if (!should_record(inputs)) return Variable(std::move(output));
+  Variable result(std::move(output));
+  VariableInternals::set_requires_grad(result, true);
+  VariableInternals::grad_fn(result) =
+      std::make_shared<Node>(std::move(op), std::move(inputs), std::move(backward));
+  return result;
+}
+
+Variable record_op_into_leaves(std::string op, Tensor output, std::vector<Variable> inputs,
+                               LeafAccumulatingBackwardFn backward) {
   if (!should_record(inputs)) return Variable(std::move(output));
   Variable result(std::move(output));
   VariableInternals::set_requires_grad(result, true);

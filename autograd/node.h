@@ -6,6 +6,15 @@
 // Tensors the backward rule needs (saved activations, statistics) are captured by the closure;
 // the closure must never capture the output Variable, which owns the node (a reference cycle
 // would leak the whole graph).
+//
+// Accumulating into a leaf's gradient. The engine adds an input's gradient to what is already
+// there: for a leaf that holds a .grad (an earlier backward call's, or another op's in this pass,
+// such as a tied LM head's), grad += g by binary(add). An op whose gradient is sparse can skip the
+// dense g: recorded with record_op_into_leaves, its rule is also handed those destinations and
+// adds into them in place, which costs neither a temporary of the leaf's size nor a pass over it
+// (embedding's gradient touches only the rows its ids name, out of 50257 for GPT-2). Any op may
+// record its rule this way; the engine decides which inputs have a destination, the rule only
+// which of them it takes.
 #pragma once
 
 #include <functional>
@@ -20,14 +29,28 @@ namespace rlaif {
 // means "no gradient" (the input does not require one, or it is identically zero).
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
 
+// A BackwardFn that is also handed the destinations the engine would add its gradients to, one
+// per input: leaf_grads[i] is input i's .grad where input i is a leaf that requires a gradient
+// and already holds one of its shape, dtype and device; it is undefined elsewhere. For an input
+// whose destination is defined, the rule may add its gradient into it in place, with the bits
+// binary(add, leaf_grads[i], g, leaf_grads[i]) would give (a zero the gradient does not touch
+// may keep its sign), and return an undefined Tensor for that input; otherwise it returns the
+// gradient as a BackwardFn does and the engine adds it.
+using LeafAccumulatingBackwardFn = std::function<std::vector<Tensor>(
+    const Tensor& grad_output, const std::vector<Tensor>& leaf_grads)>;
+
 struct Node {
   std::string op;                // "mul", "attention", ...: names the op in error messages
   std::vector<Variable> inputs;  // every Variable argument in order (undefined = absent optional)
   BackwardFn backward;           // emptied (with inputs) once backward has run: graph freed
-  bool released = false;         // true after a backward pass consumed this node
+  // Set instead of backward by record_op_into_leaves; emptied with it.
+  LeafAccumulatingBackwardFn backward_into_leaves;
+  bool released = false;  // true after a backward pass consumed this node
 
   Node(std::string op_name, std::vector<Variable> op_inputs, BackwardFn fn)
       : op(std::move(op_name)), inputs(std::move(op_inputs)), backward(std::move(fn)) {}
+  Node(std::string op_name, std::vector<Variable> op_inputs, LeafAccumulatingBackwardFn fn)
+      : op(std::move(op_name)), inputs(std::move(op_inputs)), backward_into_leaves(std::move(fn)) {}
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
   // Destroys the chain of nodes only this node keeps alive iteratively, so dropping a graph of
@@ -48,5 +71,10 @@ bool should_record(const std::vector<Variable>& inputs);
 // included; the engine ignores gradients of inputs that are absent or require none.
 Variable record_op(std::string op, Tensor output, std::vector<Variable> inputs,
                    BackwardFn backward);
+
+// record_op for a rule that may add its gradients into its leaf inputs' .grad in place (see
+// "Accumulating into a leaf's gradient" above).
+Variable record_op_into_leaves(std::string op, Tensor output, std::vector<Variable> inputs,
+                               LeafAccumulatingBackwardFn backward);
 
 }  // namespace rlaif

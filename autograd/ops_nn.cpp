@@ -7,7 +7,6 @@
 #include <string>
 #include <utility>
 
-#include "autograd/internal.h"
 #include "autograd/ops.h"
 #include "autograd/ops_util.h"
 
@@ -24,25 +23,22 @@ Variable embedding(const Variable& weight, const Tensor& ids) {
   Tensor out = empty_as(out_shape, weight.data());
   backend_of(weight).embedding(weight.data(), ids, out);
   Shape w_shape = weight.shape();
-  // A leaf weight whose .grad already holds a gradient (a tied LM head's, which the backward pass
-  // reaches first, or an earlier micro-batch's) takes this one in place, in the rows the ids
-  // touch: no [V, D] temporary, zeroed and then added to the gradient in a second pass over
-  // [V, D] (50257 × 768 for GPT-2). The bits are those of the engine's add (backend.h).
-  Variable leaf = weight.is_leaf() ? weight : Variable();
-  return record_op("embedding", out, {weight},
-                   [ids, w_shape, leaf](const Tensor& g) -> std::vector<Tensor> {
-                     if (leaf.defined()) {
-                       const Tensor& grad = VariableInternals::grad(leaf);
-                       if (grad.defined() && grad.shape() == w_shape && grad.dtype() == g.dtype() &&
-                           grad.device() == g.device()) {
-                         backend_of(g).embedding_backward(ids, g, grad, /*accumulate=*/true);
-                         return {Tensor()};  // already in .grad: nothing for the engine to add
-                       }
-                     }
-                     Tensor dw = empty_as(w_shape, g);
-                     backend_of(g).embedding_backward(ids, g, dw);
-                     return {dw};
-                   });
+  // dweight is a scatter-add over the rows the ids name: where the engine has a .grad to add it to
+  // (a tied LM head's, which the backward pass reaches first, or an earlier micro-batch's), it is
+  // added there in place, in those rows only, with no [V, D] temporary zeroed and then added in a
+  // second pass over [V, D] (50257 × 768 for GPT-2).
+  return record_op_into_leaves(
+      "embedding", out, {weight},
+      [ids, w_shape](const Tensor& g,
+                     const std::vector<Tensor>& leaf_grads) -> std::vector<Tensor> {
+        if (leaf_grads[0].defined()) {
+          backend_of(g).embedding_backward(ids, g, leaf_grads[0], /*accumulate=*/true);
+          return {Tensor()};
+        }
+        Tensor dw = empty_as(w_shape, g);
+        backend_of(g).embedding_backward(ids, g, dw);
+        return {dw};
+      });
 }
 
 Variable layernorm(const Variable& x, const Variable& gamma, const Variable& beta, float eps) {

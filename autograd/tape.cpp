@@ -78,6 +78,32 @@ void accumulate_leaf(const Variable& leaf, Tensor g) {
   }
 }
 
+// The destinations a record_op_into_leaves rule may add into (node.h): input i's .grad where
+// input i is a leaf that requires a gradient and already holds one of its shape, dtype and
+// device, which accumulate_leaf would add input i's gradient to in place.
+std::vector<Tensor> leaf_destinations(const Node& node) {
+  std::vector<Tensor> into(node.inputs.size());
+  for (size_t i = 0; i < node.inputs.size(); ++i) {
+    const Variable& input = node.inputs[i];
+    if (!input.defined() || !input.requires_grad() || !input.is_leaf()) continue;
+    const Tensor& grad = VariableInternals::grad(input);
+    if (grad.defined() && grad.shape() == input.shape() && grad.dtype() == input.dtype() &&
+        grad.device() == input.device()) {
+      into[i] = grad;
+    }
+  }
+  return into;
+}
+
+// Runs the node's backward rule: dL/dinput for every input, undefined where there is none or
+// where the rule added it into the leaf's .grad itself.
+std::vector<Tensor> run_rule(const Node& node, const Tensor& grad_output) {
+  if (node.backward_into_leaves) {
+    return node.backward_into_leaves(grad_output, leaf_destinations(node));
+  }
+  return node.backward(grad_output);
+}
+
 // Leaves that require a gradient, counted once per node input that is one: the number of nodes
 // (with multiplicity) still to run before each leaf's gradient is final (gradient_ready.h).
 class LeafReadiness {
@@ -156,7 +182,7 @@ void run_backward(const Variable& root, const Tensor& seed_in) {
 
     std::vector<Tensor> grads;
     try {
-      grads = node->backward(grad_output);
+      grads = run_rule(*node, grad_output);
     } catch (const Error& e) {
       throw Error("backward of '", node->op, "': ", e.what());
     }

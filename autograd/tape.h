@@ -8,7 +8,8 @@
 //   fixed order of that traversal: the result is deterministic);
 // - checks that each gradient has its input's shape and dtype (Error naming the op otherwise);
 // - adds leaf gradients into Variable::grad() (in place when one exists: gradients accumulate
-//   across backward calls until zero_grad());
+//   across backward calls until zero_grad()), or hands that .grad to a rule recorded with
+//   record_op_into_leaves, which adds into it itself (autograd/node.h);
 // - when a GradientReadyScope is open (autograd/gradient_ready.h), tells it each leaf whose
 //   gradient is final, as soon as the last node that feeds it has run;
 // - frees every intermediate gradient once consumed, and each node's saved tensors and input

@@ -233,13 +233,13 @@ void check_adamw_entry(const std::string& op, const AdamWTensors& entry);
            (const Tensor& weight, const Tensor& ids, const Tensor& out),                           \
            (weight, ids, out))                                                                     \
   /* dweight[v, :] = Σ_{n : ids[n] = v} dout[n, :] (scatter-add, in a fixed order:                 \
-     deterministic).                                                                               \
-     dweight: [V, D], written (rows no id points at become 0). accumulate: dweight[v, :] += that   \
-     sum instead, for the rows some id points at only, the sum rounded to dweight's dtype first    \
-     and added in f32 with no contraction: the bits of a separate dweight followed by              \
-     binary(add), except that a -0 in a row no id points at stays -0. This is how a gradient that  \
-     already holds the tied LM head's contribution takes the embedding's without a [V, D]          \
-     temporary and a pass over all of it (autograd/ops_nn.cpp). */                                 \
+     deterministic). ids: [...] i32; dout: [..., D]; dweight: [V, D].                              \
+     accumulate = false: dweight is written; rows no id points at become 0.                        \
+     accumulate = true: dweight[v, :] += that sum instead, in the rows some id points at only      \
+     (the other rows are left as they are: a gradient that is nonzero in a few rows of [V, D]      \
+     is added without a [V, D] temporary). The sum is rounded to dweight's dtype first and added   \
+     in f32 with no contraction: the bits of the accumulate = false result followed by             \
+     binary(add), except that a -0 in a row no id points at stays -0. */                           \
   REQUIRED(embedding_backward,                                                                     \
            (const Tensor& ids, const Tensor& dout, const Tensor& dweight,                          \
             bool accumulate = false),                                                              \

@@ -1,8 +1,8 @@
 // Shared pieces of the CUDA attention kernels: the validated sizes of a call, the masking rule,
 // the entry points of the tensor-core path, and the scalar tile loops of the simple f32 path.
-// Files: cuda_attention_forward.cu and cuda_attention_backward.cu (the simple path, which takes
-// every case, and the CudaBackend methods), cuda_attention_tc.cu and
-// cuda_attention_tc_backward.cu (bf16 with head size 64 or 128, on tensor cores).
+// Files: cuda_attention.cu (the simple path, which takes every case, and the CudaBackend
+// methods) and cuda_attention_tc.cu (bf16 with head size 64 or 128, on tensor cores), each with
+// its forward and backward.
 //
 // Simple path layout (every kernel): 256 threads, tiles of kBQ = 64 query rows by kBK = 64 keys,
 // head dimension zero-padded to D ∈ {32, 64, 128} in shared memory (f32). Thread t has
@@ -39,13 +39,13 @@ struct AttnDims {
 };
 
 // Checks the arguments common to attention and attention_backward as the CPU reference does
-// (plus the GPU's limit Dh ≤ 128) and returns the sizes. Defined in cuda_attention_forward.cu.
+// (plus the GPU's limit Dh ≤ 128) and returns the sizes. Defined in cuda_attention.cu.
 AttnDims attention_dims(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& segment_ids, int64_t kv_len, const Tensor& out,
                         const Tensor& lse);
 
 // The CUDA kernels have no sliding window: refuses any call whose window would mask a key (the
-// backend.h contract lets a port leave windows out this way). Defined in cuda_attention_forward.cu.
+// backend.h contract lets a port leave windows out this way). Defined in cuda_attention.cu.
 void require_no_window(const char* op, int64_t window, const AttnDims& d);
 
 // The tensor-core kernels (bf16, Dh 64 or 128, 16-byte aligned tensors): launch and return

@@ -1,5 +1,5 @@
-// Tensor-core building blocks of the bf16 attention kernels (cuda_attention_tc.cu,
-// cuda_attention_tc_backward.cu): asynchronous tile copies (cp.async), fragment loads (ldmatrix)
+// Tensor-core building blocks of the bf16 attention kernels (cuda_attention_tc.cu, forward and
+// backward): asynchronous tile copies (cp.async), fragment loads (ldmatrix)
 // and the m16n8k16 bf16 MMA with f32 accumulation (mma.sync, sm_80+), as in FlashAttention-2.
 //
 // Fragment layouts (PTX ISA, "mma.m16n8k16"), with lane = 4·gid + tig:

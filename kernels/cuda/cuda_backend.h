@@ -3,11 +3,12 @@
 // Float tensors may be f32 or bf16 (all the float tensors of one call share a dtype, except the
 // ones backend.h fixes to f32: statistics, losses, lse, AdamW moments and master weights).
 // Arithmetic and accumulation are f32 whatever the storage dtype; GEMMs go through cuBLASLt, the
-// rest are hand-written kernels, one family per file (cuda_memory.cu, cuda_matmul.cu,
-// cuda_elementwise.cu, cuda_reduce.cu, cuda_softmax.cu, cuda_embedding.cu, cuda_add_norm.cu (norm
-// forwards, fused with the residual add or not), cuda_norm.cu (norm backwards),
-// cuda_activation.cu, cuda_rope.cu, cuda_attention_*.cu, cuda_optimizer.cu, cuda_loss.cu,
-// cuda_sampling.cu).
+// rest are hand-written kernels, one family per file with its forward and backward, named as the
+// CPU reference's file of the same family (cpu_X.cpp, cuda_X.cu): cuda_memory.cu, cuda_matmul.cu,
+// cuda_elementwise.cu, cuda_reduce.cu, cuda_softmax.cu, cuda_embedding.cu, cuda_norm.cu (plain
+// and fused with the residual add), cuda_activation.cu, cuda_rope.cu, cuda_attention.cu (with the
+// tensor-core path in cuda_attention_tc.cu), cuda_optimizer.cu (AdamW and the squared norm of
+// gradient clipping), cuda_loss.cu, cuda_sampling.cu.
 //
 // Work is queued on the legacy default stream, so a host copy (Tensor::to, item) waits for every
 // kernel before it, and synchronize() is the only other wait. Kernels avoid atomics wherever the

@@ -1,6 +1,6 @@
 // Shared pieces of the LayerNorm / RMSNorm kernels: how a row is split over threads, the launch
-// plan, and the argument checks. Files: cuda_add_norm.cu (the forward kernel, plain or fused with
-// the residual add) and cuda_norm.cu (the backward kernels).
+// plan, and the argument checks, for the kernels of cuda_norm.cu (the forward, plain or fused with
+// the residual add, and the backward).
 //
 // Rows are handled by "row groups": a warp per row when D ≤ 1024 (8 warps per block, reductions
 // by shuffles only), else a block per row. A thread owns the vectors i = tid + k·G of its row

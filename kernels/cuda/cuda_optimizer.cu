@@ -1,5 +1,6 @@
 // The AdamW update for the CUDA backend: adamw_steps updates many parameters per launch (the
-// whole model of one dtype in a few launches; adamw_step is a batch of one).
+// whole model of one dtype in a few launches; adamw_step is a batch of one), and the squared
+// norm for gradient clipping.
 //
 // A batch of up to 48 parameters travels as the kernel's argument; each block takes one 16K-element
 // chunk of one parameter (it finds which by a short scan of the batch's block offsets), four
@@ -16,6 +17,13 @@
 // __fmul_rn/__fadd_rn/__fsub_rn keep nvcc from contracting a multiply and an add into an FMA
 // (the reference, built for x86-64-v2, has none), and __fsqrt_rn/__fdiv_rn are correctly
 // rounded like the CPU's sqrt and division.
+//
+// squared_norm(s) sum fixed 8192-element chunks in double (one block per chunk, a fixed tree),
+// then one block per tensor adds its partials in a fixed order and writes the f32 result on the
+// device: no host sync. squared_norms does up to 64 tensors per pair of launches, with the same
+// arithmetic per tensor as squared_norm, so its results are bitwise squared_norm's.
+#include <cuda_fp16.h>
+
 #include <cmath>
 #include <span>
 #include <string>
@@ -234,6 +242,135 @@ void launch_batches(std::span<const AdamWTensors> params, const AdamWHyper& h, f
   flush();
 }
 
+// ---- squared_norm ----
+
+// Elements per partial sum: the CPU reference's chunk, so both add the same partials in order.
+constexpr int64_t kNormChunk = 8192;
+constexpr int kNormThreads = 256;
+constexpr int kNormTotalThreads = 1024;
+
+__device__ __forceinline__ double widen(float v) {
+  return v;
+}
+__device__ __forceinline__ double widen(bf16 v) {
+  return __bfloat162float(v);
+}
+__device__ __forceinline__ double widen(__half v) {
+  return __half2float(v);
+}
+
+// Sum over the block in a fixed tree order; every thread gets the result. scratch: blockDim.x
+// doubles (a power of two).
+__device__ double block_sum_double(double v, double* scratch) {
+  __syncthreads();  // scratch may still be read by a previous call
+  scratch[threadIdx.x] = v;
+  for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+    __syncthreads();
+    if (threadIdx.x < s) scratch[threadIdx.x] += scratch[threadIdx.x + s];
+  }
+  __syncthreads();
+  return scratch[0];
+}
+
+// Up to kMaxNormTensors tensors, passed by value as the kernels' argument. Tensor i's chunks are
+// partials [first_chunk[i], first_chunk[i+1]).
+constexpr int kMaxNormTensors = 64;
+enum class NormDType : int8_t { f32, bf16, f16 };
+struct NormBatch {
+  int count = 0;
+  int64_t first_chunk[kMaxNormTensors + 1] = {};
+  const void* x[kMaxNormTensors];
+  int64_t n[kMaxNormTensors];
+  NormDType dtype[kMaxNormTensors];
+};
+static_assert(sizeof(NormBatch) + 16 <= 4096,
+              "a norm batch must fit the 4 KiB of kernel parameters");
+
+// Σ x² over elements [begin, end) of x, in double: thread t adds elements begin + t, begin + t +
+// kNormThreads, ..., then the block's sums meet in a fixed tree. Every thread gets the result.
+template <typename T>
+__device__ double chunk_sum(const T* x, int64_t begin, int64_t end, double* scratch) {
+  double sum = 0.0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kNormThreads) {
+    const double e = widen(x[i]);
+    sum += e * e;
+  }
+  return block_sum_double(sum, scratch);
+}
+
+// partial[c] = Σ x² over chunk c of the batch (an f32 value squared is exact in double).
+__global__ void __launch_bounds__(kNormThreads)
+    norm_partials_kernel(const NormBatch b, double* partial) {
+  __shared__ double scratch[kNormThreads];
+  for (int64_t c = blockIdx.x; c < b.first_chunk[b.count]; c += gridDim.x) {
+    int t = 0;  // the tensor chunk c belongs to
+    while (t + 1 < b.count && b.first_chunk[t + 1] <= c) ++t;
+    const int64_t begin = (c - b.first_chunk[t]) * kNormChunk;
+    const int64_t end = begin + kNormChunk < b.n[t] ? begin + kNormChunk : b.n[t];
+    double sum;
+    switch (b.dtype[t]) {
+      case NormDType::f32:
+        sum = chunk_sum(static_cast<const float*>(b.x[t]), begin, end, scratch);
+        break;
+      case NormDType::bf16:
+        sum = chunk_sum(static_cast<const bf16*>(b.x[t]), begin, end, scratch);
+        break;
+      default:
+        sum = chunk_sum(static_cast<const __half*>(b.x[t]), begin, end, scratch);
+        break;
+    }
+    if (threadIdx.x == 0) partial[c] = sum;
+  }
+}
+
+// out[i] = Σ of tensor i's partials, rounded to f32 once; one block per tensor. Thread t adds a
+// contiguous run of partials in order, then the runs meet in a fixed tree. A tensor without
+// chunks (no elements) gets 0.
+__global__ void __launch_bounds__(kNormTotalThreads)
+    norm_totals_kernel(const NormBatch b, const double* partial, float* out) {
+  __shared__ double scratch[kNormTotalThreads];
+  const int64_t first = b.first_chunk[blockIdx.x];
+  const int64_t chunks = b.first_chunk[blockIdx.x + 1] - first;
+  const int64_t per = (chunks + kNormTotalThreads - 1) / kNormTotalThreads;
+  const int64_t begin = threadIdx.x * per;
+  const int64_t end = begin + per < chunks ? begin + per : chunks;
+  double sum = 0.0;
+  for (int64_t c = begin; c < end; ++c) sum += partial[first + c];
+  sum = block_sum_double(sum, scratch);
+  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<float>(sum);
+}
+
+// Writes out[i] = Σ xs[i]² (xs checked by the caller), kMaxNormTensors tensors per launch pair.
+void launch_squared_norms(std::span<const Tensor> xs, float* out, Device device) {
+  for (size_t first = 0; first < xs.size(); first += kMaxNormTensors) {
+    NormBatch b;
+    for (size_t i = first; i < xs.size() && b.count < kMaxNormTensors; ++i) {
+      const Tensor& x = xs[i];
+      const int t = b.count++;
+      b.x[t] = x.raw_data();
+      b.n[t] = x.numel();
+      b.dtype[t] = x.dtype() == DType::f32    ? NormDType::f32
+                   : x.dtype() == DType::bf16 ? NormDType::bf16
+                                              : NormDType::f16;
+      b.first_chunk[t + 1] = b.first_chunk[t] + (b.n[t] + kNormChunk - 1) / kNormChunk;
+    }
+    const int64_t chunks = b.first_chunk[b.count];
+    // Doubles have no DType: the partials live in an i64 buffer of the same size. Freed on
+    // return; the allocator hands it out again only to work queued after these kernels on the
+    // same stream.
+    Tensor partial = Tensor::empty({chunks > 0 ? chunks : 1}, DType::i64, device);
+    double* pp = static_cast<double*>(partial.raw_data());
+    const std::string what =
+        std::to_string(b.count) + " tensors from index " + std::to_string(first);
+    if (chunks > 0) {
+      norm_partials_kernel<<<blocks_for(chunks), kNormThreads>>>(b, pp);
+      check_launch("squared_norm (partial sums)", what);
+    }
+    norm_totals_kernel<<<b.count, kNormTotalThreads>>>(b, pp, out + first);
+    check_launch("squared_norm (totals)", what);
+  }
+}
+
 }  // namespace
 
 void CudaBackend::adamw_steps(std::span<const AdamWTensors> params, const AdamWHyper& h,
@@ -254,6 +391,38 @@ void CudaBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tens
   RLAIF_CHECK(h.step >= 1, "adamw_step: step is ", h.step, " but must be ≥ 1 (it is 1-based)");
   launch_batches<float>({&entry, 1}, h, 1.0f);
   launch_batches<bf16>({&entry, 1}, h, 1.0f);
+}
+
+namespace {
+
+// x: a float tensor on the device (the gradients' dtypes: f32, bf16, or f16).
+void expect_norm_input(const char* op, const char* arg, const Tensor& x) {
+  expect_cuda(op, arg, x);
+  RLAIF_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::bf16 || x.dtype() == DType::f16, op,
+              ": ", arg, " is ", x, " but must be a float tensor (f32, bf16 or f16)");
+}
+
+}  // namespace
+
+void CudaBackend::squared_norm(const Tensor& x, const Tensor& out) {
+  const char* name = "squared_norm";
+  expect_norm_input(name, "x", x);
+  expect_cuda(name, "out", out);
+  expect_dtype(name, "out", out, DType::f32);
+  expect_shape(name, "out", out, Shape{});
+  launch_squared_norms({&x, 1}, ptr<float>(out), x.device());
+}
+
+void CudaBackend::squared_norms(std::span<const Tensor> xs, const Tensor& out) {
+  const char* name = "squared_norms";
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const std::string arg = "xs[" + std::to_string(i) + "]";
+    expect_norm_input(name, arg.c_str(), xs[i]);
+  }
+  expect_cuda(name, "out", out);
+  expect_dtype(name, "out", out, DType::f32);
+  expect_shape(name, "out", out, Shape{static_cast<int64_t>(xs.size())});
+  launch_squared_norms(xs, ptr<float>(out), out.device());
 }
 
 }  // namespace rlaif::cuda

@@ -1,5 +1,6 @@
-// The backward engine: summing over multiple uses, accumulation across calls, freeing the graph,
-// grad mode, error messages, and graphs deep enough to overflow a recursive implementation.
+// The backward engine: summing over multiple uses, accumulation across calls, rules that add into
+// a leaf's gradient themselves, freeing the graph, grad mode, error messages, and graphs deep
+// enough to overflow a recursive implementation.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -8,6 +9,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "kernels/backend.h"
 #include "tests/autograd/test_util.h"
 #include "tests/error_of.h"
 
@@ -210,6 +212,48 @@ TEST(Tape, ErrorsInsideBackwardRulesNameTheOp) {
   std::string msg = error_of([&] { sum_all(y).backward(); });
   EXPECT_NE(msg.find("throwing_op"), std::string::npos) << msg;
   EXPECT_NE(msg.find("boom"), std::string::npos) << msg;
+}
+
+// y = 2·x recorded with record_op_into_leaves: the rule adds 2·g into the destination the engine
+// hands it, or returns 2·g when there is none. Seeds of 1 (sum_all), x = [1, 2, 3]:
+//   first backward: x has no .grad yet, so no destination; the engine stores 2·1 = [2, 2, 2];
+//   second backward: x.grad is the destination, the rule adds in place: [2 + 2, ...] = [4, 4, 4],
+//   in the same storage;
+//   through an interior input (scale(x, 1)) there is never a destination, and the engine's adds
+//   give the same [2, 2, 2] then [4, 4, 4].
+TEST(Tape, IntoLeavesRulesAddInPlaceOnlyIntoAnExistingLeafGradient) {
+  std::vector<bool> had_destination;
+  auto twice = [&](const Variable& x) {
+    Tensor doubled = x.data().clone();
+    backend_for(doubled.device()).affine(x.data(), 2.0f, 0.0f, doubled);
+    return record_op_into_leaves(
+        "twice", doubled, {x},
+        [&had_destination](const Tensor& g,
+                           const std::vector<Tensor>& leaf_grads) -> std::vector<Tensor> {
+          EXPECT_EQ(leaf_grads.size(), 1u);
+          Tensor dx = Tensor::empty(g.shape(), g.dtype(), g.device());
+          backend_for(g.device()).affine(g, 2.0f, 0.0f, dx);
+          had_destination.push_back(leaf_grads[0].defined());
+          if (!leaf_grads[0].defined()) return {dx};
+          backend_for(g.device()).binary(BinaryOp::add, leaf_grads[0], dx, leaf_grads[0]);
+          return {Tensor()};
+        });
+  };
+  Variable x = param(Tensor::from_vector<float>({1, 2, 3}, {3}), "x");
+  sum_all(twice(x)).backward();
+  EXPECT_EQ(values(x.grad()), (std::vector<float>{2, 2, 2}));
+  const void* storage = x.grad().raw_data();
+  sum_all(twice(x)).backward();
+  EXPECT_EQ(values(x.grad()), (std::vector<float>{4, 4, 4}));
+  EXPECT_EQ(x.grad().raw_data(), storage);
+  EXPECT_EQ(had_destination, (std::vector<bool>{false, true}));
+
+  had_destination.clear();
+  Variable w = param(Tensor::from_vector<float>({1, 2, 3}, {3}), "w");
+  sum_all(twice(scale(w, 1.0f))).backward();
+  sum_all(twice(scale(w, 1.0f))).backward();
+  EXPECT_EQ(values(w.grad()), (std::vector<float>{4, 4, 4}));
+  EXPECT_EQ(had_destination, (std::vector<bool>{false, false}));
 }
 
 TEST(Tape, ForwardErrorsNameTheOpAndShapes) {
