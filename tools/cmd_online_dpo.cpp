@@ -45,16 +45,16 @@ int online_dpo_main(const std::vector<std::string>& args) {
       "Online DPO (Guo et al., 2024): every micro-batch samples two completions for each of\n"
       "--batch prompts from the current policy, a judge picks the better (the chosen answer;\n"
       "ties and unparsed verdicts are skipped), and the policy takes a DPO step on those pairs\n"
-      "against the frozen reference (every --loss of `rlaif dpo`). The judge is a reward: a\n"
-      "reward model (--reward-model), a reward server (--reward-url) and/or rule rewards\n"
-      "(--reward, as `rlaif ppo` takes them), where the higher score wins; or an LLM critic\n"
-      "over the OpenAI-compatible API comparing the two\n"
-      "(--critic-api, --critic-model; --critic-both-orders asks in both orders and counts a\n"
-      "disagreement as a tie), whose answers are cached in --out/requests.jsonl so a resumed\n"
-      "run asks nothing twice. With --rounds N the run is iterative: N rounds, each sampling\n"
-      "and judging all its pairs with the policy frozen at the round's start (kept in\n"
-      "--out/rounds/), then training on them. Logs TRL's metrics (rewards/*, objective/kl,\n"
-      "objective/scores, val/contain_eos_token) and judge/pairs, judge/skipped_fraction.");
+      "against the frozen reference (every --loss of `rlaif dpo`). The judge is a reward, the\n"
+      "higher score winning: a reward model (--reward-model), a reward server (--reward-url)\n"
+      "and/or rule rewards (--reward, as `rlaif ppo` takes them); or an LLM critic over the\n"
+      "OpenAI-compatible API comparing the two (--critic-api, --critic-model;\n"
+      "--critic-both-orders asks in both orders and counts a disagreement as a tie), whose\n"
+      "answers are cached in --out/requests.jsonl so a resumed run asks nothing twice. With\n"
+      "--rounds N the run is iterative: N rounds, each sampling and judging all its pairs with\n"
+      "the policy frozen at the round's start (kept in --out/rounds/), then training on them.\n"
+      "Logs TRL's metrics (rewards/*, objective/kl, objective/scores, val/contain_eos_token)\n"
+      "and judge/pairs, judge/skipped_fraction. Runs on one rank.");
   flags.option("model", "", "policy to start from (an SFT model)", true)
       .option("ref", "", "reference model directory (default: --model)")
       .option("prompts", "", "prompts: JSONL or JSON ({\"prompt\": ...} per record)", true)

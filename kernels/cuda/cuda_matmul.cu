@@ -48,6 +48,7 @@
 #include "kernels/cuda/cublaslt_library.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/matmul_dims.h"
+#include "runtime/fnv1a.h"
 
 namespace rlaif::cuda {
 namespace {
@@ -158,12 +159,9 @@ PlanKey key_of(const Problem& p) {
 
 struct PlanKeyHash {
   size_t operator()(const PlanKey& key) const {
-    uint64_t h = 1469598103934665603ull;  // FNV-1a over the fields
-    for (int64_t v : key) {
-      h ^= static_cast<uint64_t>(v);
-      h *= 1099511628211ull;
-    }
-    return static_cast<size_t>(h ^ (h >> 29));
+    Fnv1a64 h;  // over the fields, a word each
+    for (int64_t v : key) h.add_word(static_cast<uint64_t>(v));
+    return static_cast<size_t>(h.value() ^ (h.value() >> 29));
   }
 };
 

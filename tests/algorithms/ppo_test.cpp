@@ -203,8 +203,10 @@ TEST(PpoLearning, GaeRaisesTheRewardModelScore) {
 TEST(PpoLearning, RlooRaisesTheRewardModelScore) {
   expect_learning(AdvantageKind::rloo);
 }
+// GRPO as its paper aggregates the loss: each response's mean, then the mean over responses.
 TEST(PpoLearning, GrpoRaisesTheRewardModelScore) {
-  expect_learning(AdvantageKind::grpo);
+  expect_learning(AdvantageKind::grpo,
+                  [](PpoOptions& o) { o.loss_aggregation = LossAggregation::grpo; });
 }
 // Dr. GRPO (centred advantages, no division by the group's std, and its constant loss
 // normaliser) with DAPO's clip-higher.
@@ -214,11 +216,6 @@ TEST(PpoLearning, DrGrpoWithClipHigherRaisesTheRewardModelScore) {
     o.loss_aggregation = LossAggregation::dr_grpo;
     o.cliprange_high = 0.28;
   });
-}
-// GRPO's own aggregation: each response's mean, then the mean over responses.
-TEST(PpoLearning, GrpoWithPerSequenceMeansRaisesTheRewardModelScore) {
-  expect_learning(AdvantageKind::grpo,
-                  [](PpoOptions& o) { o.loss_aggregation = LossAggregation::grpo; });
 }
 
 TEST(PpoOptions, BadSettingsAreRefusedNamingTheFlag) {
