@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 
+#include "io/crash_point.h"
 #include "runtime/error.h"
 
 namespace rlaif {
@@ -31,20 +33,32 @@ bool process_alive(long pid) {
 
 }  // namespace
 
-void remove_stale_temporaries(const std::string& path) {
+void remove_stale_temporaries(const std::string& dir,
+                              const std::function<bool(const std::string&)>& owns) {
   namespace fs = std::filesystem;
-  const std::string prefix = fs::path(path).filename().string() + ".tmp.";
+  constexpr std::string_view kTmp = ".tmp.";
   std::error_code ec;
-  for (const fs::directory_entry& e : fs::directory_iterator(parent_dir(path), ec)) {
+  for (const fs::directory_entry& e : fs::directory_iterator(dir.empty() ? "." : dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string digits = name.substr(prefix.size());
-    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
+    const size_t at = name.rfind(kTmp);
+    if (at == std::string::npos || at == 0) continue;
+    const std::string digits = name.substr(at + kTmp.size());
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos ||
+        digits.size() > 9) {
+      continue;
+    }
+    if (!owns(name.substr(0, at))) continue;
     const long pid = std::stol(digits);
     if (pid == static_cast<long>(::getpid()) || process_alive(pid)) continue;
     std::error_code ignored;
     fs::remove(e.path(), ignored);
   }
+}
+
+void remove_stale_temporaries(const std::string& path) {
+  const std::string target = std::filesystem::path(path).filename().string();
+  remove_stale_temporaries(parent_dir(path),
+                           [&target](const std::string& name) { return name == target; });
 }
 
 AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {
@@ -64,6 +78,7 @@ AtomicFileWriter::~AtomicFileWriter() {
 void AtomicFileWriter::write(const void* data, size_t bytes) {
   RLAIF_CHECK(fd_ >= 0 && !committed_, "AtomicFileWriter: write to '", path_, "' after commit");
   const char* p = static_cast<const char*>(data);
+  crash_point();
   while (bytes > 0) {
     // Linux writes at most ~2 GiB per call; loop on partial writes and EINTR.
     ssize_t n = ::write(fd_, p, bytes < (size_t{1} << 30) ? bytes : (size_t{1} << 30));
@@ -78,10 +93,12 @@ void AtomicFileWriter::write(const void* data, size_t bytes) {
 
 void AtomicFileWriter::commit() {
   RLAIF_CHECK(fd_ >= 0 && !committed_, "AtomicFileWriter: '", path_, "' committed twice");
+  crash_point();
   RLAIF_CHECK(::fsync(fd_) == 0, "cannot write '", path_, "': fsync failed: ", errno_text());
   int fd = fd_;
   fd_ = -1;
   RLAIF_CHECK(::close(fd) == 0, "cannot write '", path_, "': close failed: ", errno_text());
+  crash_point();
   RLAIF_CHECK(::rename(tmp_path_.c_str(), path_.c_str()) == 0, "cannot write '", path_,
               "': renaming '", tmp_path_, "' over it failed: ", errno_text());
   committed_ = true;
@@ -95,6 +112,7 @@ void write_file_atomically(const std::string& path, std::string_view contents) {
 }
 
 void fsync_directory(const std::string& dir) {
+  crash_point();
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   RLAIF_CHECK(fd >= 0, "cannot open directory '", dir, "' to fsync it: ", errno_text());
   int rc = ::fsync(fd);

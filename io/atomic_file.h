@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -47,6 +48,11 @@ class AtomicFileWriter {
 // writes, so the next write of the same file clears what a crash left; another live process's
 // temporary is never touched.
 void remove_stale_temporaries(const std::string& path);
+// The same for every file of `dir` whose temporaries are `NAME.tmp.<pid>` with owns(NAME): for
+// files whose names vary (a cache keyed by a hash), so that a temporary of a name no longer in use
+// goes too.
+void remove_stale_temporaries(const std::string& dir,
+                              const std::function<bool(const std::string&)>& owns);
 
 // Writes `contents` to `path` through an AtomicFileWriter.
 void write_file_atomically(const std::string& path, std::string_view contents);

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "io/crash_point.h"
 #include "io/model_dir.h"
 #include "io/peft_adapter.h"
 
@@ -62,7 +63,9 @@ std::string save_checkpoint(const std::string& run_dir, int64_t step, const Tran
     fs::remove_all(temp, ec);
     throw;
   }
+  crash_point();
   if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-run of the same step replaces it
+  crash_point();
   fs::rename(temp, final_dir);
   fsync_directory(parent.string());
   return final_dir.string();
@@ -89,7 +92,10 @@ void prune_checkpoints(const std::string& run_dir, int64_t keep) {
   }
   if (keep <= 0) return;
   std::vector<std::string> all = list_checkpoints(run_dir);
-  for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) fs::remove_all(all[i]);
+  for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {
+    crash_point();
+    fs::remove_all(all[i]);
+  }
 }
 
 std::string resolve_checkpoint(const std::string& path) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/crash_point.h"
 #include "io/json_depth.h"
 #include "runtime/error.h"
 
@@ -83,6 +84,7 @@ std::string to_json_line(const rapidjson::Value& value) {
 
 void JsonlWriter::write(const rapidjson::Value& object) {
   std::string line = to_json_line(object) + "\n";
+  crash_point();
   RLAIF_CHECK(std::fwrite(line.data(), 1, line.size(), file_) == line.size() &&
                   std::fflush(file_) == 0 && fsync(fileno(file_)) == 0,
               "write failed on ", path_, " (disk full?)");

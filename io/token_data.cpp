@@ -102,6 +102,13 @@ std::vector<int32_t> load_tokens_cached(const std::string& path, const Tokenizer
   }
   std::vector<int32_t> tokens = load_tokens(path, &tokenizer);
   if (tokenizer.vocab_size() <= 65536) {
+    // Temporaries of any key that a killed process left beside the text (the key changes with
+    // the text and the tokenizer, so the writer below would never meet them).
+    const std::string stem = fs::path(path).filename().string() + ".tokens-";
+    remove_stale_temporaries(fs::path(path).parent_path().string(), [&stem](const std::string& n) {
+      return n.size() == stem.size() + 20 && n.compare(0, stem.size(), stem) == 0 &&
+             n.compare(n.size() - 4, 4, ".bin") == 0;
+    });
     try {
       write_token_shard(cache, tokens);
     } catch (const Error&) {

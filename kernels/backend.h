@@ -99,7 +99,8 @@ void check_adamw_entry(const std::string& op, const AdamWTensors& entry);
 // with RLAIF_BACKEND_PRIMITIVES(RLAIF_DECLARE_OVERRIDE, RLAIF_SKIP_PRIMITIVE) (plus the optional
 // ones it overrides, by hand) and defines them in its own source files. Adding a primitive means
 // adding an entry here, its definition in each backend, and its conformance test
-// (tests/kernels/); docs/PORTING.md is the porter's checklist.
+// (tests/kernels/). `rlaif version --primitives` prints the list, counted; docs/PORTING.md is the
+// porter's guide.
 // clang-format off
 #define RLAIF_BACKEND_PRIMITIVES(REQUIRED, OPTIONAL)                                               \
   /* ---- Memory ----------------------------------------------------------------------------- */  \
@@ -501,6 +502,19 @@ inline constexpr int kRequiredPrimitives =
 inline constexpr int kOptionalPrimitives =
     0 RLAIF_BACKEND_PRIMITIVES(RLAIF_SKIP_PRIMITIVE, RLAIF_COUNT_PRIMITIVE);
 #undef RLAIF_COUNT_PRIMITIVE
+
+// The list itself, in declaration order, for what prints it (`rlaif version --primitives`, the
+// porter's checklist) and what checks against it.
+struct BackendPrimitive {
+  const char* name;
+  bool optional;
+};
+#define RLAIF_REQUIRED_ENTRY(name, params, args) BackendPrimitive{#name, false},
+#define RLAIF_OPTIONAL_ENTRY(name, params, args) BackendPrimitive{#name, true},
+inline constexpr BackendPrimitive kBackendPrimitives[] = {
+    RLAIF_BACKEND_PRIMITIVES(RLAIF_REQUIRED_ENTRY, RLAIF_OPTIONAL_ENTRY)};
+#undef RLAIF_REQUIRED_ENTRY
+#undef RLAIF_OPTIONAL_ENTRY
 
 // The backend for a device: the CPU reference always; another device type's when it is registered
 // (kernels/device_registry.h: CUDA when compiled in) and the device is usable (else Error saying

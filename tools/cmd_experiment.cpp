@@ -308,7 +308,8 @@ int Experiment::run() {
     std::vector<std::string> eval = {
         "eval",          "--model",       path("arms/" + arm),
         "--prompts",     c_.eval_prompts, "--reference",
-        c_.eval_prompts, "--out",         path("eval/" + arm + ".jsonl")};
+        c_.eval_prompts, "--out",         path("eval/" + arm + ".jsonl"),
+        "--overwrite"};
     if (!c_.critic_template.empty()) eval.insert(eval.end(), {"--template", c_.critic_template});
     if (c_.exact_match) eval.push_back("--exact-match");
     append_flags(eval, c_.eval);

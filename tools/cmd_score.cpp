@@ -12,6 +12,7 @@
 #include "tools/chat_flags.h"
 #include "tools/commands.h"
 #include "tools/lora_flags.h"
+#include "tools/output_flags.h"
 #include "tools/preference_flags.h"
 
 namespace rlaif::cli {
@@ -34,8 +35,10 @@ int score_main(const std::vector<std::string>& args) {
       .option("device", "cpu", "cpu or cuda[:N]");
   declare_chat_template_flag(flags);
   declare_adapter_flag(flags);
+  declare_overwrite_flag(flags);
   if (!flags.parse(args)) return 0;
   if (flags.integer("batch") <= 0) throw UsageError("--batch must be positive");
+  check_outputs_free(flags, {flags.str("out")});
 
   const std::string model_dir = flags.str("model");
   Transformer model = load_model(model_dir, parse_device(flags.str("device")));

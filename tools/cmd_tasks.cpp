@@ -13,6 +13,7 @@
 #include "io/jsonl.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
+#include "tools/output_flags.h"
 
 namespace rlaif::cli {
 namespace {
@@ -54,6 +55,7 @@ int tasks_main(const std::vector<std::string>& args) {
       .option("families", "reverse,sort,add",
               "the task families to write (comma-separated: reverse, sort, add)")
       .option("seed", "1", "generator seed");
+  declare_overwrite_flag(flags);
   if (!flags.parse(args)) return 0;
   const int64_t n_train = flags.integer("train"), n_prompts = flags.integer("prompts"),
                 n_eval = flags.integer("eval"), n_critic = flags.integer("critic");
@@ -68,6 +70,12 @@ int tasks_main(const std::vector<std::string>& args) {
     families.insert(f);
   }
   const std::filesystem::path out = flags.str("out");
+  std::vector<std::string> outputs;
+  for (const char* file : {"train.jsonl", "prompts.jsonl", "eval.jsonl", "critic_train.jsonl",
+                           "critic_template.txt", "pretrain.txt", "tokenizer.txt"}) {
+    outputs.push_back((out / file).string());
+  }
+  check_outputs_free(flags, outputs);
   std::filesystem::create_directories(out);
   const uint64_t seed = static_cast<uint64_t>(flags.integer("seed"));
 

@@ -5,6 +5,7 @@
 #include "io/tokenizer_train.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
+#include "tools/output_flags.h"
 
 namespace rlaif::cli {
 
@@ -19,7 +20,9 @@ int tokenizer_train_main(const std::vector<std::string>& args) {
       .option("model-type", "bpe", "bpe or unigram")
       .option("max-sentences", "0", "train on a random sample of this many lines (0: all)")
       .flag("verbose", "show SentencePiece's training log on stderr");
+  declare_overwrite_flag(flags);
   if (!flags.parse(args)) return 0;
+  check_outputs_free(flags, {flags.str("out")});
 
   int64_t vocab = flags.integer("vocab-size");
   if (vocab < 4 || vocab > 1'000'000) throw UsageError("--vocab-size must be in [4, 1000000]");

@@ -1,8 +1,10 @@
 // `rlaif version`: the version, the build type, and which backends and libraries are compiled in
 // (the registered device types; for CUDA, also what the runtime sees on this machine).
+// `--primitives`: the backend interface a port implements, counted (kernels/backend.h).
 #include <cstdio>
 #include <string>
 
+#include "kernels/backend.h"
 #include "kernels/cpu/cpu_info.h"
 #include "kernels/device_registry.h"
 #include "runtime/build_info.h"
@@ -15,9 +17,38 @@
 
 namespace rlaif::cli {
 
+namespace {
+
+// The porter's checklist: every primitive of RLAIF_BACKEND_PRIMITIVES, required ones first.
+void print_primitives() {
+  std::printf("%d required primitives (a backend defines each), plus device() and name():\n",
+              kRequiredPrimitives);
+  for (const BackendPrimitive& p : kBackendPrimitives) {
+    if (!p.optional) std::printf("  %s\n", p.name);
+  }
+  std::printf(
+      "%d optional primitives (kernels/backend.cpp composes each from required ones; override "
+      "where the device does better), plus synchronize() and mark():\n",
+      kOptionalPrimitives);
+  for (const BackendPrimitive& p : kBackendPrimitives) {
+    if (p.optional) std::printf("  %s\n", p.name);
+  }
+  std::printf(
+      "Each one's contract is its comment in kernels/backend.h; docs/PORTING.md says the "
+      "rest of a port.\n");
+}
+
+}  // namespace
+
 int version_main(const std::vector<std::string>& args) {
   Flags flags("version", "Print the version, the build type and what this binary was built with.");
+  flags.flag("primitives",
+             "print the backend primitives a port implements, counted, and nothing else");
   if (!flags.parse(args)) return 0;
+  if (flags.on("primitives")) {
+    print_primitives();
+    return 0;
+  }
   namespace bi = build_info;
   std::printf("rlaif %s\n", bi::kVersion);
   std::printf("build type: %s (%s)%s\n", bi::kBuildType, bi::kCompiler,

@@ -1,6 +1,6 @@
 // Attention on CUDA, forward and backward: the simple f32 path every case can take, and the
 // argument checks. bf16 with Dh ∈ {64, 128} takes the tensor-core kernels of cuda_attention_tc.cu
-// instead.
+// and cuda_attention_tc_backward.cu instead.
 //
 // Forward: a flash-attention kernel (Dao et al. 2022, with FlashAttention-2's
 // loop order) that never materialises the [Tq, Tk] score matrix.
@@ -35,7 +35,7 @@
 // Recomputing S and dP in both kernels costs a second pass of matrix products but keeps every
 // output owned by one block: results are bitwise reproducible. All arithmetic is f32.
 // bf16 with Dh ∈ {64, 128} replaces the last two kernels by the tensor-core ones of
-// cuda_attention_tc.cu.
+// cuda_attention_tc_backward.cu.
 #include <cmath>
 
 #include "kernels/cuda/cuda_attention.cuh"

@@ -1,8 +1,8 @@
 // Shared pieces of the CUDA attention kernels: the validated sizes of a call, the masking rule,
 // the entry points of the tensor-core path, and the scalar tile loops of the simple f32 path.
 // Files: cuda_attention.cu (the simple path, which takes every case, and the CudaBackend
-// methods) and cuda_attention_tc.cu (bf16 with head size 64 or 128, on tensor cores), each with
-// its forward and backward.
+// methods, forward and backward), and the tensor-core kernels for bf16 with head size 64 or 128:
+// cuda_attention_tc.cu (forward) and cuda_attention_tc_backward.cu.
 //
 // Simple path layout (every kernel): 256 threads, tiles of kBQ = 64 query rows by kBK = 64 keys,
 // head dimension zero-padded to D ∈ {32, 64, 128} in shared memory (f32). Thread t has

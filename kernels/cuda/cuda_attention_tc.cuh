@@ -1,5 +1,5 @@
-// Tensor-core building blocks of the bf16 attention kernels (cuda_attention_tc.cu, forward and
-// backward): asynchronous tile copies (cp.async), fragment loads (ldmatrix)
+// Tensor-core building blocks of the bf16 attention kernels (cuda_attention_tc.cu, forward, and
+// cuda_attention_tc_backward.cu): asynchronous tile copies (cp.async), fragment loads (ldmatrix)
 // and the m16n8k16 bf16 MMA with f32 accumulation (mma.sync, sm_80+), as in FlashAttention-2.
 //
 // Fragment layouts (PTX ISA, "mma.m16n8k16"), with lane = 4·gid + tig:
@@ -22,6 +22,12 @@ namespace rlaif::cuda::attn_tc {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
+
+// Every tensor-core attention kernel runs blocks of 4 warps; key tiles of 64 in the forward and
+// the dQ kernel.
+constexpr int kWarps = 4;
+constexpr int kTcThreads = kWarps * 32;
+constexpr int kKeyTile = 64;  // keys per step of the forward and of the dQ kernel
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));

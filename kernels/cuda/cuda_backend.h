@@ -7,7 +7,7 @@
 // CPU reference's file of the same family (cpu_X.cpp, cuda_X.cu): cuda_memory.cu, cuda_matmul.cu,
 // cuda_elementwise.cu, cuda_reduce.cu, cuda_softmax.cu, cuda_embedding.cu, cuda_norm.cu (plain
 // and fused with the residual add), cuda_activation.cu, cuda_rope.cu, cuda_attention.cu (with the
-// tensor-core path in cuda_attention_tc.cu), cuda_optimizer.cu (AdamW and the squared norm of
+// tensor-core path in cuda_attention_tc.cu and cuda_attention_tc_backward.cu), cuda_optimizer.cu (AdamW and the squared norm of
 // gradient clipping), cuda_loss.cu, cuda_sampling.cu.
 //
 // Work is queued on the legacy default stream, so a host copy (Tensor::to, item) waits for every

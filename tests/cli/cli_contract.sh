@@ -25,6 +25,15 @@ for cmd in version init generate eval-loss "tokenizer train" tokenize; do
 done
 expect 0 "version" "$rlaif" version
 grep -q "^backends: cpu (f32)" <<<"$LAST_OUTPUT" || { echo "FAIL: version lacks the backends"; fail=1; }
+# The porter's checklist: as many primitives as kernels/backend.h's list has entries, counted right.
+expect 0 "version --primitives" "$rlaif" version --primitives
+required_in_source="$(grep -c '^  REQUIRED(' "$root/kernels/backend.h")"
+optional_in_source="$(grep -c '^  OPTIONAL(' "$root/kernels/backend.h")"
+listed="$(grep -c '^  [a-z_0-9]*$' <<<"$LAST_OUTPUT")"
+grep -q "^$required_in_source required primitives" <<<"$LAST_OUTPUT" &&
+  grep -q "^$optional_in_source optional primitives" <<<"$LAST_OUTPUT" &&
+  [[ "$listed" -eq $((required_in_source + optional_in_source)) ]] ||
+  { echo "FAIL: version --primitives does not list backend.h's $required_in_source + $optional_in_source primitives:"; echo "$LAST_OUTPUT"; fail=1; }
 expect 2 "unknown flag" "$rlaif" generate --model x --bogus 1
 grep -q "unknown flag --bogus" <<<"$LAST_OUTPUT" || { echo "FAIL: unknown flag not named"; fail=1; }
 expect 2 "missing required flag" "$rlaif" init --layers 2

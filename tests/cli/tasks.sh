@@ -33,4 +33,14 @@ grep -q '{instruction}' "$tmp/a/critic_template.txt" && grep -q '{output_1}' "$t
   { echo "critic template lacks placeholders"; exit 1; }
 "$rlaif" tasks "${args[@]}" --seed 6 --out "$tmp/c" >/dev/null
 ! cmp -s "$tmp/a/train.jsonl" "$tmp/c/train.jsonl" || { echo "another seed gave the same tasks"; exit 1; }
+# An existing output is never replaced by surprise: refused (exit 2, naming it) without
+# --overwrite, replaced with it.
+set +e
+msg="$("$rlaif" tasks "${args[@]}" --seed 6 --out "$tmp/a" 2>&1)"; code=$?
+set -e
+[[ $code -eq 2 ]] && grep -q "$tmp/a/train.jsonl" <<<"$msg" && grep -q -- "--overwrite" <<<"$msg" ||
+  { echo "tasks over existing outputs: exit $code, want 2 naming the file and --overwrite: $msg"; exit 1; }
+cmp -s "$tmp/a/train.jsonl" "$tmp/b/train.jsonl" || { echo "a refused run changed train.jsonl"; exit 1; }
+"$rlaif" tasks "${args[@]}" --seed 6 --out "$tmp/a" --overwrite >/dev/null
+cmp -s "$tmp/a/train.jsonl" "$tmp/c/train.jsonl" || { echo "--overwrite did not replace the outputs"; exit 1; }
 echo "tasks: ok"
