@@ -44,8 +44,9 @@ learning_tests='PpoLearning\.|Raises|LearnsTo|ValidationLossFalls|OverfitsASingl
 # The end-to-end run over Qwen3's 151,669-token vocabulary takes a minute under the sanitizers;
 # the tokenizer, model-directory and training code it drives run there in their own tests. The
 # README's recipe runs commands that each have their own tests too; it checks the README. The
-# benchmarks time kernels that the conformance suite runs under the sanitizers.
-sanitizer_skips="$learning_tests|cli\.hf_tokenizer_sft_dpo|cli\.readme_recipe|cli\.bench"
+# benchmarks time kernels that the conformance suite runs under the sanitizers. The crash loop
+# runs pretrain a hundred times; one kill and resume of it runs there in cli.pretrain_resume.
+sanitizer_skips="$learning_tests|cli\.hf_tokenizer_sft_dpo|cli\.readme_recipe|cli\.bench|cli\.crash_consistency"
 
 # OpenBLAS picks its kernels by CPU (Haswell, Zen, SkylakeX, Sandybridge, ...), and results differ
 # between kernel sets in their last bits, so a test tuned on one machine may hold only on its
