@@ -9,10 +9,10 @@
 #include <fstream>
 #include <sstream>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runtime/error.h"
+#include "tests/support/dead_pid.h"
 
 namespace rlaif {
 namespace {
@@ -37,14 +37,6 @@ struct Dir {
 };
 
 // The pid of a process that has exited (and been reaped).
-long dead_pid() {
-  const pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  return child;
-}
-
 TEST(AtomicFile, CommitReplacesWholeAndAnAbandonedWriteLeavesNothing) {
   Dir dir;
   const fs::path file = dir.path / "data.bin";
@@ -65,9 +57,9 @@ TEST(AtomicFile, CommitReplacesWholeAndAnAbandonedWriteLeavesNothing) {
 TEST(AtomicFile, AKilledWritersTemporaryGoesWithTheNextWriteALiveOnesStays) {
   Dir dir;
   const fs::path file = dir.path / "cache.tokens-00.bin";
-  const fs::path stale = dir.path / ("cache.tokens-00.bin.tmp." + std::to_string(dead_pid()));
+  const fs::path stale = dir.path / ("cache.tokens-00.bin.tmp." + std::to_string(test::dead_pid()));
   const fs::path live = dir.path / ("cache.tokens-00.bin.tmp." + std::to_string(::getppid()));
-  const fs::path other = dir.path / ("other.bin.tmp." + std::to_string(dead_pid()));
+  const fs::path other = dir.path / ("other.bin.tmp." + std::to_string(test::dead_pid()));
   for (const fs::path& p : {stale, live, other}) std::ofstream(p) << "partial";
   write_file_atomically(file.string(), "tokens");
   EXPECT_FALSE(fs::exists(stale)) << "a dead writer's temporary stayed";

@@ -1,7 +1,6 @@
 // The token cache beside a text file (io/token_data.h): written once, read back, and cleaned of
 // what killed writers left, whatever cache key they were writing.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -10,6 +9,7 @@
 
 #include "io/token_data.h"
 #include "io/tokenizer.h"
+#include "tests/support/dead_pid.h"
 #include "tests/support/source_dir.h"
 #include "tests/support/temp_dir.h"
 
@@ -17,20 +17,12 @@ namespace rlaif {
 namespace {
 namespace fs = std::filesystem;
 
-long dead_pid() {
-  const pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  return child;
-}
-
 TEST(TokenCache, KilledWritersTemporariesOfEveryKeyGoLiveOnesStay) {
   const fs::path dir = test::temp_dir("token_cache");
   fs::create_directories(dir);
   const fs::path text = dir / "corpus.txt";
   std::ofstream(text) << "Once upon a time there was a little girl.\n";
-  const std::string dead = std::to_string(dead_pid());
+  const std::string dead = std::to_string(test::dead_pid());
   // A killed writer of an older key (the text has changed since), one of a live process, a file
   // of another text, and a name of the right family but not a cache's shape.
   const fs::path stale = dir / ("corpus.txt.tokens-0123456789abcdef.bin.tmp." + dead);
