@@ -24,7 +24,7 @@
 //
 // Abandoned work: a request still queued or generating `request_timeout_s` after it arrived is
 // answered 504 (code "timeout"), and a client that closes its connection while its request
-// waits is noticed within 50 ms. Either way the request leaves the queue, or its row of the
+// waits is noticed within 20 ms. Either way the request leaves the queue, or its row of the
 // running batch ends (model/generate.h's KeepRow): a batch ends as soon as none of its requests
 // is still wanted, and a row that ended costs nothing more once the batch does.
 //

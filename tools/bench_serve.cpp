@@ -283,6 +283,7 @@ int bench_serve_main(const std::vector<std::string>& args) {
   Setup s;
   s.max_tokens = flags.integer("max-tokens");
   if (s.max_tokens < 1) throw UsageError("--max-tokens must be >= 1");
+  parse_counts("concurrency", flags.str("concurrency"));  // usage errors before the model loads
   const Transformer model = load_model(flags.str("model"));
   const Tokenizer tokenizer = Tokenizer::load_dir(flags.str("model"));
   s.model = &model;

@@ -15,7 +15,7 @@ enum class LoadKind {
   chat,              // a well-formed chat completion: must be answered 200
   malformed_json,    // a body that is not JSON: must be answered 400
   invalid_field,     // JSON with a field out of range: must be answered 400
-  abandoned_early,   // a streamed request whose connection closes before the answer
+  abandoned_early,   // a streamed request for 8 x max_tokens, closed before the answer
   abandoned_stream,  // a streamed request whose connection closes after the first bytes
 };
 
