@@ -575,6 +575,10 @@ ServerStats OpenAiServer::stats() const {
   st.batches = impl_->batches;
   st.largest_batch = impl_->largest_batch;
   st.in_flight = impl_->in_flight;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    st.queued = static_cast<int64_t>(impl_->queue.size());
+  }
   st.steps = impl_->steps;
   st.abandoned = impl_->abandoned;
   st.timed_out = impl_->timed_out;

@@ -71,6 +71,7 @@ struct ServerStats {
   int64_t batches = 0;        // generate() calls
   int64_t largest_batch = 0;  // most requests in one generate() call
   int64_t in_flight = 0;      // completion requests being handled now
+  int64_t queued = 0;         // of those, the ones waiting for a batch
   int64_t steps = 0;          // decoding steps run, over every batch
   int64_t abandoned = 0;      // requests whose client closed the connection before the answer
   int64_t timed_out = 0;      // requests answered 504
