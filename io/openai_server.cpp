@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -12,6 +13,9 @@
 #include <mutex>
 #include <thread>
 
+#include "io/api_key.h"
+#include "io/http_batch.h"
+#include "io/http_connection.h"
 #include "io/model_dir.h"
 #include "io/openai_protocol.h"
 #include "model/generate.h"
@@ -26,12 +30,26 @@ class ShuttingDown : public std::runtime_error {
   ShuttingDown() : std::runtime_error("the server is shutting down") {}
 };
 
+// Thrown in a request whose client closed the connection: nobody will read its answer.
+class ClientGone : public std::runtime_error {
+ public:
+  ClientGone() : std::runtime_error("the client closed the connection") {}
+};
+
+using Clock = std::chrono::steady_clock;
+
+// How often a request waiting for its generation looks at its connection and its deadline.
+constexpr auto kWatchInterval = std::chrono::milliseconds(20);
+
 struct Job {
   std::vector<int32_t> prompt;
   int64_t max_new_tokens = 0;
   SamplingOptions sampling;
   uint64_t stream = 0;
   std::promise<Generation> result;
+  // Cleared when the request is answered without its generation (timeout, client gone): its
+  // row of a running batch ends at the next step.
+  std::atomic<bool> wanted{true};
 };
 
 bool same_sampling(const SamplingOptions& a, const SamplingOptions& b) {
@@ -97,7 +115,8 @@ struct OpenAiServer::Impl {
   std::atomic<bool> listener_done{false};
   int bound_port = 0;
   std::mutex lifecycle;  // start() and stop()
-  bool started = false, stopped = false;
+  bool started = false, stopped = false, listening_stopped = false;
+  std::atomic<bool> draining{false};  // new completion requests get 503
 
   std::mutex mutex;  // guards the queue and the flags below
   std::condition_variable wake;
@@ -106,12 +125,19 @@ struct OpenAiServer::Impl {
   bool paused = false;
   std::atomic<bool> abort{false};  // read by the running batch at every step
 
-  std::atomic<int64_t> in_flight{0}, answered{0}, batches{0}, largest_batch{0};
+  std::atomic<int64_t> in_flight{0}, answered{0}, batches{0}, largest_batch{0}, steps{0};
+  std::atomic<int64_t> abandoned{0}, timed_out{0}, unauthorized{0};
   std::atomic<uint64_t> next_stream{1}, next_id{0};
 
   void install_routes();
+  // Answers 401 and returns false unless the request carries the API key (or none is set).
+  bool authorized(const httplib::Request& req, httplib::Response& res);
+  httplib::Server::Handler guarded(httplib::Server::Handler handler);
   void handle_completion(const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
-  Generation run(std::shared_ptr<Job> job);
+  // Queues the job and waits for its generation, watching the deadline and the connection.
+  Generation run(std::shared_ptr<Job> job, Clock::time_point deadline, int connection);
+  void abandon(const std::shared_ptr<Job>& job);
+  void stop_listening();                           // with `lifecycle` held
   std::vector<std::shared_ptr<Job>> take_batch();  // with `mutex` held and the queue non-empty
   void run_batch(const std::vector<std::shared_ptr<Job>>& batch);
   void generation_loop();
@@ -129,30 +155,35 @@ void OpenAiServer::Impl::install_routes() {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
+  // Responses go out as a header write and a body write: without TCP_NODELAY the body waits
+  // for the client's delayed ACK of the header (40 ms on Linux) whenever the client does not
+  // happen to send something first.
+  http.set_tcp_nodelay(true);
   http.set_payload_max_length(options.max_body_bytes);
   http.set_keep_alive_max_count(100);
 
-  http.Get(kModelsPath, [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(models_body(options.model_name, created), "application/json");
-  });
-  http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-    if (req.matches[1] == options.model_name)
-      res.set_content(model_body(options.model_name, created), "application/json");
-    else
-      reply_error(res, 404,
-                  "the model '" + std::string(req.matches[1]) +
-                      "' does not exist; this server has '" + options.model_name + "'",
-                  "model", "model_not_found");
-  });
-  http.Post(kChatPath, [this](const httplib::Request& req, httplib::Response& res) {
-    handle_completion(req, res, Endpoint::chat);
-  });
-  http.Post(kCompletionsPath, [this](const httplib::Request& req, httplib::Response& res) {
-    handle_completion(req, res, Endpoint::completion);
-  });
+  http.Get(kModelsPath, guarded([this](const httplib::Request&, httplib::Response& res) {
+             res.set_content(models_body(options.model_name, created), "application/json");
+           }));
+  http.Get(R"(/v1/models/(.+))",
+           guarded([this](const httplib::Request& req, httplib::Response& res) {
+             if (req.matches[1] == options.model_name)
+               res.set_content(model_body(options.model_name, created), "application/json");
+             else
+               reply_error(res, 404,
+                           "the model '" + std::string(req.matches[1]) +
+                               "' does not exist; this server has '" + options.model_name + "'",
+                           "model", "model_not_found");
+           }));
+  http.Post(kChatPath, guarded([this](const httplib::Request& req, httplib::Response& res) {
+              handle_completion(req, res, Endpoint::chat);
+            }));
+  http.Post(kCompletionsPath, guarded([this](const httplib::Request& req, httplib::Response& res) {
+              handle_completion(req, res, Endpoint::completion);
+            }));
 
   // Everything else: 405 for a known path asked with the wrong method, else 404.
-  auto fallback = [](const httplib::Request& req, httplib::Response& res) {
+  auto fallback = guarded([](const httplib::Request& req, httplib::Response& res) {
     const std::string& p = req.path;
     const char* allowed = p == kModelsPath || p.rfind(std::string(kModelsPath) + "/", 0) == 0
                               ? "GET"
@@ -165,7 +196,7 @@ void OpenAiServer::Impl::install_routes() {
     } else {
       reply_error(res, 404, "unknown endpoint: " + req.method + " " + p, "", "unknown_url");
     }
-  };
+  });
   http.Get(".*", fallback);
   http.Post(".*", fallback);
   http.Put(".*", fallback);
@@ -207,10 +238,35 @@ void OpenAiServer::Impl::install_routes() {
     });
 }
 
+bool OpenAiServer::Impl::authorized(const httplib::Request& req, httplib::Response& res) {
+  if (options.api_key.empty()) return true;
+  if (api_key_matches(req.get_header_value("Authorization"), options.api_key)) return true;
+  ++unauthorized;
+  res.set_header("WWW-Authenticate", "Bearer");
+  reply_error(res, 401,
+              req.has_header("Authorization")
+                  ? "incorrect API key: send the key this server was started with "
+                    "(rlaif serve --api-key) as 'Authorization: Bearer KEY'"
+                  : "this server needs an API key: send 'Authorization: Bearer KEY' with the key "
+                    "it was started with (rlaif serve --api-key)",
+              "", "invalid_api_key");
+  return false;
+}
+
+httplib::Server::Handler OpenAiServer::Impl::guarded(httplib::Server::Handler handler) {
+  return [this, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+    if (authorized(req, res)) handler(req, res);
+  };
+}
+
 void OpenAiServer::Impl::handle_completion(const httplib::Request& req, httplib::Response& res,
                                            Endpoint endpoint) {
+  const Clock::time_point deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(options.request_timeout_s));
   InFlight guard(in_flight);
   try {
+    if (draining) throw ShuttingDown();
     if (guard.count() > options.max_concurrent) {
       res.set_header("Retry-After", "1");
       throw ApiError(429,
@@ -247,7 +303,7 @@ void OpenAiServer::Impl::handle_completion(const httplib::Request& req, httplib:
     } else {
       job->sampling.temperature = 0;  // greedy: every greedy request shares one batch key
     }
-    Generation g = run(job);
+    Generation g = run(job, deadline, connection_of(req));
 
     ApiCompletion c = finish_completion(tokenizer, g, job->prompt, endpoint == Endpoint::completion,
                                         r.stop, r.stream);
@@ -275,20 +331,47 @@ void OpenAiServer::Impl::handle_completion(const httplib::Request& req, httplib:
     reply_error(res, e.status(), e.what(), e.param(), e.code());
   } catch (const ShuttingDown& e) {
     reply_error(res, 503, e.what());
+  } catch (const ClientGone& e) {
+    reply_error(res, 499, e.what());  // nginx's "client closed request", for the log
   } catch (const std::exception& e) {
     reply_error(res, 500, std::string("generation failed: ") + e.what());
   }
 }
 
-Generation OpenAiServer::Impl::run(std::shared_ptr<Job> job) {
+Generation OpenAiServer::Impl::run(std::shared_ptr<Job> job, Clock::time_point deadline,
+                                   int connection) {
   std::future<Generation> result = job->result.get_future();
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (stopping) throw ShuttingDown();
-    queue.push_back(std::move(job));
+    queue.push_back(job);
   }
   wake.notify_all();
-  return result.get();
+  for (;;) {
+    if (result.wait_until(std::min(deadline, Clock::now() + kWatchInterval)) ==
+        std::future_status::ready)
+      return result.get();
+    if (Clock::now() >= deadline) {
+      abandon(job);
+      ++timed_out;
+      throw ApiError(504,
+                     Error::concat("the request did not finish within ", options.request_timeout_s,
+                                   " s (--request-timeout)"),
+                     "", "timeout");
+    }
+    if (connection >= 0 && peer_closed(connection)) {
+      abandon(job);
+      ++abandoned;
+      throw ClientGone();
+    }
+  }
+}
+
+void OpenAiServer::Impl::abandon(const std::shared_ptr<Job>& job) {
+  job->wanted = false;  // a batch that already holds it ends its row at the next step
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = std::find(queue.begin(), queue.end(), job);
+  if (it != queue.end()) queue.erase(it);
 }
 
 std::vector<std::shared_ptr<Job>> OpenAiServer::Impl::take_batch() {
@@ -298,6 +381,10 @@ std::vector<std::shared_ptr<Job>> OpenAiServer::Impl::take_batch() {
   for (auto it = queue.begin();
        it != queue.end() && static_cast<int64_t>(batch.size()) < options.max_batch;) {
     const Job& job = **it;
+    if (!job.wanted) {
+      it = queue.erase(it);
+      continue;
+    }
     int64_t l = std::max<int64_t>(longest, static_cast<int64_t>(job.prompt.size()));
     int64_t m = std::max(most, job.max_new_tokens);
     // Every job fits alone (prompt + max_new_tokens <= context); a batch must fit as a whole,
@@ -327,9 +414,18 @@ void OpenAiServer::Impl::run_batch(const std::vector<std::shared_ptr<Job>>& batc
     go.max_new_tokens = std::max(go.max_new_tokens, job->max_new_tokens);
   }
   try {
-    std::vector<Generation> out = generate(model, prompts, go, streams, [this](int64_t) {
+    // A row ends when its request reached its own max_tokens or is no longer wanted, so the
+    // batch ends once every request has what it asked for or has gone.
+    auto keep_row = [&batch](int64_t row, const Generation& so_far) {
+      const Job& job = *batch[static_cast<size_t>(row)];
+      return job.wanted && static_cast<int64_t>(so_far.tokens.size()) < job.max_new_tokens;
+    };
+    auto on_step = [this](int64_t step) {
+      ++steps;
+      if (options.on_step) options.on_step(step);
       if (abort) throw ShuttingDown();
-    });
+    };
+    std::vector<Generation> out = generate(model, prompts, go, streams, on_step, keep_row);
     ++batches;
     int64_t size = static_cast<int64_t>(batch.size());
     for (int64_t seen = largest_batch;
@@ -373,6 +469,19 @@ OpenAiServer::OpenAiServer(const Transformer& model, Tokenizer tokenizer, Server
               o.max_tokens_limit);
   RLAIF_CHECK(o.max_body_bytes >= 1, "serve: --max-body-bytes must be >= 1");
   RLAIF_CHECK(!o.model_name.empty(), "serve: the served model name is empty");
+  RLAIF_CHECK(std::isfinite(o.request_timeout_s) && o.request_timeout_s > 0,
+              "serve: --request-timeout must be a positive number of seconds, got ",
+              o.request_timeout_s);
+  RLAIF_CHECK(
+      !o.api_key.empty() ||
+          is_loopback_host(o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host),
+      "serve: --host ", o.host,
+      " is not a loopback address and no --api-key was given: anyone who can reach it "
+      "could use the model. Give --api-key (or RLAIF_API_KEY, or --api-key-file), or "
+      "listen on 127.0.0.1");
+  for (char c : o.api_key)
+    RLAIF_CHECK(static_cast<unsigned char>(c) > 0x20 && c != 0x7f,
+                "serve: the --api-key contains a space or a control character");
   const ModelConfig& c = model.config();
   impl_->context = c.max_position_embeddings;
   RLAIF_CHECK(impl_->context > 1, "serve: the model's context (max_position_embeddings) is ",
@@ -412,11 +521,36 @@ int OpenAiServer::start() {
   return s.bound_port;
 }
 
+void OpenAiServer::Impl::stop_listening() {
+  draining = true;
+  if (listening_stopped) return;
+  listening_stopped = true;
+  http.stop();  // closes the listening socket; connections already accepted carry on
+}
+
+void OpenAiServer::stop_accepting() {
+  Impl& s = *impl_;
+  std::lock_guard<std::mutex> lock(s.lifecycle);
+  if (s.started && !s.stopped) s.stop_listening();
+}
+
+bool OpenAiServer::drain_and_stop(double drain_s) {
+  stop_accepting();
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(std::max(0.0, drain_s)));
+  while (impl_->in_flight > 0 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const bool drained = impl_->in_flight == 0;
+  stop();
+  return drained;
+}
+
 void OpenAiServer::stop() {
   Impl& s = *impl_;
   std::lock_guard<std::mutex> lock(s.lifecycle);
   if (!s.started || s.stopped) return;
   s.stopped = true;
+  s.draining = true;
   std::deque<std::shared_ptr<Job>> left;
   {
     std::lock_guard<std::mutex> q(s.mutex);
@@ -426,8 +560,8 @@ void OpenAiServer::stop() {
   }
   s.wake.notify_all();
   for (const auto& job : left) job->result.set_exception(std::make_exception_ptr(ShuttingDown()));
-  s.worker.join();  // a running batch stops at its next step and fails its requests
-  s.http.stop();    // then the HTTP threads, which by now have answered everything
+  s.worker.join();     // a running batch stops at its next step and fails its requests
+  s.stop_listening();  // then the HTTP threads, which by now have answered everything
   s.listener.join();
 }
 
@@ -441,6 +575,14 @@ ServerStats OpenAiServer::stats() const {
   st.batches = impl_->batches;
   st.largest_batch = impl_->largest_batch;
   st.in_flight = impl_->in_flight;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    st.queued = static_cast<int64_t>(impl_->queue.size());
+  }
+  st.steps = impl_->steps;
+  st.abandoned = impl_->abandoned;
+  st.timed_out = impl_->timed_out;
+  st.unauthorized = impl_->unauthorized;
   return st;
 }
 

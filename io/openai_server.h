@@ -21,9 +21,24 @@
 // that leaves no room in the model's context 400 (code context_length_exceeded); a max_tokens
 // that does not fit is cut to the context (finish_reason "length"); more than `max_concurrent`
 // completion requests in flight 429 (with Retry-After: 1).
+//
+// Abandoned work: a request still queued or generating `request_timeout_s` after it arrived is
+// answered 504 (code "timeout"), and a client that closes its connection while its request
+// waits is noticed within 20 ms. Either way the request leaves the queue, or its row of the
+// running batch ends (model/generate.h's KeepRow): a batch ends as soon as none of its requests
+// is still wanted, and a row that ended costs nothing more once the batch does.
+//
+// Authentication: with `api_key` set, every endpoint answers 401 (code "invalid_api_key")
+// unless the request carries "Authorization: Bearer <api_key>", compared in constant time.
+// Without a key the server refuses to listen on anything but loopback.
+//
+// Shutdown: stop_accepting() closes the listening socket (new connections are refused) and
+// answers completion requests that still arrive on open connections 503; requests in flight
+// carry on. stop() then ends everything.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,7 +49,7 @@
 namespace rlaif {
 
 struct ServerOptions {
-  std::string host = "127.0.0.1";    // loopback: the server has no authentication
+  std::string host = "127.0.0.1";    // anything but loopback needs an api_key
   int port = 8080;                   // 0 = any free port (OpenAiServer::start() returns it)
   std::string model_name = "rlaif";  // what /v1/models lists and every response reports
   int64_t max_batch = 16;
@@ -42,8 +57,13 @@ struct ServerOptions {
   int64_t max_tokens_limit = 2048;
   int max_concurrent = 64;  // completion requests queued or generating at once
   ChatTemplate chat_template;
-  uint64_t seed = 0;          // the sampling seed of requests that send none
-  bool log_requests = false;  // one line per request on stderr
+  uint64_t seed = 0;               // the sampling seed of requests that send none
+  bool log_requests = false;       // one line per request on stderr
+  double request_timeout_s = 600;  // queued + generating, per completion request
+  std::string api_key;             // "" = no authentication (loopback only)
+  // Called by the generation thread after every decoding step, with the steps done in the
+  // running batch: progress, and a point where tests can hold a batch.
+  std::function<void(int64_t)> on_step;
 };
 
 struct ServerStats {
@@ -51,6 +71,11 @@ struct ServerStats {
   int64_t batches = 0;        // generate() calls
   int64_t largest_batch = 0;  // most requests in one generate() call
   int64_t in_flight = 0;      // completion requests being handled now
+  int64_t queued = 0;         // of those, the ones waiting for a batch
+  int64_t steps = 0;          // decoding steps run, over every batch
+  int64_t abandoned = 0;      // requests whose client closed the connection before the answer
+  int64_t timed_out = 0;      // requests answered 504
+  int64_t unauthorized = 0;   // requests answered 401
 };
 
 class OpenAiServer {
@@ -66,9 +91,16 @@ class OpenAiServer {
   // Binds host:port (Error naming them when it cannot), then answers on background threads.
   // Returns the bound port. Connections made once it has returned are answered.
   int start();
+  // The first half of a graceful shutdown: stops listening (new connections are refused) and
+  // answers new completion requests on connections already open with 503; requests in flight
+  // carry on (stats().in_flight tells when they are done). Safe to call more than once.
+  void stop_accepting();
   // Stops listening; queued requests get 503, a running batch is abandoned at its next step
   // (503 too); returns when every thread has finished. Safe to call more than once.
   void stop();
+  // stop_accepting(), then waits up to `drain_s` seconds for the requests in flight, then stop().
+  // Returns whether every request in flight finished in time.
+  bool drain_and_stop(double drain_s);
 
   int port() const;
   ServerStats stats() const;

@@ -36,7 +36,8 @@ std::vector<Generation> generate(const Transformer& model,
                                  const std::vector<std::vector<int32_t>>& prompts,
                                  const GenerationOptions& options,
                                  const std::vector<uint64_t>& stream_ids,
-                                 const std::function<void(int64_t)>& on_step) {
+                                 const std::function<void(int64_t)>& on_step,
+                                 const KeepRow& keep_row) {
   NoGradGuard no_grad;
   const ModelConfig& c = model.config();
   const int64_t B = static_cast<int64_t>(prompts.size());
@@ -104,6 +105,8 @@ std::vector<Generation> generate(const Transformer& model,
       if (std::find(options.eos_ids.begin(), options.eos_ids.end(), token) !=
           options.eos_ids.end()) {
         results[i].stopped_at_eos = true;
+        done[i] = true;
+      } else if (keep_row && !keep_row(b, results[i])) {
         done[i] = true;
       }
       all_done = all_done && done[i];

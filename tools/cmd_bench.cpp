@@ -273,7 +273,8 @@ int bench_main(const std::vector<std::string>& args) {
       "  train      tokens/s, ms per step, peak memory and MFU of training a preset model\n"
       "  kernels    time and rate of each backend primitive against the device's ceilings\n"
       "  generate   tokens/s of batched generation with the KV cache\n"
-      "  tokenizer  MB/s of encoding text, on one thread and on all\n\n"
+      "  tokenizer  MB/s of encoding text, on one thread and on all\n"
+      "  serve      requests/s, tokens/s and latency of `rlaif serve` under load; --soak\n\n"
       "`rlaif bench BENCHMARK --help` documents its flags.\n";
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
     std::fputs(text, stdout);
@@ -284,7 +285,7 @@ int bench_main(const std::vector<std::string>& args) {
     return 2;
   }
   throw UsageError("unknown benchmark '" + args[0] +
-                   "': choose train, kernels, generate or tokenizer");
+                   "': choose train, kernels, generate, tokenizer or serve");
 }
 
 int bench_train_main(const std::vector<std::string>& args) {

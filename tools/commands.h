@@ -48,5 +48,6 @@ int bench_train_main(const std::vector<std::string>& args);
 int bench_kernels_main(const std::vector<std::string>& args);
 int bench_generate_main(const std::vector<std::string>& args);
 int bench_tokenizer_main(const std::vector<std::string>& args);
+int bench_serve_main(const std::vector<std::string>& args);
 
 }  // namespace rlaif::cli

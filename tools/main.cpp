@@ -59,7 +59,8 @@ const std::vector<Command>& all_commands() {
       {"merge", "fold a LoRA adapter into its base model: a plain model directory", merge_main},
       {"serve", "serve a model over an OpenAI-compatible HTTP API (batched generation)",
        serve_main},
-      {"bench", "benchmarks: bench train, bench kernels, bench generate, bench tokenizer",
+      {"bench",
+       "benchmarks: bench train, bench kernels, bench generate, bench tokenizer, bench serve",
        bench_main},
       {"bench train", "training tokens/s, ms per step, peak memory and MFU of a preset model",
        bench_train_main},
@@ -68,6 +69,8 @@ const std::vector<Command>& all_commands() {
       {"bench generate", "tokens/s of batched generation with the KV cache", bench_generate_main},
       {"bench tokenizer", "MB/s of encoding English and mixed-script text, 1 and all threads",
        bench_tokenizer_main},
+      {"bench serve", "req/s, tok/s and latency of `rlaif serve` under load; --soak: its memory",
+       bench_serve_main},
   };
   return commands;
 }

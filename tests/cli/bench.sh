@@ -133,10 +133,35 @@ run "bench generate" "$rlaif" bench generate --preset tiny --device cpu --batch 
 [[ $(values "$tmp/generate.json" tokens_per_s | wc -l) -eq 2 ]] || flunk "generate: not 2 results"
 for key in tokens_per_s decode_tokens_per_s prefill_ms; do positive "$tmp/generate.json" "$key"; done
 
+# bench serve: both configurations at two concurrencies, then a small soak (the full one is
+# 10,000 requests: README's figures); every figure positive, no errors, memory bounded.
+model="${2:-.}/data/models/stories260K"
+run "bench serve" "$rlaif" bench serve --model "$model" --requests 16 --concurrency 1,8 \
+  --max-tokens 8 --json "$tmp/serve.json"
+grep -q "^config .*req/s .*tok/s .*p50 ms .*p99 ms .*errors" "$tmp/out.txt" || flunk "bench serve: no table"
+grep -q "batched/unbatched" "$tmp/out.txt" || flunk "bench serve: no batched/unbatched ratio"
+[[ $(values "$tmp/serve.json" tokens_per_s | wc -l) -eq 4 ]] || flunk "serve: not 4 results"
+for key in requests_per_s tokens_per_s p50_ms p99_ms batched_over_unbatched; do
+  positive "$tmp/serve.json" "$key"
+done
+[[ "$(values "$tmp/serve.json" errors | sort -u)" == 0 ]] || flunk "bench serve: errors"
+run "bench serve --soak" "$rlaif" bench serve --model "$model" --soak 1000 --soak-concurrency 8 \
+  --max-tokens 8 --json "$tmp/soak.json"
+[[ $(values "$tmp/soak.json" rss_bytes | wc -l) -ge 11 ]] || flunk "soak: fewer than 11 RSS samples"
+positive "$tmp/soak.json" rss_bytes
+[[ "$(values "$tmp/soak.json" errors)" == 0 ]] || flunk "soak: unexpected answers"
+# 600 chat completions and 100 streams read to their first bytes are answered; of the 100
+# streams closed before their answer, those the server noticed in time are not.
+answered="$(values "$tmp/soak.json" answered)"
+((answered >= 700 && answered <= 800)) || flunk "soak: $answered answered 200, want 700 to 800"
+expect_usage "bad concurrency list" "--concurrency" "$rlaif" bench serve --concurrency 0,8
+
 for sub in train kernels generate; do
   out="$("$rlaif" bench "$sub" --help)" || flunk "bench $sub --help failed"
   grep -q -- "--device" <<<"$out" || flunk "bench $sub --help lacks --device"
 done
+out="$("$rlaif" bench serve --help)" || flunk "bench serve --help failed"
+grep -q -- "--soak" <<<"$out" || flunk "bench serve --help lacks --soak"
 expect_usage "unknown flag" "unknown flag --bogus" "$rlaif" bench train --bogus 1
 expect_usage "unknown benchmark" "unknown benchmark 'frob'" "$rlaif" bench frob
 expect_usage "bad preset" "--preset" "$rlaif" bench train --preset 7B

@@ -443,6 +443,11 @@ TEST_F(OpenAiServerTest, ABurstIsBatchedWithoutChangingAnyOutput) {
       if (res->status == 200) together[static_cast<size_t>(i)] = content_of(parse(res->body));
     });
   wait_in_flight(32);
+  // In flight is counted when a handler starts; the batches are formed from what is queued.
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       server_->stats().queued < 32 && std::chrono::steady_clock::now() < deadline;)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(server_->stats().queued, 32);
   server_->pause_generation(false);
   for (auto& t : threads) t.join();
   for (int i = 0; i < 32; ++i) {
