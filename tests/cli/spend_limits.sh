@@ -4,7 +4,7 @@
 # --dry-run sends nothing; --max-requests stops distill and label at exactly that many requests,
 # with every answer paid for cached and the outputs holding whole lines; a re-run with a higher
 # limit sends only the rest, none twice; --max-total-tokens stops once usage crosses it; ppo
-# --critic-api at its limit saves a checkpoint, and resuming it asks nothing twice.
+# --critic-api and online-dpo at their limits save a checkpoint, and resuming asks nothing twice.
 set -uo pipefail
 rlaif="$1"; root="$2"
 server="$(dirname "$rlaif")/../tests/fake_openai_server"
@@ -110,6 +110,40 @@ out="$("${ppo[@]}" --max-requests 10 --resume "$tmp/ppo/checkpoints/step_0000000
 [[ "$(field steps "$out")" == 3 && $(($(sent) - before)) -eq 6 ]] ||
   fail "the resumed ppo sent $(($(sent) - before)) in all, want 6: $out"
 [[ $(sort "$tmp/received.log" | uniq -d | wc -l) -eq 0 ]] || fail "ppo sent a request twice"
+
+# online-dpo judged by the critic (2 pairs a step) likewise: step 2 cannot be judged at
+# --max-requests 3; the resumed run asks only what it lacks.
+odpo=("$rlaif" online-dpo --model "$model" --prompts "$tmp/refs.jsonl" --batch 2 --steps 3
+      --max-new-tokens 4 --save-every 0 --critic-api "$base" --critic-model critic
+      --critic-concurrency 1 --out "$tmp/odpo")
+before=$(sent)
+out="$("${odpo[@]}" --max-requests 3 2>"$tmp/err")"; code=$?
+[[ $code -eq 3 && $(($(sent) - before)) -eq 3 && -d "$tmp/odpo/checkpoints/step_00000001" ]] ||
+  { cat "$tmp/err"; fail "online-dpo at its limit exited $code after $(($(sent) - before)) requests"; }
+[[ "$(field stopped_by_spend_limit "$out")" == true ]] || fail "online-dpo summary: $out"
+out="$("${odpo[@]}" --max-requests 10 --resume "$tmp/odpo/checkpoints/step_00000001" 2>"$tmp/err")" ||
+  { cat "$tmp/err"; fail "online-dpo resumed"; }
+[[ "$(field steps "$out")" == 3 && $(($(sent) - before)) -eq 6 ]] ||
+  fail "the resumed online-dpo sent $(($(sent) - before)) in all, want 6: $out"
+[[ $(sort "$tmp/received.log" | uniq -d | wc -l) -eq 0 ]] || fail "online-dpo sent a request twice"
+
+# experiment: its API stages share the limit. At 2 requests the teacher's distill stops; with 4
+# the distill finishes (4 more), SFT trains, and the judge's stage is refused before it starts.
+cat > "$tmp/exp.json" <<JSON
+{"base_model": "$model", "train_prompts": "$tmp/prompts.jsonl", "eval_prompts": "$tmp/refs.jsonl",
+ "strong_teacher": {"api_base": "$base", "model": "strong"}, "critic": {"api_base": "$base", "model": "judge"},
+ "arms": ["sft_strong"], "sft": {"steps": 1, "batch": 2, "max-length": 32, "save-every": 0}}
+JSON
+before=$(sent)
+"$rlaif" experiment --config "$tmp/exp.json" --out "$tmp/exp" --max-requests 2 >/dev/null 2>"$tmp/err"; code=$?
+[[ $code -eq 3 && $(($(sent) - before)) -eq 2 ]] ||
+  { cat "$tmp/err"; fail "experiment at 2 requests exited $code after $(($(sent) - before))"; }
+grep -q "experiment: spent 2 requests" "$tmp/err" || fail "experiment spend line: $(cat "$tmp/err")"
+"$rlaif" experiment --config "$tmp/exp.json" --out "$tmp/exp" --max-requests 4 >/dev/null 2>"$tmp/err"; code=$?
+[[ $code -eq 3 && $(($(sent) - before)) -eq 6 && -f "$tmp/exp/stages/sft_strong.json" ]] ||
+  { cat "$tmp/err"; fail "experiment at 4 more requests exited $code after $(($(sent) - before)) in all"; }
+grep -q "the spending limit is reached before eval_sft_strong" "$tmp/err" ||
+  fail "experiment did not stop before the judge: $(cat "$tmp/err")"
 
 # Usage errors exit 2.
 "${distill[@]}" --max-requests -1 >/dev/null 2>&1; code=$?
