@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Spending limits and dry runs against the tests' fake OpenAI server (a process that logs every
 # request body it receives, answering "Output (a)"; its usage counts bytes as tokens):
-# --dry-run sends nothing; --max-requests stops distill and label at exactly that many requests,
+# --dry-run sends nothing; --max-requests stops distill, label and eval at exactly that many requests,
 # with every answer paid for cached and the outputs holding whole lines; a re-run with a higher
 # limit sends only the rest, none twice; --max-total-tokens stops once usage crosses it; ppo
-# --critic-api and online-dpo at their limits save a checkpoint, and resuming asks nothing twice.
+# --critic-api and online-dpo at their limits save a checkpoint, and resuming asks nothing twice;
+# experiment shares its limit among its API stages.
 set -uo pipefail
 rlaif="$1"; root="$2"
 server="$(dirname "$rlaif")/../tests/fake_openai_server"
@@ -110,6 +111,22 @@ out="$("${ppo[@]}" --max-requests 10 --resume "$tmp/ppo/checkpoints/step_0000000
 [[ "$(field steps "$out")" == 3 && $(($(sent) - before)) -eq 6 ]] ||
   fail "the resumed ppo sent $(($(sent) - before)) in all, want 6: $out"
 [[ $(sort "$tmp/received.log" | uniq -d | wc -l) -eq 0 ]] || fail "ppo sent a request twice"
+
+# eval (2 items, 2 judgments each): the dry run generates and sends nothing; at --max-requests 3
+# one item is judged and written, the other in no file; the re-run judges only the rest.
+ev=("$rlaif" eval --model "$model" --prompts "$tmp/refs.jsonl" --reference "$tmp/refs.jsonl"
+    --max-new-tokens 4 "${api[@]}" --concurrency 1 --out "$tmp/e/judgments.jsonl")
+before=$(sent)
+out="$("${ev[@]}" --dry-run 2>/dev/null)"
+[[ "$(field requests "$out")" == 4 && "$(field max_completion_tokens "$out")" == 64 && $(sent) -eq $before ]] ||
+  fail "eval --dry-run: $out"
+out="$("${ev[@]}" --max-requests 3 2>"$tmp/err")"; code=$?
+[[ $code -eq 3 && $(($(sent) - before)) -eq 3 && $(lines "$tmp/e/judgments.jsonl") -eq 1 ]] ||
+  { cat "$tmp/err"; fail "eval at its limit exited $code after $(($(sent) - before)) requests"; }
+[[ "$(field judged "$out")" == 1 && "$(field not_sent "$out")" == 1 ]] || fail "eval summary: $out"
+"${ev[@]}" > /dev/null 2>&1 || fail "eval re-run"
+[[ $(($(sent) - before)) -eq 4 && $(lines "$tmp/e/judgments.jsonl") -eq 2 ]] ||
+  fail "the eval re-run: $(($(sent) - before)) sent in all, want 4"
 
 # online-dpo judged by the critic (2 pairs a step) likewise: step 2 cannot be judged at
 # --max-requests 3; the resumed run asks only what it lacks.
