@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Spending limits and dry runs against the tests' fake OpenAI server (a process that logs every
 # request body it receives, answering "Output (a)"; its usage counts bytes as tokens):
-# --dry-run sends nothing; --max-requests stops distill, label and eval at exactly that many requests,
-# with every answer paid for cached and the outputs holding whole lines; a re-run with a higher
-# limit sends only the rest, none twice; --max-total-tokens stops once usage crosses it; ppo
+# --dry-run sends nothing; --max-requests stops distill, label and eval at exactly that many
+# requests, with every answer paid for cached and the outputs holding whole lines; a re-run with a
+# higher limit sends only the rest, none twice; --max-total-tokens stops once usage crosses it; ppo
 # --critic-api and online-dpo at their limits save a checkpoint, and resuming asks nothing twice;
 # experiment shares its limit among its API stages.
 set -uo pipefail
