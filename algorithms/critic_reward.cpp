@@ -63,6 +63,10 @@ std::vector<double> CriticReward::score(const std::vector<std::string>& prompts,
     }
   }
   const std::vector<CompletionResult> results = client_->complete_all(requests);
+  if (client_->stopped_by_spend_limit()) {
+    throw SpendLimitReached("critic reward: stopped by the spending limit ",
+                            client_->reached_spend_limit());
+  }
   for (const CompletionResult& r : results) {
     RLAIF_CHECK(r.ok, "critic reward: ", r.error);
   }

@@ -14,7 +14,8 @@
 // 0.5 for pairwise), so a critic that fails to answer pushes the policy neither way; the count of
 // unparsed answers is kept so the run can report it. A request that fails (after the client's
 // retries) or is interrupted is an Error naming the item: a silent default there would train on
-// rewards nobody computed.
+// rewards nobody computed. A request the client's spending limit kept from being sent throws
+// SpendLimitReached (io/spend_meter.h): the training loop saves a checkpoint and stops.
 #pragma once
 
 #include <cstdint>

@@ -62,6 +62,10 @@ std::vector<PairOutcome> CriticPairJudge::judge(const std::vector<std::string>& 
       requests.push_back(std::move(r));
   }
   const std::vector<CompletionResult> results = client_->complete_all(requests);
+  if (client_->stopped_by_spend_limit()) {
+    throw SpendLimitReached("pair judge: stopped by the spending limit ",
+                            client_->reached_spend_limit());
+  }
   for (const CompletionResult& r : results) RLAIF_CHECK(r.ok, "pair judge: ", r.error);
   std::vector<PairOutcome> out;
   out.reserve(prompts.size());

@@ -57,7 +57,8 @@ class ScoreJudge final : public PairJudge {
 class CriticPairJudge final : public PairJudge {
  public:
   // `judge` must be a pairwise template (Error otherwise); the client's cache (ClientOptions::
-  // cache_path) makes a repeated question free, so a resumed run asks nothing twice.
+  // cache_path) makes a repeated question free, so a resumed run asks nothing twice. judge()
+  // throws SpendLimitReached when the client's spending limit kept a request from being sent.
   CriticPairJudge(ClientOptions client, JudgeTemplate judge, bool both_orders);
   std::vector<PairOutcome> judge(const std::vector<std::string>& prompts,
                                  const std::vector<std::string>& first,

@@ -21,6 +21,7 @@
 #include "io/model_dir.h"
 #include "io/peft_adapter.h"
 #include "io/progress.h"
+#include "io/spend_meter.h"
 #include "runtime/communicator.h"
 #include "runtime/rng.h"
 
@@ -263,7 +264,28 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
     const double lr = schedule.at(step);
     // Every rank holds the whole rollout from here on, so advantages, β and the rollout's metrics
     // are the same on every rank (algorithms/ppo_data_parallel.h).
-    Rollout rollout = collect_rollout(rollout_models, prompts, step, options, &comm);
+    Rollout rollout;
+    try {
+      rollout = collect_rollout(rollout_models, prompts, step, options, &comm);
+    } catch (const SpendLimitReached& e) {
+      // One rank scores alone here; on several, rank 0's critic throws while the others wait in
+      // the scores' broadcast, so only a single-rank run can stop cleanly.
+      if (comm.size() > 1) throw;
+      // Nothing of this step has touched the models: a checkpoint at `step` resumes it, and the
+      // critic's answers so far come back from the cache.
+      const bool saved = step == start ? !trainer.resume.empty()
+                                       : trainer.save_every > 0 && step % trainer.save_every == 0;
+      if (!saved) save(step);
+      if (lead) {
+        progress->finish(note);
+        std::fprintf(stderr, "%s: %s; stopped before step %lld. Checkpoint: %s\n",
+                     trainer.label.c_str(), e.what(), static_cast<long long>(step + 1),
+                     result.checkpoint.c_str());
+      }
+      result.spend_limit_stop = e.what();
+      result.kl_coef = kl_coef;
+      return result;
+    }
     assign_advantages(rollout, options, kl_coef);
     Metrics values = rollout_metrics(rollout, options, kl_coef);
     values.emplace_back("kl_coef", kl_coef);

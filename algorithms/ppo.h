@@ -24,7 +24,8 @@
 // line per step, checkpoints in OUT/checkpoints/ (the policy as a model directory; in
 // trainer_state/ the policy optimizer's tensors, "value_model.*" weights and
 // "value_optimizer.*" tensors, and in state.json β and the optimizer's step count), a clean
-// stop with a checkpoint on SIGINT/SIGTERM, and --resume continuing bit for bit (rollouts are a
+// stop with a checkpoint on SIGINT/SIGTERM (and, on one rank, when an API critic's spending
+// limit leaves a rollout unscored), and --resume continuing bit for bit (rollouts are a
 // pure function of seed, step and weights). At the end the policy is saved to OUT and the value
 // model, if any, to OUT/value_model.
 //
@@ -68,6 +69,9 @@ struct PpoResult {
   int64_t steps_done = 0;
   bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving a checkpoint
   int signal = 0;
+  // Stopped, after saving a checkpoint, because the reward's API spending limit left a rollout
+  // unscored (SpendLimitReached); why, naming the limit.
+  std::string spend_limit_stop;
   double kl_coef = 0.0;                                      // β at the end
   std::vector<std::pair<std::string, double>> last_metrics;  // the last step's log line
   std::string checkpoint;  // the last checkpoint written ("" if none)

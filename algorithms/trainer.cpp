@@ -19,6 +19,7 @@
 #include "io/model_dir.h"
 #include "io/peft_adapter.h"
 #include "io/progress.h"
+#include "io/spend_meter.h"
 #include "runtime/communicator.h"
 
 namespace rlaif {
@@ -248,21 +249,39 @@ TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& 
     double loss = 0.0;
     int64_t tokens = 0;
     std::vector<std::pair<std::string, double>> extra;
-    for (int64_t micro = 0; micro < options.grad_accum; ++micro) {
-      // The last micro-batch's backward pass sends each bucket of gradients as it completes.
-      std::optional<GradientReadyScope> overlap;
-      if (micro + 1 == options.grad_accum && options.overlap_reduction)
-        overlap.emplace(optimizer.overlap_backward());
-      model.set_lora_dropout_seed(micro_batch_seed(options.seed, step, micro, comm.rank()));
-      MicroBatchResult r =
-          task.micro_batch(step, micro, 1.0 / static_cast<double>(options.grad_accum));
-      loss += r.loss / static_cast<double>(options.grad_accum);
-      tokens += r.tokens;
-      if (extra.empty()) extra.assign(r.metrics.size(), {"", 0.0});
-      for (size_t i = 0; i < r.metrics.size() && i < extra.size(); ++i) {
-        extra[i].first = r.metrics[i].first;
-        extra[i].second += r.metrics[i].second / static_cast<double>(options.grad_accum);
+    try {
+      for (int64_t micro = 0; micro < options.grad_accum; ++micro) {
+        // The last micro-batch's backward pass sends each bucket of gradients as it completes.
+        std::optional<GradientReadyScope> overlap;
+        if (micro + 1 == options.grad_accum && options.overlap_reduction)
+          overlap.emplace(optimizer.overlap_backward());
+        model.set_lora_dropout_seed(micro_batch_seed(options.seed, step, micro, comm.rank()));
+        MicroBatchResult r =
+            task.micro_batch(step, micro, 1.0 / static_cast<double>(options.grad_accum));
+        loss += r.loss / static_cast<double>(options.grad_accum);
+        tokens += r.tokens;
+        if (extra.empty()) extra.assign(r.metrics.size(), {"", 0.0});
+        for (size_t i = 0; i < r.metrics.size() && i < extra.size(); ++i) {
+          extra[i].first = r.metrics[i].first;
+          extra[i].second += r.metrics[i].second / static_cast<double>(options.grad_accum);
+        }
       }
+    } catch (const SpendLimitReached& e) {
+      if (comm.size() > 1) throw;
+      // The step's gradients so far are dropped; the weights and the optimizer are as the last
+      // step left them, which is what a checkpoint at `step` holds.
+      optimizer.zero_grad();
+      const bool saved = step == start ? !options.resume.empty()
+                                       : options.save_every > 0 && step % options.save_every == 0;
+      if (!saved) save(step);
+      if (lead) {
+        progress->finish("");
+        std::fprintf(stderr, "%s: %s; stopped before step %lld. Checkpoint: %s\n",
+                     options.label.c_str(), e.what(), static_cast<long long>(step + 1),
+                     result.checkpoint.c_str());
+      }
+      result.spend_limit_stop = e.what();
+      return result;
     }
     // Under data parallelism the ranks agree here on whether to stop after this step.
     int signal = 0;

@@ -118,6 +118,9 @@ struct TrainResult {
   int64_t steps_done = 0;
   bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving a checkpoint
   int signal = 0;            // which signal
+  // Stopped, after saving a checkpoint, because an API's spending limit (io/spend_meter.h) left
+  // a step without the answers it needed; why, naming the limit.
+  std::string spend_limit_stop;
   double last_loss = 0.0;
   std::vector<std::pair<std::string, double>> last_eval;
   double tokens_per_second = 0.0;
@@ -130,7 +133,10 @@ struct TrainResult {
 // checkpoint. At the end (not when interrupted) the model is saved to options.out_dir: the whole
 // model, or the adapters only (a PEFT adapter directory, io/peft_adapter.h), as are checkpoints.
 // A non-finite loss or gradient norm stops training with an Error naming the step and the last
-// good checkpoint, which is left in place.
+// good checkpoint, which is left in place. A task that throws SpendLimitReached in a step (an
+// API judge at its spending limit) stops the run on one rank cleanly: the step is dropped, a
+// checkpoint of the steps done is saved, and a resumed run redoes the step (its answers so far
+// come from the request cache). On several ranks the exception propagates.
 TrainResult train(Transformer& model, TrainingTask& task, const TrainerOptions& options);
 
 // ---- Pieces of train() for loops that cannot be one TrainingTask ------------------------------

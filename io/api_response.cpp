@@ -76,6 +76,7 @@ std::string parse_completion_response(std::string_view body, bool chat, ParsedCo
   auto usage = doc.FindMember("usage");
   if (usage != doc.MemberEnd() && !usage->value.IsNull()) {
     if (!usage->value.IsObject()) return "\"usage\" is not an object";
+    parsed.usage_reported = true;
     if (auto e = read_count(usage->value, "prompt_tokens", parsed.prompt_tokens); !e.empty()) {
       return e;
     }

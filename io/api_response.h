@@ -15,6 +15,9 @@ struct ParsedCompletion {
   std::string finish_reason;  // "" when the server sent null
   int64_t prompt_tokens = 0;  // 0 when the server sent no usage
   int64_t completion_tokens = 0;
+  // Whether the server sent `usage` (the spending meter estimates the tokens otherwise). Not
+  // kept in the request cache: cached answers are not spent again.
+  bool usage_reported = false;
 };
 
 // Parses a 2xx body of POST /chat/completions (chat = true: choices[0].message.content) or

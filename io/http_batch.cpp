@@ -266,6 +266,9 @@ std::vector<HttpPostResult> HttpBatchClient::Impl::run(
               answered(p, k > 0, k == 0 ? job.attempts : 0, k == 0 ? job.retry_wait_s : 0));
     }
   };
+  // Why nothing more starts, once something stopped the call: "interrupted" (the stop check) or
+  // kNotSentSpendLimit (the spending meter).
+  std::string stop_reason;
   auto fail = [&](Job& job, const std::string& why, bool interrupted) {
     --unfinished;
     for (size_t i : job.items) {
@@ -274,7 +277,7 @@ std::vector<HttpPostResult> HttpBatchClient::Impl::run(
       r.retry_wait_s = job.retry_wait_s;
       if (interrupted) {
         // Not delivered: the item did not finish, and a re-run will ask for it.
-        r.error = "interrupted";
+        r.error = stop_reason;
         results[i] = std::move(r);
       } else {
         ++failed;
@@ -307,15 +310,19 @@ std::vector<HttpPostResult> HttpBatchClient::Impl::run(
   const BackoffOptions backoff{options.backoff_s, options.max_backoff_s};
   bool stopping = false;
 
+  // A stop lets the requests in flight finish (they are paid for; their answers go to the
+  // cache) but starts nothing more.
+  auto stop_starting = [&](const char* reason) {
+    stopping = true;
+    stop_reason = reason;
+    for (size_t j : fresh) fail(jobs[j], "", true);
+    fresh.clear();
+    for (; !retry_queue.empty(); retry_queue.pop()) fail(jobs[retry_queue.top().second], "", true);
+  };
+
   while (unfinished > 0) {
-    // A stop lets the requests in flight finish (they are paid for; their answers go to the
-    // cache) but starts nothing more.
     if (!stopping && should_stop && should_stop()) {
-      stopping = true;
-      for (size_t j : fresh) fail(jobs[j], "", true);
-      fresh.clear();
-      for (; !retry_queue.empty(); retry_queue.pop())
-        fail(jobs[retry_queue.top().second], "", true);
+      stop_starting("interrupted");
       if (unfinished == 0) break;
     }
 
@@ -324,6 +331,10 @@ std::vector<HttpPostResult> HttpBatchClient::Impl::run(
       bool retry_ready = !retry_queue.empty() && retry_queue.top().first <= now;
       if (!retry_ready && fresh.empty()) break;
       if (rate_interval.count() > 0 && now < next_start) break;
+      if (options.spend != nullptr && !options.spend->try_start_request()) {
+        stop_starting(kNotSentSpendLimit);
+        break;
+      }
       size_t j;
       if (retry_ready) {
         j = retry_queue.top().second;
@@ -365,6 +376,14 @@ std::vector<HttpPostResult> HttpBatchClient::Impl::run(
       } else if (status >= 200 && status < 300) {
         ParsedCompletion parsed;
         std::string invalid = read(t->response, job.items.front(), parsed);
+        if (invalid.empty() && options.spend != nullptr) {
+          if (parsed.usage_reported) {
+            options.spend->record_tokens(parsed.prompt_tokens, parsed.completion_tokens, false);
+          } else {
+            options.spend->record_tokens(estimate_tokens(job.post->body),
+                                         estimate_tokens(parsed.text), true);
+          }
+        }
         if (invalid.empty()) {
           succeed(job, parsed);
           continue;

@@ -12,6 +12,9 @@
 // - Every answer the reader accepted is appended to the cache file, keyed by the request's key,
 //   and flushed at once (io/request_cache.h): a re-run sends nothing twice and loses nothing.
 //   Requests of one call with the same key are sent once and share the answer.
+// - A spending meter (io/spend_meter.h), when given, is asked before every request starts,
+//   retries included, and told the tokens of every answer: at its limit nothing more starts, as
+//   after a stop.
 // - The API key goes only into the Authorization header and is redacted from every error.
 //   Redirects are not followed (curl would resend the header wherever they point); TLS
 //   certificates are verified.
@@ -26,6 +29,7 @@
 #include <vector>
 
 #include "io/api_response.h"
+#include "io/spend_meter.h"
 
 namespace rlaif {
 
@@ -42,7 +46,9 @@ struct HttpPostResult {
   bool from_cache = false;  // answered from the cache, or by another request of the call
   int attempts = 0;         // HTTP requests made for it (0 when cached)
   double retry_wait_s = 0;  // the delays its retries were scheduled after (Retry-After, backoff)
-  std::string error;        // when !ok: why, naming the item; "interrupted" when stopped first
+  // When !ok: why, naming the item; "interrupted" when stopped first, kNotSentSpendLimit when
+  // the spending limit kept it from being sent (or retried).
+  std::string error;
 };
 
 // Reads the 2xx body of request `index`: returns "" and fills `out`, or says what is wrong.
@@ -59,7 +65,8 @@ struct HttpBatchOptions {
   int max_attempts = 8;    // per item, the first try included
   double backoff_s = 1.0;  // first retry delay; doubles each retry, with ±50% jitter
   double max_backoff_s = 60;
-  std::string cache_path;  // the append-only cache (JSONL); "" = no cache
+  std::string cache_path;       // the append-only cache (JSONL); "" = no cache
+  SpendMeter* spend = nullptr;  // asked before each request starts; must outlive the client
 };
 
 struct UrlParts {
@@ -88,7 +95,8 @@ class HttpBatchClient {
   // answered from the cache. Items that fail have ok = false; the call throws only when the
   // cache file cannot be written or libcurl fails. Stops early when the stop check returns true:
   // the requests in flight finish and are cached, nothing more starts, and the items left get
-  // ok = false, error "interrupted", without an on_result call. One call runs at a time.
+  // ok = false, error "interrupted", without an on_result call. The spending meter's limit stops
+  // it the same way, the items left getting error kNotSentSpendLimit. One call runs at a time.
   std::vector<HttpPostResult> post_all(
       const std::vector<HttpPost>& requests, const HttpAnswerReader& read,
       const std::function<void(size_t, const HttpPostResult&)>& on_result = {});

@@ -32,15 +32,17 @@ std::string compact_count(int64_t n) {
 struct LlmClient::Impl {
   ClientOptions options;
   std::string base;  // api_base without its trailing slashes
+  SpendMeter spend;
   HttpBatchClient http;
   ApiUsage usage;
 
   Impl(ClientOptions o, std::string base_url, bool loopback)
       : options(std::move(o)),
         base(std::move(base_url)),
+        spend(options.spend_limits),
         http(HttpBatchOptions{base, options.api_key, loopback, options.concurrency, options.max_rpm,
                               options.timeout_s, options.max_attempts, options.backoff_s,
-                              options.max_backoff_s, options.cache_path}) {}
+                              options.max_backoff_s, options.cache_path, &spend}) {}
 };
 
 LlmClient::LlmClient(ClientOptions options) {
@@ -65,6 +67,9 @@ LlmClient::LlmClient(ClientOptions options) {
               "--max-rpm must be >= 0 (0 = no limit; got ", o.max_rpm, ")");
   RLAIF_CHECK(std::isfinite(o.timeout_s) && o.timeout_s > 0,
               "--timeout must be a positive number of seconds (got ", o.timeout_s, ")");
+  RLAIF_CHECK(o.spend_limits.max_requests >= 0 && o.spend_limits.max_tokens >= 0,
+              "--max-requests and --max-total-tokens must be >= 0 (0 = no limit; got ",
+              o.spend_limits.max_requests, " and ", o.spend_limits.max_tokens, ")");
   RLAIF_CHECK(o.max_attempts >= 1, "--max-attempts must be at least 1 (got ", o.max_attempts, ")");
   RLAIF_CHECK(std::isfinite(o.backoff_s) && o.backoff_s >= 0 && std::isfinite(o.max_backoff_s) &&
                   o.max_backoff_s >= 0,
@@ -148,6 +153,18 @@ const ApiUsage& LlmClient::usage() const {
   impl_->usage.requests_sent = impl_->http.requests_sent();
   impl_->usage.failed = impl_->http.failed();
   return impl_->usage;
+}
+
+Spend LlmClient::spent() const {
+  return impl_->spend.spent();
+}
+
+bool LlmClient::stopped_by_spend_limit() const {
+  return impl_->spend.stopped_by_limit();
+}
+
+std::string LlmClient::reached_spend_limit() const {
+  return impl_->spend.reached_limit();
 }
 
 std::string LlmClient::usage_summary() const {

@@ -17,6 +17,9 @@
 //   cache, logs or errors; it is sent only over TLS (https) unless the base URL is loopback.
 //   TLS certificates are verified.
 // - Token usage is summed over every response (cached ones included, counted apart).
+// - What the run spends (requests sent, tokens of the answers sent for) is metered, and stops
+//   the run at the limits the options set (io/spend_meter.h): the requests in flight finish and
+//   are cached, nothing more is sent, and the items left get error kNotSentSpendLimit.
 // The transport (concurrency, retries, the cache) is io/http_batch.h; this client writes the
 // OpenAI request bodies and reads the completions.
 #pragma once
@@ -29,6 +32,7 @@
 #include <vector>
 
 #include "io/chat_message.h"
+#include "io/spend_meter.h"
 
 namespace rlaif {
 
@@ -65,7 +69,8 @@ struct ClientOptions {
   int max_attempts = 8;    // per item, the first try included
   double backoff_s = 1.0;  // first retry delay; doubles each retry, with ±50% jitter
   double max_backoff_s = 60;
-  std::string cache_path;  // the append-only cache (JSONL); "" = no cache
+  std::string cache_path;    // the append-only cache (JSONL); "" = no cache
+  SpendLimits spend_limits;  // requests and tokens this client may spend; none by default
 };
 
 struct ApiUsage {
@@ -106,6 +111,12 @@ class LlmClient {
   void set_stop_check(std::function<bool()> should_stop);
 
   const ApiUsage& usage() const;
+  // What this client has spent (sent requests and their answers' tokens; the cache's are free).
+  Spend spent() const;
+  // Whether the spending limit kept a request from being sent: the run is incomplete.
+  bool stopped_by_spend_limit() const;
+  // The limit that stopped it, e.g. "--max-requests 10 (10 sent)"; "" when none is reached.
+  std::string reached_spend_limit() const;
   // "1234 requests (12 retried), 56 cached; 1.2M prompt + 0.3M completion tokens" (with
   // ", 3 failed" after "cached" when items failed).
   std::string usage_summary() const;

@@ -23,7 +23,9 @@ int distill_main(const std::vector<std::string>& args) {
       "a JSON array. Completions whose finish_reason is not \"stop\" (cut by --max-tokens or\n"
       "filtered) are dropped and counted, as Sharma et al. (2024) do. Every answer is appended\n"
       "to the request cache as it arrives; --out is written (atomically) once all are in, so a\n"
-      "re-run after Ctrl-C, a crash or an exhausted quota resends nothing.");
+      "re-run after Ctrl-C, a crash or an exhausted quota resends nothing. At a spending\n"
+      "limit (--max-requests, --max-total-tokens) the answers so far are written and the exit\n"
+      "status is 3.");
   flags.option("prompts", "", "prompts file (JSONL or JSON)", true)
       .option("out", "", "output SFT JSONL file", true)
       .option("system", "", "system message sent before each prompt (none when empty)")
@@ -54,6 +56,12 @@ int distill_main(const std::vector<std::string>& args) {
     requests.push_back(std::move(r));
   }
 
+  if (flags.on("dry-run")) {
+    print_dry_run("distill",
+                  estimate_spend(requests, client_options.model, client_options.cache_path));
+    return 0;
+  }
+
   StopSignals stop;
   LlmClient client(client_options);
   client.set_stop_check([&] { return stop.pending() != 0; });
@@ -66,6 +74,7 @@ int distill_main(const std::vector<std::string>& args) {
       });
   progress.finish();
   std::fprintf(stderr, "distill: %s\n", client.usage_summary().c_str());
+  const bool limited = report_spend("distill", client);
   if (stop.pending() != 0) {
     std::fprintf(stderr,
                  "distill: interrupted; the answers so far are in the cache %s: re-run to "
@@ -75,10 +84,11 @@ int distill_main(const std::vector<std::string>& args) {
   }
 
   std::string text;
-  int64_t kept = 0;
+  int64_t kept = 0, unsent = 0;
   std::map<std::string, int64_t> dropped;  // by finish_reason
   for (size_t i = 0; i < results.size(); ++i) {
     const CompletionResult& r = results[i];
+    unsent += not_sent(r);
     if (!r.ok) continue;
     if (r.finish_reason != "stop") {
       ++dropped[r.finish_reason.empty() ? "(none)" : r.finish_reason];
@@ -109,9 +119,16 @@ int distill_main(const std::vector<std::string>& args) {
   summary.AddMember("dropped", dropped_total, a);
   summary.AddMember("dropped_by_reason", by_reason, a);
   summary.AddMember("failed", static_cast<int64_t>(failed), a);
+  summary.AddMember("not_sent", unsent, a);
   add_usage(summary, client.usage());
+  add_spend(summary, client);
   add_string(summary, "out", out_path, a);
   std::printf("%s\n", to_json_line(summary).c_str());
+  if (limited) {
+    std::fprintf(stderr, "distill: %lld prompts not sent are missing from %s\n",
+                 static_cast<long long>(unsent), out_path.c_str());
+    return kSpendLimitExit;
+  }
   if (failed > 0) {
     std::fprintf(stderr,
                  "distill: %zu prompts failed and are missing from %s; re-run to retry them "

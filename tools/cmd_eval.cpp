@@ -34,7 +34,10 @@ int eval_main(const std::vector<std::string>& args) {
       "and counted. Prints the win rate with its standard error (the standard deviation of the\n"
       "item scores over sqrt(n)) as JSON on stdout, and writes every judgment to --out.\n"
       "data/eval/alpaca_eval.json holds AlpacaEval's 805 instructions with reference outputs\n"
-      "({\"instruction\", \"output\"}), so it serves as both --prompts and --reference.");
+      "({\"instruction\", \"output\"}), so it serves as both --prompts and --reference.\n"
+      "At a spending limit (--max-requests, --max-total-tokens) the items judged so far are\n"
+      "scored and written and the exit status is 3. --dry-run generates nothing: each answer\n"
+      "counts at its longest (--max-new-tokens) and the cache is not consulted.");
   flags.option("prompts", "", "prompts file: JSONL or JSON ({\"prompt\"} or Alpaca records)", true)
       .option("reference", "",
               "reference answers: SFT records ({\"prompt\", \"completion\"}, Alpaca's "
@@ -83,6 +86,22 @@ int eval_main(const std::vector<std::string>& args) {
     references.push_back(it->second);
   }
 
+  if (flags.on("dry-run")) {
+    // The model's answers are not generated in a dry run: each stands in at its longest,
+    // --max-new-tokens tokens of 4 bytes, and the cache, keyed by the answers, is not consulted.
+    const std::string longest(static_cast<size_t>(4 * flags.integer("max-new-tokens")), 'x');
+    std::vector<CompletionRequest> requests;
+    std::vector<bool> x_as_a;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      for (CompletionRequest& r :
+           pair_requests(judge, prompts[i], longest, references[i], true, "", x_as_a)) {
+        requests.push_back(std::move(r));
+      }
+    }
+    print_dry_run("eval", estimate_spend(requests, client_options.model, ""));
+    return 0;
+  }
+
   StopSignals stop;
   // The model's answers, each on the stream of its prompt's index.
   LocalGenerator generator(flags);
@@ -128,6 +147,7 @@ int eval_main(const std::vector<std::string>& args) {
     progress.finish();
   }
   std::fprintf(stderr, "eval: %s\n", client.usage_summary().c_str());
+  const bool limited = report_spend("eval", client);
   if (stop.pending() != 0) {
     std::fprintf(stderr, "eval: interrupted; re-run to continue (the answers so far are cached)\n");
     return 128 + stop.pending();
@@ -138,8 +158,14 @@ int eval_main(const std::vector<std::string>& args) {
   std::map<std::string, int64_t> counts;
   std::vector<double> scores;
   std::string text;
+  int64_t unsent = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const CompletionResult &r1 = results[2 * i], &r2 = results[2 * i + 1];
+    // An item the spending limit left unjudged is neither scored nor written: a re-run judges it.
+    if (not_sent(r1) || not_sent(r2)) {
+      ++unsent;
+      continue;
+    }
     std::string outcome;
     std::optional<double> score;
     if (!r1.ok || !r2.ok) {
@@ -201,7 +227,9 @@ int eval_main(const std::vector<std::string>& args) {
   for (const char* k : {"win", "tie", "loss", "unparsed", "failed"}) {
     summary.AddMember(rapidjson::StringRef(k), counts[k], a);
   }
+  summary.AddMember("not_sent", unsent, a);
   add_usage(summary, client.usage());
+  add_spend(summary, client);
   if (!out_path.empty()) add_string(summary, "out", out_path, a);
   std::fprintf(stderr,
                "eval: win rate %.4f +- %.4f over %lld judged items (%lld wins, %lld ties, %lld "
@@ -216,6 +244,14 @@ int eval_main(const std::vector<std::string>& args) {
                  static_cast<long long>(generator.truncated()));
   }
   std::printf("%s\n", to_json_line(summary).c_str());
+  if (limited) {
+    std::fprintf(stderr,
+                 "eval: the win rate covers the %lld items judged before the limit; %lld were "
+                 "not judged\n",
+                 static_cast<long long>(prompts.size() - static_cast<size_t>(unsent)),
+                 static_cast<long long>(unsent));
+    return kSpendLimitExit;
+  }
   if (failed > 0) {
     std::fprintf(stderr,
                  "eval: %zu judgments failed; re-run to retry them (the answered ones "

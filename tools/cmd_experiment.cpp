@@ -14,6 +14,7 @@
 // API stages from their request caches), so nothing is trained or paid for twice.
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +30,7 @@
 #include "io/run_directory.h"
 #include "io/sha256.h"
 #include "runtime/error.h"
+#include "tools/api_flags.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
 #include "tools/experiment_config.h"
@@ -101,10 +103,19 @@ void continue_or_restart(std::vector<std::string>& command, const std::string& r
 
 class Experiment {
  public:
-  Experiment(ExperimentConfig config, std::string out, bool dry_run)
-      : c_(std::move(config)), out_(std::move(out)), dry_run_(dry_run), self_(own_executable()) {}
+  Experiment(ExperimentConfig config, std::string out, bool dry_run, SpendLimits limits)
+      : c_(std::move(config)),
+        out_(std::move(out)),
+        dry_run_(dry_run),
+        limits_(limits),
+        self_(own_executable()) {}
 
-  int run();
+  // Runs the stages; prints what the API stages spent, whatever the outcome.
+  int run() {
+    const int code = run_stages();
+    if (!dry_run_) std::fprintf(stderr, "experiment: spent %s\n", describe_spend(spent_).c_str());
+    return code;
+  }
 
  private:
   // The flags that point an API command at `e`, serving a local model first when needed.
@@ -121,9 +132,18 @@ class Experiment {
     return (fs::path(out_) / relative).string();
   }
 
+  int run_stages();
+  // For an API stage under a spending limit: appends what is left of the limit to its flags, or
+  // returns false when nothing is left.
+  bool pass_on_limits(const std::string& name, std::vector<std::string>& argv);
+  // Adds the "spent" of an API stage's summary line to spent_.
+  void count_spend(const std::string& summary);
+
   ExperimentConfig c_;
   std::string out_;
   bool dry_run_;
+  SpendLimits limits_;  // over the API stages this run starts
+  Spend spent_;         // what they spent
   std::string self_;
   std::map<std::string, std::unique_ptr<ServedModel>> served_;  // by model directory
   int failed_code_ = 0;
@@ -186,12 +206,26 @@ std::optional<std::string> Experiment::stage(const std::string& name, std::vecto
     failed_code_ = 128 + stop_.pending();
     return std::nullopt;
   }
+  const bool api = std::find(argv.begin(), argv.end(), "--api-base") != argv.end();
+  if (api && !pass_on_limits(name, argv)) {
+    failed_code_ = kSpendLimitExit;
+    return std::nullopt;
+  }
   std::fprintf(stderr, "experiment: %s\n", name.c_str());
   {
     std::ofstream log(path("logs/commands.txt"), std::ios::app);
     log << name << ": " << shell_quote(argv) << "\n";
   }
   const ProcessResult r = run_process(argv);
+  if (api) count_spend(summary_line(r.out));
+  if (r.exit_code == kSpendLimitExit && api) {
+    failed_code_ = r.exit_code;
+    std::fprintf(stderr,
+                 "experiment: %s stopped at the spending limit; re-run with a higher limit to "
+                 "continue (nothing answered is asked again)\n",
+                 name.c_str());
+    return std::nullopt;
+  }
   if (r.exit_code == 0 && stop_.pending() != 0) {  // finished despite the signal: keep it
     write_file_atomically(marker, summary_line(r.out) + "\n");
     failed_code_ = 128 + stop_.pending();
@@ -210,7 +244,42 @@ std::optional<std::string> Experiment::stage(const std::string& name, std::vecto
   return summary;
 }
 
-int Experiment::run() {
+bool Experiment::pass_on_limits(const std::string& name, std::vector<std::string>& argv) {
+  const int64_t requests_left = limits_.max_requests - spent_.requests;
+  const int64_t tokens_left = limits_.max_tokens - spent_.total_tokens();
+  if ((limits_.max_requests > 0 && requests_left <= 0) ||
+      (limits_.max_tokens > 0 && tokens_left <= 0)) {
+    std::fprintf(stderr,
+                 "experiment: the spending limit is reached before %s; re-run with a higher "
+                 "limit to continue\n",
+                 name.c_str());
+    return false;
+  }
+  if (limits_.max_requests > 0)
+    argv.insert(argv.end(), {"--max-requests", std::to_string(requests_left)});
+  if (limits_.max_tokens > 0)
+    argv.insert(argv.end(), {"--max-total-tokens", std::to_string(tokens_left)});
+  return true;
+}
+
+void Experiment::count_spend(const std::string& summary) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag>(summary.c_str());
+  if (doc.HasParseError() || !doc.IsObject()) return;
+  auto it = doc.FindMember("spent");
+  if (it == doc.MemberEnd() || !it->value.IsObject()) return;
+  const rapidjson::Value& v = it->value;
+  auto count = [&](const char* key) {
+    auto m = v.FindMember(key);
+    return m != v.MemberEnd() && m->value.IsInt64() ? m->value.GetInt64() : int64_t{0};
+  };
+  spent_.requests += count("requests");
+  spent_.prompt_tokens += count("prompt_tokens");
+  spent_.completion_tokens += count("completion_tokens");
+  spent_.estimated_responses += count("estimated_responses");
+}
+
+int Experiment::run_stages() {
   if (!dry_run_) {
     fs::create_directories(path("stages"));
     fs::create_directories(path("logs"));
@@ -353,13 +422,16 @@ int experiment_main(const std::vector<std::string>& args) {
       "tools/experiment_config.h; data/miniature/experiment.json runs offline on 2 CPU cores.\n"
       "Writes OUT/results.json, OUT/results.md and OUT/report.html. Every stage is resumable: a\n"
       "re-run after Ctrl-C, a crash or an exhausted quota continues where it stopped and sends\n"
-      "no request twice.");
+      "no request twice. --max-requests and --max-total-tokens bound what the API stages this\n"
+      "run starts spend together (each gets what is left); at the limit the run stops with exit\n"
+      "status 3, and a re-run with a higher limit continues.");
   flags.config_is_input("the experiment's JSON file (tools/experiment_config.h)")
       .option("out", "", "experiment directory", true)
       .flag("dry-run", "print each stage's command and the requests it would send; run nothing");
+  declare_spend_flags(flags, "API");
   if (!flags.parse(args)) return 0;
   const ExperimentConfig config = ExperimentConfig::load(flags.str("config"));
-  Experiment experiment(config, flags.str("out"), flags.on("dry-run"));
+  Experiment experiment(config, flags.str("out"), flags.on("dry-run"), spend_limits(flags));
   return experiment.run();
 }
 

@@ -83,7 +83,9 @@ int label_main(const std::vector<std::string>& args) {
       "texts; with it the critic also sees the outputs swapped and a pair is kept only when both\n"
       "answers agree (a disagreement is position bias: a tie). Ties, unparsed answers and failed\n"
       "requests are excluded from --out and written to PREFS.excluded.jsonl with an \"outcome\".\n"
-      "Answers are cached as they arrive: a re-run sends nothing twice.");
+      "Answers are cached as they arrive: a re-run sends nothing twice. At a spending limit\n"
+      "(--max-requests, --max-total-tokens) the pairs fully answered are written and the exit\n"
+      "status is 3.");
   flags.option("pairs", "", "JSONL of {\"prompt\", \"completions\": [...]} lines", true)
       .option("out", "", "output preference JSONL", true)
       .option("against", "", "SFT file of reference completions to pair the samples with")
@@ -118,6 +120,12 @@ int label_main(const std::vector<std::string>& args) {
       requests.push_back(std::move(r));
   }
 
+  if (flags.on("dry-run")) {
+    print_dry_run("label",
+                  estimate_spend(requests, client_options.model, client_options.cache_path));
+    return 0;
+  }
+
   StopSignals stop;
   LlmClient client(client_options);
   client.set_stop_check([&] { return stop.pending() != 0; });
@@ -127,6 +135,7 @@ int label_main(const std::vector<std::string>& args) {
       requests, [&](size_t, const CompletionResult&) { progress.update(++done); });
   progress.finish();
   std::fprintf(stderr, "label: %s\n", client.usage_summary().c_str());
+  const bool limited = report_spend("label", client);
   if (stop.pending() != 0) {
     std::fprintf(stderr,
                  "label: interrupted; the answers so far are cached in %s: re-run to "
@@ -137,9 +146,16 @@ int label_main(const std::vector<std::string>& args) {
 
   std::string prefs_text, side_text;
   std::map<PairOutcome, int64_t> counts;
-  int64_t failed = 0;
+  int64_t failed = 0, unsent = 0;
   for (size_t i = 0; i < pairs.size(); ++i) {
     const Pair& p = pairs[i];
+    // A pair the spending limit left unasked is in neither file: a re-run labels it.
+    bool asked = true;
+    for (size_t j = 0; j < x_as_a[i].size(); ++j) asked = asked && !not_sent(results[first[i] + j]);
+    if (!asked) {
+      ++unsent;
+      continue;
+    }
     std::vector<std::string> answers;
     std::string error;
     for (size_t j = 0; j < x_as_a[i].size(); ++j) {
@@ -201,10 +217,17 @@ int label_main(const std::vector<std::string>& args) {
   summary.AddMember("ties", counts[PairOutcome::tie], a);
   summary.AddMember("unparsed", counts[PairOutcome::unparsed], a);
   summary.AddMember("failed", failed, a);
+  summary.AddMember("not_sent", unsent, a);
   add_usage(summary, client.usage());
+  add_spend(summary, client);
   add_string(summary, "out", out_path, a);
   add_string(summary, "excluded", side_path, a);
   std::printf("%s\n", to_json_line(summary).c_str());
+  if (limited) {
+    std::fprintf(stderr, "label: %lld pairs not asked for are in neither file\n",
+                 static_cast<long long>(unsent));
+    return kSpendLimitExit;
+  }
   if (failed > 0) {
     std::fprintf(stderr,
                  "label: %lld pairs failed (see %s); re-run to retry them (the answered ones come "

@@ -7,9 +7,12 @@
 #include "algorithms/online_dpo.h"
 #include "algorithms/prompt_columns.h"
 #include "algorithms/reward_function.h"
+#include "io/datasets.h"
+#include "io/judge.h"
 #include "io/model_dir.h"
 #include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
+#include "tools/api_flags.h"
 #include "tools/chat_flags.h"
 #include "tools/commands.h"
 #include "tools/critic_flags.h"
@@ -128,6 +131,29 @@ int online_dpo_main(const std::vector<std::string>& args) {
   }
   if (flags.integer("critic-max-tokens") < 1)
     throw UsageError("--critic-max-tokens must be at least 1");
+  if (flags.on("dry-run")) {
+    if (!critic)
+      throw UsageError("--dry-run estimates the critic's requests: it needs --critic-api");
+    JudgeTemplate judge =
+        flags.given("critic-template")
+            ? JudgeTemplate::from_file(JudgeTemplate::Kind::pairwise, flags.str("critic-template"))
+            : JudgeTemplate::default_pairwise();
+    judge.set_max_tokens(flags.integer("critic-max-tokens"));
+    const std::string longest(static_cast<size_t>(4 * flags.integer("max-new-tokens")), 'x');
+    const std::vector<std::string> texts = load_prompts(flags.str("prompts"));
+    std::vector<CompletionRequest> one_each;
+    for (const std::string& p : texts) {
+      std::vector<bool> x_as_a;
+      for (CompletionRequest& r :
+           pair_requests(judge, p, longest, longest, flags.on("critic-both-orders"), "", x_as_a))
+        one_each.push_back(std::move(r));
+    }
+    print_dry_run(
+        "online-dpo: critic",
+        scaled_estimate(one_each, texts.size(),
+                        flags.integer("steps") * flags.integer("batch") * options.grad_accum));
+    return 0;
+  }
 
   const Device device = training_device(flags);
   options.device_comm = &communicator_for(device);
@@ -189,10 +215,13 @@ int online_dpo_main(const std::vector<std::string>& args) {
 
   OnlineDpoTask task(policy, reference, tokenizer, std::move(prompts), *judge, o);
   TrainResult result = rlaif::train(policy, task, options);
-  if (critic_judge != nullptr)
+  if (critic_judge != nullptr) {
     std::fprintf(stderr, "online-dpo: critic: %s\n",
                  critic_judge->client().usage_summary().c_str());
-  return finish_training(result, options, true);
+    report_spend("online-dpo: critic", critic_judge->client());
+  }
+  return finish_training(result, options, true,
+                         critic_judge != nullptr ? &critic_judge->client() : nullptr);
 }
 
 }  // namespace rlaif::cli

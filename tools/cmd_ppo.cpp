@@ -12,9 +12,11 @@
 #include "algorithms/rule_rewards.h"
 #include "algorithms/server_reward.h"
 #include "io/datasets.h"
+#include "io/judge.h"
 #include "io/model_dir.h"
 #include "kernels/device_communicator.h"
 #include "runtime/communicator.h"
+#include "tools/api_flags.h"
 #include "tools/chat_flags.h"
 #include "tools/commands.h"
 #include "tools/critic_flags.h"
@@ -252,6 +254,36 @@ int ppo_main(const std::vector<std::string>& args) {
     throw UsageError(e.what());
   }
 
+  if (flags.on("dry-run")) {
+    if (!critic)
+      throw UsageError("--dry-run estimates the critic's requests: it needs --critic-api");
+    const CriticRewardOptions co = critic_reward_options(flags);
+    JudgeTemplate judge = co.judge                        ? *co.judge
+                          : co.mode == CriticMode::rating ? JudgeTemplate::default_rating()
+                                                          : JudgeTemplate::default_pairwise();
+    judge.set_max_tokens(co.max_tokens);
+    const std::string longest(static_cast<size_t>(4 * o.max_new_tokens), 'x');
+    const std::vector<std::string> texts = load_prompts(flags.str("prompts"));
+    std::vector<CompletionRequest> one_each;
+    for (const std::string& p : texts) {
+      if (co.mode == CriticMode::rating) {
+        one_each.push_back(judge.rating_request(p, longest, ""));
+        continue;
+      }
+      auto ref = co.references.find(p);
+      std::vector<bool> x_as_a;
+      for (CompletionRequest& r :
+           pair_requests(judge, p, longest, ref == co.references.end() ? "" : ref->second,
+                         co.both_orders, "", x_as_a))
+        one_each.push_back(std::move(r));
+    }
+    if (lead)
+      print_dry_run(
+          "ppo: critic",
+          scaled_estimate(one_each, texts.size(), flags.integer("steps") * o.sequences_per_step()));
+    return 0;
+  }
+
   const Device device = training_device(flags);
   options.device_comm = &communicator_for(device);  // gradients and optimizer shards
   const std::string model_dir = flags.str("model");
@@ -350,6 +382,7 @@ int ppo_main(const std::vector<std::string>& args) {
                  static_cast<long long>(critic_reward->judged()),
                  static_cast<long long>(critic_reward->unparsed()),
                  critic_reward->client().usage_summary().c_str());
+    report_spend("ppo: critic", critic_reward->client());
   }
   if (server_reward != nullptr) {
     std::fprintf(stderr, "ppo: reward server: %s\n",
@@ -363,7 +396,21 @@ int ppo_main(const std::vector<std::string>& args) {
       if (name == key) std::printf(", \"%s\": %.6f", key, v);
     }
   }
-  std::printf(", \"kl_coef\": %.6g, \"model\": \"%s\"}\n", result.kl_coef, options.out_dir.c_str());
+  std::printf(", \"kl_coef\": %.6g", result.kl_coef);
+  if (critic_reward != nullptr) {
+    const Spend s = critic_reward->client().spent();
+    std::printf(
+        ", \"spent\": {\"requests\": %lld, \"prompt_tokens\": %lld, \"completion_tokens\": %lld, "
+        "\"estimated_responses\": %lld}, \"stopped_by_spend_limit\": %s",
+        static_cast<long long>(s.requests), static_cast<long long>(s.prompt_tokens),
+        static_cast<long long>(s.completion_tokens), static_cast<long long>(s.estimated_responses),
+        result.spend_limit_stop.empty() ? "false" : "true");
+  }
+  if (!result.spend_limit_stop.empty()) {
+    std::printf(", \"checkpoint\": \"%s\"}\n", result.checkpoint.c_str());
+    return kSpendLimitExit;
+  }
+  std::printf(", \"model\": \"%s\"}\n", options.out_dir.c_str());
   return 0;
 }
 

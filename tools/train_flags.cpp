@@ -4,6 +4,7 @@
 
 #include "io/run_directory.h"
 #include "runtime/communicator.h"
+#include "tools/api_flags.h"
 #include "tools/lora_flags.h"
 
 namespace rlaif::cli {
@@ -135,15 +136,29 @@ TrainerOptions trainer_options(const Flags& flags, const std::vector<std::string
   return o;
 }
 
-int finish_training(const TrainResult& result, const TrainerOptions& options, bool lead) {
+int finish_training(const TrainResult& result, const TrainerOptions& options, bool lead,
+                    const LlmClient* api) {
   if (result.interrupted) return 128 + result.signal;
   if (!lead) return 0;
   std::printf("{\"steps\": %lld, \"loss\": %.6f", static_cast<long long>(result.steps_done),
               result.last_loss);
   for (const auto& [name, value] : result.last_eval)
     std::printf(", \"%s\": %.6f", name.c_str(), value);
-  std::printf(", \"tokens_per_s\": %.1f, \"model\": \"%s\"}\n", result.tokens_per_second,
-              options.out_dir.c_str());
+  std::printf(", \"tokens_per_s\": %.1f", result.tokens_per_second);
+  if (api != nullptr) {
+    const Spend s = api->spent();
+    std::printf(
+        ", \"spent\": {\"requests\": %lld, \"prompt_tokens\": %lld, \"completion_tokens\": %lld, "
+        "\"estimated_responses\": %lld}, \"stopped_by_spend_limit\": %s",
+        static_cast<long long>(s.requests), static_cast<long long>(s.prompt_tokens),
+        static_cast<long long>(s.completion_tokens), static_cast<long long>(s.estimated_responses),
+        result.spend_limit_stop.empty() ? "false" : "true");
+  }
+  if (!result.spend_limit_stop.empty()) {
+    std::printf(", \"checkpoint\": \"%s\"}\n", result.checkpoint.c_str());
+    return kSpendLimitExit;
+  }
+  std::printf(", \"model\": \"%s\"}\n", options.out_dir.c_str());
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "algorithms/trainer.h"
+#include "io/llm_client.h"
 #include "tools/cli_flags.h"
 
 namespace rlaif::cli {
@@ -40,7 +41,10 @@ void check_run_directory(const std::string& dir, bool resume, bool overwrite);
 
 // How a training command ends: 128 + the signal when one stopped it (after saving); else rank 0
 // (`lead`) prints one JSON line, {"steps", "loss", the last evaluation's metrics,
-// "tokens_per_s", "model"}, and the exit code is 0.
-int finish_training(const TrainResult& result, const TrainerOptions& options, bool lead);
+// "tokens_per_s", "model"}, and the exit code is 0. With an API judge (`api`), the line also
+// holds what it spent ("spent", "stopped_by_spend_limit"); when its spending limit stopped the
+// run, the line names the checkpoint instead of the model and the exit code is 3.
+int finish_training(const TrainResult& result, const TrainerOptions& options, bool lead,
+                    const LlmClient* api = nullptr);
 
 }  // namespace rlaif::cli

@@ -134,5 +134,18 @@ TEST(CriticReward, OptionsAreChecked) {
   EXPECT_THROW(parse_critic_mode("likert"), Error);
 }
 
+TEST(CriticReward, AtTheSpendingLimitScoringThrowsSpendLimitReached) {
+  FakeOpenAiServer server;
+  server.set_answer([](const std::string&) { return "Rating: 7"; });
+  ClientOptions client = options_for(server);
+  client.spend_limits.max_requests = 3;
+  CriticReward reward(client, CriticRewardOptions{});
+  EXPECT_EQ(reward.score({"p1", "p2"}, {"a", "b"}), (std::vector<double>{7, 7}));
+  // Two more are needed, one may be sent: no score is made up for the other.
+  EXPECT_THROW(reward.score({"p3", "p4"}, {"c", "d"}), SpendLimitReached);
+  EXPECT_EQ(server.request_count(), 3u);
+  EXPECT_EQ(reward.client().spent().requests, 3);
+}
+
 }  // namespace
 }  // namespace rlaif

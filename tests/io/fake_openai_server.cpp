@@ -33,7 +33,8 @@ std::string prompt_of(const std::string& body, bool& chat) {
 }
 
 std::string completion_json(bool chat, const std::string& text, const std::string& finish_reason,
-                            int64_t prompt_tokens, bool empty_choices, bool missing_content) {
+                            int64_t prompt_tokens, bool empty_choices, bool missing_content,
+                            bool usage = true) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
   w.StartObject();
@@ -70,15 +71,17 @@ std::string completion_json(bool chat, const std::string& text, const std::strin
     w.EndObject();
   }
   w.EndArray();
-  w.Key("usage");
-  w.StartObject();
-  w.Key("prompt_tokens");
-  w.Int64(prompt_tokens);
-  w.Key("completion_tokens");
-  w.Int64(static_cast<int64_t>(text.size()));
-  w.Key("total_tokens");
-  w.Int64(prompt_tokens + static_cast<int64_t>(text.size()));
-  w.EndObject();
+  if (usage) {
+    w.Key("usage");
+    w.StartObject();
+    w.Key("prompt_tokens");
+    w.Int64(prompt_tokens);
+    w.Key("completion_tokens");
+    w.Int64(static_cast<int64_t>(text.size()));
+    w.Key("total_tokens");
+    w.Int64(prompt_tokens + static_cast<int64_t>(text.size()));
+    w.EndObject();
+  }
   w.EndObject();
   return buffer.GetString();
 }
@@ -247,7 +250,8 @@ void FakeOpenAiServer::handle(const std::string& path, const std::string& body,
   switch (reply.fault) {
     case Fault::kNone:
     case Fault::kStall:
-      res.set_content(completion_json(chat, text, reply.finish_reason, prompt_tokens, false, false),
+      res.set_content(completion_json(chat, text, reply.finish_reason, prompt_tokens, false, false,
+                                      reply.usage),
                       json);
       return;
     case Fault::k429:

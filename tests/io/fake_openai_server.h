@@ -51,6 +51,7 @@ struct Reply {
   double delay_s = 0;             // before answering (any reply; kStall's stall)
   std::string retry_after = "1";  // k429's header; "" sends none
   std::string finish_reason = "stop";
+  bool usage = true;  // a normal reply's "usage" (false: none, as some servers send)
 };
 
 class FakeOpenAiServer {
