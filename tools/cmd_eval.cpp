@@ -19,7 +19,6 @@
 #include "tools/chat_flags.h"
 #include "tools/commands.h"
 #include "tools/local_generation.h"
-#include "tools/output_flags.h"
 
 namespace rlaif::cli {
 
@@ -54,14 +53,12 @@ int eval_main(const std::vector<std::string>& args) {
             "ignored), for tasks with one right answer: accuracy and its standard error");
   declare_generation_flags(flags, "0", "256");
   declare_api_flags(flags, "critic");
-  declare_overwrite_flag(flags);
   if (!flags.parse(args)) return 0;
   const int64_t limit = flags.integer("limit");
   if (limit < 0) throw UsageError("--limit must not be negative");
   if (flags.integer("judge-max-tokens") < 1)
     throw UsageError("--judge-max-tokens must be at least 1");
   const std::string out_path = flags.str("out");
-  check_outputs_free(flags, {out_path});
   if (!out_path.empty()) ensure_parent_dir(out_path);
   ClientOptions client_options =
       api_client_options(flags, out_path.empty() ? "" : cache_beside(out_path));

@@ -377,8 +377,7 @@ int Experiment::run_stages() {
     std::vector<std::string> eval = {
         "eval",          "--model",       path("arms/" + arm),
         "--prompts",     c_.eval_prompts, "--reference",
-        c_.eval_prompts, "--out",         path("eval/" + arm + ".jsonl"),
-        "--overwrite"};
+        c_.eval_prompts, "--out",         path("eval/" + arm + ".jsonl")};
     if (!c_.critic_template.empty()) eval.insert(eval.end(), {"--template", c_.critic_template});
     if (c_.exact_match) eval.push_back("--exact-match");
     append_flags(eval, c_.eval);

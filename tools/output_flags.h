@@ -1,8 +1,8 @@
-// --overwrite for the commands whose output cannot be continued (an evaluation's judgments, a
-// scoring, a trained tokenizer, generated tasks): an output that already exists is refused,
+// --overwrite for the commands whose output cannot be continued (a scoring, a trained tokenizer,
+// generated tasks): an output that already exists is refused,
 // naming it, unless --overwrite says to replace it. (Training commands have their own check,
 // tools/train_flags.h, with --resume; distill, label, sample and generate continue a partial
-// output instead.)
+// output instead, and eval rewrites its judgments from the answer cache beside them.)
 #pragma once
 
 #include <string>

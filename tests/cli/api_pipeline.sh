@@ -158,7 +158,10 @@ grep -q "critic: 4 answers, 4 unparsed" "$tmp/err" || fail "ppo rating critic su
 
 # Usage errors exit 2.
 for cmd in distill sample label eval; do
-  "$rlaif" $cmd --help | grep -q -- "--config" || fail "$cmd --help"
+  # The help is read whole before grep looks: `grep -q` in a pipe would stop reading at the first
+  # match, and a long help would then die of SIGPIPE.
+  help_text="$("$rlaif" $cmd --help)" || fail "$cmd --help exited $?"
+  grep -q -- "--config" <<<"$help_text" || fail "$cmd --help lacks --config"
   set +e; "$rlaif" $cmd --bogus 1 >/dev/null 2>&1; code=$?; set -e
   [[ $code -eq 2 ]] || fail "$cmd --bogus exited $code"
 done
