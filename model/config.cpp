@@ -65,6 +65,8 @@ class Reader {
     if (!has(key)) return fallback;
     const Json& v = obj_[key];
     RLAIF_CHECK(v.IsNumber(), source_, ": \"", key, "\" must be a number");
+    // RapidJSON reads a number past double's range (1e309) as infinity.
+    RLAIF_CHECK(std::isfinite(v.GetDouble()), source_, ": \"", key, "\" is not a finite number");
     return v.GetDouble();
   }
 
@@ -204,6 +206,7 @@ void parse_llama(const Reader& r, ModelConfig& c) {
   c.max_position_embeddings = r.size("max_position_embeddings", 2048, kMaxPositions);
   c.norm_eps = r.number("rms_norm_eps", 1e-6);
   c.rope_theta = r.number("rope_theta", 10000.0);
+  RLAIF_CHECK(c.rope_theta > 0, "\"rope_theta\" must be positive");
   c.tie_word_embeddings =
       r.boolean("tie_word_embeddings", false);  // HF Llama/Mistral/Qwen2 default
   bool attention_bias = r.boolean("attention_bias", false);
@@ -243,11 +246,15 @@ void parse_gemma3(const Reader& r, ModelConfig& c) {
   c.norm_eps = r.number("rms_norm_eps", 1e-6);
   c.rope_theta = r.number("rope_theta", 1000000.0);
   c.rope_local_theta = r.number("rope_local_base_freq", 10000.0);
+  RLAIF_CHECK(c.rope_theta > 0 && c.rope_local_theta > 0,
+              "\"rope_theta\" and \"rope_local_base_freq\" must be positive");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
   c.qkv_bias = c.o_bias = r.boolean("attention_bias", false);
   c.qk_norm = true;
   c.embedding_scale = std::sqrt(static_cast<double>(c.hidden_size));
-  c.attention_scale = 1.0 / std::sqrt(r.number("query_pre_attn_scalar", 256.0));
+  const double query_scalar = r.number("query_pre_attn_scalar", 256.0);
+  RLAIF_CHECK(query_scalar > 0, "\"query_pre_attn_scalar\" must be positive");
+  c.attention_scale = 1.0 / std::sqrt(query_scalar);
   std::string act = r.string("hidden_activation", "gelu_pytorch_tanh");
   RLAIF_CHECK(act == "gelu_pytorch_tanh", "\"hidden_activation\" is \"", act,
               "\": rlaif's Gemma MLP gates with the tanh GELU (gelu_pytorch_tanh)");

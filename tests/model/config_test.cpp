@@ -248,6 +248,11 @@ TEST(ModelConfig, DeclaredSizesAreBounded) {
   // A number too large for int64 is no integer (converting it would be undefined).
   e = error_of(llama + R"("vocab_size": 1e30, "num_hidden_layers": 2})");
   EXPECT_NE(e.find("cfg.json: \"vocab_size\" must be an integer"), std::string::npos) << e;
+  // A number past double's range reads as infinity: refused, as a RoPE base of 0 is.
+  e = error_of(llama + R"("vocab_size": 10, "num_hidden_layers": 2, "rope_theta": 101e308})");
+  EXPECT_NE(e.find("cfg.json: \"rope_theta\" is not a finite number"), std::string::npos) << e;
+  e = error_of(llama + R"("vocab_size": 10, "num_hidden_layers": 2, "rope_theta": 0})");
+  EXPECT_NE(e.find("cfg.json: \"rope_theta\" must be positive"), std::string::npos) << e;
   // GPT-2's default n_inner (4 n_embd) is computed only from a bounded n_embd.
   e = error_of(R"({"model_type": "gpt2", "vocab_size": 10, "n_embd": 4611686018427387904,
                    "n_layer": 1, "n_head": 1, "n_positions": 8})");
