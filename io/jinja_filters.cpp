@@ -167,8 +167,9 @@ Value to_float(const Value& input, const Value& fallback) {
 Value filter(const std::string& name, const Value& input, const CallArgs& args) {
   if (name == "abs") {
     RLAIF_CHECK(input.is_number(), "bad operand type for abs(): '", input.type_name(), "'");
-    return input.is_float() ? Value(std::fabs(input.as_double()))
-                            : Value(static_cast<int64_t>(std::llabs(input.as_int())));
+    return input.is_float()
+               ? Value(std::fabs(input.as_double()))
+               : Value(input.as_int() < 0 ? wrapping_neg(input.as_int()) : input.as_int());
   }
   if (name == "capitalize") return Value(python_capitalize(input.str()));
   if (name == "count" || name == "length") return Value(length_of(input));
@@ -295,7 +296,7 @@ Value filter(const std::string& name, const Value& input, const CallArgs& args) 
       Value v = attribute.is_none() ? item : attribute_path(item, attribute.str());
       RLAIF_CHECK(v.is_number() && total.is_number(), "can only add numbers");
       total = total.is_float() || v.is_float() ? Value(total.as_double() + v.as_double())
-                                               : Value(total.as_int() + v.as_int());
+                                               : Value(wrapping_add(total.as_int(), v.as_int()));
     }
     return total;
   }
