@@ -20,7 +20,7 @@ mode=run
 target=""
 seconds=60
 case "${1:-}" in
-  -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   --smoke) mode=smoke; seconds=20; (($# == 1)) || usage ;;
   --build) mode=build; (($# == 1)) || usage ;;
   "") ;;
