@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "io/checkpoint.h"
+#include "io/json_exact.h"
 #include "io/model_dir.h"
 
 namespace rlaif {
@@ -69,15 +70,18 @@ int64_t restore_ppo_checkpoint(const PpoModels& models, DataParallelOptimizer& o
   if (!note.empty() && (trainer.comm == nullptr || trainer.comm->rank() == 0))
     std::fprintf(stderr, "%s: %s\n", trainer.label.c_str(), note.c_str());
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(
-      ckpt.state_json.c_str());  // β exactly
-  RLAIF_CHECK(!doc.HasParseError() && doc.IsObject() && doc.HasMember("kl_coef") &&
-                  doc["kl_coef"].IsNumber() && doc.HasMember("optimizer_steps") &&
-                  doc["optimizer_steps"].IsNumber(),
+  const bool parsed = !parse_json_exact(doc, ckpt.state_json).IsError();  // β exactly
+  RLAIF_CHECK(parsed && doc.IsObject() && doc.HasMember("kl_coef") && doc["kl_coef"].IsNumber() &&
+                  doc.HasMember("optimizer_steps") && doc["optimizer_steps"].IsNumber(),
               "cannot resume from ", ckpt.dir,
               ": its state.json lacks kl_coef and optimizer_steps (not a PPO checkpoint?)");
   kl_coef = doc["kl_coef"].GetDouble();
-  const auto optimizer_steps = static_cast<int64_t>(doc["optimizer_steps"].GetDouble());
+  const double steps_written = doc["optimizer_steps"].GetDouble();
+  RLAIF_CHECK(steps_written >= 0 && steps_written <= 0x1p53 &&
+                  steps_written == static_cast<double>(static_cast<int64_t>(steps_written)),
+              "cannot resume from ", ckpt.dir, ": its optimizer_steps (", steps_written,
+              ") is not a count");
+  const auto optimizer_steps = static_cast<int64_t>(steps_written);
 
   load_checkpoint_weights(*models.policy, ckpt.dir);
   NamedTensors state;

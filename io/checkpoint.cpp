@@ -124,6 +124,7 @@ TrainerCheckpoint read_trainer_state(const std::string& checkpoint) {
               json_path, ": unknown checkpoint format (this rlaif reads format 1)");
   RLAIF_CHECK(doc.HasMember("step") && doc["step"].IsInt64(), json_path, ": missing \"step\"");
   ckpt.step = doc["step"].GetInt64();
+  RLAIF_CHECK(ckpt.step >= 0, json_path, ": \"step\" is ", ckpt.step, ", negative");
   const std::string tensors_path =
       (fs::path(checkpoint) / "trainer_state" / "state.safetensors").string();
   SafetensorsFile file = SafetensorsFile::open(tensors_path);  // validates every byte range

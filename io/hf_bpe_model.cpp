@@ -27,6 +27,10 @@ BpeModel::BpeModel(TokenMap vocab, const std::vector<std::pair<std::string, std:
     RLAIF_CHECK(id >= 0, origin_, ": token '", token, "' has a negative id ", id);
     max_id = std::max(max_id, id);
   }
+  // Ids index a table of tokens: a small file declaring a huge id must not allocate gigabytes.
+  RLAIF_CHECK(int64_t{max_id} < static_cast<int64_t>(vocab_.size()) + kMaxUnusedIds, origin_,
+              ": the largest token id is ", max_id, " but the vocabulary holds ", vocab_.size(),
+              " tokens; more than ", kMaxUnusedIds, " unused ids is refused (a corrupt file?)");
   tokens_.resize(static_cast<size_t>(max_id + 1));
   has_token_.assign(tokens_.size(), false);
   for (const auto& [token, id] : vocab_) {

@@ -42,9 +42,14 @@ struct BpeOptions {
   std::string end_of_word_suffix;
 };
 
+// How many ids a vocabulary may leave unused (ids past its token count). Real vocabularies are
+// dense; the bound keeps the tables indexed by id proportional to the file.
+inline constexpr int64_t kMaxUnusedIds = int64_t{1} << 20;
+
 class BpeModel {
  public:
-  // `merges` in rank order. Error naming `origin` when a merge uses a token the vocabulary lacks.
+  // `merges` in rank order. Error naming `origin` when a merge uses a token the vocabulary lacks,
+  // or when the largest id leaves more than kMaxUnusedIds ids unused.
   BpeModel(TokenMap vocab, const std::vector<std::pair<std::string, std::string>>& merges,
            BpeOptions options, std::string origin);
   // The "model" object of tokenizer.json (type BPE).

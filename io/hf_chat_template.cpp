@@ -184,7 +184,7 @@ std::string HfChatTemplate::render_values(const jinja::Value& messages, bool add
                 return jinja::Value(std::string(buf, n));
               }));
   for (const auto& [key, value] : extra.as_dict().entries) context.set(key, value);
-  return template_.render(context);
+  return template_.render(context, limits_);
 }
 
 std::string HfChatTemplate::render(const std::vector<ChatMessage>& messages,

@@ -77,6 +77,8 @@ class HfChatTemplate {
 
   // strftime_now() reports this time instead of the clock (for reproducible renders).
   void set_fixed_time(std::time_t t) { fixed_time_ = t; }
+  // Bounds every render (loop iterations, output bytes); the interpreter's defaults otherwise.
+  void set_render_limits(const jinja::RenderLimits& limits) { limits_ = limits; }
   const std::string& source() const { return source_; }
 
  private:
@@ -87,6 +89,7 @@ class HfChatTemplate {
   JinjaTemplate template_;
   jinja::Dict special_tokens_;
   std::optional<std::time_t> fixed_time_;
+  jinja::RenderLimits limits_;
 };
 
 }  // namespace rlaif

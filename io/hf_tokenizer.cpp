@@ -173,6 +173,7 @@ std::unique_ptr<HfTokenizer> HfTokenizer::from_tokenizer_json(
   std::vector<SingleTemplate> templates;
   if (const Json* p = member(doc, "post_processor")) post_processor_templates(*p, file, templates);
   tok->template_ = compose(templates);
+  tok->check_ids(file);
   tok->read_configs(config_path, generation_config_path);
   return tok;
 }
@@ -198,6 +199,23 @@ std::unique_ptr<HfTokenizer> HfTokenizer::from_vocab_and_merges(
   tok->template_ = compose({});
   tok->read_configs(config_path, generation_config_path);
   return tok;
+}
+
+void HfTokenizer::check_ids(const std::string& file) const {
+  const int64_t limit =
+      int64_t{model_->max_id()} + 1 + static_cast<int64_t>(added_.tokens().size()) + kMaxUnusedIds;
+  for (const AddedToken& a : added_.tokens()) {
+    RLAIF_CHECK(a.id < limit, file, ": added token '", a.content, "' has id ", a.id,
+                ", far past the vocabulary's ", model_->max_id() + 1, " ids (more than ",
+                kMaxUnusedIds, " unused ids is refused)");
+  }
+  const int vocab = vocab_size();
+  for (const std::vector<int32_t>& piece : template_.pieces) {
+    for (int32_t id : piece) {
+      RLAIF_CHECK(id >= 0 && id < vocab, file, ": the post_processor adds id ", id,
+                  ", outside the vocabulary of ", vocab, " ids");
+    }
+  }
 }
 
 void HfTokenizer::read_configs(const std::string& config_path,
@@ -228,7 +246,7 @@ void HfTokenizer::read_configs(const std::string& config_path,
     if (const Json* m = member(config, "model_max_length")) {
       RLAIF_CHECK(m->IsNumber(), config_path, ": \"model_max_length\" must be a number");
       const double v = m->GetDouble();
-      specials_.model_max_length = v >= 9e18 ? INT64_MAX : static_cast<int64_t>(v);
+      specials_.model_max_length = v >= 9e18 ? INT64_MAX : v > 0 ? static_cast<int64_t>(v) : 0;
     }
     // transformers' Llama and Gemma tokenizer classes rebuild the post-processor from
     // add_bos_token / add_eos_token; the other classes keep tokenizer.json's.

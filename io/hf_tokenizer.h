@@ -59,6 +59,9 @@ class HfTokenizer : public TokenizerBackend {
 
  private:
   HfTokenizer() = default;
+  // Error naming `file` for an added token's id far past the vocabulary, or a post-processor id
+  // outside it.
+  void check_ids(const std::string& file) const;
   void read_configs(const std::string& config_path, const std::string& generation_config_path);
 
   std::unique_ptr<Normalizer> normalizer_;

@@ -241,7 +241,12 @@ ExprPtr ExpressionParser::parse_postfix(ExprPtr node) {
       if (peek().type == Type::kInteger) {
         auto e = make_expr(Expr::Kind::kGetItem, line);
         auto index = make_expr(Expr::Kind::kLiteral, line);
-        index->literal = Value(static_cast<int64_t>(std::stoll(next().text)));
+        const std::string digits = next().text;
+        try {
+          index->literal = Value(static_cast<int64_t>(std::stoll(digits)));
+        } catch (const std::out_of_range&) {
+          throw Error("jinja: line ", line, ": index .", digits, " is out of range");
+        }
         e->operands.push_back(std::move(node));
         e->operands.push_back(std::move(index));
         node = std::move(e);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfenv>
 #include <cmath>
+#include <optional>
 
 #include "io/jinja_json.h"
 #include "io/jinja_methods.h"
@@ -43,6 +44,8 @@ Value attribute_path(const Value& item, const std::string& path) {
     std::string part =
         path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
+    RLAIF_CHECK(!numeric || part.size() <= 18, "attribute '", path, "': index ", part,
+                " is out of range");
     current = numeric ? get_item(current, Value(static_cast<int64_t>(std::stoll(part))))
                       : get_item(current, Value(part));
     if (dot == std::string::npos) return current;
@@ -116,21 +119,33 @@ std::string indent_text(const std::string& s, const Value& width, bool first, bo
   return out;
 }
 
+// Python's int() of a float, where the result fits int64 (rlaif's integers); beyond it, and for
+// inf and nan, an Error rather than an undefined conversion.
+int64_t truncate_to_int(double f) {
+  RLAIF_CHECK(f >= -0x1p63 && f < 0x1p63, "int: ", f, " does not fit in a 64-bit integer");
+  return static_cast<int64_t>(std::trunc(f));
+}
+
 Value to_int(const Value& input, const Value& fallback) {
   if (input.is_number()) {
-    return input.is_float() ? Value(static_cast<int64_t>(std::trunc(input.as_double())))
-                            : Value(input.as_int());
+    return input.is_float() ? Value(truncate_to_int(input.as_double())) : Value(input.as_int());
   }
   if (input.is_string()) {
     std::string s = python_strip(input.as_string(), std::nullopt, true, true);
+    std::optional<double> whole_float;
     try {
       size_t used = 0;
       int64_t i = std::stoll(s, &used);
       if (used == s.size()) return Value(i);
-      double f = std::stod(s, &used);
-      if (used == s.size()) return Value(static_cast<int64_t>(std::trunc(f)));
     } catch (const std::exception&) {
     }
+    try {
+      size_t used = 0;
+      double f = std::stod(s, &used);
+      if (used == s.size()) whole_float = f;
+    } catch (const std::exception&) {
+    }
+    if (whole_float) return Value(truncate_to_int(*whole_float));
   }
   return fallback;
 }
@@ -152,8 +167,9 @@ Value to_float(const Value& input, const Value& fallback) {
 Value filter(const std::string& name, const Value& input, const CallArgs& args) {
   if (name == "abs") {
     RLAIF_CHECK(input.is_number(), "bad operand type for abs(): '", input.type_name(), "'");
-    return input.is_float() ? Value(std::fabs(input.as_double()))
-                            : Value(static_cast<int64_t>(std::llabs(input.as_int())));
+    return input.is_float()
+               ? Value(std::fabs(input.as_double()))
+               : Value(input.as_int() < 0 ? wrapping_neg(input.as_int()) : input.as_int());
   }
   if (name == "capitalize") return Value(python_capitalize(input.str()));
   if (name == "count" || name == "length") return Value(length_of(input));
@@ -280,7 +296,7 @@ Value filter(const std::string& name, const Value& input, const CallArgs& args) 
       Value v = attribute.is_none() ? item : attribute_path(item, attribute.str());
       RLAIF_CHECK(v.is_number() && total.is_number(), "can only add numbers");
       total = total.is_float() || v.is_float() ? Value(total.as_double() + v.as_double())
-                                               : Value(total.as_int() + v.as_int());
+                                               : Value(wrapping_add(total.as_int(), v.as_int()));
     }
     return total;
   }

@@ -369,7 +369,7 @@ class Interpreter {
         if (!v.is_number())
           fail(e.line, "bad operand type for unary " + e.name + ": '" + v.type_name() + "'");
         if (e.name == "+") return v.is_float() ? v : Value(v.as_int());
-        return v.is_float() ? Value(-v.as_double()) : Value(-v.as_int());
+        return v.is_float() ? Value(-v.as_double()) : Value(wrapping_neg(v.as_int()));
       }
       case Expr::Kind::kBinary:
         return eval_binary(e, scope);
@@ -479,11 +479,14 @@ class Interpreter {
     if (a.is_number() && b.is_number()) {
       bool floating = a.is_float() || b.is_float();
       if (op == "+")
-        return floating ? Value(a.as_double() + b.as_double()) : Value(a.as_int() + b.as_int());
+        return floating ? Value(a.as_double() + b.as_double())
+                        : Value(wrapping_add(a.as_int(), b.as_int()));
       if (op == "-")
-        return floating ? Value(a.as_double() - b.as_double()) : Value(a.as_int() - b.as_int());
+        return floating ? Value(a.as_double() - b.as_double())
+                        : Value(wrapping_sub(a.as_int(), b.as_int()));
       if (op == "*")
-        return floating ? Value(a.as_double() * b.as_double()) : Value(a.as_int() * b.as_int());
+        return floating ? Value(a.as_double() * b.as_double())
+                        : Value(wrapping_mul(a.as_int(), b.as_int()));
       if (op == "/") {
         if (b.as_double() == 0) fail(e.line, "division by zero");
         return Value(a.as_double() / b.as_double());
@@ -496,9 +499,10 @@ class Interpreter {
           return op == "//" ? Value(q) : Value(x - q * y);
         }
         int64_t x = a.as_int(), y = b.as_int();
-        int64_t q = x / y;
-        if ((x % y != 0) && ((x < 0) != (y < 0))) --q;
-        return op == "//" ? Value(q) : Value(x - q * y);
+        // x / -1 is -x, which for INT64_MIN overflows (and traps on x86): it wraps instead.
+        int64_t q = y == -1 ? wrapping_neg(x) : x / y;
+        if (y != -1 && (x % y != 0) && ((x < 0) != (y < 0))) --q;
+        return op == "//" ? Value(q) : Value(wrapping_sub(x, wrapping_mul(q, y)));
       }
       if (op == "**") {
         if (!floating && b.as_int() >= 0) {

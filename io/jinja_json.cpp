@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "io/json_depth.h"
+#include "io/json_exact.h"
 #include "runtime/error.h"
 
 namespace rlaif::jinja {
@@ -177,10 +178,9 @@ struct JsonWriter {
 
 Value value_from_json_text(std::string_view json, const std::string& what) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(json.data(),
-                                                                                 json.size());
-  RLAIF_CHECK(!doc.HasParseError(), what, ": invalid JSON at offset ", doc.GetErrorOffset(), ": ",
-              rapidjson::GetParseError_En(doc.GetParseError()));
+  const rapidjson::ParseResult parsed = parse_json_exact(doc, json);
+  RLAIF_CHECK(!parsed.IsError(), what, ": invalid JSON at offset ", parsed.Offset(), ": ",
+              rapidjson::GetParseError_En(parsed.Code()));
   RLAIF_CHECK(json_depth(doc) <= kMaxJsonDepth, what, ": JSON nested deeper than ", kMaxJsonDepth,
               " levels");
   return from_rapidjson(doc);

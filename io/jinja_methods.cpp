@@ -74,6 +74,7 @@ std::string python_format(const std::string& pattern, const CallArgs& args) {
       RLAIF_CHECK(next_auto < args.positional.size(), "str.format: too few arguments");
       v = &args.positional[next_auto++];
     } else if (std::isdigit(static_cast<unsigned char>(field[0]))) {
+      RLAIF_CHECK(field.size() <= 18, "str.format: no argument ", field);
       size_t index = std::stoul(field);
       RLAIF_CHECK(index < args.positional.size(), "str.format: no argument ", index);
       v = &args.positional[index];

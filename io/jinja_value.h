@@ -125,4 +125,19 @@ bool value_less(const Value& a, const Value& b);
 // Python's repr of a float: the shortest digits that round-trip, "1.0", "1e+16", "1.5e-05".
 std::string python_float_repr(double f);
 
+// Templates' integer arithmetic wraps past 64 bits (Python's integers are unbounded, rlaif's are
+// int64): computed in uint64, where wrapping is defined, never as an int64 overflow.
+inline int64_t wrapping_add(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+}
+inline int64_t wrapping_sub(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
+}
+inline int64_t wrapping_mul(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
+}
+inline int64_t wrapping_neg(int64_t a) {
+  return wrapping_sub(0, a);
+}
+
 }  // namespace rlaif::jinja

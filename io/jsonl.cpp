@@ -10,6 +10,7 @@
 
 #include "io/crash_point.h"
 #include "io/json_depth.h"
+#include "io/json_exact.h"
 #include "runtime/error.h"
 
 namespace rlaif {
@@ -24,11 +25,11 @@ void read_jsonl(const std::string& path,
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     rapidjson::Document doc;
-    // Full precision: numbers read back to the doubles that were written (a resumed run rewrites
+    // Exact numbers: they read back to the doubles that were written (a resumed run rewrites
     // the kept lines of its metrics log, which must not change them).
-    doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(line.c_str());
-    RLAIF_CHECK(!doc.HasParseError(), path, ":", number, ": invalid JSON at column ",
-                doc.GetErrorOffset() + 1, ": ", rapidjson::GetParseError_En(doc.GetParseError()));
+    const rapidjson::ParseResult parsed = parse_json_exact(doc, line);
+    RLAIF_CHECK(!parsed.IsError(), path, ":", number, ": invalid JSON at column ",
+                parsed.Offset() + 1, ": ", rapidjson::GetParseError_En(parsed.Code()));
     RLAIF_CHECK(doc.IsObject(), path, ":", number, ": each line must be a JSON object");
     RLAIF_CHECK(json_depth(doc) <= kMaxJsonDepth, path, ":", number, ": JSON nested deeper than ",
                 kMaxJsonDepth, " levels");

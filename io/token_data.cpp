@@ -28,6 +28,13 @@ std::vector<int32_t> read_token_shard(const std::string& path) {
               kTokenShardMagic, ")");
   RLAIF_CHECK(header[1] == kTokenShardVersion, path, ": unsupported shard version ", header[1]);
   RLAIF_CHECK(header[2] >= 0, path, ": negative token count ", header[2]);
+  // The count is checked against the file before anything is allocated for it.
+  std::error_code ec;
+  const uintmax_t file_bytes = std::filesystem::file_size(path, ec);
+  RLAIF_CHECK(!ec, "cannot read the size of token shard ", path, ": ", ec.message());
+  const uintmax_t promised = sizeof header + 2 * static_cast<uintmax_t>(header[2]);
+  RLAIF_CHECK(file_bytes >= promised, path, ": header promises ", header[2],
+              " tokens but the file holds ", (file_bytes - sizeof header) / 2);
   std::vector<uint16_t> raw(static_cast<size_t>(header[2]));
   in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size() * 2));
   RLAIF_CHECK(static_cast<size_t>(in.gcount()) == raw.size() * 2, path, ": header promises ",

@@ -17,6 +17,17 @@ namespace {
 
 using Json = rapidjson::Value;
 
+// Upper bounds on the sizes a config may declare: far above any published model, and low enough
+// that no size computed from them overflows 64 bits, so a corrupt or hostile config.json is
+// refused before anything is allocated for it. Token ids are int32.
+constexpr int64_t kMaxVocabSize = INT32_MAX;
+constexpr int64_t kMaxWidth = int64_t{1} << 20;  // hidden_size, head_dim
+constexpr int64_t kMaxLayers = int64_t{1} << 16;
+constexpr int64_t kMaxHeads = int64_t{1} << 16;
+constexpr int64_t kMaxIntermediateSize = int64_t{1} << 24;
+constexpr int64_t kMaxPositions = int64_t{1} << 30;
+constexpr int64_t kMaxParameters = int64_t{1} << 42;  // 4.4 trillion
+
 // Typed readers that name the file and key on every mistake.
 class Reader {
  public:
@@ -28,19 +39,34 @@ class Reader {
     require(key);
     const Json& v = obj_[key];
     if (v.IsInt64()) return v.GetInt64();
-    if (v.IsDouble() && v.GetDouble() == static_cast<double>(static_cast<int64_t>(v.GetDouble()))) {
-      return static_cast<int64_t>(v.GetDouble());
+    // A whole number written as a double (2048.0); outside int64's range it is no integer here
+    // (and converting it would be undefined).
+    const double d = v.IsDouble() ? v.GetDouble() : 0.5;
+    if (d >= -0x1p63 && d < 0x1p63 && d == static_cast<double>(static_cast<int64_t>(d))) {
+      return static_cast<int64_t>(d);
     }
     throw Error(source_, ": \"", key, "\" must be an integer");
   }
   int64_t integer(const char* key, int64_t fallback) const {
     return has(key) ? integer(key) : fallback;
   }
+  // A size, refused above `max` (validate() checks that it is positive).
+  int64_t size(const char* key, int64_t max) const { return bounded(key, integer(key), max); }
+  int64_t size(const char* key, int64_t fallback, int64_t max) const {
+    return has(key) ? size(key, max) : fallback;
+  }
+  int64_t bounded(const char* key, int64_t value, int64_t max) const {
+    RLAIF_CHECK(value <= max, source_, ": \"", key, "\" is ", value, ", more than the ", max,
+                " rlaif accepts (a corrupt config?)");
+    return value;
+  }
 
   double number(const char* key, double fallback) const {
     if (!has(key)) return fallback;
     const Json& v = obj_[key];
     RLAIF_CHECK(v.IsNumber(), source_, ": \"", key, "\" must be a number");
+    // RapidJSON reads a number past double's range (1e309) as infinity.
+    RLAIF_CHECK(std::isfinite(v.GetDouble()), source_, ": \"", key, "\" is not a finite number");
     return v.GetDouble();
   }
 
@@ -100,13 +126,13 @@ class Reader {
 
 void parse_gpt2(const Reader& r, ModelConfig& c) {
   c.arch = Arch::gpt2;
-  c.vocab_size = r.integer("vocab_size");
-  c.hidden_size = r.integer("n_embd");
-  c.num_layers = r.integer("n_layer");
-  c.num_heads = r.integer("n_head");
+  c.vocab_size = r.size("vocab_size", kMaxVocabSize);
+  c.hidden_size = r.size("n_embd", kMaxWidth);
+  c.num_layers = r.size("n_layer", kMaxLayers);
+  c.num_heads = r.size("n_head", kMaxHeads);
   c.num_kv_heads = c.num_heads;
-  c.max_position_embeddings = r.integer("n_positions");
-  c.intermediate_size = r.integer("n_inner", 4 * c.hidden_size);
+  c.max_position_embeddings = r.size("n_positions", kMaxPositions);
+  c.intermediate_size = r.size("n_inner", 4 * c.hidden_size, kMaxIntermediateSize);
   c.norm_eps = r.number("layer_norm_epsilon", 1e-5);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
   c.qkv_bias = c.o_bias = c.mlp_bias = true;
@@ -143,6 +169,8 @@ RopeScaling parse_rope_scaling(const Reader& r) {
 // lists them, else default_sliding(i). A model with no sliding layer keeps no window.
 void read_sliding_layers(const Reader& r, ModelConfig& c, int64_t window,
                          const std::function<bool(int64_t)>& default_sliding) {
+  // The flags are allocated per layer: the count must be sane first (validate() comes later).
+  RLAIF_CHECK(c.num_layers > 0, "\"num_hidden_layers\" must be positive, got ", c.num_layers);
   c.sliding_layers.assign(static_cast<size_t>(c.num_layers), false);
   if (r.has("layer_types")) {
     const Json& types = r.array("layer_types");
@@ -169,15 +197,16 @@ void read_sliding_layers(const Reader& r, ModelConfig& c, int64_t window,
 
 void parse_llama(const Reader& r, ModelConfig& c) {
   c.arch = Arch::llama;
-  c.vocab_size = r.integer("vocab_size");
-  c.hidden_size = r.integer("hidden_size");
-  c.num_layers = r.integer("num_hidden_layers");
-  c.num_heads = r.integer("num_attention_heads");
-  c.num_kv_heads = r.integer("num_key_value_heads", c.num_heads);
-  c.intermediate_size = r.integer("intermediate_size");
-  c.max_position_embeddings = r.integer("max_position_embeddings", 2048);
+  c.vocab_size = r.size("vocab_size", kMaxVocabSize);
+  c.hidden_size = r.size("hidden_size", kMaxWidth);
+  c.num_layers = r.size("num_hidden_layers", kMaxLayers);
+  c.num_heads = r.size("num_attention_heads", kMaxHeads);
+  c.num_kv_heads = r.size("num_key_value_heads", c.num_heads, kMaxHeads);
+  c.intermediate_size = r.size("intermediate_size", kMaxIntermediateSize);
+  c.max_position_embeddings = r.size("max_position_embeddings", 2048, kMaxPositions);
   c.norm_eps = r.number("rms_norm_eps", 1e-6);
   c.rope_theta = r.number("rope_theta", 10000.0);
+  RLAIF_CHECK(c.rope_theta > 0, "\"rope_theta\" must be positive");
   c.tie_word_embeddings =
       r.boolean("tie_word_embeddings", false);  // HF Llama/Mistral/Qwen2 default
   bool attention_bias = r.boolean("attention_bias", false);
@@ -185,7 +214,7 @@ void parse_llama(const Reader& r, ModelConfig& c) {
   c.qk_norm = c.model_type == "qwen3";
   c.o_bias = attention_bias;
   c.mlp_bias = r.boolean("mlp_bias", false);
-  if (r.has("head_dim")) c.head_dim = r.integer("head_dim");
+  if (r.has("head_dim")) c.head_dim = r.size("head_dim", kMaxWidth);
   std::string act = r.string("hidden_act", "silu");
   RLAIF_CHECK(act == "silu", "\"hidden_act\" is \"", act, "\": rlaif's Llama MLP is SwiGLU (silu)");
   if (r.has("rope_scaling")) c.rope_scaling = parse_rope_scaling(r);
@@ -206,22 +235,26 @@ void parse_llama(const Reader& r, ModelConfig& c) {
 void parse_gemma3(const Reader& r, ModelConfig& c) {
   c.arch = Arch::llama;
   c.gemma = true;
-  c.vocab_size = r.integer("vocab_size");
-  c.hidden_size = r.integer("hidden_size");
-  c.num_layers = r.integer("num_hidden_layers");
-  c.num_heads = r.integer("num_attention_heads");
-  c.num_kv_heads = r.integer("num_key_value_heads", c.num_heads);
-  c.head_dim = r.integer("head_dim", 256);
-  c.intermediate_size = r.integer("intermediate_size");
-  c.max_position_embeddings = r.integer("max_position_embeddings", 131072);
+  c.vocab_size = r.size("vocab_size", kMaxVocabSize);
+  c.hidden_size = r.size("hidden_size", kMaxWidth);
+  c.num_layers = r.size("num_hidden_layers", kMaxLayers);
+  c.num_heads = r.size("num_attention_heads", kMaxHeads);
+  c.num_kv_heads = r.size("num_key_value_heads", c.num_heads, kMaxHeads);
+  c.head_dim = r.size("head_dim", 256, kMaxWidth);
+  c.intermediate_size = r.size("intermediate_size", kMaxIntermediateSize);
+  c.max_position_embeddings = r.size("max_position_embeddings", 131072, kMaxPositions);
   c.norm_eps = r.number("rms_norm_eps", 1e-6);
   c.rope_theta = r.number("rope_theta", 1000000.0);
   c.rope_local_theta = r.number("rope_local_base_freq", 10000.0);
+  RLAIF_CHECK(c.rope_theta > 0 && c.rope_local_theta > 0,
+              "\"rope_theta\" and \"rope_local_base_freq\" must be positive");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", true);
   c.qkv_bias = c.o_bias = r.boolean("attention_bias", false);
   c.qk_norm = true;
   c.embedding_scale = std::sqrt(static_cast<double>(c.hidden_size));
-  c.attention_scale = 1.0 / std::sqrt(r.number("query_pre_attn_scalar", 256.0));
+  const double query_scalar = r.number("query_pre_attn_scalar", 256.0);
+  RLAIF_CHECK(query_scalar > 0, "\"query_pre_attn_scalar\" must be positive");
+  c.attention_scale = 1.0 / std::sqrt(query_scalar);
   std::string act = r.string("hidden_activation", "gelu_pytorch_tanh");
   RLAIF_CHECK(act == "gelu_pytorch_tanh", "\"hidden_activation\" is \"", act,
               "\": rlaif's Gemma MLP gates with the tanh GELU (gelu_pytorch_tanh)");
@@ -234,6 +267,28 @@ void parse_gemma3(const Reader& r, ModelConfig& c) {
   RLAIF_CHECK(pattern > 0, "\"sliding_window_pattern\" must be positive");
   read_sliding_layers(r, c, r.integer("sliding_window", 4096),
                       [pattern](int64_t i) { return (i + 1) % pattern != 0; });
+}
+
+// The parameter count in 128 bits: sizes within the bounds above cannot overflow it, so
+// validate() can compare the total with kMaxParameters before anything relies on it.
+__int128 parameter_count_wide(const ModelConfig& c) {
+  using Wide = __int128;
+  const bool g = c.is_gpt2();
+  Wide d = c.hidden_size, kv = Wide{c.num_kv_heads} * c.head_dim,
+       q = Wide{c.num_heads} * c.head_dim;
+  Wide attn = d * q + 2 * d * kv + q * d;
+  if (c.qkv_bias) attn += q + 2 * kv;
+  if (c.o_bias) attn += d;
+  Wide mlp = g ? 2 * d * c.intermediate_size : 3 * d * c.intermediate_size;
+  if (c.mlp_bias) mlp += g ? c.intermediate_size + d : 2 * Wide{c.intermediate_size} + d;
+  Wide norms = g ? 2 * 2 * d : 2 * d;
+  if (c.qk_norm) norms += 2 * Wide{c.head_dim};
+  if (c.gemma) norms += 2 * d;  // the post-norms of both blocks
+  Wide per_layer = attn + mlp + norms;
+  Wide total = c.num_layers * per_layer + c.vocab_size * d + (g ? 2 * d : d);
+  if (g) total += c.max_position_embeddings * d;
+  if (!c.tie_word_embeddings) total += c.vocab_size * d;
+  return total;
 }
 
 }  // namespace
@@ -308,6 +363,17 @@ void ModelConfig::validate(const std::string& source) const {
   positive(num_kv_heads, "num_key_value_heads");
   positive(intermediate_size, g ? "n_inner" : "intermediate_size");
   positive(max_position_embeddings, g ? "n_positions" : "max_position_embeddings");
+  auto at_most = [&](int64_t v, int64_t max, const char* key) {
+    RLAIF_CHECK(v <= max, source, ": \"", key, "\" is ", v, ", more than the ", max,
+                " rlaif accepts");
+  };
+  at_most(vocab_size, kMaxVocabSize, "vocab_size");
+  at_most(hidden_size, kMaxWidth, g ? "n_embd" : "hidden_size");
+  at_most(num_layers, kMaxLayers, g ? "n_layer" : "num_hidden_layers");
+  at_most(num_heads, kMaxHeads, g ? "n_head" : "num_attention_heads");
+  at_most(head_dim, kMaxWidth, "head_dim");
+  at_most(intermediate_size, kMaxIntermediateSize, g ? "n_inner" : "intermediate_size");
+  at_most(max_position_embeddings, kMaxPositions, g ? "n_positions" : "max_position_embeddings");
   RLAIF_CHECK(num_heads % num_kv_heads == 0, source, ": \"num_attention_heads\" (", num_heads,
               ") must be a multiple of \"num_key_value_heads\" (", num_kv_heads, ")");
   RLAIF_CHECK(head_dim > 0 && head_dim % 2 == 0, source, ": head size ", head_dim,
@@ -319,23 +385,14 @@ void ModelConfig::validate(const std::string& source) const {
   RLAIF_CHECK(norm_eps > 0, source, ": the norm epsilon must be positive");
   RLAIF_CHECK(num_labels == 0 || num_labels == 1, source, ": \"num_labels\" is ", num_labels,
               ": rlaif's scalar heads have exactly one label");
+  const __int128 parameters = parameter_count_wide(*this);
+  RLAIF_CHECK(parameters <= kMaxParameters, source, ": the sizes declare ",
+              static_cast<double>(parameters), " parameters, more than the ",
+              static_cast<double>(kMaxParameters), " rlaif accepts (a corrupt config?)");
 }
 
 int64_t ModelConfig::parameter_count() const {
-  int64_t d = hidden_size, kv = num_kv_heads * head_dim, q = num_heads * head_dim;
-  int64_t attn = d * q + 2 * d * kv + q * d;
-  if (qkv_bias) attn += q + 2 * kv;
-  if (o_bias) attn += d;
-  int64_t mlp = is_gpt2() ? 2 * d * intermediate_size : 3 * d * intermediate_size;
-  if (mlp_bias) mlp += is_gpt2() ? intermediate_size + d : 2 * intermediate_size + d;
-  int64_t norms = is_gpt2() ? 2 * 2 * d : 2 * d;
-  if (qk_norm) norms += 2 * head_dim;
-  if (gemma) norms += 2 * d;  // the post-norms of both blocks
-  int64_t per_layer = attn + mlp + norms;
-  int64_t total = num_layers * per_layer + vocab_size * d + (is_gpt2() ? 2 * d : d);
-  if (is_gpt2()) total += max_position_embeddings * d;
-  if (!tie_word_embeddings) total += vocab_size * d;
-  return total;
+  return static_cast<int64_t>(parameter_count_wide(*this));
 }
 
 std::vector<double> ModelConfig::rope_inverse_frequencies() const {

@@ -15,6 +15,7 @@ packages=(
   libcpp-httplib-dev       # HTTP server for `rlaif serve`
   libpcre2-dev libicu-dev liblzma-dev  # Hugging Face tokenizers: split regexes, Unicode normalization, .xz files
   libopenmpi-dev openmpi-bin  # MPI: `mpirun -np N` launches ranks; CPU collectives, NCCL bootstrap
+  clang libclang-rt-14-dev libomp-dev  # fuzz targets: libFuzzer, ASan/UBSan runtimes, clang's OpenMP
 )
 
 missing=()

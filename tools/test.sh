@@ -2,8 +2,8 @@
 # Installs what rlaif needs, builds it and runs every test.
 #   tools/test.sh              # Release build (CUDA compiled where the toolkit exists) + the
 #                              # whole suite, then the suite again under ASan + UBSan
-#   tools/test.sh --fast       # skip the sanitizer pass
-#   tools/test.sh --sanitize   # only the sanitizer pass
+#   tools/test.sh --fast       # skip the sanitizer pass (and the fuzz smoke)
+#   tools/test.sh --sanitize   # only the sanitizer pass, then the fuzz smoke
 # The Release pass also reruns the kernel and algorithm tests under the kernel sets OpenBLAS did
 # not pick, of AVX2 (Haswell) and AVX (Sandybridge), where the CPU can run them.
 # OPENBLAS_CORETYPE=NAME tools/test.sh runs everything on the kernel set NAME.
@@ -91,4 +91,7 @@ if ((sanitize)); then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     run_suite build-asan "$sanitizer_skips" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" -DRLAIF_SANITIZE=ON -DRLAIF_CUDA=OFF
+  # Every parser's libFuzzer target, ~20 s each over its seeds (tools/fuzz.sh; clang's build).
+  echo "== fuzz smoke (libFuzzer, ASan + UBSan) =="
+  tools/fuzz.sh --smoke
 fi

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "io/chat_template.h"
+#include "io/token_data.h"
 #include "tests/io/io_test_util.h"
 
 namespace rlaif {
@@ -298,6 +299,29 @@ TEST(PromptDatasets, ErrorsNameTheRecord) {
   path = f.write("p.json", "[{\"prompt\": \"one\"}, {\"prompt\": 2}]");
   msg = error_of([&] { load_prompts(path); });
   EXPECT_NE(msg.find(path + "[1]: missing string field \"prompt\""), std::string::npos) << msg;
+}
+
+// ---- Token shards -------------------------------------------------------------------------------
+
+// A shard's declared token count is checked against the file before it is allocated.
+TEST(TokenShards, RoundTripAndCountsPastTheFileAreRefused) {
+  DatasetFiles f;
+  const std::string path = f.dir.file("tokens.bin");
+  write_token_shard(path, {0, 7, 65535});
+  EXPECT_TRUE(is_token_shard(path));
+  EXPECT_EQ(read_token_shard(path), (std::vector<int32_t>{0, 7, 65535}));
+
+  std::string bytes = test::read_bytes(path);
+  const int32_t huge = 2'000'000'000;
+  bytes.replace(8, 4, reinterpret_cast<const char*>(&huge), 4);
+  const std::string bad = f.write("huge.bin", bytes);
+  std::string e = error_of([&] { read_token_shard(bad); });
+  EXPECT_NE(e.find(bad + ": header promises 2000000000 tokens but the file holds 3"),
+            std::string::npos)
+      << e;
+  const std::string short_file = f.write("short.bin", bytes.substr(0, 100));
+  e = error_of([&] { read_token_shard(short_file); });
+  EXPECT_NE(e.find("shorter than the 1024-byte shard header"), std::string::npos) << e;
 }
 
 }  // namespace

@@ -124,5 +124,29 @@ TEST(HfTokenizerErrors, ConfigTokenMissingAndBadIds) {
   EXPECT_NE(e.find("id 5 is outside the vocabulary"), std::string::npos) << e;
 }
 
+// Ids index tables: a small file declaring a huge id is refused, not allocated for.
+TEST(HfTokenizerErrors, IdsFarPastTheVocabularyAreRefused) {
+  TempDir dir;
+  test::write_bytes(
+      dir.file("tokenizer.json"),
+      R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2147483647}, "merges": []}})");
+  std::string e = error_of([&] { Tokenizer::load_dir(dir.str()); });
+  EXPECT_NE(e.find("the largest token id is 2147483647 but the vocabulary holds 2 tokens"),
+            std::string::npos)
+      << e;
+
+  TokenizerParts p = minimal();
+  p.added_tokens = R"([{"id": 2147483647, "content": "<big>", "special": true}])";
+  e = load_error(p);
+  EXPECT_NE(e.find("added token '<big>' has id 2147483647"), std::string::npos) << e;
+
+  p = minimal();
+  p.post_processor = R"({"type": "BertProcessing", "cls": ["a", 0], "sep": ["b", 99]})";
+  e = load_error(p);
+  EXPECT_NE(e.find("the post_processor adds id 99, outside the vocabulary of 2 ids"),
+            std::string::npos)
+      << e;
+}
+
 }  // namespace
 }  // namespace rlaif

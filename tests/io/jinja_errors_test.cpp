@@ -75,6 +75,23 @@ TEST(JinjaErrors, RunTimeErrorsNameTheLineAndOperation) {
   expect_contains(render_error("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"),
                   "macro 'f' nested deeper than 200 calls");
   expect_contains(render_error("{{ 'ab' * 1000000000 }}"), "repetition would make");
+  // Integer arithmetic wraps past 64 bits instead of overflowing (INT64_MIN // -1 traps on x86).
+  const std::string min = "(-9223372036854775807 - 1)";
+  EXPECT_EQ(
+      JinjaTemplate("{{ 9223372036854775807 + 1 }} {{ " + min + " // -1 }} {{ " + min +
+                    " % -1 }} {{ -" + min + " }} {{ " + min + "|abs }} {{ [" + min + ", -1]|sum }}")
+          .render(jinja::Dict{}),
+      "-9223372036854775808 -9223372036854775808 0 -9223372036854775808 "
+      "-9223372036854775808 9223372036854775807");
+  // Numbers past int64: an Error naming them, never a std::out_of_range or an undefined cast.
+  expect_contains(parse_error("\n{{ x.18446744073709551615 }}"),
+                  "line 2: index .18446744073709551615 is out of range");
+  expect_contains(render_error("{{ 1e300|int }}"), "int: 1e+300 does not fit in a 64-bit integer");
+  expect_contains(render_error("{{ '-1e300'|int }}"), "does not fit in a 64-bit integer");
+  expect_contains(render_error("{{ [1]|map(attribute='99999999999999999999')|list }}"),
+                  "index 99999999999999999999 is out of range");
+  expect_contains(render_error("{{ '{99999999999999999999}'.format(1) }}"),
+                  "str.format: no argument 99999999999999999999");
 }
 
 TEST(JinjaErrors, RecursiveMacrosWithinTheBoundWork) {

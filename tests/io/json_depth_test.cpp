@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -12,6 +13,7 @@
 
 #include "io/chat_template.h"
 #include "io/jinja_json.h"
+#include "io/json_exact.h"
 #include "io/jsonl.h"
 #include "io/openai_protocol.h"
 #include "runtime/error.h"
@@ -68,6 +70,36 @@ TEST(JsonDepth, EveryReaderOfOutsideJsonRefusesHostileNesting) {
   } catch (const ApiError& e) {
     EXPECT_NE(std::string(e.what()).find("deeper than 256"), std::string::npos) << e.what();
   }
+}
+
+// Numbers read exactly: doubles to their nearest value, integers typed as RapidJSON types them,
+// and a zero significand with a large exponent to zero (RapidJSON 1.1's own exact mode reads
+// "0e40" as a huge number).
+TEST(JsonExact, NumbersReadExactly) {
+  rapidjson::Document doc;
+  ASSERT_FALSE(parse_json_exact(doc, R"([0e40, -0.000e99, 0.1, 1e-400, 18446744073709551616, -7, 7,
+                               9223372036854775807, -9223372036854775808, 2.2250738585072014e-308])")
+                   .IsError());
+  const auto& a = doc.GetArray();
+  EXPECT_EQ(a[0].GetDouble(), 0.0);
+  EXPECT_EQ(a[1].GetDouble(), 0.0);
+  EXPECT_TRUE(std::signbit(a[1].GetDouble()));
+  EXPECT_EQ(a[2].GetDouble(), 0.1);
+  EXPECT_EQ(a[3].GetDouble(), 0.0);
+  EXPECT_TRUE(a[4].IsDouble());
+  EXPECT_EQ(a[4].GetDouble(), 18446744073709551616.0);
+  EXPECT_TRUE(a[5].IsInt());
+  EXPECT_EQ(a[5].GetInt(), -7);
+  EXPECT_TRUE(a[6].IsInt() && a[6].IsUint());
+  EXPECT_EQ(a[7].GetInt64(), INT64_MAX);
+  EXPECT_EQ(a[8].GetInt64(), INT64_MIN);
+  EXPECT_EQ(a[9].GetDouble(), 2.2250738585072014e-308);
+  const rapidjson::ParseResult bad = parse_json_exact(doc, "[1, 1e999]");
+  EXPECT_EQ(bad.Code(), rapidjson::kParseErrorNumberTooBig);
+  EXPECT_EQ(bad.Offset(), 4u);
+  // Through the readers that use it: a JSONL record and a chat template value.
+  EXPECT_EQ(jinja::value_to_json(jinja::value_from_json_text(R"({"x": 0e40})", "v")),
+            R"({"x": 0.0})");
 }
 
 }  // namespace

@@ -221,5 +221,44 @@ TEST(ModelConfig, ErrorsNameTheFileAndKey) {
   EXPECT_THROW(ModelConfig::load("/nonexistent/config.json"), Error);
 }
 
+// A corrupt or hostile config is refused by its sizes, naming the key, before anything is
+// allocated from them (the layer flags of a sliding window, the model's parameters).
+TEST(ModelConfig, DeclaredSizesAreBounded) {
+  const std::string llama = R"({"model_type": "llama", "hidden_size": 32, "num_attention_heads": 4,
+                                "intermediate_size": 64, )";
+  std::string e = error_of(llama + R"("vocab_size": 1000000000000, "num_hidden_layers": 2})");
+  EXPECT_NE(e.find("cfg.json: \"vocab_size\" is 1000000000000, more than the"), std::string::npos)
+      << e;
+  // Mistral allocates a flag per layer for its sliding window: a billion layers is refused first.
+  e = error_of(R"({"model_type": "mistral", "hidden_size": 32, "num_attention_heads": 4,
+                   "intermediate_size": 64, "vocab_size": 10, "sliding_window": 8,
+                   "num_hidden_layers": 1000000000})");
+  EXPECT_NE(e.find("cfg.json: \"num_hidden_layers\" is 1000000000, more than the"),
+            std::string::npos)
+      << e;
+  e = error_of(R"({"model_type": "mistral", "hidden_size": 32, "num_attention_heads": 4,
+                   "intermediate_size": 64, "vocab_size": 10, "sliding_window": 8,
+                   "num_hidden_layers": -3})");
+  EXPECT_NE(e.find("cfg.json: \"num_hidden_layers\" must be positive, got -3"), std::string::npos)
+      << e;
+  // Each size within its bound, but together far too many parameters.
+  e = error_of(R"({"model_type": "llama", "vocab_size": 2000000000, "hidden_size": 1000000,
+                   "num_attention_heads": 8, "intermediate_size": 64, "num_hidden_layers": 2})");
+  EXPECT_NE(e.find("parameters, more than the"), std::string::npos) << e;
+  // A number too large for int64 is no integer (converting it would be undefined).
+  e = error_of(llama + R"("vocab_size": 1e30, "num_hidden_layers": 2})");
+  EXPECT_NE(e.find("cfg.json: \"vocab_size\" must be an integer"), std::string::npos) << e;
+  // A number past double's range reads as infinity: refused, as a RoPE base of 0 is.
+  e = error_of(llama + R"("vocab_size": 10, "num_hidden_layers": 2, "rope_theta": 101e308})");
+  EXPECT_NE(e.find("cfg.json: \"rope_theta\" is not a finite number"), std::string::npos) << e;
+  e = error_of(llama + R"("vocab_size": 10, "num_hidden_layers": 2, "rope_theta": 0})");
+  EXPECT_NE(e.find("cfg.json: \"rope_theta\" must be positive"), std::string::npos) << e;
+  // GPT-2's default n_inner (4 n_embd) is computed only from a bounded n_embd.
+  e = error_of(R"({"model_type": "gpt2", "vocab_size": 10, "n_embd": 4611686018427387904,
+                   "n_layer": 1, "n_head": 1, "n_positions": 8})");
+  EXPECT_NE(e.find("cfg.json: \"n_embd\" is 4611686018427387904, more than the"), std::string::npos)
+      << e;
+}
+
 }  // namespace
 }  // namespace rlaif
