@@ -142,6 +142,18 @@ void add_spend(rapidjson::Document& summary, const LlmClient& client) {
   summary.AddMember("stopped_by_spend_limit", client.stopped_by_spend_limit(), a);
 }
 
+std::string spend_members(const LlmClient& client, bool stopped) {
+  const Spend s = client.spent();
+  char text[256];
+  std::snprintf(text, sizeof text,
+                ", \"spent\": {\"requests\": %lld, \"prompt_tokens\": %lld, \"completion_tokens\": "
+                "%lld, \"estimated_responses\": %lld}, \"stopped_by_spend_limit\": %s",
+                static_cast<long long>(s.requests), static_cast<long long>(s.prompt_tokens),
+                static_cast<long long>(s.completion_tokens),
+                static_cast<long long>(s.estimated_responses), stopped ? "true" : "false");
+  return text;
+}
+
 void add_string(rapidjson::Value& object, const char* key, std::string_view value,
                 rapidjson::Document::AllocatorType& a) {
   object.AddMember(

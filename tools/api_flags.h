@@ -61,6 +61,9 @@ void add_usage(rapidjson::Document& summary, const ApiUsage& usage);
 // Adds "spent": {"requests", "prompt_tokens", "completion_tokens", "estimated_responses"} and
 // "stopped_by_spend_limit" to a JSON summary.
 void add_spend(rapidjson::Document& summary, const LlmClient& client);
+// The same two members as JSON text, `, "spent": {...}, "stopped_by_spend_limit": B`, for the
+// summaries training commands print by hand.
+std::string spend_members(const LlmClient& client, bool stopped);
 
 // Adds a string member (copied) to a JSON object.
 void add_string(rapidjson::Value& object, const char* key, std::string_view value,

@@ -398,13 +398,8 @@ int ppo_main(const std::vector<std::string>& args) {
   }
   std::printf(", \"kl_coef\": %.6g", result.kl_coef);
   if (critic_reward != nullptr) {
-    const Spend s = critic_reward->client().spent();
-    std::printf(
-        ", \"spent\": {\"requests\": %lld, \"prompt_tokens\": %lld, \"completion_tokens\": %lld, "
-        "\"estimated_responses\": %lld}, \"stopped_by_spend_limit\": %s",
-        static_cast<long long>(s.requests), static_cast<long long>(s.prompt_tokens),
-        static_cast<long long>(s.completion_tokens), static_cast<long long>(s.estimated_responses),
-        result.spend_limit_stop.empty() ? "false" : "true");
+    std::printf("%s",
+                spend_members(critic_reward->client(), !result.spend_limit_stop.empty()).c_str());
   }
   if (!result.spend_limit_stop.empty()) {
     std::printf(", \"checkpoint\": \"%s\"}\n", result.checkpoint.c_str());

@@ -146,13 +146,7 @@ int finish_training(const TrainResult& result, const TrainerOptions& options, bo
     std::printf(", \"%s\": %.6f", name.c_str(), value);
   std::printf(", \"tokens_per_s\": %.1f", result.tokens_per_second);
   if (api != nullptr) {
-    const Spend s = api->spent();
-    std::printf(
-        ", \"spent\": {\"requests\": %lld, \"prompt_tokens\": %lld, \"completion_tokens\": %lld, "
-        "\"estimated_responses\": %lld}, \"stopped_by_spend_limit\": %s",
-        static_cast<long long>(s.requests), static_cast<long long>(s.prompt_tokens),
-        static_cast<long long>(s.completion_tokens), static_cast<long long>(s.estimated_responses),
-        result.spend_limit_stop.empty() ? "false" : "true");
+    std::printf("%s", spend_members(*api, !result.spend_limit_stop.empty()).c_str());
   }
   if (!result.spend_limit_stop.empty()) {
     std::printf(", \"checkpoint\": \"%s\"}\n", result.checkpoint.c_str());
