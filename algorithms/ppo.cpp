@@ -268,11 +268,9 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
     try {
       rollout = collect_rollout(rollout_models, prompts, step, options, &comm);
     } catch (const SpendLimitReached& e) {
-      // One rank scores alone here; on several, rank 0's critic throws while the others wait in
-      // the scores' broadcast, so only a single-rank run can stop cleanly.
-      if (comm.size() > 1) throw;
-      // Nothing of this step has touched the models: a checkpoint at `step` resumes it, and the
-      // critic's answers so far come back from the cache.
+      // Every rank arrives here at the same step (rank 0's critic stops them all in
+      // collect_rollout). Nothing of this step has touched the models: a checkpoint at `step`
+      // resumes it, and the critic's answers so far come back from the cache.
       const bool saved = step == start ? !trainer.resume.empty()
                                        : trainer.save_every > 0 && step % trainer.save_every == 0;
       if (!saved) save(step);

@@ -160,8 +160,21 @@ void gather_rollout(Rollout& rollout, Communicator& comm, const Tokenizer& token
   }
 }
 
-void broadcast_scores(Rollout& rollout, Communicator& comm) {
-  if (comm.size() == 1) return;
+std::string broadcast_scores(Rollout& rollout, Communicator& comm, const std::string& lead_stop) {
+  if (comm.size() == 1) return lead_stop;
+  // First the length of rank 0's stop message (0: scores follow), then the message or the scores.
+  Tensor length =
+      Tensor::from_vector(std::vector<int64_t>{static_cast<int64_t>(lead_stop.size())}, {1});
+  comm.broadcast(length, 0);
+  const int64_t stop_bytes = length.to_vector<int64_t>()[0];
+  if (stop_bytes > 0) {
+    std::vector<uint8_t> text(static_cast<size_t>(stop_bytes));
+    if (comm.rank() == 0) std::memcpy(text.data(), lead_stop.data(), text.size());
+    Tensor t = Tensor::from_vector(text, {stop_bytes});
+    comm.broadcast(t, 0);
+    text = t.to_vector<uint8_t>();
+    return std::string(text.begin(), text.end());
+  }
   std::vector<int64_t> bits(rollout.samples.size());
   for (size_t i = 0; i < bits.size(); ++i) {
     std::memcpy(&bits[i], &rollout.samples[i].score, sizeof(double));
@@ -172,6 +185,7 @@ void broadcast_scores(Rollout& rollout, Communicator& comm) {
   for (size_t i = 0; i < bits.size(); ++i) {
     std::memcpy(&rollout.samples[i].score, &bits[i], sizeof(double));
   }
+  return {};
 }
 
 MicroBatchShare micro_batch_share(const std::vector<int64_t>& micro,

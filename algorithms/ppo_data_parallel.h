@@ -11,7 +11,9 @@
 //      bytes per token), so every rank holds the whole rollout, as one rank would have made it.
 //      An API critic is then asked by rank 0 alone, for every sequence, and its scores are
 //      broadcast: one request cache, one --critic-max-rpm budget and one usage count for the run,
-//      whatever R, and a resumed run re-asks nothing whatever its rank count.
+//      whatever R, and a resumed run re-asks nothing whatever its rank count. When rank 0's critic
+//      stops at a spending limit, the broadcast carries that instead, and every rank stops at the
+//      same step with the same checkpoint.
 //   3. Advantages (GAE and its whitening, RLOO's leave-one-out, GRPO's group statistics), the KL
 //      controller and the rollout metrics are computed by every rank over the whole rollout: the
 //      same numbers on every rank, equal to one rank's, with no statistic to reduce.
@@ -26,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "algorithms/ppo_rollout.h"
@@ -57,8 +60,11 @@ size_t unpack_samples(const uint8_t* data, size_t size, std::vector<Sample>& sam
 // Collective. Each rank has filled the samples of rank_sequences(S, rank, R) of `rollout` (S its
 // sample count); afterwards every rank's rollout holds every rank's samples.
 void gather_rollout(Rollout& rollout, Communicator& comm, const Tokenizer& tokenizer);
-// Collective. Every rank's sample scores become rank 0's, exactly (as bit patterns).
-void broadcast_scores(Rollout& rollout, Communicator& comm);
+// Collective. Every rank's sample scores become rank 0's, exactly (as bit patterns). When rank 0
+// could not score (`lead_stop` says why, e.g. the critic's spending limit), every rank receives
+// that message instead of scores. Returns the message: empty when the scores came.
+std::string broadcast_scores(Rollout& rollout, Communicator& comm,
+                             const std::string& lead_stop = {});
 
 // A rank's share of one micro-batch (the rollout indices `micro`, in mini-batch order).
 struct MicroBatchShare {

@@ -10,6 +10,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "io/model_dir.h"
+#include "io/spend_meter.h"
 #include "model/generate.h"
 #include "runtime/communicator.h"
 #include "runtime/rng.h"
@@ -288,10 +289,18 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
   if (ranks.size() > 1) {
     gather_rollout(rollout, ranks, tok);
     if (lead_scores) {
+      std::string stopped;
       if (ranks.rank() == 0) {
-        score_samples(rollout, 0, rollout.samples.size(), *models.reward, prompts, options);
+        try {
+          score_samples(rollout, 0, rollout.samples.size(), *models.reward, prompts, options);
+        } catch (const SpendLimitReached& e) {
+          stopped = e.what();
+        }
       }
-      broadcast_scores(rollout, ranks);
+      // Every rank stops together at rank 0's spending limit; the others would otherwise wait in
+      // the broadcast for scores that never come.
+      stopped = broadcast_scores(rollout, ranks, stopped);
+      if (!stopped.empty()) throw SpendLimitReached(stopped);
     }
   }
   rollout.seconds =

@@ -389,7 +389,7 @@ int ppo_main(const std::vector<std::string>& args) {
                  server_reward->client().usage_summary().c_str());
   }
   if (result.interrupted) return 128 + result.signal;
-  if (!lead) return 0;
+  if (!lead) return result.spend_limit_stop.empty() ? 0 : kSpendLimitExit;
   std::printf("{\"steps\": %lld", static_cast<long long>(result.steps_done));
   for (const char* key : {"score", "kl", "entropy", "response_length"}) {
     for (const auto& [name, v] : result.last_metrics) {

@@ -4,8 +4,8 @@
 # --dry-run sends nothing; --max-requests stops distill, label and eval at exactly that many
 # requests, with every answer paid for cached and the outputs holding whole lines; a re-run with a
 # higher limit sends only the rest, none twice; --max-total-tokens stops once usage crosses it; ppo
-# --critic-api and online-dpo at their limits save a checkpoint, and resuming asks nothing twice;
-# experiment shares its limit among its API stages.
+# --critic-api (on 1 and 2 ranks) and online-dpo at their limits save a checkpoint, and resuming
+# asks nothing twice; experiment shares its limit among its API stages.
 set -uo pipefail
 rlaif="$1"; root="$2"
 server="$(dirname "$rlaif")/../tests/fake_openai_server"
@@ -161,6 +161,23 @@ grep -q "experiment: spent 2 requests" "$tmp/err" || fail "experiment spend line
   { cat "$tmp/err"; fail "experiment at 4 more requests exited $code after $(($(sent) - before)) in all"; }
 grep -q "the spending limit is reached before eval_sft_strong" "$tmp/err" ||
   fail "experiment did not stop before the judge: $(cat "$tmp/err")"
+
+# ppo's limit on 2 ranks (rank 0 asks the critic for both; last, as it repeats the 1-rank run's
+# requests): every rank stops at step 2 together, step 1's checkpoint is written, and mpirun exits 3
+# instead of hanging in the scores' broadcast.
+(
+  source "$root/tests/cli/lib/mpi_env.sh"  # exits 77 (this subshell only) without MPI
+  before=$(sent)
+  out="$(mpirun -np 2 "${ppo[@]:0:${#ppo[@]}-2}" --out "$tmp/ppo_mpi" --max-requests 3 2>"$tmp/err")"
+  code=$?
+  [[ $code -eq 3 ]] || { cat "$tmp/err"; fail "ppo on 2 ranks at its limit exited $code, want 3"; }
+  [[ $(($(sent) - before)) -eq 3 && -d "$tmp/ppo_mpi/checkpoints/step_00000001" ]] ||
+    fail "ppo on 2 ranks sent $(($(sent) - before)), want 3, and checkpoints: $(ls "$tmp/ppo_mpi/checkpoints")"
+  [[ "$(field steps "$out")" == 1 && $(grep -c "stopped before step 2" "$tmp/err") -eq 1 ]] ||
+    { cat "$tmp/err"; fail "ppo on 2 ranks: want one report of the stop: $out"; }
+)
+code=$?
+[[ $code -eq 0 || $code -eq 77 ]] || exit "$code"
 
 # Usage errors exit 2.
 "${distill[@]}" --max-requests -1 >/dev/null 2>&1; code=$?
