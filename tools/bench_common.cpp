@@ -5,7 +5,9 @@
 #include <cmath>
 #include <fstream>
 #include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "kernels/cpu/cpu_info.h"
 #include "runtime/allocator.h"
@@ -88,6 +90,39 @@ BenchDevice bench_device(const std::string& text) {
   if (d.name.empty()) d.name = d.device.str();
   d.peak_bf16_flops = peak_bf16_flops(d.name);
   return d;
+}
+
+DType bench_dtype(const std::string& text, const BenchDevice& device) {
+  if (text == "f32") return DType::f32;
+  if (text != "bf16") throw UsageError("--dtype must be f32 or bf16, not '" + text + "'");
+  if (device.device.is_cpu()) {
+    throw UsageError("--dtype bf16 needs --device cuda: the CPU backend computes in f32 only");
+  }
+  return DType::bf16;
+}
+
+std::vector<int64_t> positive_int_list(const std::string& flag, const std::string& text,
+                                       int64_t max) {
+  std::vector<int64_t> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    size_t used = 0;
+    long long value = 0;
+    try {
+      value = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || value <= 0 || value > max) {
+      throw UsageError("--" + flag + " must be a comma-separated list of integers in [1, " +
+                       std::to_string(max) + "], not '" + text + "'");
+    }
+    out.push_back(value);
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
 }
 
 double median(std::vector<double> samples) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include "kernels/backend.h"
 #include "runtime/device.h"
+#include "runtime/dtype.h"
 
 namespace rlaif::cli {
 
@@ -29,6 +31,14 @@ BenchDevice bench_device(const std::string& text);
 // Dense (not 2:4 sparse) bf16 FLOP/s of a GPU from its name as CUDA reports it; 0 when the name
 // is not in the table (MFU is then reported as n/a rather than guessed).
 double peak_bf16_flops(const std::string& gpu_name);
+
+// --dtype of the model benchmarks: "f32", or "bf16" on a GPU (UsageError naming the flag
+// otherwise: the CPU backend computes in f32 only).
+DType bench_dtype(const std::string& text, const BenchDevice& device);
+
+// A comma-separated list of integers in [1, max] ("1,8,64"); UsageError naming --flag otherwise.
+std::vector<int64_t> positive_int_list(const std::string& flag, const std::string& text,
+                                       int64_t max = INT64_MAX);
 
 double median(std::vector<double> samples);
 

@@ -13,30 +13,6 @@
 namespace rlaif::cli {
 namespace {
 
-std::vector<int64_t> parse_batches(const std::string& text) {
-  std::vector<int64_t> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
-    size_t used = 0;
-    long long value = 0;
-    try {
-      value = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size() || value <= 0) {
-      throw UsageError("--batch must be a comma-separated list of positive integers, not '" + text +
-                       "'");
-    }
-    out.push_back(value);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
-
 struct GenerateTiming {
   double total_s = 0, prefill_s = 0, decode_s = 0;
 };
@@ -83,7 +59,7 @@ int bench_generate_main(const std::vector<std::string>& args) {
   if (!flags.parse(args)) return 0;
 
   ModelConfig config = bench_preset(flags.str("arch"), flags.str("preset"));
-  const std::vector<int64_t> batches = parse_batches(flags.str("batch"));
+  const std::vector<int64_t> batches = positive_int_list("batch", flags.str("batch"));
   const int64_t P = flags.integer("prompt-len"), N = flags.integer("new-tokens");
   const int64_t reps = flags.integer("reps");
   if (P <= 0 || N <= 0) throw UsageError("--prompt-len and --new-tokens must be positive");
@@ -94,14 +70,7 @@ int bench_generate_main(const std::vector<std::string>& args) {
   }
   if (reps <= 0) throw UsageError("--reps must be positive");
   BenchDevice dev = bench_device(flags.str("device"));
-  const std::string dtype_text = flags.str("dtype");
-  if (dtype_text != "f32" && dtype_text != "bf16") {
-    throw UsageError("--dtype must be f32 or bf16, not '" + dtype_text + "'");
-  }
-  if (dtype_text == "bf16" && dev.device.is_cpu()) {
-    throw UsageError("--dtype bf16 needs --device cuda: the CPU backend computes in f32 only");
-  }
-  const DType dtype = dtype_text == "bf16" ? DType::bf16 : DType::f32;
+  const DType dtype = bench_dtype(flags.str("dtype"), dev);
   const uint64_t seed = static_cast<uint64_t>(flags.integer("seed"));
 
   Transformer model(config, dev.device, dtype);

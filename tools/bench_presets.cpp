@@ -53,6 +53,12 @@ ModelConfig bench_preset(const std::string& arch, const std::string& preset) {
   throw UsageError("--preset must be tiny, 124M, 350M or 1B, not '" + preset + "'");
 }
 
+double train_flops_per_token(const ModelConfig& config, int64_t seq) {
+  const double n = static_cast<double>(config.parameter_count());
+  return 6.0 * n + 6.0 * static_cast<double>(config.num_layers) *
+                       static_cast<double>(config.hidden_size) * static_cast<double>(seq);
+}
+
 std::string bench_preset_help() {
   std::string text;
   for (const Shape& s : kShapes) {

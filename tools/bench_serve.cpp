@@ -19,28 +19,6 @@
 namespace rlaif::cli {
 namespace {
 
-std::vector<int64_t> parse_counts(const std::string& flag, const std::string& text) {
-  std::vector<int64_t> out;
-  size_t start = 0;
-  for (;;) {
-    const size_t comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
-    size_t used = 0;
-    long long value = 0;
-    try {
-      value = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size() || value <= 0 || value > 4096)
-      throw UsageError("--" + flag + " must be a comma-separated list of integers in [1, 4096], " +
-                       "not '" + text + "'");
-    out.push_back(value);
-    if (comma == std::string::npos) return out;
-    start = comma + 1;
-  }
-}
-
 struct Setup {
   const Transformer* model = nullptr;
   const Tokenizer* tokenizer = nullptr;
@@ -67,7 +45,8 @@ struct Row {
 int bench_load(const Flags& flags, const Setup& s) {
   const int64_t requests = flags.integer("requests");
   if (requests < 1) throw UsageError("--requests must be >= 1");
-  const std::vector<int64_t> levels = parse_counts("concurrency", flags.str("concurrency"));
+  const std::vector<int64_t> levels =
+      positive_int_list("concurrency", flags.str("concurrency"), 4096);
   const int64_t max_batch = flags.integer("max-batch");
   if (max_batch < 1) throw UsageError("--max-batch must be >= 1");
   const int most = static_cast<int>(*std::max_element(levels.begin(), levels.end()));
@@ -283,7 +262,8 @@ int bench_serve_main(const std::vector<std::string>& args) {
   Setup s;
   s.max_tokens = flags.integer("max-tokens");
   if (s.max_tokens < 1) throw UsageError("--max-tokens must be >= 1");
-  parse_counts("concurrency", flags.str("concurrency"));  // usage errors before the model loads
+  positive_int_list("concurrency", flags.str("concurrency"),
+                    4096);  // usage errors before the model loads
   const Transformer model = load_model(flags.str("model"));
   const Tokenizer tokenizer = Tokenizer::load_dir(flags.str("model"));
   s.model = &model;

@@ -31,24 +31,6 @@
 namespace rlaif::cli {
 namespace {
 
-// Training FLOPs per token, llm.c's estimate (after the PaLM paper's appendix B): 6 per
-// parameter (2 forward, 4 backward) for the matmuls, plus 6·L·C·T for the attention scores and
-// their weighted sums, with N the total parameter count (the tied head counted once).
-double train_flops_per_token(const ModelConfig& c, int64_t seq) {
-  const double n = static_cast<double>(c.parameter_count());
-  return 6.0 * n + 6.0 * static_cast<double>(c.num_layers) * static_cast<double>(c.hidden_size) *
-                       static_cast<double>(seq);
-}
-
-DType bench_dtype(const std::string& text, const BenchDevice& d) {
-  if (text == "f32") return DType::f32;
-  if (text != "bf16") throw UsageError("--dtype must be f32 or bf16, not '" + text + "'");
-  if (d.device.is_cpu()) {
-    throw UsageError("--dtype bf16 needs --device cuda: the CPU backend computes in f32 only");
-  }
-  return DType::bf16;
-}
-
 // What bench train times: the model, the batch and the steps, shared by both configurations.
 struct TrainSetup {
   ModelConfig config;
@@ -271,7 +253,9 @@ int bench_main(const std::vector<std::string>& args) {
       "usage: rlaif bench BENCHMARK [flags]\n\n"
       "benchmarks:\n"
       "  train      tokens/s, ms per step, peak memory and MFU of training a preset model\n"
+      "  dpo        DPO steps/s, peak memory and MFU, the reference live and precomputed\n"
       "  kernels    time and rate of each backend primitive against the device's ceilings\n"
+      "  attention  causal attention over head dims, sequence lengths and grouped-query heads\n"
       "  generate   tokens/s of batched generation with the KV cache\n"
       "  tokenizer  MB/s of encoding text, on one thread and on all\n"
       "  serve      requests/s, tokens/s and latency of `rlaif serve` under load; --soak\n\n"
@@ -285,7 +269,7 @@ int bench_main(const std::vector<std::string>& args) {
     return 2;
   }
   throw UsageError("unknown benchmark '" + args[0] +
-                   "': choose train, kernels, generate, tokenizer or serve");
+                   "': choose train, dpo, kernels, attention, generate, tokenizer or serve");
 }
 
 int bench_train_main(const std::vector<std::string>& args) {

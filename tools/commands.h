@@ -47,6 +47,8 @@ int bench_main(const std::vector<std::string>& args);
 int bench_train_main(const std::vector<std::string>& args);
 int bench_kernels_main(const std::vector<std::string>& args);
 int bench_generate_main(const std::vector<std::string>& args);
+int bench_dpo_main(const std::vector<std::string>& args);
+int bench_attention_main(const std::vector<std::string>& args);
 int bench_tokenizer_main(const std::vector<std::string>& args);
 int bench_serve_main(const std::vector<std::string>& args);
 

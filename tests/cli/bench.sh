@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `rlaif bench` on CPU: train, kernels and generate run at small sizes, print their tables and
+# `rlaif bench` on CPU: train, dpo, kernels, attention and generate run at small sizes, print their tables and
 # write JSON whose figures are positive and finite (MFU is null on CPU); usage mistakes exit 2
 # with a message naming the flag.
 set -uo pipefail
@@ -133,6 +133,33 @@ run "bench generate" "$rlaif" bench generate --preset tiny --device cpu --batch 
 [[ $(values "$tmp/generate.json" tokens_per_s | wc -l) -eq 2 ]] || flunk "generate: not 2 results"
 for key in tokens_per_s decode_tokens_per_s prefill_ms; do positive "$tmp/generate.json" "$key"; done
 
+# bench attention: 2 head dims x 2 lengths x (full, grouped-query) heads, forward and both.
+run "bench attention" "$rlaif" bench attention --device cpu --head-dim 32,64 --seq 32,64 --tokens 128 \
+  --width 192 --reps 1 --warmup 0 --json "$tmp/attention.json"
+[[ $(values "$tmp/attention.json" tflops | wc -l) -eq 16 ]] || flunk "bench attention: not 16 rows"
+for key in ms tflops; do positive "$tmp/attention.json" "$key"; done
+[[ "$(values "$tmp/attention.json" Hkv | sort -nu | tr '\n' ' ')" == "1 2 3 6 " ]] ||
+  flunk "bench attention: kv heads $(values "$tmp/attention.json" Hkv | sort -nu | tr '\n' ' ')"
+expect_usage "attention width" "--head-dim" "$rlaif" bench attention --head-dim 100
+expect_usage "attention tokens" "--seq" "$rlaif" bench attention --seq 1000
+
+# bench dpo: both configurations on one run. Policy and reference start equal, so the first
+# step's loss is log 2 in both; the precomputed run holds no reference model, so its peak is lower.
+run "bench dpo" "$rlaif" bench dpo --preset tiny --device cpu --pairs 2 --seq 32 --steps 2 \
+  --warmup 1 --json "$tmp/dpo.json"
+grep -q "precomputed/live" "$tmp/out.txt" || flunk "bench dpo printed no ratio"
+for key in ms_per_step steps_per_s tokens_per_s peak_memory_bytes achieved_tflops precompute_s; do
+  positive "$tmp/dpo.json" "$key"
+done
+[[ "$(values "$tmp/dpo.json" mode | tr -d '"' | tr '\n' ' ')" == "live precomputed " ]] ||
+  flunk "bench dpo: modes $(values "$tmp/dpo.json" mode)"
+values "$tmp/dpo.json" first_loss | awk '{ d = $1 - log(2); if (d < 0) d = -d; if (d > 1e-5) bad = 1 }
+  END { exit bad || NR != 2 }' || flunk "bench dpo: first losses $(values "$tmp/dpo.json" first_loss), want log 2"
+peaks=($(values "$tmp/dpo.json" peak_memory_bytes))
+((${#peaks[@]} == 2 && peaks[1] < peaks[0])) || flunk "bench dpo: precomputed peak ${peaks[1]:-} not below live ${peaks[0]:-}"
+expect_usage "dpo prompt past seq" "--prompt" "$rlaif" bench dpo --seq 32 --prompt 32
+expect_usage "dpo bad mode" "--mode" "$rlaif" bench dpo --mode cached
+
 # bench serve: both configurations at two concurrencies, then a small soak (the full one is
 # 10,000 requests: README's figures); every figure positive, no errors, memory bounded.
 model="${2:-.}/data/models/stories260K"
@@ -156,7 +183,7 @@ answered="$(values "$tmp/soak.json" answered)"
 ((answered >= 700 && answered <= 800)) || flunk "soak: $answered answered 200, want 700 to 800"
 expect_usage "bad concurrency list" "--concurrency" "$rlaif" bench serve --concurrency 0,8
 
-for sub in train kernels generate; do
+for sub in train dpo kernels attention generate; do
   out="$("$rlaif" bench "$sub" --help)" || flunk "bench $sub --help failed"
   grep -q -- "--device" <<<"$out" || flunk "bench $sub --help lacks --device"
 done
