@@ -54,6 +54,8 @@ out="${OUT:-/tmp/gpu_peers}"
 mkdir -p "$out"
 log="$out/peers.log"
 : > "$log"
+# A folder reused from an earlier run must not lend its figures to this one's table.
+rm -f "$out"/rlaif_*.json "$out"/peer_*.json "$out"/*.mem "$out"/*.smi
 limit="${PEERS_TIMEOUT:-240}"
 start=$(date +%s)
 echo "gpu_peers: $device; rlaif $rlaif; python $python (torch: $([[ $have_torch == 1 ]] && "$python" -c 'import torch; print(torch.__version__)' || echo none))" | tee -a "$log"
@@ -132,9 +134,9 @@ for stage in "${stages[@]}"; do
       for arch in gpt2 llama; do
         measure "rlaif_generate_$arch" "$rlaif" bench generate --arch "$arch" \
           --preset "${presets[0]}" --batch "$batches" --prompt-len "$prompt" --new-tokens "$new" \
-          --device "$device" --dtype "$dtype" --json "$out/rlaif_generate_$arch.json"
+          --reps 3 --device "$device" --dtype "$dtype" --json "$out/rlaif_generate_$arch.json"
         peer "peer_generate_$arch" torch_generate.py --arch "$arch" --preset "${presets[0]}" \
-          --batch "$batches" --prompt-len "$prompt" --new-tokens "$new" --device "$device" \
+          --batch "$batches" --prompt-len "$prompt" --new-tokens "$new" --reps 3 --device "$device" \
           --dtype "$dtype" --json "$out/peer_generate_$arch.json"
       done
       ;;

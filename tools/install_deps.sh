@@ -16,6 +16,7 @@ packages=(
   libpcre2-dev libicu-dev liblzma-dev  # Hugging Face tokenizers: split regexes, Unicode normalization, .xz files
   libopenmpi-dev openmpi-bin  # MPI: `mpirun -np N` launches ranks; CPU collectives, NCCL bootstrap
   clang libclang-rt-14-dev libomp-dev  # fuzz targets: libFuzzer, ASan/UBSan runtimes, clang's OpenMP
+  python3                  # tools/peers/compare.py: the benchmark comparisons' tables (standard library only)
 )
 
 missing=()

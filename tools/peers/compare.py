@@ -107,8 +107,8 @@ def main(folder):
     body = []
     for key in mine:
         r, p = mine[key], theirs.get(key)
-        body.append([key[0], f"{key[1]}x{key[2]}/{key[3]}x{key[4]}x{key[5]}", num(r["tflops"]),
-                     num(p["tflops"]) if p else "n/a", ratio(r["tflops"], p["tflops"] if p else None),
+        body.append([key[0], f"{key[1]}x{key[2]}/{key[3]}x{key[4]}x{key[5]}", num(r["tflops"], 3),
+                     num(p["tflops"], 3) if p else "n/a", ratio(r["tflops"], p["tflops"] if p else None),
                      p.get("backend", "") if p else ""])
     if body:
         table("attention (TFLOP/s, causal)", ["pass", "B x H/Hkv x T x Dh", "rlaif", "SDPA", "speed", "SDPA backend"], body)

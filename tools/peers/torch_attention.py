@@ -2,14 +2,16 @@
 """PyTorch's causal attention, forward and forward+backward, over a grid of shapes: the peer of
 `rlaif bench attention`.
 
-Rows: head size Dh in {64, 128}, sequence T in {1024, 2048, 4096} with B = 8192 / T (8192 tokens
-a row), H = 768 / Dh query heads and Hkv in {H, H/3} key/value heads; q, k, v as [B, H, T, Dh].
-On cuda the figures are bf16 through the flash backend of scaled_dot_product_attention (the
-memory-efficient one where flash refuses a shape; each row says which ran). FLOPs: forward
-4*B*H*T*T*Dh/2 (the causal half), forward+backward 3.5 times that.
+Rows, with the flags and defaults of `rlaif bench attention`: every head size Dh of --head-dim
+(64, 128) x every sequence length T of --seq (1024, 2048, 4096), with B = --tokens / T (8192
+tokens a row), H = --width / Dh query heads (768 wide) and Hkv in {H, H / --groups} key/value
+heads (3); q, k, v as [B, H, T, Dh]. On cuda the figures are bf16 through the flash backend of
+scaled_dot_product_attention (the memory-efficient one where flash refuses a shape; each row says
+which ran). FLOPs: forward 4*B*H*T*T*Dh/2 (the causal half), forward+backward 3.5 times that.
 
---small (the default on cpu) shrinks the grid to T in {64, 128}, B = 2. --check also runs the
-explicit softmax attention on every row's inputs and reports the largest difference from SDPA.
+--small (the default on cpu) shrinks the default grid to T in {64, 128} with 256 tokens a row.
+--check also runs the explicit softmax attention on every row's inputs and reports the largest
+difference from SDPA.
 """
 
 import argparse
@@ -162,10 +164,18 @@ def main():
         "--dtype", choices=["f32", "bf16"], default=None, help="default: bf16 on cuda, f32 on cpu"
     )
     ap.add_argument(
-        "--small", action="store_true", default=None, help="T in {64, 128}, B = 2 (default on cpu)"
+        "--small",
+        action="store_true",
+        default=None,
+        help="T in {64, 128}, 256 tokens a row, unless --seq/--tokens say otherwise "
+        "(default on cpu)",
     )
     ap.add_argument("--full", dest="small", action="store_false", help="the full grid even on cpu")
-    ap.add_argument("--dh", default="64,128", help="head sizes, comma-separated")
+    ap.add_argument("--head-dim", "--dh", dest="dh", default="64,128", help="head sizes (Dh)")
+    ap.add_argument("--seq", default=None, help="sequence lengths (T), comma-separated")
+    ap.add_argument("--tokens", type=int, default=None, help="tokens a row: B = tokens / T")
+    ap.add_argument("--width", type=int, default=768, help="H = width / Dh query heads")
+    ap.add_argument("--groups", type=int, default=3, help="query heads per kv head (1: none)")
     ap.add_argument("--check", action="store_true", help="compare SDPA with the explicit softmax")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
@@ -185,13 +195,20 @@ def main():
     torch.manual_seed(args.seed)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
 
+    seqs = args.seq or ("64,128" if args.small else "1024,2048,4096")
+    tokens = args.tokens or (256 if args.small else 8192)
     shapes = []
     for Dh in (int(x) for x in args.dh.split(",")):
-        H = 768 // Dh
-        for T in (64, 128) if args.small else (1024, 2048, 4096):
-            B = 2 if args.small else 8192 // T
-            for Hkv in (H, H // 3):
-                shapes.append((B, H, Hkv, T, Dh))
+        if args.width % Dh:
+            raise SystemExit(f"--width {args.width} is not a multiple of --head-dim {Dh}")
+        H = args.width // Dh
+        for T in (int(x) for x in seqs.split(",")):
+            if tokens % T:
+                raise SystemExit(f"--tokens {tokens} is not a multiple of --seq {T}")
+            for Hkv in (H, H // args.groups) if args.groups > 1 else (H,):
+                if H % args.groups:
+                    raise SystemExit(f"--groups {args.groups} does not divide {H} heads")
+                shapes.append((tokens // T, H, Hkv, T, Dh))
 
     rows = []
     for B, H, Hkv, T, Dh in shapes:

@@ -146,7 +146,9 @@ def main():
     ap.add_argument(
         "--seq", type=int, default=512, help="tokens per sequence (prompt + completion)"
     )
-    ap.add_argument("--prompt", type=int, default=256, help="prompt tokens shared by a pair")
+    ap.add_argument(
+        "--prompt", type=int, default=0, help="prompt tokens shared by a pair (0: half of --seq)"
+    )
     ap.add_argument("--mode", default="live,precomputed", help="live, precomputed or both")
     ap.add_argument(
         "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
@@ -154,7 +156,7 @@ def main():
     ap.add_argument(
         "--dtype", choices=["f32", "bf16"], default=None, help="default: bf16 on cuda, f32 on cpu"
     )
-    ap.add_argument("--reps", type=int, default=10, help="timed steps per mode")
+    ap.add_argument("--reps", type=int, default=5, help="timed steps per mode")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per mode")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
@@ -164,6 +166,8 @@ def main():
         args.dtype = "bf16" if args.device == "cuda" else "f32"
     pm.check_device_dtype(args.device, args.dtype)
     p = pm.PRESETS[(args.arch, args.preset)]
+    if args.prompt == 0:
+        args.prompt = args.seq // 2
     modes = [m for m in args.mode.split(",") if m]
     if not modes or any(m not in ("live", "precomputed") for m in modes):
         raise SystemExit("--mode must be live, precomputed or live,precomputed")
