@@ -301,6 +301,12 @@ PpoResult train_ppo(const PpoModels& models, const std::vector<std::string>& pro
         rollout.seconds > 0 ? static_cast<double>(generated) / rollout.seconds : 0.0);
     values.emplace_back("train_tokens_per_s",
                         upd.seconds > 0 ? static_cast<double>(upd.tokens) / upd.seconds : 0.0);
+    // Where the step's time went: the rollout's parts on rank 0, then the update.
+    values.emplace_back("time/generate_s", rollout.generate_seconds);
+    values.emplace_back("time/score_s", rollout.score_seconds);
+    values.emplace_back("time/evaluate_s", rollout.evaluate_seconds);
+    values.emplace_back("time/rollout_s", rollout.seconds);
+    values.emplace_back("time/update_s", upd.seconds);
     values.emplace_back(
         "elapsed_s",
         std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count());

@@ -236,6 +236,12 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
   // Every EOS the model declares (config.json, the tokenizer, generation_config.json).
   gen.eos_ids = generation_stop_ids(models.policy->config(), tok);
   const size_t chunk = static_cast<size_t>(options.forward_batch);
+  // Seconds since `since`, for the rollout's split (each part ends by reading results back to the
+  // host, so the device's work is inside it).
+  auto seconds_since = [](std::chrono::steady_clock::time_point since) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+  };
+  auto part_start = std::chrono::steady_clock::now();
   for (size_t begin = first; begin < last; begin += chunk) {
     const size_t end = std::min(last, begin + chunk);
     std::vector<std::vector<int32_t>> batch_prompts;
@@ -257,8 +263,12 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
   // With several ranks, an API critic is asked by rank 0 for every sequence once they are
   // gathered (below); any other reward scores each rank's own.
   const bool lead_scores = ranks.size() > 1 && models.reward->scores_on_lead_rank();
+  rollout.generate_seconds = seconds_since(part_start);
+  part_start = std::chrono::steady_clock::now();
   if (!lead_scores) score_samples(rollout, first, last, *models.reward, prompts, options);
+  rollout.score_seconds = seconds_since(part_start);
 
+  part_start = std::chrono::steady_clock::now();
   {
     NoGradGuard no_grad;
     for (size_t begin = first; begin < last; begin += chunk) {
@@ -286,10 +296,12 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
       }
     }
   }
+  rollout.evaluate_seconds = seconds_since(part_start);
   if (ranks.size() > 1) {
     gather_rollout(rollout, ranks, tok);
     if (lead_scores) {
       std::string stopped;
+      part_start = std::chrono::steady_clock::now();
       if (ranks.rank() == 0) {
         try {
           score_samples(rollout, 0, rollout.samples.size(), *models.reward, prompts, options);
@@ -300,6 +312,7 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
       // Every rank stops together at rank 0's spending limit; the others would otherwise wait in
       // the broadcast for scores that never come.
       stopped = broadcast_scores(rollout, ranks, stopped);
+      rollout.score_seconds = seconds_since(part_start);
       if (!stopped.empty()) throw SpendLimitReached(stopped);
     }
   }

@@ -99,6 +99,9 @@ struct Rollout {
   int64_t step = 0;
   std::vector<Sample> samples;  // prompt-major: sample k of the p-th prompt at p·K + k
   double seconds = 0.0;         // generation, scoring and the no-grad forward passes
+  // Its parts on this rank: sampling the responses, the reward function, and the no-grad
+  // forward passes (log π_old, log π_ref, entropy, values); the rest is gathering over ranks.
+  double generate_seconds = 0.0, score_seconds = 0.0, evaluate_seconds = 0.0;
   int64_t response_tokens() const;
 };
 

@@ -8,10 +8,13 @@
 #              512 tokens, reference live and precomputed)
 #   generate   `rlaif bench generate` beside PyTorch KV-cache generation (batch 1, 16, 64; prompt
 #              128, 256 new tokens)
+#   ppo        `rlaif ppo` alone (no peer): GPT-2 124M's shape with random weights, a reward model
+#              from one `rlaif rm` step, 16 prompts a step, 256 new tokens; the step's split into
+#              generation, scoring, evaluation (the no-grad passes) and update, from its metrics
 # GPU memory is compared as the device's used memory (nvidia-smi, polled every 100 ms while each
 # program runs alone), which counts both programs alike; rlaif's own tensor peak is in its JSON.
 #
-#   tools/gpu_peers.sh [STAGE...]     stages to run (default: all four), on cuda
+#   tools/gpu_peers.sh [STAGE...]     stages to run (default: all five), on cuda
 #   tools/gpu_peers.sh --cpu [STAGE...]  a rehearsal of the plumbing on the CPU: tiny presets and
 #                                     sizes, f32, no llm.c; minutes, not a measurement
 #
@@ -31,13 +34,13 @@ stages=()
 for arg in "$@"; do
   case "$arg" in
     --cpu) device=cpu ;;
-    train | attention | dpo | generate) stages+=("$arg") ;;
+    train | attention | dpo | generate | ppo) stages+=("$arg") ;;
     -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "gpu_peers.sh: unknown argument '$arg' (stages: train attention dpo generate; --cpu)" >&2
+    *) echo "gpu_peers.sh: unknown argument '$arg' (stages: train attention dpo generate ppo; --cpu)" >&2
        exit 2 ;;
   esac
 done
-((${#stages[@]})) || stages=(train attention dpo generate)
+((${#stages[@]})) || stages=(train attention dpo generate ppo)
 
 rlaif="${RLAIF:-}"
 for candidate in build-gpu/tools/rlaif build/tools/rlaif; do
@@ -55,7 +58,7 @@ mkdir -p "$out"
 log="$out/peers.log"
 : > "$log"
 # A folder reused from an earlier run must not lend its figures to this one's table.
-rm -f "$out"/rlaif_*.json "$out"/peer_*.json "$out"/*.mem "$out"/*.smi
+rm -rf "$out"/rlaif_*.json "$out"/peer_*.json "$out"/*.mem "$out"/*.smi "$out/ppo"
 limit="${PEERS_TIMEOUT:-240}"
 start=$(date +%s)
 echo "gpu_peers: $device; rlaif $rlaif; python $python (torch: $([[ $have_torch == 1 ]] && "$python" -c 'import torch; print(torch.__version__)' || echo none))" | tee -a "$log"
@@ -92,9 +95,11 @@ peer() {  # name, script, args...: a PyTorch peer, when torch is there
 if [[ "$device" == cuda ]]; then
   dtype=bf16; presets=(124M); B=8; T=1024; dims=64,128; seqs=1024,2048,4096; tokens=8192; width=768
   pairs=8; dpo_seq=512; batches=1,16,64; prompt=128; new=256
+  ppo_shape=(--layers 12 --d-model 768 --heads 12 --seq 1024); ppo_batch=16; rm_len=512
 else
   dtype=f32; presets=(tiny); B=2; T=64; dims=32,64; seqs=64,128; tokens=256; width=192
   pairs=2; dpo_seq=64; batches=1,2; prompt=16; new=8
+  ppo_shape=(--layers 2 --d-model 64 --heads 2 --seq 256); ppo_batch=2; rm_len=128
 fi
 
 for stage in "${stages[@]}"; do
@@ -139,6 +144,16 @@ for stage in "${stages[@]}"; do
           --batch "$batches" --prompt-len "$prompt" --new-tokens "$new" --reps 3 --device "$device" \
           --dtype "$dtype" --json "$out/peer_generate_$arch.json"
       done
+      ;;
+    ppo)
+      dev=(--device "$device" --dtype "$dtype")
+      measure ppo_init "$rlaif" init --arch gpt2 "${ppo_shape[@]}" --tokenizer data/tokenizers/gpt2 \
+        --out "$out/ppo/policy"
+      measure ppo_rm "$rlaif" rm --model "$out/ppo/policy" --data data/preferences/dpo_en_demo.json \
+        --steps 1 --batch 8 --max-length "$rm_len" --save-every 0 "${dev[@]}" --out "$out/ppo/rm"
+      measure rlaif_ppo "$rlaif" ppo --model "$out/ppo/policy" --reward-model "$out/ppo/rm" \
+        --prompts data/instructions/alpaca_en_demo.json --batch "$ppo_batch" --max-new-tokens "$new" \
+        --max-prompt-length "$prompt" --steps 3 --save-every 0 "${dev[@]}" --out "$out/ppo/run"
       ;;
   esac
 done

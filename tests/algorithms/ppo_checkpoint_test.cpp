@@ -32,7 +32,10 @@ std::vector<std::string> deterministic_lines(const std::string& metrics) {
     std::string line;
     for (auto& m : r.GetObject()) {
       const std::string key = m.name.GetString();
-      if (key == "elapsed_s" || key.find("tokens_per_s") != std::string::npos) continue;
+      if (key == "elapsed_s" || key.starts_with("time/") ||
+          key.find("tokens_per_s") != std::string::npos) {
+        continue;
+      }
       char buf[64];
       std::snprintf(buf, sizeof buf, "%.17g", m.value.IsNumber() ? m.value.GetDouble() : 0.0);
       line += key + "=" + (m.value.IsString() ? m.value.GetString() : buf) + " ";

@@ -120,7 +120,7 @@ source "$root/tests/cli/lib/sort_ppo_fixture.sh"  # $tmp/policy, pairs, prompts,
 ppo=(--model "$tmp/policy" --reward-model "$tmp/rm" --prompts "$tmp/prompts.jsonl" --batch 2
      --max-new-tokens 4 --max-prompt-length 24 --ppo-epochs 1 --lr 1e-3 --seed 3 --lora-r 2
      --lora-dropout 0.1 --steps 4 --save-every 2)
-strip() { sed -E 's/,"(elapsed_s|rollout_tokens_per_s|train_tokens_per_s)":[^,}]*//g' "$1"; }
+strip() { sed -E 's/,"(elapsed_s|rollout_tokens_per_s|train_tokens_per_s|time\/[a-z_]+)":[^,}]*//g' "$1"; }
 "$rlaif" ppo "${ppo[@]}" --out "$tmp/ppo" >/dev/null 2>"$tmp/ppo.err" || { cat "$tmp/ppo.err"; fail "ppo --lora-r"; }
 is_adapter_dir "$tmp/ppo"
 is_adapter_dir "$tmp/ppo/value_model"

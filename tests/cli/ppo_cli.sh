@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `rlaif ppo` end to end on tiny models: a reward model made by `rlaif init` + a short `rlaif rm`
 # run; PPO (gae, the value model starting from the reward model), RLOO and GRPO each run a few
-# steps and write a model directory and their metrics (TRL's names); a run resumed from its
-# checkpoint logs what the uninterrupted run logged, and so does one stopped by SIGINT; bad flag
-# combinations exit with 2.
+# steps and write a model directory and their metrics (TRL's names, and the step's time split); a
+# run resumed from its checkpoint logs what the uninterrupted run logged, and so does one stopped
+# by SIGINT; bad flag combinations exit with 2.
 set -euo pipefail
 rlaif="$1"; root="$2"
 tmp="$(mktemp -d)"
@@ -30,6 +30,14 @@ run() {  # name, "extra metric names", then flags
 
 run gae "value_loss explained_variance value_clip_fraction" --steps 2 --mini-batches 2 \
   --tensorboard "$tmp/gae_tb"
+# The step's time split: generation, scoring and evaluation are positive parts of the rollout's
+# time (together at most all of it), and the update took time too.
+awk -F'"time/' 'NF > 1 { for (i = 2; i <= NF; i++) { split($i, kv, "\":"); v[kv[1]] = kv[2] + 0 }
+  parts = v["generate_s"] + v["score_s"] + v["evaluate_s"]
+  if (!(v["generate_s"] > 0 && v["score_s"] > 0 && v["evaluate_s"] > 0 && v["update_s"] > 0 &&
+        parts <= v["rollout_s"] + 1e-6)) bad = 1 }
+  END { exit bad || NR != 2 }' "$tmp/gae/metrics.jsonl" ||
+  { echo "ppo: the time split is wrong: $(tail -1 "$tmp/gae/metrics.jsonl")"; exit 1; }
 # The same metrics as TensorBoard scalars, tagged train/NAME.
 grep -aq "train/explained_variance" "$tmp"/gae_tb/events.out.tfevents.* ||
   { echo "ppo --tensorboard wrote no train/explained_variance scalar"; ls -la "$tmp/gae_tb"; exit 1; }
@@ -44,7 +52,7 @@ run drgrpo "kl_loss frac_reward_zero_std" --steps 2 --advantage grpo --samples-p
   { echo "the trained policy does not load"; exit 1; }
 
 # Resume: 4 steps straight vs. 2 steps, a checkpoint, and the rest.
-strip() { sed -E 's/,"(elapsed_s|rollout_tokens_per_s|train_tokens_per_s)":[^,}]*//g' "$1"; }
+strip() { sed -E 's/,"(elapsed_s|rollout_tokens_per_s|train_tokens_per_s|time\/[a-z_]+)":[^,}]*//g' "$1"; }
 resume_flags=(--steps 4 --save-every 2 --adaptive-kl 0.1 --adaptive-kl-horizon 20)
 "$rlaif" ppo "${common[@]}" "${resume_flags[@]}" --out "$tmp/full" >/dev/null 2>&1
 "$rlaif" ppo "${common[@]}" "${resume_flags[@]}" --out "$tmp/part" >/dev/null 2>&1

@@ -47,7 +47,7 @@ printf '{"reward": ["regex:^[a-z]( [a-z]){0,9}$@0.5", "regex:a@b", "length:8@0.2
 "$rlaif" ppo "${common[@]}" "${rules[@]}" --samples-per-prompt 2 --batch 2 --steps 2 --out "$tmp/flags" >/dev/null 2>&1
 "$rlaif" ppo "${common[@]}" --config "$tmp/rules.json" --samples-per-prompt 2 --batch 2 --steps 2 \
   --out "$tmp/config" >/dev/null 2>&1
-strip() { sed -E 's/,"(elapsed_s|rollout_tokens_per_s|train_tokens_per_s)":[^,}]*//g' "$1"; }
+strip() { sed -E 's/,"(elapsed_s|rollout_tokens_per_s|train_tokens_per_s|time\/[a-z_]+)":[^,}]*//g' "$1"; }
 diff <(strip "$tmp/flags/metrics.jsonl") <(strip "$tmp/config/metrics.jsonl") >/dev/null ||
   { echo "--reward from --config differs from the command line"; exit 1; }
 

@@ -141,6 +141,23 @@ def main(folder):
     if body:
         table("generate (new tokens/s; target 2x)", ["model, batch", "rlaif", "PyTorch", "speed"], body)
 
+    # PPO: the step's time split (no peer), the median over steps after the first.
+    metrics = os.path.join(folder, "ppo", "run", "metrics.jsonl")
+    steps = []
+    if os.path.exists(metrics):
+        with open(metrics) as f:
+            steps = [json.loads(line) for line in f if '"kind":"train"' in line]
+    later = steps[1:] if len(steps) > 1 else steps
+    if later:
+        parts = ["generate", "score", "evaluate", "update"]
+        med = {p: statistics.median(s.get(f"time/{p}_s", 0.0) for s in later) for p in parts}
+        total = sum(med.values())
+        body = [[p, f"{med[p] * 1e3:.1f}", f"{100 * med[p] / total:.1f}%" if total else "n/a"] for p in parts]
+        body.append(["step", f"{total * 1e3:.1f}", "100%"])
+        table(f"ppo step ({len(later)} steps, medians; rollout tokens/s "
+              f"{statistics.median(s.get('rollout_tokens_per_s', 0.0) for s in later):.0f})",
+              ["part", "ms", "share"], body)
+
     print("\n".join(out))
 
 
