@@ -49,8 +49,12 @@ bool should_record(const std::vector<Variable>& inputs) {
   return false;
 }
 
-Variable record_op(std::string op, Tensor output, std::vector<Variable> inputs,
-                   BackwardFn backward) {
+namespace {
+
+// The output of an op, with a node holding `backward` when any input requires a gradient (and
+// recording is on); a plain value otherwise.
+template <typename Rule>
+Variable record(std::string op, Tensor output, std::vector<Variable> inputs, Rule backward) {
   if (!should_record(inputs)) return Variable(std::move(output));
   Variable result(std::move(output));
   VariableInternals::set_requires_grad(result, true);
@@ -59,14 +63,16 @@ Variable record_op(std::string op, Tensor output, std::vector<Variable> inputs,
   return result;
 }
 
+}  // namespace
+
+Variable record_op(std::string op, Tensor output, std::vector<Variable> inputs,
+                   BackwardFn backward) {
+  return record(std::move(op), std::move(output), std::move(inputs), std::move(backward));
+}
+
 Variable record_op_into_leaves(std::string op, Tensor output, std::vector<Variable> inputs,
                                LeafAccumulatingBackwardFn backward) {
-  if (!should_record(inputs)) return Variable(std::move(output));
-  Variable result(std::move(output));
-  VariableInternals::set_requires_grad(result, true);
-  VariableInternals::grad_fn(result) =
-      std::make_shared<Node>(std::move(op), std::move(inputs), std::move(backward));
-  return result;
+  return record(std::move(op), std::move(output), std::move(inputs), std::move(backward));
 }
 
 }  // namespace rlaif
