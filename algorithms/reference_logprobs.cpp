@@ -214,7 +214,7 @@ std::pair<RefLogprobs, RefLogprobs> cached_ref_logprobs(const std::string& cache
       auto format = file.metadata().find("format");
       if (format != file.metadata().end() && format->second != kCacheFormat) {
         std::fprintf(stderr,
-                     "dpo: %s holds reference log-probs of format %s, keyed by other hashes than "
+                     "reference log-probs: %s holds format %s, keyed by other hashes than "
                      "this build's %s: recomputing them\n",
                      cache_path.c_str(), format->second.c_str(), kCacheFormat);
       }
@@ -238,7 +238,7 @@ std::pair<RefLogprobs, RefLogprobs> cached_ref_logprobs(const std::string& cache
       }
     } catch (const Error& e) {
       out = {};
-      std::fprintf(stderr, "dpo: recomputing the reference log-probs: %s\n", e.what());
+      std::fprintf(stderr, "reference log-probs: recomputing them: %s\n", e.what());
     }
   }
   if (ranks.size() > 1) {  // rank 0 tells the others what it found, and sends it
