@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <functional>
@@ -33,8 +34,15 @@ void for_each_record(const std::string& path, const RecordFn& fn) {
     std::stringstream buffer;
     buffer << in.rdbuf();
     std::string text = buffer.str();
+    // As read_jsonl: a NUL byte would end the parser's text early.
+    const size_t nul = text.find('\0');
+    if (nul != std::string::npos) {
+      const auto line =
+          1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n');
+      throw Error(path, ":", line, ": a NUL byte (binary data, not JSON text)");
+    }
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseIterativeFlag>(text.c_str());
+    doc.Parse<rapidjson::kParseIterativeFlag>(text.c_str(), text.size());
     if (doc.HasParseError()) {
       size_t offset = doc.GetErrorOffset(), line = 1;
       for (size_t i = 0; i < offset && i < text.size(); ++i) line += text[i] == '\n';
@@ -143,8 +151,8 @@ std::vector<Turn> alpaca_turns(const Json& r, const std::string& where) {
     for (const auto& pair : history.GetArray()) {
       RLAIF_CHECK(pair.IsArray() && pair.Size() == 2 && pair[0].IsString() && pair[1].IsString(),
                   where, ": each \"history\" entry must be [instruction, response] strings");
-      turns.push_back({"user", pair[0].GetString()});
-      turns.push_back({"assistant", pair[1].GetString()});
+      turns.push_back({"user", std::string(pair[0].GetString(), pair[0].GetStringLength())});
+      turns.push_back({"assistant", std::string(pair[1].GetString(), pair[1].GetStringLength())});
     }
   }
   turns.push_back({"user", instruction});

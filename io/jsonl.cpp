@@ -24,6 +24,11 @@ void read_jsonl(const std::string& path,
   while (std::getline(in, line)) {
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    // JSON text holds no NUL byte; the parser would take one for the end of the text, ignoring
+    // what follows or blaming a missing quote.
+    const size_t nul = line.find('\0');
+    RLAIF_CHECK(nul == std::string::npos, path, ":", number, ": a NUL byte at column ", nul + 1,
+                " (binary data, not JSON text)");
     rapidjson::Document doc;
     // Exact numbers: they read back to the doubles that were written (a resumed run rewrites
     // the kept lines of its metrics log, which must not change them).

@@ -99,6 +99,30 @@ TEST(SftDatasets, AlpacaWithAndWithoutInputSystemAndHistory) {
   EXPECT_EQ(ex[3].completion, "pear");
 }
 
+// A NUL byte is no JSON text: the parser would read it as the end, ignoring what follows (or
+// blaming a quote), so it is an error naming the file and line. An escaped \u0000 inside a string
+// is JSON, and stays in the text with what follows it.
+TEST(SftDatasets, NulBytesAreErrorsAndEscapedNulsStayInTheText) {
+  DatasetFiles f;
+  using namespace std::string_literals;
+  std::string path =
+      f.write("after.json", "[{\"prompt\": \"a\", \"completion\": \"b\"}]\n\0[junk"s);
+  std::string msg = error_of([&] { load_sft_examples(path); });
+  EXPECT_NE(msg.find(path + ":2: a NUL byte"), std::string::npos) << msg;
+  path = f.write("inside.jsonl",
+                 "{\"prompt\": \"a\", \"completion\": \"b\"}\n"
+                 "{\"prompt\": \"x\0y\", \"completion\": \"b\"}\n"s);
+  msg = error_of([&] { load_sft_examples(path); });
+  EXPECT_NE(msg.find(path + ":2: a NUL byte at column 14"), std::string::npos) << msg;
+
+  auto ex = load_sft_examples(f.write(
+      "escaped.json",
+      R"([{"instruction": "q\u0000r", "output": "o\u0000p", "history": [["h\u0000i", "a\u0000b"]]}])"));
+  ASSERT_EQ(ex.size(), 1u);
+  EXPECT_EQ(ex[0].prompt, "h\0i\n\nAssistant: a\0b\n\nHuman: q\0r"s);
+  EXPECT_EQ(ex[0].completion, "o\0p"s);
+}
+
 TEST(SftDatasets, ShippedAlpacaDemoLoads) {
   auto ex = load_sft_examples(test::data_path("instructions/alpaca_en_demo.json"));
   ASSERT_EQ(ex.size(), 999u);
