@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "algorithms/checkable_tasks.h"
@@ -234,6 +235,17 @@ ExperimentResults collect_results(const ExperimentConfig& config, const std::str
     }
     results.arms.push_back(r);
   }
+  std::set<std::string> api_stages;
+  for (const std::string& arm : config.arms) {
+    api_stages.insert(arm.starts_with("sft_strong") ? "distill_strong" : "distill_weak");
+    if (arm.ends_with("_dpo")) api_stages.insert("label_" + arm);
+    api_stages.insert("eval_" + arm);
+  }
+  for (const std::string& name : api_stages) {
+    const rapidjson::Document d = parse(summaries, name);
+    results.requests += count(d, "requests_sent") + count(d, "cached");
+    results.tokens += count(d, "prompt_tokens") + count(d, "completion_tokens");
+  }
   return results;
 }
 
@@ -262,7 +274,9 @@ std::string results_markdown(const ExperimentResults& results) {
         "share\n"
         "of the teacher's kept answers that are right, and \"critic right\" the share of the "
         "pairs\n"
-        "with exactly one right sample in which the critic preferred that one in both orders.\n";
+        "with exactly one right sample in which the critic preferred that one in both orders.\n"
+     << "\nAPI cost of the whole experiment (each stage once; arms share their teacher's answers): "
+     << results.requests << " requests, " << results.tokens << " tokens.\n";
   return md.str();
 }
 
@@ -297,6 +311,8 @@ void write_results(const ExperimentResults& results, const std::string& out_dir)
     arms.PushBack(o, a);
   }
   doc.AddMember("arms", arms, a);
+  doc.AddMember("requests", results.requests, a);
+  doc.AddMember("tokens", results.tokens, a);
   const fs::path out(out_dir);
   write_file_atomically((out / "results.json").string(), to_json_line(doc) + "\n");
   const std::string md = results_markdown(results);

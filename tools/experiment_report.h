@@ -43,6 +43,10 @@ struct ExperimentResults {
   std::string config_path;
   std::string judge;
   std::vector<ArmResult> arms;
+  // The whole experiment's API cost: every API stage counted once (arms that share a teacher's
+  // answers share its distill stage, which each arm's own figures include).
+  int64_t requests = 0;
+  int64_t tokens = 0;
 };
 
 // Reads each stage's summary (stage name → its JSON line) into one row per arm.

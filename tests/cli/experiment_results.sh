@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `rlaif experiment`'s results from finished stages, on hand-made files whose numbers are known:
 # the teachers' and the critic's agreement with the checker (the train prompts carry their right
-# answers), the judge's agreement on wrong answers, and the costs summed over the stages.
+# answers), the judge's agreement on wrong answers, and the costs summed over the stages (per arm,
+# and for the whole experiment with shared stages counted once).
 set -euo pipefail
 rlaif="$1"; root="$2"
 mini="$root/data/miniature"
@@ -97,6 +98,12 @@ want sft_weak wrong_judged 3
 want sft_strong requests 9      # distill 3 sent + 2 cached, eval 4
 want sft_weak_dpo requests 19   # distill 5, label 10, eval 4
 want sft_weak_dpo tokens 1214
+# The whole experiment's cost counts the shared distill_weak once: 5 + 5 + 10 + 3 x 4 requests,
+# 110 + 120 + 1050 + 3 x 44 tokens (the arms' own figures add up to 37 and 1546).
+grep -q '"requests":32,"tokens":1412}$' "$out/results.json" ||
+  { echo "results.json total: want 32 requests, 1412 tokens: $(tail -c 80 "$out/results.json")"; exit 1; }
+grep -q '^API cost of the whole experiment .*: 32 requests, 1412 tokens.$' "$out/results.md" ||
+  { echo "results.md lacks the total cost"; cat "$out/results.md"; exit 1; }
 grep -q '| sft_weak_dpo | local: .* | 20.0 of 5 | local: .* | 33.3 of 3 | 5 | 3 |' "$out/results.md" ||
   { echo "results.md row:"; cat "$out/results.md"; exit 1; }
 grep -q '33.3 of 3 right' "$out/report.html" || { echo "report.html lacks the critic's agreement"; exit 1; }
