@@ -5,19 +5,16 @@
 # that logs every request body it receives), answering "Output (a)" after 0.3 s.
 set -uo pipefail
 rlaif="$1"; root="$2"
-server="$(dirname "$rlaif")/../tests/fake_openai_server"
-[[ -x "$server" ]] || { echo "skipped: no $server (tests not built)"; exit 77; }
+source "$root/tests/cli/lib/test_server.sh"
+require_test_server fake_openai_server
 tmp="$(mktemp -d)"
 pid=""
 cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$server" --port-file "$tmp/port" --log "$tmp/received.log" --answer "Output (a)" --delay 0.3 &
-pid=$!
-for _ in $(seq 200); do [[ -s "$tmp/port" ]] && break; sleep 0.05; done
-[[ -s "$tmp/port" ]] || fail "the fake server did not start"
-api=(--api-base "http://127.0.0.1:$(cat "$tmp/port")/v1" --api-model critic --concurrency 2)
+start_test_server --log "$tmp/received.log" --answer "Output (a)" --delay 0.3
+api=(--api-base "http://127.0.0.1:$port/v1" --api-model critic --concurrency 2)
 
 n=16
 for i in $(seq $n); do

@@ -6,19 +6,16 @@
 # uninterrupted run did, and rules add to its scores.
 set -uo pipefail
 rlaif="$1"; root="$2"
-server="$(dirname "$rlaif")/../tests/score_server"
-[[ -x "$server" ]] || { echo "skipped: no $server (tests not built)"; exit 77; }
+source "$root/tests/cli/lib/test_server.sh"
+require_test_server score_server
 tmp="$(mktemp -d)"
 pid=""
 cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$server" --port-file "$tmp/port" --log "$tmp/received.log" --fail-first 1 &
-pid=$!
-for _ in $(seq 200); do [[ -s "$tmp/port" ]] && break; sleep 0.05; done
-[[ -s "$tmp/port" ]] || fail "the score server did not start"
-url="http://127.0.0.1:$(cat "$tmp/port")/score"
+start_test_server --log "$tmp/received.log" --fail-first 1
+url="http://127.0.0.1:$port/score"
 
 tok="$root/data/models/stories260K/tokenizer.model"
 "$rlaif" init --arch llama --layers 1 --d-model 32 --heads 2 --seq 48 --tokenizer "$tok" --seed 1 \

@@ -8,8 +8,8 @@
 # asks nothing twice; experiment shares its limit among its API stages.
 set -uo pipefail
 rlaif="$1"; root="$2"
-server="$(dirname "$rlaif")/../tests/fake_openai_server"
-[[ -x "$server" ]] || { echo "skipped: no $server (tests not built)"; exit 77; }
+source "$root/tests/cli/lib/test_server.sh"
+require_test_server fake_openai_server
 tmp="$(mktemp -d)"
 pid=""
 cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
@@ -19,11 +19,8 @@ lines() { if [[ -f "$1" ]]; then grep -c . "$1"; else echo 0; fi; }
 # The value of a top-level number or boolean field of a one-line JSON object.
 field() { sed -nE "s/.*\"$1\": *(-?[0-9.]+|true|false).*/\1/p" <<<"$2"; }
 
-"$server" --port-file "$tmp/port" --log "$tmp/received.log" --answer "Output (a)" &
-pid=$!
-for _ in $(seq 200); do [[ -s "$tmp/port" ]] && break; sleep 0.05; done
-[[ -s "$tmp/port" ]] || fail "the fake server did not start"
-base="http://127.0.0.1:$(cat "$tmp/port")/v1"
+start_test_server --log "$tmp/received.log" --answer "Output (a)"
+base="http://127.0.0.1:$port/v1"
 api=(--api-base "$base" --api-model teacher)
 sent() { lines "$tmp/received.log"; }
 
