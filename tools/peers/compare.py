@@ -57,7 +57,9 @@ def llmc_step_ms(log_text):
     section = log_text.split("--- llmc_gpt2:", 1)
     if len(section) < 2:
         return None
-    times = [float(m) for m in re.findall(r"^step\s+\d+/\d+ \|.*\| ([0-9.]+) ms \|", section[1], re.M)]
+    times = [
+        float(m) for m in re.findall(r"^step\s+\d+/\d+ \|.*\| ([0-9.]+) ms \|", section[1], re.M)
+    ]
     times = times[3:] if len(times) > 3 else times
     return statistics.median(times) if times else None
 
@@ -69,7 +71,12 @@ def main(folder):
         out.append(f"\n{title}")
         widths = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]
         for r in [header] + body:
-            out.append("  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+            out.append(
+                "  ".join(
+                    str(c).rjust(w) if i else str(c).ljust(w)
+                    for i, (c, w) in enumerate(zip(r, widths))
+                )
+            )
 
     device = None
     for name in sorted(os.listdir(folder)):
@@ -91,27 +98,64 @@ def main(folder):
         if doc is None:
             continue
         peer = llmc_tps if arch == "gpt2" else None
-        body.append([f"{arch} {doc.get('preset', '')} B{doc['batch']} T{doc['seq']}", num(doc.get("tokens_per_s"), 0),
-                     num(doc.get("mfu", 0) * 100 if doc.get("mfu") is not None else None),
-                     num(peer, 0), ratio(doc.get("tokens_per_s"), peer),
-                     num(mem(folder, f"rlaif_train_{arch}"), 0),
-                     num(mem(folder, "llmc_gpt2"), 0) if arch == "gpt2" else "",
-                     ratio(mem(folder, f"rlaif_train_{arch}"), mem(folder, "llmc_gpt2")) if arch == "gpt2" else ""])
+        body.append(
+            [
+                f"{arch} {doc.get('preset', '')} B{doc['batch']} T{doc['seq']}",
+                num(doc.get("tokens_per_s"), 0),
+                num(doc.get("mfu", 0) * 100 if doc.get("mfu") is not None else None),
+                num(peer, 0),
+                ratio(doc.get("tokens_per_s"), peer),
+                num(mem(folder, f"rlaif_train_{arch}"), 0),
+                num(mem(folder, "llmc_gpt2"), 0) if arch == "gpt2" else "",
+                ratio(mem(folder, f"rlaif_train_{arch}"), mem(folder, "llmc_gpt2"))
+                if arch == "gpt2"
+                else "",
+            ]
+        )
     if body:
-        table("train (tokens/s; llm.c's from its median ms/step)",
-              ["model", "rlaif tok/s", "MFU %", "llm.c tok/s", "speed", "rlaif MiB", "llm.c MiB", "memory"], body)
+        table(
+            "train (tokens/s; llm.c's from its median ms/step)",
+            [
+                "model",
+                "rlaif tok/s",
+                "MFU %",
+                "llm.c tok/s",
+                "speed",
+                "rlaif MiB",
+                "llm.c MiB",
+                "memory",
+            ],
+            body,
+        )
 
     # Attention: rows matched by shape.
-    mine = {(r["name"], r["B"], r["H"], r["Hkv"], r["T"], r["Dh"]): r for r in rows(load(folder, "rlaif_attention.json"))}
-    theirs = {(r["name"], r["B"], r["H"], r["Hkv"], r["T"], r["Dh"]): r for r in rows(load(folder, "peer_attention.json"))}
+    mine = {
+        (r["name"], r["B"], r["H"], r["Hkv"], r["T"], r["Dh"]): r
+        for r in rows(load(folder, "rlaif_attention.json"))
+    }
+    theirs = {
+        (r["name"], r["B"], r["H"], r["Hkv"], r["T"], r["Dh"]): r
+        for r in rows(load(folder, "peer_attention.json"))
+    }
     body = []
     for key in mine:
         r, p = mine[key], theirs.get(key)
-        body.append([key[0], f"{key[1]}x{key[2]}/{key[3]}x{key[4]}x{key[5]}", num(r["tflops"], 3),
-                     num(p["tflops"], 3) if p else "n/a", ratio(r["tflops"], p["tflops"] if p else None),
-                     p.get("backend", "") if p else ""])
+        body.append(
+            [
+                key[0],
+                f"{key[1]}x{key[2]}/{key[3]}x{key[4]}x{key[5]}",
+                num(r["tflops"], 3),
+                num(p["tflops"], 3) if p else "n/a",
+                ratio(r["tflops"], p["tflops"] if p else None),
+                p.get("backend", "") if p else "",
+            ]
+        )
     if body:
-        table("attention (TFLOP/s, causal)", ["pass", "B x H/Hkv x T x Dh", "rlaif", "SDPA", "speed", "SDPA backend"], body)
+        table(
+            "attention (TFLOP/s, causal)",
+            ["pass", "B x H/Hkv x T x Dh", "rlaif", "SDPA", "speed", "SDPA backend"],
+            body,
+        )
 
     # DPO: steps/s per reference mode.
     body = []
@@ -120,12 +164,23 @@ def main(folder):
         theirs = {r["mode"]: r for r in rows(load(folder, f"peer_dpo_{arch}.json"))}
         for mode, r in mine.items():
             p = theirs.get(mode)
-            body.append([f"{arch} {mode}", num(r["steps_per_s"], 2), num(p["steps_per_s"], 2) if p else "n/a",
-                         ratio(r["steps_per_s"], p["steps_per_s"] if p else None)])
+            body.append(
+                [
+                    f"{arch} {mode}",
+                    num(r["steps_per_s"], 2),
+                    num(p["steps_per_s"], 2) if p else "n/a",
+                    ratio(r["steps_per_s"], p["steps_per_s"] if p else None),
+                ]
+            )
         if mine:
-            body.append([f"{arch} device MiB", num(mem(folder, f"rlaif_dpo_{arch}"), 0),
-                         num(mem(folder, f"peer_dpo_{arch}"), 0),
-                         ratio(mem(folder, f"rlaif_dpo_{arch}"), mem(folder, f"peer_dpo_{arch}"))])
+            body.append(
+                [
+                    f"{arch} device MiB",
+                    num(mem(folder, f"rlaif_dpo_{arch}"), 0),
+                    num(mem(folder, f"peer_dpo_{arch}"), 0),
+                    ratio(mem(folder, f"rlaif_dpo_{arch}"), mem(folder, f"peer_dpo_{arch}")),
+                ]
+            )
     if body:
         table("dpo (steps/s; target 2x)", ["model, reference", "rlaif", "PyTorch", "speed"], body)
 
@@ -136,10 +191,20 @@ def main(folder):
         theirs = {r["batch"]: r for r in rows(load(folder, f"peer_generate_{arch}.json"))}
         for batch, r in sorted(mine.items()):
             p = theirs.get(batch)
-            body.append([f"{arch} batch {batch}", num(r["tokens_per_s"], 0), num(p["tokens_per_s"], 0) if p else "n/a",
-                         ratio(r["tokens_per_s"], p["tokens_per_s"] if p else None)])
+            body.append(
+                [
+                    f"{arch} batch {batch}",
+                    num(r["tokens_per_s"], 0),
+                    num(p["tokens_per_s"], 0) if p else "n/a",
+                    ratio(r["tokens_per_s"], p["tokens_per_s"] if p else None),
+                ]
+            )
     if body:
-        table("generate (new tokens/s; target 2x)", ["model, batch", "rlaif", "PyTorch", "speed"], body)
+        table(
+            "generate (new tokens/s; target 2x)",
+            ["model, batch", "rlaif", "PyTorch", "speed"],
+            body,
+        )
 
     # PPO: the step's time split (no peer), the median over steps after the first.
     metrics = os.path.join(folder, "ppo", "run", "metrics.jsonl")
@@ -152,11 +217,17 @@ def main(folder):
         parts = ["generate", "score", "evaluate", "update"]
         med = {p: statistics.median(s.get(f"time/{p}_s", 0.0) for s in later) for p in parts}
         total = sum(med.values())
-        body = [[p, f"{med[p] * 1e3:.1f}", f"{100 * med[p] / total:.1f}%" if total else "n/a"] for p in parts]
+        body = [
+            [p, f"{med[p] * 1e3:.1f}", f"{100 * med[p] / total:.1f}%" if total else "n/a"]
+            for p in parts
+        ]
         body.append(["step", f"{total * 1e3:.1f}", "100%"])
-        table(f"ppo step ({len(later)} steps, medians; rollout tokens/s "
-              f"{statistics.median(s.get('rollout_tokens_per_s', 0.0) for s in later):.0f})",
-              ["part", "ms", "share"], body)
+        table(
+            f"ppo step ({len(later)} steps, medians; rollout tokens/s "
+            f"{statistics.median(s.get('rollout_tokens_per_s', 0.0) for s in later):.0f})",
+            ["part", "ms", "share"],
+            body,
+        )
 
     print("\n".join(out))
 

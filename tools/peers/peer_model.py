@@ -291,3 +291,30 @@ def check_device_dtype(device: str, dtype: str):
         raise SystemExit("--device cuda: torch sees no CUDA device")
     if dtype == "bf16" and device != "cuda":
         raise SystemExit("--dtype bf16 needs --device cuda (the CPU figures are f32)")
+
+
+def add_common_args(ap, reps: int, warmup: int, reps_help: str, warmup_help: str):
+    """The flags every peer takes: --device, --dtype, --reps, --warmup, --seed, --threads, --json."""
+    ap.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
+    )
+    ap.add_argument(
+        "--dtype", choices=["f32", "bf16"], default=None, help="default: bf16 on cuda, f32 on cpu"
+    )
+    ap.add_argument("--reps", type=int, default=reps, help=reps_help)
+    ap.add_argument("--warmup", type=int, default=warmup, help=warmup_help)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    ap.add_argument("--json", default="", help="write the figures to this file as one JSON line")
+
+
+def apply_common_args(args):
+    """Fills --dtype's default, refuses what cannot run here, and applies --threads and --seed."""
+    if args.dtype is None:
+        args.dtype = "bf16" if args.device == "cuda" else "f32"
+    check_device_dtype(args.device, args.dtype)
+    if args.reps < 1 or args.warmup < 0:
+        raise SystemExit("--reps must be positive and --warmup not negative")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)

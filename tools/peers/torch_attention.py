@@ -158,12 +158,6 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument(
-        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
-    )
-    ap.add_argument(
-        "--dtype", choices=["f32", "bf16"], default=None, help="default: bf16 on cuda, f32 on cpu"
-    )
-    ap.add_argument(
         "--small",
         action="store_true",
         default=None,
@@ -177,22 +171,11 @@ def main():
     ap.add_argument("--width", type=int, default=768, help="H = width / Dh query heads")
     ap.add_argument("--groups", type=int, default=3, help="query heads per kv head (1: none)")
     ap.add_argument("--check", action="store_true", help="compare SDPA with the explicit softmax")
-    ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    ap.add_argument("--json", default="", help="write the figures to this file as one JSON line")
+    pm.add_common_args(ap, 10, 3, "timed runs per row (medians reported)", "untimed runs per row")
     args = ap.parse_args()
-    if args.dtype is None:
-        args.dtype = "bf16" if args.device == "cuda" else "f32"
     if args.small is None:
         args.small = args.device == "cpu"
-    pm.check_device_dtype(args.device, args.dtype)
-    if args.reps < 1 or args.warmup < 0:
-        raise SystemExit("--reps must be positive and --warmup not negative")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    pm.apply_common_args(args)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
 
     seqs = args.seq or ("64,128" if args.small else "1024,2048,4096")

@@ -150,21 +150,9 @@ def main():
         "--prompt", type=int, default=0, help="prompt tokens shared by a pair (0: half of --seq)"
     )
     ap.add_argument("--mode", default="live,precomputed", help="live, precomputed or both")
-    ap.add_argument(
-        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
-    )
-    ap.add_argument(
-        "--dtype", choices=["f32", "bf16"], default=None, help="default: bf16 on cuda, f32 on cpu"
-    )
-    ap.add_argument("--reps", type=int, default=5, help="timed steps per mode")
-    ap.add_argument("--warmup", type=int, default=2, help="untimed steps per mode")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    ap.add_argument("--json", default="", help="write the figures to this file as one JSON line")
+    pm.add_common_args(ap, 5, 2, "timed steps per mode", "untimed steps per mode")
     args = ap.parse_args()
-    if args.dtype is None:
-        args.dtype = "bf16" if args.device == "cuda" else "f32"
-    pm.check_device_dtype(args.device, args.dtype)
+    pm.apply_common_args(args)
     p = pm.PRESETS[(args.arch, args.preset)]
     if args.prompt == 0:
         args.prompt = args.seq // 2
@@ -173,11 +161,8 @@ def main():
         raise SystemExit("--mode must be live, precomputed or live,precomputed")
     if not (0 < args.prompt < args.seq <= p.context):
         raise SystemExit(f"need 0 < --prompt < --seq <= the preset's context {p.context}")
-    if args.pairs < 1 or args.reps < 1 or args.warmup < 0:
-        raise SystemExit("--pairs and --reps must be positive, --warmup not negative")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    if args.pairs < 1:
+        raise SystemExit("--pairs must be positive")
     dev = args.device
 
     # Chosen rows then rejected rows; pair i's rows share their prompt.

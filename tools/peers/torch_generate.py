@@ -64,23 +64,11 @@ def main():
     ap.add_argument("--batch", default="1,16,64", help="comma-separated batch sizes")
     ap.add_argument("--prompt-len", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=256)
-    ap.add_argument(
-        "--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu"
+    pm.add_common_args(
+        ap, 3, 1, "timed runs per batch size (medians reported)", "untimed runs per batch size"
     )
-    ap.add_argument(
-        "--dtype", choices=["f32", "bf16"], default=None, help="default: bf16 on cuda, f32 on cpu"
-    )
-    ap.add_argument(
-        "--reps", type=int, default=3, help="timed runs per batch size (medians reported)"
-    )
-    ap.add_argument("--warmup", type=int, default=1, help="untimed runs per batch size")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    ap.add_argument("--json", default="", help="write the figures to this file as one JSON line")
     args = ap.parse_args()
-    if args.dtype is None:
-        args.dtype = "bf16" if args.device == "cuda" else "f32"
-    pm.check_device_dtype(args.device, args.dtype)
+    pm.apply_common_args(args)
     p = pm.PRESETS[(args.arch, args.preset)]
     try:
         batches = [int(b) for b in args.batch.split(",")]
@@ -97,11 +85,6 @@ def main():
         raise SystemExit(
             f"--prompt-len + --new-tokens = {P + N} exceeds the preset's context of {p.context}"
         )
-    if args.reps < 1 or args.warmup < 0:
-        raise SystemExit("--reps must be positive and --warmup not negative")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
     dev = args.device
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
 
