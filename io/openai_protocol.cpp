@@ -483,13 +483,20 @@ std::string completion_body(Endpoint endpoint, const ResponseMeta& meta,
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
-std::vector<std::string> stream_events(Endpoint endpoint, const ResponseMeta& meta,
-                                       const ApiCompletion& completion, bool include_usage) {
+std::vector<std::string> stream_opening(Endpoint endpoint, const ResponseMeta& meta) {
+  const std::string empty;
+  if (endpoint != Endpoint::chat) return {};
+  return {chunk_event(endpoint, meta, &empty, true, "")};
+}
+
+std::string stream_piece(Endpoint endpoint, const ResponseMeta& meta, const std::string& text) {
+  return chunk_event(endpoint, meta, &text, false, "");
+}
+
+std::vector<std::string> stream_closing(Endpoint endpoint, const ResponseMeta& meta,
+                                        const ApiCompletion& completion, bool include_usage) {
   std::vector<std::string> events;
   const std::string empty;
-  if (endpoint == Endpoint::chat) events.push_back(chunk_event(endpoint, meta, &empty, true, ""));
-  for (const std::string& d : completion.deltas)
-    events.push_back(chunk_event(endpoint, meta, &d, false, ""));
   events.push_back(chunk_event(endpoint, meta, endpoint == Endpoint::chat ? nullptr : &empty, false,
                                completion.finish_reason));
   if (include_usage) {
@@ -502,6 +509,20 @@ std::vector<std::string> stream_events(Endpoint endpoint, const ResponseMeta& me
     events.push_back("data: " + std::string(buffer.GetString(), buffer.GetSize()) + "\n\n");
   }
   events.push_back("data: [DONE]\n\n");
+  return events;
+}
+
+std::string stream_error(int status, const std::string& message, const std::string& code) {
+  return "data: " + error_body(status, message, "", code) + "\n\n";
+}
+
+std::vector<std::string> stream_events(Endpoint endpoint, const ResponseMeta& meta,
+                                       const ApiCompletion& completion, bool include_usage) {
+  std::vector<std::string> events = stream_opening(endpoint, meta);
+  for (const std::string& d : completion.deltas) events.push_back(stream_piece(endpoint, meta, d));
+  for (std::string& e : stream_closing(endpoint, meta, completion, include_usage)) {
+    events.push_back(std::move(e));
+  }
   return events;
 }
 

@@ -116,6 +116,15 @@ std::string completion_body(Endpoint endpoint, const ResponseMeta& meta,
 // for, and "data: [DONE]\n\n".
 std::vector<std::string> stream_events(Endpoint endpoint, const ResponseMeta& meta,
                                        const ApiCompletion& completion, bool include_usage);
+// The same events as they are sent while the text is generated: the opening (chat: the role
+// chunk; nothing for completions), one chunk per piece of text, and the closing (finish_reason,
+// usage when asked for, [DONE]).
+std::vector<std::string> stream_opening(Endpoint endpoint, const ResponseMeta& meta);
+std::string stream_piece(Endpoint endpoint, const ResponseMeta& meta, const std::string& text);
+std::vector<std::string> stream_closing(Endpoint endpoint, const ResponseMeta& meta,
+                                        const ApiCompletion& completion, bool include_usage);
+// An error after a stream has begun (its status line is sent): "data: {error body}\n\n".
+std::string stream_error(int status, const std::string& message, const std::string& code);
 // GET /v1/models (list) and /v1/models/{id} (one model object).
 std::string models_body(const std::string& model, int64_t created);
 std::string model_body(const std::string& model, int64_t created);

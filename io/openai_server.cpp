@@ -18,6 +18,7 @@
 #include "io/http_connection.h"
 #include "io/model_dir.h"
 #include "io/openai_protocol.h"
+#include "io/openai_stream.h"
 #include "model/generate.h"
 #include "runtime/error.h"
 
@@ -47,6 +48,8 @@ struct Job {
   SamplingOptions sampling;
   uint64_t stream = 0;
   std::promise<Generation> result;
+  // A streamed request's: the row's tokens after every step (null for the others).
+  std::shared_ptr<TokenFeed> feed;
   // Cleared when the request is answered without its generation (timeout, client gone): its
   // row of a running batch ends at the next step.
   std::atomic<bool> wanted{true};
@@ -134,8 +137,13 @@ struct OpenAiServer::Impl {
   bool authorized(const httplib::Request& req, httplib::Response& res);
   httplib::Server::Handler guarded(httplib::Server::Handler handler);
   void handle_completion(const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
+  // Queues the job (ShuttingDown when the server is stopping).
+  void enqueue(const std::shared_ptr<Job>& job);
   // Queues the job and waits for its generation, watching the deadline and the connection.
   Generation run(std::shared_ptr<Job> job, Clock::time_point deadline, int connection);
+  // Queues a streamed job and answers with its events as its tokens come (io/openai_stream.h).
+  void stream(const std::shared_ptr<Job>& job, httplib::Response& res, StreamRequest request,
+              Clock::time_point deadline, int connection, std::shared_ptr<InFlight> guard);
   void abandon(const std::shared_ptr<Job>& job);
   void stop_listening();                           // with `lifecycle` held
   std::vector<std::shared_ptr<Job>> take_batch();  // with `mutex` held and the queue non-empty
@@ -264,10 +272,11 @@ void OpenAiServer::Impl::handle_completion(const httplib::Request& req, httplib:
   const Clock::time_point deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(
                          std::chrono::duration<double>(options.request_timeout_s));
-  InFlight guard(in_flight);
+  // Shared with a stream's writer: a streamed request is in flight until its last event.
+  auto guard = std::make_shared<InFlight>(in_flight);
   try {
     if (draining) throw ShuttingDown();
-    if (guard.count() > options.max_concurrent) {
+    if (guard->count() > options.max_concurrent) {
       res.set_header("Retry-After", "1");
       throw ApiError(429,
                      "too many requests in flight (" + std::to_string(options.max_concurrent) +
@@ -303,30 +312,22 @@ void OpenAiServer::Impl::handle_completion(const httplib::Request& req, httplib:
     } else {
       job->sampling.temperature = 0;  // greedy: every greedy request shares one batch key
     }
-    Generation g = run(job, deadline, connection_of(req));
-
-    ApiCompletion c = finish_completion(tokenizer, g, job->prompt, endpoint == Endpoint::completion,
-                                        r.stop, r.stream);
     char id[40];
     std::snprintf(id, sizeof id, "%s-%llx%06llx", endpoint == Endpoint::chat ? "chatcmpl" : "cmpl",
                   static_cast<unsigned long long>(created),
                   static_cast<unsigned long long>(next_id++));
     ResponseMeta meta{id, unix_now(), options.model_name};
-    ++answered;
-    if (!r.stream) {
-      res.set_content(completion_body(endpoint, meta, c), "application/json");
+    if (r.stream) {
+      stream(job, res,
+             {endpoint, meta, job->prompt, r.stop, r.include_usage, options.request_timeout_s},
+             deadline, connection_of(req), guard);
       return;
     }
-    auto events = std::make_shared<std::vector<std::string>>(
-        stream_events(endpoint, meta, c, r.include_usage));
-    res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream",
-                                     [events](size_t, httplib::DataSink& sink) {
-                                       for (const std::string& e : *events)
-                                         if (!sink.write(e.data(), e.size())) return false;
-                                       sink.done();
-                                       return true;
-                                     });
+    Generation g = run(job, deadline, connection_of(req));
+    ApiCompletion c = finish_completion(tokenizer, g, job->prompt, endpoint == Endpoint::completion,
+                                        r.stop, false);
+    ++answered;
+    res.set_content(completion_body(endpoint, meta, c), "application/json");
   } catch (const ApiError& e) {
     reply_error(res, e.status(), e.what(), e.param(), e.code());
   } catch (const ShuttingDown& e) {
@@ -338,15 +339,19 @@ void OpenAiServer::Impl::handle_completion(const httplib::Request& req, httplib:
   }
 }
 
-Generation OpenAiServer::Impl::run(std::shared_ptr<Job> job, Clock::time_point deadline,
-                                   int connection) {
-  std::future<Generation> result = job->result.get_future();
+void OpenAiServer::Impl::enqueue(const std::shared_ptr<Job>& job) {
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (stopping) throw ShuttingDown();
     queue.push_back(job);
   }
   wake.notify_all();
+}
+
+Generation OpenAiServer::Impl::run(std::shared_ptr<Job> job, Clock::time_point deadline,
+                                   int connection) {
+  std::future<Generation> result = job->result.get_future();
+  enqueue(job);
   for (;;) {
     if (result.wait_until(std::min(deadline, Clock::now() + kWatchInterval)) ==
         std::future_status::ready)
@@ -365,6 +370,29 @@ Generation OpenAiServer::Impl::run(std::shared_ptr<Job> job, Clock::time_point d
       throw ClientGone();
     }
   }
+}
+
+void OpenAiServer::Impl::stream(const std::shared_ptr<Job>& job, httplib::Response& res,
+                                StreamRequest request, Clock::time_point deadline, int connection,
+                                std::shared_ptr<InFlight> guard) {
+  job->feed = std::make_shared<TokenFeed>();
+  enqueue(job);  // before any byte is sent, so that a stopping server still answers 503
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, job, request = std::move(request), deadline, connection, guard](
+          size_t, httplib::DataSink& sink) {
+        const StreamEnd end = write_stream(
+            sink, *job->feed, tokenizer, request, deadline,
+            [&] { return connection >= 0 && peer_closed(connection); }, [&] { abandon(job); });
+        if (end == StreamEnd::answered) ++answered;
+        if (end == StreamEnd::timed_out) ++timed_out;
+        if (end == StreamEnd::client_gone) ++abandoned;
+        return end != StreamEnd::client_gone;
+      },
+      // Also when the events were never written (the client left before the headers went out):
+      // nobody reads the row any more. A finished job is no longer queued or generating.
+      [this, job](bool) { abandon(job); });
 }
 
 void OpenAiServer::Impl::abandon(const std::shared_ptr<Job>& job) {
@@ -416,9 +444,13 @@ void OpenAiServer::Impl::run_batch(const std::vector<std::shared_ptr<Job>>& batc
   try {
     // A row ends when its request reached its own max_tokens or is no longer wanted, so the
     // batch ends once every request has what it asked for or has gone.
+    // A streamed request's row is published after every step (its last token included).
     auto keep_row = [&batch](int64_t row, const Generation& so_far) {
       const Job& job = *batch[static_cast<size_t>(row)];
-      return job.wanted && static_cast<int64_t>(so_far.tokens.size()) < job.max_new_tokens;
+      const bool more = job.wanted && !so_far.stopped_at_eos &&
+                        static_cast<int64_t>(so_far.tokens.size()) < job.max_new_tokens;
+      if (job.feed) job.feed->publish(so_far, !more);
+      return more;
     };
     auto on_step = [this](int64_t step) {
       ++steps;
@@ -438,10 +470,26 @@ void OpenAiServer::Impl::run_batch(const std::vector<std::shared_ptr<Job>>& batc
         g.tokens.resize(limit);
         g.stopped_at_eos = false;
       }
+      if (batch[i]->feed) batch[i]->feed->publish(g, true);
       batch[i]->result.set_value(std::move(g));
     }
+  } catch (const ShuttingDown& e) {
+    for (const auto& job : batch) {
+      if (job->feed) job->feed->fail(503, e.what());
+      job->result.set_exception(std::current_exception());
+    }
   } catch (...) {
-    for (const auto& job : batch) job->result.set_exception(std::current_exception());
+    std::string what = "generation failed";
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      what += std::string(": ") + e.what();
+    } catch (...) {
+    }
+    for (const auto& job : batch) {
+      if (job->feed) job->feed->fail(500, what);
+      job->result.set_exception(std::current_exception());
+    }
   }
 }
 

@@ -106,6 +106,7 @@ std::vector<Generation> generate(const Transformer& model,
           options.eos_ids.end()) {
         results[i].stopped_at_eos = true;
         done[i] = true;
+        if (keep_row) keep_row(b, results[i]);  // told of its last token; it ends regardless
       } else if (keep_row && !keep_row(b, results[i])) {
         done[i] = true;
       }

@@ -27,10 +27,12 @@ struct Generation {
   bool stopped_at_eos = false;
 };
 
-// Asked after every step about each row still generating (its index and its tokens so far):
-// false ends that row there, as if it had reached its limit. A server uses it to end the rows
-// of requests that were abandoned or reached their own max_tokens: generation ends as soon as
-// no row is left, instead of running the batch's longest request to its end.
+// Asked after every step about each row that received a token (its index and its tokens so
+// far): false ends that row there, as if it had reached its limit. A row whose token was an EOS
+// id is asked too (so_far.stopped_at_eos) and ends whatever the answer, so the caller sees every
+// row's every token as it comes. A server uses it to stream each request's tokens, and to end
+// the rows of requests that were abandoned or reached their own max_tokens: generation ends as
+// soon as no row is left, instead of running the batch's longest request to its end.
 using KeepRow = std::function<bool(int64_t row, const Generation& so_far)>;
 
 // Generates a continuation for each prompt (token ids, non-empty). stream_ids (one per prompt,

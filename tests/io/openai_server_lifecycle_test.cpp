@@ -22,6 +22,7 @@
 #include "io/tokenizer.h"
 #include "model/generate.h"
 #include "tests/io/io_test_util.h"
+#include "tests/io/sse_events.h"
 
 namespace rlaif {
 namespace {
@@ -168,6 +169,119 @@ rapidjson::Document parse(const std::string& body) {
 const std::string kLongCompletion = R"({"prompt":"","temperature":0,"max_tokens":200})";
 const std::string kShortChat =
     R"({"messages":[{"role":"user","content":"Hi."}],"temperature":0,"max_tokens":4})";
+
+// A streamed /v1/completions request's events as a client reads them, on its own thread: the
+// body so far is in received() at any moment.
+class StreamReader {
+ public:
+  StreamReader(int port, const std::string& body)
+      : thread_([this, port, body] {
+          httplib::Client c("127.0.0.1", port);
+          c.set_read_timeout(30);
+          httplib::Request req;
+          req.method = "POST";
+          req.path = "/v1/completions";
+          req.headers = {{"Content-Type", "application/json"}};
+          req.body = body;
+          req.content_receiver = [this](const char* data, size_t n, uint64_t, uint64_t) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            received_.append(data, n);
+            return true;
+          };
+          httplib::Response res;
+          httplib::Error error = httplib::Error::Success;
+          c.send(req, res, error);
+        }) {}
+  ~StreamReader() { join(); }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  std::string received() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return received_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::string received_;
+  std::thread thread_;
+};
+
+// The text and the last finish_reason of a completion stream's events.
+std::pair<std::string, std::string> stream_text(const std::string& body, bool& done) {
+  std::string text, finish;
+  for (const std::string& event : test::sse_data(body, done)) {
+    rapidjson::Document e;
+    e.Parse(event.c_str(), event.size());
+    if (e.HasParseError() || !e.HasMember("choices") || e["choices"].Empty()) continue;
+    const auto& choice = e["choices"][0];
+    text += choice["text"].GetString();
+    if (!choice["finish_reason"].IsNull()) finish = choice["finish_reason"].GetString();
+  }
+  return {text, finish};
+}
+
+size_t occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+const std::string kForty = R"({"prompt":"","temperature":0,"max_tokens":40)";
+
+// A stream sends its text as it is generated: with generation held at step 20 of 40, the client
+// already holds the text of the first steps; released, the rest follows, and the pieces add up
+// to the answer the same request gets unstreamed.
+TEST_F(OpenAiServerLifecycle, AStreamSendsItsTextWhileItIsGenerated) {
+  serve();
+  auto plain = post("/v1/completions", kForty + "}");
+  ASSERT_TRUE(plain);
+  ASSERT_EQ(plain->status, 200) << plain->body;
+  const std::string want = parse(plain->body)["choices"][0]["text"].GetString();
+
+  serve_gated(20);
+  StreamReader reader(port_, kForty + R"(,"stream":true})");
+  ASSERT_TRUE(gate_->wait_reached());
+  EXPECT_TRUE(eventually([&] { return occurrences(reader.received(), "\"text\":\"") >= 10; }))
+      << reader.received();
+  EXPECT_EQ(reader.received().find("[DONE]"), std::string::npos);  // while it is held
+  gate_->release();
+  reader.join();
+  bool done = false;
+  const auto [text, finish] = stream_text(reader.received(), done);
+  EXPECT_TRUE(done);
+  EXPECT_EQ(text, want);
+  EXPECT_EQ(finish, "length");
+  // Counted once the server's thread is past the last event (the client may read it first).
+  EXPECT_TRUE(eventually(
+      [&] { return server_->stats().requests == 1 && server_->stats().in_flight == 0; }));
+}
+
+// A stop string ends a stream where it appears, and the request's row stops generating there,
+// long before its max_tokens.
+TEST_F(OpenAiServerLifecycle, AStopStringEndsAStreamAndItsRow) {
+  serve();
+  auto plain = post("/v1/completions", kForty + "}");
+  ASSERT_TRUE(plain);
+  const std::string text = parse(plain->body)["choices"][0]["text"].GetString();
+  // The stop string: the fifth word of the answer, with the space before it.
+  size_t at = 0;
+  for (int word = 0; word < 4; ++word) at = text.find(' ', at + 1);
+  ASSERT_NE(at, std::string::npos) << text;
+  const std::string stop = text.substr(at, text.find(' ', at + 1) - at);
+  serve();
+  StreamReader reader(port_, R"({"prompt":"","temperature":0,"max_tokens":200,"stream":true,)"
+                             R"("stop":[")" +
+                                 stop + R"("]})");
+  reader.join();
+  bool done = false;
+  const auto [streamed, finish] = stream_text(reader.received(), done);
+  EXPECT_TRUE(done);
+  EXPECT_EQ(streamed, text.substr(0, text.find(stop)));
+  EXPECT_EQ(finish, "stop");
+  EXPECT_TRUE(eventually([&] { return server_->stats().in_flight == 0; }));
+  EXPECT_LT(server_->stats().steps, 40);  // not 200
+}
 
 TEST_F(OpenAiServerLifecycle, AQueuedRequestTimesOutWith504AndLeavesTheQueue) {
   ServerOptions o;

@@ -16,6 +16,7 @@
 #include "io/tokenizer.h"
 #include "model/generate.h"
 #include "tests/io/io_test_util.h"
+#include "tests/io/sse_events.h"
 
 namespace rlaif {
 namespace {
@@ -110,28 +111,6 @@ std::string chat_body(const std::string& user, const std::string& extra) {
 
 std::string content_of(const rapidjson::Document& d) {
   return d["choices"][0]["message"]["content"].GetString();
-}
-
-// The JSON objects of an SSE body's "data:" lines; `done` tells whether it ended with [DONE].
-std::vector<std::string> sse_data(const std::string& body, bool& done) {
-  std::vector<std::string> out;
-  done = false;
-  size_t at = 0;
-  while (at < body.size()) {
-    size_t end = body.find("\n\n", at);
-    EXPECT_NE(end, std::string::npos) << "unterminated event in " << body;
-    if (end == std::string::npos) break;
-    std::string event = body.substr(at, end - at);
-    EXPECT_EQ(event.rfind("data: ", 0), 0u) << event;
-    EXPECT_FALSE(done) << "an event after [DONE]";
-    std::string data = event.substr(6);
-    if (data == "[DONE]")
-      done = true;
-    else
-      out.push_back(data);
-    at = end + 2;
-  }
-  return out;
 }
 
 TEST_F(OpenAiServerTest, ListsTheModel) {
@@ -231,7 +210,7 @@ TEST_F(OpenAiServerTest, StreamedDeltasConcatenateToTheText) {
   ASSERT_EQ(streamed->status, 200) << streamed->body;
   EXPECT_EQ(streamed->get_header_value("Content-Type"), "text/event-stream");
   bool done = false;
-  std::vector<std::string> events = sse_data(streamed->body, done);
+  std::vector<std::string> events = test::sse_data(streamed->body, done);
   EXPECT_TRUE(done);
   ASSERT_GE(events.size(), 4u);  // role, deltas..., finish, usage
   std::string text, finish;
@@ -265,7 +244,7 @@ TEST_F(OpenAiServerTest, StreamedDeltasConcatenateToTheText) {
       post("/v1/completions", R"({"prompt":"Once","temperature":0,"max_tokens":15,"stream":true})");
   auto cp = post("/v1/completions", R"({"prompt":"Once","temperature":0,"max_tokens":15})");
   ASSERT_TRUE(c && cp);
-  events = sse_data(c->body, done);
+  events = test::sse_data(c->body, done);
   EXPECT_TRUE(done);
   text.clear();
   for (const std::string& e : events) text += parse(e)["choices"][0]["text"].GetString();
@@ -290,7 +269,7 @@ TEST_F(OpenAiServerTest, StopStringsCutTheText) {
     std::string text, finish;
     if (stream) {
       bool done = false;
-      for (const std::string& e : sse_data(res->body, done)) {
+      for (const std::string& e : test::sse_data(res->body, done)) {
         auto d = parse(e);
         const auto& ch = d["choices"][0];
         if (ch["delta"].HasMember("content")) text += ch["delta"]["content"].GetString();
