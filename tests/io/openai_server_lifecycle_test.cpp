@@ -22,12 +22,13 @@
 #include "io/tokenizer.h"
 #include "model/generate.h"
 #include "tests/io/io_test_util.h"
+#include "tests/io/server_test_fixture.h"
 #include "tests/io/sse_events.h"
 
 namespace rlaif {
 namespace {
 
-const std::string kModelDir = test::data_path("models/stories260K");
+const std::string kModelDir = test::ServerFixture::model_dir();
 using Clock = std::chrono::steady_clock;
 
 // Holds the generation thread at one decoding step until released: the state "this request is
@@ -88,27 +89,8 @@ class RawClient {
   bool connected_ = false;
 };
 
-class OpenAiServerLifecycle : public ::testing::Test {
+class OpenAiServerLifecycle : public test::ServerFixture {
  protected:
-  static void SetUpTestSuite() {
-    model_ = std::make_unique<Transformer>(load_model(kModelDir));
-    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load_dir(kModelDir));
-  }
-  static void TearDownTestSuite() {
-    model_.reset();
-    tokenizer_.reset();
-  }
-
-  void serve(ServerOptions options = {}) {
-    server_.reset();
-    options.host = "127.0.0.1";
-    options.port = 0;
-    options.model_name = "stories260K";
-    options.max_tokens_limit = 256;
-    server_ = std::make_unique<OpenAiServer>(*model_, *tokenizer_, options);
-    port_ = server_->start();
-    ASSERT_GT(port_, 0);
-  }
   // A server whose generation thread holds at decoding step `step` until gate_->release().
   void serve_gated(int64_t step, ServerOptions options = {}) {
     gate_ = std::make_shared<StepGate>(step);
@@ -120,16 +102,6 @@ class OpenAiServerLifecycle : public ::testing::Test {
     server_.reset();
   }
 
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_connection_timeout(5);
-    c.set_read_timeout(30);
-    return c;
-  }
-  httplib::Result post(const std::string& path, const std::string& body,
-                       const httplib::Headers& headers = {}) const {
-    return client().Post(path.c_str(), headers, body, "application/json");
-  }
   // Waits up to 10 s for `done`; false if it never held.
   template <typename F>
   static bool eventually(F done) {
@@ -139,15 +111,8 @@ class OpenAiServerLifecycle : public ::testing::Test {
     return done();
   }
 
-  static std::unique_ptr<Transformer> model_;
-  static std::unique_ptr<Tokenizer> tokenizer_;
   std::shared_ptr<StepGate> gate_;
-  std::unique_ptr<OpenAiServer> server_;
-  int port_ = 0;
 };
-
-std::unique_ptr<Transformer> OpenAiServerLifecycle::model_;
-std::unique_ptr<Tokenizer> OpenAiServerLifecycle::tokenizer_;
 
 // What a request made on another thread got (status 0: no answer).
 struct Answer {
@@ -159,10 +124,7 @@ Answer answer_of(const httplib::Result& res) {
 }
 
 rapidjson::Document parse(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str(), body.size());
-  EXPECT_FALSE(d.HasParseError()) << body;
-  return d;
+  return test::parse_body(body);
 }
 
 // 200 greedy tokens from BOS: stories260K writes no EOS in them (llama2.c's golden text).

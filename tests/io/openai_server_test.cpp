@@ -16,47 +16,20 @@
 #include "io/tokenizer.h"
 #include "model/generate.h"
 #include "tests/io/io_test_util.h"
+#include "tests/io/server_test_fixture.h"
 #include "tests/io/sse_events.h"
 
 namespace rlaif {
 namespace {
 
-const std::string kModelDir = test::data_path("models/stories260K");
-
-class OpenAiServerTest : public ::testing::Test {
+class OpenAiServerTest : public test::ServerFixture {
  protected:
-  static void SetUpTestSuite() {
-    model_ = std::make_unique<Transformer>(load_model(kModelDir));
-    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load_dir(kModelDir));
-  }
-  static void TearDownTestSuite() {
-    model_.reset();
-    tokenizer_.reset();
-  }
-
-  // Starts a server on a free port (replacing any earlier one).
+  // Bodies up to 100 kB, so that the size limit is quick to test.
   void serve(ServerOptions options = {}) {
-    server_.reset();
-    options.host = "127.0.0.1";
-    options.port = 0;
-    options.model_name = "stories260K";
     options.max_body_bytes = 100000;
-    options.max_tokens_limit = 256;
-    server_ = std::make_unique<OpenAiServer>(*model_, *tokenizer_, options);
-    port_ = server_->start();
-    ASSERT_GT(port_, 0);
+    ServerFixture::serve(options);
   }
   void SetUp() override { serve(); }
-
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_connection_timeout(5);
-    c.set_read_timeout(30);
-    return c;
-  }
-  httplib::Result post(const std::string& path, const std::string& body) const {
-    return client().Post(path.c_str(), body, "application/json");
-  }
 
   // Direct generation of `text` (BOS + its tokens), as the server should do it.
   static Generation direct(const std::string& text, int64_t max_new, SamplingOptions sampling = {},
@@ -86,21 +59,10 @@ class OpenAiServerTest : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     ASSERT_EQ(server_->stats().in_flight, n);
   }
-
-  static std::unique_ptr<Transformer> model_;
-  static std::unique_ptr<Tokenizer> tokenizer_;
-  std::unique_ptr<OpenAiServer> server_;
-  int port_ = 0;
 };
 
-std::unique_ptr<Transformer> OpenAiServerTest::model_;
-std::unique_ptr<Tokenizer> OpenAiServerTest::tokenizer_;
-
 rapidjson::Document parse(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str(), body.size());
-  EXPECT_FALSE(d.HasParseError()) << body;
-  return d;
+  return test::parse_body(body);
 }
 
 // A chat request body with one user message (JSON-escaped by hand: the tests' texts need none).
@@ -487,8 +449,8 @@ TEST_F(OpenAiServerTest, StoppingAnswersQueuedRequestsWith503) {
 }
 
 TEST(OpenAiServerOptions, BadOptionsAreErrorsNamingTheFlag) {
-  Transformer model = load_model(kModelDir);
-  Tokenizer tok = Tokenizer::load_dir(kModelDir);
+  Transformer model = load_model(test::ServerFixture::model_dir());
+  Tokenizer tok = Tokenizer::load_dir(test::ServerFixture::model_dir());
   ServerOptions o;
   o.max_batch = 0;
   EXPECT_NE(test::error_of([&] { OpenAiServer s(model, tok, o); }).find("--max-batch"),
