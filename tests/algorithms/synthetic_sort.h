@@ -64,6 +64,7 @@
 #include "runtime/fnv1a.h"
 #include "runtime/rng.h"
 #include "tests/support/source_dir.h"
+#include "tests/support/tiny_models.h"
 
 namespace rlaif::testing {
 
@@ -217,18 +218,7 @@ inline ChatTemplate sort_template() {
 }
 
 inline ModelConfig sort_policy_config() {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.arch = Arch::llama;
-  c.vocab_size = 512;
-  c.hidden_size = 64;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 4;
-  c.head_dim = 16;
-  c.intermediate_size = 128;
-  c.max_position_embeddings = 64;
-  c.tie_word_embeddings = true;
+  ModelConfig c = test::llama_shape(512, 64, 2, 4, 4, 16, 128, 64, true);
   c.bos_token_id = 1;
   c.eos_token_id = 2;
   return c;

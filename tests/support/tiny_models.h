@@ -8,40 +8,39 @@
 
 namespace rlaif::test {
 
+// A Llama-family config of this shape; every other field keeps ModelConfig's default.
+inline ModelConfig llama_shape(int64_t vocab, int64_t hidden, int64_t layers, int64_t heads,
+                               int64_t kv_heads, int64_t head_dim, int64_t ffn, int64_t context,
+                               bool tied) {
+  ModelConfig c;
+  c.model_type = "llama";
+  c.arch = Arch::llama;
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.num_layers = layers;
+  c.num_heads = heads;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = head_dim;
+  c.intermediate_size = ffn;
+  c.max_position_embeddings = context;
+  c.tie_word_embeddings = tied;
+  return c;
+}
+
 // GPT-2: learned positions, LayerNorm, biases everywhere, tied head; vocabulary 23, context 12.
 inline ModelConfig tiny_gpt2() {
-  ModelConfig c;
+  ModelConfig c = llama_shape(23, 16, 2, 2, 2, 8, 32, 12, true);
   c.model_type = "gpt2";
   c.arch = Arch::gpt2;
-  c.vocab_size = 23;
-  c.hidden_size = 16;
-  c.num_layers = 2;
-  c.num_heads = 2;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.intermediate_size = 32;
-  c.max_position_embeddings = 12;
   c.qkv_bias = c.o_bias = c.mlp_bias = true;
-  c.tie_word_embeddings = true;
   return c;
 }
 
 // Grouped-query attention (4 query heads over 2 kv heads), untied head, Qwen2-style q/k/v biases.
 inline ModelConfig tiny_llama() {
-  ModelConfig c;
+  ModelConfig c = llama_shape(29, 16, 2, 4, 2, 4, 24, 16, false);
   c.model_type = "qwen2";
-  c.arch = Arch::llama;
-  c.vocab_size = 29;
-  c.hidden_size = 16;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 4;
-  c.intermediate_size = 24;
-  c.max_position_embeddings = 16;
-  c.rope_theta = 10000.0;
   c.qkv_bias = true;
-  c.tie_word_embeddings = false;
   return c;
 }
 
@@ -75,53 +74,19 @@ inline ModelConfig tiny_gemma3() {
 // A Llama with one layer, one kv head for two query heads, vocabulary 11, context 8: the trainer
 // tests' model.
 inline ModelConfig micro_llama() {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.vocab_size = 11;
-  c.hidden_size = 8;
-  c.num_layers = 1;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 4;
-  c.intermediate_size = 16;
-  c.max_position_embeddings = 8;
-  return c;
+  return llama_shape(11, 8, 1, 2, 1, 4, 16, 8, true);
 }
 
 // A 2-layer Llama of width 32 with a tied head, any vocabulary and context: the pretraining tests'
 // model.
 inline ModelConfig small_llama(int64_t vocab, int64_t seq) {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.arch = Arch::llama;
-  c.vocab_size = vocab;
-  c.hidden_size = 32;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.intermediate_size = 64;
-  c.max_position_embeddings = seq;
-  c.tie_word_embeddings = true;
-  return c;
+  return llama_shape(vocab, 32, 2, 4, 2, 8, 64, seq, true);
 }
 
 // The preference tests' model: 2 layers, d = 16, grouped-query attention, untied head,
 // vocabulary 23, context 16.
 inline ModelConfig preference_tiny_config() {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.arch = Arch::llama;
-  c.vocab_size = 23;
-  c.hidden_size = 16;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 4;
-  c.intermediate_size = 24;
-  c.max_position_embeddings = 16;
-  c.tie_word_embeddings = false;
-  return c;
+  return llama_shape(23, 16, 2, 4, 2, 4, 24, 16, false);
 }
 
 }  // namespace rlaif::test
