@@ -53,10 +53,11 @@ void OpenAiServer::Impl::stream(const std::shared_ptr<Job>& job, httplib::Respon
   res.set_chunked_content_provider(
       "text/event-stream",
       [this, job, request = std::move(request), deadline, connection, guard](
-          size_t, httplib::DataSink& sink) {
+          size_t, httplib::DataSink& sink) mutable {
         const StreamEnd end = write_stream(
             sink, *job->feed, tokenizer, request, deadline,
-            [&] { return connection >= 0 && peer_closed(connection); }, [&] { abandon(job); });
+            [&] { return connection >= 0 && peer_closed(connection); }, [&] { abandon(job); },
+            [&] { guard.reset(); });
         if (end == StreamEnd::answered) ++answered;
         if (end == StreamEnd::timed_out) ++timed_out;
         if (end == StreamEnd::client_gone) ++abandoned;

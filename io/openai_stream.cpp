@@ -44,11 +44,13 @@ TokenFeed::Snapshot TokenFeed::wait(uint64_t seen_version, Clock::time_point unt
 StreamEnd write_stream(httplib::DataSink& sink, TokenFeed& feed, const Tokenizer& tokenizer,
                        const StreamRequest& request, Clock::time_point deadline,
                        const std::function<bool()>& client_gone,
-                       const std::function<void()>& end_row) {
+                       const std::function<void()>& end_row,
+                       const std::function<void()>& finishing) {
   const bool continue_prompt = request.endpoint == Endpoint::completion;
   auto send = [&](const std::string& event) { return sink.write(event.data(), event.size()); };
   auto gone = [&] {
     end_row();
+    finishing();
     return StreamEnd::client_gone;
   };
   for (const std::string& e : stream_opening(request.endpoint, request.meta)) {
@@ -60,6 +62,7 @@ StreamEnd write_stream(httplib::DataSink& sink, TokenFeed& feed, const Tokenizer
     const TokenFeed::Snapshot now =
         feed.wait(seen, std::min(deadline, Clock::now() + kStreamWatchInterval));
     if (now.error_status != 0) {
+      finishing();
       send(stream_error(now.error_status, now.error_message, ""));
       sink.done();
       return StreamEnd::failed;
@@ -81,6 +84,7 @@ StreamEnd write_stream(httplib::DataSink& sink, TokenFeed& feed, const Tokenizer
       // to the stop string's end), as a response that is not streamed reports them.
       const ApiCompletion c = finish_completion(tokenizer, now.so_far, request.prompt,
                                                 continue_prompt, request.stop, false);
+      finishing();
       for (const std::string& e :
            stream_closing(request.endpoint, request.meta, c, request.include_usage)) {
         if (!send(e)) return gone();
@@ -90,6 +94,7 @@ StreamEnd write_stream(httplib::DataSink& sink, TokenFeed& feed, const Tokenizer
     }
     if (Clock::now() >= deadline) {
       end_row();
+      finishing();
       send(stream_error(504,
                         Error::concat("the request did not finish within ", request.timeout_s,
                                       " s (--request-timeout)"),

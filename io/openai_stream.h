@@ -64,10 +64,13 @@ enum class StreamEnd { answered, timed_out, client_gone, failed };
 // After `deadline` it sends a timeout error event; when the batch fails, an error event.
 // `client_gone` is asked while waiting (a closed connection ends the stream at once);
 // `end_row` is called when the request needs no more tokens (a stop string, a timeout, a client
-// gone), so the batch can drop its row.
+// gone), so the batch can drop its row. `finishing` is called once, before the last events are
+// written (or the client is found gone): a client that sends its next request as soon as it
+// reads the end must not find this one still counted as in flight.
 StreamEnd write_stream(httplib::DataSink& sink, TokenFeed& feed, const Tokenizer& tokenizer,
                        const StreamRequest& request, std::chrono::steady_clock::time_point deadline,
                        const std::function<bool()>& client_gone,
-                       const std::function<void()>& end_row);
+                       const std::function<void()>& end_row,
+                       const std::function<void()>& finishing);
 
 }  // namespace rlaif

@@ -40,6 +40,7 @@ struct Row {
   int64_t max_batch = 0, concurrency = 0;
   LoadResult load;
   double requests_per_s = 0, tokens_per_s = 0, p50_ms = 0, p99_ms = 0;
+  double first_p50_ms = NAN, first_p99_ms = NAN;  // --stream: until the first text
 };
 
 int bench_load(const Flags& flags, const Setup& s) {
@@ -50,10 +51,11 @@ int bench_load(const Flags& flags, const Setup& s) {
   const int64_t max_batch = flags.integer("max-batch");
   if (max_batch < 1) throw UsageError("--max-batch must be >= 1");
   const int most = static_cast<int>(*std::max_element(levels.begin(), levels.end()));
+  const bool stream = flags.on("stream");
 
-  std::printf("bench serve: %s, %lld requests per concurrency, max_tokens %lld, greedy\n",
+  std::printf("bench serve: %s, %lld requests per concurrency, max_tokens %lld, greedy%s\n",
               flags.str("model").c_str(), static_cast<long long>(requests),
-              static_cast<long long>(s.max_tokens));
+              static_cast<long long>(s.max_tokens), stream ? ", streamed" : "");
   std::vector<Row> rows;
   for (const int64_t batch : {max_batch, int64_t{1}}) {
     OpenAiServer server(*s.model, *s.tokenizer, server_options(batch, most));
@@ -63,6 +65,7 @@ int bench_load(const Flags& flags, const Setup& s) {
     warm.requests = std::min<int64_t>(8, requests);
     warm.concurrency = static_cast<int>(std::min<int64_t>(8, batch));
     warm.max_tokens = s.max_tokens;
+    if (stream) warm.kind_of = [](int64_t) { return LoadKind::streamed_chat; };
     run_load(warm);
     for (const int64_t c : levels) {
       LoadOptions o = warm;
@@ -77,6 +80,10 @@ int bench_load(const Flags& flags, const Setup& s) {
       r.tokens_per_s = static_cast<double>(r.load.completion_tokens) / r.load.wall_s;
       r.p50_ms = quantile(r.load.latencies_s, 0.5) * 1e3;
       r.p99_ms = quantile(r.load.latencies_s, 0.99) * 1e3;
+      if (stream) {
+        r.first_p50_ms = quantile(r.load.first_text_s, 0.5) * 1e3;
+        r.first_p99_ms = quantile(r.load.first_text_s, 0.99) * 1e3;
+      }
       if (!r.load.first_error.empty())
         std::fprintf(stderr, "bench serve: %s, concurrency %lld: first error: %s\n",
                      r.config.c_str(), static_cast<long long>(c), r.load.first_error.c_str());
@@ -85,13 +92,22 @@ int bench_load(const Flags& flags, const Setup& s) {
     server.stop();
   }
 
-  Table table(
-      {"config", "max batch", "concurrency", "req/s", "tok/s", "p50 ms", "p99 ms", "errors"});
+  std::vector<std::string> header = {"config", "max batch", "concurrency", "req/s",
+                                     "tok/s",  "p50 ms",    "p99 ms",      "errors"};
+  if (stream) header.insert(header.end() - 1, {"first text p50 ms", "first text p99 ms"});
+  Table table(header);
   std::vector<JsonObject> results, ratios;
   for (const Row& r : rows) {
-    table.add({r.config, std::to_string(r.max_batch), std::to_string(r.concurrency),
-               fixed(r.requests_per_s, 1), fixed(r.tokens_per_s, 1), fixed(r.p50_ms, 1),
-               fixed(r.p99_ms, 1), std::to_string(r.load.errors)});
+    std::vector<std::string> cells = {r.config,
+                                      std::to_string(r.max_batch),
+                                      std::to_string(r.concurrency),
+                                      fixed(r.requests_per_s, 1),
+                                      fixed(r.tokens_per_s, 1),
+                                      fixed(r.p50_ms, 1),
+                                      fixed(r.p99_ms, 1),
+                                      std::to_string(r.load.errors)};
+    if (stream) cells.insert(cells.end() - 1, {fixed(r.first_p50_ms, 1), fixed(r.first_p99_ms, 1)});
+    table.add(cells);
     JsonObject j;
     j.str("name", r.config + "_c" + std::to_string(r.concurrency))
         .str("config", r.config)
@@ -103,6 +119,7 @@ int bench_load(const Flags& flags, const Setup& s) {
         .num("tokens_per_s", r.tokens_per_s)
         .num("p50_ms", r.p50_ms)
         .num("p99_ms", r.p99_ms);
+    if (stream) j.num("first_text_p50_ms", r.first_p50_ms).num("first_text_p99_ms", r.first_p99_ms);
     results.push_back(j);
   }
   table.print();
@@ -125,6 +142,7 @@ int bench_load(const Flags& flags, const Setup& s) {
         .integer("params", s.model->config().parameter_count())
         .integer("requests", requests)
         .integer("max_tokens", s.max_tokens)
+        .integer("stream", stream ? 1 : 0)
         .array("results", results)
         .array("ratios", ratios);
     write_json_file(flags.str("json"), json);
@@ -244,6 +262,8 @@ int bench_serve_main(const std::vector<std::string>& args) {
               "--concurrency, first with --max-batch, then unbatched (max batch 1). Prints\n"
               "requests/s, completion tokens/s, p50/p99 latency and errors (answers other than\n"
               "200) for each, and the batched/unbatched throughput ratio. Exits 1 on errors.\n"
+              "--stream sends them streamed and also reports the time until each stream's first\n"
+              "text (p50/p99).\n"
               "--soak N instead sends N requests (10% malformed JSON, 10% an invalid field,\n"
               "10% closed before the answer, 10% closed after its first bytes), prints the\n"
               "process's resident memory (VmRSS) every N/10 requests, and exits 1 when it grew\n"
@@ -253,6 +273,7 @@ int bench_serve_main(const std::vector<std::string>& args) {
       .option("concurrency", "1,8,64", "comma-separated numbers of clients sending at once")
       .option("max-tokens", "32", "max_tokens of every request")
       .option("max-batch", "16", "the batched configuration's --max-batch")
+      .flag("stream", "stream the requests, and time each until its first text")
       .option("soak", "0", "send this many mixed requests and track memory instead (0 = off)")
       .option("soak-concurrency", "16", "clients sending at once during --soak")
       .option("soak-max-growth-mib", "16",

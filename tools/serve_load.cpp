@@ -36,7 +36,73 @@ std::string chat_body(int64_t i, int64_t max_tokens, bool stream) {
   const char* prompt = kPrompts[static_cast<size_t>(i) % std::size(kPrompts)];
   return std::string(R"({"model":"bench","messages":[{"role":"user","content":")") + prompt +
          R"("}],"temperature":0,"max_tokens":)" + std::to_string(max_tokens) +
-         (stream ? R"(,"stream":true})" : "}");
+         (stream ? R"(,"stream":true,"stream_options":{"include_usage":true}})" : "}");
+}
+
+// An answer as the load clients judge it: whether one came (else why not), its status and
+// body, and for a stream the seconds until the first event carrying text (NaN when none did).
+struct Answer {
+  bool came = false;
+  std::string failure;
+  int status = 0;
+  std::string body;
+  double first_text_s = NAN;
+};
+
+Answer answer_of(const httplib::Result& res, std::string body) {
+  Answer a;
+  a.came = static_cast<bool>(res);
+  if (!res) {
+    a.failure = httplib::to_string(res.error());
+    return a;
+  }
+  a.status = res->status;
+  a.body = std::move(body);
+  return a;
+}
+
+Answer post_chat(httplib::Client& client, const std::string& body) {
+  httplib::Result res = client.Post("/v1/chat/completions", body, "application/json");
+  return answer_of(res, res ? res->body : std::string());
+}
+
+// A streamed chat completion: the events as they arrive, timed to the first with text.
+Answer post_streamed(httplib::Client& client, const std::string& body) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string events;
+  double first_text_s = NAN;
+  size_t scanned = 0;  // events before this offset hold no text
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/chat/completions";
+  req.headers = {{"Content-Type", "application/json"}};
+  req.body = body;
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    events.append(data, n);
+    // A delta with text: "content":" followed by anything but the closing quote (the role
+    // chunk's content is empty).
+    for (size_t at = events.find("\"content\":\"", scanned);
+         std::isnan(first_text_s) && at != std::string::npos && at + 11 < events.size();
+         at = events.find("\"content\":\"", scanned)) {
+      if (events[at + 11] != '"') {
+        first_text_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
+      scanned = at + 1;
+    }
+    return true;
+  };
+  httplib::Response res;
+  httplib::Error error = httplib::Error::Success;
+  Answer a;
+  a.came = client.send(req, res, error);
+  if (!a.came) {
+    a.failure = httplib::to_string(error);
+    return a;
+  }
+  a.status = res.status;
+  a.body = std::move(events);
+  a.first_text_s = first_text_s;
+  return a;
 }
 
 // The first "completion_tokens" number of a response body; 0 when there is none.
@@ -92,7 +158,7 @@ LoadResult run_load(const LoadOptions& o) {
     client.set_tcp_nodelay(true);
     client.set_connection_timeout(10);
     client.set_read_timeout(600);
-    std::vector<double> latencies;
+    std::vector<double> latencies, first_text;
     for (int64_t i = next++; i < o.requests; i = next++) {
       const LoadKind kind = o.kind_of ? o.kind_of(i) : LoadKind::chat;
       if (kind == LoadKind::abandoned_early || kind == LoadKind::abandoned_stream) {
@@ -102,23 +168,29 @@ LoadResult run_load(const LoadOptions& o) {
         if (!abandon_request(o.port, chat_body(i, max_tokens, true), !early))
           fail("request " + std::to_string(i) + ": an abandoned request got no answer");
       } else {
+        const bool streamed = kind == LoadKind::streamed_chat;
         const std::string body =
             kind == LoadKind::malformed_json ? "{\"messages\": [oops"
             : kind == LoadKind::invalid_field
                 ? R"({"messages":[{"role":"user","content":"x"}],"temperature":7})"
-                : chat_body(i, o.max_tokens, false);
-        const int want = kind == LoadKind::chat ? 200 : 400;
+                : chat_body(i, o.max_tokens, streamed);
+        const int want = kind == LoadKind::chat || streamed ? 200 : 400;
         const auto t0 = Clock::now();
-        httplib::Result res = client.Post("/v1/chat/completions", body, "application/json");
+        const Answer answer = streamed ? post_streamed(client, body) : post_chat(client, body);
         const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-        if (!res) {
-          fail("request " + std::to_string(i) + ": " + httplib::to_string(res.error()));
-        } else if (res->status != want) {
-          fail("request " + std::to_string(i) + ": HTTP " + std::to_string(res->status) + " " +
-               res->body.substr(0, 200));
-        } else if (kind == LoadKind::chat) {
+        if (!answer.came) {
+          fail("request " + std::to_string(i) + ": " + answer.failure);
+        } else if (answer.status != want) {
+          fail("request " + std::to_string(i) + ": HTTP " + std::to_string(answer.status) + " " +
+               answer.body.substr(0, 200));
+        } else if (streamed && (std::isnan(answer.first_text_s) ||
+                                answer.body.find("data: [DONE]") == std::string::npos)) {
+          fail("request " + std::to_string(i) +
+               ": a stream without text or [DONE]: " + answer.body.substr(0, 200));
+        } else if (kind == LoadKind::chat || streamed) {
           latencies.push_back(seconds);
-          tokens += completion_tokens_of(res->body);
+          if (streamed) first_text.push_back(answer.first_text_s);
+          tokens += completion_tokens_of(answer.body);
         }
       }
       const int64_t n = ++done;
@@ -126,6 +198,7 @@ LoadResult run_load(const LoadOptions& o) {
     }
     std::lock_guard<std::mutex> lock(mutex);
     result.latencies_s.insert(result.latencies_s.end(), latencies.begin(), latencies.end());
+    result.first_text_s.insert(result.first_text_s.end(), first_text.begin(), first_text.end());
   };
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;

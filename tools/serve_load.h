@@ -13,6 +13,7 @@ namespace rlaif::cli {
 // What one client's request is.
 enum class LoadKind {
   chat,              // a well-formed chat completion: must be answered 200
+  streamed_chat,     // the same streamed (with its usage): 200, and timed to its first text
   malformed_json,    // a body that is not JSON: must be answered 400
   invalid_field,     // JSON with a field out of range: must be answered 400
   abandoned_early,   // a streamed request for 8 x max_tokens, closed before the answer
@@ -34,8 +35,9 @@ struct LoadResult {
   int64_t requests = 0, errors = 0;  // errors: answers other than the kind's expected one
   int64_t completion_tokens = 0;     // from the usage of the 200 answers
   double wall_s = 0;
-  std::vector<double> latencies_s;  // of the chat completions answered 200
-  std::string first_error;          // what the first error was
+  std::vector<double> latencies_s;   // of the chat completions answered 200
+  std::vector<double> first_text_s;  // of the streamed ones: until their first text arrived
+  std::string first_error;           // what the first error was
 };
 
 // Sends options.requests requests from options.concurrency threads (each with one keep-alive

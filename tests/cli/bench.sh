@@ -172,6 +172,16 @@ for key in requests_per_s tokens_per_s p50_ms p99_ms batched_over_unbatched; do
   positive "$tmp/serve.json" "$key"
 done
 [[ "$(values "$tmp/serve.json" errors | sort -u)" == 0 ]] || flunk "bench serve: errors"
+# Streamed: each request's first text comes no later than its end, so the quantiles of the time
+# to first text are at most those of the latency.
+run "bench serve --stream" "$rlaif" bench serve --model "$model" --requests 8 --concurrency 1,4 \
+  --max-tokens 8 --stream --json "$tmp/stream.json"
+grep -q "first text p50 ms" "$tmp/out.txt" || flunk "bench serve --stream: no first-text column"
+for key in first_text_p50_ms first_text_p99_ms p50_ms; do positive "$tmp/stream.json" "$key"; done
+paste <(values "$tmp/stream.json" first_text_p50_ms) <(values "$tmp/stream.json" p50_ms) |
+  awk '{ if ($1 > $2) bad = 1 } END { exit bad || NR != 4 }' ||
+  flunk "bench serve --stream: first text after the whole answer: $(cat "$tmp/stream.json")"
+[[ "$(values "$tmp/stream.json" errors | sort -u)" == 0 ]] || flunk "bench serve --stream: errors"
 run "bench serve --soak" "$rlaif" bench serve --model "$model" --soak 1000 --soak-concurrency 8 \
   --max-tokens 8 --json "$tmp/soak.json"
 [[ $(values "$tmp/soak.json" rss_bytes | wc -l) -ge 11 ]] || flunk "soak: fewer than 11 RSS samples"
