@@ -136,8 +136,11 @@ void copy_adapter_tensors(Transformer& model, const SafetensorsFile& st, const s
 }  // namespace
 
 PeftAdapterConfig parse_adapter_config(const std::string& json, const std::string& source) {
+  // JSON text holds no NUL byte; the parser would take one for the end of the file.
+  RLAIF_CHECK(json.find('\0') == std::string::npos, source, ": a NUL byte at byte ",
+              json.find('\0'), " (binary data, not JSON text)");
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseIterativeFlag>(json.c_str());
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.c_str(), json.size());
   RLAIF_CHECK(!doc.HasParseError(), source, ": invalid JSON at byte ", doc.GetErrorOffset(), ": ",
               rapidjson::GetParseError_En(doc.GetParseError()));
   RLAIF_CHECK(doc.IsObject(), source, ": must hold a JSON object");

@@ -137,8 +137,14 @@ void Flags::load_config(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   std::string text = buffer.str();
+  // JSON text holds no NUL byte; the parser would take one for the end of the file.
+  if (const size_t nul = text.find('\0'); nul != std::string::npos) {
+    throw UsageError("--config: " + path + ":" +
+                     std::to_string(1 + std::count(text.begin(), text.begin() + nul, '\n')) +
+                     ": a NUL byte (binary data, not JSON text)");
+  }
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseIterativeFlag>(text.c_str());
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.c_str(), text.size());
   if (doc.HasParseError()) {
     // Turn the byte offset into a line number the user can jump to.
     size_t offset = doc.GetErrorOffset();

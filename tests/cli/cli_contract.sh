@@ -51,5 +51,10 @@ echo '{"max-new-tokens": 3,' > "$tmp/bad.json"
 expect 2 "--config with bad JSON" "$rlaif" generate --model "$root/data/models/stories260K" \
   --prompt "Once" --config "$tmp/bad.json"
 grep -q "bad.json:[0-9]" <<<"$LAST_OUTPUT" || { echo "FAIL: bad config line not named: $LAST_OUTPUT"; fail=1; }
+# A NUL byte would end the parser's text early (silently dropping what follows): refused, by line.
+printf '{"max-new-tokens": 3}\n\0{"temperature": 9}' > "$tmp/nul.json"
+expect 2 "--config with a NUL byte" "$rlaif" generate --model "$root/data/models/stories260K" \
+  --prompt "Once" --config "$tmp/nul.json"
+grep -q "nul.json:2: a NUL byte" <<<"$LAST_OUTPUT" || { echo "FAIL: NUL byte not named: $LAST_OUTPUT"; fail=1; }
 ((fail)) && exit 1
 echo "cli contract holds"

@@ -260,6 +260,12 @@ TEST(PeftAdapter, RefusesWhatRlaifCannotApplyByName) {
   };
   EXPECT_TRUE(contains(error_of([] { parse_adapter_config(R"({"peft_type": "IA3"})", "cfg"); }),
                        "cfg: \"peft_type\" is \"IA3\""));
+  // A NUL byte would end the parser's text early, dropping what follows it.
+  EXPECT_TRUE(contains(error_of([] {
+                         using namespace std::string_literals;
+                         parse_adapter_config("{\"peft_type\": \"LORA\"}\0junk"s, "cfg");
+                       }),
+                       "cfg: a NUL byte at byte 21"));
   EXPECT_TRUE(contains(refusal(R"(, "use_dora": true)"), "cfg: \"use_dora\" asks for DoRA"));
   EXPECT_TRUE(contains(refusal(R"(, "bias": "lora_only")"), "cfg: \"bias\" must be \"none\""));
   EXPECT_TRUE(contains(refusal(R"(, "layers_to_transform": [0])"), "\"layers_to_transform\""));
