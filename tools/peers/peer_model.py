@@ -318,3 +318,18 @@ def apply_common_args(args):
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+
+
+def run_info(bench: str, args) -> dict:
+    """What every peer's JSON starts with: the benchmark, torch, the device and the timing."""
+    return {
+        "bench": bench,
+        "peer": "torch",
+        "torch_version": torch.__version__,
+        "device": args.device,
+        "device_name": device_name(args.device),
+        "dtype": args.dtype,
+        "attention": ATTENTION_PATH,
+        "reps": args.reps,
+        "warmup": args.warmup,
+    }

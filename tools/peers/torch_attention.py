@@ -225,16 +225,8 @@ def main():
     pm.write_json(
         args.json,
         {
-            "bench": "attention",
-            "peer": "torch",
-            "torch_version": torch.__version__,
-            "device": args.device,
-            "device_name": pm.device_name(args.device),
-            "dtype": args.dtype,
-            "attention": pm.ATTENTION_PATH,
+            **pm.run_info("attention", args),
             "causal": True,
-            "reps": args.reps,
-            "warmup": args.warmup,
             "rows": rows,
         },
     )

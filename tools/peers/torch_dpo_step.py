@@ -211,13 +211,7 @@ def main():
     pm.write_json(
         args.json,
         {
-            "bench": "dpo",
-            "peer": "torch",
-            "torch_version": torch.__version__,
-            "device": dev,
-            "device_name": pm.device_name(dev),
-            "dtype": args.dtype,
-            "attention": pm.ATTENTION_PATH,
+            **pm.run_info("dpo", args),
             "arch": args.arch,
             "preset": args.preset,
             "params": pm.parameter_count(initial),
@@ -226,8 +220,6 @@ def main():
             "prompt": args.prompt,
             "beta": BETA,
             "lr": LR,
-            "reps": args.reps,
-            "warmup": args.warmup,
             "step0_loss": step0_loss,
             "rows": rows,
         },

@@ -142,20 +142,12 @@ def main():
     pm.write_json(
         args.json,
         {
-            "bench": "generate",
-            "peer": "torch",
-            "torch_version": torch.__version__,
-            "device": dev,
-            "device_name": pm.device_name(dev),
-            "dtype": args.dtype,
-            "attention": pm.ATTENTION_PATH,
+            **pm.run_info("generate", args),
             "arch": args.arch,
             "preset": args.preset,
             "params": pm.parameter_count(model),
             "prompt_len": P,
             "new_tokens": N,
-            "reps": args.reps,
-            "warmup": args.warmup,
             "rows": rows,
         },
     )
