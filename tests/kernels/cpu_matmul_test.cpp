@@ -160,6 +160,8 @@ TEST(CpuMatmul, ResultsDoNotDependOnTheThreadCount) {
       {{96, 600}, {1100, 96}, true, true},         // transposed operands
       {{3, 300, 64}, {3, 64, 520}, false, false},  // per-batch b
       {{40, 3000}, {3000, 24}, false, false},      // one tile, long inner dimension
+      {{520, 3}, {3, 520}, false, false},          // several tiles, too small to fork for
+      {{40, 600}, {600, 24}, false, false},        // one small tile OpenBLAS alone would thread
   };
   const int saved_blas = openblas_get_num_threads();
   for (const Shapes& s : cases) {
