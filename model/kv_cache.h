@@ -13,6 +13,9 @@
 
 namespace rlaif {
 
+// The attention segment of padding: no real token attends to it.
+inline constexpr int32_t kPaddingSegment = -1;
+
 class KVCache {
  public:
   KVCache(const ModelConfig& config, int64_t batch, int64_t capacity, Device device,
@@ -38,6 +41,10 @@ class KVCache {
   void advance(int64_t tokens);
   // Drops the last tokens (length becomes `length`).
   void truncate(int64_t length);
+  // Places a one-row cache's `single.length()` positions at the right end of row `row`'s cached
+  // positions, [length - n, length), and marks the row's positions before them as padding
+  // (kPaddingSegment): a sequence joining a batch whose other rows have cached more.
+  void place_row(int64_t row, const KVCache& single);
 
  private:
   void write_rows(const Tensor& cache, const Tensor& rows);

@@ -198,7 +198,9 @@ TEST_F(OpenAiServerTest, StreamedDeltasConcatenateToTheText) {
   }
   auto p = parse(plain->body);
   EXPECT_EQ(text, content_of(p));
-  EXPECT_GT(deltas, 10);  // one per token, not one blob
+  // Pieces as generated: as many as the writer found new text; how many depends on timing
+  // (OpenAiServerLifecycle holds generation midway to see text arrive before the end).
+  EXPECT_GE(deltas, 1);
   EXPECT_EQ(finish, p["choices"][0]["finish_reason"].GetString());
 
   // Completions stream "text" pieces.

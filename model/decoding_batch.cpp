@@ -1,0 +1,167 @@
+#include "model/decoding_batch.h"
+
+#include <algorithm>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "kernels/backend.h"
+
+namespace rlaif {
+namespace {
+
+// Logits [B, V] of the last position of every row of hidden [B, T, D], on the model's device
+// (sampled there: only the B chosen ids come back to the host). The rows are picked with an
+// embedding lookup (a row gather) so the vocabulary projection runs on B rows only.
+Tensor last_position_logits(const Transformer& model, const Variable& hidden) {
+  const int64_t B = hidden.size(0), T = hidden.size(1), D = hidden.size(2);
+  std::vector<int32_t> rows(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b)
+    rows[static_cast<size_t>(b)] = static_cast<int32_t>(b * T + T - 1);
+  Tensor ids = Tensor::from_vector(rows, {B}).to(model.device());
+  Variable last = embedding(reshape(hidden, {B * T, D}), ids);
+  Tensor logits = model.logits(last).data();
+  if (logits.device().is_cpu() && logits.dtype() != DType::f32) {  // the CPU samples f32 only
+    Tensor wide = Tensor::empty(logits.shape(), DType::f32, logits.device());
+    backend_for(logits.device()).cast(logits, wide);
+    logits = wide;
+  }
+  return logits;
+}
+
+}  // namespace
+
+DecodingBatch::DecodingBatch(const Transformer& model, SamplingOptions sampling,
+                             std::vector<int32_t> eos_ids, int64_t capacity)
+    : model_(model), sampling_(sampling), eos_ids_(std::move(eos_ids)), capacity_(capacity) {
+  RLAIF_CHECK(capacity > 1 && capacity <= model.config().max_position_embeddings,
+              "DecodingBatch: a capacity of ", capacity, " positions is not in [2, ",
+              model.config().max_position_embeddings, "] (the model's context)");
+}
+
+void DecodingBatch::start(const std::vector<std::vector<int32_t>>& prompts,
+                          std::vector<uint64_t> stream_ids) {
+  NoGradGuard no_grad;
+  RLAIF_CHECK(!cache_, "DecodingBatch::start: already started");
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  RLAIF_CHECK(B > 0, "DecodingBatch::start: no prompts");
+  RLAIF_CHECK(stream_ids.empty() || stream_ids.size() == prompts.size(),
+              "DecodingBatch: ", stream_ids.size(), " stream ids for ", prompts.size(), " prompts");
+  int64_t longest = 0;
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    RLAIF_CHECK(!prompts[b].empty(), "generate: prompt ", b, " is empty (start it with BOS)");
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(prompts[b].size()));
+  }
+  RLAIF_CHECK(longest < capacity_, "generate: a prompt of ", longest,
+              " tokens leaves no room in a cache of ", capacity_,
+              " positions (the model's context ", model_.config().max_position_embeddings, ")");
+
+  // Left-pad to the longest prompt; the padding is its own segment.
+  std::vector<int32_t> ids(static_cast<size_t>(B * longest), 0), pos(ids.size(), 0),
+      seg(ids.size(), kPaddingSegment);
+  rows_.assign(prompts.size(), Row{});
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = prompts[static_cast<size_t>(b)];
+    const int64_t pad = longest - static_cast<int64_t>(p.size());
+    for (size_t i = 0; i < p.size(); ++i) {
+      const size_t at = static_cast<size_t>(b * longest + pad) + i;
+      ids[at] = p[i];
+      pos[at] = static_cast<int32_t>(i);
+      seg[at] = 0;
+    }
+    Row& row = rows_[static_cast<size_t>(b)];
+    row.live = true;
+    row.stream = stream_ids.empty() ? static_cast<uint64_t>(b) : stream_ids[static_cast<size_t>(b)];
+    row.next_position = static_cast<int32_t>(p.size());
+  }
+  cache_ =
+      std::make_unique<KVCache>(model_.config(), B, capacity_, model_.device(), model_.dtype());
+  const Device device = model_.device();
+  TransformerInput input{Tensor::from_vector(ids, {B, longest}).to(device),
+                         Tensor::from_vector(pos, {B, longest}).to(device),
+                         Tensor::from_vector(seg, {B, longest}).to(device)};
+  logits_ = last_position_logits(model_, model_.hidden_states(input, cache_.get()));
+  uniforms_host_ = Tensor::empty({B}, DType::f32);
+  tokens_ = Tensor::empty({B}, DType::i32, device);
+}
+
+bool DecodingBatch::any_live() const {
+  return std::any_of(rows_.begin(), rows_.end(), [](const Row& r) { return r.live; });
+}
+
+std::vector<int64_t> DecodingBatch::sample() {
+  RLAIF_CHECK(cache_, "DecodingBatch::sample: not started");
+  RLAIF_CHECK(room() > 0, "DecodingBatch::sample: no room left in the cache of ", capacity_,
+              " positions");
+  // One draw per row from its own stream at its own token count, made on the host (as the CPU
+  // would), then every row sampled on the device; ended rows too (their tokens are ignored),
+  // which keeps the call one rectangular batch.
+  float* u = uniforms_host_.data<float>();
+  for (size_t b = 0; b < rows_.size(); ++b) {
+    u[b] = sampling_uniform(sampling_.seed, rows_[b].stream,
+                            static_cast<uint64_t>(rows_[b].out.tokens.size()));
+  }
+  backend_for(model_.device())
+      .sample_tokens(logits_, uniforms_host_.to(model_.device()), sampling_.temperature,
+                     sampling_.top_k, sampling_.top_p, tokens_);
+  const std::vector<int32_t> picked = tokens_.to(Device::cpu()).to_vector<int32_t>();
+  std::vector<int64_t> received;
+  for (size_t b = 0; b < rows_.size(); ++b) {
+    Row& row = rows_[b];
+    if (!row.live) continue;
+    row.out.tokens.push_back(picked[b]);
+    received.push_back(static_cast<int64_t>(b));
+    if (std::find(eos_ids_.begin(), eos_ids_.end(), picked[b]) != eos_ids_.end()) {
+      row.out.stopped_at_eos = true;
+      row.live = false;
+    }
+  }
+  return received;
+}
+
+void DecodingBatch::end_row(int64_t row) {
+  rows_.at(static_cast<size_t>(row)).live = false;
+}
+
+void DecodingBatch::decode() {
+  NoGradGuard no_grad;
+  RLAIF_CHECK(cache_ && length() < capacity_, "DecodingBatch::decode: no room left in the cache");
+  const int64_t B = rows();
+  std::vector<int32_t> next(rows_.size()), positions(rows_.size());
+  for (size_t b = 0; b < rows_.size(); ++b) {
+    Row& row = rows_[b];
+    RLAIF_CHECK(!row.out.tokens.empty(), "DecodingBatch::decode: row ", b, " has no token yet");
+    next[b] = row.out.tokens.back();
+    positions[b] = row.next_position++;
+  }
+  const Device device = model_.device();
+  TransformerInput input{Tensor::from_vector(next, {B, 1}).to(device),
+                         Tensor::from_vector(positions, {B, 1}).to(device), Tensor()};
+  logits_ = last_position_logits(model_, model_.hidden_states(input, cache_.get()));
+}
+
+void DecodingBatch::join(int64_t row, const std::vector<int32_t>& prompt, uint64_t stream_id) {
+  NoGradGuard no_grad;
+  const int64_t P = static_cast<int64_t>(prompt.size());
+  RLAIF_CHECK(row >= 0 && row < rows() && !live(row), "DecodingBatch::join: row ", row,
+              " is not an ended row of the ", rows(), "-row batch");
+  RLAIF_CHECK(can_join(P), "DecodingBatch::join: a prompt of ", P, " tokens cannot join ", length(),
+              " cached positions (room for ", room(), " more tokens)");
+  // The prompt's prefill, alone: the same computation as generating it by itself.
+  KVCache single(model_.config(), 1, P, model_.device(), model_.dtype());
+  std::vector<int32_t> positions(prompt.size());
+  for (size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<int32_t>(i);
+  const Device device = model_.device();
+  TransformerInput input{Tensor::from_vector(prompt, {1, P}).to(device),
+                         Tensor::from_vector(positions, {1, P}).to(device), Tensor()};
+  Tensor logits = last_position_logits(model_, model_.hidden_states(input, &single));
+  cache_->place_row(row, single);
+  backend_for(device).copy(logits.select(0), logits_.select(row));
+
+  Row& r = rows_[static_cast<size_t>(row)];
+  r = Row{};
+  r.live = true;
+  r.stream = stream_id;
+  r.next_position = static_cast<int32_t>(P);
+}
+
+}  // namespace rlaif

@@ -1,0 +1,83 @@
+// A batch of sequences decoded together one token at a time, whose finished rows can take new
+// prompts while the others go on: what generate() runs, and what a server uses for continuous
+// batching.
+//
+// The KV cache is one rectangle [rows, capacity]: every row has cached the same number of
+// positions, length(). The first prompts are left-padded to the longest, and a prompt that joins
+// later is prefilled alone and placed at the right end of its row's cached positions, the rest of
+// the row marked as padding (its own attention segment). Real tokens' positions start at 0 in
+// every row, so each sequence computes what it would alone; its first token comes from exactly
+// the logits it would have alone (the same single-row prefill).
+//
+//   decode step:   every row feeds its last token; the cache grows by one position
+//   join(r, p):    row r (ended) gets p's keys and values at [length - |p|, length), padding
+//                  before them, and p's last logits, so the next sample() gives its first token
+//
+// Sampling randomness comes from each row's own stream and its own token count
+// (model/sampling.h), so neither batching nor joining changes the sampled tokens.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/generate.h"
+#include "model/kv_cache.h"
+#include "model/transformer.h"
+
+namespace rlaif {
+
+class DecodingBatch {
+ public:
+  // `capacity`: cached positions, at most the model's context. Every row can receive tokens
+  // until length() reaches it.
+  DecodingBatch(const Transformer& model, SamplingOptions sampling, std::vector<int32_t> eos_ids,
+                int64_t capacity);
+
+  // Prefills the first prompts together, one row each (non-empty, at most capacity - 1 tokens).
+  void start(const std::vector<std::vector<int32_t>>& prompts, std::vector<uint64_t> stream_ids);
+
+  int64_t rows() const { return static_cast<int64_t>(rows_.size()); }
+  int64_t length() const { return cache_ ? cache_->length() : 0; }
+  int64_t capacity() const { return capacity_; }
+  // New tokens every live row can still receive (the last one sampled needs no cached position).
+  int64_t room() const { return capacity_ - length(); }
+  bool live(int64_t row) const { return rows_.at(static_cast<size_t>(row)).live; }
+  bool any_live() const;
+  const Generation& generation(int64_t row) const { return rows_.at(static_cast<size_t>(row)).out; }
+
+  // Samples the next token of every live row from the last logits and appends it to the row's
+  // generation; returns those rows. A row whose token is an EOS id ends. Error when there is no
+  // room.
+  std::vector<int64_t> sample();
+  // Ends a live row: it receives no more tokens (its slot can take a join).
+  void end_row(int64_t row);
+  // Runs one decoding step: every row's last token through the model (ended rows too; their
+  // outputs are ignored, and a rectangular batch is cheaper than re-packing it).
+  void decode();
+
+  // Whether a prompt of `tokens` tokens can join now: it fits left of the cached length.
+  bool can_join(int64_t tokens) const { return tokens > 0 && tokens <= length() && room() > 0; }
+  // Prefills `prompt` alone into ended row `row` (see the top of this file). Error unless
+  // can_join(prompt.size()) and the row has ended.
+  void join(int64_t row, const std::vector<int32_t>& prompt, uint64_t stream_id);
+
+ private:
+  struct Row {
+    Generation out;
+    bool live = false;
+    uint64_t stream = 0;
+    int32_t next_position = 0;
+  };
+
+  const Transformer& model_;
+  SamplingOptions sampling_;
+  std::vector<int32_t> eos_ids_;
+  int64_t capacity_;
+  std::vector<Row> rows_;
+  std::unique_ptr<KVCache> cache_;
+  Tensor logits_;  // [rows, vocab]: the next token's logits of every row
+  Tensor uniforms_host_, tokens_;
+};
+
+}  // namespace rlaif

@@ -1,0 +1,120 @@
+// DecodingBatch (model/decoding_batch.h): a prompt that joins a running batch, in a row another
+// sequence has ended, generates exactly the tokens it generates alone, and the other rows are
+// not disturbed by it.
+#include "model/decoding_batch.h"
+
+#include <gtest/gtest.h>
+
+#include "io/model_dir.h"
+#include "runtime/error.h"
+#include "tests/model/model_test_util.h"
+
+namespace rlaif {
+namespace {
+
+using testing::stories_dir;
+
+// Runs `batch` until row `row` holds `tokens` tokens (or ends), joining nothing.
+void run_until(DecodingBatch& batch, int64_t row, size_t tokens) {
+  while (batch.live(row) && batch.generation(row).tokens.size() < tokens) {
+    batch.decode();
+    batch.sample();
+  }
+}
+
+std::vector<int32_t> first(const std::vector<int32_t>& tokens, size_t n) {
+  return {tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(std::min(n, tokens.size()))};
+}
+
+// Row 0 runs throughout; row 1 ends after 3 tokens and takes `joining` in its place. Both rows'
+// tokens must equal their generations alone.
+void expect_join_matches_alone(const Transformer& model, const std::vector<int32_t>& running,
+                               const std::vector<int32_t>& ending,
+                               const std::vector<int32_t>& joining, const GenerationOptions& opts,
+                               size_t joined_tokens) {
+  const int64_t capacity = model.config().max_position_embeddings;
+  DecodingBatch batch(model, opts.sampling, opts.eos_ids, capacity);
+  batch.start({running, ending}, {5, 6});
+  batch.sample();
+  run_until(batch, 1, 3);
+  ASSERT_TRUE(batch.live(0));
+  EXPECT_FALSE(batch.can_join(batch.length() + 1));  // longer than the cached positions
+  batch.end_row(1);
+  batch.decode();
+  ASSERT_TRUE(batch.can_join(static_cast<int64_t>(joining.size())));
+  batch.join(1, joining, 7);
+  EXPECT_TRUE(batch.generation(1).tokens.empty());
+  batch.sample();
+  run_until(batch, 1, joined_tokens);
+  const size_t got = batch.generation(1).tokens.size();
+  ASSERT_GT(got, 2u);
+
+  GenerationOptions alone_opts = opts;
+  alone_opts.max_new_tokens = capacity;
+  const Generation joined_alone = generate(model, {joining}, alone_opts, {7})[0];
+  EXPECT_EQ(batch.generation(1).tokens, first(joined_alone.tokens, got));
+  const Generation running_alone = generate(model, {running}, alone_opts, {5})[0];
+  const std::vector<int32_t>& row0 = batch.generation(0).tokens;
+  EXPECT_EQ(row0, first(running_alone.tokens, row0.size()));
+}
+
+TEST(DecodingBatch, AJoinedPromptGeneratesWhatItWouldAlone) {
+  Transformer model = load_model(stories_dir());
+  for (float temperature : {0.0f, 1.0f}) {
+    SCOPED_TRACE(::testing::Message() << "temperature " << temperature);
+    GenerationOptions opts;
+    opts.eos_ids = {2};
+    opts.sampling.temperature = temperature;
+    opts.sampling.top_k = 40;
+    opts.sampling.top_p = 0.9f;
+    opts.sampling.seed = 17;
+    expect_join_matches_alone(model, {1, 22, 55, 301, 17, 9, 40, 41}, {1, 403, 407}, {1, 80, 12},
+                              opts, 24);
+  }
+}
+
+// Learned positions (GPT-2) and a sliding window shorter than the padding before the joined
+// prompt (Gemma 3's local layer): the joined row's positions restart at 0, and its window never
+// reaches into the padding.
+TEST(DecodingBatch, JoiningKeepsPositionsAndWindows) {
+  for (ModelConfig config : {testing::tiny_gpt2(), testing::tiny_gemma3()}) {
+    SCOPED_TRACE(config.model_type);
+    Transformer model(config);
+    model.init_weights(21);
+    GenerationOptions opts;
+    opts.sampling.temperature = 0;
+    expect_join_matches_alone(model, {1, 5, 7, 2}, {3, 4}, {6, 9}, opts, 5);
+  }
+}
+
+TEST(DecodingBatch, RefusesWhatDoesNotFit) {
+  Transformer model = load_model(stories_dir());
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  EXPECT_THROW(DecodingBatch(model, greedy, {}, 1), Error);
+  EXPECT_THROW(DecodingBatch(model, greedy, {}, model.config().max_position_embeddings + 1), Error);
+  DecodingBatch batch(model, greedy, {}, 6);
+  EXPECT_FALSE(batch.can_join(1));                             // not started
+  EXPECT_THROW(batch.start({{1, 2, 3, 4, 5, 6}}, {}), Error);  // no room for a token
+  DecodingBatch b(model, greedy, {}, 6);
+  b.start({{1, 22, 55}, {1}}, {});
+  EXPECT_EQ(b.room(), 3);
+  b.sample();
+  EXPECT_THROW(b.join(0, {1}, 0), Error);  // row 0 is still generating
+  b.end_row(1);
+  EXPECT_THROW(b.join(1, {1, 2, 3, 4}, 0), Error);  // longer than the 3 cached positions
+  EXPECT_THROW(b.join(2, {1}, 0), Error);           // no such row
+  b.decode();
+  b.sample();
+  b.decode();
+  b.sample();
+  EXPECT_EQ(b.room(), 1);
+  EXPECT_EQ(b.generation(0).tokens.size(), 3u);
+  b.decode();
+  EXPECT_EQ(b.room(), 0);
+  EXPECT_FALSE(b.can_join(1));
+  EXPECT_THROW(b.sample(), Error);
+}
+
+}  // namespace
+}  // namespace rlaif
