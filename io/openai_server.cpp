@@ -331,6 +331,7 @@ ServerStats OpenAiServer::stats() const {
   st.requests = impl_->answered;
   st.batches = impl_->batches;
   st.largest_batch = impl_->largest_batch;
+  st.joined = impl_->joined;
   st.in_flight = impl_->in_flight;
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);

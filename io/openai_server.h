@@ -7,15 +7,18 @@
 //
 // Batching: HTTP threads only parse, tokenize and wait. One generation thread takes the pending
 // requests, up to `max_batch` whose sampling settings (temperature, top_p, seed) are equal, and
-// runs model/generate.h's batched generate() on them together. A request with a seed samples from
+// decodes them together in a model/decoding_batch.h batch. A request with a seed samples from
 // (seed, stream 0) and one without from (the server's --seed, a stream of its own), greedy ones
-// from nothing, so a response never depends on what it was batched with. A batch generates the
-// longest max_tokens among its requests and each is cut at its own; requests are batched only
-// while the longest prompt plus that fits the context, so no row loses room to another.
+// from nothing, so a response never depends on what it was batched with. Each row ends at its
+// own request's max_tokens (or EOS), and its request is answered then. Batching is continuous:
+// after every step, queued requests with the same sampling settings take the rows that ended,
+// if their prompt fits left of the batch's cached positions and their max_tokens fits what is
+// left of its cache (kJoinRoomFactor times what its first requests needed, at most the
+// context). A batch ends when no row is generating.
 //
-// Streaming sends the finished generation as chunks, one per token (generate() reports steps,
-// not tokens, so nothing can be sent before the batch ends). Stop strings are applied to the
-// finished text; the tokens after one are generated and dropped (and not counted in usage).
+// Streaming (stream: true) sends each row's text as it is generated (io/openai_stream.h): new
+// text after every step, as many tokens as the writer finds new at once. A stop string ends a
+// stream, and its row, where it appears; a plain answer is generated whole, then cut there.
 //
 // Limits: bodies over `max_body_bytes` get 413; max_tokens over `max_tokens_limit` 400; a prompt
 // that leaves no room in the model's context 400 (code context_length_exceeded); a max_tokens
@@ -25,8 +28,7 @@
 // Abandoned work: a request still queued or generating `request_timeout_s` after it arrived is
 // answered 504 (code "timeout"), and a client that closes its connection while its request
 // waits is noticed within 20 ms. Either way the request leaves the queue, or its row of the
-// running batch ends (model/generate.h's KeepRow): a batch ends as soon as none of its requests
-// is still wanted, and a row that ended costs nothing more once the batch does.
+// running batch ends at its next step, ready for a queued request to take.
 //
 // Authentication: with `api_key` set, every endpoint answers 401 (code "invalid_api_key")
 // unless the request carries "Authorization: Bearer <api_key>", compared in constant time.
@@ -68,8 +70,9 @@ struct ServerOptions {
 
 struct ServerStats {
   int64_t requests = 0;       // completion requests answered with 200
-  int64_t batches = 0;        // generate() calls
-  int64_t largest_batch = 0;  // most requests in one generate() call
+  int64_t batches = 0;        // batches started
+  int64_t largest_batch = 0;  // most rows in one batch
+  int64_t joined = 0;         // requests that took an ended row of a running batch
   int64_t in_flight = 0;      // completion requests being handled now
   int64_t queued = 0;         // of those, the ones waiting for a batch
   int64_t steps = 0;          // decoding steps run, over every batch

@@ -20,6 +20,7 @@
 #include "io/openai_protocol.h"
 #include "io/openai_server.h"
 #include "io/openai_stream.h"
+#include "model/decoding_batch.h"
 #include "model/generate.h"
 
 namespace rlaif {
@@ -38,6 +39,10 @@ class ClientGone : public std::runtime_error {
 };
 
 using Clock = std::chrono::steady_clock;
+
+// A batch's cache holds this many times the positions its first requests need (at most the
+// context), so that queued requests can take its ended rows for a while before it must drain.
+inline constexpr int64_t kJoinRoomFactor = 4;
 
 // How often a request waiting for its generation looks at its connection and its deadline.
 inline constexpr auto kWatchInterval = std::chrono::milliseconds(20);
@@ -128,7 +133,7 @@ struct OpenAiServer::Impl {
   bool paused = false;
   std::atomic<bool> abort{false};  // read by the running batch at every step
 
-  std::atomic<int64_t> in_flight{0}, answered{0}, batches{0}, largest_batch{0}, steps{0};
+  std::atomic<int64_t> in_flight{0}, answered{0}, batches{0}, largest_batch{0}, steps{0}, joined{0};
   std::atomic<int64_t> abandoned{0}, timed_out{0}, unauthorized{0};
   std::atomic<uint64_t> next_stream{1}, next_id{0};
 
@@ -150,7 +155,14 @@ struct OpenAiServer::Impl {
   void stop_listening();  // with `lifecycle` held
   std::vector<std::shared_ptr<server_internal::Job>>
   take_batch();  // with `mutex` held and the queue non-empty
-  void run_batch(const std::vector<std::shared_ptr<server_internal::Job>>& batch);
+  // The request of each row of the running batch; null once answered (the row is free).
+  using BatchRows = std::vector<std::shared_ptr<server_internal::Job>>;
+  void run_batch(BatchRows rows);
+  // Answers row `row`'s request with the row's generation and frees the row.
+  void finish_row(DecodingBatch& batch, BatchRows& rows, int64_t row);
+  // Gives free rows to queued requests that fit (same sampling, prompt and max_tokens within the
+  // batch's room), oldest first.
+  void join_queued(DecodingBatch& batch, BatchRows& rows, const SamplingOptions& sampling);
   void generation_loop();
 };
 

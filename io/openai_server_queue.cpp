@@ -1,6 +1,7 @@
 // The server's queue and generation thread: requests wait in one queue, the generation thread
-// takes batches of compatible requests (same sampling, fitting the context together) and runs
-// them; a streamed request's row is published after every step.
+// takes batches of compatible requests (same sampling, fitting the context together) and decodes
+// them, a step at a time: each request is answered as soon as its row ends, queued requests take
+// the ended rows, and a streamed request's row is published after every step.
 #include <algorithm>
 
 #include "io/http_connection.h"
@@ -102,52 +103,83 @@ std::vector<std::shared_ptr<Job>> OpenAiServer::Impl::take_batch() {
   return batch;
 }
 
-void OpenAiServer::Impl::run_batch(const std::vector<std::shared_ptr<Job>>& batch) {
-  GenerationOptions go;
-  go.sampling = batch.front()->sampling;
-  go.eos_ids = eos_ids;
-  go.max_new_tokens = 0;
+void OpenAiServer::Impl::finish_row(DecodingBatch& batch, BatchRows& rows, int64_t row) {
+  std::shared_ptr<Job>& job = rows[static_cast<size_t>(row)];
+  if (batch.live(row)) batch.end_row(row);
+  const Generation& g = batch.generation(row);
+  if (job->feed) job->feed->publish(g, true);
+  job->result.set_value(g);
+  job.reset();
+}
+
+void OpenAiServer::Impl::join_queued(DecodingBatch& batch, BatchRows& rows,
+                                     const SamplingOptions& sampling) {
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r]) continue;
+    std::shared_ptr<Job> job;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (paused || stopping) return;
+      for (auto it = queue.begin(); it != queue.end(); ++it) {
+        const Job& j = **it;
+        if (j.wanted && same_sampling(j.sampling, sampling) &&
+            batch.can_join(static_cast<int64_t>(j.prompt.size())) &&
+            j.max_new_tokens <= batch.room()) {
+          job = *it;
+          queue.erase(it);
+          break;
+        }
+      }
+    }
+    if (!job) return;  // nothing queued fits; the rows stay free
+    rows[r] = job;
+    batch.join(static_cast<int64_t>(r), job->prompt, job->stream);
+    ++joined;
+  }
+}
+
+void OpenAiServer::Impl::run_batch(BatchRows rows) {
+  const SamplingOptions sampling = rows.front()->sampling;
   std::vector<std::vector<int32_t>> prompts;
   std::vector<uint64_t> streams;
-  for (const auto& job : batch) {
+  int64_t longest = 0, most = 0;
+  for (const auto& job : rows) {
     prompts.push_back(job->prompt);
     streams.push_back(job->stream);
-    go.max_new_tokens = std::max(go.max_new_tokens, job->max_new_tokens);
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(job->prompt.size()));
+    most = std::max(most, job->max_new_tokens);
   }
   try {
-    // A row ends when its request reached its own max_tokens or is no longer wanted, so the
-    // batch ends once every request has what it asked for or has gone.
-    // A streamed request's row is published after every step (its last token included).
-    auto keep_row = [&batch](int64_t row, const Generation& so_far) {
-      const Job& job = *batch[static_cast<size_t>(row)];
-      const bool more = job.wanted && !so_far.stopped_at_eos &&
-                        static_cast<int64_t>(so_far.tokens.size()) < job.max_new_tokens;
-      if (job.feed) job.feed->publish(so_far, !more);
-      return more;
-    };
-    auto on_step = [this](int64_t step) {
-      ++steps;
-      if (options.on_step) options.on_step(step);
-      if (abort) throw ShuttingDown();
-    };
-    std::vector<Generation> out = generate(model, prompts, go, streams, on_step, keep_row);
+    // take_batch() made every request fit: longest + most <= context.
+    DecodingBatch batch(model, sampling, eos_ids,
+                        std::min(context, kJoinRoomFactor * (longest + most)));
+    batch.start(prompts, streams);
     ++batches;
-    int64_t size = static_cast<int64_t>(batch.size());
+    const auto size = static_cast<int64_t>(rows.size());
     for (int64_t seen = largest_batch;
          size > seen && !largest_batch.compare_exchange_weak(seen, size);) {
     }
-    for (size_t i = 0; i < batch.size(); ++i) {
-      Generation& g = out[i];
-      const auto limit = static_cast<size_t>(batch[i]->max_new_tokens);
-      if (g.tokens.size() > limit) {  // the batch ran longer than this request asked for
-        g.tokens.resize(limit);
-        g.stopped_at_eos = false;
+    for (int64_t step = 1;; ++step) {
+      // A row ends when its request has its max_tokens or EOS, or is no longer wanted; a
+      // streamed request's row is published after every step.
+      for (int64_t row : batch.sample()) {
+        const Job& job = *rows[static_cast<size_t>(row)];
+        const Generation& so_far = batch.generation(row);
+        const bool more = job.wanted && !so_far.stopped_at_eos &&
+                          static_cast<int64_t>(so_far.tokens.size()) < job.max_new_tokens;
+        if (more && job.feed) job.feed->publish(so_far, false);
+        if (!more) finish_row(batch, rows, row);
       }
-      if (batch[i]->feed) batch[i]->feed->publish(g, true);
-      batch[i]->result.set_value(std::move(g));
+      ++steps;
+      if (options.on_step) options.on_step(step);
+      if (abort) throw ShuttingDown();
+      if (!batch.any_live()) break;
+      batch.decode();
+      join_queued(batch, rows, sampling);
     }
   } catch (const ShuttingDown& e) {
-    for (const auto& job : batch) {
+    for (const auto& job : rows) {
+      if (!job) continue;
       if (job->feed) job->feed->fail(503, e.what());
       job->result.set_exception(std::current_exception());
     }
@@ -159,7 +191,8 @@ void OpenAiServer::Impl::run_batch(const std::vector<std::shared_ptr<Job>>& batc
       what += std::string(": ") + e.what();
     } catch (...) {
     }
-    for (const auto& job : batch) {
+    for (const auto& job : rows) {
+      if (!job) continue;
       if (job->feed) job->feed->fail(500, what);
       job->result.set_exception(std::current_exception());
     }
@@ -175,7 +208,7 @@ void OpenAiServer::Impl::generation_loop() {
       if (stopping) return;  // stop() fails whatever is still queued
       batch = take_batch();
     }
-    run_batch(batch);
+    run_batch(std::move(batch));
   }
 }
 

@@ -66,7 +66,8 @@ int serve_main(const std::vector<std::string>& args) {
   Flags flags("serve",
               "Serve a model over an OpenAI-compatible API: GET /v1/models, POST\n"
               "/v1/chat/completions and /v1/completions (streaming included). Requests are\n"
-              "generated in batches; a response never depends on what it was batched with.\n"
+              "generated in batches, continuously: queued requests take the rows of those\n"
+              "that ended; a response never depends on what it was batched with.\n"
               "Prints 'listening on http://HOST:PORT' on stdout once it accepts connections;\n"
               "stops cleanly on SIGINT/SIGTERM.");
   flags.option("model", "", "model directory (config.json, weights, tokenizer)", true)
@@ -153,8 +154,11 @@ int serve_main(const std::vector<std::string>& args) {
   const ServerStats st = server.stats();
   if (!drained)
     std::fprintf(stderr, "rlaif serve: --drain-timeout passed; the rest were answered 503\n");
-  std::fprintf(stderr, "rlaif serve: stopped after %lld requests in %lld batches\n",
-               static_cast<long long>(st.requests), static_cast<long long>(st.batches));
+  std::fprintf(stderr,
+               "rlaif serve: stopped after %lld requests in %lld batches (%lld joined a running "
+               "batch)\n",
+               static_cast<long long>(st.requests), static_cast<long long>(st.batches),
+               static_cast<long long>(st.joined));
   return 0;
 }
 

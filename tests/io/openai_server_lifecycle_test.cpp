@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -342,6 +343,59 @@ TEST_F(OpenAiServerLifecycle, ARowWhoseClientLeftNoLongerHoldsTheBatch) {
   auto alone = post("/v1/completions", body);
   ASSERT_TRUE(alone);
   EXPECT_EQ(parse(kept.body)["choices"][0]["text"], parse(alone->body)["choices"][0]["text"]);
+}
+
+// Continuous batching: with --max-batch 2, a request queued behind a running batch takes the row
+// that its short neighbour leaves, and is answered while the batch's long request goes on
+// (held at step 150 until that answer is in); both answers are what each request gets alone.
+TEST_F(OpenAiServerLifecycle, AQueuedRequestTakesAnEndedRowOfTheRunningBatch) {
+  const std::string short_body = R"({"prompt":"Once upon","temperature":0,"max_tokens":4})";
+  serve();
+  auto short_alone = post("/v1/completions", short_body);
+  auto long_alone = post("/v1/completions", kLongCompletion);
+  ASSERT_TRUE(short_alone && long_alone);
+
+  auto joined_answer = std::make_shared<std::promise<void>>();
+  auto answered = std::make_shared<std::shared_future<void>>(joined_answer->get_future().share());
+  auto answered_while_running = std::make_shared<std::atomic<bool>>(false);
+  ServerOptions o;
+  o.max_batch = 2;
+  o.on_step = [answered, answered_while_running](int64_t step) {
+    if (step == 150)
+      *answered_while_running =
+          answered->wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  };
+  serve(o);
+  server_->pause_generation(true);  // queued in this order: long, short, short (the joiner)
+  Answer long_answer, first_short, joiner;
+  std::thread long_thread(
+      [&] { long_answer = answer_of(post("/v1/completions", kLongCompletion)); });
+  EXPECT_TRUE(eventually([&] { return server_->stats().queued == 1; }));
+  std::thread first_thread([&] { first_short = answer_of(post("/v1/completions", short_body)); });
+  EXPECT_TRUE(eventually([&] { return server_->stats().queued == 2; }));
+  std::thread joiner_thread([&] {
+    joiner = answer_of(post("/v1/completions", short_body));
+    joined_answer->set_value();
+  });
+  EXPECT_TRUE(eventually([&] { return server_->stats().queued == 3; }));
+  server_->pause_generation(false);
+  joiner_thread.join();
+  first_thread.join();
+  long_thread.join();
+  EXPECT_TRUE(*answered_while_running);
+  for (const Answer* a : {&long_answer, &first_short, &joiner})
+    ASSERT_EQ(a->status, 200) << a->body;
+  const ServerStats st = server_->stats();
+  EXPECT_EQ(st.batches, 1);
+  EXPECT_EQ(st.joined, 1);
+  // The long request's steps (the others rode along), counted once the step is over.
+  EXPECT_TRUE(eventually([&] { return server_->stats().steps == 200; })) << server_->stats().steps;
+  const auto text = [](const std::string& body) {
+    return std::string(parse(body)["choices"][0]["text"].GetString());
+  };
+  EXPECT_EQ(text(joiner.body), text(short_alone->body));
+  EXPECT_EQ(text(first_short.body), text(short_alone->body));
+  EXPECT_EQ(text(long_answer.body), text(long_alone->body));
 }
 
 TEST_F(OpenAiServerLifecycle, DrainingRefusesNewConnectionsAndFinishesRequestsInFlight) {

@@ -400,8 +400,10 @@ TEST_F(OpenAiServerTest, ABurstIsBatchedWithoutChangingAnyOutput) {
   const ServerStats after = server_->stats();
   EXPECT_EQ(after.requests - before.requests, 32);
   EXPECT_EQ(after.largest_batch, 16);  // --max-batch
-  // 24 greedy: 16 + 8; 8 sampled with one seed: 8. Three generate() calls in all.
-  EXPECT_EQ(after.batches - before.batches, 3);
+  // 24 greedy: 16, and the other 8 take the rows of the first to end (the 9-token ones, then
+  // the 16-token ones); 8 sampled with one seed: a batch of their own. Two batches in all.
+  EXPECT_EQ(after.batches - before.batches, 2);
+  EXPECT_EQ(after.joined - before.joined, 8);
 }
 
 TEST_F(OpenAiServerTest, TooManyConcurrentRequestsGet429) {
