@@ -53,9 +53,10 @@ int bench_load(const Flags& flags, const Setup& s) {
   const int most = static_cast<int>(*std::max_element(levels.begin(), levels.end()));
   const bool stream = flags.on("stream");
 
-  std::printf("bench serve: %s, %lld requests per concurrency, max_tokens %lld, greedy%s\n",
+  std::printf("bench serve: %s, %lld requests per concurrency, max_tokens %s%lld, greedy%s\n",
               flags.str("model").c_str(), static_cast<long long>(requests),
-              static_cast<long long>(s.max_tokens), stream ? ", streamed" : "");
+              flags.on("mixed-lengths") ? "1 to " : "", static_cast<long long>(s.max_tokens),
+              stream ? ", streamed" : "");
   std::vector<Row> rows;
   for (const int64_t batch : {max_batch, int64_t{1}}) {
     OpenAiServer server(*s.model, *s.tokenizer, server_options(batch, most));
@@ -65,6 +66,7 @@ int bench_load(const Flags& flags, const Setup& s) {
     warm.requests = std::min<int64_t>(8, requests);
     warm.concurrency = static_cast<int>(std::min<int64_t>(8, batch));
     warm.max_tokens = s.max_tokens;
+    warm.mixed_lengths = flags.on("mixed-lengths");
     if (stream) warm.kind_of = [](int64_t) { return LoadKind::streamed_chat; };
     run_load(warm);
     for (const int64_t c : levels) {
@@ -143,6 +145,7 @@ int bench_load(const Flags& flags, const Setup& s) {
         .integer("requests", requests)
         .integer("max_tokens", s.max_tokens)
         .integer("stream", stream ? 1 : 0)
+        .integer("mixed_lengths", flags.on("mixed-lengths") ? 1 : 0)
         .array("results", results)
         .array("ratios", ratios);
     write_json_file(flags.str("json"), json);
@@ -274,6 +277,9 @@ int bench_serve_main(const std::vector<std::string>& args) {
       .option("max-tokens", "32", "max_tokens of every request")
       .option("max-batch", "16", "the batched configuration's --max-batch")
       .flag("stream", "stream the requests, and time each until its first text")
+      .flag("mixed-lengths",
+            "spread the requests' max_tokens evenly over 1..--max-tokens (short and long "
+            "answers mixed)")
       .option("soak", "0", "send this many mixed requests and track memory instead (0 = off)")
       .option("soak-concurrency", "16", "clients sending at once during --soak")
       .option("soak-max-growth-mib", "16",

@@ -173,7 +173,8 @@ LoadResult run_load(const LoadOptions& o) {
             kind == LoadKind::malformed_json ? "{\"messages\": [oops"
             : kind == LoadKind::invalid_field
                 ? R"({"messages":[{"role":"user","content":"x"}],"temperature":7})"
-                : chat_body(i, o.max_tokens, streamed);
+                : chat_body(i, o.mixed_lengths ? 1 + (i * 7919) % o.max_tokens : o.max_tokens,
+                            streamed);
         const int want = kind == LoadKind::chat || streamed ? 200 : 400;
         const auto t0 = Clock::now();
         const Answer answer = streamed ? post_streamed(client, body) : post_chat(client, body);

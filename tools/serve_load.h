@@ -25,6 +25,9 @@ struct LoadOptions {
   int64_t requests = 0;
   int concurrency = 1;
   int64_t max_tokens = 32;
+  // Spread the well-formed requests' max_tokens evenly over 1..max_tokens (request i asks for
+  // 1 + (i * 7919) mod max_tokens), a mix of short and long answers, instead of max_tokens each.
+  bool mixed_lengths = false;
   // The kind of request number i (0-based); null: every request is a chat completion.
   std::function<LoadKind(int64_t i)> kind_of;
   // Called by the client threads after each request is done, with the count done so far.
