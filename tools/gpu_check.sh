@@ -101,7 +101,7 @@ rlaif="$build/tools/rlaif"
 # The test binaries run directly (not through ctest), so binaries built elsewhere and carried
 # (--skip-build with build-gpu/tests/* and build-gpu/tools/rlaif in the device tool's carry) work
 # the same: conformance on cuda and cuda_bf16, the CUDA self-check, the end-to-end training-step
-# parity, and the golden generation on the GPU.
+# parity, the golden generation on the GPU and a prompt joining a running generation batch.
 echo "== GPU tests (log: $out/tests.log)"
 export RLAIF_SOURCE_DIR="$root"
 : > "$out/tests.log"
@@ -112,7 +112,7 @@ run_gtest() {  # binary, filter
 }
 run_gtest kernels_tests \
   '*/cuda:*/cuda_bf16:CudaSelfcheck.*:ConformanceBackends.*:NcclCommunicator.*:ProfilingBackend.*'
-run_gtest model_tests 'GpuParity.*:Recompute.GpuStepsAreIdentical'
+run_gtest model_tests 'GpuParity.*:Recompute.GpuStepsAreIdentical:DecodingBatch.OnTheGpu*'
 passed=$(grep -cE '^\[       OK \]' "$out/tests.log")
 failed=$(grep -cE '^\[  FAILED  \] .*\([0-9]+ ms\)' "$out/tests.log")
 skipped=$(grep -cE '^\[  SKIPPED \] .*\([0-9]+ ms\)' "$out/tests.log")

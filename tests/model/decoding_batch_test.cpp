@@ -87,6 +87,19 @@ TEST(DecodingBatch, JoiningKeepsPositionsAndWindows) {
   }
 }
 
+// The same on the GPU, where the join's copies and fills run as CUDA kernels. Skipped, saying
+// why, without a CUDA device.
+TEST(DecodingBatch, OnTheGpuAJoinedPromptGeneratesWhatItWouldAlone) {
+  std::string why;
+  if (!testing::cuda_usable(&why)) GTEST_SKIP() << why;
+  Transformer model = load_model(stories_dir(), Device::cuda(0));
+  GenerationOptions opts;
+  opts.eos_ids = {2};
+  opts.sampling.temperature = 0;
+  expect_join_matches_alone(model, {1, 22, 55, 301, 17, 9, 40, 41}, {1, 403, 407}, {1, 80, 12},
+                            opts, 24);
+}
+
 TEST(DecodingBatch, RefusesWhatDoesNotFit) {
   Transformer model = load_model(stories_dir());
   SamplingOptions greedy;

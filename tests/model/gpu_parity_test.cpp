@@ -18,20 +18,6 @@
 namespace rlaif::testing {
 namespace {
 
-bool cuda_usable(std::string* why) {
-  if (!backend_available(DeviceType::cuda)) {
-    *why = "this binary has no CUDA backend";
-    return false;
-  }
-  try {
-    backend_for(Device::cuda(0));
-    return true;
-  } catch (const Error& e) {
-    *why = e.what();
-    return false;
-  }
-}
-
 ModelConfig wider(ModelConfig c) {
   c.hidden_size = 64;
   c.head_dim = 64 / c.num_heads;

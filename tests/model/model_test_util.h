@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "kernels/backend.h"
 #include "model/lora.h"
 #include "model/transformer.h"
 #include "tests/support/source_dir.h"
@@ -17,6 +18,21 @@
 namespace rlaif::testing {
 
 using test::source_dir;
+
+// Whether CUDA device 0 can run this binary's CUDA backend; if not, *why says why (for a skip).
+inline bool cuda_usable(std::string* why) {
+  if (!backend_available(DeviceType::cuda)) {
+    *why = "this binary has no CUDA backend";
+    return false;
+  }
+  try {
+    backend_for(Device::cuda(0));
+    return true;
+  } catch (const Error& e) {
+    *why = e.what();
+    return false;
+  }
+}
 
 inline std::string stories_dir() {
   return source_dir() + "/data/models/stories260K";
