@@ -40,10 +40,6 @@ class ClientGone : public std::runtime_error {
 
 using Clock = std::chrono::steady_clock;
 
-// A batch's cache holds this many times the positions its first requests need (at most the
-// context), so that queued requests can take its ended rows for a while before it must drain.
-inline constexpr int64_t kJoinRoomFactor = 4;
-
 // How often a request waiting for its generation looks at its connection and its deadline.
 inline constexpr auto kWatchInterval = std::chrono::milliseconds(20);
 

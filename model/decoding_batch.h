@@ -27,6 +27,11 @@
 
 namespace rlaif {
 
+// What a batch that others will join makes its cache: this many times the positions its first
+// sequences need (at most the context), room for sequences to join it for a while before it
+// must drain.
+inline constexpr int64_t kJoinRoomFactor = 4;
+
 class DecodingBatch {
  public:
   // `capacity`: cached positions, at most the model's context. Every row can receive tokens
