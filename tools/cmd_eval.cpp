@@ -102,23 +102,20 @@ int eval_main(const std::vector<std::string>& args) {
   StopSignals stop;
   // The model's answers, each on the stream of its prompt's index.
   LocalGenerator generator(flags);
-  std::vector<std::string> outputs;
+  std::vector<std::string> outputs(prompts.size());
   {
     Progress progress("eval: generate", static_cast<int64_t>(prompts.size()), "prompts");
-    int64_t tokens = 0;
-    for (size_t start = 0; start < prompts.size() && stop.pending() == 0;
-         start += static_cast<size_t>(generator.batch())) {
-      const size_t end = std::min(prompts.size(), start + static_cast<size_t>(generator.batch()));
-      std::vector<Conversation> batch(conversations.begin() + static_cast<long>(start),
-                                      conversations.begin() + static_cast<long>(end));
-      std::vector<uint64_t> streams;
-      for (size_t i = start; i < end; ++i) streams.push_back(i);
-      for (LocalCompletion& c : generator.generate(batch, streams)) {
-        tokens += c.tokens;
-        outputs.push_back(std::move(c.text));
-      }
-      progress.update(static_cast<int64_t>(end), tokens);
-    }
+    int64_t tokens = 0, done = 0;
+    std::vector<uint64_t> streams;
+    for (size_t i = 0; i < prompts.size(); ++i) streams.push_back(i);
+    generator.generate(
+        conversations, streams,
+        [&](size_t i, LocalCompletion c) {
+          tokens += c.tokens;
+          outputs[i] = std::move(c.text);
+          progress.update(++done, tokens);
+        },
+        [&] { return stop.pending() != 0; });
     progress.finish();
   }
   if (stop.pending() != 0) return 128 + stop.pending();

@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "algorithms/sequences.h"
 #include "io/chat_template.h"
@@ -10,6 +11,7 @@
 #include "io/model_dir.h"
 #include "io/progress.h"
 #include "io/tokenizer.h"
+#include "model/continuous_generation.h"
 #include "model/generate.h"
 #include "tools/chat_flags.h"
 #include "tools/cli_flags.h"
@@ -104,34 +106,40 @@ int generate_main(const std::vector<std::string>& args) {
   JsonlWriter writer(out_path, /*append=*/true);
   Progress progress("generate", static_cast<int64_t>(prompts.size()), "prompts");
   const int64_t batch = std::max<int64_t>(1, flags.integer("batch"));
+  const auto total = static_cast<int64_t>(prompts.size());
   int64_t tokens = 0;
-  for (int64_t start = already; start < static_cast<int64_t>(prompts.size()); start += batch) {
-    int64_t end = std::min<int64_t>(start + batch, static_cast<int64_t>(prompts.size()));
-    std::vector<std::vector<int32_t>> batch_tokens;
-    std::vector<uint64_t> streams;
-    for (int64_t i = start; i < end; ++i) {
-      batch_tokens.push_back(prompt_tokens(prompts[static_cast<size_t>(i)]));
-      streams.push_back(static_cast<uint64_t>(i));  // a prompt's stream is its line: batching-proof
-    }
-    std::vector<Generation> out = generate(model, batch_tokens, options, streams);
-    for (int64_t i = start; i < end; ++i) {
-      const Generation& g = out[static_cast<size_t>(i - start)];
-      tokens += static_cast<int64_t>(g.tokens.size());
+  // Generated continuously, `batch` at a time; the lines are written in the prompts' order as
+  // soon as the next one is done. A prompt's stream is its line: batching-proof.
+  std::vector<std::vector<int32_t>> prompt_ids;
+  std::vector<uint64_t> streams;
+  for (int64_t i = already; i < total; ++i) {
+    prompt_ids.push_back(prompt_tokens(prompts[static_cast<size_t>(i)]));
+    streams.push_back(static_cast<uint64_t>(i));
+  }
+  std::vector<std::optional<Generation>> finished(prompt_ids.size());
+  int64_t next_line = already;
+  generate_continuously(model, prompt_ids, options, streams, batch, [&](size_t k, Generation g) {
+    tokens += static_cast<int64_t>(g.tokens.size());
+    finished[k] = std::move(g);
+    for (; next_line < total && finished[static_cast<size_t>(next_line - already)]; ++next_line) {
+      std::optional<Generation>& done = finished[static_cast<size_t>(next_line - already)];
       rapidjson::Document doc(rapidjson::kObjectType);
       auto& a = doc.GetAllocator();
-      const std::string& p = prompts[static_cast<size_t>(i)];
-      std::string completion = completion_text(tok, g);
+      const std::string& p = prompts[static_cast<size_t>(next_line)];
+      std::string completion = completion_text(tok, *done);
       doc.AddMember("prompt",
                     rapidjson::Value(p.c_str(), static_cast<rapidjson::SizeType>(p.size()), a), a);
       doc.AddMember("completion",
                     rapidjson::Value(completion.c_str(),
                                      static_cast<rapidjson::SizeType>(completion.size()), a),
                     a);
-      doc.AddMember("finish_reason", rapidjson::StringRef(g.stopped_at_eos ? "stop" : "length"), a);
+      doc.AddMember("finish_reason", rapidjson::StringRef(done->stopped_at_eos ? "stop" : "length"),
+                    a);
       writer.write(doc);
+      done->tokens.clear();
+      progress.update(next_line + 1, tokens);
     }
-    progress.update(end, tokens);
-  }
+  });
   progress.finish();
   return 0;
 }

@@ -19,8 +19,9 @@ int sample_main(const std::vector<std::string>& args) {
       "Sample --n completions for every prompt from a local model and write\n"
       "{\"prompt\": ..., \"completions\": [...]} lines to --out (what `rlaif label --pairs`\n"
       "reads). Prompts are rendered with --chat-template. Completion j of prompt i is sampled\n"
-      "on stream i*n + j, so --batch never changes the samples. Each line is flushed as it is\n"
-      "written; a re-run continues after the last complete line of --out.");
+      "on stream i*n + j, so --batch never changes the samples. Lines are written in the\n"
+      "prompts' order, each flushed as it is written; a re-run continues after the last\n"
+      "complete line of --out.");
   flags.option("prompts", "", "prompts file: JSONL or JSON ({\"prompt\"} or Alpaca records)", true)
       .option("out", "", "output JSONL file", true)
       .option("n", "2", "completions per prompt")
@@ -56,37 +57,41 @@ int sample_main(const std::vector<std::string>& args) {
   LocalGenerator generator(flags);
   JsonlWriter writer(out_path, /*append=*/true);
   Progress progress("sample", static_cast<int64_t>(prompts.size()), "prompts");
-  const int64_t per_call = std::max<int64_t>(1, generator.batch() / n);
   const int64_t total = static_cast<int64_t>(prompts.size());
   int64_t tokens = 0, stopped = 0, sequences = 0;
-  for (int64_t start = already; start < total; start += per_call) {
-    const int64_t end = std::min(start + per_call, total);
-    std::vector<Conversation> batch;
-    std::vector<uint64_t> streams;
-    for (int64_t i = start; i < end; ++i) {
-      for (int64_t j = 0; j < n; ++j) {
-        batch.push_back(conversations[static_cast<size_t>(i)]);
-        streams.push_back(static_cast<uint64_t>(i * n + j));
-      }
+  // Every remaining prompt's n sequences, generated continuously; the lines are written in the
+  // prompts' order as soon as every completion of the next prompt is in.
+  std::vector<Conversation> sequences_in;
+  std::vector<uint64_t> streams;
+  for (int64_t i = already; i < total; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      sequences_in.push_back(conversations[static_cast<size_t>(i)]);
+      streams.push_back(static_cast<uint64_t>(i * n + j));
     }
-    const std::vector<LocalCompletion> out = generator.generate(batch, streams);
-    for (int64_t i = start; i < end; ++i) {
-      std::vector<std::string> completions;
-      for (int64_t j = 0; j < n; ++j) {
-        const LocalCompletion& c = out[static_cast<size_t>((i - start) * n + j)];
-        completions.push_back(c.text);
-        tokens += c.tokens;
-        stopped += c.stopped;
-        ++sequences;
-      }
+  }
+  std::vector<std::string> texts(sequences_in.size());
+  std::vector<int64_t> missing(static_cast<size_t>(total - already), n);
+  int64_t next_line = already;
+  generator.generate(sequences_in, streams, [&](size_t k, LocalCompletion c) {
+    texts[k] = std::move(c.text);
+    tokens += c.tokens;
+    stopped += c.stopped;
+    ++sequences;
+    --missing[k / static_cast<size_t>(n)];
+    for (; next_line < total && missing[static_cast<size_t>(next_line - already)] == 0;
+         ++next_line) {
+      const auto first = static_cast<size_t>((next_line - already) * n);
+      std::vector<std::string> completions(texts.begin() + static_cast<std::ptrdiff_t>(first),
+                                           texts.begin() + static_cast<std::ptrdiff_t>(first + n));
       rapidjson::Document doc(rapidjson::kObjectType);
-      add_string(doc, "prompt", prompts[static_cast<size_t>(i)], doc.GetAllocator());
+      add_string(doc, "prompt", prompts[static_cast<size_t>(next_line)], doc.GetAllocator());
       doc.AddMember("completions", string_array(completions, doc.GetAllocator()),
                     doc.GetAllocator());
       writer.write(doc);
+      for (size_t t = first; t < first + static_cast<size_t>(n); ++t) texts[t].clear();
+      progress.update(next_line + 1, tokens);
     }
-    progress.update(end, tokens);
-  }
+  });
   progress.finish();
   if (generator.truncated() > 0) {
     std::fprintf(stderr, "sample: %lld prompts were cut to --max-prompt-length tokens\n",

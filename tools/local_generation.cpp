@@ -4,6 +4,7 @@
 
 #include "algorithms/sequences.h"
 #include "io/model_dir.h"
+#include "model/continuous_generation.h"
 #include "runtime/error.h"
 #include "tools/chat_flags.h"
 #include "tools/lora_flags.h"
@@ -19,7 +20,9 @@ void declare_generation_flags(Flags& flags, const std::string& default_temperatu
       .option("top-k", "0", "sample from the k most likely tokens (0 = all)")
       .option("top-p", "1.0", "nucleus sampling threshold")
       .option("seed", "0", "sampling seed")
-      .option("batch", "8", "sequences generated together")
+      .option("batch", "8",
+              "sequences generated together (continuously: a finished one's row takes the next "
+              "prompt)")
       .option("max-prompt-length", "0",
               "prompt tokens at most, cut from the left (0 = the context minus --max-new-tokens)")
       .option("device", "cpu", "cpu or cuda[:N]")
@@ -64,12 +67,14 @@ LocalGenerator::LocalGenerator(const Flags& flags)
   if (max_prompt_tokens_ == 0) {
     max_prompt_tokens_ = std::max<int64_t>(1, context - options_.max_new_tokens);
   }
-  // generate() needs room for at least one new token.
+  // Generation needs room for at least one new token.
   max_prompt_tokens_ = std::min(max_prompt_tokens_, context - 1);
 }
 
-std::vector<LocalCompletion> LocalGenerator::generate(const std::vector<Conversation>& prompts,
-                                                      const std::vector<uint64_t>& streams) {
+void LocalGenerator::generate(const std::vector<Conversation>& prompts,
+                              const std::vector<uint64_t>& streams,
+                              const std::function<void(size_t, LocalCompletion)>& done,
+                              const std::function<bool()>& stop) {
   RLAIF_CHECK(prompts.size() == streams.size(), "generate: ", prompts.size(), " prompts but ",
               streams.size(), " streams");
   std::vector<std::vector<int32_t>> ids;
@@ -83,15 +88,14 @@ std::vector<LocalCompletion> LocalGenerator::generate(const std::vector<Conversa
     }
     ids.push_back(std::move(t));
   }
-  std::vector<Generation> out = rlaif::generate(model_, ids, options_, streams);
-  std::vector<LocalCompletion> completions;
-  for (const Generation& g : out) {
-    std::vector<int32_t> tokens = g.tokens;
-    if (g.stopped_at_eos && !tokens.empty()) tokens.pop_back();
-    completions.push_back(
-        {tokenizer_.decode(tokens), g.stopped_at_eos, static_cast<int64_t>(g.tokens.size())});
-  }
-  return completions;
+  generate_continuously(
+      model_, ids, options_, streams, batch_,
+      [&](size_t i, Generation g) {
+        const auto count = static_cast<int64_t>(g.tokens.size());
+        if (g.stopped_at_eos && !g.tokens.empty()) g.tokens.pop_back();
+        done(i, {tokenizer_.decode(g.tokens), g.stopped_at_eos, count});
+      },
+      stop);
 }
 
 }  // namespace rlaif::cli

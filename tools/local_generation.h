@@ -1,10 +1,11 @@
 // Generation from a local model for the commands that sample answers in bulk (`sample`, `eval`):
 // the model, tokenizer and chat template loaded once from the flags, prompts rendered with the
-// template and generated in batches, each sequence on its own sampling stream so that batching
-// never changes what is sampled (model/generate.h).
+// template and generated with continuous batching, each sequence on its own sampling stream so
+// that batching never changes what is sampled (model/continuous_generation.h).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,11 +34,15 @@ class LocalGenerator {
   explicit LocalGenerator(const Flags& flags);
 
   // One completion per prompt (a conversation ending with the user's turn, rendered with the
-  // chat template); `streams` (one per prompt) pick the sampling streams. Prompts longer than
-  // --max-prompt-length tokens are cut from the left (a leading BOS kept), and counted in
-  // truncated().
-  std::vector<LocalCompletion> generate(const std::vector<Conversation>& prompts,
-                                        const std::vector<uint64_t>& streams);
+  // chat template), --batch sequences at a time with continuous batching
+  // (model/continuous_generation.h): `done` is called once per prompt, with its index, as its
+  // completion ends (not in the prompts' order). `streams` (one per prompt) pick the sampling
+  // streams. Prompts longer than --max-prompt-length tokens are cut from the left (a leading
+  // BOS kept), and counted in truncated(). `stop` (optional), asked after every decoding step,
+  // ends the call early with the unfinished prompts unreported.
+  void generate(const std::vector<Conversation>& prompts, const std::vector<uint64_t>& streams,
+                const std::function<void(size_t index, LocalCompletion completion)>& done,
+                const std::function<bool()>& stop = nullptr);
 
   int64_t batch() const { return batch_; }
   int64_t truncated() const { return truncated_; }

@@ -45,8 +45,8 @@ out="$("$rlaif" distill --prompts "$alpaca" --limit 6 "${api[@]}" --max-tokens 1
   fail "distill re-run sent requests: $out"
 
 # sample: 2 completions for each of the 6 prompts; a run that died after 2 lines and a torn
-# third continues to the same file. (--batch 2: one prompt's samples per generate() call, so the
-# continued run batches exactly as the first did.)
+# third continues to the same file, though its sequences share rows differently (continuous
+# batching never changes a sequence's tokens).
 sample=(--model "$model" --prompts "$alpaca" --limit 6 --n 2 --max-new-tokens 8 --seed 3 --batch 2)
 "$rlaif" sample "${sample[@]}" --out "$tmp/samples.jsonl" >/dev/null 2>&1 || fail "sample"
 [[ $(lines "$tmp/samples.jsonl") -eq 6 ]] || fail "sample wrote $(lines "$tmp/samples.jsonl") lines"
