@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "io/atomic_file.h"
+#include "io/json_depth.h"
 
 namespace rlaif {
 
@@ -89,6 +90,9 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
 
   const std::string where = "safetensors index '" + index_path + "': ";
   std::string text = read_text(index_path);
+  // JSON text holds no NUL byte; the parser would take one for the end of the file.
+  RLAIF_CHECK(text.find('\0') == std::string::npos, where, "a NUL byte at byte ", text.find('\0'),
+              " (binary data, not JSON text)");
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   RLAIF_CHECK(!doc.HasParseError(), where,
@@ -98,6 +102,9 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
   auto metadata = doc.FindMember("metadata");
   if (metadata != doc.MemberEnd() && !metadata->value.IsNull()) {
     RLAIF_CHECK(metadata->value.IsObject(), where, "\"metadata\" must be an object");
+    // Its values are written back out as text, which recurses once per level.
+    RLAIF_CHECK(json_depth(metadata->value) <= kMaxJsonDepth, where,
+                "\"metadata\" nests deeper than ", kMaxJsonDepth, " levels");
     for (const auto& m : metadata->value.GetObject()) {
       ckpt.index_metadata_[std::string(m.name.GetString(), m.name.GetStringLength())] =
           json_text(m.value);
@@ -116,6 +123,11 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
     RLAIF_CHECK(m.value.IsString(), where, "tensor '", name,
                 "': the shard must be a file name (a string)");
     std::string shard(m.value.GetString(), m.value.GetStringLength());
+    // Opening a name with an escaped NUL ("\u0000") would stop at the NUL and read another file
+    // than the one named.
+    RLAIF_CHECK(shard.find('\0') == std::string::npos, where, "tensor '", name,
+                "': the shard name holds a NUL byte (\\u0000) at character ", shard.find('\0'),
+                "; a file name cannot");
     RLAIF_CHECK(
         !shard.empty() && shard != "." && shard != ".." && shard.find('/') == std::string::npos,
         where, "tensor '", name, "': shard '", shard,

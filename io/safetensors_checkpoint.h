@@ -22,9 +22,10 @@ class SafetensorsCheckpoint {
  public:
   // Reads DIR/model.safetensors when present (Hugging Face's own precedence), else
   // DIR/model.safetensors.index.json and its shards. Throws Error naming the directory, the index
-  // or the shard on any defect: neither file present, an index that is not valid JSON or lacks
-  // "weight_map", a shard name with a path in it, a shard that does not hold the tensors the index
-  // maps to it or holds tensors the index does not list, a tensor in two shards.
+  // or the shard on any defect: neither file present, an index that is not valid JSON (a NUL
+  // byte included) or lacks "weight_map", index "metadata" nested deeper than kMaxJsonDepth, a
+  // shard name with a path or a NUL in it, a shard that does not hold the tensors the index maps
+  // to it or holds tensors the index does not list, a tensor in two shards.
   static SafetensorsCheckpoint open_dir(const std::string& dir);
   // Whether `dir` holds model.safetensors or model.safetensors.index.json.
   static bool exists_in(const std::string& dir);

@@ -156,6 +156,36 @@ TEST_F(BadIndex, EachInconsistencyIsNamed) {
   }
 }
 
+// A NUL byte after a valid index, and a shard name with an escaped NUL, which opening the file
+// would cut at the NUL (reading a.safetensors for "a.safetensors\u0000b").
+TEST_F(BadIndex, NulBytesAreErrors) {
+  const std::string valid =
+      R"({"weight_map": {"x": "a.safetensors", "y": "a.safetensors", "z": "b.safetensors"}})";
+  std::string message = open_with_index(valid + std::string("\0junk", 5));
+  EXPECT_NE(message.find("a NUL byte at byte " + std::to_string(valid.size())), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("model.safetensors.index.json"), std::string::npos) << message;
+
+  message = open_with_index(
+      R"({"weight_map": {"x": "a.safetensors\u0000b", "y": "a.safetensors\u0000b",
+                         "z": "b.safetensors"}})");
+  EXPECT_NE(message.find("tensor 'x': the shard name holds a NUL byte"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("model.safetensors.index.json"), std::string::npos) << message;
+}
+
+// The index's metadata values are kept as JSON text; a value nested a million levels deep is
+// refused before it is written out (which recurses once per level).
+TEST_F(BadIndex, DeeplyNestedMetadataIsAnError) {
+  const size_t depth = 1'000'000;
+  std::string index = R"({"metadata": {"x": )" + std::string(depth, '[') + std::string(depth, ']') +
+                      R"(}, "weight_map": {"x": "a.safetensors"}})";
+  std::string message = open_with_index(index);
+  EXPECT_NE(message.find("\"metadata\" nests deeper than 256 levels"), std::string::npos)
+      << message.substr(0, 300);
+  EXPECT_NE(message.find("model.safetensors.index.json"), std::string::npos);
+}
+
 TEST(SafetensorsCheckpoint, EmptyDirectoryError) {
   TempDir dir;
   EXPECT_FALSE(SafetensorsCheckpoint::exists_in(dir.str()));
