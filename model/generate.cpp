@@ -10,8 +10,7 @@ std::vector<Generation> generate(const Transformer& model,
                                  const std::vector<std::vector<int32_t>>& prompts,
                                  const GenerationOptions& options,
                                  const std::vector<uint64_t>& stream_ids,
-                                 const std::function<void(int64_t)>& on_step,
-                                 const KeepRow& keep_row) {
+                                 const std::function<void(int64_t)>& on_step) {
   std::vector<Generation> results(prompts.size());
   if (prompts.empty() || options.max_new_tokens <= 0) return results;
   int64_t longest = 0;
@@ -27,14 +26,7 @@ std::vector<Generation> generate(const Transformer& model,
                       std::min(longest + options.max_new_tokens, context));
   batch.start(prompts, stream_ids);
   for (int64_t step = 1;; ++step) {
-    for (int64_t row : batch.sample()) {
-      const Generation& so_far = batch.generation(row);
-      if (so_far.stopped_at_eos) {
-        if (keep_row) keep_row(row, so_far);  // told of its last token; it ends regardless
-      } else if (keep_row && !keep_row(row, so_far)) {
-        batch.end_row(row);
-      }
-    }
+    batch.sample();
     if (on_step) on_step(step);
     if (!batch.any_live() || batch.room() <= 1) break;
     batch.decode();

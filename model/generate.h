@@ -27,23 +27,16 @@ struct Generation {
   bool stopped_at_eos = false;
 };
 
-// Asked after every step about each row that received a token (its index and its tokens so
-// far): false ends that row there, as if it had reached its limit. A row whose token was an EOS
-// id is asked too (so_far.stopped_at_eos) and ends whatever the answer, so the caller sees every
-// row's every token as it comes. A server uses it to stream each request's tokens, and to end
-// the rows of requests that were abandoned or reached their own max_tokens: generation ends as
-// soon as no row is left, instead of running the batch's longest request to its end.
-using KeepRow = std::function<bool(int64_t row, const Generation& so_far)>;
-
 // Generates a continuation for each prompt (token ids, non-empty). stream_ids (one per prompt,
-// default 0, 1, 2, ...) select each sequence's sampling stream. `on_token` (optional) is called
-// after every decoding step with the number of steps done, for progress reporting; `keep_row`
-// (optional) ends rows early.
+// default 0, 1, 2, ...) select each sequence's sampling stream. `on_step` (optional) is called
+// after every decoding step with the number of steps done, for progress reporting. A batch runs
+// until every row has stopped or the longest prompt's room is used; for rows that end at other
+// times and new prompts taking their place, see model/decoding_batch.h and
+// model/continuous_generation.h.
 std::vector<Generation> generate(const Transformer& model,
                                  const std::vector<std::vector<int32_t>>& prompts,
                                  const GenerationOptions& options,
                                  const std::vector<uint64_t>& stream_ids = {},
-                                 const std::function<void(int64_t)>& on_step = nullptr,
-                                 const KeepRow& keep_row = nullptr);
+                                 const std::function<void(int64_t)>& on_step = nullptr);
 
 }  // namespace rlaif
