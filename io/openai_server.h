@@ -12,9 +12,9 @@
 // from nothing, so a response never depends on what it was batched with. Each row ends at its
 // own request's max_tokens (or EOS), and its request is answered then. Batching is continuous:
 // after every step, queued requests with the same sampling settings take the rows that ended,
-// if their prompt fits left of the batch's cached positions and their max_tokens fits what is
-// left of its cache (kJoinRoomFactor times what its first requests needed, at most the
-// context). A batch ends when no row is generating.
+// and new rows up to `max_batch`, if their prompt fits left of the batch's cached positions and
+// their max_tokens fits what is left of its cache (kJoinRoomFactor times what its first requests
+// needed, at most the context). A batch ends when no row is generating.
 //
 // Streaming (stream: true) sends each row's text as it is generated (io/openai_stream.h): new
 // text after every step, as many tokens as the writer finds new at once. A stop string ends a

@@ -157,7 +157,7 @@ struct OpenAiServer::Impl {
   // Answers row `row`'s request with the row's generation and frees the row.
   void finish_row(DecodingBatch& batch, BatchRows& rows, int64_t row);
   // Gives free rows to queued requests that fit (same sampling, prompt and max_tokens within the
-  // batch's room), oldest first.
+  // batch's room), oldest first, adding rows up to --max-batch when the free ones are too few.
   void join_queued(DecodingBatch& batch, BatchRows& rows, const SamplingOptions& sampling);
   void generation_loop();
 };

@@ -114,26 +114,42 @@ void OpenAiServer::Impl::finish_row(DecodingBatch& batch, BatchRows& rows, int64
 
 void OpenAiServer::Impl::join_queued(DecodingBatch& batch, BatchRows& rows,
                                      const SamplingOptions& sampling) {
-  for (size_t r = 0; r < rows.size(); ++r) {
-    if (rows[r]) continue;
-    std::shared_ptr<Job> job;
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (paused || stopping) return;
-      for (auto it = queue.begin(); it != queue.end(); ++it) {
-        const Job& j = **it;
-        if (j.wanted && same_sampling(j.sampling, sampling) &&
-            batch.can_join(static_cast<int64_t>(j.prompt.size())) &&
-            j.max_new_tokens <= batch.room()) {
-          job = *it;
-          queue.erase(it);
-          break;
-        }
+  const auto free = static_cast<size_t>(std::count(rows.begin(), rows.end(), nullptr));
+  const size_t most = free + static_cast<size_t>(std::max<int64_t>(
+                                 0, options.max_batch - static_cast<int64_t>(rows.size())));
+  std::vector<std::shared_ptr<Job>> joining;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (paused || stopping) return;
+    for (auto it = queue.begin(); it != queue.end() && joining.size() < most;) {
+      const Job& j = **it;
+      if (j.wanted && same_sampling(j.sampling, sampling) &&
+          batch.can_join(static_cast<int64_t>(j.prompt.size())) &&
+          j.max_new_tokens <= batch.room()) {
+        joining.push_back(*it);
+        it = queue.erase(it);
+      } else {
+        ++it;
       }
     }
-    if (!job) return;  // nothing queued fits; the rows stay free
-    rows[r] = job;
-    batch.join(static_cast<int64_t>(r), job->prompt, job->stream);
+  }
+  if (joining.size() > free) {  // more than the ended rows: the batch grows, up to --max-batch
+    batch.add_rows(static_cast<int64_t>(joining.size() - free));
+    rows.resize(rows.size() + joining.size() - free);
+    for (int64_t seen = largest_batch, size = static_cast<int64_t>(rows.size());
+         size > seen && !largest_batch.compare_exchange_weak(seen, size);) {
+    }
+  }
+  // Every taken request holds a row before any prefill runs, so that a failing one fails them all
+  // (run_batch's handlers) rather than leave one unanswered.
+  std::vector<size_t> placed;
+  for (size_t r = 0; placed.size() < joining.size(); ++r) {
+    if (rows[r]) continue;
+    rows[r] = joining[placed.size()];
+    placed.push_back(r);
+  }
+  for (size_t r : placed) {
+    batch.join(static_cast<int64_t>(r), rows[r]->prompt, rows[r]->stream);
     ++joined;
   }
 }

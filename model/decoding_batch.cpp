@@ -129,14 +129,31 @@ void DecodingBatch::decode() {
   std::vector<int32_t> next(rows_.size()), positions(rows_.size());
   for (size_t b = 0; b < rows_.size(); ++b) {
     Row& row = rows_[b];
-    RLAIF_CHECK(!row.out.tokens.empty(), "DecodingBatch::decode: row ", b, " has no token yet");
-    next[b] = row.out.tokens.back();
+    RLAIF_CHECK(!row.live || !row.out.tokens.empty(), "DecodingBatch::decode: row ", b,
+                " has no token yet (sample() first)");
+    next[b] = row.out.tokens.empty() ? 0 : row.out.tokens.back();
     positions[b] = row.next_position++;
   }
   const Device device = model_.device();
   TransformerInput input{Tensor::from_vector(next, {B, 1}).to(device),
                          Tensor::from_vector(positions, {B, 1}).to(device), Tensor()};
   logits_ = last_position_logits(model_, model_.hidden_states(input, cache_.get()));
+}
+
+void DecodingBatch::add_rows(int64_t n) {
+  RLAIF_CHECK(cache_, "DecodingBatch::add_rows: not started");
+  RLAIF_CHECK(n >= 0, "DecodingBatch::add_rows: ", n, " rows");
+  if (n == 0) return;
+  const int64_t B = rows() + n;
+  cache_->grow(B);
+  Tensor logits = Tensor::empty({B, logits_.size(1)}, logits_.dtype(), logits_.device());
+  Backend& backend = backend_for(logits_.device());
+  backend.copy(logits_, logits.slice(0, rows()));
+  backend.fill(logits.slice(rows(), B), 0.0);
+  logits_ = logits;
+  rows_.resize(static_cast<size_t>(B));  // ended rows; positions restart at their join
+  uniforms_host_ = Tensor::empty({B}, DType::f32);
+  tokens_ = Tensor::empty({B}, DType::i32, model_.device());
 }
 
 void DecodingBatch::join(int64_t row, const std::vector<int32_t>& prompt, uint64_t stream_id) {

@@ -57,9 +57,14 @@ class DecodingBatch {
   std::vector<int64_t> sample();
   // Ends a live row: it receives no more tokens (its slot can take a join).
   void end_row(int64_t row);
-  // Runs one decoding step: every row's last token through the model (ended rows too; their
-  // outputs are ignored, and a rectangular batch is cheaper than re-packing it).
+  // Runs one decoding step: every row's last token through the model (ended rows too, a row
+  // added empty with token 0; their outputs are ignored, and a rectangular batch is cheaper than
+  // re-packing it).
   void decode();
+
+  // Adds `n` rows, ended (free for join()): the cache and the last logits grow, the existing rows
+  // unchanged. For a batch that started with fewer sequences than may join it.
+  void add_rows(int64_t n);
 
   // Whether a prompt of `tokens` tokens can join now: it fits left of the cached length.
   bool can_join(int64_t tokens) const { return tokens > 0 && tokens <= length() && room() > 0; }

@@ -65,6 +65,27 @@ void KVCache::truncate(int64_t length) {
   length_ = length;
 }
 
+void KVCache::grow(int64_t batch) {
+  RLAIF_CHECK(batch >= batch_, "KVCache::grow: ", batch, " rows is fewer than the ", batch_,
+              " there are");
+  if (batch == batch_) return;
+  Backend& backend = backend_for(segment_ids_.device());
+  auto grown = [&](const Tensor& old, double fill) {
+    Shape shape = old.shape();
+    shape[0] = batch;
+    Tensor t = Tensor::empty(shape, old.dtype(), old.device());
+    backend.copy(old, t.slice(0, batch_));
+    backend.fill(t.slice(batch_, batch), fill);
+    return t;
+  };
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    keys_[l] = grown(keys_[l], 0.0);
+    values_[l] = grown(values_[l], 0.0);
+  }
+  segment_ids_ = grown(segment_ids_, static_cast<double>(kPaddingSegment));
+  batch_ = batch;
+}
+
 void KVCache::place_row(int64_t row, const KVCache& single) {
   const int64_t n = single.length();
   RLAIF_CHECK(row >= 0 && row < batch_, "KVCache::place_row: row ", row, " of a ", batch_,

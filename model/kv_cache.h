@@ -41,6 +41,9 @@ class KVCache {
   void advance(int64_t tokens);
   // Drops the last tokens (length becomes `length`).
   void truncate(int64_t length);
+  // Grows the cache to `batch` rows (at least the present count): the existing rows keep their
+  // cached positions; the new ones hold zeros in the padding segment, until place_row fills them.
+  void grow(int64_t batch);
   // Places a one-row cache's `single.length()` positions at the right end of row `row`'s cached
   // positions, [length - n, length), and marks the row's positions before them as padding
   // (kPaddingSegment): a sequence joining a batch whose other rows have cached more.

@@ -400,6 +400,38 @@ TEST_F(OpenAiServerLifecycle, AQueuedRequestTakesAnEndedRowOfTheRunningBatch) {
   EXPECT_EQ(text(long_answer.body), text(long_alone->body));
 }
 
+// A batch that started with one request grows when more arrive: held at step 5 of a long
+// request, two short ones queue; released, they take two new rows of the same batch (--max-batch
+// 4) and get what they get alone.
+TEST_F(OpenAiServerLifecycle, ARunningBatchGrowsForQueuedRequests) {
+  const std::string short_body = R"({"prompt":"Once upon","temperature":0,"max_tokens":6})";
+  serve();
+  auto short_alone = post("/v1/completions", short_body);
+  ASSERT_TRUE(short_alone);
+  ServerOptions o;
+  o.max_batch = 4;
+  serve_gated(5, o);
+  Answer long_answer, a, b;
+  std::thread long_thread(
+      [&] { long_answer = answer_of(post("/v1/completions", kLongCompletion)); });
+  ASSERT_TRUE(gate_->wait_reached());
+  std::thread a_thread([&] { a = answer_of(post("/v1/completions", short_body)); });
+  std::thread b_thread([&] { b = answer_of(post("/v1/completions", short_body)); });
+  EXPECT_TRUE(eventually([&] { return server_->stats().queued == 2; }));
+  gate_->release();
+  a_thread.join();
+  b_thread.join();
+  long_thread.join();
+  for (const Answer* x : {&long_answer, &a, &b}) ASSERT_EQ(x->status, 200) << x->body;
+  const ServerStats st = server_->stats();
+  EXPECT_EQ(st.batches, 1);
+  EXPECT_EQ(st.joined, 2);
+  EXPECT_EQ(st.largest_batch, 3);
+  const std::string want = parse(short_alone->body)["choices"][0]["text"].GetString();
+  EXPECT_EQ(parse(a.body)["choices"][0]["text"].GetString(), want);
+  EXPECT_EQ(parse(b.body)["choices"][0]["text"].GetString(), want);
+}
+
 TEST_F(OpenAiServerLifecycle, DrainingRefusesNewConnectionsAndFinishesRequestsInFlight) {
   serve();
   server_->pause_generation(true);

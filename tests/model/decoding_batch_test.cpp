@@ -87,8 +87,43 @@ TEST(DecodingBatch, JoiningKeepsPositionsAndWindows) {
   }
 }
 
-// The same on the GPU, where the join's copies and fills run as CUDA kernels. Skipped, saying
-// why, without a CUDA device.
+// A batch that started with one sequence grows by two rows: one takes a prompt, the other stays
+// empty (decoded with token 0, ignored); neither disturbs the first, and the joined prompt
+// generates what it would alone.
+void expect_added_rows_work(const Transformer& model) {
+  GenerationOptions opts;
+  opts.sampling.temperature = 1.0f;
+  opts.sampling.seed = 5;
+  const std::vector<int32_t> running = {1, 22, 55, 301, 17}, joining = {1, 80, 12};
+  DecodingBatch batch(model, opts.sampling, {}, 64);
+  batch.start({running}, {3});
+  batch.sample();
+  run_until(batch, 0, 4);
+  batch.decode();
+  batch.add_rows(2);
+  EXPECT_EQ(batch.rows(), 3);
+  EXPECT_FALSE(batch.live(1));
+  EXPECT_FALSE(batch.live(2));
+  batch.join(1, joining, 9);
+  batch.sample();
+  run_until(batch, 1, 20);
+  ASSERT_EQ(batch.generation(1).tokens.size(), 20u);
+  EXPECT_TRUE(batch.generation(2).tokens.empty());
+  GenerationOptions alone = opts;
+  alone.max_new_tokens = 40;
+  EXPECT_EQ(batch.generation(1).tokens,
+            first(generate(model, {joining}, alone, {9})[0].tokens, 20));
+  const std::vector<int32_t>& row0 = batch.generation(0).tokens;
+  EXPECT_EQ(row0, first(generate(model, {running}, alone, {3})[0].tokens, row0.size()));
+  EXPECT_THROW(batch.add_rows(-1), Error);
+}
+
+TEST(DecodingBatch, AddedRowsTakePromptsWithoutDisturbingTheOthers) {
+  expect_added_rows_work(load_model(stories_dir()));
+}
+
+// The same on the GPU, where the join's and the growth's copies and fills run as CUDA kernels.
+// Skipped, saying why, without a CUDA device.
 TEST(DecodingBatch, OnTheGpuAJoinedPromptGeneratesWhatItWouldAlone) {
   std::string why;
   if (!testing::cuda_usable(&why)) GTEST_SKIP() << why;
@@ -98,6 +133,7 @@ TEST(DecodingBatch, OnTheGpuAJoinedPromptGeneratesWhatItWouldAlone) {
   opts.sampling.temperature = 0;
   expect_join_matches_alone(model, {1, 22, 55, 301, 17, 9, 40, 41}, {1, 403, 407}, {1, 80, 12},
                             opts, 24);
+  expect_added_rows_work(model);
 }
 
 TEST(DecodingBatch, RefusesWhatDoesNotFit) {
