@@ -140,18 +140,24 @@ void OpenAiServer::Impl::join_queued(DecodingBatch& batch, BatchRows& rows,
          size > seen && !largest_batch.compare_exchange_weak(seen, size);) {
     }
   }
-  // Every taken request holds a row before any prefill runs, so that a failing one fails them all
-  // (run_batch's handlers) rather than leave one unanswered.
+  // Every taken request holds a row before the prefill runs, so that a failing prefill fails
+  // them all (run_batch's handlers) rather than leave one unanswered.
   std::vector<size_t> placed;
   for (size_t r = 0; placed.size() < joining.size(); ++r) {
     if (rows[r]) continue;
     rows[r] = joining[placed.size()];
     placed.push_back(r);
   }
+  std::vector<int64_t> at;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<uint64_t> streams;
   for (size_t r : placed) {
-    batch.join(static_cast<int64_t>(r), rows[r]->prompt, rows[r]->stream);
-    ++joined;
+    at.push_back(static_cast<int64_t>(r));
+    prompts.push_back(rows[r]->prompt);
+    streams.push_back(rows[r]->stream);
   }
+  batch.join(at, prompts, streams);  // one prefill for them all
+  joined += static_cast<int64_t>(placed.size());
 }
 
 void OpenAiServer::Impl::run_batch(BatchRows rows) {

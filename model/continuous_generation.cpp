@@ -61,19 +61,23 @@ class Scheduler {
   // Gives ended rows (their prompts already reported) to the first waiting prompts that fit
   // left of the cached positions with their whole limit; returns how many joined.
   int64_t join_waiting(DecodingBatch& batch) {
-    int64_t joined = 0;
+    std::vector<int64_t> rows;
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<uint64_t> streams;
     for (int64_t r = 0; r < batch.rows(); ++r) {
       if (batch.live(r)) continue;
       auto it = std::find_if(waiting_.begin(), waiting_.end(), [&](size_t i) {
         return batch.can_join(length(i)) && limit(i) <= batch.room();
       });
       if (it == waiting_.end()) break;
-      batch.join(r, prompts_[*it], stream(*it));
+      rows.push_back(r);
+      prompts.push_back(prompts_[*it]);
+      streams.push_back(stream(*it));
       in_row_[static_cast<size_t>(r)] = *it;
       waiting_.erase(it);
-      ++joined;
     }
-    return joined;
+    batch.join(rows, prompts, streams);  // one prefill for them all
+    return static_cast<int64_t>(rows.size());
   }
 
   size_t prompt_in(int64_t row) const { return in_row_[static_cast<size_t>(row)]; }

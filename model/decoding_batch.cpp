@@ -28,6 +28,33 @@ Tensor last_position_logits(const Transformer& model, const Variable& hidden) {
   return logits;
 }
 
+// Runs `prompts` (non-empty) through the model into `cache`, left-padded to the longest; the
+// padding is its own segment and real tokens' positions start at 0. Returns the last logits.
+Tensor prefill_left_padded(const Transformer& model,
+                           const std::vector<std::vector<int32_t>>& prompts, KVCache& cache) {
+  const auto B = static_cast<int64_t>(prompts.size());
+  int64_t longest = 0;
+  for (const auto& p : prompts)
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+  std::vector<int32_t> ids(static_cast<size_t>(B * longest), 0), pos(ids.size(), 0),
+      seg(ids.size(), kPaddingSegment);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = prompts[static_cast<size_t>(b)];
+    const int64_t pad = longest - static_cast<int64_t>(p.size());
+    for (size_t i = 0; i < p.size(); ++i) {
+      const size_t at = static_cast<size_t>(b * longest + pad) + i;
+      ids[at] = p[i];
+      pos[at] = static_cast<int32_t>(i);
+      seg[at] = 0;
+    }
+  }
+  const Device device = model.device();
+  TransformerInput input{Tensor::from_vector(ids, {B, longest}).to(device),
+                         Tensor::from_vector(pos, {B, longest}).to(device),
+                         Tensor::from_vector(seg, {B, longest}).to(device)};
+  return last_position_logits(model, model.hidden_states(input, &cache));
+}
+
 }  // namespace
 
 DecodingBatch::DecodingBatch(const Transformer& model, SamplingOptions sampling,
@@ -55,31 +82,17 @@ void DecodingBatch::start(const std::vector<std::vector<int32_t>>& prompts,
               " tokens leaves no room in a cache of ", capacity_,
               " positions (the model's context ", model_.config().max_position_embeddings, ")");
 
-  // Left-pad to the longest prompt; the padding is its own segment.
-  std::vector<int32_t> ids(static_cast<size_t>(B * longest), 0), pos(ids.size(), 0),
-      seg(ids.size(), kPaddingSegment);
   rows_.assign(prompts.size(), Row{});
-  for (int64_t b = 0; b < B; ++b) {
-    const auto& p = prompts[static_cast<size_t>(b)];
-    const int64_t pad = longest - static_cast<int64_t>(p.size());
-    for (size_t i = 0; i < p.size(); ++i) {
-      const size_t at = static_cast<size_t>(b * longest + pad) + i;
-      ids[at] = p[i];
-      pos[at] = static_cast<int32_t>(i);
-      seg[at] = 0;
-    }
-    Row& row = rows_[static_cast<size_t>(b)];
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    Row& row = rows_[b];
     row.live = true;
-    row.stream = stream_ids.empty() ? static_cast<uint64_t>(b) : stream_ids[static_cast<size_t>(b)];
-    row.next_position = static_cast<int32_t>(p.size());
+    row.stream = stream_ids.empty() ? static_cast<uint64_t>(b) : stream_ids[b];
+    row.next_position = static_cast<int32_t>(prompts[b].size());
   }
   cache_ =
       std::make_unique<KVCache>(model_.config(), B, capacity_, model_.device(), model_.dtype());
+  logits_ = prefill_left_padded(model_, prompts, *cache_);
   const Device device = model_.device();
-  TransformerInput input{Tensor::from_vector(ids, {B, longest}).to(device),
-                         Tensor::from_vector(pos, {B, longest}).to(device),
-                         Tensor::from_vector(seg, {B, longest}).to(device)};
-  logits_ = last_position_logits(model_, model_.hidden_states(input, cache_.get()));
   uniforms_host_ = Tensor::empty({B}, DType::f32);
   tokens_ = Tensor::empty({B}, DType::i32, device);
 }
@@ -156,29 +169,40 @@ void DecodingBatch::add_rows(int64_t n) {
   tokens_ = Tensor::empty({B}, DType::i32, model_.device());
 }
 
-void DecodingBatch::join(int64_t row, const std::vector<int32_t>& prompt, uint64_t stream_id) {
+void DecodingBatch::join(const std::vector<int64_t>& rows,
+                         const std::vector<std::vector<int32_t>>& prompts,
+                         const std::vector<uint64_t>& stream_ids) {
   NoGradGuard no_grad;
-  const int64_t P = static_cast<int64_t>(prompt.size());
-  RLAIF_CHECK(row >= 0 && row < rows() && !live(row), "DecodingBatch::join: row ", row,
-              " is not an ended row of the ", rows(), "-row batch");
-  RLAIF_CHECK(can_join(P), "DecodingBatch::join: a prompt of ", P, " tokens cannot join ", length(),
-              " cached positions (room for ", room(), " more tokens)");
-  // The prompt's prefill, alone: the same computation as generating it by itself.
-  KVCache single(model_.config(), 1, P, model_.device(), model_.dtype());
-  std::vector<int32_t> positions(prompt.size());
-  for (size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<int32_t>(i);
-  const Device device = model_.device();
-  TransformerInput input{Tensor::from_vector(prompt, {1, P}).to(device),
-                         Tensor::from_vector(positions, {1, P}).to(device), Tensor()};
-  Tensor logits = last_position_logits(model_, model_.hidden_states(input, &single));
-  cache_->place_row(row, single);
-  backend_for(device).copy(logits.select(0), logits_.select(row));
-
-  Row& r = rows_[static_cast<size_t>(row)];
-  r = Row{};
-  r.live = true;
-  r.stream = stream_id;
-  r.next_position = static_cast<int32_t>(P);
+  RLAIF_CHECK(rows.size() == prompts.size() && stream_ids.size() == prompts.size(),
+              "DecodingBatch::join: ", rows.size(), " rows, ", prompts.size(), " prompts and ",
+              stream_ids.size(), " stream ids");
+  if (rows.empty()) return;
+  int64_t longest = 0;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const int64_t row = rows[k], P = static_cast<int64_t>(prompts[k].size());
+    RLAIF_CHECK(row >= 0 && row < this->rows() && !live(row) &&
+                    std::count(rows.begin(), rows.end(), row) == 1,
+                "DecodingBatch::join: row ", row, " is not an ended row of the ", this->rows(),
+                "-row batch (or is given twice)");
+    RLAIF_CHECK(can_join(P), "DecodingBatch::join: a prompt of ", P, " tokens cannot join ",
+                length(), " cached positions (room for ", room(), " more tokens)");
+    longest = std::max(longest, P);
+  }
+  // The prompts' prefill, together and apart from the batch: what generating them alone computes.
+  const auto K = static_cast<int64_t>(prompts.size());
+  KVCache joining(model_.config(), K, longest, model_.device(), model_.dtype());
+  const Tensor logits = prefill_left_padded(model_, prompts, joining);
+  Backend& backend = backend_for(model_.device());
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t row = rows[static_cast<size_t>(k)];
+    cache_->place_row(row, joining, k);
+    backend.copy(logits.select(k), logits_.select(row));
+    Row& r = rows_[static_cast<size_t>(row)];
+    r = Row{};
+    r.live = true;
+    r.stream = stream_ids[static_cast<size_t>(k)];
+    r.next_position = static_cast<int32_t>(prompts[static_cast<size_t>(k)].size());
+  }
 }
 
 }  // namespace rlaif

@@ -66,11 +66,16 @@ class DecodingBatch {
   // unchanged. For a batch that started with fewer sequences than may join it.
   void add_rows(int64_t n);
 
-  // Whether a prompt of `tokens` tokens can join now: it fits left of the cached length.
+  // Whether a prompt of `tokens` tokens can join now: it fits left of the cached positions.
   bool can_join(int64_t tokens) const { return tokens > 0 && tokens <= length() && room() > 0; }
-  // Prefills `prompt` alone into ended row `row` (see the top of this file). Error unless
-  // can_join(prompt.size()) and the row has ended.
-  void join(int64_t row, const std::vector<int32_t>& prompt, uint64_t stream_id);
+  // Prefills `prompts` together (left-padded to the longest of them, as start() does) into ended
+  // rows `rows`, one each, with their sampling streams (see the top of this file). Error unless
+  // every prompt can_join() and every row has ended.
+  void join(const std::vector<int64_t>& rows, const std::vector<std::vector<int32_t>>& prompts,
+            const std::vector<uint64_t>& stream_ids);
+  void join(int64_t row, const std::vector<int32_t>& prompt, uint64_t stream_id) {
+    join(std::vector<int64_t>{row}, {prompt}, {stream_id});
+  }
 
  private:
   struct Row {

@@ -86,23 +86,24 @@ void KVCache::grow(int64_t batch) {
   batch_ = batch;
 }
 
-void KVCache::place_row(int64_t row, const KVCache& single) {
-  const int64_t n = single.length();
+void KVCache::place_row(int64_t row, const KVCache& source, int64_t from) {
+  const int64_t n = source.length();
   RLAIF_CHECK(row >= 0 && row < batch_, "KVCache::place_row: row ", row, " of a ", batch_,
               "-row cache");
-  RLAIF_CHECK(single.batch() == 1 && n <= length_ && single.keys_.size() == keys_.size(),
-              "KVCache::place_row: a cache of ", single.batch(), " rows and ", n,
-              " positions does not fit row ", row, " of ", length_, " cached positions");
+  RLAIF_CHECK(
+      from >= 0 && from < source.batch() && n <= length_ && source.keys_.size() == keys_.size(),
+      "KVCache::place_row: row ", from, " of a cache of ", source.batch(), " rows and ", n,
+      " positions does not fit row ", row, " of ", length_, " cached positions");
   Backend& backend = backend_for(segment_ids_.device());
   const int64_t at = length_ - n;
   for (size_t l = 0; l < keys_.size(); ++l) {
-    backend.copy(single.keys_[l].select(0).slice(0, n), keys_[l].select(row).slice(at, length_));
-    backend.copy(single.values_[l].select(0).slice(0, n),
+    backend.copy(source.keys_[l].select(from).slice(0, n), keys_[l].select(row).slice(at, length_));
+    backend.copy(source.values_[l].select(from).slice(0, n),
                  values_[l].select(row).slice(at, length_));
   }
   const Tensor segments = segment_ids_.select(row);
   if (at > 0) backend.fill(segments.slice(0, at), static_cast<double>(kPaddingSegment));
-  backend.copy(single.segment_ids_.select(0).slice(0, n), segments.slice(at, length_));
+  backend.copy(source.segment_ids_.select(from).slice(0, n), segments.slice(at, length_));
 }
 
 }  // namespace rlaif

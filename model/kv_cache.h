@@ -44,10 +44,11 @@ class KVCache {
   // Grows the cache to `batch` rows (at least the present count): the existing rows keep their
   // cached positions; the new ones hold zeros in the padding segment, until place_row fills them.
   void grow(int64_t batch);
-  // Places a one-row cache's `single.length()` positions at the right end of row `row`'s cached
-  // positions, [length - n, length), and marks the row's positions before them as padding
-  // (kPaddingSegment): a sequence joining a batch whose other rows have cached more.
-  void place_row(int64_t row, const KVCache& single);
+  // Places row `from` of another cache, its `source.length()` positions (padding included), at
+  // the right end of row `row`'s cached positions, [length - n, length), and marks the row's
+  // positions before them as padding (kPaddingSegment): sequences joining a batch whose other
+  // rows have cached more.
+  void place_row(int64_t row, const KVCache& source, int64_t from);
 
  private:
   void write_rows(const Tensor& cache, const Tensor& rows);

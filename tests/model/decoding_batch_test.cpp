@@ -73,6 +73,32 @@ TEST(DecodingBatch, AJoinedPromptGeneratesWhatItWouldAlone) {
   }
 }
 
+// Two prompts of different lengths join in one prefill (left-padded between themselves), each
+// into its own ended row: both generate what they would alone.
+TEST(DecodingBatch, PromptsJoinTogetherInOnePrefill) {
+  Transformer model = load_model(stories_dir());
+  GenerationOptions opts;
+  opts.sampling.temperature = 1.0f;
+  opts.sampling.seed = 11;
+  const std::vector<int32_t> c = {1, 80, 12}, d = {1, 403, 407, 9, 44};
+  DecodingBatch batch(model, opts.sampling, {}, 80);
+  batch.start({{1, 22, 55, 301, 17, 9}, {1, 7}, {1, 8}}, {0, 1, 2});
+  batch.sample();
+  run_until(batch, 1, 3);
+  batch.end_row(1);
+  batch.end_row(2);
+  batch.decode();
+  EXPECT_THROW(batch.join({1, 1}, {c, d}, {4, 5}), Error);  // one row twice
+  EXPECT_THROW(batch.join({1}, {c, d}, {4, 5}), Error);     // counts differ
+  batch.join({2, 1}, {c, d}, {4, 5});
+  batch.sample();
+  run_until(batch, 1, 16);
+  GenerationOptions alone = opts;
+  alone.max_new_tokens = 40;
+  EXPECT_EQ(batch.generation(2).tokens, first(generate(model, {c}, alone, {4})[0].tokens, 16));
+  EXPECT_EQ(batch.generation(1).tokens, first(generate(model, {d}, alone, {5})[0].tokens, 16));
+}
+
 // Learned positions (GPT-2) and a sliding window shorter than the padding before the joined
 // prompt (Gemma 3's local layer): the joined row's positions restart at 0, and its window never
 // reaches into the padding.
