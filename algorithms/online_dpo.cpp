@@ -11,6 +11,7 @@
 #include "io/atomic_file.h"
 #include "io/jsonl.h"
 #include "io/model_dir.h"
+#include "model/continuous_generation.h"
 #include "model/generate.h"
 
 namespace rlaif {
@@ -104,24 +105,22 @@ OnlineDpoTask::JudgedPairs OnlineDpoTask::sample_and_judge(
   gen.sampling.temperature = static_cast<float>(options_.temperature);
   gen.sampling.seed = options_.seed;
   gen.eos_ids = generation_stop_ids(policy_.config(), tokenizer_);
-  // Sequence 2p + k is sample k of prompt p, drawn from stream stream_base + 2p + k.
-  std::vector<Generation> samples;
-  const size_t total = 2 * n, chunk = static_cast<size_t>(options_.forward_batch);
-  for (size_t begin = 0; begin < total; begin += chunk) {
-    const size_t end = std::min(total, begin + chunk);
-    std::vector<std::vector<int32_t>> batch;
-    std::vector<uint64_t> streams;
-    for (size_t s = begin; s < end; ++s) {
-      batch.push_back(prompt_ids[s / 2]);
-      streams.push_back(stream_base + s);
-    }
-    for (Generation& g : generate(policy_, batch, gen, streams)) {
-      RLAIF_CHECK(!g.tokens.empty(), "online dpo: prompt ", prompt_indices[samples.size() / 2],
-                  " leaves no room to generate in the model's context: lower "
-                  "--max-prompt-length");
-      samples.push_back(std::move(g));
-    }
+  // Sequence 2p + k is sample k of prompt p, drawn from stream stream_base + 2p + k, decoded
+  // `forward_batch` at a time with continuous batching (model/continuous_generation.h).
+  const size_t total = 2 * n;
+  const int64_t context = policy_.config().max_position_embeddings;
+  std::vector<std::vector<int32_t>> sequences;
+  std::vector<uint64_t> streams;
+  for (size_t s = 0; s < total; ++s) {
+    RLAIF_CHECK(static_cast<int64_t>(prompt_ids[s / 2].size()) < context, "online dpo: prompt ",
+                prompt_indices[s / 2],
+                " leaves no room to generate in the model's context: lower --max-prompt-length");
+    sequences.push_back(prompt_ids[s / 2]);
+    streams.push_back(stream_base + s);
   }
+  std::vector<Generation> samples(total);
+  generate_continuously(policy_, sequences, gen, streams, options_.forward_batch,
+                        [&](size_t s, Generation g) { samples[s] = std::move(g); });
   std::vector<std::string> first, second;
   double eos = 0.0;
   for (size_t p = 0; p < n; ++p) {

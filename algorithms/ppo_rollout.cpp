@@ -11,6 +11,7 @@
 #include "autograd/ops.h"
 #include "io/model_dir.h"
 #include "io/spend_meter.h"
+#include "model/continuous_generation.h"
 #include "model/generate.h"
 #include "runtime/communicator.h"
 #include "runtime/rng.h"
@@ -242,23 +243,29 @@ Rollout collect_rollout(const RolloutModels& models, const std::vector<std::stri
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
   };
   auto part_start = std::chrono::steady_clock::now();
-  for (size_t begin = first; begin < last; begin += chunk) {
-    const size_t end = std::min(last, begin + chunk);
-    std::vector<std::vector<int32_t>> batch_prompts;
+  {
+    // This rank's sequences, `chunk` decoded at a time with continuous batching: a sequence that
+    // ends at EOS hands its row to the next (model/continuous_generation.h), and each gets the
+    // tokens it would alone.
+    std::vector<std::vector<int32_t>> mine_prompts;
     std::vector<uint64_t> streams;
-    for (size_t r = begin; r < end; ++r) {
-      batch_prompts.push_back(rollout.samples[r].tokens.prompt);
+    const int64_t context = models.policy->config().max_position_embeddings;
+    for (size_t r = first; r < last; ++r) {
+      const Sample& s = rollout.samples[r];
+      RLAIF_CHECK(static_cast<int64_t>(s.tokens.prompt.size()) < context, "ppo: prompt ",
+                  s.prompt_index, " (", s.tokens.prompt.size(),
+                  " tokens) leaves no room to generate in the model's context of ", context,
+                  ": lower --max-prompt-length");
+      mine_prompts.push_back(s.tokens.prompt);
       streams.push_back(static_cast<uint64_t>(step * R) + r);
     }
-    std::vector<Generation> out = generate(*models.policy, batch_prompts, gen, streams);
-    for (size_t r = begin; r < end; ++r) {
-      Sample& s = rollout.samples[r];
-      s.tokens.completion = std::move(out[r - begin].tokens);
-      s.eos = out[r - begin].stopped_at_eos;
-      RLAIF_CHECK(!s.tokens.completion.empty(), "ppo: prompt ", s.prompt_index,
-                  " leaves no room to generate in the model's context: lower --max-prompt-length");
-      s.completion = tok.decode(s.tokens.completion);
-    }
+    generate_continuously(*models.policy, mine_prompts, gen, streams, static_cast<int64_t>(chunk),
+                          [&](size_t i, Generation g) {
+                            Sample& s = rollout.samples[first + i];
+                            s.tokens.completion = std::move(g.tokens);
+                            s.eos = g.stopped_at_eos;
+                            s.completion = tok.decode(s.tokens.completion);
+                          });
   }
   // With several ranks, an API critic is asked by rank 0 for every sequence once they are
   // gathered (below); any other reward scores each rank's own.
