@@ -66,7 +66,8 @@ int online_dpo_main(const std::vector<std::string>& args) {
       .option("max-new-tokens", "64", "response tokens at most")
       .option("temperature", "0.9", "sampling temperature (> 0)")
       .option("max-prompt-length", "256", "prompt tokens at most (cut from the left)")
-      .option("forward-batch", "16", "sequences per generation batch")
+      .option("forward-batch", "16",
+              "sequences generated together (continuously: a finished one's row takes the next)")
       .option("reward-model", "", "judge: a reward model directory (the higher score wins)")
       .option("rm-max-length", "512", "tokens the reward model reads at most")
       .option("critic-template", "", "judge: a pairwise template file (see `rlaif label`)")

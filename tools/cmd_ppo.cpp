@@ -149,7 +149,8 @@ int ppo_main(const std::vector<std::string>& args) {
       .option("max-prompt-length", "256", "prompt tokens at most (cut from the left)")
       .option("rm-max-length", "512",
               "tokens the reward model reads at most (capped at its context)")
-      .option("forward-batch", "16", "sequences per no-grad forward pass (rollouts, scoring)");
+      .option("forward-batch", "16",
+              "sequences per no-grad forward pass (rollouts, continuously batched; scoring)");
   declare_reward_flags(flags);
   declare_critic_client_flags(flags);
   declare_chat_template_flag(flags);
