@@ -154,6 +154,18 @@ std::string spend_members(const LlmClient& client, bool stopped) {
   return text;
 }
 
+int end_summary_line(const LlmClient* api, const std::string& spend_limit_stop,
+                     const std::string& checkpoint, const std::string& out_dir) {
+  const bool stopped = !spend_limit_stop.empty();
+  if (api != nullptr) std::printf("%s", spend_members(*api, stopped).c_str());
+  if (stopped) {
+    std::printf(", \"checkpoint\": \"%s\"}\n", checkpoint.c_str());
+    return kSpendLimitExit;
+  }
+  std::printf(", \"model\": \"%s\"}\n", out_dir.c_str());
+  return 0;
+}
+
 void add_string(rapidjson::Value& object, const char* key, std::string_view value,
                 rapidjson::Document::AllocatorType& a) {
   object.AddMember(

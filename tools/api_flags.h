@@ -64,6 +64,11 @@ void add_spend(rapidjson::Document& summary, const LlmClient& client);
 // The same two members as JSON text, `, "spent": {...}, "stopped_by_spend_limit": B`, for the
 // summaries training commands print by hand.
 std::string spend_members(const LlmClient& client, bool stopped);
+// Ends the JSON summary line a training command prints by hand: the spend members of `api` (when
+// not null), then `, "checkpoint": ...}` and kSpendLimitExit when a spending limit stopped the
+// run (`spend_limit_stop` not empty), else `, "model": OUT_DIR}` and 0. Returns the exit status.
+int end_summary_line(const LlmClient* api, const std::string& spend_limit_stop,
+                     const std::string& checkpoint, const std::string& out_dir);
 
 // Adds a string member (copied) to a JSON object.
 void add_string(rapidjson::Value& object, const char* key, std::string_view value,

@@ -398,16 +398,8 @@ int ppo_main(const std::vector<std::string>& args) {
     }
   }
   std::printf(", \"kl_coef\": %.6g", result.kl_coef);
-  if (critic_reward != nullptr) {
-    std::printf("%s",
-                spend_members(critic_reward->client(), !result.spend_limit_stop.empty()).c_str());
-  }
-  if (!result.spend_limit_stop.empty()) {
-    std::printf(", \"checkpoint\": \"%s\"}\n", result.checkpoint.c_str());
-    return kSpendLimitExit;
-  }
-  std::printf(", \"model\": \"%s\"}\n", options.out_dir.c_str());
-  return 0;
+  return end_summary_line(critic_reward != nullptr ? &critic_reward->client() : nullptr,
+                          result.spend_limit_stop, result.checkpoint, options.out_dir);
 }
 
 }  // namespace rlaif::cli

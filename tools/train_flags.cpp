@@ -145,15 +145,7 @@ int finish_training(const TrainResult& result, const TrainerOptions& options, bo
   for (const auto& [name, value] : result.last_eval)
     std::printf(", \"%s\": %.6f", name.c_str(), value);
   std::printf(", \"tokens_per_s\": %.1f", result.tokens_per_second);
-  if (api != nullptr) {
-    std::printf("%s", spend_members(*api, !result.spend_limit_stop.empty()).c_str());
-  }
-  if (!result.spend_limit_stop.empty()) {
-    std::printf(", \"checkpoint\": \"%s\"}\n", result.checkpoint.c_str());
-    return kSpendLimitExit;
-  }
-  std::printf(", \"model\": \"%s\"}\n", options.out_dir.c_str());
-  return 0;
+  return end_summary_line(api, result.spend_limit_stop, result.checkpoint, options.out_dir);
 }
 
 }  // namespace rlaif::cli
