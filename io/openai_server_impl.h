@@ -157,8 +157,12 @@ struct OpenAiServer::Impl {
   // Answers row `row`'s request with the row's generation and frees the row.
   void finish_row(DecodingBatch& batch, BatchRows& rows, int64_t row);
   // Gives free rows to queued requests that fit (same sampling, prompt and max_tokens within the
-  // batch's room), oldest first, adding rows up to --max-batch when the free ones are too few.
-  void join_queued(DecodingBatch& batch, BatchRows& rows, const SamplingOptions& sampling);
+  // batch's room), oldest first, adding rows up to --max-batch when the free ones are too few;
+  // returns how many joined.
+  int64_t join_queued(DecodingBatch& batch, BatchRows& rows, const SamplingOptions& sampling);
+  // With nothing joining, drops the ended rows once they are half the batch or more: computing
+  // them would cost as much as the rows still generating.
+  void drop_ended_rows(DecodingBatch& batch, BatchRows& rows);
   void generation_loop();
 };
 

@@ -112,15 +112,15 @@ void OpenAiServer::Impl::finish_row(DecodingBatch& batch, BatchRows& rows, int64
   job.reset();
 }
 
-void OpenAiServer::Impl::join_queued(DecodingBatch& batch, BatchRows& rows,
-                                     const SamplingOptions& sampling) {
+int64_t OpenAiServer::Impl::join_queued(DecodingBatch& batch, BatchRows& rows,
+                                        const SamplingOptions& sampling) {
   const auto free = static_cast<size_t>(std::count(rows.begin(), rows.end(), nullptr));
   const size_t most = free + static_cast<size_t>(std::max<int64_t>(
                                  0, options.max_batch - static_cast<int64_t>(rows.size())));
   std::vector<std::shared_ptr<Job>> joining;
   {
     std::lock_guard<std::mutex> lock(mutex);
-    if (paused || stopping) return;
+    if (paused || stopping) return 0;
     for (auto it = queue.begin(); it != queue.end() && joining.size() < most;) {
       const Job& j = **it;
       if (j.wanted && same_sampling(j.sampling, sampling) &&
@@ -158,6 +158,21 @@ void OpenAiServer::Impl::join_queued(DecodingBatch& batch, BatchRows& rows,
   }
   batch.join(at, prompts, streams);  // one prefill for them all
   joined += static_cast<int64_t>(placed.size());
+  return static_cast<int64_t>(placed.size());
+}
+
+void OpenAiServer::Impl::drop_ended_rows(DecodingBatch& batch, BatchRows& rows) {
+  const int64_t live = batch.live_rows();
+  if (live == 0 || 2 * live > batch.rows()) return;
+  std::vector<int64_t> keep;
+  BatchRows kept;
+  for (int64_t r = 0; r < batch.rows(); ++r) {
+    if (!batch.live(r)) continue;
+    keep.push_back(r);
+    kept.push_back(rows[static_cast<size_t>(r)]);
+  }
+  batch.keep_rows(keep);
+  rows = std::move(kept);
 }
 
 void OpenAiServer::Impl::run_batch(BatchRows rows) {
@@ -197,7 +212,7 @@ void OpenAiServer::Impl::run_batch(BatchRows rows) {
       if (abort) throw ShuttingDown();
       if (!batch.any_live()) break;
       batch.decode();
-      join_queued(batch, rows, sampling);
+      if (join_queued(batch, rows, sampling) == 0) drop_ended_rows(batch, rows);
     }
   } catch (const ShuttingDown& e) {
     for (const auto& job : rows) {

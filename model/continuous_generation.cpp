@@ -59,25 +59,54 @@ class Scheduler {
   }
 
   // Gives ended rows (their prompts already reported) to the first waiting prompts that fit
-  // left of the cached positions with their whole limit; returns how many joined.
+  // left of the cached positions with their whole limit, adding rows up to `rows` when the
+  // ended ones are too few; returns how many joined.
   int64_t join_waiting(DecodingBatch& batch) {
+    std::vector<size_t> fitting;
+    for (auto it = waiting_.begin(); it != waiting_.end() && static_cast<int64_t>(fitting.size()) <
+                                                                 rows_ - batch.live_rows();) {
+      if (batch.can_join(length(*it)) && limit(*it) <= batch.room()) {
+        fitting.push_back(*it);
+        it = waiting_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    const int64_t free = batch.rows() - batch.live_rows();
+    if (static_cast<int64_t>(fitting.size()) > free) {
+      batch.add_rows(static_cast<int64_t>(fitting.size()) - free);
+      in_row_.resize(static_cast<size_t>(batch.rows()));
+    }
     std::vector<int64_t> rows;
     std::vector<std::vector<int32_t>> prompts;
     std::vector<uint64_t> streams;
-    for (int64_t r = 0; r < batch.rows(); ++r) {
+    for (int64_t r = 0; r < batch.rows() && rows.size() < fitting.size(); ++r) {
       if (batch.live(r)) continue;
-      auto it = std::find_if(waiting_.begin(), waiting_.end(), [&](size_t i) {
-        return batch.can_join(length(i)) && limit(i) <= batch.room();
-      });
-      if (it == waiting_.end()) break;
+      const size_t i = fitting[rows.size()];
       rows.push_back(r);
-      prompts.push_back(prompts_[*it]);
-      streams.push_back(stream(*it));
-      in_row_[static_cast<size_t>(r)] = *it;
-      waiting_.erase(it);
+      prompts.push_back(prompts_[i]);
+      streams.push_back(stream(i));
+      in_row_[static_cast<size_t>(r)] = i;
     }
     batch.join(rows, prompts, streams);  // one prefill for them all
     return static_cast<int64_t>(rows.size());
+  }
+
+  // Drops the ended rows, once they are half the batch or more: nothing waiting fits now, and
+  // computing them would cost as much as the rows still generating. Returns whether it did.
+  bool drop_ended_rows(DecodingBatch& batch) {
+    const int64_t live = batch.live_rows();
+    if (live == 0 || 2 * live > batch.rows()) return false;
+    std::vector<int64_t> keep;
+    std::vector<size_t> prompts;
+    for (int64_t r = 0; r < batch.rows(); ++r) {
+      if (!batch.live(r)) continue;
+      keep.push_back(r);
+      prompts.push_back(in_row_[static_cast<size_t>(r)]);
+    }
+    batch.keep_rows(keep);
+    in_row_ = std::move(prompts);
+    return true;
   }
 
   size_t prompt_in(int64_t row) const { return in_row_[static_cast<size_t>(row)]; }
@@ -141,8 +170,10 @@ ContinuousGenerationStats generate_continuously(const Transformer& model,
       }
       if (stop && stop()) return stats;
       if (batch->any_live()) batch->decode();
-      stats.joined += scheduler.join_waiting(*batch);
+      const int64_t joined = scheduler.join_waiting(*batch);
+      stats.joined += joined;
       if (!batch->any_live()) break;
+      if (joined == 0 && scheduler.drop_ended_rows(*batch)) ++stats.shrunk;
     }
   }
   return stats;

@@ -169,6 +169,28 @@ void DecodingBatch::add_rows(int64_t n) {
   tokens_ = Tensor::empty({B}, DType::i32, model_.device());
 }
 
+void DecodingBatch::keep_rows(const std::vector<int64_t>& rows) {
+  RLAIF_CHECK(cache_, "DecodingBatch::keep_rows: not started");
+  cache_->keep_rows(rows);  // checks the row numbers
+  const auto B = static_cast<int64_t>(rows.size());
+  Tensor logits = Tensor::empty({B, logits_.size(1)}, logits_.dtype(), logits_.device());
+  Backend& backend = backend_for(logits_.device());
+  std::vector<Row> kept;
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t r = rows[static_cast<size_t>(i)];
+    backend.copy(logits_.select(r), logits.select(i));
+    kept.push_back(std::move(rows_[static_cast<size_t>(r)]));
+  }
+  logits_ = logits;
+  rows_ = std::move(kept);
+  uniforms_host_ = Tensor::empty({B}, DType::f32);
+  tokens_ = Tensor::empty({B}, DType::i32, model_.device());
+}
+
+int64_t DecodingBatch::live_rows() const {
+  return std::count_if(rows_.begin(), rows_.end(), [](const Row& r) { return r.live; });
+}
+
 void DecodingBatch::join(const std::vector<int64_t>& rows,
                          const std::vector<std::vector<int32_t>>& prompts,
                          const std::vector<uint64_t>& stream_ids) {

@@ -66,6 +66,11 @@ class DecodingBatch {
   // unchanged. For a batch that started with fewer sequences than may join it.
   void add_rows(int64_t n);
 
+  // Keeps rows `rows` (in that order, each once), dropping the others: row i becomes rows[i].
+  // A batch whose rows have mostly ended stops computing them.
+  void keep_rows(const std::vector<int64_t>& rows);
+  int64_t live_rows() const;
+
   // Whether a prompt of `tokens` tokens can join now: it fits left of the cached positions.
   bool can_join(int64_t tokens) const { return tokens > 0 && tokens <= length() && room() > 0; }
   // Prefills `prompts` together (left-padded to the longest of them, as start() does) into ended

@@ -1,5 +1,7 @@
 #include "model/kv_cache.h"
 
+#include <algorithm>
+
 #include "kernels/backend.h"
 
 namespace rlaif {
@@ -84,6 +86,33 @@ void KVCache::grow(int64_t batch) {
   }
   segment_ids_ = grown(segment_ids_, static_cast<double>(kPaddingSegment));
   batch_ = batch;
+}
+
+void KVCache::keep_rows(const std::vector<int64_t>& rows) {
+  const auto B = static_cast<int64_t>(rows.size());
+  RLAIF_CHECK(B > 0, "KVCache::keep_rows: no rows to keep");
+  for (int64_t r : rows) {
+    RLAIF_CHECK(r >= 0 && r < batch_ && std::count(rows.begin(), rows.end(), r) == 1,
+                "KVCache::keep_rows: row ", r, " is not a row of the ", batch_,
+                "-row cache (or is given twice)");
+  }
+  Backend& backend = backend_for(segment_ids_.device());
+  auto kept = [&](const Tensor& old) {
+    Shape shape = old.shape();
+    shape[0] = B;
+    Tensor t = Tensor::empty(shape, old.dtype(), old.device());
+    for (int64_t i = 0; i < B; ++i) {
+      const int64_t r = rows[static_cast<size_t>(i)];
+      backend.copy(old.select(r).slice(0, length_), t.select(i).slice(0, length_));
+    }
+    return t;
+  };
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    keys_[l] = kept(keys_[l]);
+    values_[l] = kept(values_[l]);
+  }
+  segment_ids_ = kept(segment_ids_);
+  batch_ = B;
 }
 
 void KVCache::place_row(int64_t row, const KVCache& source, int64_t from) {

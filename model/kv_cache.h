@@ -44,6 +44,9 @@ class KVCache {
   // Grows the cache to `batch` rows (at least the present count): the existing rows keep their
   // cached positions; the new ones hold zeros in the padding segment, until place_row fills them.
   void grow(int64_t batch);
+  // Keeps rows `rows` (in that order, each once) and drops the others: row i becomes rows[i],
+  // with its cached positions.
+  void keep_rows(const std::vector<int64_t>& rows);
   // Places row `from` of another cache, its `source.length()` positions (padding included), at
   // the right end of row `row`'s cached positions, [length - n, length), and marks the row's
   // positions before them as padding (kPaddingSegment): sequences joining a batch whose other

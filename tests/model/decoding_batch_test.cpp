@@ -99,6 +99,36 @@ TEST(DecodingBatch, PromptsJoinTogetherInOnePrefill) {
   EXPECT_EQ(batch.generation(1).tokens, first(generate(model, {d}, alone, {5})[0].tokens, 16));
 }
 
+// Dropping ended rows: the rows kept go on as they would have, renumbered in the order given.
+TEST(DecodingBatch, KeptRowsGoOnAsBefore) {
+  Transformer model = load_model(stories_dir());
+  GenerationOptions opts;
+  opts.sampling.temperature = 1.0f;
+  opts.sampling.seed = 2;
+  const std::vector<std::vector<int32_t>> prompts = {{1, 22}, {1, 55, 301}, {1, 17}, {1, 9, 40}};
+  DecodingBatch batch(model, opts.sampling, {}, 64);
+  batch.start(prompts, {10, 11, 12, 13});
+  batch.sample();
+  run_until(batch, 1, 5);
+  batch.end_row(0);
+  batch.end_row(2);
+  EXPECT_EQ(batch.live_rows(), 2);
+  EXPECT_THROW(batch.keep_rows({3, 3}), Error);
+  EXPECT_THROW(batch.keep_rows({4}), Error);
+  batch.keep_rows({3, 1});
+  ASSERT_EQ(batch.rows(), 2);
+  EXPECT_EQ(batch.generation(0).tokens.size(), 5u);
+  batch.decode();
+  batch.sample();
+  run_until(batch, 0, 20);
+  GenerationOptions alone = opts;
+  alone.max_new_tokens = 40;
+  EXPECT_EQ(batch.generation(0).tokens,
+            first(generate(model, {prompts[3]}, alone, {13})[0].tokens, 20));
+  EXPECT_EQ(batch.generation(1).tokens,
+            first(generate(model, {prompts[1]}, alone, {11})[0].tokens, 20));
+}
+
 // Learned positions (GPT-2) and a sliding window shorter than the padding before the joined
 // prompt (Gemma 3's local layer): the joined row's positions restart at 0, and its window never
 // reaches into the padding.
@@ -114,8 +144,8 @@ TEST(DecodingBatch, JoiningKeepsPositionsAndWindows) {
 }
 
 // A batch that started with one sequence grows by two rows: one takes a prompt, the other stays
-// empty (decoded with token 0, ignored); neither disturbs the first, and the joined prompt
-// generates what it would alone.
+// empty (decoded with token 0, ignored) until it is dropped; neither disturbs the first, and the
+// joined prompt generates what it would alone.
 void expect_added_rows_work(const Transformer& model) {
   GenerationOptions opts;
   opts.sampling.temperature = 1.0f;
@@ -132,9 +162,12 @@ void expect_added_rows_work(const Transformer& model) {
   EXPECT_FALSE(batch.live(2));
   batch.join(1, joining, 9);
   batch.sample();
+  run_until(batch, 1, 10);
+  EXPECT_TRUE(batch.generation(2).tokens.empty());
+  batch.keep_rows({0, 1});  // the empty row goes
+  ASSERT_EQ(batch.rows(), 2);
   run_until(batch, 1, 20);
   ASSERT_EQ(batch.generation(1).tokens.size(), 20u);
-  EXPECT_TRUE(batch.generation(2).tokens.empty());
   GenerationOptions alone = opts;
   alone.max_new_tokens = 40;
   EXPECT_EQ(batch.generation(1).tokens,
@@ -148,7 +181,8 @@ TEST(DecodingBatch, AddedRowsTakePromptsWithoutDisturbingTheOthers) {
   expect_added_rows_work(load_model(stories_dir()));
 }
 
-// The same on the GPU, where the join's and the growth's copies and fills run as CUDA kernels.
+// The same on the GPU, where the copies and fills of joining, growing and dropping rows run as
+// CUDA kernels.
 // Skipped, saying why, without a CUDA device.
 TEST(DecodingBatch, OnTheGpuAJoinedPromptGeneratesWhatItWouldAlone) {
   std::string why;
