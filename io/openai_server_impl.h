@@ -160,9 +160,6 @@ struct OpenAiServer::Impl {
   // batch's room), oldest first, adding rows up to --max-batch when the free ones are too few;
   // returns how many joined.
   int64_t join_queued(DecodingBatch& batch, BatchRows& rows, const SamplingOptions& sampling);
-  // With nothing joining, drops the ended rows once they are half the batch or more: computing
-  // them would cost as much as the rows still generating.
-  void drop_ended_rows(DecodingBatch& batch, BatchRows& rows);
   void generation_loop();
 };
 

@@ -161,20 +161,6 @@ int64_t OpenAiServer::Impl::join_queued(DecodingBatch& batch, BatchRows& rows,
   return static_cast<int64_t>(placed.size());
 }
 
-void OpenAiServer::Impl::drop_ended_rows(DecodingBatch& batch, BatchRows& rows) {
-  const int64_t live = batch.live_rows();
-  if (live == 0 || 2 * live > batch.rows()) return;
-  std::vector<int64_t> keep;
-  BatchRows kept;
-  for (int64_t r = 0; r < batch.rows(); ++r) {
-    if (!batch.live(r)) continue;
-    keep.push_back(r);
-    kept.push_back(rows[static_cast<size_t>(r)]);
-  }
-  batch.keep_rows(keep);
-  rows = std::move(kept);
-}
-
 void OpenAiServer::Impl::run_batch(BatchRows rows) {
   const SamplingOptions sampling = rows.front()->sampling;
   std::vector<std::vector<int32_t>> prompts;
@@ -212,7 +198,14 @@ void OpenAiServer::Impl::run_batch(BatchRows rows) {
       if (abort) throw ShuttingDown();
       if (!batch.any_live()) break;
       batch.decode();
-      if (join_queued(batch, rows, sampling) == 0) drop_ended_rows(batch, rows);
+      if (join_queued(batch, rows, sampling) == 0) {
+        const std::vector<int64_t> kept = batch.drop_ended_rows();
+        if (!kept.empty()) {
+          BatchRows still;
+          for (int64_t r : kept) still.push_back(rows[static_cast<size_t>(r)]);
+          rows = std::move(still);
+        }
+      }
     }
   } catch (const ShuttingDown& e) {
     for (const auto& job : rows) {

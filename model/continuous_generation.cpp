@@ -92,19 +92,13 @@ class Scheduler {
     return static_cast<int64_t>(rows.size());
   }
 
-  // Drops the ended rows, once they are half the batch or more: nothing waiting fits now, and
-  // computing them would cost as much as the rows still generating. Returns whether it did.
+  // Drops the ended rows once they are half the batch or more (DecodingBatch::drop_ended_rows);
+  // returns whether it did.
   bool drop_ended_rows(DecodingBatch& batch) {
-    const int64_t live = batch.live_rows();
-    if (live == 0 || 2 * live > batch.rows()) return false;
-    std::vector<int64_t> keep;
+    const std::vector<int64_t> kept = batch.drop_ended_rows();
+    if (kept.empty()) return false;
     std::vector<size_t> prompts;
-    for (int64_t r = 0; r < batch.rows(); ++r) {
-      if (!batch.live(r)) continue;
-      keep.push_back(r);
-      prompts.push_back(in_row_[static_cast<size_t>(r)]);
-    }
-    batch.keep_rows(keep);
+    for (int64_t r : kept) prompts.push_back(in_row_[static_cast<size_t>(r)]);
     in_row_ = std::move(prompts);
     return true;
   }

@@ -187,6 +187,17 @@ void DecodingBatch::keep_rows(const std::vector<int64_t>& rows) {
   tokens_ = Tensor::empty({B}, DType::i32, model_.device());
 }
 
+std::vector<int64_t> DecodingBatch::drop_ended_rows() {
+  const int64_t live = live_rows();
+  if (live == 0 || 2 * live > rows()) return {};
+  std::vector<int64_t> keep;
+  for (int64_t r = 0; r < rows(); ++r) {
+    if (this->live(r)) keep.push_back(r);
+  }
+  keep_rows(keep);
+  return keep;
+}
+
 int64_t DecodingBatch::live_rows() const {
   return std::count_if(rows_.begin(), rows_.end(), [](const Row& r) { return r.live; });
 }

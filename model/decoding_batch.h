@@ -67,8 +67,11 @@ class DecodingBatch {
   void add_rows(int64_t n);
 
   // Keeps rows `rows` (in that order, each once), dropping the others: row i becomes rows[i].
-  // A batch whose rows have mostly ended stops computing them.
   void keep_rows(const std::vector<int64_t>& rows);
+  // Drops the ended rows once they are half the batch or more (computing them would cost as much
+  // as the rows still generating); returns the old numbers of the rows kept, in their new order
+  // (empty: nothing dropped).
+  std::vector<int64_t> drop_ended_rows();
   int64_t live_rows() const;
 
   // Whether a prompt of `tokens` tokens can join now: it fits left of the cached positions.

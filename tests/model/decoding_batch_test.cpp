@@ -111,6 +111,8 @@ TEST(DecodingBatch, KeptRowsGoOnAsBefore) {
   batch.sample();
   run_until(batch, 1, 5);
   batch.end_row(0);
+  EXPECT_TRUE(batch.drop_ended_rows().empty());  // one of four ended: kept
+  EXPECT_EQ(batch.rows(), 4);
   batch.end_row(2);
   EXPECT_EQ(batch.live_rows(), 2);
   EXPECT_THROW(batch.keep_rows({3, 3}), Error);
@@ -127,6 +129,10 @@ TEST(DecodingBatch, KeptRowsGoOnAsBefore) {
             first(generate(model, {prompts[3]}, alone, {13})[0].tokens, 20));
   EXPECT_EQ(batch.generation(1).tokens,
             first(generate(model, {prompts[1]}, alone, {11})[0].tokens, 20));
+  batch.end_row(0);  // half ended: dropped
+  EXPECT_EQ(batch.drop_ended_rows(), std::vector<int64_t>{1});
+  EXPECT_EQ(batch.rows(), 1);
+  EXPECT_EQ(batch.generation(0).tokens.size(), 20u);
 }
 
 // Learned positions (GPT-2) and a sliding window shorter than the padding before the joined
