@@ -6,7 +6,7 @@
 // the wrong method 405; every error is an OpenAI-shaped JSON body, never a dropped connection.
 //
 // Batching: HTTP threads only parse, tokenize and wait. One generation thread takes the pending
-// requests, up to `max_batch` whose sampling settings (temperature, top_p, seed) are equal, and
+// requests, up to `max_batch` whose sampling settings (temperature, top_p) are equal, and
 // decodes them together in a model/decoding_batch.h batch. A request with a seed samples from
 // (seed, stream 0) and one without from (the server's --seed, a stream of its own), greedy ones
 // from nothing, so a response never depends on what it was batched with. Each row ends at its

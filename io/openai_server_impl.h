@@ -56,9 +56,10 @@ struct Job {
   std::atomic<bool> wanted{true};
 };
 
+// Whether two requests can share a batch: the sampling kernel takes one temperature, top-p and
+// top-k for every row; seeds are per row.
 inline bool same_sampling(const SamplingOptions& a, const SamplingOptions& b) {
-  return a.temperature == b.temperature && a.top_p == b.top_p && a.top_k == b.top_k &&
-         a.seed == b.seed;
+  return a.temperature == b.temperature && a.top_p == b.top_p && a.top_k == b.top_k;
 }
 
 inline int64_t unix_now() {

@@ -150,13 +150,14 @@ int64_t OpenAiServer::Impl::join_queued(DecodingBatch& batch, BatchRows& rows,
   }
   std::vector<int64_t> at;
   std::vector<std::vector<int32_t>> prompts;
-  std::vector<uint64_t> streams;
+  std::vector<uint64_t> streams, seeds;
   for (size_t r : placed) {
     at.push_back(static_cast<int64_t>(r));
     prompts.push_back(rows[r]->prompt);
     streams.push_back(rows[r]->stream);
+    seeds.push_back(rows[r]->sampling.seed);
   }
-  batch.join(at, prompts, streams);  // one prefill for them all
+  batch.join(at, prompts, streams, seeds);  // one prefill for them all
   joined += static_cast<int64_t>(placed.size());
   return static_cast<int64_t>(placed.size());
 }
@@ -164,11 +165,12 @@ int64_t OpenAiServer::Impl::join_queued(DecodingBatch& batch, BatchRows& rows,
 void OpenAiServer::Impl::run_batch(BatchRows rows) {
   const SamplingOptions sampling = rows.front()->sampling;
   std::vector<std::vector<int32_t>> prompts;
-  std::vector<uint64_t> streams;
+  std::vector<uint64_t> streams, seeds;
   int64_t longest = 0, most = 0;
   for (const auto& job : rows) {
     prompts.push_back(job->prompt);
     streams.push_back(job->stream);
+    seeds.push_back(job->sampling.seed);
     longest = std::max<int64_t>(longest, static_cast<int64_t>(job->prompt.size()));
     most = std::max(most, job->max_new_tokens);
   }
@@ -176,7 +178,7 @@ void OpenAiServer::Impl::run_batch(BatchRows rows) {
     // take_batch() made every request fit: longest + most <= context.
     DecodingBatch batch(model, sampling, eos_ids,
                         std::min(context, kJoinRoomFactor * (longest + most)));
-    batch.start(prompts, streams);
+    batch.start(prompts, streams, seeds);
     ++batches;
     const auto size = static_cast<int64_t>(rows.size());
     for (int64_t seen = largest_batch;

@@ -66,13 +66,15 @@ DecodingBatch::DecodingBatch(const Transformer& model, SamplingOptions sampling,
 }
 
 void DecodingBatch::start(const std::vector<std::vector<int32_t>>& prompts,
-                          std::vector<uint64_t> stream_ids) {
+                          std::vector<uint64_t> stream_ids, const std::vector<uint64_t>& seeds) {
   NoGradGuard no_grad;
   RLAIF_CHECK(!cache_, "DecodingBatch::start: already started");
   const int64_t B = static_cast<int64_t>(prompts.size());
   RLAIF_CHECK(B > 0, "DecodingBatch::start: no prompts");
   RLAIF_CHECK(stream_ids.empty() || stream_ids.size() == prompts.size(),
               "DecodingBatch: ", stream_ids.size(), " stream ids for ", prompts.size(), " prompts");
+  RLAIF_CHECK(seeds.empty() || seeds.size() == prompts.size(), "DecodingBatch: ", seeds.size(),
+              " seeds for ", prompts.size(), " prompts");
   int64_t longest = 0;
   for (size_t b = 0; b < prompts.size(); ++b) {
     RLAIF_CHECK(!prompts[b].empty(), "generate: prompt ", b, " is empty (start it with BOS)");
@@ -86,6 +88,7 @@ void DecodingBatch::start(const std::vector<std::vector<int32_t>>& prompts,
   for (size_t b = 0; b < prompts.size(); ++b) {
     Row& row = rows_[b];
     row.live = true;
+    row.seed = seeds.empty() ? sampling_.seed : seeds[b];
     row.stream = stream_ids.empty() ? static_cast<uint64_t>(b) : stream_ids[b];
     row.next_position = static_cast<int32_t>(prompts[b].size());
   }
@@ -110,7 +113,7 @@ std::vector<int64_t> DecodingBatch::sample() {
   // which keeps the call one rectangular batch.
   float* u = uniforms_host_.data<float>();
   for (size_t b = 0; b < rows_.size(); ++b) {
-    u[b] = sampling_uniform(sampling_.seed, rows_[b].stream,
+    u[b] = sampling_uniform(rows_[b].seed, rows_[b].stream,
                             static_cast<uint64_t>(rows_[b].out.tokens.size()));
   }
   backend_for(model_.device())
@@ -204,11 +207,13 @@ int64_t DecodingBatch::live_rows() const {
 
 void DecodingBatch::join(const std::vector<int64_t>& rows,
                          const std::vector<std::vector<int32_t>>& prompts,
-                         const std::vector<uint64_t>& stream_ids) {
+                         const std::vector<uint64_t>& stream_ids,
+                         const std::vector<uint64_t>& seeds) {
   NoGradGuard no_grad;
-  RLAIF_CHECK(rows.size() == prompts.size() && stream_ids.size() == prompts.size(),
-              "DecodingBatch::join: ", rows.size(), " rows, ", prompts.size(), " prompts and ",
-              stream_ids.size(), " stream ids");
+  RLAIF_CHECK(rows.size() == prompts.size() && stream_ids.size() == prompts.size() &&
+                  (seeds.empty() || seeds.size() == prompts.size()),
+              "DecodingBatch::join: ", rows.size(), " rows, ", prompts.size(), " prompts, ",
+              stream_ids.size(), " stream ids and ", seeds.size(), " seeds");
   if (rows.empty()) return;
   int64_t longest = 0;
   for (size_t k = 0; k < rows.size(); ++k) {
@@ -233,6 +238,7 @@ void DecodingBatch::join(const std::vector<int64_t>& rows,
     Row& r = rows_[static_cast<size_t>(row)];
     r = Row{};
     r.live = true;
+    r.seed = seeds.empty() ? sampling_.seed : seeds[static_cast<size_t>(k)];
     r.stream = stream_ids[static_cast<size_t>(k)];
     r.next_position = static_cast<int32_t>(prompts[static_cast<size_t>(k)].size());
   }

@@ -13,8 +13,9 @@
 //   join(r, p):    row r (ended) gets p's keys and values at [length - |p|, length), padding
 //                  before them, and p's last logits, so the next sample() gives its first token
 //
-// Sampling randomness comes from each row's own stream and its own token count
-// (model/sampling.h), so neither batching nor joining changes the sampled tokens.
+// Sampling randomness comes from each row's own seed and stream and its own token count
+// (model/sampling.h), so neither batching nor joining changes the sampled tokens, and rows of
+// different seeds share a batch.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +41,10 @@ class DecodingBatch {
                 int64_t capacity);
 
   // Prefills the first prompts together, one row each (non-empty, at most capacity - 1 tokens).
-  void start(const std::vector<std::vector<int32_t>>& prompts, std::vector<uint64_t> stream_ids);
+  // `seeds` (one per prompt, default: every row the batch's sampling seed) and `stream_ids`
+  // (default 0, 1, 2, ...) pick each row's sampling stream (model/sampling.h).
+  void start(const std::vector<std::vector<int32_t>>& prompts, std::vector<uint64_t> stream_ids,
+             const std::vector<uint64_t>& seeds = {});
 
   int64_t rows() const { return static_cast<int64_t>(rows_.size()); }
   int64_t length() const { return cache_ ? cache_->length() : 0; }
@@ -80,7 +84,7 @@ class DecodingBatch {
   // rows `rows`, one each, with their sampling streams (see the top of this file). Error unless
   // every prompt can_join() and every row has ended.
   void join(const std::vector<int64_t>& rows, const std::vector<std::vector<int32_t>>& prompts,
-            const std::vector<uint64_t>& stream_ids);
+            const std::vector<uint64_t>& stream_ids, const std::vector<uint64_t>& seeds = {});
   void join(int64_t row, const std::vector<int32_t>& prompt, uint64_t stream_id) {
     join(std::vector<int64_t>{row}, {prompt}, {stream_id});
   }
@@ -89,7 +93,7 @@ class DecodingBatch {
   struct Row {
     Generation out;
     bool live = false;
-    uint64_t stream = 0;
+    uint64_t seed = 0, stream = 0;
     int32_t next_position = 0;
   };
 

@@ -406,6 +406,42 @@ TEST_F(OpenAiServerTest, ABurstIsBatchedWithoutChangingAnyOutput) {
   EXPECT_EQ(after.joined - before.joined, 8);
 }
 
+// Sampled requests with different seeds share one batch (each row draws from its own seed), and
+// each gets the answer it gets alone.
+TEST_F(OpenAiServerTest, RequestsWithDifferentSeedsShareABatch) {
+  auto body_of = [](int i) {
+    return std::string(R"({"prompt":"Once upon a time","temperature":1.0,"max_tokens":12,)") +
+           R"("seed":)" + std::to_string(100 + i) + "}";
+  };
+  std::vector<std::string> alone(4);
+  for (int i = 0; i < 4; ++i) {
+    auto res = post("/v1/completions", body_of(i));
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    alone[static_cast<size_t>(i)] = parse(res->body)["choices"][0]["text"].GetString();
+  }
+  EXPECT_NE(alone[0], alone[1]);  // the seeds matter
+  const ServerStats before = server_->stats();
+  server_->pause_generation(true);
+  std::vector<std::string> together(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      auto res = post("/v1/completions", body_of(i));
+      if (res && res->status == 200)
+        together[static_cast<size_t>(i)] = parse(res->body)["choices"][0]["text"].GetString();
+    });
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       server_->stats().queued < 4 && std::chrono::steady_clock::now() < deadline;)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(server_->stats().queued, 4);
+  server_->pause_generation(false);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(together, alone);
+  EXPECT_EQ(server_->stats().batches - before.batches, 1);
+  EXPECT_EQ(server_->stats().largest_batch, 4);
+}
+
 TEST_F(OpenAiServerTest, TooManyConcurrentRequestsGet429) {
   ServerOptions o;
   o.max_concurrent = 2;
