@@ -59,6 +59,14 @@ class OpenAiServerTest : public test::ServerFixture {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     ASSERT_EQ(server_->stats().in_flight, n);
   }
+  // Waits up to 10 s for n requests to be queued (in flight is counted when a handler starts;
+  // batches are formed from what is queued).
+  void wait_queued(int64_t n) const {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (server_->stats().queued < n && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_EQ(server_->stats().queued, n);
+  }
 };
 
 rapidjson::Document parse(const std::string& body) {
@@ -386,11 +394,7 @@ TEST_F(OpenAiServerTest, ABurstIsBatchedWithoutChangingAnyOutput) {
       if (res->status == 200) together[static_cast<size_t>(i)] = content_of(parse(res->body));
     });
   wait_in_flight(32);
-  // In flight is counted when a handler starts; the batches are formed from what is queued.
-  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-       server_->stats().queued < 32 && std::chrono::steady_clock::now() < deadline;)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  EXPECT_EQ(server_->stats().queued, 32);
+  wait_queued(32);
   server_->pause_generation(false);
   for (auto& t : threads) t.join();
   for (int i = 0; i < 32; ++i) {
@@ -431,10 +435,7 @@ TEST_F(OpenAiServerTest, RequestsWithDifferentSeedsShareABatch) {
       if (res && res->status == 200)
         together[static_cast<size_t>(i)] = parse(res->body)["choices"][0]["text"].GetString();
     });
-  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-       server_->stats().queued < 4 && std::chrono::steady_clock::now() < deadline;)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  EXPECT_EQ(server_->stats().queued, 4);
+  wait_queued(4);
   server_->pause_generation(false);
   for (auto& t : threads) t.join();
   EXPECT_EQ(together, alone);
